@@ -1,0 +1,59 @@
+/*
+ * router.h: the published routing table and the routing decision.
+ *
+ * Readers (vCPU threads, the main loop, anything that routes) read the
+ * current table through router_current() without a lock; a writer builds a
+ * new table, router_publish() swaps it in with one atomic store, and the old
+ * table is freed once every registered reader thread has passed a quiescent
+ * state (liburcu's QSBR flavour). A reader thread must:
+ *   - call router_thread_register() once before its first read and
+ *     router_thread_unregister() before it exits;
+ *   - call router_thread_offline() before it blocks for an unbounded time
+ *     (KVM_RUN, poll) and router_thread_online() afterwards, so that a halted
+ *     guest never stalls an update;
+ *   - not keep a table or route pointer across an offline period.
+ */
+#ifndef VMMUX_ROUTE_ROUTER_H
+#define VMMUX_ROUTE_ROUTER_H
+
+#include <stdint.h>
+
+#include "route/table.h"
+#include "util/err.h"
+
+/* The routing decision for one event. */
+struct route_target {
+	uint16_t vmm;       /* VMM id that handles the event */
+	uint16_t route;     /* route index in the table, or ROUTE_NONE */
+	uint64_t generation; /* the table generation that decided */
+	const struct route *r; /* the route, or NULL for the type default */
+};
+
+/* Publish the first table; must be called before any reader runs. */
+void router_init(struct route_table *t);
+
+/*
+ * Replace the current table with T (ownership passes to the router; stats of
+ * routes whose spec text is unchanged carry over). Waits for a grace period
+ * and frees the old table. T's generation is set to the old one plus 1.
+ * Safe to call from any thread, registered or not; writers are serialised.
+ */
+void router_publish(struct route_table *t);
+
+/* Free the last table at exit (no reader may run any more). */
+void router_fini(void);
+
+/* The current table; only inside an online read-side period. */
+const struct route_table *router_current(void);
+
+/* Decide who handles EV (ev->flags gets VMMUX_EVF_UNROUTED if no route). */
+struct route_target router_resolve(const struct route_table *t, struct vmmux_event *ev);
+
+void router_thread_register(void);
+void router_thread_unregister(void);
+void router_thread_offline(void);
+void router_thread_online(void);
+/* Announce a quiescent state without going offline. */
+void router_quiescent(void);
+
+#endif

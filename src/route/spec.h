@@ -1,0 +1,90 @@
+/*
+ * spec.h: the route-spec grammar, shared by the command line, the config file
+ * and the control API.
+ *
+ *   SPEC    := KIND ":" KEY "=" VMM { ";" OPTION }
+ *   KIND    := "io" | "mmio" | "msr" | "hypercall" | "exception" | "platform"
+ *            | "request" | "type"
+ *   KEY     := ITEM | ITEM "-" ITEM | ITEM "+" SIZE    (inclusive range, or
+ *              base and size; every kind accepts all three forms)
+ *   ITEM    := number (decimal or 0x hex) | a name of the kind:
+ *              type:      io mmio msr hlt hypercall exception shutdown
+ *                         platform irq request fault
+ *              platform:  smi reset poweroff powerbtn watchdog
+ *              request:   exit
+ *              exception: de db nmi bp of br ud nm df ts np ss gp pf mf ac
+ *                         mc xm
+ *   VMM     := a VMM instance name: [a-z0-9_-], 1 to VMMUX_NAME_MAX-1 chars
+ *   OPTION  := "posted" | "fallback=" VMM | "timeout=" DURATION
+ *
+ * Key domains: io 0-0xffff; mmio 64-bit; msr 32-bit; hypercall 0-255 (the
+ * route covers port 0x500+nr); exception 0-255; platform, request and type
+ * their enumerations. "posted" is valid for io and mmio routes only (it
+ * concerns writes whose reply the guest does not wait for).
+ */
+#ifndef VMMUX_ROUTE_SPEC_H
+#define VMMUX_ROUTE_SPEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+#define VMMUX_NAME_MAX 32
+#define ROUTE_SPEC_TEXT_MAX 256
+
+enum route_kind {
+	ROUTE_IO = 0,
+	ROUTE_MMIO,
+	ROUTE_MSR,
+	ROUTE_HYPERCALL,
+	ROUTE_EXCEPTION,
+	ROUTE_PLATFORM,
+	ROUTE_REQUEST,
+	ROUTE_TYPE,
+	ROUTE__KINDS
+};
+
+#define ROUTE_OPT_POSTED   0x1u
+#define ROUTE_OPT_FALLBACK 0x2u
+#define ROUTE_OPT_TIMEOUT  0x4u
+
+/* One parsed route spec. lo <= hi always; both inside the kind's domain. */
+struct route_spec {
+	enum route_kind kind;
+	uint64_t lo, hi;                 /* inclusive key range */
+	char vmm[VMMUX_NAME_MAX];        /* target VMM name */
+	uint32_t opts;                   /* ROUTE_OPT_* present */
+	char fallback[VMMUX_NAME_MAX];   /* with ROUTE_OPT_FALLBACK */
+	uint64_t timeout_ns;             /* with ROUTE_OPT_TIMEOUT; > 0 */
+	char text[ROUTE_SPEC_TEXT_MAX];  /* canonical text, see route_spec_format */
+};
+
+/*
+ * Parse SPEC. On error returns -1 with a message in e that quotes the spec
+ * and says what is wrong ("route 'io:0x3f8-0x3f0=uart': range end 0x3f0 is
+ * below its start 0x3f8"). On success fills *out, including out->text.
+ */
+int route_spec_parse(const char *spec, struct route_spec *out, struct errbuf *e);
+
+/*
+ * Canonical text of a spec: lower-case kind, hex keys for io/mmio/msr
+ * ("io:0x3f8-0x3ff=uart"), decimal for hypercall and exception, names for
+ * type/platform/request, a single key when lo == hi, options in the order
+ * posted, fallback, timeout. Parsing the text gives the same spec.
+ */
+void route_spec_format(const struct route_spec *s, char *buf, size_t len);
+
+/* Names of kinds, event types, platform codes, request kinds, or NULL. */
+const char *route_kind_name(enum route_kind k);
+const char *event_type_name(unsigned type);
+const char *platform_code_name(unsigned code);
+const char *request_kind_name(unsigned kind);
+
+/* Name -> number; return -1 when unknown. */
+int event_type_parse(const char *name);
+
+/* True when NAME is a valid VMM name. */
+bool vmm_name_valid(const char *name);
+
+#endif

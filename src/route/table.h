@@ -1,0 +1,122 @@
+/*
+ * table.h: the routing table, an immutable snapshot.
+ *
+ * The table is the "resource" whose "fields" name the VMM for an event: one
+ * default VMM per event type, and keyed fields (port ranges, MMIO ranges, MSR
+ * ranges, hypercall numbers, exception vectors, platform codes, request
+ * kinds). A table is built once from a list of route specs and never changed
+ * afterwards; the router (router.h) publishes a new table to change routing.
+ *
+ * Lookups take no lock and make no system call:
+ *   - ports and hypercalls: one 64Ki-entry array of route indices (128 KiB),
+ *     O(1); a hypercall:N route occupies port 0x500+N, so that overlaps
+ *     between io and hypercall routes are caught like any other;
+ *   - MMIO and MSR: sorted arrays of non-overlapping ranges, binary search;
+ *   - exception vectors, platform codes, request kinds, type defaults:
+ *     small direct arrays.
+ * Overlapping routes of one kind are refused at build time with an error that
+ * names both specs.
+ */
+#ifndef VMMUX_ROUTE_TABLE_H
+#define VMMUX_ROUTE_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "route/spec.h"
+#include "util/err.h"
+#include <vmmux/vmmux.h>
+
+/* VMM ids are small integers; 0 is always the main VMM. */
+#define VMM_ID_MAIN 0
+#define VMM_ID_NONE 0xffffu
+#define VMM_MAX 64
+
+/* Route index in a table; ROUTE_NONE when no keyed route matched. */
+#define ROUTE_NONE 0xffffu
+#define ROUTE_MAX 4096 /* routes per table, type defaults included */
+
+#define HYPERCALL_PORT_BASE 0x500u
+#define HYPERCALL_MAX 255u
+
+struct route_stats; /* stats.h; per route, shared by every table holding it */
+
+/* One compiled route. */
+struct route {
+	struct route_spec spec;
+	uint16_t vmm;      /* target VMM id */
+	uint16_t fallback; /* VMM id, or VMM_ID_NONE */
+	uint32_t flags;    /* ROUTE_OPT_* */
+	uint64_t timeout_ns;
+	struct route_stats *stats; /* never NULL in a published table */
+};
+
+/* A range entry of the MMIO and MSR indices. */
+struct route_range {
+	uint64_t lo, hi;
+	uint16_t route;
+};
+
+struct route_table {
+	uint64_t generation; /* set by the router when published */
+	uint16_t port[65536]; /* route index per port, ROUTE_NONE if none */
+	uint16_t type_default[VMMUX_EV__COUNT]; /* VMM id per event type */
+	uint16_t type_route[VMMUX_EV__COUNT];   /* route index of a type: route */
+	uint16_t exception[256];                /* route index per vector */
+	uint16_t platform[VMMUX_PLAT__COUNT];
+	uint16_t request[VMMUX_REQ__COUNT];
+	struct route_range *mmio; /* sorted by lo, non-overlapping */
+	size_t nmmio;
+	struct route_range *msr;
+	size_t nmsr;
+	size_t nroutes;
+	struct route *routes; /* nroutes entries */
+};
+
+/*
+ * Resolve a VMM name to its id; returns VMM_ID_NONE when no VMM has that
+ * name. Supplied by whoever builds a table (the VMM registry, a test).
+ */
+typedef uint16_t (*vmm_resolve_fn)(void *arg, const char *name);
+
+/*
+ * Build a table from specs. Every type default starts as the main VMM; a
+ * type: route changes it. Fails (-1, message in e) on an unknown VMM name
+ * (fallback included), an overlap (naming both specs and the first key they
+ * share), a posted option on a kind that has no writes, more than ROUTE_MAX
+ * routes, or out of memory. The returned table is owned by the caller
+ * (route_table_free) and has stats == NULL in every route until
+ * the router attaches them.
+ */
+struct route_table *route_table_build(const struct route_spec *specs, size_t n,
+				      vmm_resolve_fn resolve, void *arg, struct errbuf *e);
+
+void route_table_free(struct route_table *t);
+
+/* Keyed lookups: the matching route's index, or ROUTE_NONE. */
+static inline uint16_t route_lookup_port(const struct route_table *t, uint16_t port)
+{
+	return t->port[port];
+}
+uint16_t route_lookup_mmio(const struct route_table *t, uint64_t gpa);
+uint16_t route_lookup_msr(const struct route_table *t, uint32_t index);
+
+/*
+ * The route for an event: keyed by type and key as the table describes. For
+ * VMMUX_EV_IO the port route; for VMMUX_EV_HYPERCALL the route at port
+ * 0x500+key. Returns ROUTE_NONE when only the type default applies.
+ */
+uint16_t route_lookup_event(const struct route_table *t, const struct vmmux_event *ev);
+
+/*
+ * The routes of kind MSR merged into at most max_ranges disjoint [lo, hi]
+ * ranges (adjacent and nearby ranges merged as needed, so the result covers
+ * at least every routed MSR). Returns the number of ranges, or -1 when even
+ * merging cannot make them fit in a KVM MSR filter range each
+ * (KVM_MSR_FILTER_MAX_BITMAP_SIZE bytes of bitmap, i.e. 0x3000 MSRs).
+ * Used by the VM to program KVM_X86_SET_MSR_FILTER.
+ */
+int route_table_msr_ranges(const struct route_table *t, struct route_range *out,
+			   size_t max_ranges, struct errbuf *e);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * stats.h: event statistics with latency percentiles.
+ *
+ * Counters are updated with relaxed atomics from any thread; no lock and no
+ * system call on the event path. A histogram has log-linear buckets (16 per
+ * power of two of nanoseconds), so a percentile is exact to within 1/16.
+ * Statistics are kept per event type, per route (by canonical spec text, so a
+ * route keeps its counts across table updates) and per VMM.
+ */
+#ifndef VMMUX_STATS_STATS_H
+#define VMMUX_STATS_STATS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <vmmux/vmmux.h>
+
+#define HIST_SUB 16
+#define HIST_BUCKETS (64 * HIST_SUB)
+
+struct hist {
+	uint64_t count;
+	uint64_t sum_ns;
+	uint64_t max_ns;
+	uint64_t bucket[HIST_BUCKETS];
+};
+
+/* Add one sample (thread-safe, relaxed atomics). */
+void hist_add(struct hist *h, uint64_t ns);
+/* Percentile P (0-100) of the samples, in ns; 0 when empty. */
+uint64_t hist_percentile(const struct hist *h, double p);
+/* Merge SRC into DST (not atomic with respect to concurrent adds to DST). */
+void hist_merge(struct hist *dst, const struct hist *src);
+
+struct route_stats {
+	char spec[256];
+	struct hist lat;
+	struct route_stats *next;
+};
+
+/* The route_stats for a canonical spec text, created on first use; lives
+ * until stats_fini. Thread-safe (writers are rare: table builds). */
+struct route_stats *stats_route(const char *spec_text);
+
+/* Per type and per VMM statistics (VMM ids below VMM_MAX). */
+void stats_record(unsigned type, uint16_t vmm, struct route_stats *rs, uint64_t ns);
+/* Count an event that got its type's built-in default because no keyed
+ * route matched. */
+void stats_count_unrouted(unsigned type);
+
+/* Time source for latencies: CLOCK_MONOTONIC in ns (vDSO, no system call). */
+uint64_t stats_now_ns(void);
+
+/* The start of the run, for events/s in the report. */
+void stats_start(void);
+
+/* Print the report to F: per type, per route, per VMM (name via callback). */
+typedef const char *(*stats_vmm_name_fn)(uint16_t id, char *where, size_t wlen);
+void stats_print(FILE *f, stats_vmm_name_fn name);
+/* Write the same as one JSON object to F. */
+void stats_print_json(FILE *f, stats_vmm_name_fn name);
+
+/* Read-only access for tests and the demo summary. */
+const struct hist *stats_type_hist(unsigned type);
+const struct hist *stats_vmm_hist(uint16_t vmm);
+uint64_t stats_unrouted(unsigned type);
+
+void stats_fini(void);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * log.h: vmmux's log on stderr, with levels.
+ *
+ * stdout belongs to the guest's console; everything vmmux says goes to
+ * stderr as "vmmux: LEVEL: message". The level is set once at start-up
+ * (--log-level, VMMUX_LOG) and read without locks afterwards.
+ */
+#ifndef VMMUX_UTIL_LOG_H
+#define VMMUX_UTIL_LOG_H
+
+#include <vmmux/vmmux.h>
+
+/* Current level (enum vmmux_log_level); messages above it are dropped. */
+extern int log_level;
+
+/* Parse "error", "warn", "info", "debug"; returns the level or -1. */
+int log_level_parse(const char *s);
+
+/* Emit one line at LEVEL; the line is written with a single write(2). */
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_vmsg(int level, const char *prefix, const char *fmt, __builtin_va_list ap);
+
+#define log_error(...) log_msg(VMMUX_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg(VMMUX_LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(VMMUX_LOG_INFO, __VA_ARGS__)
+#define log_debug(...)                                                                             \
+	do {                                                                                       \
+		if (log_level >= VMMUX_LOG_DEBUG)                                                  \
+			log_msg(VMMUX_LOG_DEBUG, __VA_ARGS__);                                     \
+	} while (0)
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * guest_mem.h: guest RAM and checked access to it.
+ *
+ * Guest RAM is one memfd (so that a parallel VMM can map windows of it),
+ * mapped once in the vmmux process and registered with KVM as slot 0 at
+ * guest-physical address 0. Every access vmmux makes on the guest's behalf
+ * goes through gm_ptr, which checks [gpa, gpa+len) against the RAM size with
+ * overflow checks, in the spirit of Solo5's HVT_CHECKED_GPA_P.
+ */
+#ifndef VMMUX_VM_GUEST_MEM_H
+#define VMMUX_VM_GUEST_MEM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct guest_mem {
+	uint8_t *host; /* mapping of the whole RAM */
+	uint64_t size; /* bytes, a multiple of 4 KiB */
+	int memfd;     /* -1 for memory that is not a memfd (unit tests) */
+};
+
+/* True when [gpa, gpa+len) lies inside RAM; len 0 is inside when gpa <= size. */
+static inline bool gm_range_ok(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	return gpa <= m->size && len <= m->size - gpa;
+}
+
+/* Host pointer for [gpa, gpa+len), or NULL when the range leaves RAM. */
+static inline void *gm_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	return gm_range_ok(m, gpa, len) ? m->host + gpa : (void *)0;
+}
+
+#endif

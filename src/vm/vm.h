@@ -1,0 +1,57 @@
+/*
+ * vm.h: the KVM virtual machine: /dev/kvm, the VM, guest RAM, the vCPU
+ * descriptors and the machine-wide KVM state (irqchip, PIT, MSR filter,
+ * CPUID, guest debug).
+ */
+#ifndef VMMUX_VM_VM_H
+#define VMMUX_VM_VM_H
+
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "route/table.h"
+#include "util/err.h"
+#include "vm/guest_mem.h"
+
+struct vm_vcpu {
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+};
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	size_t run_size; /* KVM_GET_VCPU_MMAP_SIZE */
+	struct guest_mem mem;
+	bool irqchip;
+	bool msr_exits; /* KVM_CAP_X86_USER_SPACE_MSR enabled */
+	unsigned ncpus;
+	struct vm_vcpu *vcpus;
+	struct kvm_cpuid2 *cpuid; /* from KVM_GET_SUPPORTED_CPUID */
+};
+
+/*
+ * Open /dev/kvm, create the VM, guest RAM (memfd, C->mem_bytes), the
+ * irqchip and PIT when asked, the vCPUs with CPUID set (each with its own
+ * APIC ID), and enable user-space MSR exits (filter and unknown MSRs).
+ * Errors name the KVM step that failed and errno.
+ */
+int vm_create(struct vm *vm, const struct vmmux_config *c, struct errbuf *e);
+void vm_destroy(struct vm *vm);
+
+/* Program KVM_X86_SET_MSR_FILTER so that exactly T's MSR routes exit. */
+int vm_set_msr_filter(struct vm *vm, const struct route_table *t, struct errbuf *e);
+
+/* Program KVM_SET_GUEST_DEBUG on every vCPU from C (single-step, DR0-3). */
+int vm_set_guest_debug(struct vm *vm, const struct vmmux_config *c, struct errbuf *e);
+
+/* Raise or lower an IRQ line of the in-kernel irqchip (KVM_IRQ_LINE). */
+int vm_irq_line(struct vm *vm, uint32_t line, int level);
+
+/* Dump the registers of a vCPU to stderr (for fatal errors). */
+void vm_dump_vcpu(struct vm *vm, unsigned index);
+
+#endif

@@ -1,0 +1,112 @@
+/*
+ * vmm.h: VMM instances and the delivery of an event to one of them.
+ *
+ * The registry holds every VMM of the run: id 0 is the main VMM (the vmmux
+ * process's own handler for lifecycle, platform and default events), the
+ * others are instances of roles (include/vmmux/vmmux.h) named in the config.
+ * An in-process VMM's callbacks run under its mutex, on the thread that
+ * delivers (a vCPU thread or the main loop). Events a role raises are queued
+ * during the callback and routed after it returns, outside the mutex.
+ */
+#ifndef VMMUX_VMM_VMM_H
+#define VMMUX_VMM_VMM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "route/table.h"
+#include "stats/stats.h"
+#include "util/err.h"
+#include <vmmux/vmmux.h>
+
+#define VMM_ARGS_MAX 16
+#define VMM_RAISE_MAX 16
+
+enum vmm_placement {
+	VMM_IN_PROCESS = 0, /* runs inside the main VMM */
+};
+
+struct vmm_arg {
+	char *key;
+	char *value;
+};
+
+/* What the config says of one VMM instance. */
+struct vmm_config {
+	char name[VMMUX_NAME_MAX];
+	char role[VMMUX_NAME_MAX];
+	enum vmm_placement placement;
+	char *input;  /* "stdin", a path, or NULL for none */
+	char *output; /* "stdout", "stderr", a path, or NULL for none */
+	size_t nargs;
+	struct vmm_arg args[VMM_ARGS_MAX];
+};
+
+/* The context a role sees (opaque to roles; see vmmux.h). */
+struct vmmux_ctx {
+	struct vmm *vmm;
+};
+
+struct vmm {
+	uint16_t id;
+	char name[VMMUX_NAME_MAX];
+	const struct vmmux_role *role; /* NULL for the main VMM */
+	enum vmm_placement placement;
+	struct vmm_config cfg;
+	struct vmmux_ctx ctx;
+	void *priv;
+	int in_fd, out_fd;
+	bool input_eof;
+	pthread_mutex_t lock;
+	/* events raised during the current callback, routed after it */
+	struct vmmux_event raised[VMM_RAISE_MAX];
+	unsigned nraised;
+	unsigned raise_overflow;
+	uint16_t cur_vcpu; /* vCPU of the event being handled */
+	/* counters kept by the host */
+	uint64_t handle_errors;
+};
+
+/* The built-in roles, registered through a table (vmms/roles.c). */
+const struct vmmux_role *role_find(const char *name);
+/* Iterate the role table: returns NULL past the end. */
+const struct vmmux_role *role_at(size_t i);
+
+/*
+ * Create the registry: the main VMM plus one VMM per config, in order (ids
+ * 1..n). Opens each VMM's input and output, calls each role's init. On
+ * failure returns -1 with a message naming the VMM, and nothing is left
+ * open.
+ */
+int vmm_registry_init(const struct vmm_config *cfgs, size_t n, struct errbuf *e);
+void vmm_registry_fini(void);
+
+size_t vmm_count(void);
+struct vmm *vmm_get(uint16_t id);
+uint16_t vmm_lookup(const char *name); /* VMM_ID_NONE when unknown */
+/* vmm_resolve_fn for route_table_build. */
+uint16_t vmm_resolve(void *arg, const char *name);
+/* stats_vmm_name_fn: name and placement ("in-process"). */
+const char *vmm_stats_name(uint16_t id, char *where, size_t wlen);
+
+/*
+ * Deliver EV to VMM id, fill *rep, and route what the VMM raised. The main
+ * VMM's events go to main_vmm_handle. depth counts nested raises (a raised
+ * event delivered to a VMM that raises again); deeper than 8 is refused and
+ * logged. Returns 0, or -1 when the VMM failed to handle the event (rep then
+ * holds the type's built-in default reply).
+ */
+int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth);
+
+/*
+ * Route and deliver an event raised by SRC (a VMM id, or VMM_ID_NONE for the
+ * host itself: a timer, the control API). Used for raised events and by the
+ * main loop. Returns the delivery's result.
+ */
+int vmm_dispatch_raised(uint16_t src, struct vmmux_event *ev, unsigned depth);
+
+/* Poll loop support: the VMMs with an input fd to watch. */
+void vmm_reset_all(void);
+
+#endif
