@@ -112,4 +112,13 @@ int config_add_route(struct vmmux_config *c, const struct route_spec *r, struct 
  */
 int config_finish(struct vmmux_config *c, struct errbuf *e);
 
+/*
+ * vmm_resolve_fn over a finished config (ARG is the struct vmmux_config *):
+ * "main" is 0, the config's VMMs are 1..nvmms in order, exactly the ids the
+ * VMM registry gives them. Lets `vmmux routes` build a table without starting
+ * any VMM. config_vmm_name is the reverse (route_vmm_name_fn).
+ */
+uint16_t config_vmm_resolve(void *arg, const char *name);
+const char *config_vmm_name(void *arg, uint16_t id);
+
 #endif

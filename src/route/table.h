@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "route/spec.h"
 #include "util/err.h"
@@ -118,5 +119,13 @@ uint16_t route_lookup_event(const struct route_table *t, const struct vmmux_even
  */
 int route_table_msr_ranges(const struct route_table *t, struct route_range *out,
 			   size_t max_ranges, struct errbuf *e);
+
+/*
+ * Print T as `vmmux routes` shows it: one line per route in key order (the
+ * implicit type defaults last), with the VMM name from NAME (may return
+ * NULL for an unknown id).
+ */
+typedef const char *(*route_vmm_name_fn)(void *arg, uint16_t id);
+void route_table_dump(FILE *f, const struct route_table *t, route_vmm_name_fn name, void *arg);
 
 #endif

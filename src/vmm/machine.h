@@ -1,0 +1,52 @@
+/*
+ * machine.h: the life of a run, owned by the main VMM.
+ *
+ * machine_run builds everything a config describes (the VM, the VMM
+ * registry, the routing table, the guest image), starts one thread per vCPU,
+ * runs the main loop (VMM inputs, timers) and returns vmmux's exit status
+ * once the run ends: a guest power-off, an exit request (the exit device), a
+ * guest crash, or a vmmux error.
+ */
+#ifndef VMMUX_VMM_MACHINE_H
+#define VMMUX_VMM_MACHINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+/*
+ * Exit statuses. A guest's own ending is 0 (power-off) or odd (the exit
+ * device: ((V << 1) | 1) & 0xff, as QEMU's isa-debug-exit); vmmux's own
+ * failures are even and non-zero.
+ */
+#define EXIT_POWEROFF     0
+#define EXIT_USAGE        2 /* bad command line or config */
+#define EXIT_IMAGE        4 /* bad guest image */
+#define EXIT_HOST         6 /* host or KVM failure, unmodelled exit */
+#define EXIT_GUEST_CRASH  8 /* triple fault, unhandled guest exception, dead halt, watchdog */
+
+/* Run the machine C describes; returns the exit status. */
+int machine_run(struct vmmux_config *c);
+
+/*
+ * End the run with STATUS (the first request wins; later ones are logged at
+ * debug level). WHY is logged at info level for guest endings and at error
+ * level for failures. Any thread may call it; it kicks every vCPU.
+ */
+void machine_stop(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reset the VM: every vCPU returns to its boot state, the image is loaded
+ * again, every role is reset. Any thread may call it. */
+void machine_reset(const char *why);
+
+/* True once the run is ending. */
+bool machine_stopping(void);
+
+/* Raise or lower an IRQ line (in-kernel irqchip); -1 without one. */
+int machine_irq_line(uint32_t line, int level);
+
+/* Number of resets so far. */
+unsigned machine_resets(void);
+
+#endif
