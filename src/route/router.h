@@ -24,9 +24,9 @@
 /* The routing decision for one event. */
 struct route_target {
 	uint16_t vmm;       /* VMM id that handles the event */
-	uint16_t route;     /* route index in the table, or ROUTE_NONE */
+	uint16_t route;     /* index of r in the table */
 	uint64_t generation; /* the table generation that decided */
-	const struct route *r; /* the route, or NULL for the type default */
+	const struct route *r; /* the keyed route, or the type's route */
 };
 
 /* Publish the first table; must be called before any reader runs. */
@@ -46,7 +46,18 @@ void router_fini(void);
 /* The current table; only inside an online read-side period. */
 const struct route_table *router_current(void);
 
-/* Decide who handles EV (ev->flags gets VMMUX_EVF_UNROUTED if no route). */
+/*
+ * Decide who handles EV, in table T:
+ *   - an IO event whose port has a hypercall route, or has no route and lies
+ *     in 0x500-0x5ff, and that is a non-string 32-bit OUT, becomes a
+ *     HYPERCALL event (type, key = port - 0x500; value stays EAX, the
+ *     argument's GPA); other accesses to a hypercall route's port stay IO
+ *     events and go to that route's VMM;
+ *   - a keyed route match gives its VMM; otherwise the type default applies,
+ *     ev->flags gets VMMUX_EVF_UNROUTED and the route is the type's
+ *     (implicit or type:) route.
+ * The result's r is never NULL.
+ */
 struct route_target router_resolve(const struct route_table *t, struct vmmux_event *ev);
 
 void router_thread_register(void);

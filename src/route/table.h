@@ -81,8 +81,11 @@ struct route_table {
 typedef uint16_t (*vmm_resolve_fn)(void *arg, const char *name);
 
 /*
- * Build a table from specs. Every type default starts as the main VMM; a
- * type: route changes it. Fails (-1, message in e) on an unknown VMM name
+ * Build a table from specs. The table first holds one implicit route per
+ * event type, "type:NAME=main" (so every event has a route for statistics
+ * and type_route[t] is always a valid index); a type: spec replaces the
+ * implicit route of its types (a type: range such as type:io-msr=x covers
+ * several). Keyed specs follow in the order given. Fails (-1, message in e) on an unknown VMM name
  * (fallback included), an overlap (naming both specs and the first key they
  * share), a posted option on a kind that has no writes, more than ROUTE_MAX
  * routes, or out of memory. The returned table is owned by the caller
@@ -103,9 +106,10 @@ uint16_t route_lookup_mmio(const struct route_table *t, uint64_t gpa);
 uint16_t route_lookup_msr(const struct route_table *t, uint32_t index);
 
 /*
- * The route for an event: keyed by type and key as the table describes. For
- * VMMUX_EV_IO the port route; for VMMUX_EV_HYPERCALL the route at port
- * 0x500+key. Returns ROUTE_NONE when only the type default applies.
+ * The keyed route for an event: for VMMUX_EV_IO the port's route, for
+ * VMMUX_EV_HYPERCALL the route at port 0x500+key, for MMIO/MSR the range
+ * containing the key, for EXCEPTION/PLATFORM/REQUEST the key's entry.
+ * Returns ROUTE_NONE when no keyed route matches (the type default applies).
  */
 uint16_t route_lookup_event(const struct route_table *t, const struct vmmux_event *ev);
 
