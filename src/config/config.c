@@ -1,1 +1,1215 @@
-/* placeholder: being written */
+/*
+ * config.c: the description of a run, from a JSON file (jansson) and from the
+ * command line (cli/ calls the helpers here), then finished with the PC-like
+ * defaults and the checks that need the whole picture.
+ *
+ * Strictness is the rule: unknown keys, wrong JSON types, duplicate keys,
+ * out-of-range values are all errors, and every error names the file and
+ * the JSON path of the value ("vm.json: vmms[1].name: 'uart' is already
+ * used"), so that a user never has to guess which field was ignored.
+ */
+#include "config/config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util/log.h"
+#include "util/parse.h"
+
+#define CONFIG_FILE_MAX (16u << 20) /* larger is not a config file */
+#define JPATH_MAX	160	    /* JSON path text in messages */
+
+/* ---------------------------------------------------------------------- */
+/* Life of a config                                                         */
+/* ---------------------------------------------------------------------- */
+
+void config_init(struct vmmux_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->mem_bytes = MEM_DEFAULT;
+	c->cpus = 1;
+	c->irqchip = false;
+	c->kernel = NULL;
+	c->load.format = IMAGE_AUTO;
+	c->load.mode = CPU_MODE_DEFAULT;
+	c->load.cmdline = NULL;
+	c->append = NULL;
+	c->defaults = true;
+	c->stats_json = NULL;
+	c->log_level = VMMUX_LOG_WARN;
+}
+
+void config_vmm_clear(struct vmm_config *v)
+{
+	free(v->input);
+	free(v->output);
+	for (size_t i = 0; i < v->nargs && i < VMM_ARGS_MAX; i++) {
+		free(v->args[i].key);
+		free(v->args[i].value);
+	}
+	memset(v, 0, sizeof(*v));
+}
+
+void config_free(struct vmmux_config *c)
+{
+	free(c->kernel);
+	free(c->append);
+	free(c->stats_json);
+	for (size_t i = 0; i < c->nvmms && i < CONFIG_VMMS_MAX; i++)
+		config_vmm_clear(&c->vmms[i]);
+	config_init(c);
+}
+
+/* Replace the string *FIELD by V (owned); frees the old one. */
+static void set_owned(char **field, char *v)
+{
+	free(*field);
+	*field = v;
+}
+
+/* BASEDIR/P, or a copy of P when it is absolute or BASEDIR is NULL/empty. */
+static char *path_join(const char *basedir, const char *p)
+{
+	if (basedir == NULL || basedir[0] == '\0' || p[0] == '/')
+		return strdup(p);
+	size_t n = strlen(basedir);
+	char *out;
+	if (asprintf(&out, "%s%s%s", basedir, basedir[n - 1] == '/' ? "" : "/", p) < 0)
+		return NULL;
+	return out;
+}
+
+/* "64 MiB", "4 KiB", "1000 bytes": the largest binary unit that divides B. */
+static void fmt_size(uint64_t b, char *buf, size_t len)
+{
+	static const struct {
+		const char *name;
+		unsigned shift;
+	} units[] = {{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		uint64_t u = 1ull << units[i].shift;
+		if (b >= u && b % u == 0) {
+			snprintf(buf, len, "%llu %s", (unsigned long long)(b >> units[i].shift),
+				 units[i].name);
+			return;
+		}
+	}
+	snprintf(buf, len, "%llu bytes", (unsigned long long)b);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Field checks shared with the command line                                */
+/* ---------------------------------------------------------------------- */
+
+int config_check_mem(uint64_t bytes, struct errbuf *e)
+{
+	char sz[40], lim[40];
+	fmt_size(bytes, sz, sizeof(sz));
+	if (bytes % 4096 != 0)
+		return err_set(e, "%s is not a multiple of 4 KiB", sz);
+	if (bytes < MEM_MIN) {
+		fmt_size(MEM_MIN, lim, sizeof(lim));
+		return err_set(e, "%s is below the minimum of %s", sz, lim);
+	}
+	if (bytes > MEM_MAX) {
+		fmt_size(MEM_MAX, lim, sizeof(lim));
+		return err_set(e, "%s is above the maximum of %s", sz, lim);
+	}
+	return 0;
+}
+
+int config_check_cpus(uint64_t n, struct errbuf *e)
+{
+	if (n < 1 || n > CPUS_MAX)
+		return err_set(e, "%llu is not a valid number of vCPUs (1 to %d)",
+			       (unsigned long long)n, CPUS_MAX);
+	return 0;
+}
+
+int config_parse_format(const char *s, enum image_format *out, struct errbuf *e)
+{
+	if (strcmp(s, "auto") == 0)
+		*out = IMAGE_AUTO;
+	else if (strcmp(s, "raw") == 0)
+		*out = IMAGE_RAW;
+	else
+		return err_set(e, "format '%s' is not known (auto, raw)", s);
+	return 0;
+}
+
+int config_parse_cpu_mode(const char *s, enum cpu_mode *out, struct errbuf *e)
+{
+	int m = cpu_mode_parse(s);
+	if (m < 0)
+		return err_set(e, "CPU mode '%s' is not known (real, protected, long, user)", s);
+	*out = (enum cpu_mode)m;
+	return 0;
+}
+
+int config_parse_log_level(const char *s, int *out, struct errbuf *e)
+{
+	int l = log_level_parse(s);
+	if (l < 0)
+		return err_set(e, "log level '%s' is not known (error, warn, info, debug)", s);
+	*out = l;
+	return 0;
+}
+
+/* Index of the VMM named NAME in C, or -1. */
+static long find_vmm(const struct vmmux_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nvmms; i++)
+		if (strcmp(c->vmms[i].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+/*
+ * A VMM name that may be added to C (C NULL: syntax only). LABEL puts
+ * "VMM name " before the quoted name, for messages without a JSON path.
+ */
+static int check_vmm_name(const struct vmmux_config *c, const char *name, bool label,
+			  struct errbuf *e)
+{
+	const char *l = label ? "VMM name " : "";
+	if (strnlen(name, VMMUX_NAME_MAX) >= VMMUX_NAME_MAX)
+		return err_set(e, "%s'%.*s...' is too long (at most %d characters)", l,
+			       VMMUX_NAME_MAX - 1, name, VMMUX_NAME_MAX - 1);
+	if (!vmm_name_valid(name))
+		return err_set(
+		    e, "%s'%s' is not valid: use 1 to %d characters among a-z, 0-9, '_' and '-'", l,
+		    name, VMMUX_NAME_MAX - 1);
+	if (strcmp(name, "main") == 0)
+		return err_set(e, "%s'main' is reserved for the main VMM", l);
+	if (c != NULL && find_vmm(c, name) >= 0)
+		return err_set(e, "%s'%s' is already used", l, name);
+	return 0;
+}
+
+static int check_role_name(const char *role, struct errbuf *e)
+{
+	if (role[0] == '\0')
+		return err_set(e, "the role is empty (`vmmux roles` lists the roles)");
+	if (strnlen(role, VMMUX_NAME_MAX) >= VMMUX_NAME_MAX)
+		return err_set(e, "role '%.*s...' is too long (at most %d characters)",
+			       VMMUX_NAME_MAX - 1, role, VMMUX_NAME_MAX - 1);
+	return 0;
+}
+
+static int parse_placement(const char *s, enum vmm_placement *out, struct errbuf *e)
+{
+	if (strcmp(s, "main") == 0) {
+		*out = VMM_IN_PROCESS;
+		return 0;
+	}
+	return err_set(e, "placement '%s' is not known (main)", s);
+}
+
+/* A VMM's input: "stdin", "none" (NULL) or a path, joined to BASEDIR. */
+static int parse_input(const char *s, const char *basedir, char **out, struct errbuf *e)
+{
+	*out = NULL;
+	if (s[0] == '\0')
+		return err_set(e, "input is empty (use stdin, none or a path)");
+	if (strcmp(s, "none") == 0)
+		return 0;
+	if (strcmp(s, "stdout") == 0 || strcmp(s, "stderr") == 0)
+		return err_set(e, "'%s' cannot be an input (use stdin, none or a path)", s);
+	*out = strcmp(s, "stdin") == 0 ? strdup(s) : path_join(basedir, s);
+	if (*out == NULL)
+		return err_set(e, "out of memory");
+	return 0;
+}
+
+/* A VMM's output: "stdout", "stderr", "none" (NULL) or a path. */
+static int parse_output(const char *s, const char *basedir, char **out, struct errbuf *e)
+{
+	*out = NULL;
+	if (s[0] == '\0')
+		return err_set(e, "output is empty (use stdout, stderr, none or a path)");
+	if (strcmp(s, "none") == 0)
+		return 0;
+	if (strcmp(s, "stdin") == 0)
+		return err_set(e,
+			       "'stdin' cannot be an output (use stdout, stderr, none or a path)");
+	if (strcmp(s, "stdout") == 0 || strcmp(s, "stderr") == 0)
+		*out = strdup(s);
+	else
+		*out = path_join(basedir, s);
+	if (*out == NULL)
+		return err_set(e, "out of memory");
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Adding VMMs, routes, breakpoints                                         */
+/* ---------------------------------------------------------------------- */
+
+int config_add_vmm(struct vmmux_config *c, const struct vmm_config *v, struct errbuf *e)
+{
+	if (c->nvmms >= CONFIG_VMMS_MAX)
+		return err_set(e, "too many VMMs (at most %d besides main)", CONFIG_VMMS_MAX);
+	if (check_vmm_name(c, v->name, true, e))
+		return -1;
+	if (check_role_name(v->role, e))
+		return err_prefix(e, "VMM '%s'", v->name);
+	if (v->placement != VMM_IN_PROCESS)
+		return err_set(e, "VMM '%s': placement %d is not known", v->name,
+			       (int)v->placement);
+	if (v->nargs > VMM_ARGS_MAX)
+		return err_set(e, "VMM '%s': %zu arguments, at most %d", v->name, v->nargs,
+			       VMM_ARGS_MAX);
+	for (size_t i = 0; i < v->nargs; i++) {
+		if (v->args[i].key == NULL || v->args[i].key[0] == '\0' || v->args[i].value == NULL)
+			return err_set(e, "VMM '%s': argument %zu has no key or no value", v->name,
+				       i);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(v->args[i].key, v->args[j].key) == 0)
+				return err_set(e, "VMM '%s': argument '%s' is given twice", v->name,
+					       v->args[i].key);
+	}
+
+	struct vmm_config *d = &c->vmms[c->nvmms];
+	memset(d, 0, sizeof(*d));
+	memcpy(d->name, v->name, sizeof(d->name));
+	memcpy(d->role, v->role, sizeof(d->role));
+	d->placement = v->placement;
+	bool oom = false;
+	if (v->input != NULL && (d->input = strdup(v->input)) == NULL)
+		oom = true;
+	if (v->output != NULL && (d->output = strdup(v->output)) == NULL)
+		oom = true;
+	for (size_t i = 0; i < v->nargs && !oom; i++) {
+		d->args[i].key = strdup(v->args[i].key);
+		d->args[i].value = strdup(v->args[i].value);
+		d->nargs = i + 1;
+		oom = d->args[i].key == NULL || d->args[i].value == NULL;
+	}
+	if (oom) {
+		config_vmm_clear(d);
+		return err_set(e, "VMM '%s': out of memory", v->name);
+	}
+	c->nvmms++;
+	return 0;
+}
+
+int config_add_route(struct vmmux_config *c, const struct route_spec *r, struct errbuf *e)
+{
+	if (c->nroutes >= CONFIG_ROUTES_MAX)
+		return err_set(e, "too many routes (at most %d)", CONFIG_ROUTES_MAX);
+	c->routes[c->nroutes++] = *r;
+	return 0;
+}
+
+int config_add_breakpoint(struct vmmux_config *c, uint64_t addr, struct errbuf *e)
+{
+	if (c->nbreakpoints >= CONFIG_BREAKPOINTS_MAX)
+		return err_set(e, "at most %d hardware breakpoints (the debug registers DR0-DR3)",
+			       CONFIG_BREAKPOINTS_MAX);
+	c->breakpoints[c->nbreakpoints++] = addr;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* --vmm NAME=ROLE[,key=value...]                                           */
+/* ---------------------------------------------------------------------- */
+
+#define VMM_OPTION_SYNTAX "NAME=ROLE[,key=value...]"
+
+static int vmm_option_item(char *item, bool *input_seen, bool *output_seen, bool *placement_seen,
+			   struct vmm_config *out, struct errbuf *e)
+{
+	if (item[0] == '\0')
+		return err_set(e, "empty argument (two commas, or a comma at the end)");
+	char *eq = strchr(item, '=');
+	if (eq == NULL)
+		return err_set(e, "argument '%s' needs a value (key=value)", item);
+	*eq = '\0';
+	const char *key = item, *val = eq + 1;
+	if (key[0] == '\0')
+		return err_set(e, "argument '=%s' has no key", val);
+	if (strcmp(key, "input") == 0) {
+		if (*input_seen)
+			return err_set(e, "input= is given twice");
+		*input_seen = true;
+		return parse_input(val, NULL, &out->input, e);
+	}
+	if (strcmp(key, "output") == 0) {
+		if (*output_seen)
+			return err_set(e, "output= is given twice");
+		*output_seen = true;
+		return parse_output(val, NULL, &out->output, e);
+	}
+	if (strcmp(key, "placement") == 0) {
+		if (*placement_seen)
+			return err_set(e, "placement= is given twice");
+		*placement_seen = true;
+		return parse_placement(val, &out->placement, e);
+	}
+	for (size_t i = 0; i < out->nargs; i++)
+		if (strcmp(out->args[i].key, key) == 0)
+			return err_set(e, "argument '%s' is given twice", key);
+	if (out->nargs >= VMM_ARGS_MAX)
+		return err_set(e, "too many arguments (at most %d)", VMM_ARGS_MAX);
+	struct vmm_arg *a = &out->args[out->nargs];
+	a->key = strdup(key);
+	a->value = strdup(val);
+	out->nargs++; /* counted before the check so that clearing frees both */
+	if (a->key == NULL || a->value == NULL)
+		return err_set(e, "out of memory");
+	return 0;
+}
+
+int config_parse_vmm_option(const char *s, struct vmm_config *out, struct errbuf *e)
+{
+	memset(out, 0, sizeof(*out));
+	out->placement = VMM_IN_PROCESS;
+	char *dup = strdup(s);
+	if (dup == NULL)
+		return err_set(e, "out of memory");
+
+	char *rest = dup;
+	char *head = strsep(&rest, ",");
+	char *eq = strchr(head, '=');
+	int rc = 0;
+	if (eq == NULL) {
+		rc = err_set(e, "expected " VMM_OPTION_SYNTAX);
+		goto out;
+	}
+	*eq = '\0';
+	const char *name = head, *role = eq + 1;
+	if (name[0] == '\0') {
+		rc = err_set(e, "the VMM name is missing: expected " VMM_OPTION_SYNTAX);
+		goto out;
+	}
+	if (role[0] == '\0') {
+		rc = err_set(e, "the role is missing: expected " VMM_OPTION_SYNTAX);
+		goto out;
+	}
+	if ((rc = check_vmm_name(NULL, name, true, e)) != 0)
+		goto out;
+	if ((rc = check_role_name(role, e)) != 0)
+		goto out;
+	memcpy(out->name, name, strlen(name) + 1);
+	memcpy(out->role, role, strlen(role) + 1);
+
+	bool input_seen = false, output_seen = false, placement_seen = false;
+	while (rest != NULL) {
+		char *item = strsep(&rest, ",");
+		rc = vmm_option_item(item, &input_seen, &output_seen, &placement_seen, out, e);
+		if (rc)
+			goto out;
+	}
+out:
+	free(dup);
+	if (rc)
+		config_vmm_clear(out);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* JSON                                                                     */
+/* ---------------------------------------------------------------------- */
+
+struct jctx {
+	struct vmmux_config *c;
+	const char *name;    /* file name for messages */
+	const char *basedir; /* for relative paths, or NULL */
+	struct errbuf *e;
+};
+
+/* "NAME: PATH: message" (no PATH part when PATH is NULL or empty). */
+static int jerr(struct jctx *x, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int jerr(struct jctx *x, const char *path, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (path != NULL && path[0] != '\0')
+		return err_set(x->e, "%s: %s: %s", x->name, path, msg);
+	return err_set(x->e, "%s: %s", x->name, msg);
+}
+
+/* Prefix the message already in x->e with "NAME: PATH". */
+static int jprefix(struct jctx *x, const char *path)
+{
+	return err_prefix(x->e, "%s: %s", x->name, path);
+}
+
+static void jpath(char *buf, size_t len, const char *base, const char *key)
+{
+	if (base == NULL || base[0] == '\0')
+		snprintf(buf, len, "%s", key);
+	else
+		snprintf(buf, len, "%s.%s", base, key);
+}
+
+static void jpath_index(char *buf, size_t len, const char *base, size_t i)
+{
+	snprintf(buf, len, "%s[%zu]", base, i);
+}
+
+/* A short, printable description of a JSON value for "got ..." messages. */
+static const char *describe(const json_t *v, char *buf, size_t len)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING: {
+		const char *s = json_string_value(v);
+		char t[48];
+		size_t n = 0;
+		for (; s[n] != '\0' && n < 40; n++)
+			t[n] = ((unsigned char)s[n] < 0x20 || s[n] == 0x7f) ? '?' : s[n];
+		t[n] = '\0';
+		snprintf(buf, len, "\"%s\"%s", t, s[n] != '\0' ? "..." : "");
+		return buf;
+	}
+	case JSON_INTEGER:
+		snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return buf;
+	case JSON_REAL:
+		snprintf(buf, len, "%g", json_real_value(v));
+		return buf;
+	case JSON_TRUE:
+		return "true";
+	case JSON_FALSE:
+		return "false";
+	case JSON_NULL:
+		return "null";
+	}
+	return "an unknown value";
+}
+
+static int jtype_err(struct jctx *x, const char *path, const json_t *v, const char *expected)
+{
+	char d[64];
+	return jerr(x, path, "expected %s, got %s", expected, describe(v, d, sizeof(d)));
+}
+
+/* Refuse keys of OBJ not in KNOWN (NULL-terminated); OWNER names OBJ. */
+static int jkeys(struct jctx *x, const char *path, json_t *obj, const char *const *known,
+		 const char *owner)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v)
+	{
+		bool ok = false;
+		for (size_t i = 0; known[i] != NULL && !ok; i++)
+			ok = strcmp(key, known[i]) == 0;
+		if (ok)
+			continue;
+		char list[256] = "";
+		size_t n = 0;
+		for (size_t i = 0; known[i] != NULL; i++) {
+			int w =
+			    snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", known[i]);
+			if (w < 0 || (size_t)w >= sizeof(list) - n)
+				break;
+			n += (size_t)w;
+		}
+		char p[JPATH_MAX];
+		jpath(p, sizeof(p), path, key);
+		return jerr(x, p, "unknown key (%s takes %s)", owner, list);
+	}
+	return 0;
+}
+
+static int jobject(struct jctx *x, const char *path, const json_t *v)
+{
+	return json_is_object(v) ? 0 : jtype_err(x, path, v, "an object");
+}
+
+static int jstring(struct jctx *x, const char *path, const json_t *v, const char **out)
+{
+	if (!json_is_string(v))
+		return jtype_err(x, path, v, "a string");
+	*out = json_string_value(v);
+	return 0;
+}
+
+/* A string that may not be empty. */
+static int jstring_ne(struct jctx *x, const char *path, const json_t *v, const char **out)
+{
+	if (jstring(x, path, v, out))
+		return -1;
+	if ((*out)[0] == '\0')
+		return jerr(x, path, "is empty");
+	return 0;
+}
+
+static int jbool(struct jctx *x, const char *path, const json_t *v, bool *out)
+{
+	if (!json_is_boolean(v))
+		return jtype_err(x, path, v, "true or false");
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* A number: a JSON integer >= 0, or a string parse_u64 takes ("0x7c00"). */
+static int jnumber(struct jctx *x, const char *path, const json_t *v, uint64_t *out)
+{
+	if (json_is_integer(v)) {
+		json_int_t n = json_integer_value(v);
+		if (n < 0)
+			return jerr(x, path, "%" JSON_INTEGER_FORMAT " is negative", n);
+		*out = (uint64_t)n;
+		return 0;
+	}
+	if (json_is_string(v)) {
+		if (parse_u64(json_string_value(v), out, x->e))
+			return jprefix(x, path);
+		return 0;
+	}
+	return jtype_err(x, path, v, "an integer or a number string such as \"0x7c00\"");
+}
+
+/* A path string, joined to the config file's directory. */
+static int jpath_value(struct jctx *x, const char *path, const json_t *v, char **out)
+{
+	const char *s;
+	if (jstring_ne(x, path, v, &s))
+		return -1;
+	*out = path_join(x->basedir, s);
+	if (*out == NULL)
+		return jerr(x, path, "out of memory");
+	return 0;
+}
+
+static int load_machine(struct jctx *x, json_t *m)
+{
+	static const char *const keys[] = {"mem", "cpus", "irqchip", "cpu_mode", NULL};
+	struct vmmux_config *c = x->c;
+	json_t *v;
+	if (jobject(x, "machine", m) || jkeys(x, "machine", m, keys, "machine"))
+		return -1;
+
+	if ((v = json_object_get(m, "mem")) != NULL) {
+		uint64_t bytes;
+		if (json_is_string(v)) {
+			if (parse_mem_size(json_string_value(v), &bytes, x->e))
+				return jprefix(x, "machine.mem");
+		} else if (json_is_integer(v)) {
+			json_int_t n = json_integer_value(v);
+			if (n < 0)
+				return jerr(x, "machine.mem",
+					    "%" JSON_INTEGER_FORMAT " is negative", n);
+			if ((uint64_t)n > (UINT64_MAX >> 20))
+				return jerr(x, "machine.mem",
+					    "%" JSON_INTEGER_FORMAT " MiB is too large", n);
+			bytes = (uint64_t)n << 20;
+		} else {
+			return jtype_err(x, "machine.mem", v,
+					 "a size string such as \"64M\" or an integer number of "
+					 "MiB");
+		}
+		if (config_check_mem(bytes, x->e))
+			return jprefix(x, "machine.mem");
+		c->mem_bytes = bytes;
+	}
+	if ((v = json_object_get(m, "cpus")) != NULL) {
+		uint64_t n;
+		if (jnumber(x, "machine.cpus", v, &n))
+			return -1;
+		if (config_check_cpus(n, x->e))
+			return jprefix(x, "machine.cpus");
+		c->cpus = (unsigned)n;
+	}
+	if ((v = json_object_get(m, "irqchip")) != NULL &&
+	    jbool(x, "machine.irqchip", v, &c->irqchip))
+		return -1;
+	if ((v = json_object_get(m, "cpu_mode")) != NULL) {
+		const char *s;
+		if (jstring(x, "machine.cpu_mode", v, &s))
+			return -1;
+		if (config_parse_cpu_mode(s, &c->load.mode, x->e))
+			return jprefix(x, "machine.cpu_mode");
+	}
+	return 0;
+}
+
+static int load_guest(struct jctx *x, json_t *g)
+{
+	static const char *const keys[] = {"kernel", "format", "load_addr",
+					   "entry",  "append", NULL};
+	struct vmmux_config *c = x->c;
+	json_t *v;
+	if (jobject(x, "guest", g) || jkeys(x, "guest", g, keys, "guest"))
+		return -1;
+
+	if ((v = json_object_get(g, "kernel")) != NULL) {
+		char *p;
+		if (jpath_value(x, "guest.kernel", v, &p))
+			return -1;
+		set_owned(&c->kernel, p);
+	}
+	if ((v = json_object_get(g, "format")) != NULL) {
+		const char *s;
+		if (jstring(x, "guest.format", v, &s))
+			return -1;
+		if (config_parse_format(s, &c->load.format, x->e))
+			return jprefix(x, "guest.format");
+	}
+	if ((v = json_object_get(g, "load_addr")) != NULL) {
+		if (jnumber(x, "guest.load_addr", v, &c->load.load_addr))
+			return -1;
+		c->load_addr_set = true;
+	}
+	if ((v = json_object_get(g, "entry")) != NULL) {
+		if (jnumber(x, "guest.entry", v, &c->load.entry))
+			return -1;
+		c->load.has_entry = true;
+	}
+	if ((v = json_object_get(g, "append")) != NULL) {
+		const char *s;
+		if (jstring(x, "guest.append", v, &s))
+			return -1;
+		char *d = strdup(s);
+		if (d == NULL)
+			return jerr(x, "guest.append", "out of memory");
+		set_owned(&c->append, d);
+	}
+	return 0;
+}
+
+/* One argument value as the role will see it: strings as they are, numbers
+ * in decimal, booleans as "true"/"false". */
+static int arg_value(struct jctx *x, const char *path, const json_t *v, char **out)
+{
+	char buf[64];
+	const char *s;
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		s = json_string_value(v);
+		break;
+	case JSON_INTEGER:
+		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		s = buf;
+		break;
+	case JSON_REAL:
+		snprintf(buf, sizeof(buf), "%.17g", json_real_value(v));
+		s = buf;
+		break;
+	case JSON_TRUE:
+		s = "true";
+		break;
+	case JSON_FALSE:
+		s = "false";
+		break;
+	default:
+		return jtype_err(x, path, v, "a string, a number or a boolean");
+	}
+	*out = strdup(s);
+	if (*out == NULL)
+		return jerr(x, path, "out of memory");
+	return 0;
+}
+
+static int load_vmm_args(struct jctx *x, const char *base, json_t *args, struct vmm_config *v)
+{
+	char path[JPATH_MAX];
+	jpath(path, sizeof(path), base, "args");
+	if (jobject(x, path, args))
+		return -1;
+	if (json_object_size(args) > VMM_ARGS_MAX)
+		return jerr(x, path, "%zu arguments, at most %d", json_object_size(args),
+			    VMM_ARGS_MAX);
+	const char *key;
+	json_t *val;
+	json_object_foreach(args, key, val)
+	{
+		char p[JPATH_MAX];
+		jpath(p, sizeof(p), path, key);
+		if (key[0] == '\0')
+			return jerr(x, path, "an argument has an empty key");
+		if (strcmp(key, "input") == 0 || strcmp(key, "output") == 0 ||
+		    strcmp(key, "placement") == 0) {
+			char f[JPATH_MAX];
+			jpath(f, sizeof(f), base, key);
+			return jerr(x, p, "'%s' is a field of the VMM, not an argument: give %s",
+				    key, f);
+		}
+		struct vmm_arg *a = &v->args[v->nargs];
+		if ((a->key = strdup(key)) == NULL)
+			return jerr(x, p, "out of memory");
+		v->nargs++; /* so that clearing frees the key */
+		if (arg_value(x, p, val, &a->value))
+			return -1;
+	}
+	return 0;
+}
+
+static int load_vmm_fields(struct jctx *x, const char *base, json_t *o, struct vmm_config *v)
+{
+	char p[JPATH_MAX];
+	const char *s;
+	json_t *f;
+
+	jpath(p, sizeof(p), base, "name");
+	if ((f = json_object_get(o, "name")) == NULL)
+		return jerr(x, p, "missing (every VMM needs a name)");
+	if (jstring(x, p, f, &s))
+		return -1;
+	if (check_vmm_name(x->c, s, false, x->e))
+		return jprefix(x, p);
+	memcpy(v->name, s, strlen(s) + 1);
+
+	jpath(p, sizeof(p), base, "role");
+	if ((f = json_object_get(o, "role")) == NULL)
+		return jerr(x, p, "missing (every VMM needs a role; `vmmux roles` lists them)");
+	if (jstring(x, p, f, &s))
+		return -1;
+	if (check_role_name(s, x->e))
+		return jprefix(x, p);
+	memcpy(v->role, s, strlen(s) + 1);
+
+	if ((f = json_object_get(o, "placement")) != NULL) {
+		jpath(p, sizeof(p), base, "placement");
+		if (jstring(x, p, f, &s))
+			return -1;
+		if (parse_placement(s, &v->placement, x->e))
+			return jprefix(x, p);
+	}
+	if ((f = json_object_get(o, "input")) != NULL) {
+		jpath(p, sizeof(p), base, "input");
+		if (jstring(x, p, f, &s))
+			return -1;
+		if (parse_input(s, x->basedir, &v->input, x->e))
+			return jprefix(x, p);
+	}
+	if ((f = json_object_get(o, "output")) != NULL) {
+		jpath(p, sizeof(p), base, "output");
+		if (jstring(x, p, f, &s))
+			return -1;
+		if (parse_output(s, x->basedir, &v->output, x->e))
+			return jprefix(x, p);
+	}
+	if ((f = json_object_get(o, "args")) != NULL && load_vmm_args(x, base, f, v))
+		return -1;
+	return 0;
+}
+
+static int load_vmms(struct jctx *x, json_t *a)
+{
+	static const char *const keys[] = {"name",   "role", "placement", "input",
+					   "output", "args", NULL};
+	if (!json_is_array(a))
+		return jtype_err(x, "vmms", a, "an array of VMM objects");
+	size_t i;
+	json_t *o;
+	json_array_foreach(a, i, o)
+	{
+		char base[JPATH_MAX];
+		jpath_index(base, sizeof(base), "vmms", i);
+		if (jobject(x, base, o) || jkeys(x, base, o, keys, "a VMM"))
+			return -1;
+		struct vmm_config v;
+		memset(&v, 0, sizeof(v));
+		v.placement = VMM_IN_PROCESS;
+		int rc = load_vmm_fields(x, base, o, &v);
+		if (rc == 0 && config_add_vmm(x->c, &v, x->e))
+			rc = jprefix(x, base);
+		config_vmm_clear(&v);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+static int load_routes(struct jctx *x, json_t *a)
+{
+	if (!json_is_array(a))
+		return jtype_err(x, "routes", a, "an array of route strings");
+	size_t i;
+	json_t *r;
+	json_array_foreach(a, i, r)
+	{
+		char p[JPATH_MAX];
+		const char *s;
+		jpath_index(p, sizeof(p), "routes", i);
+		if (!json_is_string(r))
+			return jtype_err(x, p, r, "a route string such as \"io:0x3f8-0x3ff=uart\"");
+		s = json_string_value(r);
+		struct route_spec spec;
+		if (route_spec_parse(s, &spec, x->e) || config_add_route(x->c, &spec, x->e))
+			return jprefix(x, p);
+	}
+	return 0;
+}
+
+static int load_debug(struct jctx *x, json_t *d)
+{
+	static const char *const keys[] = {"single_step", "breakpoints", NULL};
+	json_t *v;
+	if (jobject(x, "debug", d) || jkeys(x, "debug", d, keys, "debug"))
+		return -1;
+	if ((v = json_object_get(d, "single_step")) != NULL &&
+	    jbool(x, "debug.single_step", v, &x->c->single_step))
+		return -1;
+	if ((v = json_object_get(d, "breakpoints")) != NULL) {
+		if (!json_is_array(v))
+			return jtype_err(x, "debug.breakpoints", v, "an array of addresses");
+		size_t i;
+		json_t *b;
+		json_array_foreach(v, i, b)
+		{
+			char p[JPATH_MAX];
+			uint64_t addr;
+			jpath_index(p, sizeof(p), "debug.breakpoints", i);
+			if (jnumber(x, p, b, &addr))
+				return -1;
+			if (config_add_breakpoint(x->c, addr, x->e))
+				return jprefix(x, p);
+		}
+	}
+	return 0;
+}
+
+static int load_root(struct jctx *x, json_t *root)
+{
+	static const char *const keys[] = {"machine",	"guest",    "vmms",  "routes",
+					   "debug",	"watchdog", "stats", "stats_json",
+					   "log_level", "defaults", NULL};
+	struct vmmux_config *c = x->c;
+	json_t *v;
+	if (!json_is_object(root)) {
+		char d[64];
+		return jerr(x, NULL, "expected a JSON object at the top level, got %s",
+			    describe(root, d, sizeof(d)));
+	}
+	if (jkeys(x, NULL, root, keys, "the top level"))
+		return -1;
+	if ((v = json_object_get(root, "machine")) != NULL && load_machine(x, v))
+		return -1;
+	if ((v = json_object_get(root, "guest")) != NULL && load_guest(x, v))
+		return -1;
+	if ((v = json_object_get(root, "vmms")) != NULL && load_vmms(x, v))
+		return -1;
+	if ((v = json_object_get(root, "routes")) != NULL && load_routes(x, v))
+		return -1;
+	if ((v = json_object_get(root, "debug")) != NULL && load_debug(x, v))
+		return -1;
+	if ((v = json_object_get(root, "watchdog")) != NULL) {
+		if (!json_is_string(v))
+			return jtype_err(x, "watchdog", v, "a duration string such as \"5s\"");
+		if (parse_duration(json_string_value(v), &c->watchdog_ns, x->e))
+			return jprefix(x, "watchdog");
+	}
+	if ((v = json_object_get(root, "stats")) != NULL && jbool(x, "stats", v, &c->stats))
+		return -1;
+	if ((v = json_object_get(root, "stats_json")) != NULL) {
+		char *p;
+		if (jpath_value(x, "stats_json", v, &p))
+			return -1;
+		set_owned(&c->stats_json, p);
+	}
+	if ((v = json_object_get(root, "log_level")) != NULL) {
+		const char *s;
+		if (jstring(x, "log_level", v, &s))
+			return -1;
+		if (config_parse_log_level(s, &c->log_level, x->e))
+			return jprefix(x, "log_level");
+	}
+	if (json_object_get(root, "vmms") != NULL || json_object_get(root, "routes") != NULL)
+		c->defaults = false;
+	if ((v = json_object_get(root, "defaults")) != NULL &&
+	    jbool(x, "defaults", v, &c->defaults))
+		return -1;
+	return 0;
+}
+
+int config_load_json_string(struct vmmux_config *c, const char *name, const char *text,
+			    const char *basedir, struct errbuf *e)
+{
+	struct jctx x = {
+	    .c = c, .name = name != NULL ? name : "config", .basedir = basedir, .e = e};
+	json_error_t je;
+	json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+	if (root == NULL) {
+		if (je.line > 0)
+			return err_set(e, "%s: line %d column %d: JSON syntax error: %s", x.name,
+				       je.line, je.column, je.text);
+		return err_set(e, "%s: JSON syntax error: %s", x.name, je.text);
+	}
+	int rc = load_root(&x, root);
+	json_decref(root);
+	return rc;
+}
+
+/* Read PATH whole (at most CONFIG_FILE_MAX bytes) into a NUL-terminated
+ * buffer. */
+static int read_text(const char *path, char **out, struct errbuf *e)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return err_set(e, "%s: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(f);
+		return err_set(e, "%s: is a directory, not a config file", path);
+	}
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	int rc = 0;
+	while (buf != NULL && rc == 0) {
+		if (len > CONFIG_FILE_MAX) {
+			rc = err_set(e, "%s: larger than %u MiB, not a config file", path,
+				     CONFIG_FILE_MAX >> 20);
+			break;
+		}
+		if (cap - len < 2) {
+			char *nb = realloc(buf, cap * 2);
+			if (nb == NULL) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		size_t n = fread(buf + len, 1, cap - 1 - len, f);
+		len += n;
+		if (n == 0 && ferror(f))
+			rc = err_set(e, "%s: %s", path, strerror(errno ? errno : EIO));
+		else if (n == 0)
+			break;
+	}
+	fclose(f);
+	if (buf == NULL)
+		return err_set(e, "%s: out of memory", path);
+	const char *nul = rc == 0 ? memchr(buf, '\0', len) : NULL;
+	if (nul != NULL)
+		rc = err_set(e, "%s: contains a NUL byte at offset %zu, not a JSON text", path,
+			     (size_t)(nul - buf));
+	if (rc) {
+		free(buf);
+		return -1;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	return 0;
+}
+
+int config_load_json(struct vmmux_config *c, const char *path, struct errbuf *e)
+{
+	char *text;
+	if (read_text(path, &text, e))
+		return -1;
+	char *dir = strdup(path);
+	if (dir == NULL) {
+		free(text);
+		return err_set(e, "%s: out of memory", path);
+	}
+	char *slash = strrchr(dir, '/');
+	const char *basedir = NULL;
+	if (slash != NULL) {
+		slash[slash == dir ? 1 : 0] = '\0';
+		basedir = dir;
+	}
+	int rc = config_load_json_string(c, path, text, basedir, e);
+	free(dir);
+	free(text);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Finishing: PC-like defaults and whole-config checks                      */
+/* ---------------------------------------------------------------------- */
+
+static const struct {
+	const char *name, *role, *input, *output;
+} default_vmms[] = {
+    {"uart", "uart16550", "stdin", "stdout"}, {"exit", "debug-exit", NULL, NULL},
+    {"chipset", "chipset", NULL, NULL},	      {"smm", "smm", NULL, NULL},
+    {"fault", "fault-report", NULL, NULL},
+};
+#define NDEFAULT_VMMS (sizeof(default_vmms) / sizeof(default_vmms[0]))
+
+static const char *const default_routes[] = {
+    "io:0x3f8-0x3ff=uart",    "io:0xf4-0xf7=exit", "io:0x64=chipset",  "io:0xcf9=chipset",
+    "io:0x604-0x605=chipset", "io:0xb2-0xb3=smm",  "platform:smi=smm", "io:0x4f0-0x4f3=fault",
+};
+#define NDEFAULT_ROUTES (sizeof(default_routes) / sizeof(default_routes[0]))
+
+/* The key space of a spec: io and hypercall share the port space. */
+static void key_space(const struct route_spec *s, int *space, uint64_t *lo, uint64_t *hi)
+{
+	if (s->kind == ROUTE_HYPERCALL) {
+		*space = ROUTE_IO;
+		*lo = s->lo + HYPERCALL_PORT_BASE;
+		*hi = s->hi + HYPERCALL_PORT_BASE;
+	} else {
+		*space = (int)s->kind;
+		*lo = s->lo;
+		*hi = s->hi;
+	}
+}
+
+static bool specs_overlap(const struct route_spec *a, const struct route_spec *b)
+{
+	int sa, sb;
+	uint64_t alo, ahi, blo, bhi;
+	key_space(a, &sa, &alo, &ahi);
+	key_space(b, &sb, &blo, &bhi);
+	return sa == sb && alo <= bhi && blo <= ahi;
+}
+
+/* True when one of the first N routes targets NAME (or falls back to it). */
+static bool routes_name(const struct vmmux_config *c, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct route_spec *r = &c->routes[i];
+		if (strcmp(r->vmm, name) == 0 ||
+		    ((r->opts & ROUTE_OPT_FALLBACK) && strcmp(r->fallback, name) == 0))
+			return true;
+	}
+	return false;
+}
+
+static int add_defaults(struct vmmux_config *c, struct errbuf *e)
+{
+	struct route_spec specs[NDEFAULT_ROUTES];
+	bool keep[NDEFAULT_ROUTES];
+	size_t nuser = c->nroutes;
+
+	for (size_t i = 0; i < NDEFAULT_ROUTES; i++) {
+		if (route_spec_parse(default_routes[i], &specs[i], e))
+			return err_prefix(e, "default route");
+		keep[i] = true;
+		for (size_t j = 0; j < nuser && keep[i]; j++)
+			keep[i] = !specs_overlap(&specs[i], &c->routes[j]);
+	}
+	for (size_t d = 0; d < NDEFAULT_VMMS; d++) {
+		if (find_vmm(c, default_vmms[d].name) >= 0)
+			continue; /* the user's own VMM by that name */
+		bool needed = routes_name(c, nuser, default_vmms[d].name);
+		for (size_t i = 0; i < NDEFAULT_ROUTES && !needed; i++)
+			needed = keep[i] && strcmp(specs[i].vmm, default_vmms[d].name) == 0;
+		if (!needed)
+			continue;
+		struct vmm_config v;
+		memset(&v, 0, sizeof(v));
+		memcpy(v.name, default_vmms[d].name, strlen(default_vmms[d].name) + 1);
+		memcpy(v.role, default_vmms[d].role, strlen(default_vmms[d].role) + 1);
+		v.placement = VMM_IN_PROCESS;
+		v.input = (char *)default_vmms[d].input; /* copied by config_add_vmm */
+		v.output = (char *)default_vmms[d].output;
+		if (config_add_vmm(c, &v, e))
+			return err_prefix(e, "default VMM '%s'", default_vmms[d].name);
+	}
+	for (size_t i = 0; i < NDEFAULT_ROUTES; i++) {
+		if (!keep[i] || find_vmm(c, specs[i].vmm) < 0)
+			continue;
+		if (config_add_route(c, &specs[i], e))
+			return err_prefix(e, "default route '%s'", default_routes[i]);
+	}
+	return 0;
+}
+
+/* "main, uart, exit" for messages, cut with ", ..." when long. */
+static void vmm_list(const struct vmmux_config *c, char *buf, size_t len)
+{
+	static const char more[] = ", ...";
+	size_t n = (size_t)snprintf(buf, len, "main");
+	for (size_t i = 0; i < c->nvmms; i++) {
+		size_t w = 2 + strlen(c->vmms[i].name);
+		if (n + w + sizeof(more) > len) {
+			memcpy(buf + n, more, sizeof(more));
+			return;
+		}
+		snprintf(buf + n, len - n, ", %s", c->vmms[i].name);
+		n += w;
+	}
+}
+
+static bool vmm_known(const struct vmmux_config *c, const char *name)
+{
+	return strcmp(name, "main") == 0 || find_vmm(c, name) >= 0;
+}
+
+int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e)
+{
+	if (c->defaults && add_defaults(c, e))
+		return -1;
+
+	if (!(flags & CONFIG_FINISH_NO_KERNEL) && c->kernel == NULL)
+		return err_set(e, "no guest: give --kernel FILE or guest.kernel in the config");
+	if (config_check_mem(c->mem_bytes, e))
+		return err_prefix(e, "memory size");
+	if (config_check_cpus(c->cpus, e))
+		return -1;
+	if (c->load.format == IMAGE_RAW && !c->load_addr_set)
+		return err_set(e, "a raw image needs a load address: give --load-addr ADDR or "
+				  "guest.load_addr in the config");
+	for (size_t i = 0; i < c->nbreakpoints; i++) {
+		if (c->breakpoints[i] >= c->mem_bytes) {
+			char sz[40];
+			fmt_size(c->mem_bytes, sz, sizeof(sz));
+			return err_set(e, "breakpoint 0x%llx is outside the guest RAM (%s)",
+				       (unsigned long long)c->breakpoints[i], sz);
+		}
+	}
+	for (size_t i = 0; i < c->nroutes; i++) {
+		const struct route_spec *r = &c->routes[i];
+		if (c->irqchip && r->kind == ROUTE_TYPE && r->lo <= VMMUX_EV_HLT &&
+		    VMMUX_EV_HLT <= r->hi)
+			return err_set(e,
+				       "route '%s': HLT is handled inside KVM when the in-kernel "
+				       "irqchip is on; use --no-irqchip",
+				       r->text);
+		const char *missing = NULL;
+		if (!vmm_known(c, r->vmm))
+			missing = r->vmm;
+		else if ((r->opts & ROUTE_OPT_FALLBACK) && !vmm_known(c, r->fallback))
+			missing = r->fallback;
+		if (missing != NULL) {
+			char list[256];
+			vmm_list(c, list, sizeof(list));
+			return err_set(e, "route '%s': no VMM named '%s' (VMMs: %s)", r->text,
+				       missing, list);
+		}
+	}
+	if (c->log_level < VMMUX_LOG_ERROR || c->log_level > VMMUX_LOG_DEBUG)
+		return err_set(e, "log level %d is not known", c->log_level);
+	log_level = c->log_level;
+	return 0;
+}
+
+int config_finish(struct vmmux_config *c, struct errbuf *e)
+{
+	return config_finish_flags(c, 0, e);
+}
+
+/* ---------------------------------------------------------------------- */
+/* VMM ids of a finished config                                             */
+/* ---------------------------------------------------------------------- */
+
+uint16_t config_vmm_resolve(void *arg, const char *name)
+{
+	const struct vmmux_config *c = arg;
+	if (strcmp(name, "main") == 0)
+		return VMM_ID_MAIN;
+	long i = find_vmm(c, name);
+	return i < 0 ? VMM_ID_NONE : (uint16_t)(i + 1);
+}
+
+const char *config_vmm_name(void *arg, uint16_t id)
+{
+	const struct vmmux_config *c = arg;
+	if (id == VMM_ID_MAIN)
+		return "main";
+	if (id == VMM_ID_NONE || id > c->nvmms)
+		return NULL;
+	return c->vmms[id - 1].name;
+}

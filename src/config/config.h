@@ -17,14 +17,21 @@
  *     "routes":  ["io:0x3f8-0x3ff=uart", "type:hlt=main"],
  *     "debug":   {"single_step": false, "breakpoints": ["0x100010"]},
  *     "watchdog": "5s",
- *     "stats":   true
+ *     "stats":   true,
+ *     "stats_json": "stats.json",
+ *     "log_level": "warn",
+ *     "defaults": false
  *   }
  *
  * Every field is optional except guest.kernel (which the command line may
  * give instead). Numbers may be JSON integers or strings ("0x7c00"); sizes
- * and durations are strings with units ("64M", "50ms"). A relative
- * guest.kernel is relative to the config file's directory. Unknown keys are
- * errors. Every error names its JSON path: "vm.json: machine.mem: ...".
+ * and durations are strings with units ("64M", "50ms"); machine.mem may also
+ * be an integer number of MiB. Every relative path in the file (guest.kernel,
+ * a VMM's input and output, stats_json) is relative to the config file's
+ * directory. Unknown keys, wrong JSON types and duplicate keys are errors.
+ * Every error names the file and its JSON path: "vm.json: machine.mem: ...".
+ * A file with "vmms" or "routes" turns the PC-like defaults off unless it
+ * also says "defaults": true.
  */
 #ifndef VMMUX_CONFIG_CONFIG_H
 #define VMMUX_CONFIG_CONFIG_H
@@ -54,6 +61,7 @@ struct vmmux_config {
 	/* guest */
 	char *kernel;       /* path; NULL until given */
 	struct load_opts load; /* format, load_addr, entry, mode (cmdline unset) */
+	bool load_addr_set;    /* load.load_addr was given (raw images need it) */
 	char *append;       /* multiboot command-line text, or NULL */
 	/* VMMs (the main VMM is implicit and not listed) */
 	size_t nvmms;
@@ -75,12 +83,16 @@ struct vmmux_config {
 
 /* Defaults: 64 MiB, 1 vCPU, no irqchip, defaults on, log level warn. */
 void config_init(struct vmmux_config *c);
+/* Free every string C owns and leave C as config_init makes it. */
 void config_free(struct vmmux_config *c);
 
 /*
- * Load the JSON file PATH into C (fields present in the file replace those in
- * C; a file with "vmms" or "routes" turns the PC-like defaults off). Errors
- * name the file and the JSON path of the bad field.
+ * Load the JSON file PATH into C (scalar fields present in the file replace
+ * those in C; the lists vmms, routes and debug.breakpoints are appended to
+ * those in C; a file with "vmms" or "routes" turns the PC-like defaults off
+ * unless it says "defaults": true). Errors name the file and the JSON path
+ * of the bad field. On error C may hold part of the file's fields but stays
+ * consistent (config_free releases it).
  */
 int config_load_json(struct vmmux_config *c, const char *path, struct errbuf *e);
 /* The same from a string (NAME is used in messages; BASEDIR for relative
@@ -90,14 +102,42 @@ int config_load_json_string(struct vmmux_config *c, const char *name, const char
 
 /*
  * Parse "NAME=ROLE[,key=value...]" (the --vmm option) into a VMM config with
- * placement main; the keys input= and output= set the descriptors, the others
- * become args.
+ * placement main; the keys input= and output= set the descriptors ("stdin",
+ * "none" or a path; "stdout", "stderr", "none" or a path), placement= the
+ * placement ("main"), the others become args (at most VMM_ARGS_MAX, each key
+ * once). *out is overwritten; its strings are malloc'd: release them with
+ * config_vmm_clear. On error *out owns nothing (clearing it is harmless).
  */
 int config_parse_vmm_option(const char *s, struct vmm_config *out, struct errbuf *e);
 
-/* Append a VMM / a route; -1 when full or the VMM name is taken. */
+/* Free the strings of V (input, output, args) and zero it. */
+void config_vmm_clear(struct vmm_config *v);
+
+/*
+ * Append a VMM / a route; -1 when full, or for a VMM whose name is invalid,
+ * "main" or taken, whose role is empty or too long, or with more than
+ * VMM_ARGS_MAX args. config_add_vmm copies V's strings (the caller keeps V).
+ */
 int config_add_vmm(struct vmmux_config *c, const struct vmm_config *v, struct errbuf *e);
 int config_add_route(struct vmmux_config *c, const struct route_spec *r, struct errbuf *e);
+
+/* Append a hardware breakpoint; -1 past CONFIG_BREAKPOINTS_MAX. */
+int config_add_breakpoint(struct vmmux_config *c, uint64_t addr, struct errbuf *e);
+
+/*
+ * Field checks and parsers shared by the config file and the command line;
+ * each returns 0 or -1 with a message that quotes the value.
+ *   config_check_mem: a multiple of 4 KiB within MEM_MIN..MEM_MAX.
+ *   config_check_cpus: 1..CPUS_MAX.
+ *   config_parse_format: "auto" | "raw".
+ *   config_parse_cpu_mode: "real" | "protected" | "long" | "user".
+ *   config_parse_log_level: "error" | "warn" | "info" | "debug".
+ */
+int config_check_mem(uint64_t bytes, struct errbuf *e);
+int config_check_cpus(uint64_t n, struct errbuf *e);
+int config_parse_format(const char *s, enum image_format *out, struct errbuf *e);
+int config_parse_cpu_mode(const char *s, enum cpu_mode *out, struct errbuf *e);
+int config_parse_log_level(const char *s, int *out, struct errbuf *e);
 
 /*
  * Finish the config: when defaults is on, add the PC-like default VMMs that
@@ -105,12 +145,24 @@ int config_add_route(struct vmmux_config *c, const struct route_spec *r, struct 
  * debug-exit, chipset, smm, fault: fault-report) and their routes
  * (io:0x3f8-0x3ff=uart, io:0xf4-0xf7=exit, io:0x64=chipset,
  * io:0xcf9=chipset, io:0x604-0x605=chipset, io:0xb2-0xb3=smm,
- * io:0x4f0-0x4f3=fault), skipping each default route that overlaps a route
- * the user gave. Then check what can only be checked as a whole: a kernel
- * is given, a type:hlt route is refused with the irqchip on, every
- * breakpoint is below the RAM size... Returns -1 with a message.
+ * platform:smi=smm, io:0x4f0-0x4f3=fault), skipping each default route that
+ * overlaps a route the user gave in the same key space (io and hypercall
+ * share the port space, hypercall:N being port 0x500+N). A default VMM is
+ * added only when it is still needed: one of its default routes survives, or
+ * a route names it. A default route is added only when its VMM exists under
+ * its default name (added now, or defined by the user). Then check what can
+ * only be checked as a whole: a kernel is given, a type:hlt route is refused
+ * with the irqchip on, a raw image has a load address, every breakpoint is
+ * inside RAM, every route's VMM and fallback name "main" or a configured VMM.
+ * Finally the global log_level is set from c->log_level. Returns -1 with a
+ * message. Calling it again adds nothing more.
  */
 int config_finish(struct vmmux_config *c, struct errbuf *e);
+
+/* config_finish with flags: CONFIG_FINISH_NO_KERNEL does not require a
+ * kernel (`vmmux routes` shows a table without a guest). */
+#define CONFIG_FINISH_NO_KERNEL 0x1u
+int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e);
 
 /*
  * vmm_resolve_fn over a finished config (ARG is the struct vmmux_config *):

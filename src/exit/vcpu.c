@@ -1,1 +1,143 @@
-/* placeholder: being written */
+/*
+ * vcpu.c: the vCPU loop (vcpu.h).
+ */
+#include "exit/vcpu.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "exit/classify.h"
+#include "route/router.h"
+#include "util/log.h"
+#include "vm/vm.h"
+#include "vmm/machine.h"
+#include "vmm/vmm.h"
+
+#define KICK_SIGNAL SIGUSR1
+
+static pthread_t threads[CPUS_MAX];
+static _Atomic bool started[CPUS_MAX];
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+void vcpu_kick_signal_init(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler; /* no SA_RESTART: KVM_RUN returns EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(KICK_SIGNAL, &sa, NULL);
+}
+
+void vcpu_kick(unsigned index)
+{
+	struct vm *vm = machine_vm();
+	if (index >= vm->ncpus || !atomic_load(&started[index]))
+		return;
+	__atomic_store_n(&vm->vcpus[index].run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_kill(threads[index], KICK_SIGNAL);
+}
+
+void vcpu_flush(unsigned index)
+{
+	struct vm_vcpu *v = &machine_vm()->vcpus[index];
+	v->run->immediate_exit = 1;
+	if (ioctl(v->fd, KVM_RUN, 0) == 0 && v->run->exit_reason != KVM_EXIT_INTR)
+		log_debug("vCPU %u: exit %s while completing pending I/O", index,
+			  exit_reason_name(v->run->exit_reason));
+	v->run->immediate_exit = 0;
+}
+
+static void reinject(struct vm_vcpu *v, const struct vmmux_event *ev)
+{
+	struct kvm_vcpu_events events;
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &events) < 0) {
+		log_error("vCPU %u: KVM_GET_VCPU_EVENTS: %s", v->index, strerror(errno));
+		return;
+	}
+	events.exception.injected = 1;
+	events.exception.nr = (uint8_t)ev->key;
+	events.exception.has_error_code = 0;
+	events.exception.error_code = 0;
+	events.flags = 0;
+	if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &events) < 0)
+		log_error("vCPU %u: cannot reinject exception %llu: %s", v->index,
+			  (unsigned long long)ev->key, strerror(errno));
+}
+
+/* Resume past an instruction breakpoint: RFLAGS.RF suppresses it once. */
+static void skip_breakpoint(struct vm_vcpu *v)
+{
+	struct kvm_regs r;
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0)
+		return;
+	r.rflags |= 1u << 16;
+	if (ioctl(v->fd, KVM_SET_REGS, &r) < 0)
+		log_error("vCPU %u: cannot set RFLAGS.RF: %s", v->index, strerror(errno));
+}
+
+static void fatal_exit(struct vm *vm, unsigned index, const char *msg)
+{
+	log_error("%s", msg);
+	vm_dump_vcpu(vm, index);
+	machine_stop(EXIT_HOST, "vCPU %u stopped on an exit vmmux does not model", index);
+}
+
+void *vcpu_thread_main(void *arg)
+{
+	unsigned index = (unsigned)(uintptr_t)arg;
+	struct vm *vm = machine_vm();
+	struct vm_vcpu *v = &vm->vcpus[index];
+
+	threads[index] = pthread_self();
+	atomic_store(&started[index], true);
+	router_thread_register();
+
+	while (machine_vcpu_gate(index)) {
+		router_thread_offline();
+		int r = ioctl(v->fd, KVM_RUN, 0);
+		int err = errno;
+		router_thread_online();
+		if (r < 0) {
+			if (err == EINTR || err == EAGAIN) {
+				v->run->immediate_exit = 0;
+				continue;
+			}
+			char msg[128];
+			snprintf(msg, sizeof(msg), "vCPU %u: KVM_RUN failed: %s", index,
+				 strerror(err));
+			fatal_exit(vm, index, msg);
+			break;
+		}
+
+		struct vmmux_event ev;
+		struct errbuf e;
+		switch (exit_classify(v->run, vm->run_size, index, &ev, &e)) {
+		case CLASSIFY_NONE:
+			continue;
+		case CLASSIFY_FATAL:
+			fatal_exit(vm, index, e.msg);
+			goto out;
+		case CLASSIFY_EVENT:
+			break;
+		}
+
+		struct vmmux_reply rep;
+		vmm_route_deliver(&ev, &rep, 0);
+		unsigned steps = exit_apply(v->run, &ev, &rep);
+		if (steps & APPLY_REINJECT)
+			reinject(v, &ev);
+		else if (steps & APPLY_SKIP_BP)
+			skip_breakpoint(v);
+	}
+out:
+	router_thread_unregister();
+	return NULL;
+}

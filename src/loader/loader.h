@@ -95,4 +95,8 @@ int loader_raw(const char *name, const uint8_t *img, size_t len, const struct lo
 /* Offset of a valid multiboot v1 header in the first 8 KiB, or -1. */
 long multiboot_find_header(const uint8_t *img, size_t len);
 
+/* Offset of the first multiboot v1 magic in the first 8 KiB whose checksum
+ * is wrong (so it is not a header), or -1; for the error message. */
+long multiboot_find_bad_magic(const uint8_t *img, size_t len);
+
 #endif

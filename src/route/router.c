@@ -1,1 +1,152 @@
-/* placeholder: being written */
+/*
+ * router.c: the published routing table (liburcu, QSBR flavour) and the
+ * routing decision (see router.h).
+ *
+ * Readers: router_current() is one rcu_dereference; router_resolve() is a few
+ * array loads or a binary search. Neither takes a lock nor makes a system
+ * call. Writers: router_publish() attaches statistics, swaps the pointer
+ * with one atomic exchange under the writers' mutex, waits for a grace
+ * period outside the mutex and frees the old table.
+ */
+#include "route/router.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <urcu-qsbr.h>
+
+#include "stats/stats.h"
+
+static struct route_table *current_table;
+static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void attach_stats(struct route_table *t)
+{
+	for (size_t i = 0; i < t->nroutes; i++)
+		t->routes[i].stats = stats_route(t->routes[i].spec.text);
+}
+
+/*
+ * A registered thread that is online must not block on the writers' mutex or
+ * wait for a grace period while online: another writer's synchronize_rcu()
+ * would wait for it forever. It goes offline for the duration of the update
+ * (it holds no table pointer across router_publish, per router.h).
+ */
+static bool writer_enter(void)
+{
+	bool was_online = rcu_read_ongoing();
+	if (was_online)
+		rcu_thread_offline();
+	return was_online;
+}
+
+static void writer_leave(bool was_online)
+{
+	if (was_online)
+		rcu_thread_online();
+}
+
+void router_init(struct route_table *t)
+{
+	if (t == NULL)
+		return;
+	bool was_online = writer_enter();
+	attach_stats(t);
+	pthread_mutex_lock(&writer_lock);
+	struct route_table *old = rcu_dereference(current_table);
+	t->generation = old ? old->generation + 1 : 1;
+	old = rcu_xchg_pointer(&current_table, t);
+	pthread_mutex_unlock(&writer_lock);
+	if (old != NULL) { /* init called twice: treat it as a publish */
+		synchronize_rcu();
+		route_table_free(old);
+	}
+	writer_leave(was_online);
+}
+
+void router_publish(struct route_table *t)
+{
+	if (t == NULL)
+		return;
+	bool was_online = writer_enter();
+	attach_stats(t);
+	pthread_mutex_lock(&writer_lock);
+	struct route_table *old = rcu_dereference(current_table);
+	t->generation = old ? old->generation + 1 : 1;
+	old = rcu_xchg_pointer(&current_table, t);
+	pthread_mutex_unlock(&writer_lock);
+	synchronize_rcu();
+	route_table_free(old);
+	writer_leave(was_online);
+}
+
+void router_fini(void)
+{
+	pthread_mutex_lock(&writer_lock);
+	struct route_table *old = rcu_xchg_pointer(&current_table, NULL);
+	pthread_mutex_unlock(&writer_lock);
+	route_table_free(old);
+}
+
+const struct route_table *router_current(void)
+{
+	return rcu_dereference(current_table);
+}
+
+struct route_target router_resolve(const struct route_table *t, struct vmmux_event *ev)
+{
+	uint16_t ri;
+	if (ev->type == VMMUX_EV_IO) {
+		ri = ev->key <= 0xffff ? t->port[ev->key] : ROUTE_NONE;
+		bool hyper_out = (ev->flags & (VMMUX_EVF_WRITE | VMMUX_EVF_STRING)) ==
+					 VMMUX_EVF_WRITE &&
+				 ev->size == 4;
+		if (hyper_out && ev->key >= HYPERCALL_PORT_BASE &&
+		    ev->key <= HYPERCALL_PORT_BASE + HYPERCALL_MAX &&
+		    (ri == ROUTE_NONE ? true : t->routes[ri].spec.kind == ROUTE_HYPERCALL)) {
+			ev->type = VMMUX_EV_HYPERCALL;
+			ev->key -= HYPERCALL_PORT_BASE;
+		}
+	} else {
+		ri = route_lookup_event(t, ev);
+	}
+	if (ri == ROUTE_NONE) {
+		ev->flags |= VMMUX_EVF_UNROUTED;
+		/* An event of a type outside the enumeration (refused upstream)
+		 * still gets a route: the main VMM's, through the fault type's. */
+		unsigned ty = ev->type < VMMUX_EV__COUNT ? ev->type : VMMUX_EV_FAULT;
+		ri = t->type_route[ty];
+	}
+	const struct route *r = &t->routes[ri];
+	struct route_target rt = {
+		.vmm = ev->type < VMMUX_EV__COUNT ? r->vmm : (uint16_t)VMM_ID_MAIN,
+		.route = ri,
+		.generation = t->generation,
+		.r = r,
+	};
+	return rt;
+}
+
+void router_thread_register(void)
+{
+	rcu_register_thread();
+}
+
+void router_thread_unregister(void)
+{
+	rcu_unregister_thread();
+}
+
+void router_thread_offline(void)
+{
+	rcu_thread_offline();
+}
+
+void router_thread_online(void)
+{
+	rcu_thread_online();
+}
+
+void router_quiescent(void)
+{
+	rcu_quiescent_state();
+}

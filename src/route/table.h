@@ -42,12 +42,16 @@
 
 struct route_stats; /* stats.h; per route, shared by every table holding it */
 
+/* Flag of a route (besides ROUTE_OPT_*): the implicit "type:NAME=main" route
+ * of a type that no type: spec covers. */
+#define ROUTE_FLAG_IMPLICIT 0x80000000u
+
 /* One compiled route. */
 struct route {
 	struct route_spec spec;
 	uint16_t vmm;      /* target VMM id */
 	uint16_t fallback; /* VMM id, or VMM_ID_NONE */
-	uint32_t flags;    /* ROUTE_OPT_* */
+	uint32_t flags;    /* ROUTE_OPT_*, ROUTE_FLAG_IMPLICIT */
 	uint64_t timeout_ns;
 	struct route_stats *stats; /* never NULL in a published table */
 };

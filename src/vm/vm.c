@@ -1,1 +1,301 @@
-/* placeholder: being written */
+/*
+ * vm.c: the KVM virtual machine (see vm.h).
+ */
+#include "vm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+#define CPUID_MAX_ENTRIES 256
+
+static int kvm_check_ext(int fd, int cap)
+{
+	int r = ioctl(fd, KVM_CHECK_EXTENSION, cap);
+	return r < 0 ? 0 : r;
+}
+
+static int create_memory(struct vm *vm, uint64_t size, struct errbuf *e)
+{
+	vm->mem.memfd = memfd_create("vmmux-guest-ram", MFD_CLOEXEC);
+	if (vm->mem.memfd < 0)
+		return err_set(e, "guest RAM: memfd_create: %s", strerror(errno));
+	if (ftruncate(vm->mem.memfd, (off_t)size) < 0)
+		return err_set(e, "guest RAM: cannot size the memfd to %llu bytes: %s",
+			       (unsigned long long)size, strerror(errno));
+	void *p =
+	    mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, vm->mem.memfd, 0);
+	if (p == MAP_FAILED)
+		return err_set(e, "guest RAM: mmap of %llu bytes: %s", (unsigned long long)size,
+			       strerror(errno));
+	vm->mem.host = p;
+	vm->mem.size = size;
+	struct kvm_userspace_memory_region region = {
+	    .slot = 0,
+	    .guest_phys_addr = 0,
+	    .memory_size = size,
+	    .userspace_addr = (uint64_t)(uintptr_t)p,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+		return err_set(e, "KVM_SET_USER_MEMORY_REGION (%llu bytes at 0): %s",
+			       (unsigned long long)size, strerror(errno));
+	return 0;
+}
+
+/* Give each vCPU its own APIC ID in the CPUID leaves that report one. */
+static void cpuid_set_apic_id(struct kvm_cpuid2 *cpuid, unsigned index)
+{
+	for (uint32_t i = 0; i < cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 *ent = &cpuid->entries[i];
+		switch (ent->function) {
+		case 1:
+			ent->ebx = (ent->ebx & 0x00ffffffu) | (index << 24);
+			break;
+		case 0xb:
+		case 0x1f:
+			ent->edx = index;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static int create_vcpu(struct vm *vm, unsigned index, struct errbuf *e)
+{
+	struct vm_vcpu *v = &vm->vcpus[index];
+	v->index = index;
+	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	if (v->fd < 0)
+		return err_set(e, "KVM_CREATE_VCPU %u: %s", index, strerror(errno));
+	void *run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (run == MAP_FAILED)
+		return err_set(e, "vCPU %u: mmap of kvm_run: %s", index, strerror(errno));
+	v->run = run;
+
+	size_t sz = sizeof(struct kvm_cpuid2) + vm->cpuid->nent * sizeof(struct kvm_cpuid_entry2);
+	struct kvm_cpuid2 *c = malloc(sz);
+	if (c == NULL)
+		return err_set(e, "vCPU %u: out of memory", index);
+	memcpy(c, vm->cpuid, sz);
+	cpuid_set_apic_id(c, index);
+	int r = ioctl(v->fd, KVM_SET_CPUID2, c);
+	free(c);
+	if (r < 0)
+		return err_set(e, "vCPU %u: KVM_SET_CPUID2: %s", index, strerror(errno));
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vmmux_config *c, struct errbuf *e)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->mem.memfd = -1;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		return err_set(e, "cannot open /dev/kvm: %s", strerror(errno));
+	int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (api != KVM_API_VERSION)
+		return err_set(e, "/dev/kvm speaks KVM API version %d, vmmux needs %d", api,
+			       KVM_API_VERSION);
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return err_set(e, "KVM_CREATE_VM: %s", strerror(errno));
+	int sz = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (sz <= 0)
+		return err_set(e, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+	vm->run_size = (size_t)sz;
+
+	/* Only needed by Intel VMX for real mode; harmless elsewhere. */
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul) < 0)
+		log_debug("KVM_SET_TSS_ADDR: %s (ignored)", strerror(errno));
+
+	if (create_memory(vm, c->mem_bytes, e))
+		return -1;
+
+	vm->irqchip = c->irqchip;
+	if (c->irqchip) {
+		if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+			return err_set(e, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		struct kvm_pit_config pit = {.flags = 0};
+		if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+			return err_set(e, "KVM_CREATE_PIT2: %s", strerror(errno));
+	}
+
+	if (kvm_check_ext(vm->kvm_fd, KVM_CAP_X86_USER_SPACE_MSR)) {
+		struct kvm_enable_cap cap = {
+		    .cap = KVM_CAP_X86_USER_SPACE_MSR,
+		    .args[0] = KVM_MSR_EXIT_REASON_FILTER | KVM_MSR_EXIT_REASON_UNKNOWN,
+		};
+		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+			return err_set(e, "KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR): %s",
+				       strerror(errno));
+		vm->msr_exits = true;
+	} else {
+		log_warn("KVM lacks KVM_CAP_X86_USER_SPACE_MSR: MSR accesses stay inside KVM");
+	}
+
+	vm->cpuid = calloc(1, sizeof(struct kvm_cpuid2) +
+				  CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
+	if (vm->cpuid == NULL)
+		return err_set(e, "out of memory");
+	vm->cpuid->nent = CPUID_MAX_ENTRIES;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, vm->cpuid) < 0)
+		return err_set(e, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+
+	vm->ncpus = c->cpus;
+	vm->vcpus = calloc(c->cpus, sizeof(*vm->vcpus));
+	if (vm->vcpus == NULL)
+		return err_set(e, "out of memory");
+	for (unsigned i = 0; i < c->cpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (unsigned i = 0; i < c->cpus; i++)
+		if (create_vcpu(vm, i, e))
+			return -1;
+	return 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vcpus) {
+		for (unsigned i = 0; i < vm->ncpus; i++) {
+			if (vm->vcpus[i].run)
+				munmap(vm->vcpus[i].run, vm->run_size);
+			if (vm->vcpus[i].fd >= 0)
+				close(vm->vcpus[i].fd);
+		}
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+	}
+	free(vm->cpuid);
+	vm->cpuid = NULL;
+	if (vm->mem.host)
+		munmap(vm->mem.host, vm->mem.size);
+	vm->mem.host = NULL;
+	if (vm->mem.memfd >= 0)
+		close(vm->mem.memfd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->mem.memfd = vm->vm_fd = vm->kvm_fd = -1;
+}
+
+#define MSR_FILTER_RANGES 16
+#define MSR_BITMAP_BYTES  0x600
+
+int vm_set_msr_filter(struct vm *vm, const struct route_table *t, struct errbuf *e)
+{
+	struct route_range ranges[MSR_FILTER_RANGES];
+	int n = route_table_msr_ranges(t, ranges, MSR_FILTER_RANGES, e);
+	if (n < 0)
+		return -1;
+	if (!vm->msr_exits) {
+		if (n > 0)
+			return err_set(e, "MSR routes need KVM_CAP_X86_USER_SPACE_MSR, which this "
+					  "KVM lacks");
+		return 0;
+	}
+	uint8_t(*bitmaps)[MSR_BITMAP_BYTES] = calloc(MSR_FILTER_RANGES, MSR_BITMAP_BYTES);
+	if (bitmaps == NULL)
+		return err_set(e, "out of memory");
+	struct kvm_msr_filter f = {.flags = KVM_MSR_FILTER_DEFAULT_ALLOW};
+	for (int i = 0; i < n; i++) {
+		uint64_t count = ranges[i].hi - ranges[i].lo + 1;
+		if (count > MSR_BITMAP_BYTES * 8) {
+			free(bitmaps);
+			return err_set(e, "MSR filter range 0x%llx-0x%llx is too wide",
+				       (unsigned long long)ranges[i].lo,
+				       (unsigned long long)ranges[i].hi);
+		}
+		/* A set bit allows the access inside KVM; a clear bit exits. */
+		memset(bitmaps[i], 0xff, sizeof(bitmaps[i]));
+		for (uint64_t k = 0; k < count; k++)
+			if (route_lookup_msr(t, (uint32_t)(ranges[i].lo + k)) != ROUTE_NONE)
+				bitmaps[i][k / 8] &= (uint8_t) ~(1u << (k % 8));
+		f.ranges[i].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+		f.ranges[i].base = (uint32_t)ranges[i].lo;
+		f.ranges[i].nmsrs = (uint32_t)count;
+		f.ranges[i].bitmap = bitmaps[i];
+	}
+	int r = ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &f);
+	int saved = errno;
+	free(bitmaps);
+	if (r < 0)
+		return err_set(e, "KVM_X86_SET_MSR_FILTER (%d ranges): %s", n, strerror(saved));
+	return 0;
+}
+
+int vm_set_guest_debug(struct vm *vm, const struct vmmux_config *c, struct errbuf *e)
+{
+	if (!c->single_step && c->nbreakpoints == 0)
+		return 0;
+	struct kvm_guest_debug dbg = {.control = KVM_GUESTDBG_ENABLE};
+	if (c->single_step)
+		dbg.control |= KVM_GUESTDBG_SINGLESTEP;
+	if (c->nbreakpoints) {
+		dbg.control |= KVM_GUESTDBG_USE_HW_BP;
+		uint64_t dr7 = 0;
+		for (size_t i = 0; i < c->nbreakpoints && i < 4; i++) {
+			dbg.arch.debugreg[i] = c->breakpoints[i];
+			dr7 |= 1ull << (i * 2); /* Ln: local enable; RW=00 execute, LEN=00 */
+		}
+		dbg.arch.debugreg[7] = dr7;
+	}
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (ioctl(vm->vcpus[i].fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
+			return err_set(e, "vCPU %u: KVM_SET_GUEST_DEBUG: %s", i, strerror(errno));
+	return 0;
+}
+
+int vm_irq_line(struct vm *vm, uint32_t line, int level)
+{
+	if (!vm->irqchip)
+		return -1;
+	struct kvm_irq_level irq = {.irq = line, .level = level ? 1 : 0};
+	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
+}
+
+static void dump_seg(const char *name, const struct kvm_segment *s)
+{
+	fprintf(stderr, "  %-3s sel=%04x base=%016llx limit=%08x type=%x dpl=%u p=%u l=%u db=%u\n",
+		name, s->selector, (unsigned long long)s->base, s->limit, s->type, s->dpl,
+		s->present, s->l, s->db);
+}
+
+void vm_dump_vcpu(struct vm *vm, unsigned index)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	int fd = vm->vcpus[index].fd;
+	if (ioctl(fd, KVM_GET_REGS, &r) < 0 || ioctl(fd, KVM_GET_SREGS, &s) < 0) {
+		fprintf(stderr, "vmmux: vCPU %u: cannot read registers: %s\n", index,
+			strerror(errno));
+		return;
+	}
+	fprintf(stderr,
+		"vmmux: vCPU %u registers:\n"
+		"  rip=%016llx rflags=%016llx\n"
+		"  rax=%016llx rbx=%016llx rcx=%016llx rdx=%016llx\n"
+		"  rsi=%016llx rdi=%016llx rsp=%016llx rbp=%016llx\n"
+		"  r8 =%016llx r9 =%016llx r10=%016llx r11=%016llx\n"
+		"  r12=%016llx r13=%016llx r14=%016llx r15=%016llx\n"
+		"  cr0=%016llx cr2=%016llx cr3=%016llx cr4=%016llx efer=%016llx\n",
+		index, r.rip, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rsp, r.rbp,
+		r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, s.cr0, s.cr2, s.cr3, s.cr4,
+		s.efer);
+	dump_seg("cs", &s.cs);
+	dump_seg("ss", &s.ss);
+	dump_seg("ds", &s.ds);
+	dump_seg("tr", &s.tr);
+	fprintf(stderr, "  gdt base=%016llx limit=%04x idt base=%016llx limit=%04x\n",
+		(unsigned long long)s.gdt.base, s.gdt.limit, (unsigned long long)s.idt.base,
+		s.idt.limit);
+}

@@ -1,1 +1,564 @@
-/* placeholder: being written */
+/*
+ * machine.c: the life of a run (machine.h).
+ *
+ * Threads: one per vCPU (exit/vcpu.c) and the main thread, which runs the
+ * main loop: VMM inputs (the UART's stdin), the watchdog timer, signals, and
+ * the wake-up when the run ends. Lifecycle state lives under one mutex; the
+ * vCPU fast path reads two atomics only (machine_vcpu_gate).
+ *
+ * Reset is a rendezvous: machine_reset marks it pending and kicks every vCPU
+ * out of KVM_RUN; each vCPU completes its pending I/O and arrives; the last
+ * to arrive reloads the guest image, returns every vCPU, the in-kernel
+ * irqchip and every role to their boot state, and releases the others.
+ */
+#include "vmm/machine.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "exit/vcpu.h"
+#include "route/router.h"
+#include "stats/stats.h"
+#include "util/log.h"
+#include "vm/cpu_setup.h"
+#include "vm/vm.h"
+#include "vmm/vmm.h"
+
+struct vcpu_boot_state {
+	struct kvm_lapic_state lapic;
+	struct kvm_fpu fpu;
+	bool have_lapic;
+};
+
+static struct {
+	struct vmmux_config *cfg;
+	struct vm vm;
+	uint8_t *image;
+	size_t image_len;
+	struct load_opts load;
+	char *cmdline;
+	struct boot_image boot;
+	struct vcpu_boot_state *boot_state;
+	struct kvm_irqchip irqchip_boot[3];
+	struct kvm_pit_state2 pit_boot;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	_Atomic bool stopping;
+	_Atomic bool reset_pending;
+	_Atomic bool any_halted;
+	int status;
+	bool *halted; /* per vCPU: stopped for good (HLT, or waiting for SIPI) */
+	unsigned nhalted;
+	unsigned arrived;
+	uint64_t reset_gen;
+	unsigned resets;
+	int wake_fd;
+	int kill_signal;
+} M = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER,
+    .wake_fd = -1,
+};
+
+struct vm *machine_vm(void)
+{
+	return &M.vm;
+}
+
+bool machine_stopping(void)
+{
+	return atomic_load(&M.stopping);
+}
+
+unsigned machine_resets(void)
+{
+	pthread_mutex_lock(&M.lock);
+	unsigned n = M.resets;
+	pthread_mutex_unlock(&M.lock);
+	return n;
+}
+
+static void wake_main_loop(void)
+{
+	if (M.wake_fd >= 0) {
+		uint64_t one = 1;
+		ssize_t w = write(M.wake_fd, &one, sizeof(one));
+		(void)w;
+	}
+}
+
+static void kick_all(void)
+{
+	for (unsigned i = 0; i < M.vm.ncpus; i++)
+		vcpu_kick(i);
+}
+
+void machine_stop(int status, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+
+	pthread_mutex_lock(&M.lock);
+	bool first = !atomic_load(&M.stopping);
+	if (first) {
+		M.status = status;
+		atomic_store(&M.stopping, true);
+	}
+	pthread_cond_broadcast(&M.cond);
+	pthread_mutex_unlock(&M.lock);
+
+	if (!first) {
+		log_debug("already ending; ignored: %s", why);
+		return;
+	}
+	bool failure = status != 0 && status % 2 == 0;
+	log_msg(failure ? VMMUX_LOG_ERROR : VMMUX_LOG_INFO, "%s (exit status %d)", why, status);
+	kick_all();
+	wake_main_loop();
+}
+
+void machine_reset(const char *why)
+{
+	pthread_mutex_lock(&M.lock);
+	bool already = atomic_load(&M.reset_pending);
+	atomic_store(&M.reset_pending, true);
+	pthread_cond_broadcast(&M.cond);
+	pthread_mutex_unlock(&M.lock);
+	if (!already) {
+		log_info("reset: %s", why);
+		kick_all();
+	}
+}
+
+int machine_irq_line(uint32_t line, int level)
+{
+	return vm_irq_line(&M.vm, line, level);
+}
+
+void machine_vcpu_halt(unsigned index)
+{
+	pthread_mutex_lock(&M.lock);
+	if (index < M.vm.ncpus && !M.halted[index]) {
+		M.halted[index] = true;
+		M.nhalted++;
+		atomic_store(&M.any_halted, true);
+	}
+	bool all = M.nhalted == M.vm.ncpus;
+	pthread_mutex_unlock(&M.lock);
+	log_info("vCPU %u halted; without the in-kernel irqchip nothing can wake it", index);
+	if (all)
+		machine_stop(EXIT_GUEST_CRASH, "guest halted: every vCPU executed HLT and "
+					       "nothing can wake them (no in-kernel irqchip)");
+}
+
+/* Save what KVM gave each vCPU and the irqchip at creation, for resets. */
+static int save_boot_state(struct errbuf *e)
+{
+	M.boot_state = calloc(M.vm.ncpus, sizeof(*M.boot_state));
+	if (M.boot_state == NULL)
+		return err_set(e, "out of memory");
+	for (unsigned i = 0; i < M.vm.ncpus; i++) {
+		struct vcpu_boot_state *b = &M.boot_state[i];
+		int fd = M.vm.vcpus[i].fd;
+		if (ioctl(fd, KVM_GET_FPU, &b->fpu) < 0)
+			return err_set(e, "vCPU %u: KVM_GET_FPU: %s", i, strerror(errno));
+		if (M.vm.irqchip) {
+			if (ioctl(fd, KVM_GET_LAPIC, &b->lapic) < 0)
+				return err_set(e, "vCPU %u: KVM_GET_LAPIC: %s", i, strerror(errno));
+			b->have_lapic = true;
+		}
+	}
+	if (M.vm.irqchip) {
+		for (unsigned chip = 0; chip < 3; chip++) {
+			M.irqchip_boot[chip].chip_id = chip;
+			if (ioctl(M.vm.vm_fd, KVM_GET_IRQCHIP, &M.irqchip_boot[chip]) < 0)
+				return err_set(e, "KVM_GET_IRQCHIP %u: %s", chip, strerror(errno));
+		}
+		if (ioctl(M.vm.vm_fd, KVM_GET_PIT2, &M.pit_boot) < 0)
+			return err_set(e, "KVM_GET_PIT2: %s", strerror(errno));
+	}
+	return 0;
+}
+
+/* Load the image and set every vCPU to its boot state. Called at start and
+ * on reset (with every vCPU thread waiting outside KVM_RUN). */
+static int boot_machine(bool reset, struct errbuf *e)
+{
+	if (loader_load(M.cfg->kernel, M.image, M.image_len, &M.load, &M.vm.mem, &M.boot, e))
+		return -1;
+	if (cpu_setup_tables(&M.vm.mem, M.boot.mode, e))
+		return -1;
+	if (reset && M.vm.irqchip) {
+		for (unsigned chip = 0; chip < 3; chip++)
+			if (ioctl(M.vm.vm_fd, KVM_SET_IRQCHIP, &M.irqchip_boot[chip]) < 0)
+				return err_set(e, "KVM_SET_IRQCHIP %u: %s", chip, strerror(errno));
+		if (ioctl(M.vm.vm_fd, KVM_SET_PIT2, &M.pit_boot) < 0)
+			return err_set(e, "KVM_SET_PIT2: %s", strerror(errno));
+	}
+	M.nhalted = 0;
+	for (unsigned i = 0; i < M.vm.ncpus; i++) {
+		int fd = M.vm.vcpus[i].fd;
+		if (reset) {
+			struct vcpu_boot_state *b = &M.boot_state[i];
+			struct kvm_vcpu_events events;
+			memset(&events, 0, sizeof(events));
+			if (ioctl(fd, KVM_SET_VCPU_EVENTS, &events) < 0)
+				return err_set(e, "vCPU %u: KVM_SET_VCPU_EVENTS: %s", i,
+					       strerror(errno));
+			if (ioctl(fd, KVM_SET_FPU, &b->fpu) < 0)
+				return err_set(e, "vCPU %u: KVM_SET_FPU: %s", i, strerror(errno));
+			if (b->have_lapic && ioctl(fd, KVM_SET_LAPIC, &b->lapic) < 0)
+				return err_set(e, "vCPU %u: KVM_SET_LAPIC: %s", i, strerror(errno));
+		}
+		int r = cpu_setup_vcpu(fd, &M.boot, &M.vm.mem, i, M.vm.ncpus, M.vm.irqchip, e);
+		if (r < 0)
+			return -1;
+		M.halted[i] = r == 1;
+		M.nhalted += r == 1;
+	}
+	atomic_store(&M.any_halted, M.nhalted > 0);
+	return 0;
+}
+
+/* The last vCPU to arrive performs the reset; called with M.lock held. */
+static void perform_reset(void)
+{
+	struct errbuf e;
+	log_info("resetting the VM (reset %u)", M.resets + 1);
+	vmm_reset_all();
+	if (boot_machine(true, &e) < 0) {
+		pthread_mutex_unlock(&M.lock);
+		machine_stop(EXIT_HOST, "reset failed: %s", e.msg);
+		pthread_mutex_lock(&M.lock);
+	}
+	M.resets++;
+}
+
+bool machine_vcpu_gate(unsigned index)
+{
+	if (!atomic_load_explicit(&M.reset_pending, memory_order_acquire) &&
+	    !atomic_load_explicit(&M.stopping, memory_order_acquire) &&
+	    !atomic_load_explicit(&M.any_halted, memory_order_acquire))
+		return true;
+
+	bool flushed = false;
+	pthread_mutex_lock(&M.lock);
+	for (;;) {
+		if (atomic_load(&M.stopping)) {
+			pthread_mutex_unlock(&M.lock);
+			return false;
+		}
+		if (atomic_load(&M.reset_pending)) {
+			if (!flushed) {
+				/* Finish an I/O that KVM left pending before state is reset. */
+				pthread_mutex_unlock(&M.lock);
+				vcpu_flush(index);
+				flushed = true;
+				pthread_mutex_lock(&M.lock);
+				continue;
+			}
+			uint64_t gen = M.reset_gen;
+			if (++M.arrived == M.vm.ncpus) {
+				perform_reset();
+				M.arrived = 0;
+				M.reset_gen++;
+				atomic_store(&M.reset_pending, false);
+				pthread_cond_broadcast(&M.cond);
+			} else {
+				while (M.reset_gen == gen && !atomic_load(&M.stopping))
+					pthread_cond_wait(&M.cond, &M.lock);
+			}
+			flushed = false;
+			continue;
+		}
+		if (M.halted[index]) {
+			pthread_cond_wait(&M.cond, &M.lock);
+			continue;
+		}
+		pthread_mutex_unlock(&M.lock);
+		return true;
+	}
+}
+
+static void raise_watchdog(void)
+{
+	struct vmmux_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = VMMUX_EV_PLATFORM;
+	ev.key = VMMUX_PLAT_WATCHDOG;
+	ev.count = 1;
+	ev.vcpu = VMMUX_NO_VCPU;
+	vmm_dispatch_raised(VMM_ID_NONE, &ev, 0);
+}
+
+#define POLL_MAX       (VMM_MAX + 3)
+#define INPUT_RETRY_MS 10
+
+/* The main loop: until the run ends. */
+static void main_loop(int sig_fd, int timer_fd)
+{
+	bool paused[VMM_MAX] = {false};
+	while (!machine_stopping()) {
+		struct pollfd fds[POLL_MAX];
+		uint16_t owner[POLL_MAX];
+		nfds_t n = 0;
+		bool any_paused = false;
+		fds[n] = (struct pollfd){.fd = M.wake_fd, .events = POLLIN};
+		owner[n++] = VMM_ID_NONE;
+		fds[n] = (struct pollfd){.fd = sig_fd, .events = POLLIN};
+		owner[n++] = VMM_ID_NONE;
+		if (timer_fd >= 0) {
+			fds[n] = (struct pollfd){.fd = timer_fd, .events = POLLIN};
+			owner[n++] = VMM_ID_NONE;
+		}
+		for (size_t id = 1; id < vmm_count() && n < POLL_MAX; id++) {
+			int fd = vmm_input_fd((uint16_t)id);
+			if (fd < 0)
+				continue;
+			if (paused[id]) {
+				any_paused = true;
+				continue;
+			}
+			fds[n] = (struct pollfd){.fd = fd, .events = POLLIN};
+			owner[n++] = (uint16_t)id;
+		}
+		router_thread_offline();
+		int r = poll(fds, n, any_paused ? INPUT_RETRY_MS : -1);
+		router_thread_online();
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			machine_stop(EXIT_HOST, "main loop: poll: %s", strerror(errno));
+			break;
+		}
+		memset(paused, 0, sizeof(paused));
+		for (nfds_t i = 0; i < n; i++) {
+			if (!fds[i].revents)
+				continue;
+			if (fds[i].fd == M.wake_fd) {
+				uint64_t v;
+				ssize_t rd = read(M.wake_fd, &v, sizeof(v));
+				(void)rd;
+			} else if (fds[i].fd == sig_fd) {
+				struct signalfd_siginfo si;
+				if (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+					M.kill_signal = (int)si.ssi_signo;
+					machine_stop(128 + (int)si.ssi_signo,
+						     "stopped by signal %s",
+						     strsignal((int)si.ssi_signo));
+				}
+			} else if (fds[i].fd == timer_fd) {
+				uint64_t v;
+				ssize_t rd = read(timer_fd, &v, sizeof(v));
+				(void)rd;
+				raise_watchdog();
+			} else if (owner[i] != VMM_ID_NONE) {
+				if (vmm_input(owner[i]) == 0)
+					paused[owner[i]] = true;
+			}
+		}
+	}
+}
+
+static int start_watchdog(uint64_t ns, struct errbuf *e)
+{
+	if (ns == 0)
+		return -1;
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, "timerfd_create: %s", strerror(errno)), -2;
+	struct itimerspec its = {
+	    .it_value = {.tv_sec = (time_t)(ns / 1000000000ull),
+			 .tv_nsec = (long)(ns % 1000000000ull)},
+	};
+	if (timerfd_settime(fd, 0, &its, NULL) < 0) {
+		close(fd);
+		return err_set(e, "timerfd_settime: %s", strerror(errno)), -2;
+	}
+	return fd;
+}
+
+static char *build_cmdline(const struct vmmux_config *c)
+{
+	/* As QEMU builds the multiboot command line: the kernel's path, a space,
+	 * the appended text. */
+	const char *append = c->append ? c->append : "";
+	size_t len = strlen(c->kernel) + 1 + strlen(append) + 1;
+	char *s = malloc(len);
+	if (s)
+		snprintf(s, len, "%s %s", c->kernel, append);
+	return s;
+}
+
+static void write_stats(const struct vmmux_config *c)
+{
+	if (c->stats)
+		stats_print(stderr, vmm_stats_name);
+	if (c->stats_json) {
+		FILE *f = fopen(c->stats_json, "w");
+		if (f == NULL) {
+			log_error("--stats-json %s: %s", c->stats_json, strerror(errno));
+			return;
+		}
+		stats_print_json(f, vmm_stats_name);
+		if (fclose(f) != 0)
+			log_error("--stats-json %s: %s", c->stats_json, strerror(errno));
+	}
+}
+
+/* Build everything; returns 0 or an exit status with the error logged. */
+static int machine_setup(struct vmmux_config *c)
+{
+	struct errbuf e;
+	M.cfg = c;
+
+	if (vm_create(&M.vm, c, &e) < 0) {
+		log_error("%s", e.msg);
+		return EXIT_HOST;
+	}
+	M.halted = calloc(M.vm.ncpus, sizeof(bool));
+	if (M.halted == NULL || save_boot_state(&e) < 0) {
+		log_error("%s", M.halted ? e.msg : "out of memory");
+		return EXIT_HOST;
+	}
+	vmm_registry_set_memory(&M.vm.mem);
+	if (vmm_registry_init(c->vmms, c->nvmms, &e) < 0) {
+		log_error("%s", e.msg);
+		return EXIT_USAGE;
+	}
+	struct route_table *t = route_table_build(c->routes, c->nroutes, vmm_resolve, NULL, &e);
+	if (t == NULL) {
+		log_error("%s", e.msg);
+		return EXIT_USAGE;
+	}
+	struct route_range ranges[16];
+	if (route_table_msr_ranges(t, ranges, 16, &e) < 0) {
+		route_table_free(t);
+		log_error("%s", e.msg);
+		return EXIT_USAGE;
+	}
+	router_init(t);
+	if (vm_set_msr_filter(&M.vm, t, &e) < 0) {
+		log_error("%s", e.msg);
+		return EXIT_HOST;
+	}
+
+	if (loader_read_file(c->kernel, M.vm.mem.size, &M.image, &M.image_len, &e) < 0) {
+		log_error("%s", e.msg);
+		return EXIT_IMAGE;
+	}
+	M.load = c->load;
+	M.cmdline = build_cmdline(c);
+	M.load.cmdline = M.cmdline;
+	if (boot_machine(false, &e) < 0) {
+		log_error("%s", e.msg);
+		return EXIT_IMAGE;
+	}
+	if (vm_set_guest_debug(&M.vm, c, &e) < 0) {
+		log_error("%s", e.msg);
+		return EXIT_HOST;
+	}
+	M.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (M.wake_fd < 0) {
+		log_error("eventfd: %s", strerror(errno));
+		return EXIT_HOST;
+	}
+	return 0;
+}
+
+static void machine_teardown(void)
+{
+	vmm_registry_fini();
+	router_fini();
+	vm_destroy(&M.vm);
+	free(M.image);
+	free(M.cmdline);
+	free(M.halted);
+	free(M.boot_state);
+	if (M.wake_fd >= 0)
+		close(M.wake_fd);
+	M.image = NULL;
+	M.cmdline = NULL;
+	M.halted = NULL;
+	M.boot_state = NULL;
+	M.wake_fd = -1;
+}
+
+int machine_run(struct vmmux_config *c)
+{
+	int status = machine_setup(c);
+	if (status != 0) {
+		machine_teardown();
+		return status;
+	}
+
+	/* Signals that end the run are read by the main loop; every thread
+	 * inherits the mask, so none of them is interrupted by these. */
+	sigset_t stop_sigs;
+	sigemptyset(&stop_sigs);
+	sigaddset(&stop_sigs, SIGINT);
+	sigaddset(&stop_sigs, SIGTERM);
+	sigaddset(&stop_sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
+	int sig_fd = signalfd(-1, &stop_sigs, SFD_CLOEXEC);
+	struct errbuf e;
+	int timer_fd = start_watchdog(c->watchdog_ns, &e);
+	if (sig_fd < 0 || timer_fd == -2) {
+		log_error("%s", sig_fd < 0 ? strerror(errno) : e.msg);
+		machine_teardown();
+		return EXIT_HOST;
+	}
+	vcpu_kick_signal_init();
+	router_thread_register();
+	stats_start();
+
+	pthread_t *tids = calloc(M.vm.ncpus, sizeof(pthread_t));
+	unsigned started = 0;
+	for (; tids && started < M.vm.ncpus; started++) {
+		if (pthread_create(&tids[started], NULL, vcpu_thread_main,
+				   (void *)(uintptr_t)started) != 0) {
+			machine_stop(EXIT_HOST, "cannot start the thread of vCPU %u", started);
+			break;
+		}
+	}
+	if (tids == NULL)
+		machine_stop(EXIT_HOST, "out of memory");
+	else
+		main_loop(sig_fd, timer_fd);
+
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	free(tids);
+	router_thread_unregister();
+
+	write_stats(c);
+	status = M.status;
+	int sig = M.kill_signal;
+	close(sig_fd);
+	if (timer_fd >= 0)
+		close(timer_fd);
+	machine_teardown();
+	if (sig) {
+		/* Die of the signal, as a shell expects, once the terminal is back. */
+		signal(sig, SIG_DFL);
+		pthread_sigmask(SIG_UNBLOCK, &stop_sigs, NULL);
+		raise(sig);
+	}
+	return status;
+}

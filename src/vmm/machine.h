@@ -49,4 +49,22 @@ int machine_irq_line(uint32_t line, int level);
 /* Number of resets so far. */
 unsigned machine_resets(void);
 
+/* ---- for the vCPU threads (exit/vcpu.c) ---- */
+
+struct vm;
+/* The VM of the run. */
+struct vm *machine_vm(void);
+
+/*
+ * Called by vCPU thread INDEX before each KVM_RUN. Returns true when the vCPU
+ * may run; blocks while the vCPU is halted for good or a reset is under way
+ * (the last vCPU to arrive performs the reset); returns false once the run
+ * ends. Costs two atomic loads when nothing is pending.
+ */
+bool machine_vcpu_gate(unsigned index);
+
+/* vCPU INDEX executed HLT and nothing can wake it: stop it; when every vCPU
+ * is stopped the run ends as a guest crash. */
+void machine_vcpu_halt(unsigned index);
+
 #endif

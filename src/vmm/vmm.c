@@ -1,1 +1,410 @@
-/* placeholder: being written */
+/*
+ * vmm.c: the VMM registry and the delivery of events (vmm.h).
+ */
+#include "vmm/vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "event/event.h"
+#include "route/router.h"
+#include "util/log.h"
+#include "vmm/machine.h"
+
+#define RAISE_DEPTH_MAX 8
+
+static struct vmm *registry[VMM_MAX];
+static size_t nregistry;
+
+static struct termios saved_tty;
+static bool tty_raw;
+
+size_t vmm_count(void)
+{
+	return nregistry;
+}
+
+struct vmm *vmm_get(uint16_t id)
+{
+	return id < nregistry ? registry[id] : NULL;
+}
+
+uint16_t vmm_lookup(const char *name)
+{
+	for (size_t i = 0; i < nregistry; i++)
+		if (strcmp(registry[i]->name, name) == 0)
+			return (uint16_t)i;
+	return VMM_ID_NONE;
+}
+
+uint16_t vmm_resolve(void *arg, const char *name)
+{
+	(void)arg;
+	return vmm_lookup(name);
+}
+
+const char *vmm_stats_name(uint16_t id, char *where, size_t wlen)
+{
+	struct vmm *v = vmm_get(id);
+	if (v == NULL)
+		return NULL;
+	snprintf(where, wlen, "in-process");
+	return v->name;
+}
+
+static void tty_restore(void)
+{
+	if (tty_raw) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
+		tty_raw = false;
+	}
+}
+
+/*
+ * Standard input serves as a VMM's input when it is a terminal or a pipe (or
+ * a socket); a terminal is switched to non-canonical mode without echo, so
+ * that the guest sees each key, but keeps its signals (Ctrl-C stops vmmux).
+ */
+static int open_stdin(const char *vmm)
+{
+	struct stat st;
+	if (fstat(STDIN_FILENO, &st) < 0)
+		return -1;
+	if (isatty(STDIN_FILENO)) {
+		if (!tty_raw && tcgetattr(STDIN_FILENO, &saved_tty) == 0) {
+			struct termios raw = saved_tty;
+			raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+			raw.c_iflag &= ~(tcflag_t)ICRNL;
+			raw.c_cc[VMIN] = 1;
+			raw.c_cc[VTIME] = 0;
+			if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0) {
+				tty_raw = true;
+				atexit(tty_restore);
+			}
+		}
+		return STDIN_FILENO;
+	}
+	if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+		return STDIN_FILENO;
+	log_debug("vmm '%s': standard input is neither a terminal nor a pipe: no input", vmm);
+	return -1;
+}
+
+static int open_input(const struct vmm_config *c, struct errbuf *e)
+{
+	if (c->input == NULL || strcmp(c->input, "none") == 0)
+		return -1;
+	if (strcmp(c->input, "stdin") == 0)
+		return open_stdin(c->name);
+	int fd = open(c->input, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return err_set(e, "vmm '%s': input '%s': %s", c->name, c->input, strerror(errno)),
+		       -2;
+	return fd;
+}
+
+static int open_output(const struct vmm_config *c, struct errbuf *e)
+{
+	if (c->output == NULL || strcmp(c->output, "none") == 0)
+		return -1;
+	if (strcmp(c->output, "stdout") == 0)
+		return STDOUT_FILENO;
+	if (strcmp(c->output, "stderr") == 0)
+		return STDERR_FILENO;
+	int fd = open(c->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+	if (fd < 0)
+		return err_set(e, "vmm '%s': output '%s': %s", c->name, c->output, strerror(errno)),
+		       -2;
+	return fd;
+}
+
+static void close_own_fd(int fd)
+{
+	if (fd > STDERR_FILENO)
+		close(fd);
+}
+
+static struct vmm *vmm_alloc(uint16_t id, const char *name)
+{
+	struct vmm *v = calloc(1, sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	v->id = id;
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	v->ctx.vmm = v;
+	v->in_fd = v->out_fd = -1;
+	pthread_mutex_init(&v->lock, NULL);
+	return v;
+}
+
+static void vmm_free(struct vmm *v)
+{
+	if (v == NULL)
+		return;
+	close_own_fd(v->in_fd);
+	close_own_fd(v->out_fd);
+	pthread_mutex_destroy(&v->lock);
+	free(v->priv);
+	free(v);
+}
+
+static int vmm_add_role(const struct vmm_config *c, struct errbuf *e)
+{
+	const struct vmmux_role *role = role_find(c->role);
+	if (role == NULL) {
+		char list[256] = "";
+		size_t used = 0;
+		for (size_t i = 0; role_at(i) != NULL; i++) {
+			int n = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
+					 role_at(i)->name);
+			if (n < 0 || (size_t)n >= sizeof(list) - used)
+				break;
+			used += (size_t)n;
+		}
+		return err_set(e, "vmm '%s': unknown role '%s' (roles: %s)", c->name, c->role,
+			       list);
+	}
+	if (role->abi_version != VMMUX_ROLE_ABI_VERSION)
+		return err_set(e, "vmm '%s': role '%s' is built for role ABI %u, vmmux speaks %u",
+			       c->name, c->role, role->abi_version, VMMUX_ROLE_ABI_VERSION);
+	if (nregistry >= VMM_MAX)
+		return err_set(e, "too many VMMs (at most %d)", VMM_MAX - 1);
+	struct vmm *v = vmm_alloc((uint16_t)nregistry, c->name);
+	if (v == NULL)
+		return err_set(e, "out of memory");
+	v->role = role;
+	v->placement = c->placement;
+	v->cfg = *c;
+	v->priv = calloc(1, role->priv_size ? role->priv_size : 1);
+	if (v->priv == NULL) {
+		vmm_free(v);
+		return err_set(e, "out of memory");
+	}
+	int in = open_input(c, e);
+	if (in == -2) {
+		vmm_free(v);
+		return -1;
+	}
+	v->in_fd = in;
+	int out = open_output(c, e);
+	if (out == -2) {
+		vmm_free(v);
+		return -1;
+	}
+	v->out_fd = out;
+	registry[nregistry++] = v;
+	if (role->init && role->init(&v->ctx) < 0) {
+		nregistry--;
+		registry[nregistry] = NULL;
+		vmm_free(v);
+		return err_set(e, "vmm '%s' (role %s) failed to start; see the message above",
+			       c->name, c->role);
+	}
+	return 0;
+}
+
+int vmm_registry_init(const struct vmm_config *cfgs, size_t n, struct errbuf *e)
+{
+	struct vmm *main_vmm = vmm_alloc(VMM_ID_MAIN, "main");
+	if (main_vmm == NULL)
+		return err_set(e, "out of memory");
+	registry[0] = main_vmm;
+	nregistry = 1;
+	for (size_t i = 0; i < n; i++) {
+		if (vmm_add_role(&cfgs[i], e) < 0) {
+			vmm_registry_fini();
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void vmm_registry_fini(void)
+{
+	for (size_t i = nregistry; i-- > 0;) {
+		struct vmm *v = registry[i];
+		if (v->role && v->role->fini) {
+			pthread_mutex_lock(&v->lock);
+			v->role->fini(&v->ctx);
+			pthread_mutex_unlock(&v->lock);
+		}
+		vmm_free(v);
+		registry[i] = NULL;
+	}
+	nregistry = 0;
+	tty_restore();
+}
+
+/* Actions a VMM may reply, per event type (bit i = enum vmmux_action i). */
+#define ACT(a) (1u << (a))
+static const uint32_t allowed_actions[VMMUX_EV__COUNT] = {
+    [VMMUX_EV_IO] = ACT(VMMUX_ACT_DONE),
+    [VMMUX_EV_MMIO] = ACT(VMMUX_ACT_DONE),
+    [VMMUX_EV_MSR] = ACT(VMMUX_ACT_DONE) | ACT(VMMUX_ACT_GP),
+    [VMMUX_EV_HLT] = ACT(VMMUX_ACT_DONE),
+    [VMMUX_EV_HYPERCALL] = ACT(VMMUX_ACT_DONE),
+    [VMMUX_EV_EXCEPTION] = ACT(VMMUX_ACT_DONE) | ACT(VMMUX_ACT_REINJECT) | ACT(VMMUX_ACT_END),
+    [VMMUX_EV_SHUTDOWN] = ACT(VMMUX_ACT_RESET) | ACT(VMMUX_ACT_END),
+    [VMMUX_EV_PLATFORM] = ACT(VMMUX_ACT_DONE),
+    [VMMUX_EV_IRQ] = ACT(VMMUX_ACT_DONE),
+    [VMMUX_EV_REQUEST] = ACT(VMMUX_ACT_DONE),
+    [VMMUX_EV_FAULT] = ACT(VMMUX_ACT_DONE),
+};
+
+static bool reply_valid(const struct vmmux_event *ev, const struct vmmux_reply *rep)
+{
+	if (ev->type >= VMMUX_EV__COUNT || rep->action >= VMMUX_ACT__COUNT)
+		return false;
+	if (!(allowed_actions[ev->type] & ACT(rep->action)))
+		return false;
+	/* Only an exception that KVM caught can be handed back to the guest. */
+	if (rep->action == VMMUX_ACT_REINJECT && !(ev->flags & VMMUX_EVF_HOSTDEBUG))
+		return false;
+	return true;
+}
+
+/* Log a VMM's failure once per (VMM, event type). */
+static void report_failure(struct vmm *v, const struct vmmux_event *ev, const char *what)
+{
+	static _Atomic uint32_t logged[VMM_MAX];
+	uint32_t bit = 1u << (ev->type % 32);
+	if (atomic_fetch_or(&logged[v->id % VMM_MAX], bit) & bit)
+		return;
+	char desc[256];
+	log_warn("vmm '%s': %s for %s; the built-in default applies (logged once per event "
+		 "type)",
+		 v->name, what, event_describe(ev, desc, sizeof(desc)));
+}
+
+/* Carry out what only the machine can do: reset, or end as a guest crash. */
+static void apply_machine_action(uint16_t id, const struct vmmux_event *ev,
+				 const struct vmmux_reply *rep)
+{
+	char desc[256];
+	if (rep->action == VMMUX_ACT_RESET) {
+		char why[320];
+		snprintf(why, sizeof(why), "%s, answered 'reset' by vmm '%s'",
+			 event_describe(ev, desc, sizeof(desc)), vmm_get(id)->name);
+		machine_reset(why);
+	} else if (rep->action == VMMUX_ACT_END) {
+		machine_stop(EXIT_GUEST_CRASH, "guest crashed: %s (vmm '%s' ended the run)",
+			     event_describe(ev, desc, sizeof(desc)), vmm_get(id)->name);
+	}
+}
+
+int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth)
+{
+	memset(rep, 0, sizeof(*rep));
+	struct vmm *v = vmm_get(id);
+	if (v == NULL) {
+		main_vmm_default(ev, rep);
+		return -1;
+	}
+	int r;
+	struct vmmux_event raised[VMM_RAISE_MAX];
+	unsigned nraised = 0;
+	if (v->role == NULL) {
+		r = main_vmm_handle(ev, rep);
+	} else {
+		pthread_mutex_lock(&v->lock);
+		v->cur_vcpu = ev->vcpu;
+		r = v->role->handle(&v->ctx, ev, rep);
+		nraised = v->nraised;
+		memcpy(raised, v->raised, nraised * sizeof(raised[0]));
+		v->nraised = 0;
+		pthread_mutex_unlock(&v->lock);
+		if (r < 0) {
+			v->handle_errors++;
+			report_failure(v, ev, "handler failed");
+		} else if (!reply_valid(ev, rep)) {
+			v->handle_errors++;
+			report_failure(v, ev, "invalid reply");
+			r = -1;
+		}
+		if (r < 0) {
+			memset(rep, 0, sizeof(*rep));
+			main_vmm_default(ev, rep);
+		}
+	}
+	apply_machine_action(id, ev, rep);
+	for (unsigned i = 0; i < nraised; i++)
+		vmm_dispatch_raised(id, &raised[i], depth + 1);
+	return r < 0 ? -1 : 0;
+}
+
+int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth)
+{
+	uint64_t t0 = stats_now_ns();
+	struct route_target tg = router_resolve(router_current(), ev);
+	struct route_stats *rs = tg.r->stats;
+	int r = vmm_deliver(tg.vmm, ev, rep, depth);
+	stats_record(ev->type, tg.vmm, rs, stats_now_ns() - t0);
+	return r;
+}
+
+int vmm_dispatch_raised(uint16_t src, struct vmmux_event *ev, unsigned depth)
+{
+	if (depth > RAISE_DEPTH_MAX) {
+		char desc[256];
+		log_error("dropped %s: events raised in a chain deeper than %d (a routing loop?)",
+			  event_describe(ev, desc, sizeof(desc)), RAISE_DEPTH_MAX);
+		return -1;
+	}
+	if (src == VMM_ID_NONE) {
+		ev->src_kind = VMMUX_SRC_HOST;
+		ev->src_id = 0;
+	} else {
+		ev->src_kind = VMMUX_SRC_VMM;
+		ev->src_id = src;
+	}
+	struct vmmux_reply rep;
+	return vmm_route_deliver(ev, &rep, depth);
+}
+
+int vmm_input_fd(uint16_t id)
+{
+	struct vmm *v = vmm_get(id);
+	if (v == NULL || v->role == NULL || v->role->input == NULL || v->input_eof)
+		return -1;
+	return v->in_fd;
+}
+
+int vmm_input(uint16_t id)
+{
+	struct vmm *v = vmm_get(id);
+	if (vmm_input_fd(id) < 0)
+		return -1;
+	struct vmmux_event raised[VMM_RAISE_MAX];
+	pthread_mutex_lock(&v->lock);
+	v->cur_vcpu = VMMUX_NO_VCPU;
+	int r = v->role->input(&v->ctx);
+	unsigned nraised = v->nraised;
+	memcpy(raised, v->raised, nraised * sizeof(raised[0]));
+	v->nraised = 0;
+	if (r < 0)
+		v->input_eof = true;
+	pthread_mutex_unlock(&v->lock);
+	for (unsigned i = 0; i < nraised; i++)
+		vmm_dispatch_raised(id, &raised[i], 1);
+	return r;
+}
+
+void vmm_reset_all(void)
+{
+	for (size_t i = 1; i < nregistry; i++) {
+		struct vmm *v = registry[i];
+		if (v->role->reset == NULL)
+			continue;
+		pthread_mutex_lock(&v->lock);
+		v->role->reset(&v->ctx);
+		v->nraised = 0; /* nothing raised by the old machine survives */
+		pthread_mutex_unlock(&v->lock);
+	}
+}

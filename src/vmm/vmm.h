@@ -106,7 +106,33 @@ int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, un
  */
 int vmm_dispatch_raised(uint16_t src, struct vmmux_event *ev, unsigned depth);
 
-/* Poll loop support: the VMMs with an input fd to watch. */
+/*
+ * Route EV through the current table and deliver it (vmm_deliver), recording
+ * the statistics of its type, route and VMM. The calling thread must be a
+ * registered, online router reader. This is the one entry point of the event
+ * path: vCPU threads call it with depth 0 for each exit.
+ */
+int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth);
+
+/* Guest memory that in-process VMMs may access (all of RAM). */
+struct guest_mem;
+void vmm_registry_set_memory(const struct guest_mem *m);
+
+/*
+ * Input: the descriptor a VMM wants polled for input (-1 for none, or once
+ * its input has ended), and the call when it is readable. vmm_input returns
+ * the role's input result (bytes taken, 0 when full, -1 at end of input) and
+ * routes what the role raised.
+ */
+int vmm_input_fd(uint16_t id);
+int vmm_input(uint16_t id);
+
+/* Reset every role to its power-on state (the VM is being reset). */
 void vmm_reset_all(void);
+
+/* The built-in default reply of EV's type (used when a VMM fails). */
+void main_vmm_default(const struct vmmux_event *ev, struct vmmux_reply *rep);
+/* The main VMM's own handler (VMM id 0). */
+int main_vmm_handle(struct vmmux_event *ev, struct vmmux_reply *rep);
 
 #endif

@@ -1,0 +1,261 @@
+/*
+ * rt.h: the runtime of vmmux's own test guests (freestanding, no libc).
+ *
+ * Two flavours share this header:
+ *   - 64-bit (start64.S, rt.c, rt64.c): an ELF64 or raw long-mode guest
+ *     entered as src/vm/cpu_setup.h describes (RSI = vCPU index, RDX = vCPU
+ *     count, RSP per vCPU, identity paging). vCPU 0 zeroes .bss while the
+ *     others wait; at CPL0 the runtime installs an IDT for vectors 0-31 that
+ *     reports exceptions through the fault-report port; then every vCPU calls
+ *     main(cpu, ncpus) and main's return value V ends the run with exit(V).
+ *   - 32-bit multiboot (start32.S, rt.c): entered by a multiboot v1 loader
+ *     (EAX = magic, EBX = information structure); calls main(magic, mbi).
+ *
+ * Everything here is usable at CPL3 with IOPL=3 (port I/O, console, exit)
+ * except what needs CPL0: MSRs, HLT, control registers, IDT.
+ *
+ * Platform conventions the guests rely on (vmmux's defaults, QEMU's devices):
+ *   0x3f8  16550 UART (THR at +0, LSR at +5, bit 5 = THR empty)
+ *   0xf4   exit device: OUT V ends the run with status ((V << 1) | 1) & 0xff
+ *   0x4f0  fault report: OUTL with EAX = GPA of a struct rt_fault_report
+ *   0x500+N  hypercall N: OUTL with EAX = GPA of the argument struct
+ *   0x9000 a scratch page that vmmux never writes, not even on reset
+ */
+#ifndef VMMUX_GUEST_RT_H
+#define VMMUX_GUEST_RT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RT_UART_BASE	 0x3f8u
+#define RT_EXIT_PORT	 0xf4u
+#define RT_FAULT_PORT	 0x4f0u
+#define RT_HCALL_BASE	 0x500u
+#define RT_PERSIST_ADDR	 0x9000u
+#define RT_MAX_CPUS	 64u	  /* vCPUs with their own fault-report slot */
+#define RT_STACK_PER_CPU 0x10000u /* cpu_setup.h: CPU_STACK_PER_VCPU */
+
+/* Exit codes the runtime itself uses (main's own codes should avoid them). */
+#define RT_EXIT_FAULT 0x40u /* | vector: a reported fault that was consumed */
+
+/*
+ * The persistent scratch word at guest-physical 0x9000: vmmux never writes
+ * that page (RAM starts zeroed), so a guest counts its boots across resets
+ * with ++*rt_persist. Only meaningful under vmmux.
+ */
+extern volatile uint32_t *const rt_persist;
+
+/* ---------------------------------------------------------------------- */
+/* Port I/O                                                                 */
+/* ---------------------------------------------------------------------- */
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port) : "memory");
+}
+
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port) : "memory");
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+	return v;
+}
+
+static inline uint16_t inw(uint16_t port)
+{
+	uint16_t v;
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+	return v;
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+	return v;
+}
+
+/* rep outsb: N bytes from BUF to PORT (one string I/O access). */
+static inline void outsb(uint16_t port, const void *buf, size_t n)
+{
+	__asm__ volatile("cld; rep outsb" : "+S"(buf), "+c"(n) : "d"(port) : "memory");
+}
+
+/* rep insb: N bytes from PORT into BUF (one string I/O access). */
+static inline void insb(uint16_t port, void *buf, size_t n)
+{
+	__asm__ volatile("cld; rep insb" : "+D"(buf), "+c"(n) : "d"(port) : "memory");
+}
+
+/* ---------------------------------------------------------------------- */
+/* MMIO: one access of exactly the given width (volatile, no tearing)       */
+/* ---------------------------------------------------------------------- */
+
+static inline uint8_t mmio_read8(uintptr_t a)
+{
+	return *(volatile uint8_t *)a;
+}
+static inline uint16_t mmio_read16(uintptr_t a)
+{
+	return *(volatile uint16_t *)a;
+}
+static inline uint32_t mmio_read32(uintptr_t a)
+{
+	return *(volatile uint32_t *)a;
+}
+static inline void mmio_write8(uintptr_t a, uint8_t v)
+{
+	*(volatile uint8_t *)a = v;
+}
+static inline void mmio_write16(uintptr_t a, uint16_t v)
+{
+	*(volatile uint16_t *)a = v;
+}
+static inline void mmio_write32(uintptr_t a, uint32_t v)
+{
+	*(volatile uint32_t *)a = v;
+}
+#ifdef __x86_64__
+static inline uint64_t mmio_read64(uintptr_t a)
+{
+	return *(volatile uint64_t *)a;
+}
+static inline void mmio_write64(uintptr_t a, uint64_t v)
+{
+	*(volatile uint64_t *)a = v;
+}
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* CPU                                                                      */
+/* ---------------------------------------------------------------------- */
+
+static inline void cpu_relax(void)
+{
+	__asm__ volatile("pause" : : : "memory");
+}
+
+static inline void cli(void)
+{
+	__asm__ volatile("cli" : : : "memory");
+}
+
+/* HLT (CPL0 only; at CPL3 it raises #GP). */
+static inline void hlt(void)
+{
+	__asm__ volatile("hlt" : : : "memory");
+}
+
+/* The current privilege level (CS & 3). */
+static inline unsigned cpl(void)
+{
+	uint16_t cs;
+	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
+	return cs & 3u;
+}
+
+/* Atomically add V to *P; returns the old value. */
+static inline uint32_t atomic_fetch_add32(volatile uint32_t *p, uint32_t v)
+{
+	__asm__ volatile("lock xaddl %0, %1" : "+r"(v), "+m"(*p) : : "memory");
+	return v;
+}
+
+static inline uint32_t atomic_load32(const volatile uint32_t *p)
+{
+	return *p; /* aligned 32-bit loads are atomic on x86 */
+}
+
+#ifdef __x86_64__
+/* RDMSR / WRMSR (CPL0). A #GP here is a fault: reported, then exit(0x4d). */
+static inline uint64_t rdmsr(uint32_t msr)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr) : "memory");
+	return (uint64_t)hi << 32 | lo;
+}
+
+static inline void wrmsr(uint32_t msr, uint64_t v)
+{
+	__asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
+			 : "memory");
+}
+
+/*
+ * RDMSR / WRMSR that survive a #GP (CPL0 only): 0 and *val on success, -1
+ * when the instruction raised #GP (the exception is then not reported: the
+ * #GP handler finds the faulting RIP in the runtime's exception table and
+ * resumes at its recovery address).
+ */
+int rdmsr_safe(uint32_t msr, uint64_t *val);
+int wrmsr_safe(uint32_t msr, uint64_t val);
+
+/*
+ * What the IDT stubs report through OUTL to RT_FAULT_PORT (EAX = its
+ * guest-physical address; one struct per vCPU, identity-mapped).
+ */
+struct rt_fault_report {
+	uint32_t vector;
+	uint32_t reserved;
+	uint64_t error_code; /* 0 for vectors without one */
+	uint64_t rip;	     /* as pushed: after the instruction for traps */
+	uint64_t cr2;
+};
+
+/* Index of the calling vCPU (from its stack, see rt64.c); CPL0 or CPL3. */
+unsigned rt_cpu_index(void);
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Console (16550 at 0x3f8, polled) and exit                                */
+/* ---------------------------------------------------------------------- */
+
+void putc(char c);
+void puts(const char *s); /* no newline added */
+
+/*
+ * A small printf: %d %i %u %x %X %s %c %p %%, with the length modifiers l
+ * and ll, a '0' flag and a field width (e.g. %08x, %016lx). Returns the
+ * number of characters written.
+ */
+int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int vprintf(const char *fmt, va_list ap);
+
+/* End the run: outb(0xf4, V), then stop this vCPU (never returns). */
+__attribute__((noreturn)) void exit(unsigned v);
+
+/* Stop this vCPU without ending the run (for secondary vCPUs): spins. */
+__attribute__((noreturn)) void park(void);
+
+/*
+ * The guest's own entry, called by the runtime on every vCPU; its return
+ * value V ends the run with exit(V). A 64-bit guest with several vCPUs lets
+ * the secondary ones park() instead of returning.
+ */
+#ifdef __x86_64__
+int main(unsigned cpu, unsigned ncpus);
+#else
+struct multiboot_info;
+int main(uint32_t magic, const struct multiboot_info *mbi);
+#endif
+
+/* freestanding gcc may emit calls to these */
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+void *memmove(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * rt64.c: the 64-bit-only part of the guest runtime: the IDT for vectors
+ * 0-31, the exception handler that reports through the fault-report port,
+ * the exception table behind rdmsr_safe/wrmsr_safe, and the vCPU index.
+ *
+ * Exception handling, at CPL0 only (at CPL3 the runtime leaves the IDT
+ * alone):
+ *   - #GP whose RIP is in the exception table: resume at the recovery
+ *     address, report nothing (as Linux's exception tables do);
+ *   - anything else: fill this vCPU's struct rt_fault_report and execute
+ *     OUTL with EAX = its address to port 0x4f0. A VMM that does not consume
+ *     the report ends the run there. If the OUT returns, a trap (#DB, #BP,
+ *     #OF) resumes the guest after the trapping instruction, and a fault
+ *     ends the run with exit(0x40 | vector).
+ */
+#include "rt.h"
+
+/* The register frame that the stubs in start64.S build (lowest address
+ * first): the pushed GPRs, the stub's vector and error code, then what the
+ * CPU pushed. */
+struct rt_frame {
+	uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+	uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+	uint64_t vector, error;
+	uint64_t rip, cs, rflags, rsp, ss;
+};
+
+struct rt_extable_entry {
+	uint64_t fault;	  /* RIP of an instruction that may raise #GP */
+	uint64_t recover; /* where to resume when it does */
+};
+
+struct idt_gate {
+	uint16_t off_lo;
+	uint16_t sel;
+	uint8_t ist;
+	uint8_t type; /* 0x8e: present, DPL 0, 64-bit interrupt gate */
+	uint16_t off_mid;
+	uint32_t off_hi;
+	uint32_t zero;
+};
+
+struct __attribute__((packed)) idt_ptr {
+	uint16_t limit;
+	uint64_t base;
+};
+
+#define RT_VECTORS 32
+
+/* start64.S and the linker script */
+extern const uint64_t rt_isr_table[RT_VECTORS];
+extern const struct rt_extable_entry __start_rt_extable[], __stop_rt_extable[];
+extern uint64_t rt_ram_top;
+
+static struct idt_gate rt_idt[RT_VECTORS] __attribute__((aligned(16)));
+static struct rt_fault_report rt_reports[RT_MAX_CPUS] __attribute__((aligned(64)));
+
+unsigned rt_cpu_index(void)
+{
+	uint64_t rsp;
+	__asm__ volatile("mov %%rsp, %0" : "=r"(rsp));
+	/* vCPU i starts at RSP = top - i * 64 KiB - 8 (cpu_setup.h) and its
+	 * stack lies in (top - (i + 1) * 64 KiB, top - i * 64 KiB]. */
+	if (rsp >= rt_ram_top)
+		return RT_MAX_CPUS - 1;
+	uint64_t i = (rt_ram_top - 1 - rsp) / RT_STACK_PER_CPU;
+	return i < RT_MAX_CPUS ? (unsigned)i : RT_MAX_CPUS - 1;
+}
+
+/* Called by vCPU 0 once .bss is zero, before the other vCPUs go on. */
+void rt_init_boot(void)
+{
+	if (cpl() != 0)
+		return;
+	uint16_t cs;
+	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
+	for (unsigned v = 0; v < RT_VECTORS; v++) {
+		uint64_t a = rt_isr_table[v];
+		rt_idt[v] = (struct idt_gate){
+			.off_lo = (uint16_t)a,
+			.sel = cs,
+			.type = 0x8e,
+			.off_mid = (uint16_t)(a >> 16),
+			.off_hi = (uint32_t)(a >> 32),
+		};
+	}
+}
+
+/* Called by every vCPU before main. */
+void rt_init_cpu(void)
+{
+	if (cpl() != 0)
+		return;
+	struct idt_ptr p = {.limit = sizeof(rt_idt) - 1, .base = (uintptr_t)rt_idt};
+	__asm__ volatile("lidt %0" : : "m"(p) : "memory");
+}
+
+static uint64_t read_cr2(void)
+{
+	uint64_t v;
+	__asm__ volatile("mov %%cr2, %0" : "=r"(v));
+	return v;
+}
+
+static bool is_trap(uint64_t vector)
+{
+	return vector == 1 || vector == 3 || vector == 4;
+}
+
+/* Called by the common stub; returning resumes at f->rip. */
+void rt_exception(struct rt_frame *f)
+{
+	if (f->vector == 13) {
+		for (const struct rt_extable_entry *e = __start_rt_extable; e < __stop_rt_extable;
+		     e++) {
+			if (e->fault == f->rip) {
+				f->rip = e->recover;
+				return;
+			}
+		}
+	}
+	struct rt_fault_report *r = &rt_reports[rt_cpu_index()];
+	r->vector = (uint32_t)f->vector;
+	r->reserved = 0;
+	r->error_code = f->error;
+	r->rip = f->rip;
+	r->cr2 = read_cr2();
+	outl(RT_FAULT_PORT, (uint32_t)(uintptr_t)r);
+	/* The report was consumed. */
+	if (is_trap(f->vector))
+		return;
+	exit(RT_EXIT_FAULT | (unsigned)f->vector);
+}
+
+int rdmsr_safe(uint32_t msr, uint64_t *val)
+{
+	uint32_t lo, hi;
+	int err = 0;
+	__asm__ volatile("1:\trdmsr\n\t"
+			 "jmp 3f\n"
+			 "2:\tmovl $-1, %[err]\n\t"
+			 "xorl %%eax, %%eax\n\t"
+			 "xorl %%edx, %%edx\n"
+			 "3:\n\t"
+			 ".pushsection rt_extable, \"a\"\n\t"
+			 ".balign 8\n\t"
+			 ".quad 1b, 2b\n\t"
+			 ".popsection"
+			 : "=a"(lo), "=d"(hi), [err] "+r"(err)
+			 : "c"(msr)
+			 : "memory");
+	*val = (uint64_t)hi << 32 | lo;
+	return err;
+}
+
+int wrmsr_safe(uint32_t msr, uint64_t val)
+{
+	int err = 0;
+	__asm__ volatile("1:\twrmsr\n\t"
+			 "jmp 3f\n"
+			 "2:\tmovl $-1, %[err]\n"
+			 "3:\n\t"
+			 ".pushsection rt_extable, \"a\"\n\t"
+			 ".balign 8\n\t"
+			 ".quad 1b, 2b\n\t"
+			 ".popsection"
+			 : [err] "+r"(err)
+			 : "c"(msr), "a"((uint32_t)val), "d"((uint32_t)(val >> 32))
+			 : "memory");
+	return err;
+}

@@ -1,0 +1,203 @@
+/*
+ * role_util.h: small helpers shared by the built-in roles.
+ *
+ * Everything here is written against include/vmmux/vmmux.h and the C library
+ * only, like the roles themselves: the same code runs inside the main VMM or
+ * in a sandboxed parallel VMM process. All functions are static inline so
+ * that every role file stays self-contained when it is compiled alone.
+ */
+#ifndef VMMUX_VMMS_ROLE_UTIL_H
+#define VMMUX_VMMS_ROLE_UTIL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vmmux/vmmux.h>
+
+/*
+ * Parse S as an unsigned number: decimal ("123") or hexadecimal with a 0x or
+ * 0X prefix ("0x7b"). The whole string must be the number: no sign, no
+ * spaces, no suffix, not empty. Returns 0 and stores the value in *out, or -1
+ * when S is not such a number or exceeds MAX (*out untouched).
+ */
+static inline int role_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	unsigned base = 10;
+	uint64_t v = 0;
+
+	if (!s || !*s)
+		return -1;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+		if (!*s)
+			return -1;
+	}
+	for (; *s; s++) {
+		unsigned d;
+
+		if (*s >= '0' && *s <= '9')
+			d = (unsigned)(*s - '0');
+		else if (base == 16 && *s >= 'a' && *s <= 'f')
+			d = (unsigned)(*s - 'a' + 10);
+		else if (base == 16 && *s >= 'A' && *s <= 'F')
+			d = (unsigned)(*s - 'A' + 10);
+		else
+			return -1;
+		if (v > (UINT64_MAX - d) / base)
+			return -1;
+		v = v * base + d;
+	}
+	if (v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/*
+ * Read numeric argument KEY: DEF when it is absent, else its value, which
+ * must be a number as role_parse_u64 takes it, between MIN and MAX. On a bad
+ * value logs an error naming the argument, its value and the accepted range,
+ * and returns -EINVAL; returns 0 otherwise.
+ */
+static inline int role_arg_u64(struct vmmux_ctx *ctx, const char *key, uint64_t def, uint64_t min,
+			       uint64_t max, uint64_t *out)
+{
+	const char *s = vmmux_arg(ctx, key);
+	uint64_t v;
+
+	if (!s) {
+		*out = def;
+		return 0;
+	}
+	if (role_parse_u64(s, max, &v) < 0 || v < min) {
+		vmmux_log(ctx, VMMUX_LOG_ERROR,
+			  "arg \"%s\": \"%s\" is not a number from %llu to %llu (decimal or 0x hex)",
+			  key, s, (unsigned long long)min, (unsigned long long)max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * Read argument KEY, which must be one of the NCHOICES strings in CHOICES;
+ * *out gets its index, or DEF when the argument is absent. On any other
+ * value logs an error naming the argument and the accepted words, and
+ * returns -EINVAL.
+ */
+static inline int role_arg_choice(struct vmmux_ctx *ctx, const char *key,
+				  const char *const *choices, size_t nchoices, size_t def,
+				  size_t *out)
+{
+	const char *s = vmmux_arg(ctx, key);
+	char list[128];
+	size_t used = 0;
+
+	if (!s) {
+		*out = def;
+		return 0;
+	}
+	for (size_t i = 0; i < nchoices; i++) {
+		if (strcmp(s, choices[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	}
+	list[0] = '\0';
+	for (size_t i = 0; i < nchoices && used < sizeof(list); i++) {
+		size_t n = strlen(choices[i]);
+
+		if (used + n + 3 >= sizeof(list))
+			break;
+		if (i > 0) {
+			memcpy(list + used, ", ", 2);
+			used += 2;
+		}
+		memcpy(list + used, choices[i], n);
+		used += n;
+		list[used] = '\0';
+	}
+	vmmux_log(ctx, VMMUX_LOG_ERROR, "arg \"%s\": \"%s\" is not one of: %s", key, s, list);
+	return -EINVAL;
+}
+
+/*
+ * Write LEN bytes of BUF to FD. One write(2) in the normal case; a call
+ * interrupted by a signal is retried, and a short write continues with the
+ * rest. Returns 0, or -1 with errno set (EAGAIN on a full non-blocking
+ * descriptor) when the bytes could not all be written.
+ */
+static inline int role_write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Mask of the low SIZE bytes (SIZE 1 to 8). */
+static inline uint64_t role_size_mask(unsigned size)
+{
+	return size >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * size)) - 1;
+}
+
+/* True for a plain (non-string) port access of size 1, 2 or 4. */
+static inline bool role_is_plain_io(const struct vmmux_event *ev)
+{
+	return ev->type == VMMUX_EV_IO && !(ev->flags & VMMUX_EVF_STRING) && ev->count == 1 &&
+	       (ev->size == 1 || ev->size == 2 || ev->size == 4);
+}
+
+/*
+ * Raise an event of TYPE with KEY and VALUE on behalf of the vCPU VCPU (or
+ * VMMUX_NO_VCPU). Returns vmmux_raise's result; a refusal is logged.
+ */
+static inline int role_raise(struct vmmux_ctx *ctx, uint16_t type, uint16_t flags, uint64_t key,
+			     uint64_t value, uint64_t aux, uint16_t vcpu)
+{
+	struct vmmux_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = type;
+	ev.flags = flags;
+	ev.count = 1;
+	ev.vcpu = vcpu;
+	ev.key = key;
+	ev.value = value;
+	ev.aux = aux;
+	if (vmmux_raise(ctx, &ev) < 0) {
+		vmmux_log(ctx, VMMUX_LOG_ERROR,
+			  "could not raise event type %u key %llu value 0x%llx: host refused it",
+			  (unsigned)type, (unsigned long long)key, (unsigned long long)value);
+		return -1;
+	}
+	return 0;
+}
+
+/* Header of every role's saved state (little-endian, the host's order). */
+struct role_state_hdr {
+	uint32_t magic;   /* role-specific */
+	uint16_t version; /* layout version of what follows */
+	uint16_t size;    /* bytes of the fixed part, header included */
+};
+
+#endif
