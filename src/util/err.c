@@ -26,6 +26,8 @@ int err_prefix(struct errbuf *e, const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, e->msg, sizeof(old));
-	snprintf(e->msg, sizeof(e->msg), "%s: %s", prefix, old);
+	int n = snprintf(e->msg, sizeof(e->msg), "%s: %s", prefix, old);
+	if (n < 0 || (size_t)n >= sizeof(e->msg))
+		memcpy(e->msg + sizeof(e->msg) - 4, "...", 4); /* truncated: say so */
 	return -1;
 }

@@ -104,7 +104,7 @@ static void test_io_data_outside_run(void **state)
 	struct fixture *f = new_run(KVM_EXIT_IO);
 	f->run.io.direction = KVM_EXIT_IO_IN;
 	f->run.io.size = 4;
-	f->run.io.count = 1024;
+	f->run.io.count = 1025; /* one element past the end */
 	f->run.io.data_offset = 4096;
 	struct vmmux_event ev;
 	struct errbuf e;
