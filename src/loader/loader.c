@@ -188,8 +188,8 @@ int loader_load(const char *name, const uint8_t *img, size_t len, const struct l
 		if (len > EI_CLASS && img[EI_CLASS] == ELFCLASS32) {
 			return err_set(
 			    e,
-			    "%s: ELF32 image without a multiboot header; a 32-bit kernel "
-			    "must carry a multiboot v1 header in its first 8192 bytes%s",
+			    "%s: not a multiboot or ELF64 image: an ELF32 file without a "
+			    "multiboot v1 header in its first 8192 bytes%s",
 			    name, note);
 		}
 		int rc = loader_elf64(name, img, len, o, m, out, e);

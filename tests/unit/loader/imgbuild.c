@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#define MB_MAGIC 0x1BADB002u
+#define MB_MAGIC   0x1BADB002u
 #define GUARD_BYTE 0xa5u
 
 uint8_t seg_byte(unsigned i, uint64_t j)

@@ -17,7 +17,7 @@
 
 /* One program header to build. paddr is used by ELF32 (0 means = vaddr). */
 struct tseg {
-	uint32_t type;  /* PT_LOAD, PT_NOTE ... */
+	uint32_t type;	/* PT_LOAD, PT_NOTE ... */
 	uint32_t flags; /* PF_R | PF_X ... */
 	uint64_t vaddr, paddr;
 	uint64_t filesz, memsz;

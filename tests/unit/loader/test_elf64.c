@@ -13,17 +13,17 @@
 
 #include "imgbuild.h"
 
-#define RAM (4 * MIB)
+#define RAM  (4 * MIB)
 #define NAME "guest.elf"
 
 /* text at 1 MiB (RX), an empty PT_LOAD at 0, a PT_NOTE, data + bss at 2 MiB. */
 static const struct tseg good_segs[] = {
-	{.type = PT_LOAD, .flags = PF_R | PF_X, .vaddr = 0x100000, .filesz = 0x1800, .memsz = 0x1800},
-	{.type = PT_LOAD, .flags = PF_R, .vaddr = 0, .filesz = 0, .memsz = 0},
-	{.type = PT_NOTE, .flags = PF_R, .vaddr = 0x5000, .filesz = 0x10, .memsz = 0x10},
-	{.type = PT_LOAD, .flags = PF_R | PF_W, .vaddr = 0x200000, .filesz = 0x100, .memsz = 0x3000},
+    {.type = PT_LOAD, .flags = PF_R | PF_X, .vaddr = 0x100000, .filesz = 0x1800, .memsz = 0x1800},
+    {.type = PT_LOAD, .flags = PF_R, .vaddr = 0, .filesz = 0, .memsz = 0},
+    {.type = PT_NOTE, .flags = PF_R, .vaddr = 0x5000, .filesz = 0x10, .memsz = 0x10},
+    {.type = PT_LOAD, .flags = PF_R | PF_W, .vaddr = 0x200000, .filesz = 0x100, .memsz = 0x3000},
 };
-#define NGOOD (sizeof(good_segs) / sizeof(good_segs[0]))
+#define NGOOD	   (sizeof(good_segs) / sizeof(good_segs[0]))
 #define GOOD_ENTRY 0x100010u
 
 struct fx {
@@ -160,7 +160,8 @@ static void test_wrong_class(void **state)
 	build(f, GOOD_ENTRY);
 	f->img[EI_CLASS] = ELFCLASS32;
 	expect_error(load(f), &f->e, NAME, "ELF class 1 is not ELFCLASS64");
-	expect_error(load_auto(f), &f->e, NAME, "ELF32 image without a multiboot header");
+	expect_error(load_auto(f), &f->e, NAME,
+		     "not a multiboot or ELF64 image: an ELF32 file without a multiboot v1 header");
 	f->img[EI_CLASS] = 7;
 	expect_error(load(f), &f->e, NAME, "ELF class 7 is not ELFCLASS64");
 }
@@ -343,26 +344,26 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-		T(test_good_image),
-		T(test_user_mode),
-		T(test_mode_refused),
-		T(test_truncated_header),
-		T(test_bad_magic),
-		T(test_wrong_class),
-		T(test_wrong_encoding_version),
-		T(test_wrong_machine),
-		T(test_wrong_type),
-		T(test_header_sizes),
-		T(test_phdr_table),
-		T(test_segment_beyond_file),
-		T(test_filesz_over_memsz),
-		T(test_segment_outside_ram),
-		T(test_vaddr_wraps),
-		T(test_overlap),
-		T(test_low_reserved),
-		T(test_entry),
-		T(test_no_loadable_segment),
-		T(test_nothing_written_on_error),
+	    T(test_good_image),
+	    T(test_user_mode),
+	    T(test_mode_refused),
+	    T(test_truncated_header),
+	    T(test_bad_magic),
+	    T(test_wrong_class),
+	    T(test_wrong_encoding_version),
+	    T(test_wrong_machine),
+	    T(test_wrong_type),
+	    T(test_header_sizes),
+	    T(test_phdr_table),
+	    T(test_segment_beyond_file),
+	    T(test_filesz_over_memsz),
+	    T(test_segment_outside_ram),
+	    T(test_vaddr_wraps),
+	    T(test_overlap),
+	    T(test_low_reserved),
+	    T(test_entry),
+	    T(test_no_loadable_segment),
+	    T(test_nothing_written_on_error),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,21 +19,21 @@
 
 /* ELF32: text at 1 MiB, data + bss at 0x103000 (ends 0x104000). */
 static const struct tseg good_segs[] = {
-	{.type = PT_LOAD, .flags = PF_R | PF_X, .vaddr = 0x100000, .filesz = 0x2000, .memsz = 0x2000},
-	{.type = PT_LOAD, .flags = PF_R | PF_W, .vaddr = 0x103000, .filesz = 0x80, .memsz = 0x1000},
+    {.type = PT_LOAD, .flags = PF_R | PF_X, .vaddr = 0x100000, .filesz = 0x2000, .memsz = 0x2000},
+    {.type = PT_LOAD, .flags = PF_R | PF_W, .vaddr = 0x103000, .filesz = 0x80, .memsz = 0x1000},
 };
 #define GOOD_ENTRY 0x100020u
 
 /* a.out kludge: 0x3000-byte file loaded at 1 MiB, header at file offset
  * 0x40, 0x2800 bytes loaded, bss to 0x105000. */
 static const struct aout good_aout = {
-	.file_len = 0x3000,
-	.hdr_off = 0x40,
-	.header_addr = 0x100040,
-	.load_addr = 0x100000,
-	.load_end = 0x102800,
-	.bss_end = 0x105000,
-	.entry = 0x100100,
+    .file_len = 0x3000,
+    .hdr_off = 0x40,
+    .header_addr = 0x100040,
+    .load_addr = 0x100000,
+    .load_end = 0x102800,
+    .bss_end = 0x105000,
+    .entry = 0x100100,
 };
 
 struct fx {
@@ -140,10 +140,10 @@ static void check_mbi(struct fx *f, uint32_t want_base, const char *cmdline)
 		uint64_t base, len;
 		uint32_t type;
 	} want[] = {
-		{0, 0x9fc00, 1},
-		{0x9fc00, 0x400, 2},
-		{0xf0000, 0x10000, 2},
-		{0x100000, ram - 0x100000, 1},
+	    {0, 0x9fc00, 1},
+	    {0x9fc00, 0x400, 2},
+	    {0xf0000, 0x10000, 2},
+	    {0x100000, ram - 0x100000, 1},
 	};
 	assert_int_equal(mmap_len, 4 * 24);
 	for (unsigned i = 0; i < 4; i++) {
@@ -237,13 +237,17 @@ static void test_elf32_entry_outside(void **state)
 {
 	struct fx *f = *state;
 	build_elf(f, 0x102800, 0);
-	expect_error(load(f), &f->e, NAME, "ELF entry point 0x102800 is outside every loaded segment");
+	expect_error(load(f), &f->e, NAME,
+		     "ELF entry point 0x102800 is outside every loaded segment");
 }
 
 static void test_elf64_without_addr_fields(void **state)
 {
 	struct fx *f = *state;
-	struct tseg s = {.type = PT_LOAD, .flags = PF_R | PF_X, .vaddr = 0x100000, .filesz = 0x100,
+	struct tseg s = {.type = PT_LOAD,
+			 .flags = PF_R | PF_X,
+			 .vaddr = 0x100000,
+			 .filesz = 0x100,
 			 .memsz = 0x100};
 	free(f->img);
 	f->img = build_elf64(&s, 1, 0x100000, &f->len);
@@ -293,24 +297,28 @@ static void test_elf32_segment_errors(void **state)
 	struct fx *f = *state;
 	build_elf(f, GOOD_ENTRY, 0);
 	ph32(f, 1)->p_filesz = 0x2000;
-	expect_error(load(f), &f->e, NAME, "program header 1: p_filesz 0x2000 is larger than p_memsz 0x1000");
+	expect_error(load(f), &f->e, NAME,
+		     "program header 1: p_filesz 0x2000 is larger than p_memsz 0x1000");
 	build_elf(f, GOOD_ENTRY, 0);
 	ph32(f, 1)->p_offset = (uint32_t)f->len - 0x10;
 	expect_error(load(f), &f->e, NAME, "program header 1: file range");
 	build_elf(f, GOOD_ENTRY, 0);
 	ph32(f, 1)->p_paddr = RAM - 0x800;
-	expect_error(load(f), &f->e, NAME, "program header 1: segment [0x3ff800, 0x400800) extends beyond guest RAM");
+	expect_error(load(f), &f->e, NAME,
+		     "program header 1: segment [0x3ff800, 0x400800) extends beyond guest RAM");
 	build_elf(f, GOOD_ENTRY, 0);
 	ph32(f, 1)->p_paddr = 0xfffff000u;
 	ph32(f, 1)->p_memsz = 0x2000;
-	expect_error(load(f), &f->e, NAME, "program header 1: segment [0xfffff000, +0x2000) extends beyond 4 GiB");
+	expect_error(load(f), &f->e, NAME,
+		     "program header 1: segment [0xfffff000, +0x2000) extends beyond 4 GiB");
 	build_elf(f, GOOD_ENTRY, 0);
 	ph32(f, 1)->p_paddr = 0x800;
 	expect_error(load(f), &f->e, NAME, "program header 1: segment at 0x800 touches page 0");
 	build_elf(f, GOOD_ENTRY, 0);
 	ph32(f, 1)->p_paddr = 0x101000;
-	expect_error(load(f), &f->e, NAME,
-		     "program header 0 [0x100000, 0x102000) overlaps program header 1 [0x101000, 0x102000)");
+	expect_error(
+	    load(f), &f->e, NAME,
+	    "program header 0 [0x100000, 0x102000) overlaps program header 1 [0x101000, 0x102000)");
 }
 
 static void test_aout_good(void **state)
@@ -373,17 +381,20 @@ static void test_aout_errors(void **state)
 	f->a = good_aout;
 	f->a.bss_end = 0x102000; /* below load_end */
 	build_a(f);
-	expect_error(load(f), &f->e, NAME, "bss_end_addr 0x102000 is below the end of the load range 0x102800");
+	expect_error(load(f), &f->e, NAME,
+		     "bss_end_addr 0x102000 is below the end of the load range 0x102800");
 
 	f->a = good_aout;
 	f->a.bss_end = RAM + 0x1000;
 	build_a(f);
-	expect_error(load(f), &f->e, NAME, "multiboot bss [0x102800, 0x401000) extends beyond guest RAM");
+	expect_error(load(f), &f->e, NAME,
+		     "multiboot bss [0x102800, 0x401000) extends beyond guest RAM");
 
 	f->a = good_aout;
 	f->a.entry = 0x102800; /* loaded range ends there; bss is not loaded code */
 	build_a(f);
-	expect_error(load(f), &f->e, NAME, "entry_addr 0x102800 is outside the loaded range [0x100000, 0x102800)");
+	expect_error(load(f), &f->e, NAME,
+		     "entry_addr 0x102800 is outside the loaded range [0x100000, 0x102800)");
 	f->a.entry = 0xfffff;
 	build_a(f);
 	expect_error(load(f), &f->e, NAME, "entry_addr 0xfffff is outside");
@@ -395,7 +406,8 @@ static void test_aout_errors(void **state)
 	f->a.bss_end = 0;
 	f->a.entry = RAM - 0x1000;
 	build_a(f);
-	expect_error(load(f), &f->e, NAME, "multiboot load range [0x3ff000, 0x402000) extends beyond guest RAM");
+	expect_error(load(f), &f->e, NAME,
+		     "multiboot load range [0x3ff000, 0x402000) extends beyond guest RAM");
 
 	f->a = good_aout;
 	f->a.load_addr = 0x100;
@@ -473,7 +485,8 @@ static void test_bad_checksum(void **state)
 	/* an ELF32 kernel with a bad checksum */
 	build_elf(f, GOOD_ENTRY, 0);
 	wr32(f->img + MB_ELF_HDR_OFF + 8, 0);
-	expect_error(load(f), &f->e, NAME, "ELF32 image without a multiboot header");
+	expect_error(load(f), &f->e, NAME,
+		     "not a multiboot or ELF64 image: an ELF32 file without a multiboot v1 header");
 	assert_non_null(strstr(f->e.msg, "offset 0x200 has a bad checksum"));
 }
 
@@ -526,25 +539,25 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-		T(test_elf32_good),
-		T(test_elf32_protected_mode_and_null_cmdline),
-		T(test_video_flag_ignored),
-		T(test_unsupported_flags),
-		T(test_mode_refused),
-		T(test_entry_virtual_translated),
-		T(test_elf32_entry_outside),
-		T(test_elf64_without_addr_fields),
-		T(test_no_elf_without_addr_fields),
-		T(test_elf32_header_errors),
-		T(test_elf32_segment_errors),
-		T(test_aout_good),
-		T(test_aout_file_offset),
-		T(test_aout_errors),
-		T(test_aout_truncated_fields),
-		T(test_header_search),
-		T(test_bad_checksum),
-		T(test_mbi_skips_low_hole),
-		cmocka_unit_test_setup_teardown(test_ram_too_small_for_mbi, setup_small, teardown),
+	    T(test_elf32_good),
+	    T(test_elf32_protected_mode_and_null_cmdline),
+	    T(test_video_flag_ignored),
+	    T(test_unsupported_flags),
+	    T(test_mode_refused),
+	    T(test_entry_virtual_translated),
+	    T(test_elf32_entry_outside),
+	    T(test_elf64_without_addr_fields),
+	    T(test_no_elf_without_addr_fields),
+	    T(test_elf32_header_errors),
+	    T(test_elf32_segment_errors),
+	    T(test_aout_good),
+	    T(test_aout_file_offset),
+	    T(test_aout_errors),
+	    T(test_aout_truncated_fields),
+	    T(test_header_search),
+	    T(test_bad_checksum),
+	    T(test_mbi_skips_low_hole),
+	    cmocka_unit_test_setup_teardown(test_ram_too_small_for_mbi, setup_small, teardown),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
