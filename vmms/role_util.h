@@ -75,9 +75,10 @@ static inline int role_arg_u64(struct vmmux_ctx *ctx, const char *key, uint64_t 
 		return 0;
 	}
 	if (role_parse_u64(s, max, &v) < 0 || v < min) {
-		vmmux_log(ctx, VMMUX_LOG_ERROR,
-			  "arg \"%s\": \"%s\" is not a number from %llu to %llu (decimal or 0x hex)",
-			  key, s, (unsigned long long)min, (unsigned long long)max);
+		vmmux_log(
+		    ctx, VMMUX_LOG_ERROR,
+		    "arg \"%s\": \"%s\" is not a number from %llu to %llu (decimal or 0x hex)", key,
+		    s, (unsigned long long)min, (unsigned long long)max);
 		return -EINVAL;
 	}
 	*out = v;
@@ -195,9 +196,9 @@ static inline int role_raise(struct vmmux_ctx *ctx, uint16_t type, uint16_t flag
 
 /* Header of every role's saved state (little-endian, the host's order). */
 struct role_state_hdr {
-	uint32_t magic;   /* role-specific */
+	uint32_t magic;	  /* role-specific */
 	uint16_t version; /* layout version of what follows */
-	uint16_t size;    /* bytes of the fixed part, header included */
+	uint16_t size;	  /* bytes of the fixed part, header included */
 };
 
 #endif

@@ -11,11 +11,11 @@
 
 #include <vmmux/vmmux.h>
 
-extern const struct vmmux_role vmmux_role_uart16550;    /* "uart16550" */
-extern const struct vmmux_role vmmux_role_debug_exit;   /* "debug-exit" */
-extern const struct vmmux_role vmmux_role_chipset;      /* "chipset" */
-extern const struct vmmux_role vmmux_role_smm;          /* "smm" */
-extern const struct vmmux_role vmmux_role_monitor;      /* "monitor" */
+extern const struct vmmux_role vmmux_role_uart16550;	/* "uart16550" */
+extern const struct vmmux_role vmmux_role_debug_exit;	/* "debug-exit" */
+extern const struct vmmux_role vmmux_role_chipset;	/* "chipset" */
+extern const struct vmmux_role vmmux_role_smm;		/* "smm" */
+extern const struct vmmux_role vmmux_role_monitor;	/* "monitor" */
 extern const struct vmmux_role vmmux_role_fault_report; /* "fault-report" */
 
 #endif

@@ -44,20 +44,20 @@
 
 #define RCR_RST_CPU 0x04
 
-#define KBD_STATUS	 0x1c /* system flag, last write a command, not inhibited */
-#define KBD_CMD_PULSE	 0xf0 /* 0xF0-0xFF: pulse output lines with a 0 bit */
-#define KBD_PULSE_RESET	 0x01 /* output line 0: the reset line */
+#define KBD_STATUS	0x1c /* system flag, last write a command, not inhibited */
+#define KBD_CMD_PULSE	0xf0 /* 0xF0-0xFF: pulse output lines with a 0 bit */
+#define KBD_PULSE_RESET 0x01 /* output line 0: the reset line */
 
-#define PM1_SLP_EN	 0x2000
+#define PM1_SLP_EN	  0x2000
 #define PM1_SLP_TYP_SHIFT 10
-#define PM1_SLP_TYP_MASK 0x7
+#define PM1_SLP_TYP_MASK  0x7
 
 #define CHIPSET_STATE_MAGIC   0x50494843u /* "CHIP" */
 #define CHIPSET_STATE_VERSION 1
 
 struct chipset {
 	uint8_t rcr;
-	uint16_t pm1_cnt; /* never holds SLP_EN */
+	uint16_t pm1_cnt;	     /* never holds SLP_EN */
 	uint8_t warned[0x10000 / 8]; /* ports already warned about */
 };
 
@@ -75,8 +75,8 @@ static int chipset_raise(struct vmmux_ctx *ctx, uint16_t code, uint16_t vcpu)
 }
 
 /* Merge BYTES (a mask of 0x00ff, 0xff00 or both) of V into PM1a_CNT. */
-static int chipset_pm1_write(struct vmmux_ctx *ctx, struct chipset *c, uint16_t v,
-			     uint16_t bytes, uint16_t vcpu)
+static int chipset_pm1_write(struct vmmux_ctx *ctx, struct chipset *c, uint16_t v, uint16_t bytes,
+			     uint16_t vcpu)
 {
 	uint16_t now = (uint16_t)((c->pm1_cnt & ~bytes) | (v & bytes));
 	unsigned typ;
@@ -86,9 +86,10 @@ static int chipset_pm1_write(struct vmmux_ctx *ctx, struct chipset *c, uint16_t 
 		return 0;
 	typ = (now >> PM1_SLP_TYP_SHIFT) & PM1_SLP_TYP_MASK;
 	if (typ != 0) {
-		vmmux_log(ctx, VMMUX_LOG_INFO,
-			  "PM1a_CNT: sleep type %u requested, only 0 (soft off) is supported; ignored",
-			  typ);
+		vmmux_log(
+		    ctx, VMMUX_LOG_INFO,
+		    "PM1a_CNT: sleep type %u requested, only 0 (soft off) is supported; ignored",
+		    typ);
 		return 0;
 	}
 	vmmux_log(ctx, VMMUX_LOG_INFO, "PM1a_CNT: soft off requested");
@@ -211,12 +212,12 @@ static int chipset_restore(struct vmmux_ctx *ctx, const void *buf, size_t len)
 }
 
 const struct vmmux_role vmmux_role_chipset = {
-	.abi_version = VMMUX_ROLE_ABI_VERSION,
-	.name = "chipset",
-	.summary = "PC reset and power-off controls: 0xcf9, i8042 0x64, ACPI PM1a_CNT 0x604",
-	.priv_size = sizeof(struct chipset),
-	.handle = chipset_handle,
-	.reset = chipset_reset,
-	.save = chipset_save,
-	.restore = chipset_restore,
+    .abi_version = VMMUX_ROLE_ABI_VERSION,
+    .name = "chipset",
+    .summary = "PC reset and power-off controls: 0xcf9, i8042 0x64, ACPI PM1a_CNT 0x604",
+    .priv_size = sizeof(struct chipset),
+    .handle = chipset_handle,
+    .reset = chipset_reset,
+    .save = chipset_save,
+    .restore = chipset_restore,
 };

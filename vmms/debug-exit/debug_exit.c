@@ -68,10 +68,10 @@ static int debug_exit_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev
 }
 
 const struct vmmux_role vmmux_role_debug_exit = {
-	.abi_version = VMMUX_ROLE_ABI_VERSION,
-	.name = "debug-exit",
-	.summary = "isa-debug-exit port: a write of V ends the run with status (V << 1) | 1",
-	.priv_size = sizeof(struct debug_exit),
-	.init = debug_exit_init,
-	.handle = debug_exit_handle,
+    .abi_version = VMMUX_ROLE_ABI_VERSION,
+    .name = "debug-exit",
+    .summary = "isa-debug-exit port: a write of V ends the run with status (V << 1) | 1",
+    .priv_size = sizeof(struct debug_exit),
+    .init = debug_exit_init,
+    .handle = debug_exit_handle,
 };

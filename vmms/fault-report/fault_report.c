@@ -27,10 +27,10 @@ struct fault_report {
 };
 
 static const char *const vector_names[32] = {
-	[0] = "#DE",  [1] = "#DB",  [2] = "NMI",  [3] = "#BP",  [4] = "#OF",  [5] = "#BR",
-	[6] = "#UD",  [7] = "#NM",  [8] = "#DF",  [10] = "#TS", [11] = "#NP", [12] = "#SS",
-	[13] = "#GP", [14] = "#PF", [16] = "#MF", [17] = "#AC", [18] = "#MC", [19] = "#XM",
-	[20] = "#VE", [21] = "#CP",
+    [0] = "#DE",  [1] = "#DB",	[2] = "NMI",  [3] = "#BP",  [4] = "#OF",
+    [5] = "#BR",  [6] = "#UD",	[7] = "#NM",  [8] = "#DF",  [10] = "#TS",
+    [11] = "#NP", [12] = "#SS", [13] = "#GP", [14] = "#PF", [16] = "#MF",
+    [17] = "#AC", [18] = "#MC", [19] = "#XM", [20] = "#VE", [21] = "#CP",
 };
 
 static const char *fault_vector_name(uint32_t vector)
@@ -95,10 +95,10 @@ static int fault_report_handle(struct vmmux_ctx *ctx, const struct vmmux_event *
 }
 
 const struct vmmux_role vmmux_role_fault_report = {
-	.abi_version = VMMUX_ROLE_ABI_VERSION,
-	.name = "fault-report",
-	.summary = "guest exception reports on port 0x4f0: raises the exception event",
-	.priv_size = sizeof(struct fault_report),
-	.init = fault_report_init,
-	.handle = fault_report_handle,
+    .abi_version = VMMUX_ROLE_ABI_VERSION,
+    .name = "fault-report",
+    .summary = "guest exception reports on port 0x4f0: raises the exception event",
+    .priv_size = sizeof(struct fault_report),
+    .init = fault_report_init,
+    .handle = fault_report_handle,
 };

@@ -56,34 +56,34 @@ struct monitor {
 };
 
 static const char *const type_names[VMMUX_EV__COUNT] = {
-	[VMMUX_EV_IO] = "io",
-	[VMMUX_EV_MMIO] = "mmio",
-	[VMMUX_EV_MSR] = "msr",
-	[VMMUX_EV_HLT] = "hlt",
-	[VMMUX_EV_HYPERCALL] = "hypercall",
-	[VMMUX_EV_EXCEPTION] = "exception",
-	[VMMUX_EV_SHUTDOWN] = "shutdown",
-	[VMMUX_EV_PLATFORM] = "platform",
-	[VMMUX_EV_IRQ] = "irq",
-	[VMMUX_EV_REQUEST] = "request",
-	[VMMUX_EV_FAULT] = "fault",
+    [VMMUX_EV_IO] = "io",
+    [VMMUX_EV_MMIO] = "mmio",
+    [VMMUX_EV_MSR] = "msr",
+    [VMMUX_EV_HLT] = "hlt",
+    [VMMUX_EV_HYPERCALL] = "hypercall",
+    [VMMUX_EV_EXCEPTION] = "exception",
+    [VMMUX_EV_SHUTDOWN] = "shutdown",
+    [VMMUX_EV_PLATFORM] = "platform",
+    [VMMUX_EV_IRQ] = "irq",
+    [VMMUX_EV_REQUEST] = "request",
+    [VMMUX_EV_FAULT] = "fault",
 };
 
 static const char *const action_names[VMMUX_ACT__COUNT] = {
-	[VMMUX_ACT_DONE] = "done", [VMMUX_ACT_GP] = "gp",   [VMMUX_ACT_REINJECT] = "reinject",
-	[VMMUX_ACT_RESET] = "reset", [VMMUX_ACT_END] = "end",
+    [VMMUX_ACT_DONE] = "done",	 [VMMUX_ACT_GP] = "gp",	  [VMMUX_ACT_REINJECT] = "reinject",
+    [VMMUX_ACT_RESET] = "reset", [VMMUX_ACT_END] = "end",
 };
 
 static const struct {
 	uint16_t flag;
 	const char *name;
 } flag_names[] = {
-	{VMMUX_EVF_WRITE, "write"},
-	{VMMUX_EVF_STRING, "string"},
-	{VMMUX_EVF_HOSTDEBUG, "hostdebug"},
-	{VMMUX_EVF_GUEST_REPORTED, "guest_reported"},
-	{VMMUX_EVF_UNKNOWN_MSR, "unknown_msr"},
-	{VMMUX_EVF_UNROUTED, "unrouted"},
+    {VMMUX_EVF_WRITE, "write"},
+    {VMMUX_EVF_STRING, "string"},
+    {VMMUX_EVF_HOSTDEBUG, "hostdebug"},
+    {VMMUX_EVF_GUEST_REPORTED, "guest_reported"},
+    {VMMUX_EVF_UNKNOWN_MSR, "unknown_msr"},
+    {VMMUX_EVF_UNROUTED, "unrouted"},
 };
 
 static const char *const msr_modes[] = {"ok", "gp"};
@@ -151,8 +151,7 @@ static int monitor_check(const struct vmmux_event *ev)
 		if (ev->size != 1 && ev->size != 2 && ev->size != 4)
 			return -EINVAL;
 		if (ev->flags & VMMUX_EVF_STRING) {
-			if (!ev->data || ev->count == 0 ||
-			    ev->count > SIZE_MAX / ev->size)
+			if (!ev->data || ev->count == 0 || ev->count > SIZE_MAX / ev->size)
 				return -EINVAL;
 		} else if (ev->count != 1) {
 			return -EINVAL;
@@ -187,7 +186,7 @@ static void monitor_reply(const struct monitor *m, const struct vmmux_event *ev,
 			for (uint32_t i = 0; i < ev->count; i++)
 				for (unsigned b = 0; b < ev->size; b++)
 					data[(size_t)i * ev->size + b] =
-						(uint8_t)(m->read_value >> (8 * b));
+					    (uint8_t)(m->read_value >> (8 * b));
 		}
 		break;
 	case VMMUX_EV_MSR:
@@ -303,22 +302,22 @@ static int monitor_init(struct vmmux_ctx *ctx)
 	if (role_arg_u64(ctx, "read", 0, 0, UINT64_MAX, &m->read_value) < 0 ||
 	    role_arg_u64(ctx, "msr_read", 0, 0, UINT64_MAX, &m->msr_read_value) < 0 ||
 	    role_arg_choice(ctx, "msr", msr_modes, 2, MSR_OK, &m->msr_mode) < 0 ||
-	    role_arg_choice(ctx, "exception", exception_modes, 3, EXC_CONSUME,
-			    &m->exception_mode) < 0 ||
-	    role_arg_choice(ctx, "shutdown", shutdown_modes, 2, SHUT_RESET, &m->shutdown_mode) <
-		    0)
+	    role_arg_choice(ctx, "exception", exception_modes, 3, EXC_CONSUME, &m->exception_mode) <
+		0 ||
+	    role_arg_choice(ctx, "shutdown", shutdown_modes, 2, SHUT_RESET, &m->shutdown_mode) < 0)
 		return -EINVAL;
 	if (vmmux_output_fd(ctx) < 0)
-		vmmux_log(ctx, VMMUX_LOG_WARN, "no output configured: events are answered, not "
-					       "logged");
+		vmmux_log(ctx, VMMUX_LOG_WARN,
+			  "no output configured: events are answered, not "
+			  "logged");
 	return 0;
 }
 
 const struct vmmux_role vmmux_role_monitor = {
-	.abi_version = VMMUX_ROLE_ABI_VERSION,
-	.name = "monitor",
-	.summary = "logs every event as a JSON line and answers with configured replies",
-	.priv_size = sizeof(struct monitor),
-	.init = monitor_init,
-	.handle = monitor_handle,
+    .abi_version = VMMUX_ROLE_ABI_VERSION,
+    .name = "monitor",
+    .summary = "logs every event as a JSON line and answers with configured replies",
+    .priv_size = sizeof(struct monitor),
+    .init = monitor_init,
+    .handle = monitor_handle,
 };

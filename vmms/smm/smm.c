@@ -30,8 +30,8 @@
 #define SMM_STATE_VERSION 1
 
 struct smm {
-	uint8_t cnt; /* last command written to APM_CNT */
-	uint8_t sts; /* APM_STS */
+	uint8_t cnt;	  /* last command written to APM_CNT */
+	uint8_t sts;	  /* APM_STS */
 	uint8_t last_cmd; /* command of the last serviced SMI */
 	uint64_t serviced;
 };
@@ -53,8 +53,7 @@ static int smm_service(struct vmmux_ctx *ctx, struct smm *s, const struct vmmux_
 	return 0;
 }
 
-static int smm_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
-		      struct vmmux_reply *rep)
+static int smm_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, struct vmmux_reply *rep)
 {
 	struct smm *s = vmmux_priv(ctx);
 	bool write = ev->flags & VMMUX_EVF_WRITE;
@@ -144,12 +143,12 @@ static int smm_restore(struct vmmux_ctx *ctx, const void *buf, size_t len)
 }
 
 const struct vmmux_role vmmux_role_smm = {
-	.abi_version = VMMUX_ROLE_ABI_VERSION,
-	.name = "smm",
-	.summary = "APM ports 0xB2/0xB3: a write to 0xB2 raises an SMI, which this role services",
-	.priv_size = sizeof(struct smm),
-	.handle = smm_handle,
-	.reset = smm_reset,
-	.save = smm_save,
-	.restore = smm_restore,
+    .abi_version = VMMUX_ROLE_ABI_VERSION,
+    .name = "smm",
+    .summary = "APM ports 0xB2/0xB3: a write to 0xB2 raises an SMI, which this role services",
+    .priv_size = sizeof(struct smm),
+    .handle = smm_handle,
+    .reset = smm_reset,
+    .save = smm_save,
+    .restore = smm_restore,
 };

@@ -258,8 +258,7 @@ static void uart_output(struct vmmux_ctx *ctx, struct uart *u, const void *bytes
  * set again once the bytes are sent (at once), so an enabled THRI pulses the
  * interrupt output low then high: edge-triggered controllers see a new edge.
  */
-static void uart_transmit(struct vmmux_ctx *ctx, struct uart *u, const uint8_t *bytes,
-			  size_t len)
+static void uart_transmit(struct vmmux_ctx *ctx, struct uart *u, const uint8_t *bytes, size_t len)
 {
 	u->thri = false;
 	uart_update_irq(ctx, u);
@@ -384,8 +383,7 @@ static bool uart_is_thr(const struct uart *u, unsigned reg)
 	return reg == UART_RBR && !(u->lcr & LCR_DLAB);
 }
 
-static int uart_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
-		       struct vmmux_reply *rep)
+static int uart_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, struct vmmux_reply *rep)
 {
 	struct uart *u = vmmux_priv(ctx);
 	bool write = ev->flags & VMMUX_EVF_WRITE;
@@ -579,14 +577,14 @@ static int uart_restore(struct vmmux_ctx *ctx, const void *buf, size_t len)
 }
 
 const struct vmmux_role vmmux_role_uart16550 = {
-	.abi_version = VMMUX_ROLE_ABI_VERSION,
-	.name = "uart16550",
-	.summary = "16550A UART: THR to the output, input into the receive FIFO, IRQ on a line",
-	.priv_size = sizeof(struct uart),
-	.init = uart_init,
-	.handle = uart_handle,
-	.input = uart_input,
-	.reset = uart_reset,
-	.save = uart_save,
-	.restore = uart_restore,
+    .abi_version = VMMUX_ROLE_ABI_VERSION,
+    .name = "uart16550",
+    .summary = "16550A UART: THR to the output, input into the receive FIFO, IRQ on a line",
+    .priv_size = sizeof(struct uart),
+    .init = uart_init,
+    .handle = uart_handle,
+    .input = uart_input,
+    .reset = uart_reset,
+    .save = uart_save,
+    .restore = uart_restore,
 };
