@@ -3,10 +3,13 @@
  * console in one short line. The boot number is counted in the persistent
  * word at 0x9000 (vmmux never writes that page, not even on reset).
  *
- *   boot 1: port I/O (the console), MMIO, MSR, hypercall, HLT, int3 (a
- *           reported exception), SMI, an unrouted port read, then a reset
- *           through 0xcf9;
- *   boot 2: a triple fault (the shutdown event; the monitor answers reset);
+ *   boot 1: port I/O (the console), MMIO, MSR, hypercall, HLT, a breakpoint
+ *           exception (reported through 0x4f0 by rt_report_breakpoint: an
+ *           INT3 instruction cannot run at CPL0 on a host that emulates
+ *           guest kernel code, see rt.h), SMI, an unrouted port read, then
+ *           a reset through 0xcf9;
+ *   boot 2: a triple fault (an empty IDT, then ud2: #UD, #GP, #DF,
+ *           shutdown; the monitor answers the shutdown event with reset);
  *   boot 3: power-off through 0x604 (vmmux exit status 0).
  *
  * If an expected reset or power-off does not happen within a bounded spin,
@@ -39,12 +42,11 @@ static void boot1(void)
 
 	mmio_write32(0xd0000000u, 0xcafef00du);
 	uint32_t m = mmio_read32(0xd0000000u);
-	printf("mmio: wrote 0xcafef00d to 0xd0000000, read back 0x%x\n", m);
+	printf("mmio: wrote 0xcafef00d to 0xd0000000, read 0x%x\n", m);
 
 	wrmsr(0x40001000u, 0x1122334455667788ull);
 	uint64_t v = rdmsr(0x40001000u);
-	printf("msr: wrote 0x1122334455667788 to 0x40001000, read back 0x%lx\n",
-	       (unsigned long)v);
+	printf("msr: wrote 0x1122334455667788 to 0x40001000, read 0x%lx\n", (unsigned long)v);
 
 	outl(RT_HCALL_BASE + 1, (uint32_t)(uintptr_t)&demo_hc_arg);
 	printf("hypercall 1: argument at %p sent\n", (void *)&demo_hc_arg);
@@ -53,8 +55,8 @@ static void boot1(void)
 	hlt();
 	puts("hlt: halted and resumed\n");
 
-	__asm__ volatile("int3" : : : "memory");
-	puts("int3: exception reported and resumed\n");
+	rt_report_breakpoint();
+	puts("exception: breakpoint (#BP) reported through 0x4f0, resumed\n");
 
 	outb(0xb2, 0x42);
 	printf("smi: command 0x42 on 0xb2, apm status %u\n", inb(0xb3));
@@ -69,7 +71,7 @@ static void boot2(void)
 {
 	puts("boot 2: triple fault\n");
 	struct idt_ptr empty = {0, 0};
-	__asm__ volatile("lidt %0\n\tint3" : : "m"(empty) : "memory");
+	__asm__ volatile("lidt %0\n\tud2" : : "m"(empty) : "memory");
 }
 
 static void boot3(void)

@@ -105,7 +105,7 @@ int vprintf(const char *fmt, va_list ap)
 		switch (*p) {
 		case 'd':
 		case 'i': {
-			int64_t v = lng >= 2  ? va_arg(ap, long long)
+			int64_t v = lng >= 2   ? va_arg(ap, long long)
 				    : lng == 1 ? va_arg(ap, long)
 					       : va_arg(ap, int);
 			bool neg = v < 0;
@@ -116,7 +116,7 @@ int vprintf(const char *fmt, va_list ap)
 		case 'u':
 		case 'x':
 		case 'X': {
-			uint64_t v = lng >= 2  ? va_arg(ap, unsigned long long)
+			uint64_t v = lng >= 2	? va_arg(ap, unsigned long long)
 				     : lng == 1 ? va_arg(ap, unsigned long)
 						: va_arg(ap, unsigned);
 			out_num(&o, v, *p == 'u' ? 10 : 16, false, *p == 'X', width, pad);
@@ -146,7 +146,7 @@ int vprintf(const char *fmt, va_list ap)
 			break;
 		case '\0':
 			return o.count; /* a lone '%' at the end */
-		default:	        /* unknown conversion: print it as is */
+		default:		/* unknown conversion: print it as is */
 			out_char(&o, '%');
 			out_char(&o, *p);
 			break;

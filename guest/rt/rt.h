@@ -17,7 +17,8 @@
  * Platform conventions the guests rely on (vmmux's defaults, QEMU's devices):
  *   0x3f8  16550 UART (THR at +0, LSR at +5, bit 5 = THR empty)
  *   0xf4   exit device: OUT V ends the run with status ((V << 1) | 1) & 0xff
- *   0x4f0  fault report: OUTL with EAX = GPA of a struct rt_fault_report
+ *   0x4f0  fault report: OUTL with EAX = GPA of a struct vmmux_fault_report
+ *          (vmms/fault-report/fault_report.h, shared with the role)
  *   0x500+N  hypercall N: OUTL with EAX = GPA of the argument struct
  *   0x9000 a scratch page that vmmux never writes, not even on reset
  */
@@ -31,7 +32,7 @@
 
 #define RT_UART_BASE	 0x3f8u
 #define RT_EXIT_PORT	 0xf4u
-#define RT_FAULT_PORT	 0x4f0u
+#define RT_FAULT_PORT	 0x4f0u /* VMMUX_FAULT_REPORT_PORT (vmms/fault-report) */
 #define RT_HCALL_BASE	 0x500u
 #define RT_PERSIST_ADDR	 0x9000u
 #define RT_MAX_CPUS	 64u	  /* vCPUs with their own fault-report slot */
@@ -189,7 +190,9 @@ static inline uint64_t rdmsr(uint32_t msr)
 
 static inline void wrmsr(uint32_t msr, uint64_t v)
 {
-	__asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
+	__asm__ volatile("wrmsr"
+			 :
+			 : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
 			 : "memory");
 }
 
@@ -203,16 +206,15 @@ int rdmsr_safe(uint32_t msr, uint64_t *val);
 int wrmsr_safe(uint32_t msr, uint64_t val);
 
 /*
- * What the IDT stubs report through OUTL to RT_FAULT_PORT (EAX = its
- * guest-physical address; one struct per vCPU, identity-mapped).
+ * Report a breakpoint (#BP, vector 3) that the guest raises itself, without
+ * executing INT3: the very report the #BP stub sends (error code 0, RIP =
+ * this call's return address, CR2 0), and it returns when a VMM consumed it,
+ * as after an int3. For hosts where INT3 cannot run: KVM's instruction
+ * emulator does not implement INT n in protected or long mode, so on a host
+ * that emulates guest CPL0 code (PVM) an int3 at CPL0 ends the run with
+ * KVM_EXIT_INTERNAL_ERROR instead of reaching the IDT. CPL0 or CPL3.
  */
-struct rt_fault_report {
-	uint32_t vector;
-	uint32_t reserved;
-	uint64_t error_code; /* 0 for vectors without one */
-	uint64_t rip;	     /* as pushed: after the instruction for traps */
-	uint64_t cr2;
-};
+void rt_report_breakpoint(void);
 
 /* Index of the calling vCPU (from its stack, see rt64.c); CPL0 or CPL3. */
 unsigned rt_cpu_index(void);

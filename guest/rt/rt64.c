@@ -7,13 +7,20 @@
  * alone):
  *   - #GP whose RIP is in the exception table: resume at the recovery
  *     address, report nothing (as Linux's exception tables do);
- *   - anything else: fill this vCPU's struct rt_fault_report and execute
- *     OUTL with EAX = its address to port 0x4f0. A VMM that does not consume
- *     the report ends the run there. If the OUT returns, a trap (#DB, #BP,
- *     #OF) resumes the guest after the trapping instruction, and a fault
- *     ends the run with exit(0x40 | vector).
+ *   - anything else: fill this vCPU's struct vmmux_fault_report (vector,
+ *     error code, the RIP the CPU pushed: after the instruction for a trap,
+ *     CR2 for #PF) and execute OUTL with EAX = its address to port 0x4f0. A VMM that does not
+ * consume the report ends the run there. If the OUT returns, a trap (#DB, #BP, #OF) resumes the
+ * guest after the trapping instruction, and a fault ends the run with exit(0x40 | vector).
+ *
+ * rt_report_breakpoint sends the report of a #BP without the CPU raising
+ * one, for hosts that cannot execute INT3 at CPL0 (see rt.h).
  */
 #include "rt.h"
+
+#include "fault_report.h" /* vmms/fault-report: the report layout */
+
+_Static_assert(RT_FAULT_PORT == VMMUX_FAULT_REPORT_PORT, "fault-report port");
 
 /* The register frame that the stubs in start64.S build (lowest address
  * first): the pushed GPRs, the stub's vector and error code, then what the
@@ -53,7 +60,7 @@ extern const struct rt_extable_entry __start_rt_extable[], __stop_rt_extable[];
 extern uint64_t rt_ram_top;
 
 static struct idt_gate rt_idt[RT_VECTORS] __attribute__((aligned(16)));
-static struct rt_fault_report rt_reports[RT_MAX_CPUS] __attribute__((aligned(64)));
+static struct vmmux_fault_report rt_reports[RT_MAX_CPUS] __attribute__((aligned(64)));
 
 unsigned rt_cpu_index(void)
 {
@@ -77,11 +84,11 @@ void rt_init_boot(void)
 	for (unsigned v = 0; v < RT_VECTORS; v++) {
 		uint64_t a = rt_isr_table[v];
 		rt_idt[v] = (struct idt_gate){
-			.off_lo = (uint16_t)a,
-			.sel = cs,
-			.type = 0x8e,
-			.off_mid = (uint16_t)(a >> 16),
-			.off_hi = (uint32_t)(a >> 32),
+		    .off_lo = (uint16_t)a,
+		    .sel = cs,
+		    .type = 0x8e,
+		    .off_mid = (uint16_t)(a >> 16),
+		    .off_hi = (uint32_t)(a >> 32),
 		};
 	}
 }
@@ -107,6 +114,23 @@ static bool is_trap(uint64_t vector)
 	return vector == 1 || vector == 3 || vector == 4;
 }
 
+/* Send one report through the fault-report port; returns if it was consumed. */
+static void report(uint32_t vector, uint64_t error, uint64_t rip, uint64_t cr2)
+{
+	struct vmmux_fault_report *r = &rt_reports[rt_cpu_index()];
+	r->vector = vector;
+	r->reserved = 0;
+	r->error_code = error;
+	r->rip = rip;
+	r->cr2 = cr2;
+	outl(RT_FAULT_PORT, (uint32_t)(uintptr_t)r);
+}
+
+__attribute__((noinline)) void rt_report_breakpoint(void)
+{
+	report(3, 0, (uint64_t)(uintptr_t)__builtin_return_address(0), 0);
+}
+
 /* Called by the common stub; returning resumes at f->rip. */
 void rt_exception(struct rt_frame *f)
 {
@@ -119,13 +143,7 @@ void rt_exception(struct rt_frame *f)
 			}
 		}
 	}
-	struct rt_fault_report *r = &rt_reports[rt_cpu_index()];
-	r->vector = (uint32_t)f->vector;
-	r->reserved = 0;
-	r->error_code = f->error;
-	r->rip = f->rip;
-	r->cr2 = read_cr2();
-	outl(RT_FAULT_PORT, (uint32_t)(uintptr_t)r);
+	report((uint32_t)f->vector, f->error, f->rip, f->vector == 14 ? read_cr2() : 0);
 	/* The report was consumed. */
 	if (is_trap(f->vector))
 		return;

@@ -218,6 +218,12 @@ struct vmmux_role {
 	 */
 	long (*save)(struct vmmux_ctx *ctx, void *buf, size_t cap);
 	int (*restore)(struct vmmux_ctx *ctx, const void *buf, size_t len);
+	/*
+	 * The names of the arguments the role accepts, NULL-terminated (NULL:
+	 * none). The host refuses a VMM config that gives any other argument,
+	 * so a misspelt name is an error, never silently ignored.
+	 */
+	const char *const *args;
 };
 
 #ifdef __cplusplus

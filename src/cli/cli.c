@@ -1,1 +1,434 @@
-/* placeholder: being written */
+/*
+ * cli.c: the commands of vmmux (run, routes, roles, help), --help and
+ * --version. Option parsing lives in cli_parse.c.
+ *
+ * Output discipline: help, the routing table and the role list go to stdout;
+ * errors go to stderr as "vmmux: message", followed for command-line errors
+ * by a hint to the command's help, with exit status EXIT_USAGE.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "config/config.h"
+#include "route/table.h"
+#include "util/log.h"
+#include "vmm/machine.h"
+#include "vmm/vmm.h"
+
+/* ---------------------------------------------------------------------- */
+/* Help text                                                                */
+/* ---------------------------------------------------------------------- */
+
+static const char usage_short[] = "Usage: vmmux COMMAND [OPTIONS]\n"
+				  "Commands: run, routes, roles, help. Try 'vmmux --help'.\n";
+
+static const char help_main[] =
+    "Usage: vmmux COMMAND [OPTIONS]\n"
+    "       vmmux --help | --version\n"
+    "\n"
+    "vmmux runs a guest in a Linux KVM virtual machine and routes every privileged\n"
+    "event the guest cannot handle itself (port I/O, MMIO, MSR accesses, HLT,\n"
+    "hypercalls, exceptions, shutdown, platform events, interrupt requests) through\n"
+    "a routing table to the virtual machine monitor (VMM) the table names: the main\n"
+    "VMM, which is vmmux itself, or an instance of a role such as a UART, an exit\n"
+    "device, a chipset, an SMI handler or a monitor.\n"
+    "\n"
+    "Commands:\n"
+    "  run              boot a guest and run it until it powers off, exits or\n"
+    "                   crashes\n"
+    "  routes           check a configuration and print its compiled routing table\n"
+    "  roles            list the built-in VMM roles\n"
+    "  help [COMMAND]   show this help, or the help of COMMAND\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help       show this help\n"
+    "  --version        print the version and exit\n"
+    "\n"
+    "'vmmux help COMMAND' or 'vmmux COMMAND --help' shows a command's options.\n";
+
+static const char help_run_intro[] =
+    "Usage: vmmux run [OPTIONS]\n"
+    "\n"
+    "Boot the guest image given by --kernel (or guest.kernel in a --config file) in\n"
+    "a new KVM virtual machine and run it until the guest powers off, ends the run\n"
+    "through the exit device, or crashes. Each privileged event of the guest goes\n"
+    "to the VMM that the routing table names; the table is made of the --route\n"
+    "options, the routes of the config file and the PC-like defaults.\n"
+    "\n"
+    "A --config file is loaded first, wherever it appears on the command line; the\n"
+    "other options then apply in the order given and override the file's values\n"
+    "(--route, --vmm and --break add to the file's lists).\n";
+
+static const char help_options[] =
+    "Guest:\n"
+    "  --kernel FILE          the guest image (run needs one): multiboot v1,\n"
+    "                         entered in 32-bit protected mode as 'qemu -kernel'\n"
+    "                         does; ELF64, entered in 64-bit long mode; or a raw\n"
+    "                         binary with --format raw\n"
+    "  --format auto|raw      image format (default auto: a multiboot header in the\n"
+    "                         first 8 KiB, then ELF64); raw loads the file as it is\n"
+    "                         at --load-addr\n"
+    "  --load-addr ADDR       where a raw image is loaded (required with --format raw)\n"
+    "  --entry ADDR           entry point of a raw image (default: the load address)\n"
+    "  --cpu-mode MODE        the mode the vCPUs start in: real, protected, long, or\n"
+    "                         user (64-bit at CPL3 with IOPL 3: guest code runs at\n"
+    "                         native speed there); default: the image format's mode\n"
+    "  --append TEXT          multiboot command line, after the image path as QEMU\n"
+    "                         passes it (default: the image path alone)\n"
+    "\n"
+    "Machine:\n"
+    "  --mem SIZE             guest RAM: a number with a K, M, G or T suffix (binary\n"
+    "                         units), a bare number meaning MiB as QEMU's -m; a\n"
+    "                         multiple of 4K from 1M to 4G (default 64M)\n"
+    "  --cpus N               number of vCPUs, 1 to 64 (default 1)\n"
+    "  --irqchip              use KVM's in-kernel interrupt controllers and PIT\n"
+    "  --no-irqchip           do not (the default): HLT then exits to vmmux, where a\n"
+    "                         type:hlt route can send it to a VMM\n"
+    "\n"
+    "Routing:\n"
+    "  --route SPEC           add a route (repeatable); see ROUTES below\n"
+    "  --vmm NAME=ROLE[,KEY=VALUE...]\n"
+    "                         add a VMM named NAME running role ROLE (repeatable;\n"
+    "                         'vmmux roles' lists the roles). input=stdin|none|PATH\n"
+    "                         and output=stdout|stderr|none|PATH give its input and\n"
+    "                         output (default none), placement=main where it runs\n"
+    "                         (main, the only placement for now: inside vmmux);\n"
+    "                         every other KEY=VALUE is an argument of the role\n"
+    "                         (at most 16)\n"
+    "  --no-defaults          do not add the PC-like default VMMs and routes\n"
+    "  --config FILE.json     load a JSON config file (see CONFIG FILE below)\n"
+    "\n"
+    "Debugging and statistics:\n"
+    "  --single-step          single-step the guest through KVM guest debug\n"
+    "  --break ADDR           hardware breakpoint at guest address ADDR, below the\n"
+    "                         RAM size (repeatable, at most 4: DR0-DR3)\n"
+    "  --watchdog DURATION    end the run as a guest crash when it lasts longer than\n"
+    "                         DURATION: a number with ns, us, ms or s (for example\n"
+    "                         5s); default: no watchdog\n"
+    "  --stats                print event statistics at exit: per event type, per\n"
+    "                         route and per VMM, with latency percentiles\n"
+    "  --stats-json FILE      write the statistics as JSON to FILE at exit\n"
+    "  --log-level LEVEL      error, warn (the default), info or debug; the\n"
+    "                         environment variable VMMUX_LOG sets it too, below the\n"
+    "                         config file and this option\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "ADDR and N are decimal, or hexadecimal with 0x.\n";
+
+static const char help_routes_grammar[] =
+    "ROUTES\n"
+    "  A route spec is KIND:KEY=VMM[;OPTION...]\n"
+    "    KIND    io, mmio, msr, hypercall, exception, platform, request or type\n"
+    "    KEY     one key, A-B (an inclusive range) or A+N (a base and a size), for\n"
+    "            every kind. Keys are numbers (decimal or 0x hex) or names:\n"
+    "              type:      io mmio msr hlt hypercall exception shutdown platform\n"
+    "                         irq request fault\n"
+    "              platform:  smi reset poweroff powerbtn watchdog\n"
+    "              request:   exit\n"
+    "              exception: de db nmi bp of br ud nm df ts np ss gp pf mf ac mc\n"
+    "                         xm\n"
+    "            Domains: io 0-0xffff; mmio 64-bit addresses; msr 32-bit indices;\n"
+    "            hypercall 0-255 (hypercall N is a 32-bit OUT to port 0x500+N with\n"
+    "            the argument's guest-physical address in EAX); exception 0-255.\n"
+    "    VMM     main (vmmux itself) or the name of a VMM ([a-z0-9_-], at most 31)\n"
+    "    OPTION  posted            writes are queued to the VMM and the guest goes\n"
+    "                              on without waiting (io and mmio only)\n"
+    "            fallback=VMM      the VMM that takes over when VMM fails or times\n"
+    "                              out\n"
+    "            timeout=DURATION  how long to wait for VMM's reply\n"
+    "  An access is routed by its first port or address. Routes of one key space\n"
+    "  may not overlap (io and hypercall routes share the port space). A type:\n"
+    "  route names the VMM of the events of that type that no keyed route takes;\n"
+    "  without one, they go to main.\n"
+    "\n"
+    "  Examples:\n"
+    "    io:0x3f8-0x3ff=uart           COM1's eight ports to the VMM 'uart'\n"
+    "    mmio:0xd0000000+0x1000=mon    a 4 KiB MMIO page to 'mon'\n"
+    "    msr:0x40001000-0x400010ff=mon 256 MSRs to 'mon'\n"
+    "    type:hlt=mon                  every HLT to 'mon' (needs --no-irqchip)\n"
+    "    platform:smi=smm              system management interrupts to 'smm'\n"
+    "    hypercall:2=mon               hypercall 2 (port 0x502) to 'mon'\n"
+    "    io:0x3f8-0x3ff=uart;posted;fallback=main;timeout=50ms\n"
+    "                                  COM1 with posted writes; main takes over\n"
+    "                                  when 'uart' fails or is 50 ms late\n";
+
+static const char help_defaults[] =
+    "PC-LIKE DEFAULTS\n"
+    "  Unless --no-defaults is given (or a config file has \"vmms\" or \"routes\"\n"
+    "  without \"defaults\": true), these VMMs and routes are added:\n"
+    "    uart     uart16550 on stdin/stdout  io:0x3f8-0x3ff=uart (COM1)\n"
+    "    exit     debug-exit                 io:0xf4-0xf7=exit\n"
+    "    chipset  chipset                    io:0x64=chipset (i8042 reset),\n"
+    "                                        io:0xcf9=chipset (reset control),\n"
+    "                                        io:0x604-0x605=chipset (ACPI power-off)\n"
+    "    smm      smm                        io:0xb2-0xb3=smm (APM), platform:smi=smm\n"
+    "    fault    fault-report               io:0x4f0-0x4f3=fault (guest faults)\n"
+    "  A --vmm with a default's name replaces that default VMM (the default routes\n"
+    "  then go to yours). A default route that overlaps a route of yours is left\n"
+    "  out, and so is a default VMM left with no route.\n";
+
+static const char help_config[] =
+    "CONFIG FILE\n"
+    "  A JSON object; every field is optional, unknown keys are errors:\n"
+    "    {\"machine\":  {\"mem\": \"64M\", \"cpus\": 1, \"irqchip\": false,\n"
+    "                  \"cpu_mode\": \"long\"},\n"
+    "     \"guest\":    {\"kernel\": \"guest.elf\", \"format\": \"auto\",\n"
+    "                  \"load_addr\": \"0x100000\", \"entry\": \"0x100000\",\n"
+    "                  \"append\": \"text\"},\n"
+    "     \"vmms\":     [{\"name\": \"mon\", \"role\": \"monitor\", \"placement\": \"main\",\n"
+    "                   \"input\": \"none\", \"output\": \"stderr\",\n"
+    "                   \"args\": {\"key\": \"value\"}}],\n"
+    "     \"routes\":   [\"io:0x80=mon\"],\n"
+    "     \"debug\":    {\"single_step\": false, \"breakpoints\": [\"0x100010\"]},\n"
+    "     \"watchdog\": \"5s\", \"stats\": true, \"stats_json\": \"stats.json\",\n"
+    "     \"log_level\": \"warn\", \"defaults\": true}\n"
+    "  Numbers are JSON integers or strings (\"0x7c00\"); machine.mem is a size\n"
+    "  string or an integer number of MiB. Relative paths are relative to the\n"
+    "  file's directory.\n";
+
+static const char help_exit[] =
+    "EXIT STATUS\n"
+    "  0     the guest powered off\n"
+    "  odd   the guest wrote V to the exit device (io:0xf4): ((V << 1) | 1) & 0xff\n"
+    "  2     bad command line or config\n"
+    "  4     bad guest image\n"
+    "  6     host or KVM failure\n"
+    "  8     the guest crashed: triple fault, unhandled exception, halted for\n"
+    "        good, or the watchdog fired\n";
+
+static const char help_run_examples[] =
+    "EXAMPLES\n"
+    "  vmmux run --kernel guest.elf\n"
+    "  vmmux run --kernel boot.bin --format raw --load-addr 0x7c00 --cpu-mode real\n"
+    "  vmmux run --kernel guest.elf --vmm mon=monitor,output=stderr \\\n"
+    "            --route io:0x80=mon --route type:hlt=mon\n"
+    "  vmmux run --config vm.json --mem 128M --stats\n";
+
+static const char help_routes_intro[] =
+    "Usage: vmmux routes [OPTIONS]\n"
+    "\n"
+    "Check a configuration as 'vmmux run' would (the PC-like defaults added, every\n"
+    "VMM name resolved, overlaps refused) and print the routing table it compiles\n"
+    "to: one line per route in key order, the type defaults last. No guest is run\n"
+    "and --kernel is not needed. The options are those of 'vmmux run', so that\n"
+    "replacing run by routes in a command line shows the table that run would use;\n"
+    "the ones that matter here are --config, --route, --vmm, --no-defaults and\n"
+    "--irqchip/--no-irqchip. Exit status 0, or 2 with the error.\n"
+    "\n"
+    "Example:\n"
+    "  vmmux routes --vmm mon=monitor --route io:0x80=mon --route type:hlt=mon\n"
+    "\n";
+
+static const char help_roles[] =
+    "Usage: vmmux roles\n"
+    "\n"
+    "List the built-in VMM roles, with what each does. A role is the code of a\n"
+    "VMM; '--vmm NAME=ROLE' (or \"vmms\" in a config file) starts an instance of it\n"
+    "named NAME, which routes then name.\n";
+
+static const char help_help[] =
+    "Usage: vmmux help [COMMAND]\n"
+    "\n"
+    "Show the help of vmmux, or of COMMAND (run, routes, roles, help).\n";
+
+static void print_help_run(FILE *f)
+{
+	fprintf(f, "%s\n%s\n%s\n%s\n%s\n%s\n%s", help_run_intro, help_options, help_routes_grammar,
+		help_defaults, help_config, help_exit, help_run_examples);
+}
+
+static void print_help_routes(FILE *f)
+{
+	fprintf(f, "%s%s\n%s\n%s", help_routes_intro, help_options, help_routes_grammar,
+		help_defaults);
+}
+
+static void print_help_main(FILE *f)
+{
+	fprintf(f, "%s\n%s", help_main, help_exit);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Commands                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* "vmmux: MSG" and the hint to CMD's help (CMD NULL: vmmux's own help). */
+static int usage_error(const char *cmd, const char *msg)
+{
+	fprintf(stderr, "vmmux: %s\nTry 'vmmux %s%s--help'.\n", msg, cmd ? cmd : "",
+		cmd ? " " : "");
+	return EXIT_USAGE;
+}
+
+/* A config from the command line: init, VMMUX_LOG, options. Returns NULL
+ * with *status set when there is nothing to run (help shown, or error). */
+static struct vmmux_config *parse_config(const char *cmd, int argc, char **argv, int *status,
+					 void (*help)(FILE *))
+{
+	struct vmmux_config *c = malloc(sizeof(*c));
+	if (c == NULL) {
+		fprintf(stderr, "vmmux: out of memory\n");
+		*status = EXIT_HOST;
+		return NULL;
+	}
+	config_init(c);
+	const char *env = getenv("VMMUX_LOG");
+	if (env != NULL && env[0] != '\0') {
+		struct errbuf e;
+		if (config_parse_log_level(env, &c->log_level, &e))
+			log_warn("VMMUX_LOG: %s; ignored", e.msg);
+	}
+	struct errbuf e;
+	int rc = cli_parse_run(argc, argv, c, &e);
+	if (rc == 0)
+		return c;
+	if (rc == CLI_HELP) {
+		help(stdout);
+		*status = 0;
+	} else {
+		*status = usage_error(cmd, e.msg);
+	}
+	config_free(c);
+	free(c);
+	return NULL;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	int status;
+	struct vmmux_config *c = parse_config("run", argc, argv, &status, print_help_run);
+	if (c == NULL)
+		return status;
+	struct errbuf e;
+	if (config_finish(c, &e)) {
+		fprintf(stderr, "vmmux: %s\n", e.msg);
+		status = EXIT_USAGE;
+	} else {
+		status = machine_run(c);
+	}
+	config_free(c);
+	free(c);
+	return status;
+}
+
+static int cmd_routes(int argc, char **argv)
+{
+	int status;
+	struct vmmux_config *c = parse_config("routes", argc, argv, &status, print_help_routes);
+	if (c == NULL)
+		return status;
+	struct errbuf e;
+	struct route_table *t = NULL;
+	if (config_finish_flags(c, CONFIG_FINISH_NO_KERNEL, &e) == 0)
+		t = route_table_build(c->routes, c->nroutes, config_vmm_resolve, c, &e);
+	if (t == NULL) {
+		fprintf(stderr, "vmmux: %s\n", e.msg);
+		status = EXIT_USAGE;
+	} else {
+		route_table_dump(stdout, t, config_vmm_name, c);
+		route_table_free(t);
+		status = fflush(stdout) == 0 ? 0 : EXIT_HOST;
+	}
+	config_free(c);
+	free(c);
+	return status;
+}
+
+static int cmd_roles(int argc, char **argv)
+{
+	if (argc > 1) {
+		if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+			fputs(help_roles, stdout);
+			return 0;
+		}
+		char msg[300];
+		snprintf(msg, sizeof(msg), "roles: unexpected argument '%s'", argv[1]);
+		return usage_error("roles", msg);
+	}
+	size_t width = 0;
+	for (size_t i = 0; role_at(i) != NULL; i++) {
+		size_t n = strlen(role_at(i)->name);
+		if (n > width)
+			width = n;
+	}
+	for (size_t i = 0; role_at(i) != NULL; i++) {
+		const struct vmmux_role *r = role_at(i);
+		printf("%-*s  %s\n", (int)width, r->name, r->summary ? r->summary : "");
+	}
+	return fflush(stdout) == 0 ? 0 : EXIT_HOST;
+}
+
+static const struct {
+	const char *name;
+	void (*help)(FILE *);
+	const char *text;
+} help_topics[] = {
+    {"run", print_help_run, NULL},
+    {"routes", print_help_routes, NULL},
+    {"roles", NULL, help_roles},
+    {"help", NULL, help_help},
+};
+
+static int cmd_help(int argc, char **argv)
+{
+	if (argc < 2) {
+		print_help_main(stdout);
+		return 0;
+	}
+	if (argc > 2) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "help: unexpected argument '%s'", argv[2]);
+		return usage_error("help", msg);
+	}
+	for (size_t i = 0; i < sizeof(help_topics) / sizeof(help_topics[0]); i++) {
+		if (strcmp(argv[1], help_topics[i].name) != 0)
+			continue;
+		if (help_topics[i].help != NULL)
+			help_topics[i].help(stdout);
+		else
+			fputs(help_topics[i].text, stdout);
+		return 0;
+	}
+	fprintf(stderr, "vmmux: help: unknown command '%s' (commands: run, routes, roles, help)\n",
+		argv[1]);
+	return EXIT_USAGE;
+}
+
+int cli_main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_short, stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(cmd, "routes") == 0)
+		return cmd_routes(argc - 1, argv + 1);
+	if (strcmp(cmd, "roles") == 0)
+		return cmd_roles(argc - 1, argv + 1);
+	if (strcmp(cmd, "help") == 0)
+		return cmd_help(argc - 1, argv + 1);
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+		if (argc > 2)
+			return usage_error(NULL, "--help takes no argument; 'vmmux help COMMAND' "
+						 "shows a command's help");
+		print_help_main(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "--version") == 0) {
+		printf("vmmux %s\n", VMMUX_VERSION);
+		return 0;
+	}
+	if (cmd[0] == '-')
+		fprintf(stderr,
+			"vmmux: '%s' comes before a command; options follow the command "
+			"(vmmux run %s ...)\n",
+			cmd, cmd);
+	else
+		fprintf(stderr, "vmmux: unknown command '%s'\n", cmd);
+	fputs("Commands: run, routes, roles, help. Try 'vmmux --help'.\n", stderr);
+	return EXIT_USAGE;
+}

@@ -444,17 +444,36 @@ static int jprefix(struct jctx *x, const char *path)
 	return err_prefix(x->e, "%s: %s", x->name, path);
 }
 
-static void jpath(char *buf, size_t len, const char *base, const char *key)
+/* Append S to the path text in BUF (LEN bytes, N used), cut when full: a
+ * path in a message may be shortened, never overflow. */
+static void jappend(char *buf, size_t len, size_t *n, const char *s)
 {
-	if (base == NULL || base[0] == '\0')
-		snprintf(buf, len, "%s", key);
-	else
-		snprintf(buf, len, "%s.%s", base, key);
+	while (*s != '\0' && *n + 1 < len)
+		buf[(*n)++] = *s++;
+	buf[*n] = '\0';
 }
 
+/* BASE.KEY, or KEY at the top level. */
+static void jpath(char *buf, size_t len, const char *base, const char *key)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	if (base != NULL && base[0] != '\0') {
+		jappend(buf, len, &n, base);
+		jappend(buf, len, &n, ".");
+	}
+	jappend(buf, len, &n, key);
+}
+
+/* BASE[I]. */
 static void jpath_index(char *buf, size_t len, const char *base, size_t i)
 {
-	snprintf(buf, len, "%s[%zu]", base, i);
+	char idx[32];
+	size_t n = 0;
+	snprintf(idx, sizeof(idx), "[%zu]", i);
+	buf[0] = '\0';
+	jappend(buf, len, &n, base);
+	jappend(buf, len, &n, idx);
 }
 
 /* A short, printable description of a JSON value for "got ..." messages. */
@@ -533,6 +552,7 @@ static int jobject(struct jctx *x, const char *path, const json_t *v)
 
 static int jstring(struct jctx *x, const char *path, const json_t *v, const char **out)
 {
+	*out = "";
 	if (!json_is_string(v))
 		return jtype_err(x, path, v, "a string");
 	*out = json_string_value(v);
@@ -551,8 +571,10 @@ static int jstring_ne(struct jctx *x, const char *path, const json_t *v, const c
 
 static int jbool(struct jctx *x, const char *path, const json_t *v, bool *out)
 {
-	if (!json_is_boolean(v))
-		return jtype_err(x, path, v, "true or false");
+	if (!json_is_boolean(v)) {
+		jtype_err(x, path, v, "true or false");
+		return -1; /* *out unchanged */
+	}
 	*out = json_is_true(v);
 	return 0;
 }
@@ -578,7 +600,7 @@ static int jnumber(struct jctx *x, const char *path, const json_t *v, uint64_t *
 /* A path string, joined to the config file's directory. */
 static int jpath_value(struct jctx *x, const char *path, const json_t *v, char **out)
 {
-	const char *s;
+	const char *s = NULL;
 	if (jstring_ne(x, path, v, &s))
 		return -1;
 	*out = path_join(x->basedir, s);
@@ -1003,7 +1025,7 @@ static int read_text(const char *path, char **out, struct errbuf *e)
 
 int config_load_json(struct vmmux_config *c, const char *path, struct errbuf *e)
 {
-	char *text;
+	char *text = NULL;
 	if (read_text(path, &text, e))
 		return -1;
 	char *dir = strdup(path);

@@ -97,9 +97,9 @@ struct route_target router_resolve(const struct route_table *t, struct vmmux_eve
 	uint16_t ri;
 	if (ev->type == VMMUX_EV_IO) {
 		ri = ev->key <= 0xffff ? t->port[ev->key] : ROUTE_NONE;
-		bool hyper_out = (ev->flags & (VMMUX_EVF_WRITE | VMMUX_EVF_STRING)) ==
-					 VMMUX_EVF_WRITE &&
-				 ev->size == 4;
+		bool hyper_out =
+		    (ev->flags & (VMMUX_EVF_WRITE | VMMUX_EVF_STRING)) == VMMUX_EVF_WRITE &&
+		    ev->size == 4;
 		if (hyper_out && ev->key >= HYPERCALL_PORT_BASE &&
 		    ev->key <= HYPERCALL_PORT_BASE + HYPERCALL_MAX &&
 		    (ri == ROUTE_NONE ? true : t->routes[ri].spec.kind == ROUTE_HYPERCALL)) {
@@ -118,10 +118,10 @@ struct route_target router_resolve(const struct route_table *t, struct vmmux_eve
 	}
 	const struct route *r = &t->routes[ri];
 	struct route_target rt = {
-		.vmm = ev->type < VMMUX_EV__COUNT ? r->vmm : (uint16_t)VMM_ID_MAIN,
-		.route = ri,
-		.generation = t->generation,
-		.r = r,
+	    .vmm = ev->type < VMMUX_EV__COUNT ? r->vmm : (uint16_t)VMM_ID_MAIN,
+	    .route = ri,
+	    .generation = t->generation,
+	    .r = r,
 	};
 	return rt;
 }

@@ -22,48 +22,46 @@
 /* ---------------------------------------------------------------------- */
 
 static const char *const kind_names[ROUTE__KINDS] = {
-	[ROUTE_IO] = "io",
-	[ROUTE_MMIO] = "mmio",
-	[ROUTE_MSR] = "msr",
-	[ROUTE_HYPERCALL] = "hypercall",
-	[ROUTE_EXCEPTION] = "exception",
-	[ROUTE_PLATFORM] = "platform",
-	[ROUTE_REQUEST] = "request",
-	[ROUTE_TYPE] = "type",
+    [ROUTE_IO] = "io",
+    [ROUTE_MMIO] = "mmio",
+    [ROUTE_MSR] = "msr",
+    [ROUTE_HYPERCALL] = "hypercall",
+    [ROUTE_EXCEPTION] = "exception",
+    [ROUTE_PLATFORM] = "platform",
+    [ROUTE_REQUEST] = "request",
+    [ROUTE_TYPE] = "type",
 };
 
 static const char *const type_names[VMMUX_EV__COUNT] = {
-	[VMMUX_EV_IO] = "io",
-	[VMMUX_EV_MMIO] = "mmio",
-	[VMMUX_EV_MSR] = "msr",
-	[VMMUX_EV_HLT] = "hlt",
-	[VMMUX_EV_HYPERCALL] = "hypercall",
-	[VMMUX_EV_EXCEPTION] = "exception",
-	[VMMUX_EV_SHUTDOWN] = "shutdown",
-	[VMMUX_EV_PLATFORM] = "platform",
-	[VMMUX_EV_IRQ] = "irq",
-	[VMMUX_EV_REQUEST] = "request",
-	[VMMUX_EV_FAULT] = "fault",
+    [VMMUX_EV_IO] = "io",
+    [VMMUX_EV_MMIO] = "mmio",
+    [VMMUX_EV_MSR] = "msr",
+    [VMMUX_EV_HLT] = "hlt",
+    [VMMUX_EV_HYPERCALL] = "hypercall",
+    [VMMUX_EV_EXCEPTION] = "exception",
+    [VMMUX_EV_SHUTDOWN] = "shutdown",
+    [VMMUX_EV_PLATFORM] = "platform",
+    [VMMUX_EV_IRQ] = "irq",
+    [VMMUX_EV_REQUEST] = "request",
+    [VMMUX_EV_FAULT] = "fault",
 };
 
 static const char *const platform_names[VMMUX_PLAT__COUNT] = {
-	[VMMUX_PLAT_SMI] = "smi",
-	[VMMUX_PLAT_RESET] = "reset",
-	[VMMUX_PLAT_POWEROFF] = "poweroff",
-	[VMMUX_PLAT_POWERBTN] = "powerbtn",
-	[VMMUX_PLAT_WATCHDOG] = "watchdog",
+    [VMMUX_PLAT_SMI] = "smi",		[VMMUX_PLAT_RESET] = "reset",
+    [VMMUX_PLAT_POWEROFF] = "poweroff", [VMMUX_PLAT_POWERBTN] = "powerbtn",
+    [VMMUX_PLAT_WATCHDOG] = "watchdog",
 };
 
 static const char *const request_names[VMMUX_REQ__COUNT] = {
-	[VMMUX_REQ_EXIT] = "exit",
+    [VMMUX_REQ_EXIT] = "exit",
 };
 
 /* Architectural exception mnemonics accepted as exception keys (vector 9,
  * 15 and 20-31 have no name and are written as numbers). */
 static const char *const exception_names[32] = {
-	[0] = "de",  [1] = "db",  [2] = "nmi", [3] = "bp",  [4] = "of",	 [5] = "br",
-	[6] = "ud",  [7] = "nm",  [8] = "df",  [10] = "ts", [11] = "np", [12] = "ss",
-	[13] = "gp", [14] = "pf", [16] = "mf", [17] = "ac", [18] = "mc", [19] = "xm",
+    [0] = "de",	 [1] = "db",  [2] = "nmi", [3] = "bp",	[4] = "of",  [5] = "br",
+    [6] = "ud",	 [7] = "nm",  [8] = "df",  [10] = "ts", [11] = "np", [12] = "ss",
+    [13] = "gp", [14] = "pf", [16] = "mf", [17] = "ac", [18] = "mc", [19] = "xm",
 };
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -355,7 +353,7 @@ static int parse_item(const struct quoted *q, enum route_kind k, const char *p, 
 		if (k == ROUTE_PLATFORM || k == ROUTE_REQUEST || k == ROUTE_TYPE)
 			/* name the last one of the enumeration */
 			snprintf(mt, sizeof(mt), "%llu (%s)", (unsigned long long)max,
-				 k == ROUTE_PLATFORM ? platform_names[max]
+				 k == ROUTE_PLATFORM  ? platform_names[max]
 				 : k == ROUTE_REQUEST ? request_names[max]
 						      : type_names[max]);
 		return err_set(e, "route '%s': %s %s is beyond %s", q->s, kind_noun(k), vt, mt);
@@ -514,6 +512,8 @@ static int parse_option(const struct quoted *q, const char *p, size_t len, struc
 
 int route_spec_parse(const char *spec, struct route_spec *out, struct errbuf *e)
 {
+	if (out == NULL)
+		return err_set(e, "route spec: nowhere to store the result");
 	if (spec == NULL || spec[0] == '\0')
 		return err_set(e, "route '': empty route spec (KIND:KEY=VMM)");
 	struct quoted q;
@@ -587,7 +587,7 @@ int route_spec_parse(const char *spec, struct route_spec *out, struct errbuf *e)
 /* Append to BUF at *off, never past LEN; *off keeps counting what did not
  * fit so that the caller can tell truncation. */
 static void append(char *buf, size_t len, size_t *off, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static void append(char *buf, size_t len, size_t *off, const char *fmt, ...)
 {

@@ -17,6 +17,10 @@
  *   VMM     := a VMM instance name: [a-z0-9_-], 1 to VMMUX_NAME_MAX-1 chars
  *   OPTION  := "posted" | "fallback=" VMM | "timeout=" DURATION
  *
+ * Kinds and names are case-insensitive, numbers have no octal form ("010" is
+ * ten), VMM names are lower case. No spaces. Each option at most once; the
+ * fallback differs from the route's VMM; the timeout (parse_duration) is > 0.
+ *
  * Key domains: io 0-0xffff; mmio 64-bit; msr 32-bit; hypercall 0-255 (the
  * route covers port 0x500+nr); exception 0-255; platform, request and type
  * their enumerations. "posted" is valid for io and mmio routes only (it

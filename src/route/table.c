@@ -166,8 +166,8 @@ static int compile_route(struct route *r, const struct route_spec *s, vmm_resolv
 	return 0;
 }
 
-static int overlap(const struct route_table *t, uint16_t newer, uint16_t older,
-		   enum route_kind k, uint64_t at, struct errbuf *e)
+static int overlap(const struct route_table *t, uint16_t newer, uint16_t older, enum route_kind k,
+		   uint64_t at, struct errbuf *e)
 {
 	char where[64];
 	key_desc(k, at, where, sizeof(where));
@@ -501,8 +501,8 @@ static size_t msr_windows(const struct route_range *r, size_t n, struct route_ra
  * ranges; when nearest-first merging gets stuck although a cover exists,
  * the optimal left-to-right cover is returned instead.
  */
-int route_table_msr_ranges(const struct route_table *t, struct route_range *out,
-			   size_t max_ranges, struct errbuf *e)
+int route_table_msr_ranges(const struct route_table *t, struct route_range *out, size_t max_ranges,
+			   struct errbuf *e)
 {
 	if (t == NULL)
 		return err_set(e, "MSR filter: no routing table");
@@ -626,8 +626,7 @@ void route_table_dump(FILE *f, const struct route_table *t, route_vmm_name_fn na
 		}
 		if (r->flags & ROUTE_OPT_TIMEOUT) {
 			const char *tx = strstr(r->spec.text, ";timeout=");
-			snprintf(opts + off, sizeof(opts) - off, " timeout=%s",
-				 tx ? tx + 9 : "?");
+			snprintf(opts + off, sizeof(opts) - off, " timeout=%s", tx ? tx + 9 : "?");
 		}
 		fprintf(f, "%-40s %-16s%s\n", r->spec.text, vn, opts[0] ? opts : " -");
 	}

@@ -87,14 +87,17 @@ typedef uint16_t (*vmm_resolve_fn)(void *arg, const char *name);
 /*
  * Build a table from specs. The table first holds one implicit route per
  * event type, "type:NAME=main" (so every event has a route for statistics
- * and type_route[t] is always a valid index); a type: spec replaces the
+ * and type_route[t] is always a valid index; those routes carry
+ * ROUTE_FLAG_IMPLICIT); a type: spec replaces the
  * implicit route of its types (a type: range such as type:io-msr=x covers
  * several). Keyed specs follow in the order given. Fails (-1, message in e) on an unknown VMM name
  * (fallback included), an overlap (naming both specs and the first key they
  * share), a posted option on a kind that has no writes, more than ROUTE_MAX
  * routes, or out of memory. The returned table is owned by the caller
  * (route_table_free) and has stats == NULL in every route until
- * the router attaches them.
+ * the router attaches them. The name "main" always resolves to VMM_ID_MAIN
+ * without asking RESOLVE (which may be NULL: then "main" is the only name);
+ * an id of VMM_MAX or more is refused.
  */
 struct route_table *route_table_build(const struct route_spec *specs, size_t n,
 				      vmm_resolve_fn resolve, void *arg, struct errbuf *e);
@@ -111,7 +114,8 @@ uint16_t route_lookup_msr(const struct route_table *t, uint32_t index);
 
 /*
  * The keyed route for an event: for VMMUX_EV_IO the port's route, for
- * VMMUX_EV_HYPERCALL the route at port 0x500+key, for MMIO/MSR the range
+ * VMMUX_EV_HYPERCALL the hypercall route at port 0x500+key (an io route on
+ * that port does not take hypercall events), for MMIO/MSR the range
  * containing the key, for EXCEPTION/PLATFORM/REQUEST the key's entry.
  * Returns ROUTE_NONE when no keyed route matches (the type default applies).
  */
@@ -123,7 +127,9 @@ uint16_t route_lookup_event(const struct route_table *t, const struct vmmux_even
  * at least every routed MSR). Returns the number of ranges, or -1 when even
  * merging cannot make them fit in a KVM MSR filter range each
  * (KVM_MSR_FILTER_MAX_BITMAP_SIZE bytes of bitmap, i.e. 0x3000 MSRs).
- * Used by the VM to program KVM_X86_SET_MSR_FILTER.
+ * Used by the VM to program KVM_X86_SET_MSR_FILTER. The ranges are sorted;
+ * their route field is ROUTE_NONE (a range may hold several routes' MSRs and
+ * unrouted ones, which the filter's bitmap lets KVM handle).
  */
 int route_table_msr_ranges(const struct route_table *t, struct route_range *out,
 			   size_t max_ranges, struct errbuf *e);

@@ -64,9 +64,8 @@ void hist_add(struct hist *h, uint64_t ns)
 	add(&h->sum_ns, ns);
 	add(&h->bucket[bucket_of(ns)], 1);
 	uint64_t m = ld(&h->max_ns);
-	while (ns > m &&
-	       !__atomic_compare_exchange_n(&h->max_ns, &m, ns, true, __ATOMIC_RELAXED,
-					    __ATOMIC_RELAXED))
+	while (ns > m && !__atomic_compare_exchange_n(&h->max_ns, &m, ns, true, __ATOMIC_RELAXED,
+						      __ATOMIC_RELAXED))
 		;
 }
 
@@ -326,13 +325,30 @@ static const char *vmm_label(stats_vmm_name_fn name, uint16_t id, char *nbuf, si
 	return n;
 }
 
+/* The p50, p99 and max columns of H ("-" when it has no sample). */
+struct lat_cols {
+	char p50[24], p99[24], max[24];
+};
+
+static void lat_cols(const struct hist *h, struct lat_cols *c)
+{
+	if (hist_total(h) == 0) {
+		snprintf(c->p50, sizeof(c->p50), "-");
+		snprintf(c->p99, sizeof(c->p99), "-");
+		snprintf(c->max, sizeof(c->max), "-");
+		return;
+	}
+	fmt_ns(hist_percentile(h, 50), c->p50, sizeof(c->p50));
+	fmt_ns(hist_percentile(h, 99), c->p99, sizeof(c->p99));
+	fmt_ns(ld(&h->max_ns), c->max, sizeof(c->max));
+}
+
 static void print_row(FILE *f, const char *label, int width, const struct hist *h)
 {
-	char p50[24], p99[24], max[24];
-	fprintf(f, "  %-*s %10llu %9s %9s %9s\n", width, label,
-		(unsigned long long)hist_total(h), fmt_ns(hist_percentile(h, 50), p50, sizeof(p50)),
-		fmt_ns(hist_percentile(h, 99), p99, sizeof(p99)),
-		fmt_ns(ld(&h->max_ns), max, sizeof(max)));
+	struct lat_cols c;
+	lat_cols(h, &c);
+	fprintf(f, "  %-*s %10llu %9s %9s %9s\n", width, label, (unsigned long long)hist_total(h),
+		c.p50, c.p99, c.max);
 }
 
 void stats_print(FILE *f, stats_vmm_name_fn name)
@@ -340,19 +356,18 @@ void stats_print(FILE *f, stats_vmm_name_fn name)
 	if (f == NULL)
 		return;
 	double secs = duration_s();
-	fprintf(f, "vmmux statistics over %.3f s (latency from exit to reply)\n", secs);
+	fprintf(f, "vmmux statistics over %.3f s (event latencies)\n", secs);
 
 	fprintf(f, "  %-12s %10s %9s %9s %9s %10s %10s\n", "type", "count", "p50", "p99", "max",
 		"events/s", "unrouted");
 	for (unsigned ty = 0; ty < VMMUX_EV__COUNT; ty++) {
 		const struct hist *h = &type_hist[ty];
 		uint64_t c = hist_total(h);
-		char p50[24], p99[24], max[24];
+		struct lat_cols lc;
+		lat_cols(h, &lc);
 		fprintf(f, "  %-12s %10llu %9s %9s %9s %10.0f %10llu\n", event_type_name(ty),
-			(unsigned long long)c, fmt_ns(hist_percentile(h, 50), p50, sizeof(p50)),
-			fmt_ns(hist_percentile(h, 99), p99, sizeof(p99)),
-			fmt_ns(ld(&h->max_ns), max, sizeof(max)), secs > 0 ? (double)c / secs : 0.0,
-			(unsigned long long)stats_unrouted(ty));
+			(unsigned long long)c, lc.p50, lc.p99, lc.max,
+			secs > 0 ? (double)c / secs : 0.0, (unsigned long long)stats_unrouted(ty));
 	}
 
 	size_t n;

@@ -39,7 +39,8 @@ struct route_stats {
 };
 
 /* The route_stats for a canonical spec text, created on first use; lives
- * until stats_fini. Thread-safe (writers are rare: table builds). */
+ * until stats_fini. Thread-safe (writers are rare: table builds). Never
+ * NULL: when memory is short, a shared "(untracked routes)" record. */
 struct route_stats *stats_route(const char *spec_text);
 
 /* Per type and per VMM statistics (VMM ids below VMM_MAX). */
@@ -65,6 +66,8 @@ const struct hist *stats_type_hist(unsigned type);
 const struct hist *stats_vmm_hist(uint16_t vmm);
 uint64_t stats_unrouted(unsigned type);
 
+/* Free the route records and zero every counter (no table may still point
+ * at a record). */
 void stats_fini(void);
 
 #endif

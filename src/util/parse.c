@@ -6,6 +6,19 @@
 #include <string.h>
 #include <strings.h>
 
+/* Decimal, or hexadecimal after 0x; never octal ("010" is ten). */
+static unsigned long long strtoull_dec_hex(const char *s, char **end)
+{
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		if (!isxdigit((unsigned char)s[2])) {
+			*end = (char *)s + 1; /* "0x" alone: the number is 0, junk follows */
+			return 0;
+		}
+		return strtoull(s + 2, end, 16);
+	}
+	return strtoull(s, end, 10);
+}
+
 int parse_u64(const char *s, uint64_t *out, struct errbuf *e)
 {
 	if (s == NULL || *s == '\0')
@@ -14,7 +27,7 @@ int parse_u64(const char *s, uint64_t *out, struct errbuf *e)
 		return err_set(e, "'%s' is not a number", s);
 	char *end;
 	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
+	unsigned long long v = strtoull_dec_hex(s, &end);
 	if (errno == ERANGE)
 		return err_set(e, "'%s' is too large", s);
 	if (*end != '\0' || end == s)
@@ -32,7 +45,7 @@ static int split_number(const char *s, uint64_t *num, const char **suffix, struc
 		return err_set(e, "'%s' does not start with a number", s);
 	char *end;
 	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
+	unsigned long long v = strtoull_dec_hex(s, &end);
 	if (errno == ERANGE)
 		return err_set(e, "'%s' is too large", s);
 	*num = v;

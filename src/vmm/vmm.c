@@ -174,6 +174,25 @@ static int vmm_add_role(const struct vmm_config *c, struct errbuf *e)
 	if (role->abi_version != VMMUX_ROLE_ABI_VERSION)
 		return err_set(e, "vmm '%s': role '%s' is built for role ABI %u, vmmux speaks %u",
 			       c->name, c->role, role->abi_version, VMMUX_ROLE_ABI_VERSION);
+	for (size_t i = 0; i < c->nargs; i++) {
+		bool known = false;
+		for (const char *const *a = role->args; a && *a && !known; a++)
+			known = strcmp(*a, c->args[i].key) == 0;
+		if (!known) {
+			char list[160] = "";
+			size_t used = 0;
+			for (const char *const *a = role->args; a && *a; a++) {
+				int n = snprintf(list + used, sizeof(list) - used, "%s%s",
+						 used ? ", " : "", *a);
+				if (n < 0 || (size_t)n >= sizeof(list) - used)
+					break;
+				used += (size_t)n;
+			}
+			return err_set(e, "vmm '%s': role '%s' takes no argument '%s' (%s%s)",
+				       c->name, c->role, c->args[i].key,
+				       used ? "arguments: " : "it takes none", list);
+		}
+	}
 	if (nregistry >= VMM_MAX)
 		return err_set(e, "too many VMMs (at most %d)", VMM_MAX - 1);
 	struct vmm *v = vmm_alloc((uint16_t)nregistry, c->name);

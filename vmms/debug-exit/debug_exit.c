@@ -67,6 +67,8 @@ static int debug_exit_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev
 	return 0;
 }
 
+static const char *const debug_exit_args[] = {"iobase", "iosize", NULL};
+
 const struct vmmux_role vmmux_role_debug_exit = {
     .abi_version = VMMUX_ROLE_ABI_VERSION,
     .name = "debug-exit",
@@ -74,4 +76,5 @@ const struct vmmux_role vmmux_role_debug_exit = {
     .priv_size = sizeof(struct debug_exit),
     .init = debug_exit_init,
     .handle = debug_exit_handle,
+    .args = debug_exit_args,
 };

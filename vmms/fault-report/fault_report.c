@@ -94,6 +94,8 @@ static int fault_report_handle(struct vmmux_ctx *ctx, const struct vmmux_event *
 	return 0;
 }
 
+static const char *const fault_report_args[] = {"iobase", NULL};
+
 const struct vmmux_role vmmux_role_fault_report = {
     .abi_version = VMMUX_ROLE_ABI_VERSION,
     .name = "fault-report",
@@ -101,4 +103,5 @@ const struct vmmux_role vmmux_role_fault_report = {
     .priv_size = sizeof(struct fault_report),
     .init = fault_report_init,
     .handle = fault_report_handle,
+    .args = fault_report_args,
 };

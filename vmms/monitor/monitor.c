@@ -313,6 +313,9 @@ static int monitor_init(struct vmmux_ctx *ctx)
 	return 0;
 }
 
+static const char *const monitor_args[] = {"read",	"msr_read", "msr",
+					   "exception", "shutdown", NULL};
+
 const struct vmmux_role vmmux_role_monitor = {
     .abi_version = VMMUX_ROLE_ABI_VERSION,
     .name = "monitor",
@@ -320,4 +323,5 @@ const struct vmmux_role vmmux_role_monitor = {
     .priv_size = sizeof(struct monitor),
     .init = monitor_init,
     .handle = monitor_handle,
+    .args = monitor_args,
 };

@@ -576,6 +576,8 @@ static int uart_restore(struct vmmux_ctx *ctx, const void *buf, size_t len)
 	return 0;
 }
 
+static const char *const uart16550_args[] = {"irq", NULL};
+
 const struct vmmux_role vmmux_role_uart16550 = {
     .abi_version = VMMUX_ROLE_ABI_VERSION,
     .name = "uart16550",
@@ -587,4 +589,5 @@ const struct vmmux_role vmmux_role_uart16550 = {
     .reset = uart_reset,
     .save = uart_save,
     .restore = uart_restore,
+    .args = uart16550_args,
 };

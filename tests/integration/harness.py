@@ -1,0 +1,135 @@
+"""Harness of the integration tests: they drive the real vmmux binary with
+real guests under /dev/kvm.
+
+Environment (set by tests/integration/meson.build):
+  VMMUX            the vmmux binary under test
+  VMMUX_GUEST_DIR  where the test guests were built
+  VMMUX_SRC        the source tree (for configs/ and docs/host-limits.md)
+  VMMUX_SKIP_LOG   file that collects host-limit skips (scripts/check.sh)
+
+Only host limits listed in docs/host-limits.md may skip (host_limit()); any
+other skip fails the run (see runner.py).
+"""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+VMMUX = os.environ.get("VMMUX", "vmmux")
+GUEST_DIR = os.environ.get("VMMUX_GUEST_DIR", ".")
+SRC = os.environ.get("VMMUX_SRC", ".")
+HOST_LIMIT_PREFIX = "host limit: "
+
+# Exit statuses (src/vmm/machine.h)
+EXIT_POWEROFF = 0
+EXIT_USAGE = 2
+EXIT_IMAGE = 4
+EXIT_HOST = 6
+EXIT_GUEST_CRASH = 8
+
+
+def exit_device_status(v):
+    """vmmux's status when the guest writes V to the exit device."""
+    return ((v << 1) | 1) & 0xFF
+
+
+class Result:
+    def __init__(self, args, status, out, err):
+        self.args, self.status, self.out, self.err = args, status, out, err
+
+    def __repr__(self):
+        return "vmmux %s -> status %s\n--- stdout ---\n%s\n--- stderr ---\n%s" % (
+            " ".join(self.args), self.status, self.out, self.err)
+
+
+def guest(name):
+    path = os.path.join(GUEST_DIR, name)
+    if not os.path.exists(path):
+        raise AssertionError("test guest %s was not built (%s)" % (name, path))
+    return path
+
+
+def run_vmmux(*args, timeout=60, stdin=subprocess.DEVNULL, env=None):
+    """Run vmmux with ARGS; returns a Result. A timeout is a test failure."""
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    try:
+        p = subprocess.run([VMMUX] + list(args), stdin=stdin, capture_output=True,
+                           timeout=timeout, env=e)
+    except subprocess.TimeoutExpired as t:
+        raise AssertionError("vmmux %s did not finish within %ds\nstdout: %r\nstderr: %r" % (
+            " ".join(args), timeout, t.stdout, t.stderr))
+    return Result(list(args), p.returncode, p.stdout.decode(errors="replace"),
+                  p.stderr.decode(errors="replace"))
+
+
+class VmmuxTest(unittest.TestCase):
+    """Base class: temporary directory, monitor logs, stats files."""
+
+    maxDiff = None
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="vmmux-test-")
+        self.tmp = self._tmp.name
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def vmmux(self, *args, **kw):
+        return run_vmmux(*args, **kw)
+
+    def run_guest(self, name, *args, **kw):
+        return run_vmmux("run", "--kernel", guest(name), *args, **kw)
+
+    def monitor(self, name="mon", **args):
+        """A --vmm option for a monitor VMM logging to a file, and the file."""
+        log = self.path(name + ".jsonl")
+        opt = "%s=monitor,output=%s" % (name, log)
+        for k, v in args.items():
+            opt += ",%s=%s" % (k, v)
+        return ["--vmm", opt], log
+
+    @staticmethod
+    def read_log(path):
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def run_with_stats(self, name, *args, **kw):
+        """Run a guest with --stats-json; returns (Result, stats dict)."""
+        sj = self.path("stats.json")
+        r = self.run_guest(name, "--stats-json", sj, *args, **kw)
+        stats = None
+        if os.path.exists(sj):
+            with open(sj) as f:
+                stats = json.load(f)
+        return r, stats
+
+    @staticmethod
+    def vmm_count(stats, vmm):
+        for v in stats.get("vmms", []):
+            if v["name"] == vmm:
+                return v["count"]
+        return 0
+
+    def assertStatus(self, r, status):
+        self.assertEqual(r.status, status, "unexpected exit status\n%r" % r)
+
+    def host_limit(self, key, reason):
+        """Skip because this host cannot deliver KEY (listed in
+        docs/host-limits.md); counted by scripts/check.sh."""
+        doc = os.path.join(SRC, "docs", "host-limits.md")
+        with open(doc) as f:
+            if key not in f.read():
+                raise AssertionError("host limit %r is not listed in docs/host-limits.md" % key)
+        log = os.environ.get("VMMUX_SKIP_LOG")
+        if log:
+            with open(log, "a") as f:
+                f.write("%s: %s (%s)\n" % (self.id(), key, reason))
+        self.skipTest(HOST_LIMIT_PREFIX + key + ": " + reason)

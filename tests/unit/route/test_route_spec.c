@@ -1,0 +1,391 @@
+/*
+ * Unit tests of the route-spec grammar: accepted forms of every kind, the
+ * errors for every kind of bad input, the canonical text and its round trip,
+ * and the name helpers.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "route/spec.h"
+#include <vmmux/vmmux.h>
+
+/* SPEC parses into KIND [LO, HI] to VMM, with canonical text CANON. */
+static void accept(const char *spec, enum route_kind kind, uint64_t lo, uint64_t hi,
+		   const char *vmm, const char *canon)
+{
+	struct route_spec s;
+	struct errbuf e = {{0}};
+	if (route_spec_parse(spec, &s, &e) != 0)
+		fail_msg("'%s' refused: %s", spec, e.msg);
+	assert_int_equal(s.kind, kind);
+	assert_true(s.lo == lo);
+	assert_true(s.hi == hi);
+	assert_string_equal(s.vmm, vmm);
+	assert_string_equal(s.text, canon);
+}
+
+/* SPEC is refused with a message that quotes it and contains WHAT. */
+static void refuse(const char *spec, const char *what)
+{
+	struct route_spec s;
+	struct errbuf e = {{0}};
+	if (route_spec_parse(spec, &s, &e) != -1)
+		fail_msg("'%s' accepted as '%s'", spec, s.text);
+	char quoted[400];
+	snprintf(quoted, sizeof(quoted), "route '%s': ", spec);
+	if (strncmp(e.msg, quoted, strlen(quoted)) != 0)
+		fail_msg("message for '%s' does not quote it: %s", spec, e.msg);
+	if (strstr(e.msg, what) == NULL)
+		fail_msg("message for '%s' lacks '%s': %s", spec, what, e.msg);
+}
+
+/* SPEC is refused with exactly MSG. */
+static void refuse_exact(const char *spec, const char *msg)
+{
+	struct route_spec s;
+	struct errbuf e = {{0}};
+	assert_int_equal(route_spec_parse(spec, &s, &e), -1);
+	assert_string_equal(e.msg, msg);
+}
+
+static void test_io(void **state)
+{
+	(void)state;
+	accept("io:0x3f8=uart", ROUTE_IO, 0x3f8, 0x3f8, "uart", "io:0x3f8=uart");
+	accept("io:0x3f8-0x3ff=uart", ROUTE_IO, 0x3f8, 0x3ff, "uart", "io:0x3f8-0x3ff=uart");
+	accept("io:0x3f8+8=uart", ROUTE_IO, 0x3f8, 0x3ff, "uart", "io:0x3f8-0x3ff=uart");
+	accept("io:1016+0x8=uart", ROUTE_IO, 0x3f8, 0x3ff, "uart", "io:0x3f8-0x3ff=uart");
+	accept("io:0=a", ROUTE_IO, 0, 0, "a", "io:0x0=a");
+	accept("io:0xffff=a", ROUTE_IO, 0xffff, 0xffff, "a", "io:0xffff=a");
+	accept("io:0-0xffff=a", ROUTE_IO, 0, 0xffff, "a", "io:0x0-0xffff=a");
+	accept("io:0xfff0+16=a", ROUTE_IO, 0xfff0, 0xffff, "a", "io:0xfff0-0xffff=a");
+	accept("io:0x80+1=a", ROUTE_IO, 0x80, 0x80, "a", "io:0x80=a");
+	accept("IO:0X3F8=uart", ROUTE_IO, 0x3f8, 0x3f8, "uart", "io:0x3f8=uart");
+	accept("io:010=a", ROUTE_IO, 10, 10, "a", "io:0xa=a"); /* decimal, not octal */
+	accept("io:0x60=my_vmm-2", ROUTE_IO, 0x60, 0x60, "my_vmm-2", "io:0x60=my_vmm-2");
+
+	refuse_exact("io:0x3f8-0x3f0=uart",
+		     "route 'io:0x3f8-0x3f0=uart': range end 0x3f0 is below its start 0x3f8");
+	refuse_exact("io:0x10000=x", "route 'io:0x10000=x': port 0x10000 is beyond 0xffff");
+	refuse_exact("io:0xfff0+0x11=x",
+		     "route 'io:0xfff0+0x11=x': range '0xfff0+0x11' ends beyond port 0xffff");
+	refuse("io:0x3f8-0x10000=x", "port 0x10000 is beyond 0xffff");
+	refuse("io:0x3f8+0=x", "size must be at least 1");
+	refuse("io:1+x=y", "size 'x' is not a number");
+	refuse("io:1+=y", "size is missing");
+	refuse("io:1-=x", "range end is missing");
+	refuse("io:-1=x", "range start is missing");
+	refuse("io:+1=x", "range base is missing");
+	refuse("io:0x=x", "key '0x' is not a number");
+	refuse("io:0x3fg=x", "key '0x3fg' is not a number");
+	refuse("io:12a=x", "key '12a' is not a number");
+	refuse("io:1-2-3=x", "range end '2-3' is not a number");
+	refuse("io:uart=x", "key 'uart' is not a number");
+	refuse("io:=x", "the key is missing");
+}
+
+static void test_mmio(void **state)
+{
+	(void)state;
+	accept("mmio:0xd0000000+0x1000=blk", ROUTE_MMIO, 0xd0000000, 0xd0000fff, "blk",
+	       "mmio:0xd0000000-0xd0000fff=blk");
+	accept("mmio:0xffffffffffffffff=x", ROUTE_MMIO, UINT64_MAX, UINT64_MAX, "x",
+	       "mmio:0xffffffffffffffff=x");
+	accept("mmio:0xfffffffffffff000+0x1000=x", ROUTE_MMIO, 0xfffffffffffff000ull, UINT64_MAX,
+	       "x", "mmio:0xfffffffffffff000-0xffffffffffffffff=x");
+	accept("mmio:1+0xffffffffffffffff=x", ROUTE_MMIO, 1, UINT64_MAX, "x",
+	       "mmio:0x1-0xffffffffffffffff=x");
+	accept("mmio:0-0xffffffffffffffff=x", ROUTE_MMIO, 0, UINT64_MAX, "x",
+	       "mmio:0x0-0xffffffffffffffff=x");
+
+	refuse_exact("mmio:0xffffffffffffffff+2=x",
+		     "route 'mmio:0xffffffffffffffff+2=x': range '0xffffffffffffffff+2' ends "
+		     "beyond address 0xffffffffffffffff");
+	refuse("mmio:2+0xffffffffffffffff=x", "ends beyond address 0xffffffffffffffff");
+	refuse("mmio:0x10000000000000000=x", "does not fit in 64 bits");
+	refuse("mmio:18446744073709551616=x", "does not fit in 64 bits");
+	refuse("mmio:0+0x10000000000000000=x", "size '0x10000000000000000' does not fit");
+	refuse("mmio:0x2000-0x1000=x", "range end 0x1000 is below its start 0x2000");
+}
+
+static void test_msr(void **state)
+{
+	(void)state;
+	accept("msr:0x40001000-0x400010ff=mon", ROUTE_MSR, 0x40001000, 0x400010ff, "mon",
+	       "msr:0x40001000-0x400010ff=mon");
+	accept("msr:0xffffffff=x", ROUTE_MSR, 0xffffffff, 0xffffffff, "x", "msr:0xffffffff=x");
+	accept("msr:0xc0000080+1=x", ROUTE_MSR, 0xc0000080, 0xc0000080, "x", "msr:0xc0000080=x");
+	refuse_exact("msr:0x100000000=x",
+		     "route 'msr:0x100000000=x': MSR 0x100000000 is beyond 0xffffffff");
+	refuse("msr:0xffffffff+2=x", "ends beyond MSR 0xffffffff");
+}
+
+static void test_hypercall_exception(void **state)
+{
+	(void)state;
+	accept("hypercall:2=console", ROUTE_HYPERCALL, 2, 2, "console", "hypercall:2=console");
+	accept("hypercall:0-255=x", ROUTE_HYPERCALL, 0, 255, "x", "hypercall:0-255=x");
+	accept("hypercall:0x10+2=x", ROUTE_HYPERCALL, 16, 17, "x", "hypercall:16-17=x");
+	refuse_exact("hypercall:256=x", "route 'hypercall:256=x': hypercall 256 is beyond 255");
+	refuse("hypercall:250+7=x", "ends beyond hypercall 255");
+	refuse("hypercall:exit=x", "key 'exit' is not a number");
+
+	accept("exception:bp=mon", ROUTE_EXCEPTION, 3, 3, "mon", "exception:3=mon");
+	accept("exception:db-bp=m", ROUTE_EXCEPTION, 1, 3, "m", "exception:1-3=m");
+	accept("exception:GP=m", ROUTE_EXCEPTION, 13, 13, "m", "exception:13=m");
+	accept("exception:pf+1=m", ROUTE_EXCEPTION, 14, 14, "m", "exception:14=m");
+	accept("exception:xm=m", ROUTE_EXCEPTION, 19, 19, "m", "exception:19=m");
+	accept("exception:255=m", ROUTE_EXCEPTION, 255, 255, "m", "exception:255=m");
+	accept("exception:0-255=m", ROUTE_EXCEPTION, 0, 255, "m", "exception:0-255=m");
+	refuse("exception:256=m", "vector 256 is beyond 255");
+	refuse("exception:xx=m", "unknown exception 'xx' (a number or one of: de, db, nmi");
+	refuse("exception:bp-db=m", "range end 1 is below its start 3");
+}
+
+static void test_named_kinds(void **state)
+{
+	(void)state;
+	accept("platform:smi=smm", ROUTE_PLATFORM, VMMUX_PLAT_SMI, VMMUX_PLAT_SMI, "smm",
+	       "platform:smi=smm");
+	accept("platform:reset-watchdog=c", ROUTE_PLATFORM, VMMUX_PLAT_RESET, VMMUX_PLAT_WATCHDOG,
+	       "c", "platform:reset-watchdog=c");
+	accept("platform:0+5=c", ROUTE_PLATFORM, 0, 4, "c", "platform:smi-watchdog=c");
+	accept("platform:4=c", ROUTE_PLATFORM, 4, 4, "c", "platform:watchdog=c");
+	accept("platform:PowerOff=c", ROUTE_PLATFORM, VMMUX_PLAT_POWEROFF, VMMUX_PLAT_POWEROFF, "c",
+	       "platform:poweroff=c");
+	refuse_exact("platform:5=c",
+		     "route 'platform:5=c': platform code 5 is beyond 4 (watchdog)");
+	refuse("platform:smx=c",
+	       "unknown platform code 'smx' (a number or one of: smi, reset, poweroff, "
+	       "powerbtn, watchdog)");
+	refuse("platform:reset+5=c", "ends beyond platform code watchdog");
+
+	accept("request:exit=main", ROUTE_REQUEST, VMMUX_REQ_EXIT, VMMUX_REQ_EXIT, "main",
+	       "request:exit=main");
+	accept("request:0=x", ROUTE_REQUEST, 0, 0, "x", "request:exit=x");
+	refuse("request:1=x", "request kind 1 is beyond 0 (exit)");
+	refuse("request:quit=x", "unknown request kind 'quit' (a number or one of: exit)");
+
+	accept("type:hlt=main", ROUTE_TYPE, VMMUX_EV_HLT, VMMUX_EV_HLT, "main", "type:hlt=main");
+	accept("type:io-msr=x", ROUTE_TYPE, VMMUX_EV_IO, VMMUX_EV_MSR, "x", "type:io-msr=x");
+	accept("type:hlt+2=x", ROUTE_TYPE, VMMUX_EV_HLT, VMMUX_EV_HYPERCALL, "x",
+	       "type:hlt-hypercall=x");
+	accept("type:fault=x", ROUTE_TYPE, VMMUX_EV_FAULT, VMMUX_EV_FAULT, "x", "type:fault=x");
+	accept("type:0-10=x", ROUTE_TYPE, 0, 10, "x", "type:io-fault=x");
+	refuse("type:foo=x", "unknown event type 'foo' (a number or one of: io, mmio, msr, hlt");
+	refuse("type:11=x", "event type 11 is beyond 10 (fault)");
+	refuse("type:io+12=x", "range 'io+12' ends beyond event type fault");
+	refuse("type:msr-io=x", "range end io is below its start msr");
+}
+
+static void test_structure(void **state)
+{
+	(void)state;
+	struct route_spec s;
+	struct errbuf e = {{0}};
+	assert_int_equal(route_spec_parse(NULL, &s, &e), -1);
+	assert_non_null(strstr(e.msg, "empty route spec"));
+	assert_int_equal(route_spec_parse("", &s, &e), -1);
+	assert_non_null(strstr(e.msg, "empty route spec"));
+
+	refuse_exact("foo:1=x", "route 'foo:1=x': unknown kind 'foo' (io, mmio, msr, hypercall, "
+				"exception, platform, request, type)");
+	refuse("io", "missing ':' after the kind");
+	refuse(":1=x", "unknown kind ''");
+	refuse("io:", "missing '=VMM' after the key");
+	refuse("io:0x3f8", "missing '=VMM' after the key");
+	refuse("io:0x3f8;posted=a", "missing '=VMM' after the key");
+	refuse("io:1=", "VMM name is missing");
+	refuse("io:1=;posted", "VMM name is missing");
+	refuse("io:1=Uart", "invalid VMM name 'Uart' (1 to 31 characters of a-z, 0-9");
+	refuse("io:1=group(least-loaded:a,b)", "invalid VMM name 'group(least-loaded:a,b)'");
+	refuse("io:1=a=b", "invalid VMM name 'a=b'");
+	refuse("io:1=abcdefghijabcdefghijabcdefghijkl", "invalid VMM name"); /* 32 chars */
+	accept("io:1=abcdefghijabcdefghijabcdefghijk", ROUTE_IO, 1, 1,	     /* 31 */
+	       "abcdefghijabcdefghijabcdefghijk", "io:0x1=abcdefghijabcdefghijabcdefghijk");
+	refuse("io:1=a b", "byte 0x20 at offset 6 is not allowed");
+	refuse(" io:1=a", "byte 0x20 at offset 0 is not allowed");
+
+	/* unprintable bytes are not echoed */
+	assert_int_equal(route_spec_parse("io:1=a\x01", &s, &e), -1);
+	assert_string_equal(e.msg, "route 'io:1=a?': byte 0x01 at offset 6 is not allowed (no "
+				   "spaces or control characters)");
+
+	/* too long: quoted in part, refused */
+	char longspec[400];
+	memset(longspec, 'a', sizeof(longspec));
+	memcpy(longspec, "io:1=", 5);
+	longspec[sizeof(longspec) - 1] = '\0';
+	assert_int_equal(route_spec_parse(longspec, &s, &e), -1);
+	assert_non_null(strstr(e.msg, "longer than 255 characters"));
+	assert_non_null(strstr(e.msg, "...'"));
+}
+
+static void test_options(void **state)
+{
+	(void)state;
+	struct route_spec s;
+	struct errbuf e = {{0}};
+	assert_int_equal(
+	    route_spec_parse("io:0x3f8-0x3ff=uart;posted;fallback=main;timeout=50ms", &s, &e), 0);
+	assert_int_equal(s.opts, ROUTE_OPT_POSTED | ROUTE_OPT_FALLBACK | ROUTE_OPT_TIMEOUT);
+	assert_string_equal(s.fallback, "main");
+	assert_true(s.timeout_ns == 50000000ull);
+	assert_string_equal(s.text, "io:0x3f8-0x3ff=uart;posted;fallback=main;timeout=50ms");
+
+	/* canonical order of options, largest exact unit */
+	accept("io:1=a;timeout=1000ms;posted", ROUTE_IO, 1, 1, "a", "io:0x1=a;posted;timeout=1s");
+	accept("mmio:0x1000+0x1000=a;posted", ROUTE_MMIO, 0x1000, 0x1fff, "a",
+	       "mmio:0x1000-0x1fff=a;posted");
+	accept("msr:0x10=a;fallback=b", ROUTE_MSR, 0x10, 0x10, "a", "msr:0x10=a;fallback=b");
+	accept("type:io=a;timeout=1500us", ROUTE_TYPE, 0, 0, "a", "type:io=a;timeout=1500us");
+	accept("io:1=a;timeout=7ns", ROUTE_IO, 1, 1, "a", "io:0x1=a;timeout=7ns");
+	accept("hypercall:1=a;fallback=main;timeout=2s", ROUTE_HYPERCALL, 1, 1, "a",
+	       "hypercall:1=a;fallback=main;timeout=2s");
+	assert_int_equal(route_spec_parse("io:1=a", &s, &e), 0);
+	assert_int_equal(s.opts, 0);
+	assert_true(s.timeout_ns == 0);
+	assert_string_equal(s.fallback, "");
+
+	refuse("io:1=a;", "empty option");
+	refuse("io:1=a;;posted", "empty option");
+	refuse("io:1=a;posted;posted", "option 'posted' is given twice");
+	refuse("io:1=a;timeout=5ms;timeout=6ms", "option 'timeout' is given twice");
+	refuse("io:1=a;fallback=b;fallback=c", "option 'fallback' is given twice");
+	refuse("io:1=a;bogus", "unknown option 'bogus' (posted, fallback=VMM, timeout=DURATION)");
+	refuse("io:1=a;Posted", "unknown option 'Posted'");
+	refuse("io:1=a;posted=1", "option 'posted' takes no value");
+	refuse("msr:1=a;posted", "option 'posted' applies to io and mmio routes only");
+	refuse("hypercall:1=a;posted", "option 'posted' applies to io and mmio routes only");
+	refuse("type:io=a;posted", "option 'posted' applies to io and mmio routes only");
+	refuse("platform:smi=a;posted", "option 'posted' applies to io and mmio routes only");
+	refuse("io:1=a;timeout=5", "timeout: '5': a duration needs a unit");
+	refuse("io:1=a;timeout=5min", "unknown duration unit 'min'");
+	refuse("io:1=a;timeout=0ms", "timeout must be greater than 0");
+	refuse("io:1=a;timeout=", "timeout: empty value");
+	refuse("io:1=a;timeout", "option 'timeout' needs '=DURATION'");
+	refuse("io:1=a;timeout=99999999999999999999s", "timeout: '99999999999999999999s'");
+	refuse("io:1=a;timeout=18446744073709551615s", "is too long");
+	refuse("io:1=a;fallback", "option 'fallback' needs '=VMM'");
+	refuse("io:1=a;fallback=", "fallback VMM name is missing");
+	refuse("io:1=a;fallback=a", "the fallback 'a' is the route's own VMM");
+	refuse("io:1=a;fallback=Bad", "invalid fallback VMM name 'Bad'");
+}
+
+static bool same_spec(const struct route_spec *a, const struct route_spec *b)
+{
+	return a->kind == b->kind && a->lo == b->lo && a->hi == b->hi &&
+	       strcmp(a->vmm, b->vmm) == 0 && a->opts == b->opts &&
+	       strcmp(a->fallback, b->fallback) == 0 && a->timeout_ns == b->timeout_ns &&
+	       strcmp(a->text, b->text) == 0;
+}
+
+static void test_round_trip(void **state)
+{
+	(void)state;
+	static const char *const specs[] = {
+	    "io:0x3f8-0x3ff=uart;posted;fallback=main;timeout=50ms",
+	    "IO:1016+8=uart",
+	    "mmio:0xd0000000+0x1000=blk;posted",
+	    "mmio:0xffffffffffffffff=x",
+	    "msr:0x40001000-0x400010ff=mon;timeout=1500000ns",
+	    "hypercall:0x2=console",
+	    "exception:bp-gp=mon;fallback=main",
+	    "platform:smi=smm",
+	    "platform:1+4=chipset;timeout=3us",
+	    "request:exit=main",
+	    "type:hlt=main",
+	    "type:io-msr=x;timeout=60s",
+	    "type:hlt+2=x",
+	};
+	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+		struct route_spec a, b;
+		struct errbuf e = {{0}};
+		if (route_spec_parse(specs[i], &a, &e))
+			fail_msg("'%s': %s", specs[i], e.msg);
+		char text[ROUTE_SPEC_TEXT_MAX];
+		route_spec_format(&a, text, sizeof(text));
+		assert_string_equal(text, a.text);
+		if (route_spec_parse(text, &b, &e))
+			fail_msg("canonical '%s' of '%s' refused: %s", text, specs[i], e.msg);
+		assert_true(same_spec(&a, &b));
+		route_spec_format(&b, text, sizeof(text));
+		assert_string_equal(text, a.text);
+	}
+
+	/* a short buffer truncates, never overflows */
+	struct route_spec s;
+	struct errbuf e;
+	assert_int_equal(route_spec_parse("io:0x3f8-0x3ff=uart", &s, &e), 0);
+	char small[8];
+	memset(small, 'Z', sizeof(small));
+	route_spec_format(&s, small, 6);
+	assert_string_equal(small, "io:0x");
+	assert_int_equal(small[6], 'Z');
+	route_spec_format(&s, small, 0);
+	assert_int_equal(small[0], 'i');
+}
+
+static void test_names(void **state)
+{
+	(void)state;
+	static const char *const types[] = {"io",	 "mmio",      "msr",	  "hlt",
+					    "hypercall", "exception", "shutdown", "platform",
+					    "irq",	 "request",   "fault"};
+	assert_int_equal(sizeof(types) / sizeof(types[0]), VMMUX_EV__COUNT);
+	for (unsigned i = 0; i < VMMUX_EV__COUNT; i++) {
+		assert_string_equal(event_type_name(i), types[i]);
+		assert_int_equal(event_type_parse(types[i]), (int)i);
+	}
+	assert_null(event_type_name(VMMUX_EV__COUNT));
+	assert_null(event_type_name(1000));
+	assert_int_equal(event_type_parse("HLT"), VMMUX_EV_HLT);
+	assert_int_equal(event_type_parse("nope"), -1);
+	assert_int_equal(event_type_parse(""), -1);
+	assert_int_equal(event_type_parse(NULL), -1);
+
+	static const char *const plats[] = {"smi", "reset", "poweroff", "powerbtn", "watchdog"};
+	assert_int_equal(sizeof(plats) / sizeof(plats[0]), VMMUX_PLAT__COUNT);
+	for (unsigned i = 0; i < VMMUX_PLAT__COUNT; i++)
+		assert_string_equal(platform_code_name(i), plats[i]);
+	assert_null(platform_code_name(VMMUX_PLAT__COUNT));
+	assert_string_equal(request_kind_name(VMMUX_REQ_EXIT), "exit");
+	assert_null(request_kind_name(VMMUX_REQ__COUNT));
+
+	static const char *const kinds[] = {"io",	 "mmio",     "msr",	"hypercall",
+					    "exception", "platform", "request", "type"};
+	for (unsigned i = 0; i < ROUTE__KINDS; i++)
+		assert_string_equal(route_kind_name((enum route_kind)i), kinds[i]);
+	assert_null(route_kind_name(ROUTE__KINDS));
+
+	assert_true(vmm_name_valid("main"));
+	assert_true(vmm_name_valid("uart0"));
+	assert_true(vmm_name_valid("a_b-c"));
+	assert_true(vmm_name_valid("0"));
+	assert_true(vmm_name_valid("abcdefghijabcdefghijabcdefghij1"));	  /* 31 */
+	assert_false(vmm_name_valid("abcdefghijabcdefghijabcdefghij12")); /* 32 */
+	assert_false(vmm_name_valid(""));
+	assert_false(vmm_name_valid(NULL));
+	assert_false(vmm_name_valid("Uart"));
+	assert_false(vmm_name_valid("a b"));
+	assert_false(vmm_name_valid("a.b"));
+	assert_false(vmm_name_valid("a;b"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_io),		cmocka_unit_test(test_mmio),
+	    cmocka_unit_test(test_msr),		cmocka_unit_test(test_hypercall_exception),
+	    cmocka_unit_test(test_named_kinds), cmocka_unit_test(test_structure),
+	    cmocka_unit_test(test_options),	cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_names),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,536 @@
+/*
+ * Unit tests of the router: the routing decision (hypercall retyping, type
+ * defaults and type: routes), publishing (generations, statistics carried
+ * over), and concurrent readers against a writer that publishes a thousand
+ * tables (no torn table, generations never go backwards; under ASan a table
+ * freed too early shows as a use-after-free).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+
+#include "route/router.h"
+#include "stats/stats.h"
+
+static const char *const vmm_names[] = {"main", "uart", "mon", "console", "x", "y"};
+#define NVMMS (sizeof(vmm_names) / sizeof(vmm_names[0]))
+enum { UART = 1, MON, CONSOLE, X, Y };
+
+/* Names above, and "vN" for id N. */
+static uint16_t resolve(void *arg, const char *name)
+{
+	(void)arg;
+	for (size_t i = 1; i < NVMMS; i++)
+		if (strcmp(name, vmm_names[i]) == 0)
+			return (uint16_t)i;
+	if (name[0] == 'v' && name[1] >= '0' && name[1] <= '9')
+		return (uint16_t)atoi(name + 1);
+	return VMM_ID_NONE;
+}
+
+static struct route_table *build(const char *const *specs, size_t n)
+{
+	struct route_spec *s = calloc(n ? n : 1, sizeof(*s));
+	struct errbuf e = {{0}};
+	if (s == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (route_spec_parse(specs[i], &s[i], &e)) {
+			fprintf(stderr, "%s\n", e.msg);
+			free(s);
+			return NULL;
+		}
+	struct route_table *t = route_table_build(s, n, resolve, NULL, &e);
+	if (t == NULL)
+		fprintf(stderr, "%s\n", e.msg);
+	free(s);
+	return t;
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static struct vmmux_event io_ev(uint16_t port, uint8_t size, bool write, bool string)
+{
+	struct vmmux_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = VMMUX_EV_IO;
+	ev.key = port;
+	ev.size = size;
+	ev.count = 1;
+	ev.flags = (uint16_t)((write ? VMMUX_EVF_WRITE : 0) | (string ? VMMUX_EVF_STRING : 0));
+	ev.value = 0x12345678;
+	return ev;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	router_fini();
+	stats_fini();
+	return 0;
+}
+
+static const char *const resolve_specs[] = {
+    "io:0x3f8-0x3ff=uart", "hypercall:2=console",  "io:0x520=x",
+    "type:hlt=mon",	   "mmio:0x1000+0x1000=y", "msr:0x10=mon",
+    "exception:bp=mon",	   "platform:smi=x",	   "request:exit=y",
+};
+
+static void test_hypercall_retyping(void **state)
+{
+	(void)state;
+	struct route_table *t = build(resolve_specs, N(resolve_specs));
+	assert_non_null(t);
+	router_init(t);
+	const struct route_table *c = router_current();
+	assert_ptr_equal(c, t);
+	struct route_target rt;
+	struct vmmux_event ev;
+
+	/* 32-bit OUT to a hypercall route's port: a hypercall */
+	ev = io_ev(0x502, 4, true, false);
+	rt = router_resolve(c, &ev);
+	assert_int_equal(ev.type, VMMUX_EV_HYPERCALL);
+	assert_true(ev.key == 2);
+	assert_true(ev.value == 0x12345678);
+	assert_int_equal(ev.flags & VMMUX_EVF_UNROUTED, 0);
+	assert_int_equal(rt.vmm, CONSOLE);
+	assert_ptr_equal(rt.r, &c->routes[rt.route]);
+	assert_string_equal(rt.r->spec.text, "hypercall:2=console");
+	assert_true(rt.generation == c->generation);
+
+	/* IN, 8-bit OUT, 16-bit OUT and OUTS to that port: IO events for the
+	 * route's VMM */
+	struct vmmux_event stay[] = {io_ev(0x502, 4, false, false), io_ev(0x502, 1, true, false),
+				     io_ev(0x502, 2, true, false), io_ev(0x502, 4, true, true)};
+	for (size_t i = 0; i < N(stay); i++) {
+		rt = router_resolve(c, &stay[i]);
+		assert_int_equal(stay[i].type, VMMUX_EV_IO);
+		assert_true(stay[i].key == 0x502);
+		assert_int_equal(stay[i].flags & VMMUX_EVF_UNROUTED, 0);
+		assert_int_equal(rt.vmm, CONSOLE);
+		assert_string_equal(rt.r->spec.text, "hypercall:2=console");
+	}
+
+	/* 32-bit OUT to an unrouted port in 0x500-0x5ff: a hypercall, by type
+	 * default */
+	ev = io_ev(0x510, 4, true, false);
+	rt = router_resolve(c, &ev);
+	assert_int_equal(ev.type, VMMUX_EV_HYPERCALL);
+	assert_true(ev.key == 0x10);
+	assert_true(ev.flags & VMMUX_EVF_UNROUTED);
+	assert_int_equal(rt.vmm, VMM_ID_MAIN);
+	assert_int_equal(rt.route, c->type_route[VMMUX_EV_HYPERCALL]);
+	assert_string_equal(rt.r->spec.text, "type:hypercall=main");
+	ev = io_ev(0x5ff, 4, true, false);
+	router_resolve(c, &ev);
+	assert_int_equal(ev.type, VMMUX_EV_HYPERCALL);
+	assert_true(ev.key == 0xff);
+	ev = io_ev(0x500, 4, true, false);
+	router_resolve(c, &ev);
+	assert_int_equal(ev.type, VMMUX_EV_HYPERCALL);
+	assert_true(ev.key == 0);
+
+	/* a 32-bit OUT to an io route's port inside 0x500-0x5ff stays IO */
+	ev = io_ev(0x520, 4, true, false);
+	rt = router_resolve(c, &ev);
+	assert_int_equal(ev.type, VMMUX_EV_IO);
+	assert_true(ev.key == 0x520);
+	assert_int_equal(rt.vmm, X);
+	assert_int_equal(ev.flags & VMMUX_EVF_UNROUTED, 0);
+
+	/* unrouted non-qualifying accesses in the window, and OUTs outside it */
+	struct vmmux_event io[] = {io_ev(0x510, 4, false, false), io_ev(0x510, 1, true, false),
+				   io_ev(0x510, 4, true, true), io_ev(0x4ff, 4, true, false),
+				   io_ev(0x600, 4, true, false)};
+	for (size_t i = 0; i < N(io); i++) {
+		uint64_t port = io[i].key;
+		rt = router_resolve(c, &io[i]);
+		assert_int_equal(io[i].type, VMMUX_EV_IO);
+		assert_true(io[i].key == port);
+		assert_true(io[i].flags & VMMUX_EVF_UNROUTED);
+		assert_int_equal(rt.vmm, VMM_ID_MAIN);
+		assert_string_equal(rt.r->spec.text, "type:io=main");
+	}
+}
+
+static void test_keyed_and_defaults(void **state)
+{
+	(void)state;
+	struct route_table *t = build(resolve_specs, N(resolve_specs));
+	assert_non_null(t);
+	router_init(t);
+	const struct route_table *c = router_current();
+	struct route_target rt;
+	struct vmmux_event ev;
+
+	ev = io_ev(0x3fd, 1, false, false);
+	rt = router_resolve(c, &ev);
+	assert_int_equal(rt.vmm, UART);
+	assert_int_equal(ev.flags & VMMUX_EVF_UNROUTED, 0);
+	assert_int_equal(ev.type, VMMUX_EV_IO);
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = VMMUX_EV_MMIO;
+	ev.key = 0x1ffc;
+	ev.size = 4;
+	rt = router_resolve(c, &ev);
+	assert_int_equal(rt.vmm, Y);
+	assert_int_equal(ev.flags & VMMUX_EVF_UNROUTED, 0);
+	ev.key = 0x2000;
+	ev.flags = 0;
+	rt = router_resolve(c, &ev);
+	assert_int_equal(rt.vmm, VMM_ID_MAIN);
+	assert_true(ev.flags & VMMUX_EVF_UNROUTED);
+	assert_string_equal(rt.r->spec.text, "type:mmio=main");
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = VMMUX_EV_MSR;
+	ev.key = 0x10;
+	rt = router_resolve(c, &ev);
+	assert_int_equal(rt.vmm, MON);
+	ev.key = 0x11;
+	rt = router_resolve(c, &ev);
+	assert_int_equal(rt.vmm, VMM_ID_MAIN);
+	assert_true(ev.flags & VMMUX_EVF_UNROUTED);
+
+	/* HLT has a type: route: its VMM, flagged as a type default */
+	memset(&ev, 0, sizeof(ev));
+	ev.type = VMMUX_EV_HLT;
+	rt = router_resolve(c, &ev);
+	assert_int_equal(rt.vmm, MON);
+	assert_true(ev.flags & VMMUX_EVF_UNROUTED);
+	assert_string_equal(rt.r->spec.text, "type:hlt=mon");
+	assert_int_equal(rt.route, c->type_route[VMMUX_EV_HLT]);
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = VMMUX_EV_EXCEPTION;
+	ev.key = VMMUX_VEC_BP;
+	rt = router_resolve(c, &ev);
+	assert_int_equal(rt.vmm, MON);
+	ev.key = VMMUX_VEC_DB;
+	rt = router_resolve(c, &ev);
+	assert_int_equal(rt.vmm, VMM_ID_MAIN);
+	assert_string_equal(rt.r->spec.text, "type:exception=main");
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = VMMUX_EV_PLATFORM;
+	ev.key = VMMUX_PLAT_SMI;
+	assert_int_equal(router_resolve(c, &ev).vmm, X);
+	ev.key = VMMUX_PLAT_RESET;
+	assert_int_equal(router_resolve(c, &ev).vmm, VMM_ID_MAIN);
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = VMMUX_EV_REQUEST;
+	ev.key = VMMUX_REQ_EXIT;
+	assert_int_equal(router_resolve(c, &ev).vmm, Y);
+
+	/* a raised hypercall event: its route, not the io route on its port */
+	memset(&ev, 0, sizeof(ev));
+	ev.type = VMMUX_EV_HYPERCALL;
+	ev.key = 2;
+	assert_int_equal(router_resolve(c, &ev).vmm, CONSOLE);
+	ev.key = 0x20;
+	ev.flags = 0;
+	rt = router_resolve(c, &ev);
+	assert_int_equal(rt.vmm, VMM_ID_MAIN);
+	assert_true(ev.flags & VMMUX_EVF_UNROUTED);
+
+	/* every type without keys: its implicit route */
+	unsigned plain[] = {VMMUX_EV_SHUTDOWN, VMMUX_EV_IRQ, VMMUX_EV_FAULT};
+	for (size_t i = 0; i < N(plain); i++) {
+		memset(&ev, 0, sizeof(ev));
+		ev.type = (uint16_t)plain[i];
+		rt = router_resolve(c, &ev);
+		assert_int_equal(rt.vmm, VMM_ID_MAIN);
+		assert_int_equal(rt.route, c->type_route[plain[i]]);
+		assert_true(rt.r->flags & ROUTE_FLAG_IMPLICIT);
+	}
+
+	/* an event of no known type still gets a route */
+	memset(&ev, 0, sizeof(ev));
+	ev.type = 999;
+	rt = router_resolve(c, &ev);
+	assert_non_null(rt.r);
+	assert_int_equal(rt.vmm, VMM_ID_MAIN);
+	assert_true(ev.flags & VMMUX_EVF_UNROUTED);
+}
+
+static void test_type_route_defaults(void **state)
+{
+	(void)state;
+	const char *specs[] = {"type:io-mmio=x", "type:hypercall=console", "io:0x60=uart"};
+	struct route_table *t = build(specs, N(specs));
+	assert_non_null(t);
+	router_init(t);
+	const struct route_table *c = router_current();
+	struct vmmux_event ev = io_ev(0x61, 1, true, false);
+	struct route_target rt = router_resolve(c, &ev);
+	assert_int_equal(rt.vmm, X);
+	assert_true(ev.flags & VMMUX_EVF_UNROUTED);
+	assert_string_equal(rt.r->spec.text, "type:io-mmio=x");
+	ev = io_ev(0x60, 1, true, false);
+	assert_int_equal(router_resolve(c, &ev).vmm, UART);
+	ev = io_ev(0x533, 4, true, false);
+	rt = router_resolve(c, &ev);
+	assert_int_equal(ev.type, VMMUX_EV_HYPERCALL);
+	assert_int_equal(rt.vmm, CONSOLE);
+	assert_string_equal(rt.r->spec.text, "type:hypercall=console");
+	memset(&ev, 0, sizeof(ev));
+	ev.type = VMMUX_EV_MMIO;
+	ev.key = 0xfee00000;
+	assert_int_equal(router_resolve(c, &ev).vmm, X);
+	ev.type = VMMUX_EV_MSR;
+	ev.key = 0x1b;
+	assert_int_equal(router_resolve(c, &ev).vmm, VMM_ID_MAIN);
+}
+
+static void test_publish(void **state)
+{
+	(void)state;
+	const char *a[] = {"io:0x3f8-0x3ff=uart", "mmio:0x1000=x"};
+	const char *b[] = {"io:0x3f8-0x3ff=uart", "mmio:0x1000=y"};
+	struct route_table *ta = build(a, 2);
+	assert_non_null(ta);
+	router_init(ta);
+	const struct route_table *c = router_current();
+	assert_true(c->generation == 1);
+	for (size_t i = 0; i < c->nroutes; i++)
+		assert_non_null(c->routes[i].stats);
+	struct route_stats *uart_stats = c->routes[c->port[0x3f8]].stats;
+	struct route_stats *x_stats = c->routes[c->mmio[0].route].stats;
+	struct route_stats *io_type = c->routes[c->type_route[VMMUX_EV_IO]].stats;
+	assert_string_equal(uart_stats->spec, "io:0x3f8-0x3ff=uart");
+
+	struct route_table *tb = build(b, 2);
+	assert_non_null(tb);
+	router_publish(tb);
+	c = router_current();
+	assert_ptr_equal(c, tb);
+	assert_true(c->generation == 2);
+	/* unchanged spec text: the same statistics */
+	assert_ptr_equal(c->routes[c->port[0x3f8]].stats, uart_stats);
+	assert_ptr_equal(c->routes[c->type_route[VMMUX_EV_IO]].stats, io_type);
+	/* changed route: its own */
+	assert_ptr_not_equal(c->routes[c->mmio[0].route].stats, x_stats);
+	assert_string_equal(c->routes[c->mmio[0].route].stats->spec, "mmio:0x1000=y");
+
+	/* publish from a registered thread that is online */
+	router_thread_register();
+	struct route_table *tc = build(a, 2);
+	assert_non_null(tc);
+	router_publish(tc);
+	c = router_current();
+	assert_true(c->generation == 3);
+	assert_ptr_equal(c->routes[c->mmio[0].route].stats, x_stats);
+	router_quiescent();
+	router_thread_offline();
+	router_thread_online();
+	router_thread_unregister();
+	router_publish(NULL); /* ignored */
+	assert_true(router_current()->generation == 3);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Concurrency                                                              */
+/* ---------------------------------------------------------------------- */
+
+#define K	  5	  /* VMM ids v0..v4 */
+#define PORT_LO	  0x1000u /* the ports every table maps */
+#define PORT_HI	  0x10ffu
+#define MMIO_BASE 0x80000000ull
+#define PUBLISHES 1000
+#define READERS	  3
+
+struct reader {
+	pthread_t thread;
+	unsigned long sections, lookups, torn, backwards, changes;
+	uint64_t last_gen;
+};
+
+static volatile int stop_readers;
+
+/* A table whose every route goes to VMM (gen % K); also a few ranges so that
+ * binary search runs. */
+static struct route_table *gen_table(uint64_t gen)
+{
+	char io[64], mm[64], ms[64], hc[64];
+	unsigned v = (unsigned)(gen % K);
+	snprintf(io, sizeof(io), "io:0x%x-0x%x=v%u", PORT_LO, PORT_HI, v);
+	snprintf(mm, sizeof(mm), "mmio:0x%llx+0x1000=v%u", (unsigned long long)MMIO_BASE, v);
+	snprintf(ms, sizeof(ms), "msr:0x40000000-0x4000ffff=v%u", v);
+	snprintf(hc, sizeof(hc), "hypercall:0-7=v%u", v);
+	const char *specs[] = {io, mm, ms, hc, "mmio:0x1000=main", "mmio:0x3000=main"};
+	return build(specs, N(specs));
+}
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	router_thread_register();
+	unsigned long iter = 0;
+	while (!__atomic_load_n(&stop_readers, __ATOMIC_RELAXED)) {
+		/* one read-side section */
+		const struct route_table *t = router_current();
+		uint64_t g = t->generation;
+		uint16_t want = (uint16_t)(g % K);
+		if (g < r->last_gen)
+			r->backwards++;
+		if (g != r->last_gen)
+			r->changes++;
+		r->last_gen = g;
+		for (unsigned p = PORT_LO; p <= PORT_HI; p += 7) {
+			uint16_t ri = route_lookup_port(t, (uint16_t)p);
+			if (ri == ROUTE_NONE || t->routes[ri].vmm != want)
+				r->torn++;
+			r->lookups++;
+		}
+		struct vmmux_event ev;
+		memset(&ev, 0, sizeof(ev));
+		ev.type = VMMUX_EV_MMIO;
+		ev.key = MMIO_BASE + (iter & 0xfff);
+		struct route_target rt = router_resolve(t, &ev);
+		if (rt.vmm != want || rt.generation != g || (ev.flags & VMMUX_EVF_UNROUTED))
+			r->torn++;
+		memset(&ev, 0, sizeof(ev));
+		ev.type = VMMUX_EV_IO;
+		ev.key = 0x503;
+		ev.size = 4;
+		ev.flags = VMMUX_EVF_WRITE;
+		rt = router_resolve(t, &ev);
+		if (rt.vmm != want || ev.type != VMMUX_EV_HYPERCALL)
+			r->torn++;
+		if (route_lookup_msr(t, 0x40000000u + (uint32_t)(iter & 0xffff)) == ROUTE_NONE ||
+		    t->routes[route_lookup_msr(t, 0x40008000u)].vmm != want)
+			r->torn++;
+		if (t->generation != g || router_current()->generation < g)
+			r->torn++;
+		r->lookups += 3;
+		r->sections++;
+		iter++;
+		/* like a vCPU: mostly a quiescent state between exits, and now
+		 * and then offline around a blocking KVM_RUN */
+		if (iter % 16 == 0) {
+			router_thread_offline();
+			if (iter % 64 == 0)
+				sched_yield();
+			router_thread_online();
+		} else {
+			router_quiescent();
+		}
+	}
+	router_thread_unregister();
+	return NULL;
+}
+
+static void test_concurrent_readers(void **state)
+{
+	(void)state;
+	struct route_table *t0 = gen_table(1);
+	assert_non_null(t0);
+	router_init(t0);
+	assert_true(router_current()->generation == 1);
+
+	struct reader rd[READERS];
+	memset(rd, 0, sizeof(rd));
+	stop_readers = 0;
+	for (int i = 0; i < READERS; i++)
+		assert_int_equal(pthread_create(&rd[i].thread, NULL, reader_main, &rd[i]), 0);
+
+	uint64_t gen = 1;
+	for (int i = 0; i < PUBLISHES; i++) {
+		struct route_table *t = gen_table(gen + 1);
+		assert_non_null(t);
+		router_publish(t);
+		gen++;
+		/* the writer is the only publisher: T is still current */
+		assert_true(t->generation == gen);
+		if (i % 100 == 0) { /* let the readers run on a two-CPU host */
+			struct timespec ts = {0, 200000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	__atomic_store_n(&stop_readers, 1, __ATOMIC_RELAXED);
+	unsigned long changes = 0;
+	for (int i = 0; i < READERS; i++) {
+		assert_int_equal(pthread_join(rd[i].thread, NULL), 0);
+		fprintf(stderr, "reader %d: %lu sections, %lu lookups, %lu generation changes\n", i,
+			rd[i].sections, rd[i].lookups, rd[i].changes);
+		assert_int_equal(rd[i].torn, 0);
+		assert_int_equal(rd[i].backwards, 0);
+		assert_true(rd[i].sections > 0);
+		assert_true(rd[i].last_gen <= gen);
+		changes += rd[i].changes;
+	}
+	/* the readers did see the tables change under them */
+	assert_true(changes > READERS);
+	assert_true(router_current()->generation == 1 + PUBLISHES);
+}
+
+/* Two writers, each registered and online between its publishes, and a
+ * reader: the writers' mutex and the grace periods must not deadlock, and
+ * every publish counts once. */
+struct writer_arg {
+	int n;
+};
+
+static void *writer_main(void *arg)
+{
+	struct writer_arg *w = arg;
+	router_thread_register();
+	for (int i = 0; i < w->n; i++) {
+		const struct route_table *t = router_current(); /* online reader too */
+		(void)t->generation;
+		struct route_table *nt = gen_table(0);
+		if (nt == NULL)
+			break;
+		router_publish(nt);
+		router_quiescent();
+	}
+	router_thread_unregister();
+	return NULL;
+}
+
+static void test_concurrent_writers(void **state)
+{
+	(void)state;
+	struct route_table *t0 = gen_table(0);
+	assert_non_null(t0);
+	router_init(t0);
+	stop_readers = 0;
+	struct reader rd;
+	memset(&rd, 0, sizeof(rd));
+	assert_int_equal(pthread_create(&rd.thread, NULL, reader_main, &rd), 0);
+	struct writer_arg wa = {200};
+	pthread_t w[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&w[i], NULL, writer_main, &wa), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(w[i], NULL), 0);
+	__atomic_store_n(&stop_readers, 1, __ATOMIC_RELAXED);
+	assert_int_equal(pthread_join(rd.thread, NULL), 0);
+	assert_int_equal(rd.backwards, 0);
+	assert_true(router_current()->generation == 1 + 2 * 200);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(test_hypercall_retyping, teardown),
+	    cmocka_unit_test_teardown(test_keyed_and_defaults, teardown),
+	    cmocka_unit_test_teardown(test_type_route_defaults, teardown),
+	    cmocka_unit_test_teardown(test_publish, teardown),
+	    cmocka_unit_test_teardown(test_concurrent_readers, teardown),
+	    cmocka_unit_test_teardown(test_concurrent_writers, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
