@@ -55,7 +55,7 @@ enum vmmux_event_type {
 #define VMMUX_EVF_HOSTDEBUG  0x0004u /* exception caught by KVM guest debug */
 #define VMMUX_EVF_GUEST_REPORTED 0x0008u /* exception reported by the guest */
 #define VMMUX_EVF_UNKNOWN_MSR 0x0010u /* MSR that KVM does not know */
-#define VMMUX_EVF_UNROUTED   0x0020u /* no keyed route matched: type default */
+#define VMMUX_EVF_UNROUTED   0x0020u /* no route names it: built-in type default */
 
 /* Platform event codes (key of VMMUX_EV_PLATFORM). */
 enum vmmux_platform_code {

@@ -33,6 +33,7 @@ enum {
 	OPT_STATS,
 	OPT_STATS_JSON,
 	OPT_SINGLE_STEP,
+	OPT_SW_BREAKPOINTS,
 	OPT_BREAK,
 	OPT_WATCHDOG,
 	OPT_LOG_LEVEL,
@@ -57,6 +58,7 @@ static const struct option run_options[] = {
     {"stats", no_argument, NULL, OPT_STATS},
     {"stats-json", required_argument, NULL, OPT_STATS_JSON},
     {"single-step", no_argument, NULL, OPT_SINGLE_STEP},
+    {"sw-breakpoints", no_argument, NULL, OPT_SW_BREAKPOINTS},
     {"break", required_argument, NULL, OPT_BREAK},
     {"watchdog", required_argument, NULL, OPT_WATCHDOG},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -187,6 +189,9 @@ static int apply(struct vmmux_config *c, int opt, const char *arg, struct errbuf
 		return set_string(&c->stats_json, name, arg, e);
 	case OPT_SINGLE_STEP:
 		c->single_step = true;
+		return 0;
+	case OPT_SW_BREAKPOINTS:
+		c->sw_breakpoints = true;
 		return 0;
 	case OPT_BREAK:
 		if (parse_u64(arg, &n, e) || config_add_breakpoint(c, n, e))

@@ -872,9 +872,12 @@ static int load_routes(struct jctx *x, json_t *a)
 
 static int load_debug(struct jctx *x, json_t *d)
 {
-	static const char *const keys[] = {"single_step", "breakpoints", NULL};
+	static const char *const keys[] = {"single_step", "sw_breakpoints", "breakpoints", NULL};
 	json_t *v;
 	if (jobject(x, "debug", d) || jkeys(x, "debug", d, keys, "debug"))
+		return -1;
+	if ((v = json_object_get(d, "sw_breakpoints")) != NULL &&
+	    jbool(x, "debug.sw_breakpoints", v, &x->c->sw_breakpoints))
 		return -1;
 	if ((v = json_object_get(d, "single_step")) != NULL &&
 	    jbool(x, "debug.single_step", v, &x->c->single_step))

@@ -15,7 +15,8 @@
  *                  "placement": "main", "input": "stdin",
  *                  "output": "stdout", "args": {"key": "value"}}],
  *     "routes":  ["io:0x3f8-0x3ff=uart", "type:hlt=main"],
- *     "debug":   {"single_step": false, "breakpoints": ["0x100010"]},
+ *     "debug":   {"single_step": false, "sw_breakpoints": false,
+ *                 "breakpoints": ["0x100010"]},
  *     "watchdog": "5s",
  *     "stats":   true,
  *     "stats_json": "stats.json",
@@ -72,6 +73,7 @@ struct vmmux_config {
 	bool defaults; /* add the PC-like default VMMs and routes */
 	/* debug */
 	bool single_step;
+	bool sw_breakpoints; /* KVM_GUESTDBG_USE_SW_BP: int3 exits as #BP */
 	size_t nbreakpoints;
 	uint64_t breakpoints[CONFIG_BREAKPOINTS_MAX];
 	/* run */

@@ -21,6 +21,13 @@
 
 static pthread_t threads[CPUS_MAX];
 static _Atomic bool started[CPUS_MAX];
+/* vCPU is single-stepping over the instruction at a hardware breakpoint. */
+static bool stepping_over[CPUS_MAX];
+
+void vcpu_reset_debug(unsigned index)
+{
+	stepping_over[index] = false;
+}
 
 static void kick_handler(int sig)
 {
@@ -72,15 +79,35 @@ static void reinject(struct vm_vcpu *v, const struct vmmux_event *ev)
 			  (unsigned long long)ev->key, strerror(errno));
 }
 
-/* Resume past an instruction breakpoint: RFLAGS.RF suppresses it once. */
-static void skip_breakpoint(struct vm_vcpu *v)
+/*
+ * Resume past an instruction breakpoint. RFLAGS.RF would suppress it once,
+ * but KVM's emulator, which runs CPL0 code on PVM hosts, ignores RF; so the
+ * vCPU executes that one instruction with the breakpoints off and
+ * single-step on, and the breakpoints return on the single-step #DB.
+ */
+static void step_over_breakpoint(struct vm *vm, unsigned index)
 {
-	struct kvm_regs r;
-	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0)
+	struct errbuf e;
+	if (vm_vcpu_guest_debug(vm, index, machine_config(), true, &e) < 0) {
+		log_error("%s", e.msg);
 		return;
-	r.rflags |= 1u << 16;
-	if (ioctl(v->fd, KVM_SET_REGS, &r) < 0)
-		log_error("vCPU %u: cannot set RFLAGS.RF: %s", v->index, strerror(errno));
+	}
+	stepping_over[index] = true;
+}
+
+/* The single-step #DB that ends a step over a breakpoint; true when it is
+ * vmmux's own and must not be routed. */
+static bool step_over_done(struct vm *vm, unsigned index, const struct kvm_run *run)
+{
+	if (!stepping_over[index] || run->exit_reason != KVM_EXIT_DEBUG ||
+	    run->debug.arch.exception != VMMUX_VEC_DB || !(run->debug.arch.dr6 & (1u << 14)))
+		return false;
+	stepping_over[index] = false;
+	struct errbuf e;
+	if (vm_vcpu_guest_debug(vm, index, machine_config(), false, &e) < 0)
+		log_error("%s", e.msg);
+	/* With --single-step on, the step is also the user's event. */
+	return !machine_config()->single_step;
 }
 
 static void fatal_exit(struct vm *vm, unsigned index, const char *msg)
@@ -117,6 +144,9 @@ void *vcpu_thread_main(void *arg)
 			break;
 		}
 
+		if (step_over_done(vm, index, v->run))
+			continue;
+
 		struct vmmux_event ev;
 		struct errbuf e;
 		switch (exit_classify(v->run, vm->run_size, index, &ev, &e)) {
@@ -135,7 +165,7 @@ void *vcpu_thread_main(void *arg)
 		if (steps & APPLY_REINJECT)
 			reinject(v, &ev);
 		else if (steps & APPLY_SKIP_BP)
-			skip_breakpoint(v);
+			step_over_breakpoint(vm, index);
 	}
 out:
 	router_thread_unregister();

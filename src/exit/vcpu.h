@@ -23,4 +23,7 @@ void vcpu_kick_signal_init(void);
  * that the vCPU's state is consistent before it is overwritten. */
 void vcpu_flush(unsigned index);
 
+/* Forget a step over a breakpoint (the VM is being reset). */
+void vcpu_reset_debug(unsigned index);
+
 #endif

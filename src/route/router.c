@@ -110,11 +110,13 @@ struct route_target router_resolve(const struct route_table *t, struct vmmux_eve
 		ri = route_lookup_event(t, ev);
 	}
 	if (ri == ROUTE_NONE) {
-		ev->flags |= VMMUX_EVF_UNROUTED;
 		/* An event of a type outside the enumeration (refused upstream)
 		 * still gets a route: the main VMM's, through the fault type's. */
 		unsigned ty = ev->type < VMMUX_EV__COUNT ? ev->type : VMMUX_EV_FAULT;
 		ri = t->type_route[ty];
+		/* Unrouted: only the built-in type default (no type: route) applies. */
+		if (t->routes[ri].flags & ROUTE_FLAG_IMPLICIT)
+			ev->flags |= VMMUX_EVF_UNROUTED;
 	}
 	const struct route *r = &t->routes[ri];
 	struct route_target rt = {

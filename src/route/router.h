@@ -53,9 +53,10 @@ const struct route_table *router_current(void);
  *     HYPERCALL event (type, key = port - 0x500; value stays EAX, the
  *     argument's GPA); other accesses to a hypercall route's port stay IO
  *     events and go to that route's VMM;
- *   - a keyed route match gives its VMM; otherwise the type default applies,
- *     ev->flags gets VMMUX_EVF_UNROUTED and the route is the type's
- *     (implicit or type:) route.
+ *   - a keyed route match gives its VMM; otherwise the type default applies
+ *     and the route is the type's (implicit or type:) route; ev->flags gets
+ *     VMMUX_EVF_UNROUTED when that route is the implicit one (no route names
+ *     the event at all).
  * The result's r is never NULL.
  */
 struct route_target router_resolve(const struct route_table *t, struct vmmux_event *ev);

@@ -11,9 +11,13 @@
 #define GDT_ADDR  0x1000u
 #define PML4_ADDR 0x2000u
 #define PDPT_ADDR 0x3000u
-#define PD_ADDR	  0x4000u /* four page directories: 0x4000-0x7fff */
-#define PT_ADDR	  0x8000u /* 4 KiB pages of the first 2 MiB */
-#define PD_COUNT  4u	  /* 4 GiB identity mapped */
+#define PD_ADDR	  0x4000u		    /* four page directories: 0x4000-0x7fff */
+#define PT_ADDR	  0x8000u		    /* 4 KiB pages of the first 2 MiB */
+#define PD_COUNT  4u			    /* 4 GiB identity mapped */
+#define TSS_ADDR  0xa000u		    /* 64-bit TSS with a full I/O permission bitmap */
+#define TSS_IOMAP 0x68u			    /* offset of the bitmap in the TSS */
+#define TSS_LIMIT (TSS_IOMAP + 65536u / 8u) /* the bitmap and its 0xff end byte */
+#define TSS_RSP0  0x10000u		    /* stack for interrupts taken at CPL3 */
 
 #define PTE_P  0x001ull
 #define PTE_RW 0x002ull
@@ -59,6 +63,19 @@ int cpu_setup_tables(struct guest_mem *m, enum cpu_mode mode, struct errbuf *e)
 	pt[0] = 0; /* page 0 not present: a NULL dereference faults */
 	for (uint64_t i = 1; i < 512; i++)
 		pt[i] = (i << 12) | PTE_P | PTE_RW | us;
+
+	/*
+	 * The TSS: RSP0 for interrupts taken at CPL3, and an I/O permission
+	 * bitmap that allows every port. On PVM hosts CPL3 port I/O is checked
+	 * against this bitmap (IOPL=3 alone is not enough).
+	 */
+	uint8_t *tss = gm_ptr(m, TSS_ADDR, TSS_LIMIT + 1);
+	memset(tss, 0, TSS_LIMIT + 1);
+	uint64_t rsp0 = TSS_RSP0;
+	memcpy(tss + 4, &rsp0, sizeof(rsp0));
+	uint16_t iomap = TSS_IOMAP;
+	memcpy(tss + 0x66, &iomap, sizeof(iomap));
+	tss[TSS_LIMIT] = 0xff;
 	return 0;
 }
 
@@ -115,9 +132,10 @@ int cpu_setup_vcpu(int vcpu_fd, const struct boot_image *img, const struct guest
 		s.gdt.limit = sizeof(gdt_long) - 1;
 		s.idt.base = 0;
 		s.idt.limit = 0;
-		/* A busy 64-bit TSS of size 0: enough for KVM to enter long mode. */
 		memset(&s.tr, 0, sizeof(s.tr));
-		s.tr.type = 11;
+		s.tr.base = TSS_ADDR;
+		s.tr.limit = TSS_LIMIT;
+		s.tr.type = 11; /* busy 64-bit TSS */
 		s.tr.present = 1;
 		memset(&s.ldt, 0, sizeof(s.ldt));
 		s.ldt.unusable = 1;

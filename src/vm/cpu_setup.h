@@ -5,8 +5,11 @@
  * 64-bit code, data, user data, user code), identity page tables at 0x2000
  * (PML4), 0x3000 (PDPT), 0x4000.. (page directories of 2 MiB pages covering
  * max(RAM, 4 GiB)) and at 0x8000 a page table for the first 2 MiB with page 0
- * not present (a NULL dereference faults). In CPL3 mode every page is
- * user-accessible and RFLAGS.IOPL = 3, so that IN/OUT work at CPL3.
+ * not present (a NULL dereference faults), and a 64-bit TSS at 0xa000 whose
+ * I/O permission bitmap allows every port. In CPL3 mode every page is
+ * user-accessible and RFLAGS.IOPL = 3, so that IN/OUT work at CPL3 (PVM
+ * checks the bitmap). Page 0x9000 is never written by vmmux, not even on
+ * reset: guests may keep state there across resets.
  *
  * Entry convention for 64-bit guests (ELF64 and raw long/user): RIP = entry,
  * RSI = vCPU index, RDX = number of vCPUs, RDI = 0, RSP = top of RAM -

@@ -233,14 +233,17 @@ int vm_set_msr_filter(struct vm *vm, const struct route_table *t, struct errbuf 
 	return 0;
 }
 
-int vm_set_guest_debug(struct vm *vm, const struct vmmux_config *c, struct errbuf *e)
+int vm_vcpu_guest_debug(struct vm *vm, unsigned index, const struct vmmux_config *c, bool step_over,
+			struct errbuf *e)
 {
-	if (!c->single_step && c->nbreakpoints == 0)
-		return 0;
-	struct kvm_guest_debug dbg = {.control = KVM_GUESTDBG_ENABLE};
-	if (c->single_step)
+	struct kvm_guest_debug dbg = {.control = 0};
+	if (c->single_step || c->nbreakpoints || c->sw_breakpoints || step_over)
+		dbg.control = KVM_GUESTDBG_ENABLE;
+	if (c->single_step || step_over)
 		dbg.control |= KVM_GUESTDBG_SINGLESTEP;
-	if (c->nbreakpoints) {
+	if (c->sw_breakpoints)
+		dbg.control |= KVM_GUESTDBG_USE_SW_BP;
+	if (c->nbreakpoints && !step_over) {
 		dbg.control |= KVM_GUESTDBG_USE_HW_BP;
 		uint64_t dr7 = 0;
 		for (size_t i = 0; i < c->nbreakpoints && i < 4; i++) {
@@ -249,9 +252,18 @@ int vm_set_guest_debug(struct vm *vm, const struct vmmux_config *c, struct errbu
 		}
 		dbg.arch.debugreg[7] = dr7;
 	}
+	if (ioctl(vm->vcpus[index].fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
+		return err_set(e, "vCPU %u: KVM_SET_GUEST_DEBUG: %s", index, strerror(errno));
+	return 0;
+}
+
+int vm_set_guest_debug(struct vm *vm, const struct vmmux_config *c, struct errbuf *e)
+{
+	if (!c->single_step && c->nbreakpoints == 0 && !c->sw_breakpoints)
+		return 0;
 	for (unsigned i = 0; i < vm->ncpus; i++)
-		if (ioctl(vm->vcpus[i].fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
-			return err_set(e, "vCPU %u: KVM_SET_GUEST_DEBUG: %s", i, strerror(errno));
+		if (vm_vcpu_guest_debug(vm, i, c, false, e) < 0)
+			return -1;
 	return 0;
 }
 

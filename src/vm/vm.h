@@ -45,8 +45,17 @@ void vm_destroy(struct vm *vm);
 /* Program KVM_X86_SET_MSR_FILTER so that exactly T's MSR routes exit. */
 int vm_set_msr_filter(struct vm *vm, const struct route_table *t, struct errbuf *e);
 
-/* Program KVM_SET_GUEST_DEBUG on every vCPU from C (single-step, DR0-3). */
+/* Program KVM_SET_GUEST_DEBUG on every vCPU from C (single-step, DR0-3,
+ * software breakpoints). */
 int vm_set_guest_debug(struct vm *vm, const struct vmmux_config *c, struct errbuf *e);
+
+/*
+ * The same for one vCPU. With STEP_OVER the hardware breakpoints are off and
+ * single-step is on, so that the vCPU executes the instruction at a
+ * breakpoint once (the emulator here does not honour RFLAGS.RF).
+ */
+int vm_vcpu_guest_debug(struct vm *vm, unsigned index, const struct vmmux_config *c,
+			bool step_over, struct errbuf *e);
 
 /* Raise or lower an IRQ line of the in-kernel irqchip (KVM_IRQ_LINE). */
 int vm_irq_line(struct vm *vm, uint32_t line, int level);

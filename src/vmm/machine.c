@@ -78,6 +78,11 @@ struct vm *machine_vm(void)
 	return &M.vm;
 }
 
+const struct vmmux_config *machine_config(void)
+{
+	return M.cfg;
+}
+
 bool machine_stopping(void)
 {
 	return atomic_load(&M.stopping);
@@ -225,6 +230,11 @@ static int boot_machine(bool reset, struct errbuf *e)
 				return err_set(e, "vCPU %u: KVM_SET_FPU: %s", i, strerror(errno));
 			if (b->have_lapic && ioctl(fd, KVM_SET_LAPIC, &b->lapic) < 0)
 				return err_set(e, "vCPU %u: KVM_SET_LAPIC: %s", i, strerror(errno));
+		}
+		if (reset) {
+			vcpu_reset_debug(i);
+			if (vm_vcpu_guest_debug(&M.vm, i, M.cfg, false, e) < 0)
+				return -1;
 		}
 		int r = cpu_setup_vcpu(fd, &M.boot, &M.vm.mem, i, M.vm.ncpus, M.vm.irqchip, e);
 		if (r < 0)

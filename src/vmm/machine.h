@@ -52,8 +52,9 @@ unsigned machine_resets(void);
 /* ---- for the vCPU threads (exit/vcpu.c) ---- */
 
 struct vm;
-/* The VM of the run. */
+/* The VM of the run, and its config. */
 struct vm *machine_vm(void);
+const struct vmmux_config *machine_config(void);
 
 /*
  * Called by vCPU thread INDEX before each KVM_RUN. Returns true when the vCPU

@@ -203,12 +203,12 @@ static void test_keyed_and_defaults(void **state)
 	assert_int_equal(rt.vmm, VMM_ID_MAIN);
 	assert_true(ev.flags & VMMUX_EVF_UNROUTED);
 
-	/* HLT has a type: route: its VMM, flagged as a type default */
+	/* HLT has a type: route: its VMM, and a route names it: not unrouted */
 	memset(&ev, 0, sizeof(ev));
 	ev.type = VMMUX_EV_HLT;
 	rt = router_resolve(c, &ev);
 	assert_int_equal(rt.vmm, MON);
-	assert_true(ev.flags & VMMUX_EVF_UNROUTED);
+	assert_int_equal(ev.flags & VMMUX_EVF_UNROUTED, 0);
 	assert_string_equal(rt.r->spec.text, "type:hlt=mon");
 	assert_int_equal(rt.route, c->type_route[VMMUX_EV_HLT]);
 
