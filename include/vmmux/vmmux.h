@@ -49,6 +49,14 @@ enum vmmux_event_type {
 	VMMUX_EV__COUNT
 };
 
+/* The names of the event types, in enum order, as routes and logs write
+ * them: static const char *const names[VMMUX_EV__COUNT] = VMMUX_EV_NAMES; */
+#define VMMUX_EV_NAMES                                                                             \
+	{                                                                                          \
+		"io", "mmio", "msr", "hlt", "hypercall", "exception", "shutdown", "platform",      \
+		    "irq", "request", "fault"                                                      \
+	}
+
 /* Event flags. */
 #define VMMUX_EVF_WRITE	     0x0001u /* OUT, MMIO write, WRMSR, IRQ assert */
 #define VMMUX_EVF_STRING     0x0002u /* INS/OUTS: data holds count*size bytes */
@@ -66,12 +74,14 @@ enum vmmux_platform_code {
 	VMMUX_PLAT_WATCHDOG,
 	VMMUX_PLAT__COUNT
 };
+#define VMMUX_PLAT_NAMES {"smi", "reset", "poweroff", "powerbtn", "watchdog"}
 
 /* Request kinds (key of VMMUX_EV_REQUEST). */
 enum vmmux_request_kind {
 	VMMUX_REQ_EXIT = 0, /* end the run; value = vmmux's exit status 0-255 */
 	VMMUX_REQ__COUNT
 };
+#define VMMUX_REQ_NAMES {"exit"}
 
 /* Exception vectors used by name. */
 #define VMMUX_VEC_DB 1
@@ -118,6 +128,7 @@ enum vmmux_action {
 	VMMUX_ACT_END,      /* shutdown/exception: end the run, guest crashed */
 	VMMUX_ACT__COUNT
 };
+#define VMMUX_ACT_NAMES {"done", "gp", "reinject", "reset", "end"}
 
 /* The reply of a handler. value is masked by the host to the access size. */
 struct vmmux_reply {

@@ -32,29 +32,11 @@ static const char *const kind_names[ROUTE__KINDS] = {
     [ROUTE_TYPE] = "type",
 };
 
-static const char *const type_names[VMMUX_EV__COUNT] = {
-    [VMMUX_EV_IO] = "io",
-    [VMMUX_EV_MMIO] = "mmio",
-    [VMMUX_EV_MSR] = "msr",
-    [VMMUX_EV_HLT] = "hlt",
-    [VMMUX_EV_HYPERCALL] = "hypercall",
-    [VMMUX_EV_EXCEPTION] = "exception",
-    [VMMUX_EV_SHUTDOWN] = "shutdown",
-    [VMMUX_EV_PLATFORM] = "platform",
-    [VMMUX_EV_IRQ] = "irq",
-    [VMMUX_EV_REQUEST] = "request",
-    [VMMUX_EV_FAULT] = "fault",
-};
+static const char *const type_names[VMMUX_EV__COUNT] = VMMUX_EV_NAMES;
 
-static const char *const platform_names[VMMUX_PLAT__COUNT] = {
-    [VMMUX_PLAT_SMI] = "smi",		[VMMUX_PLAT_RESET] = "reset",
-    [VMMUX_PLAT_POWEROFF] = "poweroff", [VMMUX_PLAT_POWERBTN] = "powerbtn",
-    [VMMUX_PLAT_WATCHDOG] = "watchdog",
-};
+static const char *const platform_names[VMMUX_PLAT__COUNT] = VMMUX_PLAT_NAMES;
 
-static const char *const request_names[VMMUX_REQ__COUNT] = {
-    [VMMUX_REQ_EXIT] = "exit",
-};
+static const char *const request_names[VMMUX_REQ__COUNT] = VMMUX_REQ_NAMES;
 
 /* Architectural exception mnemonics accepted as exception keys (vector 9,
  * 15 and 20-31 have no name and are written as numbers). */
@@ -133,7 +115,7 @@ bool vmm_name_valid(const char *name)
 /* ---------------------------------------------------------------------- */
 
 /* Largest key of kind K. */
-static uint64_t kind_max(enum route_kind k)
+uint64_t route_kind_max(enum route_kind k)
 {
 	switch (k) {
 	case ROUTE_IO:
@@ -345,7 +327,7 @@ static int parse_item(const struct quoted *q, enum route_kind k, const char *p, 
 		}
 		v = (uint64_t)idx;
 	}
-	uint64_t max = kind_max(k);
+	uint64_t max = route_kind_max(k);
 	if (v > max) {
 		char vt[32], mt[48];
 		key_text(k, v, vt, sizeof(vt));
@@ -412,7 +394,7 @@ static int parse_key(const struct quoted *q, enum route_kind k, const char *p, s
 		return err_set(e, "route '%s': size '%s' does not fit in 64 bits", q->s, st);
 	if (size == 0)
 		return err_set(e, "route '%s': size must be at least 1", q->s);
-	uint64_t max = kind_max(k);
+	uint64_t max = route_kind_max(k);
 	if (size - 1 > max - lo) {
 		char whole[ROUTE_SPEC_TEXT_MAX], mt[32];
 		piece(p, len, whole, sizeof(whole));

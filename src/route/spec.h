@@ -88,6 +88,9 @@ const char *request_kind_name(unsigned kind);
 /* Name -> number; return -1 when unknown. */
 int event_type_parse(const char *name);
 
+/* The largest key of kind K (0xffff for io, 255 for hypercall ...). */
+uint64_t route_kind_max(enum route_kind k);
+
 /* True when NAME is a valid VMM name. */
 bool vmm_name_valid(const char *name);
 

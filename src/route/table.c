@@ -23,30 +23,6 @@
  * of bitmap, one bit per MSR. */
 #define MSR_FILTER_SPAN (0x600u * 8u)
 
-static uint64_t spec_kind_max(enum route_kind k)
-{
-	switch (k) {
-	case ROUTE_IO:
-		return 0xffff;
-	case ROUTE_MMIO:
-		return UINT64_MAX;
-	case ROUTE_MSR:
-		return 0xffffffffu;
-	case ROUTE_HYPERCALL:
-		return HYPERCALL_MAX;
-	case ROUTE_EXCEPTION:
-		return 255;
-	case ROUTE_PLATFORM:
-		return VMMUX_PLAT__COUNT - 1;
-	case ROUTE_REQUEST:
-		return VMMUX_REQ__COUNT - 1;
-	case ROUTE_TYPE:
-		return VMMUX_EV__COUNT - 1;
-	default:
-		return 0;
-	}
-}
-
 /* "port 0x3fc", "MSR 0x10", "platform code smi" ... for overlap messages. */
 static void key_desc(enum route_kind k, uint64_t v, char *buf, size_t len)
 {
@@ -110,7 +86,7 @@ static int check_spec(const struct route_spec *in, struct route_spec *out, struc
 	route_spec_format(out, out->text, sizeof(out->text));
 	if (in->lo > in->hi)
 		return err_set(e, "route '%s': range end is below its start", out->text);
-	if (in->hi > spec_kind_max(in->kind))
+	if (in->hi > route_kind_max(in->kind))
 		return err_set(e, "route '%s': key 0x%llx is beyond the %s key space", out->text,
 			       (unsigned long long)in->hi, route_kind_name(in->kind));
 	if (in->opts & ~(uint32_t)(ROUTE_OPT_POSTED | ROUTE_OPT_FALLBACK | ROUTE_OPT_TIMEOUT))

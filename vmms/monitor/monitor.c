@@ -55,24 +55,9 @@ struct monitor {
 	bool output_error_logged;
 };
 
-static const char *const type_names[VMMUX_EV__COUNT] = {
-    [VMMUX_EV_IO] = "io",
-    [VMMUX_EV_MMIO] = "mmio",
-    [VMMUX_EV_MSR] = "msr",
-    [VMMUX_EV_HLT] = "hlt",
-    [VMMUX_EV_HYPERCALL] = "hypercall",
-    [VMMUX_EV_EXCEPTION] = "exception",
-    [VMMUX_EV_SHUTDOWN] = "shutdown",
-    [VMMUX_EV_PLATFORM] = "platform",
-    [VMMUX_EV_IRQ] = "irq",
-    [VMMUX_EV_REQUEST] = "request",
-    [VMMUX_EV_FAULT] = "fault",
-};
+static const char *const type_names[VMMUX_EV__COUNT] = VMMUX_EV_NAMES;
 
-static const char *const action_names[VMMUX_ACT__COUNT] = {
-    [VMMUX_ACT_DONE] = "done",	 [VMMUX_ACT_GP] = "gp",	  [VMMUX_ACT_REINJECT] = "reinject",
-    [VMMUX_ACT_RESET] = "reset", [VMMUX_ACT_END] = "end",
-};
+static const char *const action_names[VMMUX_ACT__COUNT] = VMMUX_ACT_NAMES;
 
 static const struct {
 	uint16_t flag;
