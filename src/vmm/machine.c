@@ -67,6 +67,7 @@ static struct {
 	unsigned resets;
 	int wake_fd;
 	int kill_signal;
+	FILE *stats_json; /* opened before the run, written at its end */
 } M = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .cond = PTHREAD_COND_INITIALIZER,
@@ -420,15 +421,11 @@ static void write_stats(const struct vmmux_config *c)
 {
 	if (c->stats)
 		stats_print(stderr, vmm_stats_name);
-	if (c->stats_json) {
-		FILE *f = fopen(c->stats_json, "w");
-		if (f == NULL) {
+	if (M.stats_json) {
+		stats_print_json(M.stats_json, vmm_stats_name);
+		if (fclose(M.stats_json) != 0)
 			log_error("--stats-json %s: %s", c->stats_json, strerror(errno));
-			return;
-		}
-		stats_print_json(f, vmm_stats_name);
-		if (fclose(f) != 0)
-			log_error("--stats-json %s: %s", c->stats_json, strerror(errno));
+		M.stats_json = NULL;
 	}
 }
 
@@ -437,6 +434,13 @@ static int machine_setup(struct vmmux_config *c)
 {
 	struct errbuf e;
 	M.cfg = c;
+
+	/* A statistics file that cannot be written is a bad command line, found
+	 * before the guest runs rather than after. */
+	if (c->stats_json && (M.stats_json = fopen(c->stats_json, "we")) == NULL) {
+		log_error("--stats-json %s: %s", c->stats_json, strerror(errno));
+		return EXIT_USAGE;
+	}
 
 	if (vm_create(&M.vm, c, &e) < 0) {
 		log_error("%s", e.msg);
@@ -494,6 +498,9 @@ static int machine_setup(struct vmmux_config *c)
 
 static void machine_teardown(void)
 {
+	if (M.stats_json)
+		fclose(M.stats_json);
+	M.stats_json = NULL;
 	vmm_registry_fini();
 	router_fini();
 	vm_destroy(&M.vm);

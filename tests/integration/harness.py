@@ -50,14 +50,16 @@ def guest(name):
     return path
 
 
-def run_vmmux(*args, timeout=60, stdin=subprocess.DEVNULL, env=None):
-    """Run vmmux with ARGS; returns a Result. A timeout is a test failure."""
+def run_vmmux(*args, timeout=60, stdin=subprocess.DEVNULL, env=None, cwd=None):
+    """Run vmmux with ARGS (in directory CWD when given); returns a Result.
+    A timeout is a test failure."""
     e = dict(os.environ)
     if env:
         e.update(env)
     try:
-        p = subprocess.run([VMMUX] + list(args), stdin=stdin, capture_output=True,
-                           timeout=timeout, env=e)
+        exe = os.path.abspath(VMMUX) if cwd and os.sep in VMMUX else VMMUX
+        p = subprocess.run([exe] + list(args),
+                           stdin=stdin, capture_output=True, timeout=timeout, env=e, cwd=cwd)
     except subprocess.TimeoutExpired as t:
         raise AssertionError("vmmux %s did not finish within %ds\nstdout: %r\nstderr: %r" % (
             " ".join(args), timeout, t.stdout, t.stderr))
@@ -120,6 +122,14 @@ class VmmuxTest(unittest.TestCase):
 
     def assertStatus(self, r, status):
         self.assertEqual(r.status, status, "unexpected exit status\n%r" % r)
+
+    def assertNoCrash(self, r):
+        """vmmux ended by itself (no signal) and no sanitizer reported anything
+        (the same tests run in the ASan+UBSan build)."""
+        self.assertGreaterEqual(r.status, 0, "vmmux was killed by a signal\n%r" % r)
+        for marker in ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
+                       "runtime error:"):
+            self.assertNotIn(marker, r.err, "sanitizer report\n%r" % r)
 
     def host_limit(self, key, reason):
         """Skip because this host cannot deliver KEY (listed in
