@@ -498,8 +498,12 @@ static int machine_setup(struct vmmux_config *c)
 
 static void machine_teardown(void)
 {
-	if (M.stats_json)
+	if (M.stats_json) {
+		/* The run failed before it started: its (empty) statistics are
+		 * still a valid JSON document. */
+		stats_print_json(M.stats_json, vmm_stats_name);
 		fclose(M.stats_json);
+	}
 	M.stats_json = NULL;
 	vmm_registry_fini();
 	router_fini();

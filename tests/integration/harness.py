@@ -34,6 +34,54 @@ def exit_device_status(v):
     return ((v << 1) | 1) & 0xFF
 
 
+def symbol(name, sym):
+    """The address of symbol SYM in test guest NAME (nm); for a raw image NAME
+    is the .bin and its symbols come from NAME.elf."""
+    path = guest(name)
+    if path.endswith(".bin"):
+        path += ".elf"
+    out = subprocess.run(["nm", path], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 3 and f[2] == sym:
+            return int(f[0], 16)
+    raise AssertionError("symbol %s not found in %s" % (sym, path))
+
+
+def disassemble(name, *objdump_args):
+    """The instructions of test guest NAME (objdump -d; a raw image's .bin.elf)
+    as a list of (address, length, text), text being 'mnemonic operands'.
+    OBJDUMP_ARGS are passed on (for example "-m", "i8086" for 16-bit code)."""
+    path = guest(name)
+    if path.endswith(".bin"):
+        path += ".elf"
+    out = subprocess.run(["objdump", "-d", "-w", "--insn-width=16"] + list(objdump_args) +
+                         [path], capture_output=True, text=True, check=True).stdout
+    insns = []
+    for line in out.splitlines():
+        f = line.split("\t")
+        if len(f) < 3 or not f[0].strip().endswith(":"):
+            continue
+        try:
+            addr = int(f[0].strip()[:-1], 16)
+        except ValueError:
+            continue
+        insns.append((addr, len(f[1].split()), " ".join(f[2].split())))
+    return insns
+
+
+def insn_after(name, fn, text):
+    """The address of the first instruction of guest NAME at or after symbol FN
+    whose text is TEXT or ends with it (a call's "<target>"), and the address
+    of the next instruction."""
+    start = symbol(name, fn)
+    insns = [i for i in disassemble(name) if i[0] >= start]
+    for a, n, t in insns:
+        if t == text or t.endswith(text):
+            return a, a + n
+    raise AssertionError("no %r after %s in %s" % (text, fn, name))
+
+
 class Result:
     def __init__(self, args, status, out, err):
         self.args, self.status, self.out, self.err = args, status, out, err
@@ -119,6 +167,22 @@ class VmmuxTest(unittest.TestCase):
             if v["name"] == vmm:
                 return v["count"]
         return 0
+
+    @staticmethod
+    def route_count(stats, spec):
+        """Events counted on the route whose canonical text is SPEC (0 if none)."""
+        for r in stats.get("routes", []):
+            if r["spec"] == spec:
+                return r["count"]
+        return 0
+
+    @staticmethod
+    def vmm_id(stats, vmm):
+        """The id of VMM in the statistics (None when it handled nothing)."""
+        for v in stats.get("vmms", []):
+            if v["name"] == vmm:
+                return v["id"]
+        return None
 
     def assertStatus(self, r, status):
         self.assertEqual(r.status, status, "unexpected exit status\n%r" % r)
