@@ -173,7 +173,8 @@ int vmmux_gm_write(struct vmmux_ctx *ctx, uint64_t gpa, const void *buf, size_t 
 
 /*
  * Raise an event on behalf of this VMM: an interrupt request (VMMUX_EV_IRQ),
- * a platform event, a request. The host sets the source, routes the event
+ * a platform event, a request, or an exception the guest reported. Other
+ * types are refused (-1). The host sets the source, routes the event
  * through the routing table and delivers it after the current callback
  * returns, in the order raised. ev->vcpu says on whose behalf (the vCPU of
  * the event being handled, or VMMUX_NO_VCPU). Returns 0, or -1 when the
@@ -224,8 +225,10 @@ struct vmmux_role {
 	void (*reset)(struct vmmux_ctx *ctx);
 	/*
 	 * Export the guest-visible state into buf (at most cap bytes) and
-	 * return its length, or -1; restore it in a new instance. Used when a
-	 * VMM is restarted or replaced.
+	 * return its length, or -1; restore it in a new instance. For carrying
+	 * a VMM's state into a restarted or replacing instance; this version
+	 * of the host, whose VMMs all run in its own process, never restarts
+	 * one and does not call them yet.
 	 */
 	long (*save)(struct vmmux_ctx *ctx, void *buf, size_t cap);
 	int (*restore)(struct vmmux_ctx *ctx, const void *buf, size_t len);

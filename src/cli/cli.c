@@ -142,6 +142,9 @@ static const char help_routes_grammar[] =
     "            fallback=VMM      the VMM that takes over when VMM fails or times\n"
     "                              out\n"
     "            timeout=DURATION  how long to wait for VMM's reply\n"
+    "            These options concern parallel VMM processes: this version checks\n"
+    "            them, and its in-process VMMs reply synchronously and never\n"
+    "            time out, so they do not change what happens yet.\n"
     "  An access is routed by its first port or address. Routes of one key space\n"
     "  may not overlap (io and hypercall routes share the port space). A type:\n"
     "  route names the VMM of the events of that type that no keyed route takes;\n"
@@ -200,7 +203,10 @@ static const char help_exit[] =
     "  4     bad guest image\n"
     "  6     host or KVM failure\n"
     "  8     the guest crashed: triple fault, unhandled exception, halted for\n"
-    "        good, or the watchdog fired\n";
+    "        good, or the watchdog fired\n"
+    "\n"
+    "  SIGINT, SIGTERM or SIGHUP end the run; vmmux restores the terminal and dies\n"
+    "  of the same signal.\n";
 
 static const char help_run_examples[] =
     "EXAMPLES\n"
@@ -325,8 +331,17 @@ static int cmd_routes(int argc, char **argv)
 		return status;
 	struct errbuf e;
 	struct route_table *t = NULL;
-	if (config_finish_flags(c, CONFIG_FINISH_NO_KERNEL, &e) == 0)
+	int ok = config_finish_flags(c, CONFIG_FINISH_NO_KERNEL, &e) == 0;
+	/* Check what `vmmux run` checks before it starts the guest. */
+	for (size_t i = 0; ok && i < c->nvmms; i++)
+		ok = vmm_config_check(&c->vmms[i], &e) == 0;
+	if (ok)
 		t = route_table_build(c->routes, c->nroutes, config_vmm_resolve, c, &e);
+	struct route_range msr_ranges[16];
+	if (t != NULL && route_table_msr_ranges(t, msr_ranges, 16, &e) < 0) {
+		route_table_free(t);
+		t = NULL;
+	}
 	if (t == NULL) {
 		fprintf(stderr, "vmmux: %s\n", e.msg);
 		status = EXIT_USAGE;

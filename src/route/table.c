@@ -89,6 +89,23 @@ static int check_spec(const struct route_spec *in, struct route_spec *out, struc
 	if (in->hi > route_kind_max(in->kind))
 		return err_set(e, "route '%s': key 0x%llx is beyond the %s key space", out->text,
 			       (unsigned long long)in->hi, route_kind_name(in->kind));
+	if (in->kind == ROUTE_MSR) {
+		/* MSRs that KVM handles itself whatever its MSR filter says. */
+		static const struct {
+			uint32_t lo, hi;
+			const char *what;
+		} kvm_own[] = {
+		    {0x800, 0x8ff, "x2APIC MSRs, which KVM's MSR filter cannot cover"},
+		    {0x4b564d00, 0x4b564dff, "KVM's own paravirtual MSRs"},
+		};
+		for (size_t i = 0; i < sizeof(kvm_own) / sizeof(kvm_own[0]); i++)
+			if (in->lo <= kvm_own[i].hi && in->hi >= kvm_own[i].lo)
+				return err_set(
+				    e,
+				    "route '%s': MSRs 0x%x-0x%x are %s: they never leave "
+				    "KVM and cannot be routed",
+				    out->text, kvm_own[i].lo, kvm_own[i].hi, kvm_own[i].what);
+	}
 	if (in->opts & ~(uint32_t)(ROUTE_OPT_POSTED | ROUTE_OPT_FALLBACK | ROUTE_OPT_TIMEOUT))
 		return err_set(e, "route '%s': unknown option bits 0x%x", out->text,
 			       (unsigned)in->opts);

@@ -45,8 +45,8 @@ struct route_stats *stats_route(const char *spec_text);
 
 /* Per type and per VMM statistics (VMM ids below VMM_MAX). */
 void stats_record(unsigned type, uint16_t vmm, struct route_stats *rs, uint64_t ns);
-/* Count an event that got its type's built-in default because no keyed
- * route matched. */
+/* Count an event that no route names (VMMUX_EVF_UNROUTED): it got its
+ * type's built-in default from the main VMM. */
 void stats_count_unrouted(unsigned type);
 
 /* Time source for latencies: CLOCK_MONOTONIC in ns (vDSO, no system call). */

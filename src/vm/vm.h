@@ -42,7 +42,11 @@ struct vm {
 int vm_create(struct vm *vm, const struct vmmux_config *c, struct errbuf *e);
 void vm_destroy(struct vm *vm);
 
-/* Program KVM_X86_SET_MSR_FILTER so that exactly T's MSR routes exit. */
+/*
+ * Program KVM_X86_SET_MSR_FILTER so that T's MSR routes exit and every other
+ * MSR KVM knows stays inside KVM. MSRs that KVM does not know exit too
+ * (KVM_MSR_EXIT_REASON_UNKNOWN) and reach the type default (#GP).
+ */
 int vm_set_msr_filter(struct vm *vm, const struct route_table *t, struct errbuf *e);
 
 /* Program KVM_SET_GUEST_DEBUG on every vCPU from C (single-step, DR0-3,

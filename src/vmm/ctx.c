@@ -75,7 +75,7 @@ int vmmux_gm_write(struct vmmux_ctx *ctx, uint64_t gpa, const void *buf, size_t 
 int vmmux_raise(struct vmmux_ctx *ctx, const struct vmmux_event *ev)
 {
 	struct vmm *v = ctx->vmm;
-	if (ev == NULL || ev->type >= VMMUX_EV__COUNT || ev->data != NULL)
+	if (ev == NULL || ev->data != NULL || !vmm_raisable(ev->type))
 		return -1;
 	if (v->nraised >= VMM_RAISE_MAX) {
 		if (v->raise_overflow++ == 0)

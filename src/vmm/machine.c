@@ -268,11 +268,15 @@ bool machine_vcpu_gate(unsigned index)
 	    !atomic_load_explicit(&M.any_halted, memory_order_acquire))
 		return true;
 
+	/* This vCPU may wait here for long (halted, or for a reset): it must
+	 * not hold back the router's grace periods meanwhile. */
+	router_thread_offline();
 	bool flushed = false;
 	pthread_mutex_lock(&M.lock);
 	for (;;) {
 		if (atomic_load(&M.stopping)) {
 			pthread_mutex_unlock(&M.lock);
+			router_thread_online();
 			return false;
 		}
 		if (atomic_load(&M.reset_pending)) {
@@ -303,6 +307,7 @@ bool machine_vcpu_gate(unsigned index)
 			continue;
 		}
 		pthread_mutex_unlock(&M.lock);
+		router_thread_online();
 		return true;
 	}
 }

@@ -60,7 +60,8 @@ const struct vmmux_config *machine_config(void);
  * Called by vCPU thread INDEX before each KVM_RUN. Returns true when the vCPU
  * may run; blocks while the vCPU is halted for good or a reset is under way
  * (the last vCPU to arrive performs the reset); returns false once the run
- * ends. Costs two atomic loads when nothing is pending.
+ * ends. Costs three atomic loads when nothing is pending; a vCPU that
+ * waits here is offline for the router (it may wait for long).
  */
 bool machine_vcpu_gate(unsigned index);
 

@@ -81,7 +81,8 @@ static bool first_time(unsigned type, uint64_t key)
 
 static void log_unrouted(const struct vmmux_event *ev, const char *action)
 {
-	if (!first_time(ev->type, ev->key))
+	/* A route that names main on purpose is not worth a warning. */
+	if (!(ev->flags & VMMUX_EVF_UNROUTED) || !first_time(ev->type, ev->key))
 		return;
 	char desc[256];
 	log_warn("unrouted %s: %s (logged once per key)", event_describe(ev, desc, sizeof(desc)),

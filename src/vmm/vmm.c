@@ -155,19 +155,22 @@ static void vmm_free(struct vmm *v)
 	free(v);
 }
 
-static int vmm_add_role(const struct vmm_config *c, struct errbuf *e)
+/* Append NAME to the comma-separated list in BUF (truncated when full). */
+static void list_add(char *buf, size_t len, size_t *used, const char *name)
 {
+	int n = snprintf(buf + *used, len - *used, "%s%s", *used ? ", " : "", name);
+	if (n > 0 && (size_t)n < len - *used)
+		*used += (size_t)n;
+}
+
+int vmm_config_check(const struct vmm_config *c, struct errbuf *e)
+{
+	char list[256] = "";
+	size_t used = 0;
 	const struct vmmux_role *role = role_find(c->role);
 	if (role == NULL) {
-		char list[256] = "";
-		size_t used = 0;
-		for (size_t i = 0; role_at(i) != NULL; i++) {
-			int n = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
-					 role_at(i)->name);
-			if (n < 0 || (size_t)n >= sizeof(list) - used)
-				break;
-			used += (size_t)n;
-		}
+		for (size_t i = 0; role_at(i) != NULL; i++)
+			list_add(list, sizeof(list), &used, role_at(i)->name);
 		return err_set(e, "vmm '%s': unknown role '%s' (roles: %s)", c->name, c->role,
 			       list);
 	}
@@ -178,21 +181,22 @@ static int vmm_add_role(const struct vmm_config *c, struct errbuf *e)
 		bool known = false;
 		for (const char *const *a = role->args; a && *a && !known; a++)
 			known = strcmp(*a, c->args[i].key) == 0;
-		if (!known) {
-			char list[160] = "";
-			size_t used = 0;
-			for (const char *const *a = role->args; a && *a; a++) {
-				int n = snprintf(list + used, sizeof(list) - used, "%s%s",
-						 used ? ", " : "", *a);
-				if (n < 0 || (size_t)n >= sizeof(list) - used)
-					break;
-				used += (size_t)n;
-			}
-			return err_set(e, "vmm '%s': role '%s' takes no argument '%s' (%s%s)",
-				       c->name, c->role, c->args[i].key,
-				       used ? "arguments: " : "it takes none", list);
-		}
+		if (known)
+			continue;
+		for (const char *const *a = role->args; a && *a; a++)
+			list_add(list, sizeof(list), &used, *a);
+		return err_set(e, "vmm '%s': role '%s' takes no argument '%s' (%s%s)", c->name,
+			       c->role, c->args[i].key, used ? "arguments: " : "it takes none",
+			       list);
 	}
+	return 0;
+}
+
+static int vmm_add_role(const struct vmm_config *c, struct errbuf *e)
+{
+	if (vmm_config_check(c, e) < 0)
+		return -1;
+	const struct vmmux_role *role = role_find(c->role);
 	if (nregistry >= VMM_MAX)
 		return err_set(e, "too many VMMs (at most %d)", VMM_MAX - 1);
 	struct vmm *v = vmm_alloc((uint16_t)nregistry, c->name);
@@ -303,18 +307,18 @@ static void report_failure(struct vmm *v, const struct vmmux_event *ev, const ch
 }
 
 /* Carry out what only the machine can do: reset, or end as a guest crash. */
-static void apply_machine_action(uint16_t id, const struct vmmux_event *ev,
+static void apply_machine_action(const char *who, const struct vmmux_event *ev,
 				 const struct vmmux_reply *rep)
 {
 	char desc[256];
 	if (rep->action == VMMUX_ACT_RESET) {
 		char why[320];
-		snprintf(why, sizeof(why), "%s, answered 'reset' by vmm '%s'",
-			 event_describe(ev, desc, sizeof(desc)), vmm_get(id)->name);
+		snprintf(why, sizeof(why), "%s, answered 'reset' by %s",
+			 event_describe(ev, desc, sizeof(desc)), who);
 		machine_reset(why);
 	} else if (rep->action == VMMUX_ACT_END) {
-		machine_stop(EXIT_GUEST_CRASH, "guest crashed: %s (vmm '%s' ended the run)",
-			     event_describe(ev, desc, sizeof(desc)), vmm_get(id)->name);
+		machine_stop(EXIT_GUEST_CRASH, "guest crashed: %s (%s ended the run)",
+			     event_describe(ev, desc, sizeof(desc)), who);
 	}
 }
 
@@ -340,10 +344,8 @@ int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, un
 		v->nraised = 0;
 		pthread_mutex_unlock(&v->lock);
 		if (r < 0) {
-			v->handle_errors++;
 			report_failure(v, ev, "handler failed");
 		} else if (!reply_valid(ev, rep)) {
-			v->handle_errors++;
 			report_failure(v, ev, "invalid reply");
 			r = -1;
 		}
@@ -352,7 +354,10 @@ int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, un
 			main_vmm_default(ev, rep);
 		}
 	}
-	apply_machine_action(id, ev, rep);
+	char who[VMMUX_NAME_MAX + 40];
+	snprintf(who, sizeof(who),
+		 r < 0 ? "the built-in default, after vmm '%s' failed" : "vmm '%s'", v->name);
+	apply_machine_action(who, ev, rep);
 	for (unsigned i = 0; i < nraised; i++)
 		vmm_dispatch_raised(id, &raised[i], depth + 1);
 	return r < 0 ? -1 : 0;

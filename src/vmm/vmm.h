@@ -64,14 +64,30 @@ struct vmm {
 	unsigned nraised;
 	unsigned raise_overflow;
 	uint16_t cur_vcpu; /* vCPU of the event being handled */
-	/* counters kept by the host */
-	uint64_t handle_errors;
 };
+
+/*
+ * The event types a VMM may raise: interrupt requests, platform events,
+ * requests, and exceptions (a guest's own report of one it cannot handle).
+ * Device events (io, mmio, msr, hlt, hypercall, shutdown) come from vCPUs
+ * only, and fault events from the host.
+ */
+static inline bool vmm_raisable(unsigned type)
+{
+	return type == VMMUX_EV_IRQ || type == VMMUX_EV_PLATFORM || type == VMMUX_EV_REQUEST ||
+	       type == VMMUX_EV_EXCEPTION;
+}
 
 /* The built-in roles, registered through a table (vmms/roles.c). */
 const struct vmmux_role *role_find(const char *name);
 /* Iterate the role table: returns NULL past the end. */
 const struct vmmux_role *role_at(size_t i);
+
+/*
+ * Check a VMM config as the registry will: its role exists and speaks this
+ * role ABI, and every argument is one the role accepts. -1 with a message.
+ */
+int vmm_config_check(const struct vmm_config *c, struct errbuf *e);
 
 /*
  * Create the registry: the main VMM plus one VMM per config, in order (ids

@@ -260,6 +260,25 @@ class Routes(VmmuxTest):
         self.assertEqual(r.out, "")
         self.assertIn("ghost", r.err)
 
+    def test_checks_what_run_checks(self):
+        # vmmux routes refuses what vmmux run would refuse before the guest
+        # starts: unknown roles, arguments a role does not take, MSR routes
+        # that do not fit KVM's filter or that KVM never lets exit.
+        cases = [
+            (["--vmm", "x=nosuch"], "unknown role 'nosuch'"),
+            (["--vmm", "x=uart16550,foo=1"], "takes no argument 'foo'"),
+            (["--route", "msr:0x800=main"], "x2APIC"),
+            (["--route", "msr:0x4b564d01=main"], "KVM's own"),
+        ]
+        for args, msg in cases:
+            r = self.vmmux("routes", *args)
+            self.assertStatus(r, EXIT_USAGE)
+            self.assertEqual(r.out, "")
+            self.assertIn(msg, r.err)
+            run = self.run_guest("hello.elf", *args)
+            self.assertStatus(run, EXIT_USAGE)
+            self.assertIn(msg, run.err)
+
     def test_hlt_route_with_irqchip_refused(self):
         r = self.vmmux("routes", "--vmm", "m=monitor", "--route", "type:hlt=m", "--irqchip")
         self.assertStatus(r, EXIT_USAGE)

@@ -61,6 +61,24 @@ static struct route_table *build_ok(const char *const *specs, size_t n)
 	return t;
 }
 
+static void build_fails(const char *const *specs, size_t n, const char *msg);
+
+/* MSRs that KVM keeps whatever the filter says cannot be routed. */
+static void test_msr_kvm_own_refused(void **state)
+{
+	(void)state;
+	const char *x2apic[] = {"msr:0x7f0-0x800=mon"};
+	build_fails(x2apic, 1,
+		    "route 'msr:0x7f0-0x800=mon': MSRs 0x800-0x8ff are x2APIC MSRs, which KVM's "
+		    "MSR filter cannot cover: they never leave KVM and cannot be routed");
+	const char *kvm[] = {"msr:0x4b564dff=mon"};
+	build_fails(kvm, 1,
+		    "route 'msr:0x4b564dff=mon': MSRs 0x4b564d00-0x4b564dff are KVM's own "
+		    "paravirtual MSRs: they never leave KVM and cannot be routed");
+	const char *ok[] = {"msr:0x7ff=mon", "msr:0x900=mon", "msr:0x4b564e00=mon"};
+	route_table_free(build_ok(ok, 3));
+}
+
 static void build_fails(const char *const *specs, size_t n, const char *msg)
 {
 	struct errbuf e = {{0}};
@@ -617,8 +635,8 @@ static void test_msr_ranges(void **state)
 	assert_int_equal(route_table_msr_ranges(t, out, 2, &e), -1);
 	route_table_free(t);
 
-	/* the whole MSR space cannot be filtered */
-	const uint64_t all[][2] = {{0, 0xffffffff}};
+	/* 2.6 billion MSRs cannot be filtered */
+	const uint64_t all[][2] = {{0x50000000, 0xffffffff}};
 	t = msr_table(all, 1);
 	assert_int_equal(route_table_msr_ranges(t, out, 16, &e), -1);
 	route_table_free(t);
@@ -690,12 +708,19 @@ static void test_dump(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_implicit_types),   cmocka_unit_test(test_type_routes),
-	    cmocka_unit_test(test_overlaps),	     cmocka_unit_test(test_vmm_names),
-	    cmocka_unit_test(test_hand_built_specs), cmocka_unit_test(test_too_many),
-	    cmocka_unit_test(test_port_lookup),	     cmocka_unit_test(test_mmio_lookup),
-	    cmocka_unit_test(test_msr_lookup),	     cmocka_unit_test(test_event_lookup),
-	    cmocka_unit_test(test_msr_ranges),	     cmocka_unit_test(test_dump),
+	    cmocka_unit_test(test_implicit_types),
+	    cmocka_unit_test(test_type_routes),
+	    cmocka_unit_test(test_overlaps),
+	    cmocka_unit_test(test_vmm_names),
+	    cmocka_unit_test(test_hand_built_specs),
+	    cmocka_unit_test(test_too_many),
+	    cmocka_unit_test(test_port_lookup),
+	    cmocka_unit_test(test_mmio_lookup),
+	    cmocka_unit_test(test_msr_kvm_own_refused),
+	    cmocka_unit_test(test_msr_lookup),
+	    cmocka_unit_test(test_event_lookup),
+	    cmocka_unit_test(test_msr_ranges),
+	    cmocka_unit_test(test_dump),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
