@@ -238,6 +238,13 @@ struct vmmux_role {
 	 * so a misspelt name is an error, never silently ignored.
 	 */
 	const char *const *args;
+	/*
+	 * What the role raises, NULL-terminated grant strings ("irq:4",
+	 * "platform:reset", "request:exit", "exception"): the grants a VMM of
+	 * this role gets when its config lists none. The host refuses any other
+	 * raised event.
+	 */
+	const char *const *raises;
 };
 
 #ifdef __cplusplus

@@ -16,6 +16,7 @@
 #include "util/log.h"
 #include "vmm/machine.h"
 #include "vmm/vmm.h"
+#include "vmmlib/vmmlib.h"
 
 /* ---------------------------------------------------------------------- */
 /* Help text                                                                */
@@ -41,6 +42,9 @@ static const char help_main[] =
     "  routes           check a configuration and print its compiled routing table\n"
     "  roles            list the built-in VMM roles\n"
     "  help [COMMAND]   show this help, or the help of COMMAND\n"
+    "  vmm NAME         (internal) serve a built-in role as a parallel VMM process;\n"
+    "                   vmmux run starts it, in its sandbox, for a VMM whose\n"
+    "                   placement is parallel\n"
     "\n"
     "Options:\n"
     "  -h, --help       show this help\n"
@@ -94,10 +98,20 @@ static const char help_options[] =
     "                         add a VMM named NAME running role ROLE (repeatable;\n"
     "                         'vmmux roles' lists the roles). input=stdin|none|PATH\n"
     "                         and output=stdout|stderr|none|PATH give its input and\n"
-    "                         output (default none), placement=main where it runs\n"
-    "                         (main, the only placement for now: inside vmmux);\n"
-    "                         every other KEY=VALUE is an argument of the role\n"
-    "                         (at most 16)\n"
+    "                         output (default none), placement=main|parallel where\n"
+    "                         it runs (inside vmmux, the default, or as a separate\n"
+    "                         sandboxed process), memory=all|A-B|A+SIZE the guest\n"
+    "                         RAM it may access (repeatable, 4 KiB-aligned;\n"
+    "                         default none), raise=GRANT what it may raise\n"
+    "                         (repeatable: irq:LINE[:level], platform:NAME,\n"
+    "                         request:NAME, exception; default: its role's own),\n"
+    "                         timeout=DURATION how long a parallel VMM may take to\n"
+    "                         answer (default 1s). ROLE 'external' with\n"
+    "                         program=PATH runs a third party's parallel VMM\n"
+    "                         program. Every other KEY=VALUE is an argument of the\n"
+    "                         role (at most 16)\n"
+    "  --parallel             run every VMM whose placement is not given as a\n"
+    "                         parallel VMM process\n"
     "  --no-defaults          do not add the PC-like default VMMs and routes\n"
     "  --config FILE.json     load a JSON config file (see CONFIG FILE below)\n"
     "\n"
@@ -430,6 +444,8 @@ int cli_main(int argc, char **argv)
 		return cmd_roles(argc - 1, argv + 1);
 	if (strcmp(cmd, "help") == 0)
 		return cmd_help(argc - 1, argv + 1);
+	if (strcmp(cmd, "vmm") == 0) /* a parallel VMM: the main VMM started us */
+		return vmmlib_run(NULL, role_find);
 	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
 		if (argc > 2)
 			return usage_error(NULL, "--help takes no argument; 'vmmux help COMMAND' "

@@ -29,6 +29,7 @@ enum {
 	OPT_ROUTE,
 	OPT_VMM,
 	OPT_NO_DEFAULTS,
+	OPT_PARALLEL,
 	OPT_CONFIG,
 	OPT_STATS,
 	OPT_STATS_JSON,
@@ -54,6 +55,7 @@ static const struct option run_options[] = {
     {"route", required_argument, NULL, OPT_ROUTE},
     {"vmm", required_argument, NULL, OPT_VMM},
     {"no-defaults", no_argument, NULL, OPT_NO_DEFAULTS},
+    {"parallel", no_argument, NULL, OPT_PARALLEL},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"stats", no_argument, NULL, OPT_STATS},
     {"stats-json", required_argument, NULL, OPT_STATS_JSON},
@@ -179,6 +181,9 @@ static int apply(struct vmmux_config *c, int opt, const char *arg, struct errbuf
 		return 0;
 	case OPT_VMM:
 		return apply_vmm(c, arg, e);
+	case OPT_PARALLEL:
+		c->all_parallel = true;
+		return 0;
 	case OPT_NO_DEFAULTS:
 		c->defaults = false;
 		return 0;

@@ -48,6 +48,11 @@ void config_vmm_clear(struct vmm_config *v)
 {
 	free(v->input);
 	free(v->output);
+	free(v->program);
+	for (size_t i = 0; i < v->nprogram_args && i < VMM_PROGRAM_ARGS_MAX; i++)
+		free(v->program_args[i]);
+	for (size_t i = 0; i < v->ngrants && i < VMM_GRANTS_MAX; i++)
+		free(v->grants[i]);
 	for (size_t i = 0; i < v->nargs && i < VMM_ARGS_MAX; i++) {
 		free(v->args[i].key);
 		free(v->args[i].value);
@@ -207,7 +212,68 @@ static int parse_placement(const char *s, enum vmm_placement *out, struct errbuf
 		*out = VMM_IN_PROCESS;
 		return 0;
 	}
-	return err_set(e, "placement '%s' is not known (main)", s);
+	if (strcmp(s, "parallel") == 0) {
+		*out = VMM_PARALLEL;
+		return 0;
+	}
+	return err_set(e, "placement '%s' is not known (main, parallel)", s);
+}
+
+#define PAGE_SIZE_4K 4096ull
+
+/* A memory grant: "all", or a range "A-B" (inclusive) or "A+SIZE", page-aligned. */
+static int parse_window(const char *s, struct vmm_config *v, struct errbuf *e)
+{
+	if (strcmp(s, "all") == 0) {
+		v->memory_all = true;
+		return 0;
+	}
+	char buf[64];
+	if (strlen(s) >= sizeof(buf))
+		return err_set(e, "memory window '%.20s...' is too long", s);
+	memcpy(buf, s, strlen(s) + 1);
+	char *sep = strpbrk(buf, "-+");
+	if (sep == NULL)
+		return err_set(e, "memory window '%s': expected all, A-B or A+SIZE", s);
+	char op = *sep;
+	*sep = '\0';
+	uint64_t a, b;
+	struct errbuf pe;
+	if (parse_u64(buf, &a, &pe) < 0 || parse_u64(sep + 1, &b, &pe) < 0)
+		return err_set(e, "memory window '%s': %s", s, pe.msg);
+	uint64_t size;
+	if (op == '-') {
+		if (b < a)
+			return err_set(e, "memory window '%s': the end is below the start", s);
+		if (b - a == UINT64_MAX)
+			return err_set(e, "memory window '%s' is too large", s);
+		size = b - a + 1;
+	} else {
+		size = b;
+		if (size == 0 || a + size - 1 < a)
+			return err_set(e, "memory window '%s': bad size", s);
+	}
+	if (a % PAGE_SIZE_4K || size % PAGE_SIZE_4K)
+		return err_set(e, "memory window '%s' is not 4 KiB-aligned (start and size)", s);
+	if (v->nwindows >= VMM_WINDOWS_MAX)
+		return err_set(e, "too many memory windows (at most %d)", VMM_WINDOWS_MAX);
+	v->windows[v->nwindows++] = (struct vmm_window){a, size};
+	return 0;
+}
+
+static int add_grant(const char *s, struct vmm_config *v, struct errbuf *e)
+{
+	struct raise_grants g;
+	memset(&g, 0, sizeof(g));
+	if (grant_parse(s, &g, e) < 0)
+		return -1;
+	if (v->ngrants >= VMM_GRANTS_MAX)
+		return err_set(e, "too many grants (at most %d)", VMM_GRANTS_MAX);
+	if ((v->grants[v->ngrants] = strdup(s)) == NULL)
+		return err_set(e, "out of memory");
+	v->ngrants++;
+	v->raise_set = true;
+	return 0;
 }
 
 /* A VMM's input: "stdin", "none" (NULL) or a path, joined to BASEDIR. */
@@ -258,9 +324,13 @@ int config_add_vmm(struct vmmux_config *c, const struct vmm_config *v, struct er
 		return -1;
 	if (check_role_name(v->role, e))
 		return err_prefix(e, "VMM '%s'", v->name);
-	if (v->placement != VMM_IN_PROCESS)
+	if (v->placement != VMM_IN_PROCESS && v->placement != VMM_PARALLEL)
 		return err_set(e, "VMM '%s': placement %d is not known", v->name,
 			       (int)v->placement);
+	if (v->program != NULL && v->placement != VMM_PARALLEL)
+		return err_set(e, "VMM '%s': an external program runs as a parallel VMM "
+				  "(placement parallel)",
+			       v->name);
 	if (v->nargs > VMM_ARGS_MAX)
 		return err_set(e, "VMM '%s': %zu arguments, at most %d", v->name, v->nargs,
 			       VMM_ARGS_MAX);
@@ -279,7 +349,23 @@ int config_add_vmm(struct vmmux_config *c, const struct vmm_config *v, struct er
 	memcpy(d->name, v->name, sizeof(d->name));
 	memcpy(d->role, v->role, sizeof(d->role));
 	d->placement = v->placement;
+	d->placement_set = v->placement_set;
+	d->memory_all = v->memory_all;
+	d->nwindows = v->nwindows < VMM_WINDOWS_MAX ? v->nwindows : VMM_WINDOWS_MAX;
+	memcpy(d->windows, v->windows, d->nwindows * sizeof(d->windows[0]));
+	d->raise_set = v->raise_set;
+	d->timeout_ns = v->timeout_ns;
 	bool oom = false;
+	if (v->program != NULL && (d->program = strdup(v->program)) == NULL)
+		oom = true;
+	for (size_t i = 0; i < v->nprogram_args && i < VMM_PROGRAM_ARGS_MAX && !oom; i++) {
+		oom = (d->program_args[i] = strdup(v->program_args[i])) == NULL;
+		d->nprogram_args = i + 1;
+	}
+	for (size_t i = 0; i < v->ngrants && i < VMM_GRANTS_MAX && !oom; i++) {
+		oom = (d->grants[i] = strdup(v->grants[i])) == NULL;
+		d->ngrants = i + 1;
+	}
 	if (v->input != NULL && (d->input = strdup(v->input)) == NULL)
 		oom = true;
 	if (v->output != NULL && (d->output = strdup(v->output)) == NULL)
@@ -349,7 +435,31 @@ static int vmm_option_item(char *item, bool *input_seen, bool *output_seen, bool
 		if (*placement_seen)
 			return err_set(e, "placement= is given twice");
 		*placement_seen = true;
+		out->placement_set = true;
 		return parse_placement(val, &out->placement, e);
+	}
+	if (strcmp(key, "memory") == 0) /* repeatable: one window each */
+		return parse_window(val, out, e);
+	if (strcmp(key, "raise") == 0) /* repeatable: one grant each */
+		return add_grant(val, out, e);
+	if (strcmp(key, "timeout") == 0) {
+		if (out->timeout_ns)
+			return err_set(e, "timeout= is given twice");
+		if (parse_duration(val, &out->timeout_ns, e) < 0)
+			return -1;
+		if (out->timeout_ns == 0)
+			return err_set(e, "timeout= must be greater than 0");
+		return 0;
+	}
+	if (strcmp(key, "program") == 0) {
+		if (out->program)
+			return err_set(e, "program= is given twice");
+		if (val[0] == '\0')
+			return err_set(e, "program= is empty");
+		if ((out->program = strdup(val)) == NULL)
+			return err_set(e, "out of memory");
+		out->placement = VMM_PARALLEL;
+		return 0;
 	}
 	for (size_t i = 0; i < out->nargs; i++)
 		if (strcmp(out->args[i].key, key) == 0)
@@ -787,14 +897,51 @@ static int load_vmm_fields(struct jctx *x, const char *base, json_t *o, struct v
 		return jprefix(x, p);
 	memcpy(v->name, s, strlen(s) + 1);
 
+	if ((f = json_object_get(o, "program")) != NULL) {
+		jpath(p, sizeof(p), base, "program");
+		if (jstring_ne(x, p, f, &s))
+			return -1;
+		if ((v->program = path_join(x->basedir, s)) == NULL)
+			return jerr(x, p, "out of memory");
+		v->placement = VMM_PARALLEL;
+		memcpy(v->role, "external", sizeof("external"));
+	}
+	if ((f = json_object_get(o, "program_args")) != NULL) {
+		jpath(p, sizeof(p), base, "program_args");
+		if (v->program == NULL)
+			return jerr(x, p, "given without a program");
+		if (!json_is_array(f))
+			return jtype_err(x, p, f, "an array of strings");
+		size_t i;
+		json_t *a;
+		json_array_foreach(f, i, a)
+		{
+			char pi[JPATH_MAX];
+			jpath_index(pi, sizeof(pi), p, i);
+			if (i >= VMM_PROGRAM_ARGS_MAX)
+				return jerr(x, pi, "too many program arguments (at most %d)",
+					    VMM_PROGRAM_ARGS_MAX);
+			if (jstring(x, pi, a, &s))
+				return -1;
+			if ((v->program_args[i] = strdup(s)) == NULL)
+				return jerr(x, pi, "out of memory");
+			v->nprogram_args = i + 1;
+		}
+	}
+
 	jpath(p, sizeof(p), base, "role");
-	if ((f = json_object_get(o, "role")) == NULL)
-		return jerr(x, p, "missing (every VMM needs a role; `vmmux roles` lists them)");
-	if (jstring(x, p, f, &s))
-		return -1;
-	if (check_role_name(s, x->e))
-		return jprefix(x, p);
-	memcpy(v->role, s, strlen(s) + 1);
+	if ((f = json_object_get(o, "role")) == NULL) {
+		if (v->program == NULL)
+			return jerr(x, p,
+				    "missing (every VMM needs a role, or a program; `vmmux roles` "
+				    "lists the roles)");
+	} else {
+		if (jstring(x, p, f, &s))
+			return -1;
+		if (check_role_name(s, x->e))
+			return jprefix(x, p);
+		memcpy(v->role, s, strlen(s) + 1);
+	}
 
 	if ((f = json_object_get(o, "placement")) != NULL) {
 		jpath(p, sizeof(p), base, "placement");
@@ -802,6 +949,49 @@ static int load_vmm_fields(struct jctx *x, const char *base, json_t *o, struct v
 			return -1;
 		if (parse_placement(s, &v->placement, x->e))
 			return jprefix(x, p);
+		v->placement_set = true;
+	}
+	if ((f = json_object_get(o, "memory")) != NULL) {
+		jpath(p, sizeof(p), base, "memory");
+		if (!json_is_array(f))
+			return jtype_err(x, p, f, "an array of windows (\"all\", \"A-B\", \"A+SIZE\")");
+		size_t i;
+		json_t *a;
+		json_array_foreach(f, i, a)
+		{
+			char pi[JPATH_MAX];
+			jpath_index(pi, sizeof(pi), p, i);
+			if (jstring(x, pi, a, &s))
+				return -1;
+			if (parse_window(s, v, x->e))
+				return jprefix(x, pi);
+		}
+	}
+	if ((f = json_object_get(o, "raise")) != NULL) {
+		jpath(p, sizeof(p), base, "raise");
+		if (!json_is_array(f))
+			return jtype_err(x, p, f, "an array of grants such as \"irq:4\"");
+		v->raise_set = true; /* an empty list grants nothing */
+		size_t i;
+		json_t *a;
+		json_array_foreach(f, i, a)
+		{
+			char pi[JPATH_MAX];
+			jpath_index(pi, sizeof(pi), p, i);
+			if (jstring(x, pi, a, &s))
+				return -1;
+			if (add_grant(s, v, x->e))
+				return jprefix(x, pi);
+		}
+	}
+	if ((f = json_object_get(o, "timeout")) != NULL) {
+		jpath(p, sizeof(p), base, "timeout");
+		if (jstring(x, p, f, &s))
+			return -1;
+		if (parse_duration(s, &v->timeout_ns, x->e))
+			return jprefix(x, p);
+		if (v->timeout_ns == 0)
+			return jerr(x, p, "must be greater than 0");
 	}
 	if ((f = json_object_get(o, "input")) != NULL) {
 		jpath(p, sizeof(p), base, "input");
@@ -824,8 +1014,9 @@ static int load_vmm_fields(struct jctx *x, const char *base, json_t *o, struct v
 
 static int load_vmms(struct jctx *x, json_t *a)
 {
-	static const char *const keys[] = {"name",   "role", "placement", "input",
-					   "output", "args", NULL};
+	static const char *const keys[] = {"name",   "role",    "placement",    "input",
+					   "output", "args",    "program",      "program_args",
+					   "memory", "raise",   "timeout",      NULL};
 	if (!json_is_array(a))
 		return jtype_err(x, "vmms", a, "an array of VMM objects");
 	size_t i;
@@ -1130,6 +1321,8 @@ static int add_defaults(struct vmmux_config *c, struct errbuf *e)
 		v.placement = VMM_IN_PROCESS;
 		v.input = (char *)default_vmms[d].input; /* copied by config_add_vmm */
 		v.output = (char *)default_vmms[d].output;
+		/* the fault-report port reads the guest's report from its memory */
+		v.memory_all = strcmp(default_vmms[d].role, "fault-report") == 0;
 		if (config_add_vmm(c, &v, e))
 			return err_prefix(e, "default VMM '%s'", default_vmms[d].name);
 	}
@@ -1161,6 +1354,41 @@ static void vmm_list(const struct vmmux_config *c, char *buf, size_t len)
 static bool vmm_known(const struct vmmux_config *c, const char *name)
 {
 	return strcmp(name, "main") == 0 || find_vmm(c, name) >= 0;
+}
+
+static int window_cmp(const void *a, const void *b)
+{
+	const struct vmm_window *x = a, *y = b;
+	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
+/* A VMM's placement and memory grants, checked against the machine: the
+ * windows inside guest RAM, sorted, not overlapping. */
+static int check_vmm_memory(struct vmmux_config *c, struct vmm_config *v, struct errbuf *e)
+{
+	if (c->all_parallel && !v->placement_set)
+		v->placement = VMM_PARALLEL;
+	if (strcmp(v->role, "external") == 0 && v->program == NULL)
+		return err_set(e, "VMM '%s': role 'external' needs a program (program=PATH)",
+			       v->name);
+	qsort(v->windows, v->nwindows, sizeof(v->windows[0]), window_cmp);
+	for (size_t i = 0; i < v->nwindows; i++) {
+		const struct vmm_window *w = &v->windows[i];
+		if (w->gpa >= c->mem_bytes || w->size > c->mem_bytes - w->gpa) {
+			char sz[40];
+			fmt_size(c->mem_bytes, sz, sizeof(sz));
+			return err_set(e,
+				       "VMM '%s': memory window 0x%llx+0x%llx lies outside the guest "
+				       "RAM (%s)",
+				       v->name, (unsigned long long)w->gpa,
+				       (unsigned long long)w->size, sz);
+		}
+		if (i > 0 && w->gpa < v->windows[i - 1].gpa + v->windows[i - 1].size)
+			return err_set(e, "VMM '%s': memory windows at 0x%llx and 0x%llx overlap",
+				       v->name, (unsigned long long)v->windows[i - 1].gpa,
+				       (unsigned long long)w->gpa);
+	}
+	return 0;
 }
 
 int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e)
@@ -1205,6 +1433,9 @@ int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e
 				       missing, list);
 		}
 	}
+	for (size_t i = 0; i < c->nvmms; i++)
+		if (check_vmm_memory(c, &c->vmms[i], e))
+			return -1;
 	if (c->log_level < VMMUX_LOG_ERROR || c->log_level > VMMUX_LOG_DEBUG)
 		return err_set(e, "log level %d is not known", c->log_level);
 	log_level = c->log_level;

@@ -71,6 +71,7 @@ struct vmmux_config {
 	size_t nroutes;
 	struct route_spec routes[CONFIG_ROUTES_MAX];
 	bool defaults; /* add the PC-like default VMMs and routes */
+	bool all_parallel; /* run --parallel: VMMs without a placement run as processes */
 	/* debug */
 	bool single_step;
 	bool sw_breakpoints; /* KVM_GUESTDBG_USE_SW_BP: int3 exits as #BP */

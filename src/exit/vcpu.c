@@ -15,6 +15,7 @@
 #include "util/log.h"
 #include "vm/vm.h"
 #include "vmm/machine.h"
+#include "vmm/parallel.h"
 #include "vmm/vmm.h"
 
 #define KICK_SIGNAL SIGUSR1
@@ -126,6 +127,7 @@ void *vcpu_thread_main(void *arg)
 	threads[index] = pthread_self();
 	atomic_store(&started[index], true);
 	router_thread_register();
+	pvmm_thread_slot = index; /* this vCPU's request slot in parallel VMMs */
 
 	while (machine_vcpu_gate(index)) {
 		router_thread_offline();

@@ -13,10 +13,26 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define GM_PIECES_MAX 64
+
+/*
+ * RAM is split into pieces at the edges of the windows granted to parallel
+ * VMMs, each piece its own memfd (sealed against growing and shrinking) and
+ * its own KVM memory slot, so that a parallel VMM receives exactly the
+ * memfds of its windows and holds no descriptor of any other guest memory.
+ * The pieces are mapped back to back: host + gpa addresses any byte.
+ */
+struct gm_piece {
+	uint64_t gpa, size;
+	int memfd;
+};
+
 struct guest_mem {
 	uint8_t *host; /* mapping of the whole RAM */
 	uint64_t size; /* bytes, a multiple of 4 KiB */
-	int memfd;     /* -1 for memory that is not a memfd (unit tests) */
+	int memfd;     /* the memfd when RAM is one piece; -1 otherwise or in tests */
+	unsigned npieces;
+	struct gm_piece pieces[GM_PIECES_MAX];
 };
 
 /* True when [gpa, gpa+len) lies inside RAM; len 0 is inside when gpa <= size. */

@@ -22,30 +22,89 @@ static int kvm_check_ext(int fd, int cap)
 	return r < 0 ? 0 : r;
 }
 
-static int create_memory(struct vm *vm, uint64_t size, struct errbuf *e)
+static int u64_cmp(const void *a, const void *b)
 {
-	vm->mem.memfd = memfd_create("vmmux-guest-ram", MFD_CLOEXEC);
-	if (vm->mem.memfd < 0)
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The piece boundaries: 0, RAM's end, and the edges of every window granted
+ * to a parallel VMM; sorted, unique. Returns their count. */
+static size_t memory_bounds(const struct vmmux_config *c, uint64_t *b, size_t max)
+{
+	size_t n = 0;
+	b[n++] = 0;
+	b[n++] = c->mem_bytes;
+	for (size_t i = 0; i < c->nvmms; i++) {
+		const struct vmm_config *v = &c->vmms[i];
+		if (v->placement != VMM_PARALLEL || v->memory_all)
+			continue;
+		for (size_t w = 0; w < v->nwindows && n + 2 <= max; w++) {
+			b[n++] = v->windows[w].gpa;
+			b[n++] = v->windows[w].gpa + v->windows[w].size;
+		}
+	}
+	qsort(b, n, sizeof(b[0]), u64_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++)
+		if (b[i] <= c->mem_bytes && (u == 0 || b[i] != b[u - 1]))
+			b[u++] = b[i];
+	return u;
+}
+
+static int create_piece(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t size,
+			struct errbuf *e)
+{
+	char name[48];
+	snprintf(name, sizeof(name), "vmmux-ram@0x%llx", (unsigned long long)gpa);
+	struct gm_piece *p = &vm->mem.pieces[slot];
+	p->gpa = gpa;
+	p->size = size;
+	p->memfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	vm->mem.npieces = slot + 1;
+	if (p->memfd < 0)
 		return err_set(e, "guest RAM: memfd_create: %s", strerror(errno));
-	if (ftruncate(vm->mem.memfd, (off_t)size) < 0)
-		return err_set(e, "guest RAM: cannot size the memfd to %llu bytes: %s",
+	if (ftruncate(p->memfd, (off_t)size) < 0)
+		return err_set(e, "guest RAM: cannot size a memfd to %llu bytes: %s",
 			       (unsigned long long)size, strerror(errno));
-	void *p =
-	    mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, vm->mem.memfd, 0);
-	if (p == MAP_FAILED)
+	/* A parallel VMM holding the memfd must not be able to resize it. */
+	if (fcntl(p->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		return err_set(e, "guest RAM: sealing a memfd: %s", strerror(errno));
+	void *at = mmap(vm->mem.host + gpa, size, PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_FIXED | MAP_NORESERVE, p->memfd, 0);
+	if (at == MAP_FAILED)
 		return err_set(e, "guest RAM: mmap of %llu bytes: %s", (unsigned long long)size,
 			       strerror(errno));
-	vm->mem.host = p;
-	vm->mem.size = size;
 	struct kvm_userspace_memory_region region = {
-	    .slot = 0,
-	    .guest_phys_addr = 0,
-	    .memory_size = size,
-	    .userspace_addr = (uint64_t)(uintptr_t)p,
+		.slot = slot,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)at,
 	};
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
-		return err_set(e, "KVM_SET_USER_MEMORY_REGION (%llu bytes at 0): %s",
-			       (unsigned long long)size, strerror(errno));
+		return err_set(e, "KVM_SET_USER_MEMORY_REGION (slot %u, %llu bytes at 0x%llx): %s",
+			       slot, (unsigned long long)size, (unsigned long long)gpa,
+			       strerror(errno));
+	return 0;
+}
+
+static int create_memory(struct vm *vm, const struct vmmux_config *c, struct errbuf *e)
+{
+	uint64_t bounds[GM_PIECES_MAX + 1];
+	size_t nb = memory_bounds(c, bounds, GM_PIECES_MAX + 1);
+	if (nb < 2)
+		return err_set(e, "guest RAM: no memory");
+	void *p = mmap(NULL, c->mem_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		       -1, 0);
+	if (p == MAP_FAILED)
+		return err_set(e, "guest RAM: reserving %llu bytes: %s",
+			       (unsigned long long)c->mem_bytes, strerror(errno));
+	vm->mem.host = p;
+	vm->mem.size = c->mem_bytes;
+	for (size_t i = 0; i + 1 < nb; i++)
+		if (create_piece(vm, (unsigned)i, bounds[i], bounds[i + 1] - bounds[i], e) < 0)
+			return -1;
+	vm->mem.memfd = vm->mem.npieces == 1 ? vm->mem.pieces[0].memfd : -1;
 	return 0;
 }
 
@@ -117,7 +176,7 @@ int vm_create(struct vm *vm, const struct vmmux_config *c, struct errbuf *e)
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul) < 0)
 		log_debug("KVM_SET_TSS_ADDR: %s (ignored)", strerror(errno));
 
-	if (create_memory(vm, c->mem_bytes, e))
+	if (create_memory(vm, c, e))
 		return -1;
 
 	vm->irqchip = c->irqchip;
@@ -179,8 +238,10 @@ void vm_destroy(struct vm *vm)
 	if (vm->mem.host)
 		munmap(vm->mem.host, vm->mem.size);
 	vm->mem.host = NULL;
-	if (vm->mem.memfd >= 0)
-		close(vm->mem.memfd);
+	for (unsigned i = 0; i < vm->mem.npieces; i++)
+		if (vm->mem.pieces[i].memfd >= 0)
+			close(vm->mem.pieces[i].memfd);
+	vm->mem.npieces = 0;
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)

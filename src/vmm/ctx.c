@@ -1,99 +1,88 @@
 /*
- * ctx.c: the role context for VMMs that run inside the main VMM
- * (include/vmmux/vmmux.h). Every call is made by a role under its VMM's
- * mutex (vmm.c), so the per-VMM state here needs no further locking.
+ * ctx.c: the role context calls of include/vmmux/vmmux.h, for both hosts
+ * (ctx.h). A role makes them from inside its callbacks, which its host
+ * serialises, so nothing here locks.
  */
+#include "vmm/ctx.h"
+
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "util/log.h"
-#include "vm/guest_mem.h"
-#include "vmm/vmm.h"
-
-static const struct guest_mem *granted;
-
-void vmm_registry_set_memory(const struct guest_mem *m)
-{
-	granted = m;
-}
 
 void *vmmux_priv(struct vmmux_ctx *ctx)
 {
-	return ctx->vmm->priv;
+	return ctx->priv;
 }
 
 const char *vmmux_name(struct vmmux_ctx *ctx)
 {
-	return ctx->vmm->name;
+	return ctx->name;
 }
 
 uint16_t vmmux_id(struct vmmux_ctx *ctx)
 {
-	return ctx->vmm->id;
+	return ctx->id;
 }
 
 const char *vmmux_arg(struct vmmux_ctx *ctx, const char *key)
 {
-	const struct vmm_config *c = &ctx->vmm->cfg;
-	for (size_t i = 0; i < c->nargs; i++)
-		if (strcmp(c->args[i].key, key) == 0)
-			return c->args[i].value;
+	for (size_t i = 0; i < ctx->nargs; i++)
+		if (strcmp(ctx->args[i].key, key) == 0)
+			return ctx->args[i].value;
 	return NULL;
 }
 
 int vmmux_input_fd(struct vmmux_ctx *ctx)
 {
-	return ctx->vmm->in_fd;
+	return ctx->in_fd;
 }
 
 int vmmux_output_fd(struct vmmux_ctx *ctx)
 {
-	return ctx->vmm->out_fd;
+	return ctx->out_fd;
 }
 
-/* An in-process VMM is granted all of guest RAM. */
+const struct gm_window *ctx_window(const struct vmmux_ctx *ctx, uint64_t gpa, uint64_t len)
+{
+	for (size_t i = 0; i < ctx->nwindows; i++) {
+		const struct gm_window *w = &ctx->windows[i];
+		if (gpa >= w->gpa && gpa - w->gpa <= w->size && len <= w->size - (gpa - w->gpa))
+			return w;
+	}
+	return NULL;
+}
+
 int vmmux_gm_read(struct vmmux_ctx *ctx, uint64_t gpa, void *buf, size_t len)
 {
-	(void)ctx;
-	const void *p = granted ? gm_ptr(granted, gpa, len) : NULL;
-	if (p == NULL)
+	const struct gm_window *w = ctx_window(ctx, gpa, len);
+	if (w == NULL)
 		return -1;
-	memcpy(buf, p, len);
+	memcpy(buf, w->host + (gpa - w->gpa), len);
 	return 0;
 }
 
 int vmmux_gm_write(struct vmmux_ctx *ctx, uint64_t gpa, const void *buf, size_t len)
 {
-	(void)ctx;
-	void *p = granted ? gm_ptr(granted, gpa, len) : NULL;
-	if (p == NULL)
+	const struct gm_window *w = ctx_window(ctx, gpa, len);
+	if (w == NULL)
 		return -1;
-	memcpy(p, buf, len);
+	memcpy(w->host + (gpa - w->gpa), buf, len);
 	return 0;
 }
 
 int vmmux_raise(struct vmmux_ctx *ctx, const struct vmmux_event *ev)
 {
-	struct vmm *v = ctx->vmm;
-	if (ev == NULL || ev->data != NULL || !vmm_raisable(ev->type))
+	if (ev == NULL || ev->data != NULL || !ctx_raisable(ev->type))
 		return -1;
-	if (v->nraised >= VMM_RAISE_MAX) {
-		if (v->raise_overflow++ == 0)
-			log_warn("vmm '%s': more than %d events raised in one call; the rest are "
-				 "dropped",
-				 v->name, VMM_RAISE_MAX);
-		return -1;
-	}
-	struct vmmux_event *q = &v->raised[v->nraised++];
-	*q = *ev;
-	q->count = q->count ? q->count : 1;
-	return 0;
+	return ctx->raise(ctx, ev);
 }
 
 void vmmux_log(struct vmmux_ctx *ctx, int level, const char *fmt, ...)
 {
-	char prefix[VMMUX_NAME_MAX + 8];
-	snprintf(prefix, sizeof(prefix), "vmm '%s'", ctx->vmm->name);
+	char prefix[CTX_NAME_MAX + 8];
+	snprintf(prefix, sizeof(prefix), "vmm '%s'", ctx->name);
 	if (level < VMMUX_LOG_ERROR)
 		level = VMMUX_LOG_ERROR;
 	if (level > VMMUX_LOG_DEBUG)

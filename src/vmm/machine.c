@@ -34,6 +34,7 @@
 #include "util/log.h"
 #include "vm/cpu_setup.h"
 #include "vm/vm.h"
+#include "vmm/parallel.h"
 #include "vmm/vmm.h"
 
 struct vcpu_boot_state {
@@ -323,27 +324,44 @@ static void raise_watchdog(void)
 	vmm_dispatch_raised(VMM_ID_NONE, &ev, 0);
 }
 
-#define POLL_MAX       (VMM_MAX + 3)
+#define POLL_MAX (3 * VMM_MAX + 3)
 #define INPUT_RETRY_MS 10
 
-/* The main loop: until the run ends. */
+enum poll_kind { POLL_WAKE, POLL_SIGNAL, POLL_TIMER, POLL_INPUT, POLL_PARALLEL };
+
+struct poll_set {
+	struct pollfd fds[POLL_MAX];
+	uint8_t kind[POLL_MAX];
+	uint16_t owner[POLL_MAX];
+	nfds_t n;
+};
+
+static void poll_add(struct poll_set *ps, int fd, enum poll_kind k, uint16_t owner)
+{
+	if (ps->n >= POLL_MAX)
+		return;
+	ps->fds[ps->n] = (struct pollfd){.fd = fd, .events = POLLIN};
+	ps->kind[ps->n] = (uint8_t)k;
+	ps->owner[ps->n++] = owner;
+}
+
+/* The main loop: VMM inputs, parallel VMMs' exits and raises, the
+ * watchdog, signals; until the run ends. */
 static void main_loop(int sig_fd, int timer_fd)
 {
 	bool paused[VMM_MAX] = {false};
 	while (!machine_stopping()) {
-		struct pollfd fds[POLL_MAX];
-		uint16_t owner[POLL_MAX];
-		nfds_t n = 0;
+		struct poll_set ps = {.n = 0};
 		bool any_paused = false;
-		fds[n] = (struct pollfd){.fd = M.wake_fd, .events = POLLIN};
-		owner[n++] = VMM_ID_NONE;
-		fds[n] = (struct pollfd){.fd = sig_fd, .events = POLLIN};
-		owner[n++] = VMM_ID_NONE;
-		if (timer_fd >= 0) {
-			fds[n] = (struct pollfd){.fd = timer_fd, .events = POLLIN};
-			owner[n++] = VMM_ID_NONE;
-		}
-		for (size_t id = 1; id < vmm_count() && n < POLL_MAX; id++) {
+		poll_add(&ps, M.wake_fd, POLL_WAKE, VMM_ID_NONE);
+		poll_add(&ps, sig_fd, POLL_SIGNAL, VMM_ID_NONE);
+		if (timer_fd >= 0)
+			poll_add(&ps, timer_fd, POLL_TIMER, VMM_ID_NONE);
+		for (size_t id = 1; id < vmm_count(); id++) {
+			int pf[2];
+			unsigned np = pvmm_poll_fds(vmm_get((uint16_t)id), pf);
+			for (unsigned k = 0; k < np; k++)
+				poll_add(&ps, pf[k], POLL_PARALLEL, (uint16_t)id);
 			int fd = vmm_input_fd((uint16_t)id);
 			if (fd < 0)
 				continue;
@@ -351,11 +369,13 @@ static void main_loop(int sig_fd, int timer_fd)
 				any_paused = true;
 				continue;
 			}
-			fds[n] = (struct pollfd){.fd = fd, .events = POLLIN};
-			owner[n++] = (uint16_t)id;
+			poll_add(&ps, fd, POLL_INPUT, (uint16_t)id);
 		}
+		int timeout = pvmm_tick();
+		if (any_paused && (timeout < 0 || timeout > INPUT_RETRY_MS))
+			timeout = INPUT_RETRY_MS;
 		router_thread_offline();
-		int r = poll(fds, n, any_paused ? INPUT_RETRY_MS : -1);
+		int r = poll(ps.fds, ps.n, timeout);
 		router_thread_online();
 		if (r < 0) {
 			if (errno == EINTR)
@@ -364,29 +384,37 @@ static void main_loop(int sig_fd, int timer_fd)
 			break;
 		}
 		memset(paused, 0, sizeof(paused));
-		for (nfds_t i = 0; i < n; i++) {
-			if (!fds[i].revents)
+		for (nfds_t i = 0; i < ps.n; i++) {
+			if (!ps.fds[i].revents)
 				continue;
-			if (fds[i].fd == M.wake_fd) {
-				uint64_t v;
-				ssize_t rd = read(M.wake_fd, &v, sizeof(v));
+			uint64_t v;
+			ssize_t rd;
+			switch (ps.kind[i]) {
+			case POLL_WAKE:
+				rd = read(M.wake_fd, &v, sizeof(v));
 				(void)rd;
-			} else if (fds[i].fd == sig_fd) {
+				break;
+			case POLL_SIGNAL: {
 				struct signalfd_siginfo si;
 				if (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 					M.kill_signal = (int)si.ssi_signo;
-					machine_stop(128 + (int)si.ssi_signo,
-						     "stopped by signal %s",
+					machine_stop(128 + (int)si.ssi_signo, "stopped by signal %s",
 						     strsignal((int)si.ssi_signo));
 				}
-			} else if (fds[i].fd == timer_fd) {
-				uint64_t v;
-				ssize_t rd = read(timer_fd, &v, sizeof(v));
+				break;
+			}
+			case POLL_TIMER:
+				rd = read(timer_fd, &v, sizeof(v));
 				(void)rd;
 				raise_watchdog();
-			} else if (owner[i] != VMM_ID_NONE) {
-				if (vmm_input(owner[i]) == 0)
-					paused[owner[i]] = true;
+				break;
+			case POLL_INPUT:
+				if (vmm_input(ps.owner[i]) == 0)
+					paused[ps.owner[i]] = true;
+				break;
+			case POLL_PARALLEL:
+				pvmm_ready(vmm_get(ps.owner[i]), ps.fds[i].fd);
+				break;
 			}
 		}
 	}
@@ -456,12 +484,10 @@ static int machine_setup(struct vmmux_config *c)
 		log_error("%s", M.halted ? e.msg : "out of memory");
 		return EXIT_HOST;
 	}
-	vmm_registry_set_memory(&M.vm.mem);
-	if (vmm_registry_init(c->vmms, c->nvmms, &e) < 0) {
-		log_error("%s", e.msg);
-		return EXIT_USAGE;
-	}
-	struct route_table *t = route_table_build(c->routes, c->nroutes, vmm_resolve, NULL, &e);
+	/* The table first (VMM ids are the config's order, as the registry
+	 * gives them): parallel VMMs are wired to KVM as the table says. */
+	struct route_table *t =
+	    route_table_build(c->routes, c->nroutes, config_vmm_resolve, c, &e);
 	if (t == NULL) {
 		log_error("%s", e.msg);
 		return EXIT_USAGE;
@@ -489,6 +515,16 @@ static int machine_setup(struct vmmux_config *c)
 		log_error("%s", e.msg);
 		return EXIT_IMAGE;
 	}
+	if (pvmm_global_init(M.vm.ncpus + 1, &e) < 0) {
+		log_error("%s", e.msg);
+		return EXIT_HOST;
+	}
+	vmm_registry_set_memory(&M.vm.mem);
+	pvmm_thread_slot = M.vm.ncpus; /* the main thread's request slot */
+	if (vmm_registry_init(c->vmms, c->nvmms, &e) < 0) {
+		log_error("%s", e.msg);
+		return EXIT_USAGE;
+	}
 	if (vm_set_guest_debug(&M.vm, c, &e) < 0) {
 		log_error("%s", e.msg);
 		return EXIT_HOST;
@@ -501,6 +537,11 @@ static int machine_setup(struct vmmux_config *c)
 	return 0;
 }
 
+bool machine_irq_routed_to_main(void)
+{
+	return router_current()->type_default[VMMUX_EV_IRQ] == VMM_ID_MAIN;
+}
+
 static void machine_teardown(void)
 {
 	if (M.stats_json) {
@@ -511,6 +552,7 @@ static void machine_teardown(void)
 	}
 	M.stats_json = NULL;
 	vmm_registry_fini();
+	pvmm_global_fini();
 	router_fini();
 	vm_destroy(&M.vm);
 	free(M.image);

@@ -29,6 +29,7 @@
 #include "stats/stats.h"
 #include "util/log.h"
 #include "vmm/machine.h"
+#include "vmm/parallel.h"
 #include "vmm/vmm.h"
 
 /* The first keys of each type that were logged; later ones are not logged. */
@@ -202,7 +203,9 @@ int main_vmm_handle(struct vmmux_event *ev, struct vmmux_reply *rep)
 				 event_describe(ev, desc, sizeof(desc)));
 		break;
 	case VMMUX_EV_FAULT:
-		log_warn("%s", event_describe(ev, desc, sizeof(desc)));
+		/* A parallel VMM failed: restart it (with backoff). */
+		log_info("%s: restarting it", event_describe(ev, desc, sizeof(desc)));
+		pvmm_schedule_restart((uint16_t)ev->key);
 		break;
 	default:
 		break;

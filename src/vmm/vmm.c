@@ -16,7 +16,9 @@
 #include "event/event.h"
 #include "route/router.h"
 #include "util/log.h"
+#include "vm/guest_mem.h"
 #include "vmm/machine.h"
+#include "vmm/parallel.h"
 
 #define RAISE_DEPTH_MAX 8
 
@@ -25,6 +27,12 @@ static size_t nregistry;
 
 static struct termios saved_tty;
 static bool tty_raw;
+static const struct guest_mem *granted_mem;
+
+void vmm_registry_set_memory(const struct guest_mem *m)
+{
+	granted_mem = m;
+}
 
 size_t vmm_count(void)
 {
@@ -55,7 +63,10 @@ const char *vmm_stats_name(uint16_t id, char *where, size_t wlen)
 	struct vmm *v = vmm_get(id);
 	if (v == NULL)
 		return NULL;
-	snprintf(where, wlen, "in-process");
+	if (v->placement == VMM_PARALLEL)
+		pvmm_where(v, where, wlen);
+	else
+		snprintf(where, wlen, "in-process");
 	return v->name;
 }
 
@@ -131,6 +142,23 @@ static void close_own_fd(int fd)
 		close(fd);
 }
 
+/* Queue an event a role raised during a callback (ctx->raise, in-process). */
+static int inproc_raise(struct vmmux_ctx *ctx, const struct vmmux_event *ev)
+{
+	struct vmm *v = ctx->host;
+	if (v->nraised >= VMM_RAISE_MAX) {
+		if (v->raise_overflow++ == 0)
+			log_warn("vmm '%s': more than %d events raised in one call; the rest are "
+				 "dropped",
+				 v->name, VMM_RAISE_MAX);
+		return -1;
+	}
+	struct vmmux_event *q = &v->raised[v->nraised++];
+	*q = *ev;
+	q->count = q->count ? q->count : 1;
+	return 0;
+}
+
 static struct vmm *vmm_alloc(uint16_t id, const char *name)
 {
 	struct vmm *v = calloc(1, sizeof(*v));
@@ -138,8 +166,12 @@ static struct vmm *vmm_alloc(uint16_t id, const char *name)
 		return NULL;
 	v->id = id;
 	snprintf(v->name, sizeof(v->name), "%s", name);
-	v->ctx.vmm = v;
 	v->in_fd = v->out_fd = -1;
+	v->ctx.host = v;
+	v->ctx.raise = inproc_raise;
+	v->ctx.id = id;
+	snprintf(v->ctx.name, sizeof(v->ctx.name), "%s", name);
+	v->ctx.in_fd = v->ctx.out_fd = -1;
 	pthread_mutex_init(&v->lock, NULL);
 	return v;
 }
@@ -148,6 +180,8 @@ static void vmm_free(struct vmm *v)
 {
 	if (v == NULL)
 		return;
+	if (v->p)
+		pvmm_stop(v);
 	close_own_fd(v->in_fd);
 	close_own_fd(v->out_fd);
 	pthread_mutex_destroy(&v->lock);
@@ -167,6 +201,13 @@ int vmm_config_check(const struct vmm_config *c, struct errbuf *e)
 {
 	char list[256] = "";
 	size_t used = 0;
+	struct raise_grants g;
+	memset(&g, 0, sizeof(g));
+	for (size_t i = 0; i < c->ngrants; i++)
+		if (grant_parse(c->grants[i], &g, e) < 0)
+			return err_prefix(e, "vmm '%s'", c->name);
+	if (c->program != NULL)
+		return 0; /* an external program: its role and arguments are its own */
 	const struct vmmux_role *role = role_find(c->role);
 	if (role == NULL) {
 		for (size_t i = 0; role_at(i) != NULL; i++)
@@ -189,6 +230,30 @@ int vmm_config_check(const struct vmm_config *c, struct errbuf *e)
 			       c->role, c->args[i].key, used ? "arguments: " : "it takes none",
 			       list);
 	}
+	if (grant_parse_list(role->raises, &g, e) < 0)
+		return err_prefix(e, "vmm '%s': role '%s' declares a bad grant", c->name, c->role);
+	return 0;
+}
+
+/* The windows of guest RAM granted to V, in the main VMM's mapping. */
+static int vmm_map_windows(struct vmm *v, struct errbuf *e)
+{
+	const struct vmm_config *c = &v->cfg;
+	if (c->memory_all && granted_mem != NULL) {
+		v->windows[0] = (struct gm_window){0, granted_mem->size, granted_mem->host};
+		v->nwindows = 1;
+	}
+	for (size_t i = 0; i < c->nwindows && !c->memory_all; i++) {
+		const struct vmm_window *w = &c->windows[i];
+		if (granted_mem == NULL || !gm_range_ok(granted_mem, w->gpa, w->size))
+			return err_set(e, "vmm '%s': memory window 0x%llx+0x%llx lies outside guest RAM",
+				       c->name, (unsigned long long)w->gpa,
+				       (unsigned long long)w->size);
+		v->windows[v->nwindows++] =
+		    (struct gm_window){w->gpa, w->size, granted_mem->host + w->gpa};
+	}
+	v->ctx.windows = v->windows;
+	v->ctx.nwindows = v->nwindows;
 	return 0;
 }
 
@@ -196,39 +261,51 @@ static int vmm_add_role(const struct vmm_config *c, struct errbuf *e)
 {
 	if (vmm_config_check(c, e) < 0)
 		return -1;
-	const struct vmmux_role *role = role_find(c->role);
+	const struct vmmux_role *role = c->program ? NULL : role_find(c->role);
 	if (nregistry >= VMM_MAX)
 		return err_set(e, "too many VMMs (at most %d)", VMM_MAX - 1);
 	struct vmm *v = vmm_alloc((uint16_t)nregistry, c->name);
 	if (v == NULL)
 		return err_set(e, "out of memory");
 	v->role = role;
-	v->placement = c->placement;
+	v->placement = c->program ? VMM_PARALLEL : c->placement;
 	v->cfg = *c;
-	v->priv = calloc(1, role->priv_size ? role->priv_size : 1);
-	if (v->priv == NULL) {
-		vmm_free(v);
-		return err_set(e, "out of memory");
+	v->ctx.args = v->cfg.args;
+	v->ctx.nargs = v->cfg.nargs;
+	for (size_t i = 0; i < c->ngrants; i++)
+		grant_parse(c->grants[i], &v->grants, NULL);
+	if (!c->raise_set && role != NULL)
+		grant_parse_list(role->raises, &v->grants, NULL);
+	int rc = vmm_map_windows(v, e);
+	if (rc == 0 && v->placement == VMM_IN_PROCESS) {
+		v->priv = calloc(1, role->priv_size ? role->priv_size : 1);
+		if (v->priv == NULL)
+			rc = err_set(e, "out of memory");
 	}
-	int in = open_input(c, e);
-	if (in == -2) {
+	v->ctx.priv = v->priv;
+	if (rc == 0 && (v->in_fd = open_input(c, e)) == -2)
+		rc = -1;
+	if (rc == 0 && (v->out_fd = open_output(c, e)) == -2)
+		rc = -1;
+	if (rc < 0) {
+		v->in_fd = v->in_fd < 0 ? -1 : v->in_fd;
+		v->out_fd = v->out_fd < 0 ? -1 : v->out_fd;
 		vmm_free(v);
 		return -1;
 	}
-	v->in_fd = in;
-	int out = open_output(c, e);
-	if (out == -2) {
-		vmm_free(v);
-		return -1;
-	}
-	v->out_fd = out;
+	v->ctx.in_fd = v->in_fd;
+	v->ctx.out_fd = v->out_fd;
 	registry[nregistry++] = v;
-	if (role->init && role->init(&v->ctx) < 0) {
+	if (v->placement == VMM_PARALLEL)
+		rc = pvmm_start(v, e);
+	else if (role->init && role->init(&v->ctx) < 0)
+		rc = err_set(e, "vmm '%s' (role %s) failed to start; see the message above",
+			     c->name, c->role);
+	if (rc < 0) {
 		nregistry--;
 		registry[nregistry] = NULL;
 		vmm_free(v);
-		return err_set(e, "vmm '%s' (role %s) failed to start; see the message above",
-			       c->name, c->role);
+		return -1;
 	}
 	return 0;
 }
@@ -322,7 +399,50 @@ static void apply_machine_action(const char *who, const struct vmmux_event *ev,
 	}
 }
 
-int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth)
+/* Call V's role in this process, under its mutex; collect what it raised. */
+static int deliver_in_process(struct vmm *v, struct vmmux_event *ev, struct vmmux_reply *rep,
+			      struct vmmux_event *raised, unsigned *nraised)
+{
+	pthread_mutex_lock(&v->lock);
+	v->cur_vcpu = ev->vcpu;
+	int r = v->role->handle(&v->ctx, ev, rep);
+	*nraised = v->nraised;
+	memcpy(raised, v->raised, v->nraised * sizeof(raised[0]));
+	v->nraised = 0;
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+static void dispatch_raised_list(struct vmm *v, struct vmmux_event *raised, unsigned n,
+				 unsigned depth);
+
+void vmm_dispatch_raised_from(struct vmm *v, struct vmmux_event *raised, unsigned n)
+{
+	dispatch_raised_list(v, raised, n, 0);
+}
+
+/* Route what V raised, each checked against V's grants. */
+static void dispatch_raised_list(struct vmm *v, struct vmmux_event *raised, unsigned n,
+				 unsigned depth)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (!grant_allows(&v->grants, &raised[i])) {
+			char desc[256], why[320];
+			event_describe(&raised[i], desc, sizeof(desc));
+			snprintf(why, sizeof(why), "raised an event it was not granted: %s", desc);
+			if (v->placement == VMM_PARALLEL) {
+				pvmm_fault(v, why);
+			} else {
+				report_failure(v, &raised[i], "raise not granted");
+			}
+			continue;
+		}
+		vmm_dispatch_raised(v->id, &raised[i], depth + 1);
+	}
+}
+
+int vmm_deliver_route(uint16_t id, const struct route *route, struct vmmux_event *ev,
+		      struct vmmux_reply *rep, unsigned depth)
 {
 	memset(rep, 0, sizeof(*rep));
 	struct vmm *v = vmm_get(id);
@@ -330,37 +450,48 @@ int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, un
 		main_vmm_default(ev, rep);
 		return -1;
 	}
-	int r;
+	if (v->role == NULL && v->placement == VMM_IN_PROCESS) {
+		int r = main_vmm_handle(ev, rep);
+		apply_machine_action("the main VMM", ev, rep);
+		return r;
+	}
 	struct vmmux_event raised[VMM_RAISE_MAX];
 	unsigned nraised = 0;
-	if (v->role == NULL) {
-		r = main_vmm_handle(ev, rep);
+	int r;
+	if (v->placement == VMM_PARALLEL) {
+		uint16_t fallback = VMM_ID_NONE;
+		r = pvmm_deliver(v, pvmm_thread_slot, route, ev, rep, raised, &nraised, &fallback);
+		if (r == 1) /* the VMM is down: its route names a fallback */
+			return vmm_deliver_route(fallback, NULL, ev, rep, depth + 1);
+		if (r < 0)
+			report_failure(v, ev, "no answer in time");
 	} else {
-		pthread_mutex_lock(&v->lock);
-		v->cur_vcpu = ev->vcpu;
-		r = v->role->handle(&v->ctx, ev, rep);
-		nraised = v->nraised;
-		memcpy(raised, v->raised, nraised * sizeof(raised[0]));
-		v->nraised = 0;
-		pthread_mutex_unlock(&v->lock);
-		if (r < 0) {
+		r = deliver_in_process(v, ev, rep, raised, &nraised);
+		if (r < 0)
 			report_failure(v, ev, "handler failed");
-		} else if (!reply_valid(ev, rep)) {
-			report_failure(v, ev, "invalid reply");
-			r = -1;
-		}
-		if (r < 0) {
-			memset(rep, 0, sizeof(*rep));
-			main_vmm_default(ev, rep);
-		}
+	}
+	if (r >= 0 && !reply_valid(ev, rep)) {
+		report_failure(v, ev, "invalid reply");
+		if (v->placement == VMM_PARALLEL)
+			pvmm_fault(v, "invalid reply");
+		r = -1;
+	}
+	if (r < 0) {
+		memset(rep, 0, sizeof(*rep));
+		main_vmm_default(ev, rep);
 	}
 	char who[VMMUX_NAME_MAX + 40];
-	snprintf(who, sizeof(who),
-		 r < 0 ? "the built-in default, after vmm '%s' failed" : "vmm '%s'", v->name);
+	snprintf(who, sizeof(who), r < 0 ? "the built-in default, after vmm '%s' failed"
+					 : "vmm '%s'",
+		 v->name);
 	apply_machine_action(who, ev, rep);
-	for (unsigned i = 0; i < nraised; i++)
-		vmm_dispatch_raised(id, &raised[i], depth + 1);
+	dispatch_raised_list(v, raised, nraised, depth);
 	return r < 0 ? -1 : 0;
+}
+
+int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth)
+{
+	return vmm_deliver_route(id, NULL, ev, rep, depth);
 }
 
 int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth)
@@ -368,7 +499,7 @@ int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned 
 	uint64_t t0 = stats_now_ns();
 	struct route_target tg = router_resolve(router_current(), ev);
 	struct route_stats *rs = tg.r->stats;
-	int r = vmm_deliver(tg.vmm, ev, rep, depth);
+	int r = vmm_deliver_route(tg.vmm, tg.r, ev, rep, depth);
 	stats_record(ev->type, tg.vmm, rs, stats_now_ns() - t0);
 	return r;
 }
@@ -395,7 +526,9 @@ int vmm_dispatch_raised(uint16_t src, struct vmmux_event *ev, unsigned depth)
 int vmm_input_fd(uint16_t id)
 {
 	struct vmm *v = vmm_get(id);
-	if (v == NULL || v->role == NULL || v->role->input == NULL || v->input_eof)
+	/* A parallel VMM polls its own input. */
+	if (v == NULL || v->placement != VMM_IN_PROCESS || v->role == NULL ||
+	    v->role->input == NULL || v->input_eof)
 		return -1;
 	return v->in_fd;
 }
@@ -415,8 +548,7 @@ int vmm_input(uint16_t id)
 	if (r < 0)
 		v->input_eof = true;
 	pthread_mutex_unlock(&v->lock);
-	for (unsigned i = 0; i < nraised; i++)
-		vmm_dispatch_raised(id, &raised[i], 1);
+	dispatch_raised_list(v, raised, nraised, 0);
 	return r;
 }
 
@@ -424,6 +556,10 @@ void vmm_reset_all(void)
 {
 	for (size_t i = 1; i < nregistry; i++) {
 		struct vmm *v = registry[i];
+		if (v->placement == VMM_PARALLEL) {
+			pvmm_reset(v, pvmm_thread_slot);
+			continue;
+		}
 		if (v->role->reset == NULL)
 			continue;
 		pthread_mutex_lock(&v->lock);

@@ -18,42 +18,64 @@
 #include "route/table.h"
 #include "stats/stats.h"
 #include "util/err.h"
+#include "vmm/ctx.h"
+#include "vmm/grants.h"
 #include <vmmux/vmmux.h>
 
 #define VMM_ARGS_MAX 16
 #define VMM_RAISE_MAX 16
+#define VMM_WINDOWS_MAX 16
+#define VMM_PROGRAM_ARGS_MAX 16
+#define VMM_GRANTS_MAX 16
+#define VMM_TIMEOUT_DEFAULT_NS 1000000000ull /* a parallel VMM's reply deadline */
 
 enum vmm_placement {
 	VMM_IN_PROCESS = 0, /* runs inside the main VMM */
+	VMM_PARALLEL,       /* runs as a separate, sandboxed process */
 };
 
-struct vmm_arg {
-	char *key;
-	char *value;
+/* A window of guest RAM granted to a VMM (page-aligned). */
+struct vmm_window {
+	uint64_t gpa, size;
 };
 
 /* What the config says of one VMM instance. */
 struct vmm_config {
 	char name[VMMUX_NAME_MAX];
-	char role[VMMUX_NAME_MAX];
+	char role[VMMUX_NAME_MAX]; /* a built-in role, or "external" with program */
 	enum vmm_placement placement;
+	bool placement_set;  /* given explicitly (run --parallel changes the others) */
 	char *input;  /* "stdin", a path, or NULL for none */
 	char *output; /* "stdout", "stderr", a path, or NULL for none */
 	size_t nargs;
 	struct vmm_arg args[VMM_ARGS_MAX];
+	/* an external program (always parallel); NULL for a built-in role */
+	char *program;
+	size_t nprogram_args;
+	char *program_args[VMM_PROGRAM_ARGS_MAX];
+	/* guest memory granted: all of RAM, or windows */
+	bool memory_all;
+	size_t nwindows;
+	struct vmm_window windows[VMM_WINDOWS_MAX];
+	/* what it may raise (grants.h); none given: the role's defaults */
+	bool raise_set;
+	size_t ngrants;
+	char *grants[VMM_GRANTS_MAX];
+	uint64_t timeout_ns; /* reply deadline of a parallel VMM; 0: the default */
 };
 
-/* The context a role sees (opaque to roles; see vmmux.h). */
-struct vmmux_ctx {
-	struct vmm *vmm;
-};
+struct pvmm; /* a parallel VMM's process and transport (parallel.h) */
 
 struct vmm {
 	uint16_t id;
 	char name[VMMUX_NAME_MAX];
-	const struct vmmux_role *role; /* NULL for the main VMM */
+	const struct vmmux_role *role; /* NULL for the main VMM and external programs */
 	enum vmm_placement placement;
 	struct vmm_config cfg;
+	struct raise_grants grants;
+	size_t nwindows;
+	struct gm_window windows[VMM_WINDOWS_MAX]; /* in the main VMM's mapping */
+	/* in-process: the role's context, run under lock */
 	struct vmmux_ctx ctx;
 	void *priv;
 	int in_fd, out_fd;
@@ -64,19 +86,9 @@ struct vmm {
 	unsigned nraised;
 	unsigned raise_overflow;
 	uint16_t cur_vcpu; /* vCPU of the event being handled */
+	/* parallel */
+	struct pvmm *p;
 };
-
-/*
- * The event types a VMM may raise: interrupt requests, platform events,
- * requests, and exceptions (a guest's own report of one it cannot handle).
- * Device events (io, mmio, msr, hlt, hypercall, shutdown) come from vCPUs
- * only, and fault events from the host.
- */
-static inline bool vmm_raisable(unsigned type)
-{
-	return type == VMMUX_EV_IRQ || type == VMMUX_EV_PLATFORM || type == VMMUX_EV_REQUEST ||
-	       type == VMMUX_EV_EXCEPTION;
-}
 
 /* The built-in roles, registered through a table (vmms/roles.c). */
 const struct vmmux_role *role_find(const char *name);
@@ -114,6 +126,10 @@ const char *vmm_stats_name(uint16_t id, char *where, size_t wlen);
  * holds the type's built-in default reply).
  */
 int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth);
+/* The same, for an event that route R (NULL: none) sends to VMM ID: a
+ * parallel VMM then honours R's timeout and fallback. */
+int vmm_deliver_route(uint16_t id, const struct route *r, struct vmmux_event *ev,
+		      struct vmmux_reply *rep, unsigned depth);
 
 /*
  * Route and deliver an event raised by SRC (a VMM id, or VMM_ID_NONE for the
@@ -121,6 +137,10 @@ int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, un
  * main loop. Returns the delivery's result.
  */
 int vmm_dispatch_raised(uint16_t src, struct vmmux_event *ev, unsigned depth);
+
+/* Route N events that V raised outside any request, each checked against
+ * V's grants (an ungranted one is V's fault). */
+void vmm_dispatch_raised_from(struct vmm *v, struct vmmux_event *raised, unsigned n);
 
 /*
  * Route EV through the current table and deliver it (vmm_deliver), recording

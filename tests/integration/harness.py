@@ -98,9 +98,17 @@ def guest(name):
     return path
 
 
+# VMMUX_TEST_PARALLEL=1: the same tests, with every VMM whose placement a
+# test does not give running as a parallel VMM process (vmmux run --parallel).
+PARALLEL = os.environ.get("VMMUX_TEST_PARALLEL") == "1"
+
+
 def run_vmmux(*args, timeout=60, stdin=subprocess.DEVNULL, env=None, cwd=None):
     """Run vmmux with ARGS (in directory CWD when given); returns a Result.
     A timeout is a test failure."""
+    args = list(args)
+    if PARALLEL and args and args[0] == "run" and "--help" not in args:
+        args.insert(1, "--parallel")
     e = dict(os.environ)
     if env:
         e.update(env)

@@ -303,7 +303,7 @@ class Stats(VmmuxTest):
         self.assertEqual(rows["io:0x3f8-0x3ff=uart"], 34)
         self.assertEqual(rows["io:0xf4-0xf7=exit"], 1)
         vmms = {m.group(1): int(m.group(2)) for m in
-                re.finditer(r"(?m)^\s+(\S+) \(in-process\)\s+(\d+)", r.err)}
+                re.finditer(r"(?m)^\s+(\S+) \((?:in-process|pid \d+)\)\s+(\d+)", r.err)}
         self.assertEqual(vmms, {"main": 1, "uart": 34, "exit": 1})
 
     def test_no_stats_without_option(self):

@@ -9,7 +9,7 @@ import os
 import re
 import subprocess
 
-from harness import SRC, VmmuxTest, guest, run_vmmux
+from harness import PARALLEL, SRC, VmmuxTest, guest, run_vmmux
 
 # Every event type the demo raises (all but irq, request and fault).
 RAISED_TYPES = ["io", "mmio", "msr", "hlt", "hypercall", "exception", "shutdown", "platform"]
@@ -44,10 +44,15 @@ def symbol(elf, name):
     raise AssertionError("no symbol %s in %s" % (name, elf))
 
 
+# where each VMM ran, from the last parse_summary: "in-process" or "pid N"
+where = {}
+
+
 def parse_summary(err):
     """The --stats summary: ({type: (count, unrouted)}, {route: count},
     {vmm: count}); each table is found by its header line."""
     types, routes, vmms = {}, {}, {}
+    where.clear()
     section = None
     for line in err.splitlines():
         f = line.split()
@@ -68,9 +73,10 @@ def parse_summary(err):
         elif section == "route" and len(f) >= 2:
             routes[f[0]] = int(f[1])
         elif section == "vmm":
-            m = re.match(r"^\s+(\S+) \(([a-z-]+)\)\s+(\d+)", line)
+            m = re.match(r"^\s+(\S+) \(([^)]+)\)\s+(\d+)", line)
             if m:
                 vmms[m.group(1)] = int(m.group(3))
+                where[m.group(1)] = m.group(2)
     return types, routes, vmms
 
 
@@ -127,6 +133,17 @@ class Demo(VmmuxTest):
         self.assertEqual(self.types["platform"][0], 3)
         # The read of port 0x1234 is the one unrouted port access.
         self.assertEqual(self.types["io"][1], 1)
+
+    def test_summary_where(self):
+        # The main VMM is vmmux itself; the others run where the placement
+        # says: in vmmux's process, or as parallel VMM processes (--parallel).
+        parse_summary(self.r.err)
+        self.assertEqual(where["main"], "in-process")
+        for v in ("uart", "mon", "smm", "chipset", "fault"):
+            if PARALLEL:
+                self.assertRegex(where[v], r"^pid \d+$")
+            else:
+                self.assertEqual(where[v], "in-process")
 
     def test_summary_vmms(self):
         for v in ("uart", "mon", "smm", "chipset", "fault", "main"):

@@ -211,6 +211,8 @@ static int chipset_restore(struct vmmux_ctx *ctx, const void *buf, size_t len)
 	return 0;
 }
 
+static const char *const chipset_raises[] = {"platform:reset", "platform:poweroff", NULL};
+
 const struct vmmux_role vmmux_role_chipset = {
     .abi_version = VMMUX_ROLE_ABI_VERSION,
     .name = "chipset",
@@ -220,4 +222,5 @@ const struct vmmux_role vmmux_role_chipset = {
     .reset = chipset_reset,
     .save = chipset_save,
     .restore = chipset_restore,
+    .raises = chipset_raises,
 };

@@ -69,6 +69,8 @@ static int debug_exit_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev
 
 static const char *const debug_exit_args[] = {"iobase", "iosize", NULL};
 
+static const char *const debug_exit_raises[] = {"request:exit", NULL};
+
 const struct vmmux_role vmmux_role_debug_exit = {
     .abi_version = VMMUX_ROLE_ABI_VERSION,
     .name = "debug-exit",
@@ -77,4 +79,5 @@ const struct vmmux_role vmmux_role_debug_exit = {
     .init = debug_exit_init,
     .handle = debug_exit_handle,
     .args = debug_exit_args,
+    .raises = debug_exit_raises,
 };

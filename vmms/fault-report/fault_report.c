@@ -96,6 +96,8 @@ static int fault_report_handle(struct vmmux_ctx *ctx, const struct vmmux_event *
 
 static const char *const fault_report_args[] = {"iobase", NULL};
 
+static const char *const fault_report_raises[] = {"exception", NULL};
+
 const struct vmmux_role vmmux_role_fault_report = {
     .abi_version = VMMUX_ROLE_ABI_VERSION,
     .name = "fault-report",
@@ -104,4 +106,5 @@ const struct vmmux_role vmmux_role_fault_report = {
     .init = fault_report_init,
     .handle = fault_report_handle,
     .args = fault_report_args,
+    .raises = fault_report_raises,
 };

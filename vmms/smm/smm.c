@@ -142,6 +142,8 @@ static int smm_restore(struct vmmux_ctx *ctx, const void *buf, size_t len)
 	return 0;
 }
 
+static const char *const smm_raises[] = {"platform:smi", NULL};
+
 const struct vmmux_role vmmux_role_smm = {
     .abi_version = VMMUX_ROLE_ABI_VERSION,
     .name = "smm",
@@ -151,4 +153,5 @@ const struct vmmux_role vmmux_role_smm = {
     .reset = smm_reset,
     .save = smm_save,
     .restore = smm_restore,
+    .raises = smm_raises,
 };

@@ -578,6 +578,8 @@ static int uart_restore(struct vmmux_ctx *ctx, const void *buf, size_t len)
 
 static const char *const uart16550_args[] = {"irq", NULL};
 
+static const char *const uart16550_raises[] = {"irq:4", NULL};
+
 const struct vmmux_role vmmux_role_uart16550 = {
     .abi_version = VMMUX_ROLE_ABI_VERSION,
     .name = "uart16550",
@@ -590,4 +592,5 @@ const struct vmmux_role vmmux_role_uart16550 = {
     .save = uart_save,
     .restore = uart_restore,
     .args = uart16550_args,
+    .raises = uart16550_raises,
 };

@@ -383,7 +383,7 @@ static void test_exact_messages(void **state)
 	    {"{\"routes\": [\"io:0x3f8=uart\", \"io:0x60=kbd\", \"io:0x10000=x\"]}",
 	     "vm.json: routes[2]: route 'io:0x10000=x': port 0x10000 is beyond 0xffff"},
 	    {"{\"vmms\": [{\"name\": \"a\", \"role\": \"r\", \"placement\": \"process\"}]}",
-	     "vm.json: vmms[0].placement: placement 'process' is not known (main)"},
+	     "vm.json: vmms[0].placement: placement 'process' is not known (main, parallel)"},
 	    {"{\"machine\": {\"mem\": \"12X\"}}",
 	     "vm.json: machine.mem: '12X': unknown size suffix 'X' (use K, M, G or T)"},
 	    {"{\"machine\": {\"ram\": \"64M\"}}",
@@ -818,7 +818,16 @@ static void test_vmm_option_bad(void **state)
 	    {"mon=monitor,input=stdout", "'stdout' cannot be an input"},
 	    {"mon=monitor,output=stdin", "'stdin' cannot be an output"},
 	    {"mon=monitor,input=", "input is empty (use stdin, none or a path)"},
-	    {"mon=monitor,placement=process", "placement 'process' is not known (main)"},
+	    {"mon=monitor,placement=process", "placement 'process' is not known (main, parallel)"},
+	    {"mon=monitor,memory=0x1000", "memory window '0x1000': expected all, A-B or A+SIZE"},
+	    {"mon=monitor,memory=0x1001+0x1000", "is not 4 KiB-aligned"},
+	    {"mon=monitor,memory=0x2000-0x1000", "the end is below the start"},
+	    {"mon=monitor,raise=irq:300", "grant 'irq:300': the IRQ line is a number from 0 to 255"},
+	    {"mon=monitor,raise=platform:nap", "grant 'platform:nap': unknown platform event"},
+	    {"mon=monitor,raise=bogus", "grant 'bogus': expected irq:LINE[:level]"},
+	    {"mon=monitor,timeout=5", "a duration needs a unit"},
+	    {"mon=monitor,timeout=1s,timeout=2s", "timeout= is given twice"},
+	    {"mon=monitor,program=", "program= is empty"},
 	    {"mon=monitor,a=1,b=2,c=3,d=4,e=5,f=6,g=7,h=8,i=9,j=10,k=11,l=12,m=13,n=14,"
 	     "o=15,p=16,q=17",
 	     "too many arguments (at most 16)"},
@@ -1223,6 +1232,88 @@ static void test_finish_sets_log_level(void **state)
 /* VMM ids                                                                  */
 /* ---------------------------------------------------------------------- */
 
+/* Placement, memory grants, raise grants, timeouts, external programs. */
+static void test_parallel_fields(void **state)
+{
+	(void)state;
+	struct errbuf e;
+	int rc;
+	struct vmmux_config *c = load(
+	    "{\"vmms\": [{\"name\": \"u\", \"role\": \"uart16550\", \"placement\": \"parallel\","
+	    " \"memory\": [\"0x200000+0x100000\", \"0x1000-0x1fff\"], \"raise\": [\"irq:4:level\","
+	    " \"platform:reset\"], \"timeout\": \"50ms\"},"
+	    " {\"name\": \"x\", \"program\": \"bin/dev\", \"program_args\": [\"-v\"],"
+	    " \"memory\": [\"all\"], \"raise\": []}],"
+	    " \"guest\": {\"kernel\": \"k\"}}",
+	    &rc, &e);
+	if (rc != 0)
+		fail_msg("%s", e.msg);
+	const struct vmm_config *u = &c->vmms[0], *x = &c->vmms[1];
+	assert_int_equal(u->placement, VMM_PARALLEL);
+	assert_true(u->placement_set);
+	assert_int_equal(u->nwindows, 2);
+	assert_int_equal(u->ngrants, 2);
+	assert_string_equal(u->grants[0], "irq:4:level");
+	assert_true(u->raise_set);
+	assert_int_equal(u->timeout_ns, 50000000ull);
+	assert_string_equal(x->program, "bin/dev");
+	assert_string_equal(x->role, "external");
+	assert_int_equal(x->placement, VMM_PARALLEL);
+	assert_int_equal(x->nprogram_args, 1);
+	assert_true(x->memory_all);
+	assert_true(x->raise_set);
+	assert_int_equal(x->ngrants, 0);
+	finish_ok(c);
+	/* windows sorted by config_finish */
+	assert_int_equal(c->vmms[0].windows[0].gpa, 0x1000);
+	assert_int_equal(c->vmms[0].windows[1].gpa, 0x200000);
+	drop(c);
+
+	/* --parallel: every VMM without an explicit placement */
+	c = with_kernel();
+	c->all_parallel = true;
+	add_vmm(c, "a=monitor");
+	add_vmm(c, "b=monitor,placement=main");
+	finish_ok(c);
+	assert_int_equal(c->vmms[0].placement, VMM_PARALLEL);
+	assert_int_equal(c->vmms[1].placement, VMM_IN_PROCESS);
+	for (size_t i = 2; i < c->nvmms; i++) /* the PC-like defaults too */
+		assert_int_equal(c->vmms[i].placement, VMM_PARALLEL);
+	drop(c);
+
+	/* the default fault-report VMM reads guest memory */
+	c = with_kernel();
+	finish_ok(c);
+	for (size_t i = 0; i < c->nvmms; i++)
+		assert_int_equal(c->vmms[i].memory_all, strcmp(c->vmms[i].name, "fault") == 0);
+	drop(c);
+
+	/* windows checked against the RAM size, overlaps refused */
+	c = with_kernel();
+	add_vmm(c, "a=monitor,memory=0x3ff0000+0x20000");
+	finish_fails(c, "VMM 'a': memory window 0x3ff0000+0x20000 lies outside the guest RAM "
+			"(64 MiB)");
+	drop(c);
+	c = with_kernel();
+	add_vmm(c, "a=monitor,memory=0x2000+0x2000,memory=0x1000+0x2000");
+	finish_fails(c, "VMM 'a': memory windows at 0x1000 and 0x2000 overlap");
+	drop(c);
+	c = with_kernel();
+	add_vmm(c, "a=external");
+	finish_fails(c, "VMM 'a': role 'external' needs a program (program=PATH)");
+	drop(c);
+
+	expect_error("{\"vmms\": [{\"name\": \"a\", \"role\": \"r\", \"program_args\": [\"x\"]}]}",
+		     "vm.json: vmms[0].program_args: given without a program");
+	expect_error("{\"vmms\": [{\"name\": \"a\", \"role\": \"r\", \"raise\": [\"irq\"]}]}",
+		     "vm.json: vmms[0].raise[0]: grant 'irq'");
+	expect_error("{\"vmms\": [{\"name\": \"a\"}]}",
+		     "vm.json: vmms[0].role: missing (every VMM needs a role, or a program");
+	expect_error("{\"vmms\": [{\"name\": \"a\", \"role\": \"r\", \"placement\": \"main\","
+		     " \"program\": \"p\"}]}",
+		     "an external program runs as a parallel VMM");
+}
+
 static void test_resolve_ids(void **state)
 {
 	(void)state;
@@ -1305,6 +1396,7 @@ int main(void)
 	    cmocka_unit_test(test_finish_hypercall_port_space),
 	    cmocka_unit_test(test_finish_checks),
 	    cmocka_unit_test(test_finish_sets_log_level),
+	    cmocka_unit_test(test_parallel_fields),
 	    cmocka_unit_test(test_resolve_ids),
 	    cmocka_unit_test(test_table_from_config),
 	};

@@ -1,0 +1,138 @@
+/*
+ * sandbox.h: starting a parallel VMM as an isolated process.
+ *
+ * sandbox_spawn forks (from a thread that lives as long as the child should:
+ * PR_SET_PDEATHSIG is tied to the thread that forks) and, in the child,
+ * before it executes the VMM's program, with async-signal-safe calls only:
+ *   - moves the inherited descriptors to 0..2 and HS_SOCKET_FD and closes
+ *     every other one (close_range): no KVM descriptor, no guest RAM but the
+ *     windows that the handshake passes later;
+ *   - resets every signal to its default action, ignores SIGINT, SIGQUIT
+ *     and SIGTSTP (the terminal's signals are the main VMM's to handle; it
+ *     stops its VMMs itself), and unblocks every signal;
+ *   - drops to an unprivileged uid and gid (setgroups(0), setresgid,
+ *     setresuid), which clears every capability, and clears the ambient
+ *     capabilities in any case;
+ *   - sets no_new_privs and PR_SET_PDEATHSIG(SIGKILL) (after the uid change,
+ *     which would clear it), and exits if the parent is already gone;
+ *   - installs the stage-1 seccomp filter (prepared before fork as BPF);
+ *   - executes the program; a failure is reported on a close-on-exec pipe.
+ *
+ * Two seccomp stages. Stage 1, installed before exec, admits what the
+ * dynamic loader, libc start-up and the VMM library's set-up need
+ * (execve, read-only open/openat, mmap of descriptors, sendmsg/recvmsg on
+ * the setup socket, building and installing stage 2) and nothing that
+ * reaches out (no socket, connect, ptrace, process_vm_*, kexec, bpf, mount,
+ * clone/fork, memfd_create, no ioctl but TCGETS on 0-2 for isatty ...).
+ * Stage 2, which the VMM library installs once set-up is done, removes
+ * execve, every open, descriptor mappings and executable memory: from then
+ * on the process can only serve requests (read/write on the descriptors it
+ * holds, futex, poll, anonymous memory, clocks, exit). Filters stack: stage
+ * 2 only narrows stage 1. A forbidden system call, or one made through a
+ * foreign ABI (int 0x80, x32), kills the process with SIGSYS
+ * (SECCOMP_RET_KILL_PROCESS), which the main VMM sees as a crash of that
+ * VMM. Signals: tgkill on the process itself only (abort, raise), whatever
+ * its uid. filter.c lists every admitted call and why.
+ *
+ * Stage 2 confines a VMM that was compromised while serving; a hostile
+ * program simply does not install it. Stage 1 and the uid are what every
+ * VMM program is held to.
+ *
+ * Sanitizer builds (VMMUX_SANITIZED, defined by the build when
+ * b_sanitize is set): the AddressSanitizer and UBSan runtimes' needs at
+ * start-up are within stage 1 and their needs while serving within stage 2;
+ * leak detection must be off in sandboxed children (sandbox_env puts
+ * ASAN_OPTIONS=detect_leaks=0 in their environment), since LeakSanitizer
+ * reads /proc and stops the world at exit, which the filters forbid.
+ */
+#ifndef VMMUX_SANDBOX_SANDBOX_H
+#define VMMUX_SANDBOX_SANDBOX_H
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/err.h"
+
+/* Placeholder for "the installing process's pid" in a filter's program:
+ * above PID_MAX_LIMIT, so never a real pid. */
+#define SANDBOX_SELF_PID 0x7ffff5e1u
+#define SANDBOX_SELF_MAX 8
+
+/* A seccomp program in memory (BPF exported from libseccomp). */
+struct sandbox_filter {
+	struct sock_fprog prog;
+	struct sock_filter *insns; /* owned */
+	/* instructions that compare with SANDBOX_SELF_PID: install writes
+	 * the installing process's pid into them */
+	unsigned nself;
+	uint16_t self_at[SANDBOX_SELF_MAX];
+};
+
+/*
+ * Build the stage-1 (pre-exec) and stage-2 (post-setup) filters (x86-64
+ * only). Stage 2 allows read, write and poll on any descriptor the process
+ * holds: it can no longer obtain new ones. Building stage 2 is allowed under
+ * stage 1 (the VMM library does it in the sandboxed process). 0, or -1 with
+ * a message in e.
+ */
+int sandbox_filter_stage1(struct sandbox_filter *f, struct errbuf *e);
+int sandbox_filter_stage2(struct sandbox_filter *f, struct errbuf *e);
+void sandbox_filter_free(struct sandbox_filter *f);
+
+/*
+ * Install F on the calling thread and its future children (and set
+ * no_new_privs first). The self-only rules (tgkill) are bound to the
+ * calling process: its pid is written into F's program (F->insns is the
+ * caller's memory; after fork, the child's own copy). Async-signal-safe.
+ * 0 or -1 with errno.
+ */
+int sandbox_filter_install(const struct sandbox_filter *f);
+
+struct sandbox_spawn_req {
+	const char *path;  /* the program */
+	char *const *argv; /* NULL-terminated */
+	char *const *envp; /* NULL-terminated: see sandbox_env */
+	int stdin_fd;	   /* descriptors for 0, 1, 2 (-1: /dev/null) */
+	int stdout_fd;
+	int stderr_fd;
+	int setup_sock; /* becomes HS_SOCKET_FD (-1: none, 3 stays closed) */
+	bool drop_uid;	/* false when vmmux does not run as root */
+	uid_t uid;	/* with drop_uid: neither 0 nor -1 */
+	gid_t gid;
+	const struct sandbox_filter *stage1;
+};
+
+/*
+ * Start the program as the request says. Returns the child's pid and sets
+ * *pidfd (pidfd_open, close-on-exec), or -1 with a message in e naming the
+ * program and the step that failed ("cannot execute /x/y: No such file or
+ * directory", "starting /x/y: setresuid(61001): Operation not permitted").
+ * A request that would run the program as root (drop_uid false while vmmux
+ * runs as root) is refused. The child is the caller's to reap (waitid with
+ * P_PIDFD or waitpid); SIGCHLD must not be ignored (the child would be
+ * reaped behind the caller's back). Safe to call from a multi-threaded
+ * process; two concurrent calls do not share state.
+ */
+pid_t sandbox_spawn(const struct sandbox_spawn_req *req, int *pidfd, struct errbuf *e);
+
+/*
+ * The environment to give a sandboxed VMM (req.envp): a minimal one, so
+ * that nothing of vmmux's environment leaks to an untrusted program. PATH,
+ * and in sanitized builds ASAN_OPTIONS (the caller's, followed by
+ * detect_leaks=0: LeakSanitizer cannot work under the filters) and
+ * UBSAN_OPTIONS (the caller's, when set). A caller that builds its own
+ * environment for a sanitized build must add ASAN_OPTIONS=detect_leaks=0.
+ * Fills ENV and returns env->envp.
+ */
+#define SANDBOX_ENV_OPTS_MAX 1024
+struct sandbox_env {
+	char *envp[4];
+	char path[64];
+	char asan[SANDBOX_ENV_OPTS_MAX];
+	char ubsan[SANDBOX_ENV_OPTS_MAX];
+};
+char *const *sandbox_env(struct sandbox_env *env);
+
+#endif

@@ -1,0 +1,13 @@
+/*
+ * control.h: requests of the main VMM to a parallel VMM that are not
+ * guest events. They travel through a request slot like an event (struct
+ * vmmux_event, with a type outside enum vmmux_event_type), and the VMM
+ * library answers them itself, without passing them to the role's handle.
+ */
+#ifndef VMMUX_TRANSPORT_CONTROL_H
+#define VMMUX_TRANSPORT_CONTROL_H
+
+/* The VM is being reset: call the role's reset; reply DONE. */
+#define TP_CTL_RESET 0xff01u
+
+#endif

@@ -1,0 +1,822 @@
+/*
+ * transport.c: the shared-memory path between the main VMM and one parallel
+ * VMM (contract in transport.h).
+ *
+ * Memory ordering. Every hand-off between the sides is a store of a state
+ * word (slot state, ring entry sequence, ring head, doorbell) made after the
+ * data it publishes, and a load of that word made before the data is read.
+ * The sleep/wake decisions are Dekker pairs with sequentially consistent
+ * operations: the sleeper stores its flag and then re-reads the condition;
+ * the waker changes the condition and then reads the flag. At least one of
+ * the two sees the other's store, so a wake-up is never lost.
+ *
+ * Distrust. The main side reads each scalar the VMM may write exactly once
+ * (__atomic loads, never a plain field that the compiler could read twice),
+ * copies structures into private memory before looking at them, indexes
+ * rings only with masked positions, and bounds every loop by a count or by
+ * the caller's deadline.
+ */
+#include "transport/transport.h"
+#include "transport/control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TP_PAGE		 4096u
+#define TP_SLICE_NS	 10000000ull /* longest futex sleep of a waiter */
+#define TP_EXTRA_POLL_NS 1000000ull  /* extras polled at least this often */
+#define TP_POST_TRIES	 4096u	     /* producer retries before "full" */
+#define TP_STATE_TRIES	 64u	     /* state_load retries */
+#define TP_ASYNC_WAIT_MS 100	     /* room wait for raises of posted events */
+#define TP_CLOCK_EVERY	 64u	     /* spin iterations between clock reads */
+
+_Static_assert((TP_RING_ENTRIES & (TP_RING_ENTRIES - 1)) == 0, "ring size a power of two");
+_Static_assert((TP_ASYNC_ENTRIES & (TP_ASYNC_ENTRIES - 1)) == 0, "ring size a power of two");
+_Static_assert(sizeof(struct tp_header) % 64 == 0, "header 64-byte aligned");
+_Static_assert(sizeof(struct tp_slot) % 64 == 0, "slot 64-byte aligned");
+_Static_assert(sizeof(struct tp_ring) % 64 == 0, "ring 64-byte aligned");
+_Static_assert(sizeof(struct tp_async_ring) % 64 == 0, "async ring 64-byte aligned");
+
+/* Relaxed single reads and writes of plain fields of the shared region. */
+#define LOAD1(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
+#define STORE1(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+uint64_t tp_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+	__builtin_ia32_pause();
+}
+
+/* The calling thread's CPU (glibc reads it from rseq: no system call), or
+ * TP_CPU_UNKNOWN. */
+static uint32_t this_cpu(void)
+{
+	int cpu = sched_getcpu();
+	return cpu < 0 ? TP_CPU_UNKNOWN : (uint32_t)cpu;
+}
+
+/* Publish CPU in the hint word W, writing the shared line only on change. */
+static void publish_cpu(_Atomic uint32_t *w, uint32_t cpu)
+{
+	if (atomic_load_explicit(w, memory_order_relaxed) != cpu)
+		atomic_store_explicit(w, cpu, memory_order_relaxed);
+}
+
+/* Shared (not PRIVATE) futex operations: the word lives in a memfd mapped by
+ * two processes; the kernel keys it by the backing page. */
+static long futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t ns)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
+			      .tv_nsec = (long)(ns % 1000000000ull)};
+	return syscall(SYS_futex, (void *)word, FUTEX_WAIT, val, &ts, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *word, int n)
+{
+	syscall(SYS_futex, (void *)word, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+static void efd_signal(int fd)
+{
+	uint64_t one = 1;
+	ssize_t n = write(fd, &one, sizeof(one)); /* EAGAIN: already signalled */
+	(void)n;
+}
+
+static void efd_drain(int fd)
+{
+	uint64_t v;
+	ssize_t n = read(fd, &v, sizeof(v)); /* EAGAIN: nothing to reset */
+	(void)n;
+}
+
+/* ---- layout ------------------------------------------------------------- */
+
+size_t tp_slots_offset(void)
+{
+	return sizeof(struct tp_header);
+}
+
+size_t tp_posted_offset(unsigned nslots)
+{
+	return tp_slots_offset() + (size_t)nslots * sizeof(struct tp_slot);
+}
+
+size_t tp_async_offset(unsigned nslots)
+{
+	return tp_posted_offset(nslots) + sizeof(struct tp_ring);
+}
+
+size_t tp_region_size(unsigned nslots)
+{
+	if (nslots == 0 || nslots > TP_SLOTS_MAX)
+		return 0;
+	size_t end = tp_async_offset(nslots) + sizeof(struct tp_async_ring);
+	return (end + TP_PAGE - 1) & ~(size_t)(TP_PAGE - 1);
+}
+
+static void region_pointers(struct tp_region *r, void *base, unsigned nslots)
+{
+	char *b = base;
+	r->hdr = base;
+	r->slots = (struct tp_slot *)(b + tp_slots_offset());
+	r->posted = (struct tp_ring *)(b + tp_posted_offset(nslots));
+	r->async = (struct tp_async_ring *)(b + tp_async_offset(nslots));
+	r->nslots = nslots;
+}
+
+static void region_clear(struct tp_region *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->memfd = r->vmm_efd = r->async_efd = -1;
+}
+
+static void region_close(struct tp_region *r)
+{
+	if (r->hdr != NULL && r->size != 0)
+		munmap(r->hdr, r->size);
+	if (r->memfd >= 0)
+		close(r->memfd);
+	if (r->vmm_efd >= 0)
+		close(r->vmm_efd);
+	if (r->async_efd >= 0)
+		close(r->async_efd);
+	region_clear(r);
+}
+
+/* ---- main side: set-up --------------------------------------------------- */
+
+int tp_region_create(struct tp_region *r, unsigned nslots, uint64_t spin_ns)
+{
+	region_clear(r);
+	if (nslots == 0 || nslots > TP_SLOTS_MAX || spin_ns > TP_SPIN_NS_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	size_t size = tp_region_size(nslots);
+	int err;
+	r->memfd = memfd_create("vmmux-transport", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (r->memfd < 0)
+		return -1;
+	if (ftruncate(r->memfd, (off_t)size) != 0 ||
+	    fcntl(r->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+		goto fail;
+	void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, r->memfd, 0);
+	if (base == MAP_FAILED)
+		goto fail;
+	r->size = size;
+	region_pointers(r, base, nslots);
+
+	/* The memfd starts zeroed: every slot IDLE, rings at position 0. */
+	struct tp_header *h = r->hdr;
+	h->magic = TP_MAGIC;
+	h->version = TP_VERSION;
+	h->nslots = nslots;
+	h->size = size;
+	atomic_store(&h->spin_ns, spin_ns);
+	atomic_store(&h->main_sleeping, 1);
+	atomic_store(&h->main_cpu, TP_CPU_UNKNOWN);
+	atomic_store(&h->vmm_cpu, TP_CPU_UNKNOWN);
+	for (unsigned i = 0; i < TP_RING_ENTRIES; i++)
+		atomic_store_explicit(&r->posted->e[i].seq, i, memory_order_relaxed);
+	atomic_store(&r->spin_ns, spin_ns);
+
+	r->vmm_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->vmm_efd < 0)
+		goto fail;
+	r->async_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->async_efd < 0)
+		goto fail;
+	atomic_thread_fence(memory_order_seq_cst);
+	return 0;
+fail:
+	err = errno;
+	region_close(r);
+	errno = err;
+	return -1;
+}
+
+void tp_region_destroy(struct tp_region *r)
+{
+	region_close(r);
+}
+
+void tp_set_spin_ns(struct tp_region *r, uint64_t spin_ns)
+{
+	if (spin_ns > TP_SPIN_NS_MAX)
+		spin_ns = TP_SPIN_NS_MAX;
+	atomic_store(&r->spin_ns, spin_ns);
+	atomic_store(&r->hdr->spin_ns, spin_ns);
+}
+
+/* ---- main side: synchronous requests -------------------------------------- */
+
+/* Bytes of string data EV carries (0 when none); false when inconsistent. */
+static bool event_bytes(const struct vmmux_event *ev, size_t *bytes)
+{
+	*bytes = 0;
+	if (!(ev->flags & VMMUX_EVF_STRING))
+		return true;
+	if (ev->type != VMMUX_EV_IO || ev->count == 0 ||
+	    (ev->size != 1 && ev->size != 2 && ev->size != 4 && ev->size != 8))
+		return false;
+	uint64_t n = (uint64_t)ev->count * ev->size;
+	if (n > TP_SLOT_DATA)
+		return false;
+	*bytes = (size_t)n;
+	return true;
+}
+
+static void ring_doorbell(struct tp_region *r)
+{
+	atomic_fetch_add(&r->hdr->doorbell, 1);
+	if (atomic_load(&r->hdr->vmm_sleeping))
+		efd_signal(r->vmm_efd);
+}
+
+/* Take a DONE reply: validate, copy out, release the slot. */
+static enum tp_result collect(struct tp_region *r, unsigned i, struct vmmux_event *ev, size_t bytes,
+			      struct vmmux_reply *rep, int32_t *result, struct vmmux_event *raised,
+			      uint32_t *nraised)
+{
+	struct tp_slot *s = &r->slots[i];
+	struct tp_main_slot *m = &r->main[i];
+	uint32_t rseq = LOAD1(&s->reply_seq);
+	uint32_t nr = LOAD1(&s->nraised);
+	int32_t res = LOAD1(&s->result);
+	if (rseq != atomic_load_explicit(&m->seq, memory_order_relaxed) || nr > TP_RAISE_MAX)
+		return TP_PROTOCOL;
+	struct vmmux_reply rp;
+	memcpy(&rp, &s->rep, sizeof(rp));
+	uint32_t copied = 0;
+	if (raised != NULL) {
+		memcpy(raised, s->raised, (size_t)nr * sizeof(*raised));
+		for (uint32_t k = 0; k < nr; k++)
+			raised[k].data = NULL;
+		copied = nr;
+	}
+	if (bytes != 0 && !(ev->flags & VMMUX_EVF_WRITE))
+		memcpy(ev->data, s->data, bytes);
+	if (rep != NULL)
+		*rep = rp;
+	if (result != NULL)
+		*result = res;
+	if (nraised != NULL)
+		*nraised = copied;
+	/* pending first, then IDLE: tp_main_recover reads them the other way */
+	atomic_store(&m->pending, 0);
+	atomic_store(&s->state, TP_IDLE);
+	return TP_OK;
+}
+
+/* What a waiter makes of a state value: keep waiting, collect, or fail. */
+enum look { LOOK_WAIT, LOOK_DONE, LOOK_BAD };
+
+static enum look look(uint32_t st)
+{
+	if (st == TP_REQ || st == TP_BUSY)
+		return LOOK_WAIT;
+	if (st == TP_DONE)
+		return LOOK_DONE;
+	return LOOK_BAD; /* IDLE while pending, or out of the enum */
+}
+
+static bool aborted(const _Atomic bool *abort)
+{
+	return abort != NULL && atomic_load(abort);
+}
+
+static enum tp_result wait_reply(struct tp_region *r, unsigned i, struct vmmux_event *ev,
+				 size_t bytes, struct vmmux_reply *rep, int32_t *result,
+				 struct vmmux_event *raised, uint32_t *nraised,
+				 uint64_t deadline_ns, const _Atomic bool *abort)
+{
+	struct tp_slot *s = &r->slots[i];
+	uint64_t now = tp_now_ns();
+	uint64_t spin = atomic_load_explicit(&r->spin_ns, memory_order_relaxed);
+	uint32_t cpu = this_cpu();
+	if (cpu != TP_CPU_UNKNOWN &&
+	    atomic_load_explicit(&r->hdr->vmm_cpu, memory_order_relaxed) == cpu)
+		spin = 0; /* the VMM needs this CPU to answer */
+	uint64_t spin_end = now + spin;
+	if (spin_end > deadline_ns)
+		spin_end = deadline_ns;
+
+	/* Spin phase: no system call, the clock read once every 64 rounds. */
+	for (unsigned n = 0; spin != 0; n++) {
+		enum look l = look(atomic_load_explicit(&s->state, memory_order_acquire));
+		if (l == LOOK_DONE)
+			return collect(r, i, ev, bytes, rep, result, raised, nraised);
+		if (l == LOOK_BAD)
+			return TP_PROTOCOL;
+		if (aborted(abort))
+			return TP_ABORTED;
+		if (n % TP_CLOCK_EVERY == TP_CLOCK_EVERY - 1 && tp_now_ns() >= spin_end)
+			break;
+		cpu_relax();
+	}
+
+	/* Sleep phase: announce, re-check, futex-wait on the state word. */
+	for (;;) {
+		atomic_store(&s->waiting, 1);
+		uint32_t st = atomic_load(&s->state);
+		enum look l = look(st);
+		if (l == LOOK_DONE) {
+			atomic_store(&s->waiting, 0);
+			return collect(r, i, ev, bytes, rep, result, raised, nraised);
+		}
+		if (l == LOOK_BAD) {
+			atomic_store(&s->waiting, 0);
+			return TP_PROTOCOL;
+		}
+		if (aborted(abort)) {
+			atomic_store(&s->waiting, 0);
+			return TP_ABORTED;
+		}
+		now = tp_now_ns();
+		if (now >= deadline_ns) {
+			atomic_store(&s->waiting, 0);
+			return TP_TIMEOUT;
+		}
+		uint64_t left = deadline_ns - now;
+		futex_wait(&s->state, st, left < TP_SLICE_NS ? left : TP_SLICE_NS);
+		/* woken, timed out, interrupted or the value moved: look again */
+	}
+}
+
+enum tp_result tp_main_call(struct tp_region *r, unsigned slot, struct vmmux_event *ev,
+			    struct vmmux_reply *rep, int32_t *result, struct vmmux_event *raised,
+			    uint32_t *nraised, uint64_t deadline_ns, const _Atomic bool *abort)
+{
+	size_t bytes;
+	if (slot >= r->nslots || ev == NULL || !event_bytes(ev, &bytes) ||
+	    (bytes != 0 && ev->data == NULL))
+		return TP_INVAL;
+	struct tp_main_slot *m = &r->main[slot];
+	if (atomic_load(&m->pending))
+		return TP_INVAL;
+	struct tp_slot *s = &r->slots[slot];
+	uint32_t seq = atomic_load_explicit(&m->seq, memory_order_relaxed) + 1;
+	atomic_store_explicit(&m->seq, seq, memory_order_relaxed);
+	atomic_store(&m->pending, 1);
+
+	struct vmmux_event copy = *ev;
+	copy.data = NULL; /* no pointer of ours reaches the VMM */
+	memcpy(&s->ev, &copy, sizeof(copy));
+	if (bytes != 0 && (ev->flags & VMMUX_EVF_WRITE))
+		memcpy(s->data, ev->data, bytes);
+	STORE1(&s->seq, seq);
+	publish_cpu(&r->hdr->main_cpu, this_cpu());
+	atomic_store(&s->state, TP_REQ);
+	ring_doorbell(r);
+	return wait_reply(r, slot, ev, bytes, rep, result, raised, nraised, deadline_ns, abort);
+}
+
+enum tp_result tp_main_wait(struct tp_region *r, unsigned slot, struct vmmux_event *ev,
+			    struct vmmux_reply *rep, int32_t *result, struct vmmux_event *raised,
+			    uint32_t *nraised, uint64_t deadline_ns, const _Atomic bool *abort)
+{
+	size_t bytes;
+	if (slot >= r->nslots || ev == NULL || !event_bytes(ev, &bytes) ||
+	    (bytes != 0 && ev->data == NULL) || !atomic_load(&r->main[slot].pending))
+		return TP_INVAL;
+	return wait_reply(r, slot, ev, bytes, rep, result, raised, nraised, deadline_ns, abort);
+}
+
+bool tp_main_pending(const struct tp_region *r, unsigned slot)
+{
+	return slot < r->nslots && atomic_load(&r->main[slot].pending);
+}
+
+/* ---- main side: posted ring ------------------------------------------------ */
+
+enum tp_result tp_main_post(struct tp_region *r, const struct vmmux_event *ev)
+{
+	if (ev == NULL || (ev->flags & VMMUX_EVF_STRING))
+		return TP_INVAL;
+	struct tp_ring *q = r->posted;
+	uint64_t pos = atomic_load_explicit(&q->head, memory_order_relaxed);
+	for (unsigned tries = 0; tries < TP_POST_TRIES; tries++) {
+		struct tp_ring_entry *e = &q->e[pos & (TP_RING_ENTRIES - 1)];
+		uint64_t seq = atomic_load_explicit(&e->seq, memory_order_acquire);
+		int64_t dif = (int64_t)(seq - pos);
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(&q->head, &pos, pos + 1,
+								  memory_order_relaxed,
+								  memory_order_relaxed)) {
+				struct vmmux_event copy = *ev;
+				copy.data = NULL;
+				memcpy(&e->ev, &copy, sizeof(copy));
+				atomic_store_explicit(&e->seq, pos + 1, memory_order_release);
+				ring_doorbell(r);
+				return TP_OK;
+			}
+			/* pos now holds the head another producer moved to */
+		} else if (dif < 0) {
+			return TP_FULL; /* the entry a lap ago is not consumed yet */
+		} else {
+			pos = atomic_load_explicit(&q->head, memory_order_relaxed);
+		}
+	}
+	return TP_FULL; /* contention that does not end: a corrupted ring */
+}
+
+/* ---- main side: VMM failure ------------------------------------------------ */
+
+void tp_main_wake_all(struct tp_region *r)
+{
+	for (unsigned i = 0; i < r->nslots; i++)
+		futex_wake(&r->slots[i].state, INT_MAX);
+}
+
+unsigned tp_main_recover(struct tp_region *r, unsigned *pending)
+{
+	unsigned busy = 0, npending = 0;
+	for (unsigned i = 0; i < r->nslots; i++) {
+		struct tp_slot *s = &r->slots[i];
+		struct tp_main_slot *m = &r->main[i];
+		/* state before pending: collect() clears pending before IDLE */
+		uint32_t st = atomic_load(&s->state);
+		if (!atomic_load(&m->pending)) {
+			/* Nothing of ours: whatever the VMM left there goes. A call
+			 * that starts meanwhile sets pending before REQ, so it is
+			 * either seen above or stores REQ after this; in the one
+			 * race left (its REQ replacing a stale REQ just before
+			 * this exchange), its waiter sees IDLE, returns
+			 * TP_PROTOCOL, and the next recovery re-arms it. */
+			if (st != TP_IDLE)
+				atomic_compare_exchange_strong(&s->state, &st, TP_IDLE);
+			continue;
+		}
+		npending++;
+		uint32_t seq = atomic_load_explicit(&m->seq, memory_order_relaxed);
+		if (st == TP_REQ)
+			continue;
+		if (st == TP_DONE && LOAD1(&s->reply_seq) == seq &&
+		    LOAD1(&s->nraised) <= TP_RAISE_MAX)
+			continue; /* a complete reply: tp_main_wait takes it */
+		/* BUSY (the handler may have run), or a state the VMM had no
+		 * business leaving: deliver again. */
+		STORE1(&s->seq, seq);
+		if (atomic_compare_exchange_strong(&s->state, &st, TP_REQ))
+			busy++;
+	}
+	if (pending != NULL)
+		*pending = npending;
+	return busy;
+}
+
+void tp_main_cancel(struct tp_region *r, unsigned slot)
+{
+	if (slot >= r->nslots || !atomic_load(&r->main[slot].pending))
+		return;
+	atomic_store(&r->main[slot].pending, 0);
+	atomic_store(&r->slots[slot].state, TP_IDLE);
+}
+
+/* ---- main side: async ring -------------------------------------------------- */
+
+bool tp_main_async_pop(struct tp_region *r, struct vmmux_event *ev)
+{
+	struct tp_async_ring *q = r->async;
+	uint64_t tail = r->async_tail;
+	uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+	if (head == tail)
+		return false;
+	if (head - tail > TP_ASYNC_ENTRIES) {
+		/* a head the VMM could not have reached: drop everything */
+		r->async_tail = head;
+		atomic_store_explicit(&q->tail, head, memory_order_release);
+		return false;
+	}
+	memcpy(ev, &q->e[tail & (TP_ASYNC_ENTRIES - 1)], sizeof(*ev));
+	ev->data = NULL;
+	r->async_tail = tail + 1;
+	atomic_store_explicit(&q->tail, tail + 1, memory_order_release);
+	return true;
+}
+
+bool tp_main_async_sleep(struct tp_region *r)
+{
+	atomic_store(&r->hdr->main_sleeping, 1);
+	return atomic_load(&r->async->head) != r->async_tail;
+}
+
+void tp_main_async_awake(struct tp_region *r)
+{
+	atomic_store(&r->hdr->main_sleeping, 0);
+	efd_drain(r->async_efd);
+}
+
+/* ---- role state --------------------------------------------------------------- */
+
+long tp_state_load(const struct tp_region *r, void *buf, size_t cap)
+{
+	const struct tp_header *h = r->hdr;
+	for (unsigned tries = 0; tries < TP_STATE_TRIES; tries++) {
+		uint64_t seq = atomic_load_explicit(&h->state_seq, memory_order_acquire);
+		if (seq == 0)
+			return 0;
+		unsigned b = (unsigned)(seq & 1);
+		uint32_t len = LOAD1(&h->state_len[b]);
+		if (len > TP_STATE_MAX) {
+			errno = EPROTO;
+			return -1;
+		}
+		if (len > cap) {
+			errno = ENOSPC;
+			return -1;
+		}
+		memcpy(buf, h->state[b], len);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&h->state_seq, memory_order_relaxed) == seq)
+			return (long)len;
+		cpu_relax();
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
+int tp_state_store(struct tp_region *r, const void *buf, size_t len)
+{
+	if (len > TP_STATE_MAX || (len != 0 && buf == NULL)) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct tp_header *h = r->hdr;
+	uint64_t seq = atomic_load_explicit(&h->state_seq, memory_order_relaxed);
+	unsigned b = (unsigned)((seq + 1) & 1);
+	/* the previous bump is ordered before these writes (seqlock writer) */
+	atomic_thread_fence(memory_order_release);
+	if (len != 0)
+		memcpy(h->state[b], buf, len);
+	STORE1(&h->state_len[b], (uint32_t)len);
+	atomic_store_explicit(&h->state_seq, seq + 1, memory_order_release);
+	return 0;
+}
+
+/* ---- VMM side ------------------------------------------------------------------ */
+
+int tp_region_attach(struct tp_region *r, int memfd, int vmm_efd, int async_efd)
+{
+	region_clear(r);
+	struct stat st;
+	if (fstat(memfd, &st) != 0)
+		return -1;
+	size_t max = tp_region_size(TP_SLOTS_MAX);
+	if (st.st_size < (off_t)sizeof(struct tp_header) || st.st_size > (off_t)max) {
+		errno = EPROTO;
+		return -1;
+	}
+	size_t size = (size_t)st.st_size;
+	void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (base == MAP_FAILED)
+		return -1;
+	struct tp_header *h = base;
+	uint32_t nslots = LOAD1(&h->nslots);
+	if (LOAD1(&h->magic) != TP_MAGIC || LOAD1(&h->version) != TP_VERSION || nslots == 0 ||
+	    nslots > TP_SLOTS_MAX || tp_region_size(nslots) != size || LOAD1(&h->size) != size) {
+		munmap(base, size);
+		errno = EPROTO;
+		return -1;
+	}
+	r->size = size;
+	region_pointers(r, base, nslots);
+	r->memfd = memfd;
+	r->vmm_efd = vmm_efd;
+	r->async_efd = async_efd;
+	/* differs from the doorbell: the first tp_vmm_wait returns at once */
+	r->vmm_seen = atomic_load(&h->doorbell) - 1;
+	return 0;
+}
+
+void tp_region_detach(struct tp_region *r)
+{
+	region_close(r);
+}
+
+/* An event as the VMM side accepts it (the main side checked it too). */
+static bool event_consistent(const struct vmmux_event *ev, size_t *bytes)
+{
+	/* control requests (control.h) are answered by the VMM library */
+	return (ev->type < VMMUX_EV__COUNT || ev->type == TP_CTL_RESET) && event_bytes(ev, bytes);
+}
+
+/* Raises of a posted event's handler go to the async ring, waiting a
+ * bounded time for room. */
+static void push_raised(struct tp_region *r, const struct vmmux_event *raised, uint32_t n)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		for (int waited = 0; tp_vmm_async_push(r, &raised[k]) != 0; waited++) {
+			if (waited >= TP_ASYNC_WAIT_MS)
+				return; /* the main loop does not drain: give up */
+			efd_signal(r->async_efd);
+			poll(NULL, 0, 1);
+		}
+	}
+}
+
+static unsigned serve_posted(struct tp_region *r, tp_handler_fn handler, void *arg,
+			     void (*save)(void *arg))
+{
+	struct tp_ring *q = r->posted;
+	uint64_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
+	unsigned n = 0;
+	for (unsigned k = 0; k < TP_RING_ENTRIES; k++) {
+		struct tp_ring_entry *e = &q->e[pos & (TP_RING_ENTRIES - 1)];
+		uint64_t seq = atomic_load_explicit(&e->seq, memory_order_acquire);
+		if (seq == pos + TP_RING_ENTRIES) {
+			/* consumed by a predecessor that died before moving tail */
+			pos++;
+			atomic_store_explicit(&q->tail, pos, memory_order_release);
+			continue;
+		}
+		if (seq != pos + 1)
+			break; /* empty, or the producer has not published yet */
+		struct vmmux_event ev;
+		memcpy(&ev, &e->ev, sizeof(ev));
+		ev.data = NULL;
+		size_t bytes;
+		if (event_consistent(&ev, &bytes) && bytes == 0) {
+			struct vmmux_reply rep = {.action = VMMUX_ACT_DONE};
+			struct vmmux_event raised[TP_RAISE_MAX];
+			uint32_t nr = 0;
+			handler(arg, &ev, &rep, raised, &nr);
+			if (nr > TP_RAISE_MAX)
+				nr = TP_RAISE_MAX;
+			if (save != NULL)
+				save(arg);
+			push_raised(r, raised, nr);
+		}
+		/* consumed only now: a crash in the handler leaves it queued */
+		atomic_store_explicit(&e->seq, pos + TP_RING_ENTRIES, memory_order_release);
+		pos++;
+		atomic_store_explicit(&q->tail, pos, memory_order_release);
+		n++;
+	}
+	return n;
+}
+
+static void serve_slot(struct tp_slot *s, tp_handler_fn handler, void *arg, void (*save)(void *arg))
+{
+	struct vmmux_event ev;
+	memcpy(&ev, &s->ev, sizeof(ev));
+	uint32_t seq = LOAD1(&s->seq);
+	struct vmmux_reply rep = {.action = VMMUX_ACT_DONE};
+	struct vmmux_event raised[TP_RAISE_MAX];
+	uint32_t nr = 0;
+	int32_t res;
+	size_t bytes;
+	if (!event_consistent(&ev, &bytes)) {
+		res = -EINVAL;
+	} else {
+		ev.data = bytes != 0 ? s->data : NULL;
+		res = handler(arg, &ev, &rep, raised, &nr);
+		if (nr > TP_RAISE_MAX)
+			nr = TP_RAISE_MAX;
+		if (save != NULL)
+			save(arg);
+	}
+	for (uint32_t k = 0; k < nr; k++)
+		raised[k].data = NULL;
+	memcpy(&s->rep, &rep, sizeof(rep));
+	memcpy(s->raised, raised, (size_t)nr * sizeof(raised[0]));
+	STORE1(&s->result, res);
+	STORE1(&s->nraised, nr);
+	STORE1(&s->reply_seq, seq);
+	atomic_store(&s->state, TP_DONE);
+	if (atomic_load(&s->waiting))
+		futex_wake(&s->state, 1);
+}
+
+unsigned tp_vmm_serve(struct tp_region *r, tp_handler_fn handler, void *arg,
+		      void (*save)(void *arg))
+{
+	/* Requests rung after this load change the doorbell again, so the
+	 * next tp_vmm_wait returns at once; those before it are seen below. */
+	r->vmm_seen = atomic_load(&r->hdr->doorbell);
+	unsigned n = serve_posted(r, handler, arg, save);
+	for (unsigned i = 0; i < r->nslots; i++) {
+		struct tp_slot *s = &r->slots[i];
+		uint32_t st = TP_REQ;
+		if (atomic_load_explicit(&s->state, memory_order_relaxed) != TP_REQ ||
+		    !atomic_compare_exchange_strong(&s->state, &st, TP_BUSY))
+			continue;
+		serve_slot(s, handler, arg, save);
+		n++;
+	}
+	return n;
+}
+
+/* Poll the extras without waiting; their bits. */
+static unsigned poll_extras(const int *extra, unsigned nextra)
+{
+	struct pollfd p[31];
+	for (unsigned k = 0; k < nextra; k++)
+		p[k] = (struct pollfd){.fd = extra[k], .events = POLLIN};
+	unsigned mask = 0;
+	if (poll(p, nextra, 0) > 0)
+		for (unsigned k = 0; k < nextra; k++)
+			if (p[k].revents & (POLLIN | POLLHUP | POLLERR))
+				mask |= 1u << (k + 1);
+	return mask;
+}
+
+unsigned tp_vmm_wait(struct tp_region *r, const int *extra, unsigned nextra, int timeout_ms)
+{
+	struct tp_header *h = r->hdr;
+	if (extra == NULL || nextra > 31)
+		nextra = extra == NULL ? 0 : 31;
+	uint32_t seen = r->vmm_seen;
+	bool rung = atomic_load_explicit(&h->doorbell, memory_order_acquire) != seen;
+
+	uint64_t spin = atomic_load_explicit(&h->spin_ns, memory_order_relaxed);
+	if (spin > TP_SPIN_NS_MAX)
+		spin = TP_SPIN_NS_MAX;
+	uint32_t cpu = this_cpu();
+	publish_cpu(&h->vmm_cpu, cpu);
+	if (cpu != TP_CPU_UNKNOWN &&
+	    atomic_load_explicit(&h->main_cpu, memory_order_relaxed) == cpu)
+		spin = 0; /* the caller just woken needs this CPU to go on */
+	if (!rung && spin != 0) {
+		uint64_t end = tp_now_ns() + spin;
+		for (unsigned n = 0;; n++) {
+			if (atomic_load_explicit(&h->doorbell, memory_order_acquire) != seen) {
+				rung = true;
+				break;
+			}
+			if (n % TP_CLOCK_EVERY == TP_CLOCK_EVERY - 1 && tp_now_ns() >= end)
+				break;
+			cpu_relax();
+		}
+	}
+	if (!rung) {
+		atomic_store(&h->vmm_sleeping, 1);
+		rung = atomic_load(&h->doorbell) != seen;
+		if (rung)
+			atomic_store(&h->vmm_sleeping, 0);
+	}
+	if (rung) {
+		unsigned mask = 1;
+		if (nextra != 0) {
+			uint64_t now = tp_now_ns();
+			if (now - r->vmm_extra_ns >= TP_EXTRA_POLL_NS) {
+				r->vmm_extra_ns = now;
+				mask |= poll_extras(extra, nextra);
+			}
+		}
+		return mask;
+	}
+
+	struct pollfd p[32];
+	p[0] = (struct pollfd){.fd = r->vmm_efd, .events = POLLIN};
+	for (unsigned k = 0; k < nextra; k++)
+		p[k + 1] = (struct pollfd){.fd = extra[k], .events = POLLIN};
+	int rc = poll(p, nextra + 1, timeout_ms);
+	atomic_store(&h->vmm_sleeping, 0);
+	unsigned mask = 0;
+	if (rc > 0) {
+		if (p[0].revents & POLLIN)
+			efd_drain(r->vmm_efd);
+		for (unsigned k = 0; k < nextra; k++)
+			if (p[k + 1].revents & (POLLIN | POLLHUP | POLLERR))
+				mask |= 1u << (k + 1);
+	}
+	r->vmm_extra_ns = tp_now_ns();
+	if (atomic_load(&h->doorbell) != seen)
+		mask |= 1;
+	return mask;
+}
+
+int tp_vmm_async_push(struct tp_region *r, const struct vmmux_event *ev)
+{
+	struct tp_async_ring *q = r->async;
+	uint64_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+	if (head - tail >= TP_ASYNC_ENTRIES)
+		return -1;
+	struct vmmux_event copy = *ev;
+	copy.data = NULL;
+	memcpy(&q->e[head & (TP_ASYNC_ENTRIES - 1)], &copy, sizeof(copy));
+	atomic_store(&q->head, head + 1);
+	if (atomic_load(&r->hdr->main_sleeping))
+		efd_signal(r->async_efd);
+	return 0;
+}

@@ -1,0 +1,48 @@
+/*
+ * grants.h: what a VMM may raise.
+ *
+ * A VMM raises events to ask for what only the main VMM can do (vmmux_raise):
+ * an interrupt line, a platform event, a request, or a guest-reported
+ * exception. Each VMM holds a set of grants, from its config ("raise") or,
+ * when the config gives none, from its built-in role's declared defaults
+ * (struct vmmux_role.raises). The main VMM checks every raised event against
+ * them, whatever the VMM's placement; a parallel VMM that raises what it was
+ * not granted is at fault.
+ *
+ * Grant syntax (config "raise" lists, --vmm raise=GRANT, role defaults):
+ *   irq:LINE[:level]   the interrupt line LINE (0-255); ":level" marks it
+ *                      level-triggered (wired with a resample irqfd)
+ *   platform:NAME      smi, reset, poweroff, powerbtn or watchdog
+ *   request:NAME       exit
+ *   exception          guest-reported exceptions (any vector)
+ */
+#ifndef VMMUX_VMM_GRANTS_H
+#define VMMUX_VMM_GRANTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/err.h"
+#include <vmmux/vmmux.h>
+
+struct raise_grants {
+	uint64_t irq[4];       /* bit per line 0-255 */
+	uint64_t irq_level[4]; /* level-triggered lines */
+	uint32_t platform;     /* bit per enum vmmux_platform_code */
+	uint32_t request;      /* bit per enum vmmux_request_kind */
+	bool exception;
+};
+
+/* Add the grant S to G; -1 with a message quoting S. */
+int grant_parse(const char *s, struct raise_grants *g, struct errbuf *e);
+
+/* Add every grant of a NULL-terminated list (a role's defaults). */
+int grant_parse_list(const char *const *list, struct raise_grants *g, struct errbuf *e);
+
+/* True when G allows EV (type, key) to be raised. */
+bool grant_allows(const struct raise_grants *g, const struct vmmux_event *ev);
+
+/* True when line LINE is granted, and whether it is level-triggered. */
+bool grant_irq(const struct raise_grants *g, unsigned line, bool *level);
+
+#endif

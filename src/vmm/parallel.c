@@ -1,0 +1,752 @@
+/*
+ * parallel.c: the main VMM's side of a parallel VMM (parallel.h).
+ */
+#include "vmm/parallel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "event/event.h"
+#include "sandbox/sandbox.h"
+#include "transport/control.h"
+#include "transport/handshake.h"
+#include "transport/transport.h"
+#include "util/log.h"
+#include "vm/vm.h"
+#include "vmm/machine.h"
+
+#define SETUP_TIMEOUT_MS  5000
+#define STOP_GRACE_MS     200
+#define BACKOFF_MIN_NS    10000000ull    /* 10 ms */
+#define BACKOFF_MAX_NS    1000000000ull  /* 1 s */
+#define HEALTHY_NS        10000000000ull /* 10 s up: the backoff starts over */
+#define RESTARTS_WINDOW_NS 60000000000ull /* at most RESTARTS_MAX per minute */
+#define RESTARTS_MAX      20
+#define UID_BASE          61000 /* parallel VMM N runs as uid and gid UID_BASE + N */
+#define SPIN_DEFAULT_NS   0
+
+__thread unsigned pvmm_thread_slot;
+
+enum pvmm_state {
+	PV_STARTING = 0,
+	PV_UP,
+	PV_DOWN,   /* the process is gone; a restart may be scheduled */
+	PV_FAILED, /* given up: too many restarts, or it could not start */
+	PV_STOPPED,
+};
+
+/* Fault reasons (the value of a VMMUX_EV_FAULT event). */
+enum { FAULT_CRASH = 1, FAULT_TIMEOUT = 2, FAULT_PROTOCOL = 3 };
+
+struct pvmm {
+	struct vmm *v;
+	struct tp_region region; /* outlives the processes: pending requests survive */
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* state changes */
+	_Atomic int state;
+	_Atomic bool dead; /* waiters stop waiting for the current process */
+	pid_t pid;
+	int pidfd;
+	int sock;
+	int fault_reason; /* why the current process is being killed */
+	char fault_why[160];
+	unsigned restarts;
+	unsigned recent_restarts;
+	uint64_t window_start_ns;
+	uint64_t up_since_ns;
+	uint64_t backoff_ns;
+	uint64_t restart_at_ns; /* 0: none scheduled */
+	uint64_t maybe_duplicated; /* re-delivered after their handler had started */
+	uint64_t redelivered;	   /* re-delivered in all */
+	int irqfd[HS_IRQS_MAX], resamplefd[HS_IRQS_MAX];
+	struct hs_irq irqs[HS_IRQS_MAX];
+	unsigned nirqs;
+};
+
+static struct {
+	unsigned nslots;
+	char self[PATH_MAX];
+	struct sandbox_filter stage1;
+	bool have_filter;
+	struct sandbox_env env;
+	char *const *envp;
+} G;
+
+static uint64_t now_ns(void)
+{
+	return tp_now_ns();
+}
+
+int pvmm_global_init(unsigned nslots, struct errbuf *e)
+{
+	if (nslots > TP_SLOTS_MAX)
+		return err_set(e, "%u request slots: at most %u", nslots, TP_SLOTS_MAX);
+	G.nslots = nslots;
+	ssize_t n = readlink("/proc/self/exe", G.self, sizeof(G.self) - 1);
+	if (n <= 0)
+		return err_set(e, "cannot find vmmux's own executable: %s", strerror(errno));
+	G.self[n] = '\0';
+	if (sandbox_filter_stage1(&G.stage1, e) < 0)
+		return -1;
+	G.have_filter = true;
+	G.envp = sandbox_env(&G.env);
+	return 0;
+}
+
+void pvmm_global_fini(void)
+{
+	if (G.have_filter)
+		sandbox_filter_free(&G.stage1);
+	G.have_filter = false;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Wire V's granted IRQ lines to KVM with irqfds, when the in-kernel irqchip
+ * exists and the table sends interrupt requests to the main VMM (the table
+ * stays the single source of truth: with irq events routed elsewhere, the
+ * VMM's raises take the ordinary path). */
+static void wire_irqs(struct pvmm *p)
+{
+	struct vm *vm = machine_vm();
+	p->nirqs = 0;
+	for (unsigned line = 0; line < 256 && p->nirqs < HS_IRQS_MAX; line++) {
+		bool level;
+		if (!grant_irq(&p->v->grants, line, &level))
+			continue;
+		struct hs_irq *q = &p->irqs[p->nirqs];
+		q->line = line;
+		q->level = level;
+		q->wired = 0;
+		p->irqfd[p->nirqs] = p->resamplefd[p->nirqs] = -1;
+		if (vm->irqchip && machine_irq_routed_to_main()) {
+			int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+			int rfd = level ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+			struct kvm_irqfd req = {
+				.fd = (uint32_t)fd,
+				.gsi = line,
+				.flags = level ? KVM_IRQFD_FLAG_RESAMPLE : 0,
+				.resamplefd = (uint32_t)rfd,
+			};
+			if (fd >= 0 && (!level || rfd >= 0) &&
+			    ioctl(vm->vm_fd, KVM_IRQFD, &req) == 0) {
+				q->wired = 1;
+				p->irqfd[p->nirqs] = fd;
+				p->resamplefd[p->nirqs] = rfd;
+			} else {
+				log_warn("vmm '%s': IRQ %u cannot be wired with KVM_IRQFD (%s): its "
+					 "raises go through the main VMM",
+					 p->v->name, line, strerror(errno));
+				if (fd >= 0)
+					close(fd);
+				if (rfd >= 0)
+					close(rfd);
+			}
+		}
+		p->nirqs++;
+	}
+}
+
+static void unwire_irqs(struct pvmm *p)
+{
+	struct vm *vm = machine_vm();
+	for (unsigned i = 0; i < p->nirqs; i++) {
+		if (p->irqfd[i] >= 0) {
+			struct kvm_irqfd req = {
+				.fd = (uint32_t)p->irqfd[i],
+				.gsi = p->irqs[i].line,
+				.flags = KVM_IRQFD_FLAG_DEASSIGN,
+			};
+			ioctl(vm->vm_fd, KVM_IRQFD, &req);
+		}
+		close_fd(&p->irqfd[i]);
+		close_fd(&p->resamplefd[i]);
+	}
+	p->nirqs = 0;
+}
+
+/* The hello of V, and its descriptors in order. */
+static int build_hello(struct pvmm *p, struct hs_hello *h, int *fds, unsigned *nfds,
+		       struct errbuf *e)
+{
+	struct vmm *v = p->v;
+	const struct guest_mem *m = &machine_vm()->mem;
+	memset(h, 0, sizeof(*h));
+	h->magic = HS_MAGIC;
+	h->version_min = HS_VERSION_MIN;
+	h->version_max = HS_VERSION_MAX;
+	h->features = HS_F_POSTED | HS_F_STATE | HS_F_IRQFD;
+	snprintf(h->name, sizeof(h->name), "%s", v->name);
+	if (v->cfg.program == NULL)
+		snprintf(h->role, sizeof(h->role), "%s", v->cfg.role);
+	h->id = v->id;
+	h->nslots = G.nslots;
+	h->spin_ns = SPIN_DEFAULT_NS;
+	h->log_level = (uint32_t)log_level;
+	unsigned n = 0;
+	fds[n++] = p->region.memfd;
+	fds[n++] = p->region.vmm_efd;
+	fds[n++] = p->region.async_efd;
+	/* the pieces of RAM inside the granted windows */
+	for (unsigned i = 0; i < m->npieces; i++) {
+		const struct gm_piece *pc = &m->pieces[i];
+		bool in = v->cfg.memory_all;
+		for (size_t w = 0; w < v->nwindows && !in; w++)
+			in = pc->gpa >= v->windows[w].gpa &&
+			     pc->gpa + pc->size <= v->windows[w].gpa + v->windows[w].size;
+		if (!in)
+			continue;
+		if (h->npieces >= HS_PIECES_MAX)
+			return err_set(e, "vmm '%s': more than %d pieces of guest RAM granted",
+				       v->name, HS_PIECES_MAX);
+		h->pieces[h->npieces].gpa = pc->gpa;
+		h->pieces[h->npieces].size = pc->size;
+		h->npieces++;
+		fds[n++] = pc->memfd;
+	}
+	if (v->in_fd >= 0) {
+		h->has_input = 1;
+		fds[n++] = v->in_fd;
+	}
+	if (v->out_fd >= 0) {
+		h->has_output = 1;
+		fds[n++] = v->out_fd;
+	}
+	h->nirqs = p->nirqs;
+	for (unsigned i = 0; i < p->nirqs; i++) {
+		h->irqs[i] = p->irqs[i];
+		if (p->irqs[i].wired) {
+			fds[n++] = p->irqfd[i];
+			if (p->irqs[i].level)
+				fds[n++] = p->resamplefd[i];
+		}
+	}
+	h->nargs = (uint32_t)v->cfg.nargs;
+	for (size_t i = 0; i < v->cfg.nargs && i < HS_ARGS_MAX; i++) {
+		if (strlen(v->cfg.args[i].key) >= HS_ARG_KEY_MAX ||
+		    strlen(v->cfg.args[i].value) >= HS_ARG_VALUE_MAX)
+			return err_set(e, "vmm '%s': argument '%s' is too long for a parallel VMM",
+				       v->name, v->cfg.args[i].key);
+		snprintf(h->arg_key[i], HS_ARG_KEY_MAX, "%s", v->cfg.args[i].key);
+		snprintf(h->arg_value[i], HS_ARG_VALUE_MAX, "%s", v->cfg.args[i].value);
+	}
+	*nfds = n;
+	return 0;
+}
+
+/* Spawn the process and set it up; called with p->lock held or before any
+ * other thread knows p. */
+static int start_process(struct pvmm *p, struct errbuf *e)
+{
+	struct vmm *v = p->v;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return err_set(e, "vmm '%s': socketpair: %s", v->name, strerror(errno));
+
+	char *argv[VMM_PROGRAM_ARGS_MAX + 4];
+	size_t argc = 0;
+	if (v->cfg.program) {
+		argv[argc++] = v->cfg.program;
+		for (size_t i = 0; i < v->cfg.nprogram_args; i++)
+			argv[argc++] = v->cfg.program_args[i];
+	} else {
+		argv[argc++] = G.self;
+		argv[argc++] = "vmm";
+		argv[argc++] = v->name;
+	}
+	argv[argc] = NULL;
+
+	struct sandbox_spawn_req req = {
+		.path = v->cfg.program ? v->cfg.program : G.self,
+		.argv = argv,
+		.envp = G.envp,
+		.stdin_fd = -1,
+		.stdout_fd = -1,
+		.stderr_fd = STDERR_FILENO,
+		.setup_sock = sv[1],
+		.drop_uid = geteuid() == 0,
+		.uid = (uid_t)(UID_BASE + v->id),
+		.gid = (gid_t)(UID_BASE + v->id),
+		.stage1 = &G.stage1,
+	};
+	int pidfd = -1;
+	pid_t pid = sandbox_spawn(&req, &pidfd, e);
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		return err_prefix(e, "vmm '%s'", v->name);
+	}
+	p->pid = pid;
+	p->pidfd = pidfd;
+	p->sock = sv[0];
+
+	struct hs_hello hello;
+	int fds[HS_FDS_MAX];
+	unsigned nfds = 0;
+	struct hs_ready ready;
+	unsigned nready = 0;
+	if (build_hello(p, &hello, fds, &nfds, e) < 0)
+		goto fail;
+	if (hs_send(p->sock, &hello, sizeof(hello), fds, nfds) < 0) {
+		err_set(e, "vmm '%s': sending its set-up: %s", v->name, strerror(errno));
+		goto fail;
+	}
+	if (hs_recv(p->sock, &ready, sizeof(ready), NULL, 0, &nready, SETUP_TIMEOUT_MS, e) < 0) {
+		err_prefix(e, "vmm '%s': no answer to its set-up", v->name);
+		goto fail;
+	}
+	if (hs_ready_check(&ready, &hello, e) < 0) {
+		err_prefix(e, "vmm '%s'", v->name);
+		goto fail;
+	}
+	if (ready.status != 0) {
+		err_set(e, "vmm '%s': its set-up failed: %s", v->name, ready.msg);
+		goto fail;
+	}
+	struct hs_go go = {.magic = HS_MAGIC, .go = 1};
+	if (hs_send(p->sock, &go, sizeof(go), NULL, 0) < 0) {
+		err_set(e, "vmm '%s': %s", v->name, strerror(errno));
+		goto fail;
+	}
+	p->up_since_ns = now_ns();
+	log_info("vmm '%s': parallel VMM started as pid %d", v->name, (int)pid);
+	return 0;
+fail:
+	syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+	waitpid(p->pid, NULL, 0);
+	close_fd(&p->pidfd);
+	close_fd(&p->sock);
+	p->pid = 0;
+	return -1;
+}
+
+int pvmm_start(struct vmm *v, struct errbuf *e)
+{
+	struct pvmm *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return err_set(e, "out of memory");
+	p->v = v;
+	p->pidfd = p->sock = -1;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	if (tp_region_create(&p->region, G.nslots, SPIN_DEFAULT_NS) < 0) {
+		free(p);
+		return err_set(e, "vmm '%s': transport: %s", v->name, strerror(errno));
+	}
+	v->p = p;
+	wire_irqs(p);
+	atomic_store(&p->state, PV_STARTING);
+	if (start_process(p, e) < 0) {
+		unwire_irqs(p);
+		tp_region_destroy(&p->region);
+		free(p);
+		v->p = NULL;
+		return -1;
+	}
+	atomic_store(&p->state, PV_UP);
+	return 0;
+}
+
+void pvmm_stop(struct vmm *v)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	atomic_store(&p->state, PV_STOPPED);
+	atomic_store(&p->dead, true);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	tp_main_wake_all(&p->region);
+	if (p->pid > 0) {
+		close_fd(&p->sock); /* the VMM sees the socket close and exits */
+		struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN};
+		if (poll(&pfd, 1, STOP_GRACE_MS) <= 0)
+			syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+		waitpid(p->pid, NULL, 0);
+	}
+	close_fd(&p->pidfd);
+	close_fd(&p->sock);
+	unwire_irqs(p);
+	tp_region_destroy(&p->region);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+	v->p = NULL;
+}
+
+/* Kill the current process (any thread); the main loop reaps it. */
+static void kill_process(struct pvmm *p, int reason, const char *why)
+{
+	pthread_mutex_lock(&p->lock);
+	if (atomic_load(&p->state) == PV_UP && p->fault_reason == 0) {
+		p->fault_reason = reason;
+		snprintf(p->fault_why, sizeof(p->fault_why), "%s", why);
+		syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pvmm_fault(struct vmm *v, const char *why)
+{
+	if (v->p)
+		kill_process(v->p, FAULT_PROTOCOL, why);
+}
+
+/* The time V may take to answer an event of route R. */
+static uint64_t timeout_for(const struct vmm *v, const struct route *r)
+{
+	uint64_t t = r && (r->flags & ROUTE_OPT_TIMEOUT) ? r->timeout_ns : v->cfg.timeout_ns;
+	return t ? t : VMM_TIMEOUT_DEFAULT_NS;
+}
+
+static uint64_t deadline_for(const struct vmm *v, const struct route *r)
+{
+	return now_ns() + timeout_for(v, r);
+}
+
+/* Wait (p->lock held) until the VMM is up, or DEADLINE; true when up. */
+static bool wait_up(struct pvmm *p, uint64_t deadline)
+{
+	for (;;) {
+		int st = atomic_load(&p->state);
+		if (st == PV_UP)
+			return true;
+		if (st == PV_FAILED || st == PV_STOPPED || machine_stopping())
+			return false;
+		uint64_t now = now_ns();
+		if (now >= deadline)
+			return false;
+		uint64_t left = deadline - now;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)(left / 1000000000ull);
+		ts.tv_nsec += (long)(left % 1000000000ull);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+	}
+}
+
+int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmmux_event *ev,
+		 struct vmmux_reply *rep, struct vmmux_event *raised, unsigned *nraised,
+		 uint16_t *fallback)
+{
+	struct pvmm *p = v->p;
+	*nraised = 0;
+	if (p == NULL || slot >= G.nslots)
+		return -1;
+	/* Posted: a write the guest does not wait for. */
+	if (r && (r->flags & ROUTE_OPT_POSTED) && (ev->flags & VMMUX_EVF_WRITE) &&
+	    ev->data == NULL && atomic_load(&p->state) == PV_UP &&
+	    tp_main_post(&p->region, ev) == TP_OK) {
+		rep->action = VMMUX_ACT_DONE;
+		rep->value = 0;
+		return 0;
+	}
+
+	uint64_t deadline = deadline_for(v, r);
+	bool sent = false;
+	for (;;) {
+		if (atomic_load(&p->state) != PV_UP) {
+			pthread_mutex_lock(&p->lock);
+			if (r && r->fallback != VMM_ID_NONE && atomic_load(&p->state) == PV_DOWN) {
+				/* The process is gone: take the request back (nobody will
+				 * handle it now) and hand it to the fallback. */
+				if (sent)
+					tp_main_cancel(&p->region, slot);
+				pthread_mutex_unlock(&p->lock);
+				*fallback = r->fallback;
+				return 1;
+			}
+			bool up = wait_up(p, deadline);
+			pthread_mutex_unlock(&p->lock);
+			if (!up) {
+				if (sent) {
+					pthread_mutex_lock(&p->lock);
+					if (atomic_load(&p->state) != PV_UP)
+						tp_main_cancel(&p->region, slot);
+					pthread_mutex_unlock(&p->lock);
+				}
+				return -1;
+			}
+			/* a restarted VMM: it has its own time again */
+			deadline = deadline_for(v, r);
+		}
+		int32_t result = 0;
+		uint32_t n = 0;
+		enum tp_result tr;
+		if (!sent) {
+			tr = tp_main_call(&p->region, slot, ev, rep, &result, raised, &n, deadline,
+					  &p->dead);
+			sent = true;
+		} else {
+			tr = tp_main_wait(&p->region, slot, ev, rep, &result, raised, &n, deadline,
+					  &p->dead);
+		}
+		switch (tr) {
+		case TP_OK:
+			*nraised = n;
+			return result < 0 ? -1 : 0;
+		case TP_PROTOCOL:
+			kill_process(p, FAULT_PROTOCOL, "wrote a malformed reply");
+			break;
+		case TP_TIMEOUT: {
+			char why[96];
+			snprintf(why, sizeof(why), "did not answer within %llu ms",
+				 (unsigned long long)(timeout_for(v, r) / 1000000ull));
+			kill_process(p, FAULT_TIMEOUT, why);
+			break;
+		}
+		case TP_INVAL:
+			return -1; /* an event the transport cannot carry */
+		case TP_ABORTED:
+		case TP_FULL:
+			break;
+		}
+		/* The process is being replaced: wait for the state to change. */
+		pthread_mutex_lock(&p->lock);
+		while (atomic_load(&p->state) == PV_UP && !machine_stopping()) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 10000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (machine_stopping())
+			return -1;
+	}
+}
+
+void pvmm_reset(struct vmm *v, unsigned slot)
+{
+	struct vmmux_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = TP_CTL_RESET;
+	ev.count = 1;
+	ev.vcpu = VMMUX_NO_VCPU;
+	struct vmmux_reply rep;
+	struct vmmux_event raised[VMM_RAISE_MAX];
+	unsigned n;
+	uint16_t fb;
+	if (pvmm_deliver(v, slot, NULL, &ev, &rep, raised, &n, &fb) != 0)
+		log_warn("vmm '%s': did not confirm the reset of its role", v->name);
+}
+
+unsigned pvmm_poll_fds(struct vmm *v, int *fds)
+{
+	struct pvmm *p = v->p;
+	unsigned n = 0;
+	if (p == NULL)
+		return 0;
+	if (p->pidfd >= 0)
+		fds[n++] = p->pidfd;
+	fds[n++] = p->region.async_efd;
+	return n;
+}
+
+/* Route a VMMUX_EV_FAULT event about P (main thread). */
+static void raise_fault(struct pvmm *p, int reason, int status)
+{
+	struct vmmux_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = VMMUX_EV_FAULT;
+	ev.key = p->v->id;
+	ev.value = (uint64_t)reason;
+	ev.aux = (uint64_t)(unsigned)status;
+	ev.count = 1;
+	ev.vcpu = VMMUX_NO_VCPU;
+	vmm_dispatch_raised(VMM_ID_NONE, &ev, 0);
+}
+
+/* The process exited: reap it, mark the VMM down, route the fault. */
+static void reap_exit(struct pvmm *p)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+		return;
+	pthread_mutex_lock(&p->lock);
+	int reason = p->fault_reason ? p->fault_reason : FAULT_CRASH;
+	char why[200];
+	if (p->fault_reason)
+		snprintf(why, sizeof(why), "%s; killed", p->fault_why);
+	else if (si.si_code == CLD_EXITED)
+		snprintf(why, sizeof(why), "exited with status %d", si.si_status);
+	else
+		snprintf(why, sizeof(why), "died of signal %s", strsignal(si.si_status));
+	close_fd(&p->pidfd);
+	close_fd(&p->sock);
+	p->pid = 0;
+	p->fault_reason = 0;
+	bool stopping = atomic_load(&p->state) == PV_STOPPED;
+	if (!stopping)
+		atomic_store(&p->state, PV_DOWN);
+	atomic_store(&p->dead, true);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	tp_main_wake_all(&p->region);
+	if (stopping || machine_stopping())
+		return;
+	log_warn("vmm '%s': parallel VMM %s", p->v->name, why);
+	raise_fault(p, reason, si.si_status);
+}
+
+void pvmm_schedule_restart(uint16_t id)
+{
+	struct vmm *v = vmm_get(id);
+	struct pvmm *p = v ? v->p : NULL;
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	if (atomic_load(&p->state) == PV_DOWN && p->restart_at_ns == 0) {
+		uint64_t now = now_ns();
+		if (now - p->up_since_ns > HEALTHY_NS)
+			p->backoff_ns = 0;
+		if (now - p->window_start_ns > RESTARTS_WINDOW_NS) {
+			p->window_start_ns = now;
+			p->recent_restarts = 0;
+		}
+		if (p->recent_restarts >= RESTARTS_MAX) {
+			atomic_store(&p->state, PV_FAILED);
+			pthread_cond_broadcast(&p->cond);
+			log_error("vmm '%s': %d restarts within a minute: given up; its events get "
+				  "the built-in defaults from now on",
+				  v->name, RESTARTS_MAX);
+		} else {
+			p->restart_at_ns = now + p->backoff_ns;
+			p->backoff_ns = p->backoff_ns ? p->backoff_ns * 2 : BACKOFF_MIN_NS;
+			if (p->backoff_ns > BACKOFF_MAX_NS)
+				p->backoff_ns = BACKOFF_MAX_NS;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void restart(struct pvmm *p)
+{
+	struct errbuf e;
+	pthread_mutex_lock(&p->lock);
+	p->restart_at_ns = 0;
+	if (atomic_load(&p->state) != PV_DOWN) {
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
+	unsigned pending = 0;
+	unsigned busy = tp_main_recover(&p->region, &pending);
+	p->maybe_duplicated += busy;
+	p->redelivered += pending;
+	atomic_store(&p->state, PV_STARTING);
+	atomic_store(&p->dead, false);
+	p->restarts++;
+	p->recent_restarts++;
+	int rc = start_process(p, &e);
+	atomic_store(&p->state, rc == 0 ? PV_UP : PV_DOWN);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	if (rc < 0) {
+		log_error("%s", e.msg);
+		pvmm_schedule_restart(p->v->id);
+	} else if (pending) {
+		log_info("vmm '%s': restarted; %u pending request(s) re-delivered (%u may "
+			 "repeat a side effect)",
+			 p->v->name, pending, busy);
+	}
+}
+
+void pvmm_ready(struct vmm *v, int fd)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL)
+		return;
+	if (fd == p->pidfd) {
+		reap_exit(p);
+		return;
+	}
+	if (fd == p->region.async_efd) {
+		uint64_t cnt;
+		ssize_t rd = read(fd, &cnt, sizeof(cnt));
+		(void)rd;
+		struct vmmux_event raised[TP_ASYNC_ENTRIES];
+		unsigned n = 0;
+		while (n < TP_ASYNC_ENTRIES && tp_main_async_pop(&p->region, &raised[n]))
+			n++;
+		vmm_dispatch_raised_from(v, raised, n);
+	}
+}
+
+int pvmm_tick(void)
+{
+	int next = -1;
+	uint64_t now = now_ns();
+	for (size_t id = 1; id < vmm_count(); id++) {
+		struct vmm *v = vmm_get((uint16_t)id);
+		struct pvmm *p = v ? v->p : NULL;
+		if (p == NULL)
+			continue;
+		pthread_mutex_lock(&p->lock);
+		uint64_t at = p->restart_at_ns;
+		pthread_mutex_unlock(&p->lock);
+		if (at == 0)
+			continue;
+		if (at <= now) {
+			restart(p);
+			continue;
+		}
+		int ms = (int)((at - now + 999999) / 1000000);
+		if (next < 0 || ms < next)
+			next = ms;
+	}
+	return next;
+}
+
+const char *pvmm_where(const struct vmm *v, char *buf, size_t len)
+{
+	const struct pvmm *p = v->p;
+	if (p == NULL) {
+		snprintf(buf, len, "stopped");
+		return buf;
+	}
+	switch (atomic_load(&p->state)) {
+	case PV_UP:
+		snprintf(buf, len, "pid %d", (int)p->pid);
+		break;
+	case PV_FAILED:
+		snprintf(buf, len, "failed");
+		break;
+	default:
+		snprintf(buf, len, "down");
+		break;
+	}
+	return buf;
+}
+
+unsigned pvmm_restarts(const struct vmm *v)
+{
+	return v->p ? v->p->restarts : 0;
+}

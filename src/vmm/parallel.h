@@ -1,0 +1,96 @@
+/*
+ * parallel.h: the main VMM's side of a parallel VMM.
+ *
+ * A parallel VMM is a separate process running a role (a built-in one, by
+ * executing vmmux's own `vmm` command, or a third party's program built
+ * with include/vmmux/vmm.h). This module starts it in its sandbox
+ * (src/sandbox), sets it up over its socket (src/transport/handshake.h),
+ * delivers events to it through shared memory (src/transport/transport.h),
+ * checks what it answers, and supervises it:
+ *
+ *   - a crash (its pidfd) or a reply later than its timeout (the VMM is then
+ *     killed) is a fault: a VMMUX_EV_FAULT event is routed (type:fault; the
+ *     main VMM's default logs it), and the VMM is restarted with backoff
+ *     (10 ms doubling to 1 s, reset after 10 s of good health; after 20
+ *     restarts within a minute it is given up and marked failed);
+ *   - the restarted instance gets the same transport region, so requests
+ *     still pending in it (in flight when the fault happened) are handled by
+ *     the new instance: nothing is lost; and it restores the role's state
+ *     saved after the last completed event;
+ *   - meanwhile, events on a route with fallback=VMM go to the fallback;
+ *     others wait for the restart, up to the route's or the VMM's timeout
+ *     again, then get the built-in default (counted, logged);
+ *   - a malformed reply or a raise that was not granted is a fault too.
+ *
+ * Threads: pvmm_start/pvmm_stop/pvmm_restart and pvmm_poll_ready run on the
+ * main thread (PR_SET_PDEATHSIG is tied to the thread that forked);
+ * pvmm_deliver runs on any delivering thread, which passes its slot index.
+ */
+#ifndef VMMUX_VMM_PARALLEL_H
+#define VMMUX_VMM_PARALLEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "route/table.h"
+#include "util/err.h"
+#include "vmm/vmm.h"
+
+/* Prepare the sandbox filters and the program path once, before any VMM
+ * starts; NSLOTS is the number of vCPUs plus one (the host's slot). */
+int pvmm_global_init(unsigned nslots, struct errbuf *e);
+void pvmm_global_fini(void);
+
+/* Start V's process and set it up (main thread). -1 with a message. */
+int pvmm_start(struct vmm *v, struct errbuf *e);
+
+/* Stop V's process (main thread): close its socket, wait briefly, kill. */
+void pvmm_stop(struct vmm *v);
+
+/*
+ * Deliver EV to V from the calling thread's SLOT, as route R says (R may be
+ * NULL: synchronous, the VMM's timeout). On 0, *rep and the raised events
+ * (at most VMM_RAISE_MAX, count in *nraised) are the VMM's answer, checked
+ * for form; the caller checks the reply's meaning (reply_valid) and the
+ * raised events' grants. On -1 the VMM could not answer in time (the
+ * caller applies the built-in default); on 1 the event went to the route's
+ * fallback VMM, whose id is in *fallback (the caller delivers it there).
+ */
+int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmmux_event *ev,
+		 struct vmmux_reply *rep, struct vmmux_event *raised, unsigned *nraised,
+		 uint16_t *fallback);
+
+/* The VM is being reset: V's role returns to its power-on state (a control
+ * request on SLOT; a VMM that does not answer in time is at fault). */
+void pvmm_reset(struct vmm *v, unsigned slot);
+
+/* The VMM broke the protocol (bad reply, ungranted raise): kill it; the
+ * supervisor restarts it. WHY is logged. Any thread. */
+void pvmm_fault(struct vmm *v, const char *why);
+
+/*
+ * Main loop: the descriptors to poll for V (its pidfd and its async
+ * eventfd; at most 2) and what to do when one is readable. pvmm_ready
+ * reaps a crash and schedules the restart, or drains the events the VMM
+ * raised on its own (they are validated and dispatched).
+ */
+unsigned pvmm_poll_fds(struct vmm *v, int *fds);
+void pvmm_ready(struct vmm *v, int fd);
+
+/* Schedule the restart of VMM ID after a fault, with backoff: the main
+ * VMM's default handling of a VMMUX_EV_FAULT event. */
+void pvmm_schedule_restart(uint16_t id);
+
+/* Restarts due now are performed; returns the ms until the next one is
+ * due, or -1 when none is pending (main thread). */
+int pvmm_tick(void);
+
+/* For statistics: "pid N" (or "down", "failed"), and restarts so far. */
+const char *pvmm_where(const struct vmm *v, char *buf, size_t len);
+unsigned pvmm_restarts(const struct vmm *v);
+
+/* The index of the calling thread's request slot (set by each thread that
+ * delivers: vCPU i uses i, the main loop uses the last slot). */
+extern __thread unsigned pvmm_thread_slot;
+
+#endif
