@@ -8,8 +8,8 @@
 #include "vmm/vmm.h"
 
 static const struct vmmux_role *const role_table[] = {
-    &vmmux_role_uart16550, &vmmux_role_debug_exit, &vmmux_role_chipset,
-    &vmmux_role_smm,	   &vmmux_role_monitor,	   &vmmux_role_fault_report,
+    &vmmux_role_uart16550, &vmmux_role_debug_exit,   &vmmux_role_chipset, &vmmux_role_smm,
+    &vmmux_role_monitor,   &vmmux_role_fault_report, &vmmux_role_sink,
 };
 
 const struct vmmux_role *role_find(const char *name)

@@ -17,5 +17,6 @@ extern const struct vmmux_role vmmux_role_chipset;	/* "chipset" */
 extern const struct vmmux_role vmmux_role_smm;		/* "smm" */
 extern const struct vmmux_role vmmux_role_monitor;	/* "monitor" */
 extern const struct vmmux_role vmmux_role_fault_report; /* "fault-report" */
+extern const struct vmmux_role vmmux_role_sink;		/* "sink" */
 
 #endif

@@ -261,6 +261,15 @@ static int parse_window(const char *s, struct vmm_config *v, struct errbuf *e)
 	return 0;
 }
 
+#define SPIN_MAX_NS 10000000ull /* 10 ms: longer is a busy CPU, not a doorbell */
+
+static int check_spin(uint64_t ns, struct errbuf *e)
+{
+	if (ns > SPIN_MAX_NS)
+		return err_set(e, "a spin of %llu ns is longer than 10ms", (unsigned long long)ns);
+	return 0;
+}
+
 static int add_grant(const char *s, struct vmm_config *v, struct errbuf *e)
 {
 	struct raise_grants g;
@@ -355,6 +364,8 @@ int config_add_vmm(struct vmmux_config *c, const struct vmm_config *v, struct er
 	memcpy(d->windows, v->windows, d->nwindows * sizeof(d->windows[0]));
 	d->raise_set = v->raise_set;
 	d->timeout_ns = v->timeout_ns;
+	d->spin_set = v->spin_set;
+	d->spin_ns = v->spin_ns;
 	bool oom = false;
 	if (v->program != NULL && (d->program = strdup(v->program)) == NULL)
 		oom = true;
@@ -442,6 +453,14 @@ static int vmm_option_item(char *item, bool *input_seen, bool *output_seen, bool
 		return parse_window(val, out, e);
 	if (strcmp(key, "raise") == 0) /* repeatable: one grant each */
 		return add_grant(val, out, e);
+	if (strcmp(key, "spin") == 0) {
+		if (out->spin_set)
+			return err_set(e, "spin= is given twice");
+		out->spin_set = true;
+		if (parse_duration(val, &out->spin_ns, e) < 0)
+			return -1;
+		return check_spin(out->spin_ns, e);
+	}
 	if (strcmp(key, "timeout") == 0) {
 		if (out->timeout_ns)
 			return err_set(e, "timeout= is given twice");
@@ -984,6 +1003,14 @@ static int load_vmm_fields(struct jctx *x, const char *base, json_t *o, struct v
 				return jprefix(x, pi);
 		}
 	}
+	if ((f = json_object_get(o, "spin")) != NULL) {
+		jpath(p, sizeof(p), base, "spin");
+		if (jstring(x, p, f, &s))
+			return -1;
+		if (parse_duration(s, &v->spin_ns, x->e) || check_spin(v->spin_ns, x->e))
+			return jprefix(x, p);
+		v->spin_set = true;
+	}
 	if ((f = json_object_get(o, "timeout")) != NULL) {
 		jpath(p, sizeof(p), base, "timeout");
 		if (jstring(x, p, f, &s))
@@ -1016,7 +1043,8 @@ static int load_vmms(struct jctx *x, json_t *a)
 {
 	static const char *const keys[] = {"name",   "role",    "placement",    "input",
 					   "output", "args",    "program",      "program_args",
-					   "memory", "raise",   "timeout",      NULL};
+					   "memory", "raise",   "timeout",      "spin",
+					   NULL};
 	if (!json_is_array(a))
 		return jtype_err(x, "vmms", a, "an array of VMM objects");
 	size_t i;

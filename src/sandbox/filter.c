@@ -272,11 +272,11 @@ static int export_bpf(scmp_filter_ctx ctx, struct sandbox_filter *f, const char 
 	}
 	close(p[0]);
 	/* The program, then the marker byte. */
-	if (len < 1 + sizeof(struct sock_filter) || len > cap ||
+	if (len < 1 + sizeof(struct sock_filter) || len > cap || buf[len - 1] != '\0' ||
 	    (len - 1) % sizeof(struct sock_filter) != 0) {
 		free(buf);
 		return err_set(e, "%s filter: exported BPF has a bad size (%zu bytes)", what,
-			       len - 1);
+			       len > 0 ? len - 1 : 0);
 	}
 	size_t n = (len - 1) / sizeof(struct sock_filter);
 	f->insns = malloc(n * sizeof(struct sock_filter));
@@ -392,16 +392,17 @@ int sandbox_filter_install(const struct sandbox_filter *f)
 		errno = EINVAL;
 		return -1;
 	}
-	/* Bind the self-only rules to this process. The program is the
-	 * caller's own copy (after fork, the child's). */
-	uint32_t self = (uint32_t)getpid();
 	for (unsigned i = 0; i < f->nself; i++) {
 		if (f->self_at[i] >= f->prog.len) {
 			errno = EINVAL;
 			return -1;
 		}
-		f->insns[f->self_at[i]].k = self;
 	}
+	/* Bind the self-only rules to this process. The program is the
+	 * caller's own copy (after fork, the child's). */
+	uint32_t self = (uint32_t)getpid();
+	for (unsigned i = 0; i < f->nself; i++)
+		f->insns[f->self_at[i]].k = self;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		return -1;
 	struct sock_fprog prog = f->prog;

@@ -38,12 +38,16 @@
  * program simply does not install it. Stage 1 and the uid are what every
  * VMM program is held to.
  *
- * Sanitizer builds (VMMUX_SANITIZED, defined by the build when
- * b_sanitize is set): the AddressSanitizer and UBSan runtimes' needs at
- * start-up are within stage 1 and their needs while serving within stage 2;
- * leak detection must be off in sandboxed children (sandbox_env puts
- * ASAN_OPTIONS=detect_leaks=0 in their environment), since LeakSanitizer
- * reads /proc and stops the world at exit, which the filters forbid.
+ * Sanitizer builds (VMMUX_SANITIZED, defined by the build when b_sanitize
+ * is set): the AddressSanitizer and UBSan runtimes' needs at start-up and
+ * while serving are within the stages, except for writing an error report:
+ * the runtimes then read /proc/self/exe, cmdline, environ and maps, so
+ * stage 2 of a sanitized build keeps read-only opens and readlink (the one
+ * difference between the builds). Sandboxed children must run without
+ * leak detection (LeakSanitizer reads /proc and stops the world at exit,
+ * which the filters forbid) and without symbolization (it maps the
+ * binaries: frames keep module+offset, for addr2line): sandbox_env sets
+ * ASAN_OPTIONS=detect_leaks=0:symbolize=0 and UBSAN_OPTIONS=symbolize=0.
  */
 #ifndef VMMUX_SANDBOX_SANDBOX_H
 #define VMMUX_SANDBOX_SANDBOX_H
@@ -85,8 +89,9 @@ void sandbox_filter_free(struct sandbox_filter *f);
  * Install F on the calling thread and its future children (and set
  * no_new_privs first). The self-only rules (tgkill) are bound to the
  * calling process: its pid is written into F's program (F->insns is the
- * caller's memory; after fork, the child's own copy). Async-signal-safe.
- * 0 or -1 with errno.
+ * caller's memory; after fork, the child's own copy, so that
+ * sandbox_spawn never changes the caller's filter). Async-signal-safe.
+ * 0, or -1 with errno (EINVAL: F is not a built filter).
  */
 int sandbox_filter_install(const struct sandbox_filter *f);
 
@@ -110,10 +115,14 @@ struct sandbox_spawn_req {
  * program and the step that failed ("cannot execute /x/y: No such file or
  * directory", "starting /x/y: setresuid(61001): Operation not permitted").
  * A request that would run the program as root (drop_uid false while vmmux
- * runs as root) is refused. The child is the caller's to reap (waitid with
- * P_PIDFD or waitpid); SIGCHLD must not be ignored (the child would be
- * reaped behind the caller's back). Safe to call from a multi-threaded
- * process; two concurrent calls do not share state.
+ * runs as root) is refused. With drop_uid false the program shares the
+ * caller's uid, and stage 1 lets it open files read-only: the caller is
+ * made non-dumpable (PR_SET_DUMPABLE 0), so that /proc/PID/mem and
+ * /proc/PID/fd/N (guest memory) stay out of its reach; the VMM library
+ * should make each VMM non-dumpable too, before it receives its windows. The child is the caller's
+ * to reap (waitid with P_PIDFD or waitpid); SIGCHLD must not be ignored (the child would be reaped
+ * behind the caller's back). Safe to call from a multi-threaded process; two concurrent calls do
+ * not share state.
  */
 pid_t sandbox_spawn(const struct sandbox_spawn_req *req, int *pidfd, struct errbuf *e);
 

@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,11 +223,10 @@ static void reap(pid_t pid)
 		;
 }
 
-static int check_fd(const char *what, int fd, bool optional, struct errbuf *e)
+/* FD is -1 (none) or an open descriptor. */
+static int check_fd(const char *what, int fd, struct errbuf *e)
 {
-	if (fd < 0 && optional)
-		return 0;
-	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+	if (fd < -1 || (fd >= 0 && fcntl(fd, F_GETFD) < 0))
 		return err_set(e, "%s: descriptor %d is not open", what, fd);
 	return 0;
 }
@@ -246,10 +244,10 @@ static int check_req(const struct sandbox_spawn_req *req, struct errbuf *e)
 		return err_set(e, "%s: no environment (envp is NULL)", p);
 	if (req->stage1 == NULL || req->stage1->insns == NULL || req->stage1->prog.len == 0)
 		return err_set(e, "%s: no stage-1 seccomp filter", p);
-	if (check_fd("standard input", req->stdin_fd, true, e) != 0 ||
-	    check_fd("standard output", req->stdout_fd, true, e) != 0 ||
-	    check_fd("standard error", req->stderr_fd, true, e) != 0 ||
-	    check_fd("setup socket", req->setup_sock, true, e) != 0)
+	if (check_fd("standard input", req->stdin_fd, e) != 0 ||
+	    check_fd("standard output", req->stdout_fd, e) != 0 ||
+	    check_fd("standard error", req->stderr_fd, e) != 0 ||
+	    check_fd("setup socket", req->setup_sock, e) != 0)
 		return err_prefix(e, "%s", p);
 	if (req->drop_uid) {
 		if (req->uid == 0 || req->uid == (uid_t)-1)
@@ -274,6 +272,13 @@ pid_t sandbox_spawn(const struct sandbox_spawn_req *req, int *pidfd, struct errb
 	*pidfd = -1;
 	if (check_req(req, e) != 0)
 		return -1;
+
+	/* The program will share this process's uid: make this process
+	 * non-dumpable, or the program could open /proc/PID/mem and
+	 * /proc/PID/fd/N (guest memory) read-only, which stage 1 allows. */
+	if (!req->drop_uid && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 &&
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return err_set(e, "%s: making vmmux non-dumpable: %s", req->path, strerror(errno));
 
 	struct child_args a = {
 	    .req = req, .src = {req->stdin_fd, req->stdout_fd, req->stderr_fd, req->setup_sock}};

@@ -312,6 +312,21 @@ static struct route_stats **busy_routes(size_t *n)
 	return v;
 }
 
+static stats_vmm_extra_fn vmm_extra;
+
+void stats_set_vmm_extra(stats_vmm_extra_fn fn)
+{
+	vmm_extra = fn;
+}
+
+static struct stats_vmm_extra extra_of(uint16_t id)
+{
+	struct stats_vmm_extra x = {0, 0, 0};
+	if (vmm_extra)
+		vmm_extra(id, &x);
+	return x;
+}
+
 static const char *vmm_label(stats_vmm_name_fn name, uint16_t id, char *nbuf, size_t nlen,
 			     char *where, size_t wlen)
 {
@@ -389,8 +404,8 @@ void stats_print(FILE *f, stats_vmm_name_fn name)
 		if (hist_total(&vmm_hist[id]) == 0)
 			continue;
 		if (!header) {
-			fprintf(f, "\n  %-24s %10s %9s %9s %9s\n", "vmm (where)", "count", "p50",
-				"p99", "max");
+			fprintf(f, "\n  %-24s %10s %9s %9s %9s %9s\n", "vmm (where)", "count", "p50",
+				"p99", "max", "restarts");
 			header = true;
 		}
 		char nbuf[32], where[64], label[128];
@@ -399,7 +414,11 @@ void stats_print(FILE *f, stats_vmm_name_fn name)
 			snprintf(label, sizeof(label), "%s (%s)", nm, where);
 		else
 			snprintf(label, sizeof(label), "%s", nm);
-		print_row(f, label, 24, &vmm_hist[id]);
+		struct lat_cols c;
+		lat_cols(&vmm_hist[id], &c);
+		fprintf(f, "  %-24s %10llu %9s %9s %9s %9u\n", label,
+			(unsigned long long)hist_total(&vmm_hist[id]), c.p50, c.p99, c.max,
+			extra_of(id).restarts);
 	}
 }
 
@@ -462,7 +481,10 @@ void stats_print_json(FILE *f, stats_vmm_name_fn name)
 		json_str(f, where);
 		fputc(',', f);
 		json_hist(f, &vmm_hist[id]);
-		fputc('}', f);
+		struct stats_vmm_extra x = extra_of(id);
+		fprintf(f, ",\"restarts\":%u,\"redelivered\":%llu,\"maybe_duplicated\":%llu}",
+			x.restarts, (unsigned long long)x.redelivered,
+			(unsigned long long)x.maybe_duplicated);
 		first = false;
 	}
 	fputs("]}\n", f);

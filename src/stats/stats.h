@@ -57,6 +57,16 @@ void stats_start(void);
 
 /* Print the report to F: per type, per route, per VMM (name via callback). */
 typedef const char *(*stats_vmm_name_fn)(uint16_t id, char *where, size_t wlen);
+
+/* What the supervisor knows of a parallel VMM, for the VMM table. */
+struct stats_vmm_extra {
+	unsigned restarts;
+	uint64_t redelivered;      /* requests handled again after a restart */
+	uint64_t maybe_duplicated; /* of those, the ones whose handler had started */
+};
+typedef void (*stats_vmm_extra_fn)(uint16_t id, struct stats_vmm_extra *x);
+/* Set the source of those counters (NULL: all zero). */
+void stats_set_vmm_extra(stats_vmm_extra_fn fn);
 void stats_print(FILE *f, stats_vmm_name_fn name);
 /* Write the same as one JSON object to F. */
 void stats_print_json(FILE *f, stats_vmm_name_fn name);

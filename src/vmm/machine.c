@@ -452,6 +452,7 @@ static char *build_cmdline(const struct vmmux_config *c)
 
 static void write_stats(const struct vmmux_config *c)
 {
+	stats_set_vmm_extra(pvmm_stats_extra);
 	if (c->stats)
 		stats_print(stderr, vmm_stats_name);
 	if (M.stats_json) {

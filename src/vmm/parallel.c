@@ -114,6 +114,12 @@ void pvmm_global_fini(void)
 	G.have_filter = false;
 }
 
+/* How long V's transport spins before it sleeps (see SPIN_DEFAULT_NS). */
+static uint64_t spin_of(const struct vmm *v)
+{
+	return v->cfg.spin_set ? v->cfg.spin_ns : SPIN_DEFAULT_NS;
+}
+
 static void close_fd(int *fd)
 {
 	if (*fd >= 0)
@@ -200,7 +206,7 @@ static int build_hello(struct pvmm *p, struct hs_hello *h, int *fds, unsigned *n
 		snprintf(h->role, sizeof(h->role), "%s", v->cfg.role);
 	h->id = v->id;
 	h->nslots = G.nslots;
-	h->spin_ns = SPIN_DEFAULT_NS;
+	h->spin_ns = spin_of(v);
 	h->log_level = (uint32_t)log_level;
 	unsigned n = 0;
 	fds[n++] = p->region.memfd;
@@ -348,7 +354,7 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 	p->pidfd = p->sock = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
-	if (tp_region_create(&p->region, G.nslots, SPIN_DEFAULT_NS) < 0) {
+	if (tp_region_create(&p->region, G.nslots, spin_of(v)) < 0) {
 		free(p);
 		return err_set(e, "vmm '%s': transport: %s", v->name, strerror(errno));
 	}
@@ -749,4 +755,15 @@ const char *pvmm_where(const struct vmm *v, char *buf, size_t len)
 unsigned pvmm_restarts(const struct vmm *v)
 {
 	return v->p ? v->p->restarts : 0;
+}
+
+void pvmm_stats_extra(uint16_t id, struct stats_vmm_extra *x)
+{
+	const struct vmm *v = vmm_get(id);
+	const struct pvmm *p = v ? v->p : NULL;
+	if (p == NULL)
+		return;
+	x->restarts = p->restarts;
+	x->redelivered = p->redelivered;
+	x->maybe_duplicated = p->maybe_duplicated;
 }

@@ -88,6 +88,8 @@ int pvmm_tick(void);
 /* For statistics: "pid N" (or "down", "failed"), and restarts so far. */
 const char *pvmm_where(const struct vmm *v, char *buf, size_t len);
 unsigned pvmm_restarts(const struct vmm *v);
+/* stats_vmm_extra_fn over the registry. */
+void pvmm_stats_extra(uint16_t id, struct stats_vmm_extra *x);
 
 /* The index of the calling thread's request slot (set by each thread that
  * delivers: vCPU i uses i, the main loop uses the last slot). */

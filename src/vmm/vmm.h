@@ -62,6 +62,8 @@ struct vmm_config {
 	size_t ngrants;
 	char *grants[VMM_GRANTS_MAX];
 	uint64_t timeout_ns; /* reply deadline of a parallel VMM; 0: the default */
+	bool spin_set;
+	uint64_t spin_ns; /* how long each side of its transport spins before it sleeps */
 };
 
 struct pvmm; /* a parallel VMM's process and transport (parallel.h) */

@@ -12,7 +12,7 @@ RUN_OPTIONS = ["--kernel", "--mem", "--cpus", "--cpu-mode", "--route", "--vmm", 
                "--watchdog", "--log-level", "--append", "--format", "--load-addr", "--entry",
                "--irqchip", "--no-irqchip", "--no-defaults"]
 
-ROLES = ["uart16550", "debug-exit", "chipset", "smm", "monitor", "fault-report"]
+ROLES = ["uart16550", "debug-exit", "chipset", "smm", "monitor", "fault-report", "sink"]
 
 DEFAULT_ROUTES = {
     "io:0x3f8-0x3ff": "uart",

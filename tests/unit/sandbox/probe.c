@@ -17,6 +17,7 @@
  *   int80         getpid through the i386 ABI (int 0x80)
  *   signal-parent tgkill(parent) with signal 0 (the parent's pid from
  *                 /proc/self/status: getppid is not allowed)
+ *   peek-parent   open("/proc/PARENT/mem", O_RDONLY): exit 0 when refused
  *   abort         abort(): must die of SIGABRT, not SIGSYS
  *   sleep         print "sleeping", then sleep until killed
  *   stage2        build and install stage 2, then serve-like work: anonymous
@@ -222,6 +223,15 @@ int main(int argc, char **argv)
 		return out("error no parent pid\n"), 2;
 	if (strcmp(a, "signal-parent") == 0)
 		FORBIDDEN(a, syscall(SYS_tgkill, parent, parent, 0));
+	if (strcmp(a, "peek-parent") == 0) {
+		/* Read-only opens pass stage 1: the parent's memory must
+		 * still be out of reach (another uid, or not dumpable). */
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/mem", parent);
+		int fd = open(path, O_RDONLY);
+		out("peek %s %s\n", path, fd >= 0 ? "opened" : strerror(errno));
+		return parent > 1 && fd < 0 && errno == EACCES ? 0 : 1;
+	}
 	if (strcmp(a, "abort") == 0) {
 		out("reached %s\n", a);
 		abort();

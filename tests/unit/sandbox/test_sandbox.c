@@ -467,6 +467,9 @@ static void test_stage1_allows(void **state)
 	run_probe("open-read", r);
 	assert_exit("open-read", r, 0);
 	assert_non_null(strstr(r->out, "open-read ok\n"));
+	/* Read-only opens do not reach the parent's memory. */
+	run_probe("peek-parent", r);
+	assert_exit("peek-parent", r, 0);
 	/* abort() signals the process itself: SIGABRT, not SIGSYS. */
 	run_probe("abort", r);
 	assert_signal("abort", r, SIGABRT);
@@ -797,21 +800,19 @@ static void test_bad_requests(void **state)
 /*
  * vmmux as an ordinary user: drop_uid false runs the program under the
  * caller's uid, still without capabilities, with no_new_privs and the
- * filter; drop_uid true cannot work and says which step failed.
+ * filter, and cannot read the caller's memory through /proc (read-only
+ * opens are allowed in stage 1); drop_uid true cannot work and says which
+ * step failed.
  */
 #define USER_UID 61950u
-static int as_user(void)
+/* Start the probe with ACTION, drop_uid false, no setup socket; its
+ * output in BUF; its exit status, or -1. */
+static int user_probe(const char *action, char *buf, size_t cap)
 {
-	if (root() && (syscall(SYS_setgroups, 0, NULL) != 0 ||
-		       syscall(SYS_setresgid, USER_UID, USER_UID, USER_UID) != 0 ||
-		       syscall(SYS_setresuid, USER_UID, USER_UID, USER_UID) != 0)) {
-		fprintf(stderr, "as_user: cannot become uid %u: %s\n", USER_UID, strerror(errno));
-		return 1;
-	}
 	int out[2];
 	if (pipe2(out, O_CLOEXEC) != 0)
-		return 1;
-	char *argv[] = {(char *)probe, "report", NULL};
+		return -1;
+	char *argv[] = {(char *)probe, (char *)action, NULL};
 	struct sandbox_env env;
 	struct sandbox_spawn_req req = {
 	    .path = probe,
@@ -828,18 +829,36 @@ static int as_user(void)
 	int pidfd;
 	if (sandbox_spawn(&req, &pidfd, &e) < 0) {
 		fprintf(stderr, "as_user: %s\n", e.msg);
-		return 1;
+		return -1;
 	}
 	close(out[1]);
-	static char buf[32768];
 	size_t len = 0;
 	ssize_t n;
-	while ((n = read(out[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+	while ((n = read(out[0], buf + len, cap - 1 - len)) > 0)
 		len += (size_t)n;
 	buf[len] = '\0';
+	close(out[0]);
 	siginfo_t si;
-	if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED) != 0 || si.si_code != CLD_EXITED ||
-	    si.si_status != 0) {
+	if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED) != 0)
+		return -1;
+	close(pidfd);
+	return si.si_code == CLD_EXITED ? si.si_status : -1;
+}
+
+static int as_user(void)
+{
+	if (root() && (syscall(SYS_setgroups, 0, NULL) != 0 ||
+		       syscall(SYS_setresgid, USER_UID, USER_UID, USER_UID) != 0 ||
+		       syscall(SYS_setresuid, USER_UID, USER_UID, USER_UID) != 0)) {
+		fprintf(stderr, "as_user: cannot become uid %u: %s\n", USER_UID, strerror(errno));
+		return 1;
+	}
+	/* As an ordinary user starts: dumpable (the uid change made this
+	 * process non-dumpable). */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0)
+		return 1;
+	static char buf[32768];
+	if (user_probe("report", buf, sizeof(buf)) != 0) {
 		fprintf(stderr, "as_user: probe failed\n%s\n", buf);
 		return 1;
 	}
@@ -865,7 +884,19 @@ static int as_user(void)
 		fprintf(stderr, "as_user: wrong %s\n%s\n", why, buf);
 		return 1;
 	}
+	/* The program shares this process's uid: this process must have
+	 * become non-dumpable, so that its memory stays out of reach. */
+	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		fprintf(stderr, "as_user: still dumpable after the spawn\n");
+		return 1;
+	}
+	if (user_probe("peek-parent", buf, sizeof(buf)) != 0) {
+		fprintf(stderr, "as_user: the probe reached its parent\n%s\n", buf);
+		return 1;
+	}
 	/* Dropping to another uid needs privilege. */
+	int pidfd;
+	struct errbuf e;
 	pid_t pid = spawn_simple(probe, true, USER_UID + 1, -1, &pidfd, &e);
 	char want[512];
 	snprintf(want, sizeof(want), "starting %s: setgroups(0): Operation not permitted", probe);

@@ -14,8 +14,8 @@
 #include "../../../vmms/roles.h"
 #include "vmm/vmm.h"
 
-static const char *const names[] = {"uart16550",  "smm",     "chipset",
-				    "debug-exit", "monitor", "fault-report"};
+static const char *const names[] = {"uart16550", "smm",		 "chipset", "debug-exit",
+				    "monitor",	 "fault-report", "sink"};
 
 static void test_find(void **state)
 {
@@ -26,6 +26,7 @@ static void test_find(void **state)
 	assert_ptr_equal(role_find("smm"), &vmmux_role_smm);
 	assert_ptr_equal(role_find("monitor"), &vmmux_role_monitor);
 	assert_ptr_equal(role_find("fault-report"), &vmmux_role_fault_report);
+	assert_ptr_equal(role_find("sink"), &vmmux_role_sink);
 	assert_null(role_find(NULL));
 	assert_null(role_find(""));
 	assert_null(role_find("uart"));
