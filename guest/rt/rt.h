@@ -5,14 +5,16 @@
  *   - 64-bit (start64.S, rt.c, rt64.c): an ELF64 or raw long-mode guest
  *     entered as src/vm/cpu_setup.h describes (RSI = vCPU index, RDX = vCPU
  *     count, RSP per vCPU, identity paging). vCPU 0 zeroes .bss while the
- *     others wait; at CPL0 the runtime installs an IDT for vectors 0-31 that
- *     reports exceptions through the fault-report port; then every vCPU calls
- *     main(cpu, ncpus) and main's return value V ends the run with exit(V).
+ *     others wait; at CPL0 the runtime installs an IDT whose vectors 0-31
+ *     report exceptions through the fault-report port and whose vectors
+ *     32-255 take the interrupt handlers that rt_irq_set_handler installs;
+ *     then every vCPU calls main(cpu, ncpus) and main's return value V ends
+ *     the run with exit(V).
  *   - 32-bit multiboot (start32.S, rt.c): entered by a multiboot v1 loader
  *     (EAX = magic, EBX = information structure); calls main(magic, mbi).
  *
  * Everything here is usable at CPL3 with IOPL=3 (port I/O, console, exit)
- * except what needs CPL0: MSRs, HLT, control registers, IDT.
+ * except what needs CPL0: MSRs, HLT, control registers, IDT, interrupts.
  *
  * Platform conventions the guests rely on (vmmux's defaults, QEMU's devices):
  *   0x3f8  16550 UART (THR at +0, LSR at +5, bit 5 = THR empty)
@@ -159,6 +161,46 @@ static inline void hlt(void)
 	__asm__ volatile("hlt" : : : "memory");
 }
 
+/* STI: enable maskable interrupts (CPL0; at CPL3 with IOPL=3 too, but the
+ * runtime installs no IDT there). The CPU takes a pending interrupt only
+ * after the instruction that follows STI. */
+static inline void sti(void)
+{
+	__asm__ volatile("sti" : : : "memory");
+}
+
+/* Interrupts on/off (RFLAGS.IF), under the names the interrupt API uses. */
+static inline void irq_enable(void)
+{
+	sti();
+}
+
+static inline void irq_disable(void)
+{
+	cli();
+}
+
+/* True when maskable interrupts are enabled (RFLAGS.IF). */
+static inline bool irq_enabled(void)
+{
+	uint64_t fl;
+	__asm__ volatile("pushf; pop %0" : "=r"(fl) : : "memory");
+	return (fl & 0x200u) != 0;
+}
+
+/*
+ * STI; HLT (CPL0): enable interrupts and halt until one arrives, with no
+ * window between the two (STI's interrupt shadow covers the HLT), so an
+ * interrupt already pending wakes the HLT instead of being taken before it.
+ * Returns with interrupts enabled, after the handler ran. Needs an
+ * interrupt source (vmmux --irqchip): without one vmmux treats the HLT as a
+ * HLT event (a stopped vCPU unless a route sends it to a VMM).
+ */
+static inline void irq_enable_and_hlt(void)
+{
+	__asm__ volatile("sti; hlt" : : : "memory");
+}
+
 /* The current privilege level (CS & 3). */
 static inline unsigned cpl(void)
 {
@@ -218,6 +260,25 @@ void rt_report_breakpoint(void);
 
 /* Index of the calling vCPU (from its stack, see rt64.c); CPL0 or CPL3. */
 unsigned rt_cpu_index(void);
+
+/*
+ * Interrupt handlers (CPL0 only).
+ *
+ * rt_irq_set_handler makes FN the handler of VECTOR (32-255) in the IDT
+ * that every vCPU shares; FN NULL removes it. Returns 0, or -1 for a vector
+ * below 32 (exceptions stay the runtime's), above 255, or at CPL3. A vector
+ * without a handler has a not-present gate: an interrupt there raises #NP
+ * (vector 11, error code VECTOR * 8 + 2), reported like any fault.
+ *
+ * FN(vector) runs on the interrupted vCPU's stack with interrupts disabled
+ * (an interrupt gate), the interrupted code's general registers saved and
+ * restored around it; when it returns the runtime executes IRETQ, which
+ * restores RFLAGS.IF. The handler acknowledges its interrupt controller
+ * itself (for example outb(0x20, 0x20), a non-specific EOI to the 8259
+ * PIC). It must not use SSE (guests are built with -mgeneral-regs-only).
+ */
+typedef void (*rt_irq_handler_fn)(unsigned vector);
+int rt_irq_set_handler(unsigned vector, rt_irq_handler_fn fn);
 #endif
 
 /* ---------------------------------------------------------------------- */

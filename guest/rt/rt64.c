@@ -1,7 +1,8 @@
 /*
- * rt64.c: the 64-bit-only part of the guest runtime: the IDT for vectors
- * 0-31, the exception handler that reports through the fault-report port,
- * the exception table behind rdmsr_safe/wrmsr_safe, and the vCPU index.
+ * rt64.c: the 64-bit-only part of the guest runtime: the IDT (exceptions
+ * 0-31, interrupt handlers for vectors 32-255), the exception handler that
+ * reports through the fault-report port, the exception table behind
+ * rdmsr_safe/wrmsr_safe, and the vCPU index.
  *
  * Exception handling, at CPL0 only (at CPL3 the runtime leaves the IDT
  * alone):
@@ -15,6 +16,12 @@
  *
  * rt_report_breakpoint sends the report of a #BP without the CPU raising
  * one, for hosts that cannot execute INT3 at CPL0 (see rt.h).
+ *
+ * Interrupts (CPL0): the IDT has 256 gates; those of vectors 32-255 are not
+ * present until rt_irq_set_handler installs a handler, so an interrupt on a
+ * vector without one raises #NP (reported like any fault). The stubs of
+ * vectors 32-255 (start64.S) share the exceptions' common part, and
+ * rt_exception calls the installed handler for them.
  */
 #include "rt.h"
 
@@ -52,14 +59,20 @@ struct __attribute__((packed)) idt_ptr {
 	uint64_t base;
 };
 
-#define RT_VECTORS 32
+#define RT_EXC_VECTORS    32  /* exceptions: gates filled at boot */
+#define RT_VECTORS	  256 /* the IDT's size */
+#define RT_IRQ_STUB_SIZE  16  /* start64.S: the stubs of vectors 32-255 */
+#define RT_GATE_INTERRUPT 0x8e /* present, DPL 0, 64-bit interrupt gate */
 
 /* start64.S and the linker script */
-extern const uint64_t rt_isr_table[RT_VECTORS];
+extern const uint64_t rt_isr_table[RT_EXC_VECTORS];
+extern const char rt_irq_stubs[];
 extern const struct rt_extable_entry __start_rt_extable[], __stop_rt_extable[];
 extern uint64_t rt_ram_top;
 
 static struct idt_gate rt_idt[RT_VECTORS] __attribute__((aligned(16)));
+static rt_irq_handler_fn volatile rt_irq_handlers[RT_VECTORS];
+static uint16_t rt_code_sel; /* CS of the IDT's gates, set at boot */
 static struct vmmux_fault_report rt_reports[RT_MAX_CPUS] __attribute__((aligned(64)));
 
 unsigned rt_cpu_index(void)
@@ -81,16 +94,45 @@ void rt_init_boot(void)
 		return;
 	uint16_t cs;
 	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
-	for (unsigned v = 0; v < RT_VECTORS; v++) {
+	rt_code_sel = cs;
+	/* Gates 32-255 stay zero (not present) until a handler is installed. */
+	for (unsigned v = 0; v < RT_EXC_VECTORS; v++) {
 		uint64_t a = rt_isr_table[v];
 		rt_idt[v] = (struct idt_gate){
 		    .off_lo = (uint16_t)a,
 		    .sel = cs,
-		    .type = 0x8e,
+		    .type = RT_GATE_INTERRUPT,
 		    .off_mid = (uint16_t)(a >> 16),
 		    .off_hi = (uint32_t)(a >> 32),
 		};
 	}
+}
+
+int rt_irq_set_handler(unsigned vector, rt_irq_handler_fn fn)
+{
+	if (vector < RT_EXC_VECTORS || vector >= RT_VECTORS || cpl() != 0)
+		return -1;
+	volatile struct idt_gate *g = &rt_idt[vector];
+	if (fn == NULL) {
+		/* Gate first: no interrupt reaches the vector once it is gone. */
+		g->type = 0;
+		rt_irq_handlers[vector] = NULL;
+		return 0;
+	}
+	/* Handler first, then the gate's fields, present bit last. */
+	rt_irq_handlers[vector] = fn;
+	uint64_t a = (uint64_t)(uintptr_t)rt_irq_stubs +
+		     (uint64_t)(vector - RT_EXC_VECTORS) * RT_IRQ_STUB_SIZE;
+	g->type = 0;
+	g->off_lo = (uint16_t)a;
+	g->sel = rt_code_sel;
+	g->ist = 0;
+	g->off_mid = (uint16_t)(a >> 16);
+	g->off_hi = (uint32_t)(a >> 32);
+	g->zero = 0;
+	__asm__ volatile("" : : : "memory");
+	g->type = RT_GATE_INTERRUPT;
+	return 0;
 }
 
 /* Called by every vCPU before main. */
@@ -134,6 +176,14 @@ __attribute__((noinline)) void rt_report_breakpoint(void)
 /* Called by the common stub; returning resumes at f->rip. */
 void rt_exception(struct rt_frame *f)
 {
+	if (f->vector >= RT_EXC_VECTORS) {
+		/* An interrupt: its gate is present only with a handler; one
+		 * removed meanwhile makes this a spurious interrupt, ignored. */
+		rt_irq_handler_fn fn = rt_irq_handlers[f->vector & (RT_VECTORS - 1)];
+		if (fn != NULL)
+			fn((unsigned)f->vector);
+		return;
+	}
 	if (f->vector == 13) {
 		for (const struct rt_extable_entry *e = __start_rt_extable; e < __stop_rt_extable;
 		     e++) {

@@ -52,7 +52,9 @@ _start:
 /*
  * IDT stubs. Each pushes an error code (0 when the CPU pushes none) and its
  * vector, then the common part saves the GPRs, calls rt_exception(frame)
- * and returns to frame->rip (which rt_exception may have changed).
+ * and returns to frame->rip (which rt_exception may have changed). The
+ * gates are interrupt gates: the CPU clears RFLAGS.IF on entry and IRETQ
+ * restores it.
  */
 	.text
 	.macro STUB vec, has_err
@@ -97,6 +99,28 @@ rt_isr_\vec:
 	STUB 29, 1
 	STUB 30, 1
 	STUB 31, 0
+
+/*
+ * Stubs of the interrupt vectors 32-255, RT_IRQ_STUB_SIZE (16) bytes apart
+ * from rt_irq_stubs: vector V's stub is at rt_irq_stubs + (V - 32) * 16.
+ * The CPU pushes no error code for them; each pushes 0 and its vector and
+ * joins the exceptions' common part (rt_exception hands vectors >= 32 to
+ * the handler that rt_irq_set_handler installed).
+ */
+	.balign 16
+	.globl rt_irq_stubs
+rt_irq_stubs:
+	.set rt_vec, 32
+	.rept 224
+	.balign 16
+1:	pushq $0
+	pushq $rt_vec
+	jmp rt_isr_common
+	.if . - 1b > 16
+	.error "an interrupt stub is longer than 16 bytes"
+	.endif
+	.set rt_vec, rt_vec + 1
+	.endr
 
 	.balign 16
 rt_isr_common:

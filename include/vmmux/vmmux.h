@@ -173,8 +173,10 @@ int vmmux_gm_write(struct vmmux_ctx *ctx, uint64_t gpa, const void *buf, size_t 
 
 /*
  * Raise an event on behalf of this VMM: an interrupt request (VMMUX_EV_IRQ),
- * a platform event, a request, or an exception the guest reported. Other
- * types are refused (-1). The host sets the source, routes the event
+ * a platform event, a request, an exception the guest reported, or a device
+ * event it hands on to another VMM (routes with from=VMM decide which).
+ * Fault events are refused (-1), and so is what the VMM's config does not
+ * grant it (the host checks). The host sets the source, routes the event
  * through the routing table and delivers it after the current callback
  * returns, in the order raised. ev->vcpu says on whose behalf (the vCPU of
  * the event being handled, or VMMUX_NO_VCPU). Returns 0, or -1 when the

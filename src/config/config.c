@@ -337,8 +337,9 @@ int config_add_vmm(struct vmmux_config *c, const struct vmm_config *v, struct er
 		return err_set(e, "VMM '%s': placement %d is not known", v->name,
 			       (int)v->placement);
 	if (v->program != NULL && v->placement != VMM_PARALLEL)
-		return err_set(e, "VMM '%s': an external program runs as a parallel VMM "
-				  "(placement parallel)",
+		return err_set(e,
+			       "VMM '%s': an external program runs as a parallel VMM "
+			       "(placement parallel)",
 			       v->name);
 	if (v->nargs > VMM_ARGS_MAX)
 		return err_set(e, "VMM '%s': %zu arguments, at most %d", v->name, v->nargs,
@@ -973,7 +974,8 @@ static int load_vmm_fields(struct jctx *x, const char *base, json_t *o, struct v
 	if ((f = json_object_get(o, "memory")) != NULL) {
 		jpath(p, sizeof(p), base, "memory");
 		if (!json_is_array(f))
-			return jtype_err(x, p, f, "an array of windows (\"all\", \"A-B\", \"A+SIZE\")");
+			return jtype_err(x, p, f,
+					 "an array of windows (\"all\", \"A-B\", \"A+SIZE\")");
 		size_t i;
 		json_t *a;
 		json_array_foreach(f, i, a)
@@ -1041,10 +1043,9 @@ static int load_vmm_fields(struct jctx *x, const char *base, json_t *o, struct v
 
 static int load_vmms(struct jctx *x, json_t *a)
 {
-	static const char *const keys[] = {"name",   "role",    "placement",    "input",
-					   "output", "args",    "program",      "program_args",
-					   "memory", "raise",   "timeout",      "spin",
-					   NULL};
+	static const char *const keys[] = {
+	    "name",	    "role",   "placement", "input",   "output", "args", "program",
+	    "program_args", "memory", "raise",	   "timeout", "spin",	NULL};
 	if (!json_is_array(a))
 		return jtype_err(x, "vmms", a, "an array of VMM objects");
 	size_t i;
@@ -1302,6 +1303,9 @@ static void key_space(const struct route_spec *s, int *space, uint64_t *lo, uint
 
 static bool specs_overlap(const struct route_spec *a, const struct route_spec *b)
 {
+	/* A route keyed by source takes nothing from the routes without. */
+	if ((a->opts & ROUTE_OPT_FROM) || (b->opts & ROUTE_OPT_FROM))
+		return false;
 	int sa, sb;
 	uint64_t alo, ahi, blo, bhi;
 	key_space(a, &sa, &alo, &ahi);
@@ -1315,7 +1319,8 @@ static bool routes_name(const struct vmmux_config *c, size_t n, const char *name
 	for (size_t i = 0; i < n; i++) {
 		const struct route_spec *r = &c->routes[i];
 		if (strcmp(r->vmm, name) == 0 ||
-		    ((r->opts & ROUTE_OPT_FALLBACK) && strcmp(r->fallback, name) == 0))
+		    ((r->opts & ROUTE_OPT_FALLBACK) && strcmp(r->fallback, name) == 0) ||
+		    ((r->opts & ROUTE_OPT_FROM) && strcmp(r->from, name) == 0))
 			return true;
 	}
 	return false;
@@ -1405,11 +1410,11 @@ static int check_vmm_memory(struct vmmux_config *c, struct vmm_config *v, struct
 		if (w->gpa >= c->mem_bytes || w->size > c->mem_bytes - w->gpa) {
 			char sz[40];
 			fmt_size(c->mem_bytes, sz, sizeof(sz));
-			return err_set(e,
-				       "VMM '%s': memory window 0x%llx+0x%llx lies outside the guest "
-				       "RAM (%s)",
-				       v->name, (unsigned long long)w->gpa,
-				       (unsigned long long)w->size, sz);
+			return err_set(
+			    e,
+			    "VMM '%s': memory window 0x%llx+0x%llx lies outside the guest "
+			    "RAM (%s)",
+			    v->name, (unsigned long long)w->gpa, (unsigned long long)w->size, sz);
 		}
 		if (i > 0 && w->gpa < v->windows[i - 1].gpa + v->windows[i - 1].size)
 			return err_set(e, "VMM '%s': memory windows at 0x%llx and 0x%llx overlap",
@@ -1454,6 +1459,8 @@ int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e
 			missing = r->vmm;
 		else if ((r->opts & ROUTE_OPT_FALLBACK) && !vmm_known(c, r->fallback))
 			missing = r->fallback;
+		else if ((r->opts & ROUTE_OPT_FROM) && !vmm_known(c, r->from))
+			missing = r->from;
 		if (missing != NULL) {
 			char list[256];
 			vmm_list(c, list, sizeof(list));

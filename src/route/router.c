@@ -92,9 +92,21 @@ const struct route_table *router_current(void)
 	return rcu_dereference(current_table);
 }
 
+/* Event types only vCPUs produce; a VMM raises one only to hand it on. */
+static bool device_type(unsigned type)
+{
+	return type == VMMUX_EV_IO || type == VMMUX_EV_MMIO || type == VMMUX_EV_MSR ||
+	       type == VMMUX_EV_HLT || type == VMMUX_EV_HYPERCALL || type == VMMUX_EV_SHUTDOWN;
+}
+
 struct route_target router_resolve(const struct route_table *t, struct vmmux_event *ev)
 {
 	uint16_t ri;
+	if (ev->src_kind == VMMUX_SRC_VMM && t->nsourced &&
+	    (ri = route_lookup_sourced(t, ev)) != ROUTE_NONE) {
+		const struct route *r = &t->routes[ri];
+		return (struct route_target){r->vmm, ri, t->generation, r};
+	}
 	if (ev->type == VMMUX_EV_IO) {
 		ri = ev->key <= 0xffff ? t->port[ev->key] : ROUTE_NONE;
 		bool hyper_out =
@@ -119,8 +131,15 @@ struct route_target router_resolve(const struct route_table *t, struct vmmux_eve
 			ev->flags |= VMMUX_EVF_UNROUTED;
 	}
 	const struct route *r = &t->routes[ri];
+	uint16_t vmm = ev->type < VMMUX_EV__COUNT ? r->vmm : (uint16_t)VMM_ID_MAIN;
+	/* An event a VMM hands on never comes back to it: without a from=
+	 * route for it, the main VMM's built-in default takes it. */
+	if (ev->src_kind == VMMUX_SRC_VMM && device_type(ev->type) && vmm == ev->src_id) {
+		vmm = VMM_ID_MAIN;
+		ev->flags |= VMMUX_EVF_UNROUTED;
+	}
 	struct route_target rt = {
-	    .vmm = ev->type < VMMUX_EV__COUNT ? r->vmm : (uint16_t)VMM_ID_MAIN,
+	    .vmm = vmm,
 	    .route = ri,
 	    .generation = t->generation,
 	    .r = r,

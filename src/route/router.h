@@ -57,6 +57,11 @@ const struct route_table *router_current(void);
  *     and the route is the type's (implicit or type:) route; ev->flags gets
  *     VMMUX_EVF_UNROUTED when that route is the implicit one (no route names
  *     the event at all).
+ *   - an event a VMM raised is first looked up among the routes keyed by
+ *     source (from=VMM, route_lookup_sourced); an event it hands on (a
+ *     device type: io, mmio, msr, hlt, hypercall, shutdown) never returns
+ *     to it: when the table would send it back, the main VMM's built-in
+ *     default takes it (VMMUX_EVF_UNROUTED).
  * The result's r is never NULL.
  */
 struct route_target router_resolve(const struct route_table *t, struct vmmux_event *ev);

@@ -445,10 +445,12 @@ static int parse_option(const struct quoted *q, const char *p, size_t len, struc
 		bit = ROUTE_OPT_FALLBACK;
 	else if (nlen == 7 && strncmp(p, "timeout", 7) == 0)
 		bit = ROUTE_OPT_TIMEOUT;
+	else if (nlen == 4 && strncmp(p, "from", 4) == 0)
+		bit = ROUTE_OPT_FROM;
 	else
 		return err_set(e,
 			       "route '%s': unknown option '%s' (posted, fallback=VMM, "
-			       "timeout=DURATION)",
+			       "timeout=DURATION, from=VMM)",
 			       q->s, txt);
 	char name[16];
 	piece(p, nlen, name, sizeof(name));
@@ -464,6 +466,17 @@ static int parse_option(const struct quoted *q, const char *p, size_t len, struc
 			return err_set(e,
 				       "route '%s': option 'posted' applies to io and mmio "
 				       "routes only",
+				       q->s);
+		return 0;
+	case ROUTE_OPT_FROM:
+		if (!has_value)
+			return err_set(e, "route '%s': option 'from' needs '=VMM'", q->s);
+		if (parse_vmm_name(q, val, vlen, "source VMM name", out->from, e))
+			return -1;
+		if (strcmp(out->from, out->vmm) == 0)
+			return err_set(e,
+				       "route '%s': a VMM never receives what it raises itself: "
+				       "from= names the route's own VMM",
 				       q->s);
 		return 0;
 	case ROUTE_OPT_FALLBACK:
@@ -624,4 +637,6 @@ void route_spec_format(const struct route_spec *s, char *buf, size_t len)
 		duration_text(s->timeout_ns, d, sizeof(d));
 		append(buf, len, &off, ";timeout=%s", d);
 	}
+	if (s->opts & ROUTE_OPT_FROM)
+		append(buf, len, &off, ";from=%.*s", VMMUX_NAME_MAX - 1, s->from);
 }

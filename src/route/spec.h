@@ -15,7 +15,7 @@
  *              exception: de db nmi bp of br ud nm df ts np ss gp pf mf ac
  *                         mc xm
  *   VMM     := a VMM instance name: [a-z0-9_-], 1 to VMMUX_NAME_MAX-1 chars
- *   OPTION  := "posted" | "fallback=" VMM | "timeout=" DURATION
+ *   OPTION  := "posted" | "fallback=" VMM | "timeout=" DURATION | "from=" VMM
  *
  * Kinds and names are case-insensitive, numbers have no octal form ("010" is
  * ten), VMM names are lower case. No spaces. Each option at most once; the
@@ -24,7 +24,10 @@
  * Key domains: io 0-0xffff; mmio 64-bit; msr 32-bit; hypercall 0-255 (the
  * route covers port 0x500+nr); exception 0-255; platform, request and type
  * their enumerations. "posted" is valid for io and mmio routes only (it
- * concerns writes whose reply the guest does not wait for).
+ * concerns writes whose reply the guest does not wait for). "from=VMM" keys
+ * the route by source as well: it matches only events that VMM raised (an
+ * interrupt request, a platform event, a request, or an event it hands on),
+ * and takes precedence over the routes without it.
  */
 #ifndef VMMUX_ROUTE_SPEC_H
 #define VMMUX_ROUTE_SPEC_H
@@ -52,6 +55,7 @@ enum route_kind {
 #define ROUTE_OPT_POSTED   0x1u
 #define ROUTE_OPT_FALLBACK 0x2u
 #define ROUTE_OPT_TIMEOUT  0x4u
+#define ROUTE_OPT_FROM     0x8u
 
 /* One parsed route spec. lo <= hi always; both inside the kind's domain. */
 struct route_spec {
@@ -61,6 +65,7 @@ struct route_spec {
 	uint32_t opts;                   /* ROUTE_OPT_* present */
 	char fallback[VMMUX_NAME_MAX];   /* with ROUTE_OPT_FALLBACK */
 	uint64_t timeout_ns;             /* with ROUTE_OPT_TIMEOUT; > 0 */
+	char from[VMMUX_NAME_MAX];       /* with ROUTE_OPT_FROM: the raising VMM */
 	char text[ROUTE_SPEC_TEXT_MAX];  /* canonical text, see route_spec_format */
 };
 

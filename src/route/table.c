@@ -83,6 +83,9 @@ static int check_spec(const struct route_spec *in, struct route_spec *out, struc
 	if ((in->opts & ROUTE_OPT_FALLBACK) && !name_field_ok(in->fallback))
 		return err_set(e, "route of kind %s to '%s': invalid fallback VMM name",
 			       route_kind_name(in->kind), in->vmm);
+	if ((in->opts & ROUTE_OPT_FROM) && !name_field_ok(in->from))
+		return err_set(e, "route of kind %s to '%s': invalid source VMM name",
+			       route_kind_name(in->kind), in->vmm);
 	route_spec_format(out, out->text, sizeof(out->text));
 	if (in->lo > in->hi)
 		return err_set(e, "route '%s': range end is below its start", out->text);
@@ -106,7 +109,8 @@ static int check_spec(const struct route_spec *in, struct route_spec *out, struc
 				    "KVM and cannot be routed",
 				    out->text, kvm_own[i].lo, kvm_own[i].hi, kvm_own[i].what);
 	}
-	if (in->opts & ~(uint32_t)(ROUTE_OPT_POSTED | ROUTE_OPT_FALLBACK | ROUTE_OPT_TIMEOUT))
+	if (in->opts &
+	    ~(uint32_t)(ROUTE_OPT_POSTED | ROUTE_OPT_FALLBACK | ROUTE_OPT_TIMEOUT | ROUTE_OPT_FROM))
 		return err_set(e, "route '%s': unknown option bits 0x%x", out->text,
 			       (unsigned)in->opts);
 	if ((in->opts & ROUTE_OPT_POSTED) && in->kind != ROUTE_IO && in->kind != ROUTE_MMIO)
@@ -118,11 +122,13 @@ static int check_spec(const struct route_spec *in, struct route_spec *out, struc
 		out->timeout_ns = 0;
 	if (!(in->opts & ROUTE_OPT_FALLBACK))
 		memset(out->fallback, 0, sizeof(out->fallback));
+	if (!(in->opts & ROUTE_OPT_FROM))
+		memset(out->from, 0, sizeof(out->from));
 	return 0;
 }
 
 /* VMM name -> id: "main" is always VMM_ID_MAIN, the rest go to RESOLVE. */
-static int resolve_vmm(const struct route_spec *s, const char *name, bool fallback,
+static int resolve_vmm(const struct route_spec *s, const char *name, const char *what,
 		       vmm_resolve_fn resolve, void *arg, uint16_t *id, struct errbuf *e)
 {
 	uint16_t v;
@@ -133,8 +139,7 @@ static int resolve_vmm(const struct route_spec *s, const char *name, bool fallba
 	else
 		v = resolve(arg, name);
 	if (v == VMM_ID_NONE)
-		return err_set(e, "route '%s': no VMM named '%s'%s", s->text, name,
-			       fallback ? " (its fallback)" : "");
+		return err_set(e, "route '%s': no VMM named '%s'%s", s->text, name, what);
 	if (v >= VMM_MAX)
 		return err_set(e, "route '%s': VMM '%s' has id %u, beyond the limit %u", s->text,
 			       name, (unsigned)v, VMM_MAX - 1);
@@ -147,11 +152,14 @@ static int compile_route(struct route *r, const struct route_spec *s, vmm_resolv
 {
 	memset(r, 0, sizeof(*r));
 	r->spec = *s;
-	if (resolve_vmm(s, s->vmm, false, resolve, arg, &r->vmm, e))
+	if (resolve_vmm(s, s->vmm, "", resolve, arg, &r->vmm, e))
 		return -1;
-	r->fallback = VMM_ID_NONE;
+	r->fallback = r->from = VMM_ID_NONE;
 	if ((s->opts & ROUTE_OPT_FALLBACK) &&
-	    resolve_vmm(s, s->fallback, true, resolve, arg, &r->fallback, e))
+	    resolve_vmm(s, s->fallback, " (its fallback)", resolve, arg, &r->fallback, e))
+		return -1;
+	if ((s->opts & ROUTE_OPT_FROM) &&
+	    resolve_vmm(s, s->from, " (its source)", resolve, arg, &r->from, e))
 		return -1;
 	r->flags = s->opts;
 	r->timeout_ns = (s->opts & ROUTE_OPT_TIMEOUT) ? s->timeout_ns : 0;
@@ -247,6 +255,37 @@ static int insert_keyed(struct route_table *t, uint16_t idx, struct errbuf *e)
 	return 0;
 }
 
+/* The key space of a spec, for overlaps: io and hypercall share ports. */
+static void spec_space(const struct route_spec *s, unsigned *space, uint64_t *lo, uint64_t *hi)
+{
+	uint64_t base = s->kind == ROUTE_HYPERCALL ? HYPERCALL_PORT_BASE : 0;
+	*space = s->kind == ROUTE_HYPERCALL ? ROUTE_IO : (unsigned)s->kind;
+	*lo = s->lo + base;
+	*hi = s->hi + base;
+}
+
+/* Add route IDX (with from=) to the sourced list; the routes of one source
+ * may not overlap in a key space. */
+static int insert_sourced(struct route_table *t, uint16_t idx, struct errbuf *e)
+{
+	const struct route *r = &t->routes[idx];
+	unsigned sa;
+	uint64_t alo, ahi;
+	spec_space(&r->spec, &sa, &alo, &ahi);
+	for (size_t i = 0; i < t->nsourced; i++) {
+		const struct route *o = &t->routes[t->sourced[i]];
+		unsigned sb;
+		uint64_t blo, bhi;
+		spec_space(&o->spec, &sb, &blo, &bhi);
+		if (o->from == r->from && sa == sb && alo <= bhi && blo <= ahi)
+			return overlap(t, idx, t->sourced[i],
+				       r->spec.kind == ROUTE_HYPERCALL ? ROUTE_IO : r->spec.kind,
+				       alo > blo ? alo : blo, e);
+	}
+	t->sourced[t->nsourced++] = idx;
+	return 0;
+}
+
 static void set_implicit(struct route *r, unsigned type)
 {
 	memset(r, 0, sizeof(*r));
@@ -255,7 +294,7 @@ static void set_implicit(struct route *r, unsigned type)
 	snprintf(r->spec.vmm, sizeof(r->spec.vmm), "main");
 	route_spec_format(&r->spec, r->spec.text, sizeof(r->spec.text));
 	r->vmm = VMM_ID_MAIN;
-	r->fallback = VMM_ID_NONE;
+	r->fallback = r->from = VMM_ID_NONE;
 	r->flags = ROUTE_FLAG_IMPLICIT;
 }
 
@@ -288,10 +327,14 @@ struct route_table *route_table_build(const struct route_spec *specs, size_t n,
 	size_t cover[VMMUX_EV__COUNT];
 	for (unsigned i = 0; i < VMMUX_EV__COUNT; i++)
 		cover[i] = SIZE_MAX;
-	size_t nmmio = 0, nmsr = 0;
+	size_t nmmio = 0, nmsr = 0, nsourced = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (check_spec(&specs[i], &cs[i], e))
 			goto fail;
+		if (cs[i].opts & ROUTE_OPT_FROM) {
+			nsourced++;
+			continue; /* keyed by source: a list of their own */
+		}
 		switch (cs[i].kind) {
 		case ROUTE_MMIO:
 			nmmio++;
@@ -328,7 +371,8 @@ struct route_table *route_table_build(const struct route_spec *specs, size_t n,
 	t->routes = calloc(total, sizeof(*t->routes));
 	t->mmio = calloc(nmmio ? nmmio : 1, sizeof(*t->mmio));
 	t->msr = calloc(nmsr ? nmsr : 1, sizeof(*t->msr));
-	if (t->routes == NULL || t->mmio == NULL || t->msr == NULL) {
+	t->sourced = calloc(nsourced ? nsourced : 1, sizeof(*t->sourced));
+	if (t->routes == NULL || t->mmio == NULL || t->msr == NULL || t->sourced == NULL) {
 		err_set(e, "route table: out of memory");
 		goto fail;
 	}
@@ -349,15 +393,16 @@ struct route_table *route_table_build(const struct route_spec *specs, size_t n,
 		t->type_route[ty] = idx;
 	}
 
-	/* Keyed routes in the order given. */
+	/* Keyed routes in the order given; routes keyed by source aside. */
 	for (size_t i = 0; i < n; i++) {
-		if (cs[i].kind == ROUTE_TYPE)
+		bool sourced = cs[i].opts & ROUTE_OPT_FROM;
+		if (cs[i].kind == ROUTE_TYPE && !sourced)
 			continue;
 		uint16_t idx = (uint16_t)t->nroutes;
 		if (compile_route(&t->routes[idx], &cs[i], resolve, arg, e))
 			goto fail;
 		t->nroutes++;
-		if (insert_keyed(t, idx, e))
+		if (sourced ? insert_sourced(t, idx, e) : insert_keyed(t, idx, e))
 			goto fail;
 	}
 
@@ -378,6 +423,7 @@ void route_table_free(struct route_table *t)
 		return;
 	free(t->mmio);
 	free(t->msr);
+	free(t->sourced);
 	free(t->routes);
 	free(t);
 }
@@ -413,6 +459,49 @@ uint16_t route_lookup_msr(const struct route_table *t, uint32_t index)
  * to cover port 0x500+key receives port accesses, never hypercalls (the
  * router keeps an OUT to such a port an IO event).
  */
+/* Whether route R's key range covers event EV of its kind. */
+static bool route_covers(const struct route *r, const struct vmmux_event *ev)
+{
+	const struct route_spec *s = &r->spec;
+	uint64_t k = ev->key;
+	switch (s->kind) {
+	case ROUTE_TYPE:
+		return ev->type >= s->lo && ev->type <= s->hi;
+	case ROUTE_IO:
+		return ev->type == VMMUX_EV_IO && k >= s->lo && k <= s->hi;
+	case ROUTE_HYPERCALL:
+		return ev->type == VMMUX_EV_HYPERCALL && k >= s->lo && k <= s->hi;
+	case ROUTE_MMIO:
+		return ev->type == VMMUX_EV_MMIO && k >= s->lo && k <= s->hi;
+	case ROUTE_MSR:
+		return ev->type == VMMUX_EV_MSR && k >= s->lo && k <= s->hi;
+	case ROUTE_EXCEPTION:
+		return ev->type == VMMUX_EV_EXCEPTION && k >= s->lo && k <= s->hi;
+	case ROUTE_PLATFORM:
+		return ev->type == VMMUX_EV_PLATFORM && k >= s->lo && k <= s->hi;
+	case ROUTE_REQUEST:
+		return ev->type == VMMUX_EV_REQUEST && k >= s->lo && k <= s->hi;
+	default:
+		return false;
+	}
+}
+
+uint16_t route_lookup_sourced(const struct route_table *t, const struct vmmux_event *ev)
+{
+	if (ev->src_kind != VMMUX_SRC_VMM)
+		return ROUTE_NONE;
+	uint16_t by_type = ROUTE_NONE;
+	for (size_t i = 0; i < t->nsourced; i++) {
+		const struct route *r = &t->routes[t->sourced[i]];
+		if (r->from != ev->src_id || !route_covers(r, ev))
+			continue;
+		if (r->spec.kind != ROUTE_TYPE)
+			return t->sourced[i]; /* a keyed route beats a type: route */
+		by_type = t->sourced[i];
+	}
+	return by_type;
+}
+
 uint16_t route_lookup_event(const struct route_table *t, const struct vmmux_event *ev)
 {
 	uint64_t k = ev->key;
@@ -617,9 +706,17 @@ void route_table_dump(FILE *f, const struct route_table *t, route_vmm_name_fn na
 			off += (size_t)snprintf(opts + off, sizeof(opts) - off, " fallback=%s",
 						fn ? fn : r->spec.fallback);
 		}
+		if (r->flags & ROUTE_OPT_FROM) {
+			const char *fn = name ? name(arg, r->from) : NULL;
+			off += (size_t)snprintf(opts + off, sizeof(opts) - off, " from=%s",
+						fn ? fn : r->spec.from);
+		}
 		if (r->flags & ROUTE_OPT_TIMEOUT) {
-			const char *tx = strstr(r->spec.text, ";timeout=");
-			snprintf(opts + off, sizeof(opts) - off, " timeout=%s", tx ? tx + 9 : "?");
+			char tx[32];
+			const char *at = strstr(r->spec.text, ";timeout=");
+			size_t n = at ? strcspn(at + 9, ";") : 1;
+			snprintf(tx, sizeof(tx), "%.*s", (int)n, at ? at + 9 : "?");
+			snprintf(opts + off, sizeof(opts) - off, " timeout=%s", tx);
 		}
 		fprintf(f, "%-40s %-16s%s\n", r->spec.text, vn, opts[0] ? opts : " -");
 	}

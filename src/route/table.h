@@ -51,6 +51,7 @@ struct route {
 	struct route_spec spec;
 	uint16_t vmm;      /* target VMM id */
 	uint16_t fallback; /* VMM id, or VMM_ID_NONE */
+	uint16_t from;     /* with from=: the raising VMM's id; else VMM_ID_NONE */
 	uint32_t flags;    /* ROUTE_OPT_*, ROUTE_FLAG_IMPLICIT */
 	uint64_t timeout_ns;
 	struct route_stats *stats; /* never NULL in a published table */
@@ -74,6 +75,8 @@ struct route_table {
 	size_t nmmio;
 	struct route_range *msr;
 	size_t nmsr;
+	uint16_t *sourced; /* routes with from=, in the order given */
+	size_t nsourced;
 	size_t nroutes;
 	struct route *routes; /* nroutes entries */
 };
@@ -120,6 +123,14 @@ uint16_t route_lookup_msr(const struct route_table *t, uint32_t index);
  * Returns ROUTE_NONE when no keyed route matches (the type default applies).
  */
 uint16_t route_lookup_event(const struct route_table *t, const struct vmmux_event *ev);
+
+/*
+ * The route keyed by source for an event a VMM raised (ev->src_kind ==
+ * VMMUX_SRC_VMM): a from= route of that VMM whose key covers the event (a
+ * keyed route before a type: one), or ROUTE_NONE. Linear in the number of
+ * from= routes, which are few and only consulted for raised events.
+ */
+uint16_t route_lookup_sourced(const struct route_table *t, const struct vmmux_event *ev);
 
 /*
  * The routes of kind MSR merged into at most max_ranges disjoint [lo, hi]

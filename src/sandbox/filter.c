@@ -105,10 +105,12 @@ static const struct rule rules[] = {
 	 * bitset, requeue, PI or wake-op. */
 	R1(futex, BOTH, MASKED(1, FUTEX_OP_BITS, FUTEX_WAIT)),
 	R1(futex, BOTH, MASKED(1, FUTEX_OP_BITS, FUTEX_WAKE)),
-	/* The setup socket, and only it: the handshake (stage 1) and the
-	 * teardown (stage 2). No other socket can exist: socket(2) and
-	 * socketpair(2) are refused. */
+	/* The setup socket, and only it: the handshake (stage 1), and the
+	 * teardown (stage 2: the VMM library sees the socket close with a
+	 * recv(2), which is recvfrom). No other socket can exist: socket(2)
+	 * and socketpair(2) are refused. */
 	R1(recvmsg, BOTH, EQ(0, HS_SOCKET_FD)),
+	R1(recvfrom, BOTH, EQ(0, HS_SOCKET_FD)),
 	R1(sendmsg, BOTH, EQ(0, HS_SOCKET_FD)),
 	/* Descriptor flags (close-on-exec, non-blocking); no F_DUPFD, no
 	 * F_SETOWN/F_SETSIG, no leases, no pipe resizing. */

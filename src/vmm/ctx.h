@@ -46,15 +46,14 @@ struct vmmux_ctx {
 const struct gm_window *ctx_window(const struct vmmux_ctx *ctx, uint64_t gpa, uint64_t len);
 
 /*
- * The event types a VMM may raise: interrupt requests, platform events,
- * requests, and exceptions (a guest's own report of one it cannot handle).
- * Device events (io, mmio, msr, hlt, hypercall, shutdown) come from vCPUs
- * only, and fault events from the host.
+ * The event types a VMM may raise: every type but fault events, which only
+ * the host raises. Whether this VMM may raise a given event is its grants'
+ * business (grants.h): interrupt lines, platform events, requests,
+ * guest-reported exceptions, and device events handed on ("forward").
  */
 static inline int ctx_raisable(unsigned type)
 {
-	return type == VMMUX_EV_IRQ || type == VMMUX_EV_PLATFORM || type == VMMUX_EV_REQUEST ||
-	       type == VMMUX_EV_EXCEPTION;
+	return type < VMMUX_EV__COUNT && type != VMMUX_EV_FAULT;
 }
 
 #endif

@@ -33,6 +33,10 @@ int grant_parse(const char *s, struct raise_grants *g, struct errbuf *e)
 		g->exception = true;
 		return 0;
 	}
+	if (strcmp(s, "forward") == 0) {
+		g->forward = true;
+		return 0;
+	}
 	if (strncmp(s, "irq:", 4) == 0) {
 		char num[24];
 		const char *colon = strchr(s + 4, ':');
@@ -40,7 +44,8 @@ int grant_parse(const char *s, struct raise_grants *g, struct errbuf *e)
 		bool level = false;
 		if (colon != NULL) {
 			if (strcmp(colon + 1, "level") != 0 && strcmp(colon + 1, "edge") != 0)
-				return err_set(e, "grant '%s': the trigger is 'level' or 'edge'", s);
+				return err_set(e, "grant '%s': the trigger is 'level' or 'edge'",
+					       s);
 			level = strcmp(colon + 1, "level") == 0;
 		}
 		if (len == 0 || len >= sizeof(num))
@@ -59,8 +64,9 @@ int grant_parse(const char *s, struct raise_grants *g, struct errbuf *e)
 	if (strncmp(s, "platform:", 9) == 0) {
 		int code = name_lookup(s + 9, platform_code_name, VMMUX_PLAT__COUNT);
 		if (code < 0)
-			return err_set(e, "grant '%s': unknown platform event (smi, reset, poweroff, "
-					  "powerbtn, watchdog)",
+			return err_set(e,
+				       "grant '%s': unknown platform event (smi, reset, poweroff, "
+				       "powerbtn, watchdog)",
 				       s);
 		g->platform |= 1u << code;
 		return 0;
@@ -72,8 +78,9 @@ int grant_parse(const char *s, struct raise_grants *g, struct errbuf *e)
 		g->request |= 1u << kind;
 		return 0;
 	}
-	return err_set(e, "grant '%s': expected irq:LINE[:level], platform:NAME, request:NAME or "
-			  "exception",
+	return err_set(e,
+		       "grant '%s': expected irq:LINE[:level], platform:NAME, request:NAME, "
+		       "exception or forward",
 		       s);
 }
 
@@ -96,6 +103,13 @@ bool grant_allows(const struct raise_grants *g, const struct vmmux_event *ev)
 		return ev->key < VMMUX_REQ__COUNT && (g->request & (1u << ev->key));
 	case VMMUX_EV_EXCEPTION:
 		return g->exception && ev->key < 256;
+	case VMMUX_EV_IO:
+	case VMMUX_EV_MMIO:
+	case VMMUX_EV_MSR:
+	case VMMUX_EV_HLT:
+	case VMMUX_EV_HYPERCALL:
+	case VMMUX_EV_SHUTDOWN:
+		return g->forward;
 	default:
 		return false;
 	}

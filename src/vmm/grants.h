@@ -15,6 +15,10 @@
  *   platform:NAME      smi, reset, poweroff, powerbtn or watchdog
  *   request:NAME       exit
  *   exception          guest-reported exceptions (any vector)
+ *   forward            hand on the device events it receives (io, mmio, msr,
+ *                      hlt, hypercall, shutdown): a copy goes where the
+ *                      routes keyed by its source (from=VMM) send it; the
+ *                      guest's reply is still the VMM's own
  */
 #ifndef VMMUX_VMM_GRANTS_H
 #define VMMUX_VMM_GRANTS_H
@@ -31,6 +35,7 @@ struct raise_grants {
 	uint32_t platform;     /* bit per enum vmmux_platform_code */
 	uint32_t request;      /* bit per enum vmmux_request_kind */
 	bool exception;
+	bool forward;
 };
 
 /* Add the grant S to G; -1 with a message quoting S. */

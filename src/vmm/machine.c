@@ -324,7 +324,7 @@ static void raise_watchdog(void)
 	vmm_dispatch_raised(VMM_ID_NONE, &ev, 0);
 }
 
-#define POLL_MAX (3 * VMM_MAX + 3)
+#define POLL_MAX       (3 * VMM_MAX + 3)
 #define INPUT_RETRY_MS 10
 
 enum poll_kind { POLL_WAKE, POLL_SIGNAL, POLL_TIMER, POLL_INPUT, POLL_PARALLEL };
@@ -398,7 +398,8 @@ static void main_loop(int sig_fd, int timer_fd)
 				struct signalfd_siginfo si;
 				if (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 					M.kill_signal = (int)si.ssi_signo;
-					machine_stop(128 + (int)si.ssi_signo, "stopped by signal %s",
+					machine_stop(128 + (int)si.ssi_signo,
+						     "stopped by signal %s",
 						     strsignal((int)si.ssi_signo));
 				}
 				break;
@@ -487,8 +488,7 @@ static int machine_setup(struct vmmux_config *c)
 	}
 	/* The table first (VMM ids are the config's order, as the registry
 	 * gives them): parallel VMMs are wired to KVM as the table says. */
-	struct route_table *t =
-	    route_table_build(c->routes, c->nroutes, config_vmm_resolve, c, &e);
+	struct route_table *t = route_table_build(c->routes, c->nroutes, config_vmm_resolve, c, &e);
 	if (t == NULL) {
 		log_error("%s", e.msg);
 		return EXIT_USAGE;

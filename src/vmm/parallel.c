@@ -29,15 +29,15 @@
 #include "vm/vm.h"
 #include "vmm/machine.h"
 
-#define SETUP_TIMEOUT_MS  5000
-#define STOP_GRACE_MS     200
-#define BACKOFF_MIN_NS    10000000ull    /* 10 ms */
-#define BACKOFF_MAX_NS    1000000000ull  /* 1 s */
-#define HEALTHY_NS        10000000000ull /* 10 s up: the backoff starts over */
+#define SETUP_TIMEOUT_MS   5000
+#define STOP_GRACE_MS	   200
+#define BACKOFF_MIN_NS	   10000000ull	  /* 10 ms */
+#define BACKOFF_MAX_NS	   1000000000ull  /* 1 s */
+#define HEALTHY_NS	   10000000000ull /* 10 s up: the backoff starts over */
 #define RESTARTS_WINDOW_NS 60000000000ull /* at most RESTARTS_MAX per minute */
-#define RESTARTS_MAX      20
-#define UID_BASE          61000 /* parallel VMM N runs as uid and gid UID_BASE + N */
-#define SPIN_DEFAULT_NS   0
+#define RESTARTS_MAX	   20
+#define UID_BASE	   61000 /* parallel VMM N runs as uid and gid UID_BASE + N */
+#define SPIN_DEFAULT_NS	   0
 
 __thread unsigned pvmm_thread_slot;
 
@@ -69,7 +69,7 @@ struct pvmm {
 	uint64_t window_start_ns;
 	uint64_t up_since_ns;
 	uint64_t backoff_ns;
-	uint64_t restart_at_ns; /* 0: none scheduled */
+	uint64_t restart_at_ns;	   /* 0: none scheduled */
 	uint64_t maybe_duplicated; /* re-delivered after their handler had started */
 	uint64_t redelivered;	   /* re-delivered in all */
 	int irqfd[HS_IRQS_MAX], resamplefd[HS_IRQS_MAX];
@@ -148,10 +148,10 @@ static void wire_irqs(struct pvmm *p)
 			int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 			int rfd = level ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
 			struct kvm_irqfd req = {
-				.fd = (uint32_t)fd,
-				.gsi = line,
-				.flags = level ? KVM_IRQFD_FLAG_RESAMPLE : 0,
-				.resamplefd = (uint32_t)rfd,
+			    .fd = (uint32_t)fd,
+			    .gsi = line,
+			    .flags = level ? KVM_IRQFD_FLAG_RESAMPLE : 0,
+			    .resamplefd = (uint32_t)rfd,
 			};
 			if (fd >= 0 && (!level || rfd >= 0) &&
 			    ioctl(vm->vm_fd, KVM_IRQFD, &req) == 0) {
@@ -159,9 +159,10 @@ static void wire_irqs(struct pvmm *p)
 				p->irqfd[p->nirqs] = fd;
 				p->resamplefd[p->nirqs] = rfd;
 			} else {
-				log_warn("vmm '%s': IRQ %u cannot be wired with KVM_IRQFD (%s): its "
-					 "raises go through the main VMM",
-					 p->v->name, line, strerror(errno));
+				log_warn(
+				    "vmm '%s': IRQ %u cannot be wired with KVM_IRQFD (%s): its "
+				    "raises go through the main VMM",
+				    p->v->name, line, strerror(errno));
 				if (fd >= 0)
 					close(fd);
 				if (rfd >= 0)
@@ -178,9 +179,9 @@ static void unwire_irqs(struct pvmm *p)
 	for (unsigned i = 0; i < p->nirqs; i++) {
 		if (p->irqfd[i] >= 0) {
 			struct kvm_irqfd req = {
-				.fd = (uint32_t)p->irqfd[i],
-				.gsi = p->irqs[i].line,
-				.flags = KVM_IRQFD_FLAG_DEASSIGN,
+			    .fd = (uint32_t)p->irqfd[i],
+			    .gsi = p->irqs[i].line,
+			    .flags = KVM_IRQFD_FLAG_DEASSIGN,
 			};
 			ioctl(vm->vm_fd, KVM_IRQFD, &req);
 		}
@@ -282,17 +283,17 @@ static int start_process(struct pvmm *p, struct errbuf *e)
 	argv[argc] = NULL;
 
 	struct sandbox_spawn_req req = {
-		.path = v->cfg.program ? v->cfg.program : G.self,
-		.argv = argv,
-		.envp = G.envp,
-		.stdin_fd = -1,
-		.stdout_fd = -1,
-		.stderr_fd = STDERR_FILENO,
-		.setup_sock = sv[1],
-		.drop_uid = geteuid() == 0,
-		.uid = (uid_t)(UID_BASE + v->id),
-		.gid = (gid_t)(UID_BASE + v->id),
-		.stage1 = &G.stage1,
+	    .path = v->cfg.program ? v->cfg.program : G.self,
+	    .argv = argv,
+	    .envp = G.envp,
+	    .stdin_fd = -1,
+	    .stdout_fd = -1,
+	    .stderr_fd = STDERR_FILENO,
+	    .setup_sock = sv[1],
+	    .drop_uid = geteuid() == 0,
+	    .uid = (uid_t)(UID_BASE + v->id),
+	    .gid = (gid_t)(UID_BASE + v->id),
+	    .stage1 = &G.stage1,
 	};
 	int pidfd = -1;
 	pid_t pid = sandbox_spawn(&req, &pidfd, e);
@@ -526,7 +527,7 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 			break;
 		}
 		case TP_INVAL:
-			return -1; /* an event the transport cannot carry */
+			return -2; /* an event the transport cannot carry */
 		case TP_ABORTED:
 		case TP_FULL:
 			break;

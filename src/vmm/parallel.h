@@ -52,8 +52,10 @@ void pvmm_stop(struct vmm *v);
  * NULL: synchronous, the VMM's timeout). On 0, *rep and the raised events
  * (at most VMM_RAISE_MAX, count in *nraised) are the VMM's answer, checked
  * for form; the caller checks the reply's meaning (reply_valid) and the
- * raised events' grants. On -1 the VMM could not answer in time (the
- * caller applies the built-in default); on 1 the event went to the route's
+ * raised events' grants. On -1 the VMM did not answer (its handler failed,
+ * or it was down or late beyond its timeout), on -2 the event cannot travel
+ * to a parallel VMM (malformed string I/O): the caller applies the built-in
+ * default. On 1 the event went to the route's
  * fallback VMM, whose id is in *fallback (the caller delivers it there).
  */
 int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmmux_event *ev,

@@ -246,9 +246,9 @@ static int vmm_map_windows(struct vmm *v, struct errbuf *e)
 	for (size_t i = 0; i < c->nwindows && !c->memory_all; i++) {
 		const struct vmm_window *w = &c->windows[i];
 		if (granted_mem == NULL || !gm_range_ok(granted_mem, w->gpa, w->size))
-			return err_set(e, "vmm '%s': memory window 0x%llx+0x%llx lies outside guest RAM",
-				       c->name, (unsigned long long)w->gpa,
-				       (unsigned long long)w->size);
+			return err_set(
+			    e, "vmm '%s': memory window 0x%llx+0x%llx lies outside guest RAM",
+			    c->name, (unsigned long long)w->gpa, (unsigned long long)w->size);
 		v->windows[v->nwindows++] =
 		    (struct gm_window){w->gpa, w->size, granted_mem->host + w->gpa};
 	}
@@ -433,7 +433,11 @@ static void dispatch_raised_list(struct vmm *v, struct vmmux_event *raised, unsi
 			if (v->placement == VMM_PARALLEL) {
 				pvmm_fault(v, why);
 			} else {
-				report_failure(v, &raised[i], "raise not granted");
+				static _Atomic uint32_t logged[VMM_MAX];
+				uint32_t bit = 1u << (raised[i].type % 32);
+				if (!(atomic_fetch_or(&logged[v->id % VMM_MAX], bit) & bit))
+					log_warn("vmm '%s' %s; dropped (logged once per event type)",
+						 v->name, why);
 			}
 			continue;
 		}
@@ -463,8 +467,10 @@ int vmm_deliver_route(uint16_t id, const struct route *route, struct vmmux_event
 		r = pvmm_deliver(v, pvmm_thread_slot, route, ev, rep, raised, &nraised, &fallback);
 		if (r == 1) /* the VMM is down: its route names a fallback */
 			return vmm_deliver_route(fallback, NULL, ev, rep, depth + 1);
-		if (r < 0)
-			report_failure(v, ev, "no answer in time");
+		if (r == -2)
+			report_failure(v, ev, "an event the transport cannot carry");
+		else if (r < 0)
+			report_failure(v, ev, "no answer (it failed or timed out)");
 	} else {
 		r = deliver_in_process(v, ev, rep, raised, &nraised);
 		if (r < 0)
@@ -481,9 +487,8 @@ int vmm_deliver_route(uint16_t id, const struct route *route, struct vmmux_event
 		main_vmm_default(ev, rep);
 	}
 	char who[VMMUX_NAME_MAX + 40];
-	snprintf(who, sizeof(who), r < 0 ? "the built-in default, after vmm '%s' failed"
-					 : "vmm '%s'",
-		 v->name);
+	snprintf(who, sizeof(who),
+		 r < 0 ? "the built-in default, after vmm '%s' failed" : "vmm '%s'", v->name);
 	apply_machine_action(who, ev, rep);
 	dispatch_raised_list(v, raised, nraised, depth);
 	return r < 0 ? -1 : 0;

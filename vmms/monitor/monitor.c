@@ -52,8 +52,32 @@ struct monitor {
 	uint64_t read_value;
 	uint64_t msr_read_value;
 	size_t msr_mode, exception_mode, shutdown_mode;
+	size_t forward; /* hand device events on (needs the "forward" grant) */
 	bool output_error_logged;
 };
+
+static const char *const forward_modes[] = {"no", "yes"};
+
+/* Hand a device event on to whoever the routes keyed by this VMM name. */
+static void monitor_forward(struct vmmux_ctx *ctx, const struct vmmux_event *ev)
+{
+	switch (ev->type) {
+	case VMMUX_EV_IO:
+	case VMMUX_EV_MMIO:
+	case VMMUX_EV_MSR:
+	case VMMUX_EV_HLT:
+	case VMMUX_EV_HYPERCALL:
+	case VMMUX_EV_SHUTDOWN:
+		break;
+	default:
+		return;
+	}
+	if (ev->data != NULL)
+		return; /* string I/O is not handed on: its data lives in this call */
+	struct vmmux_event copy = *ev;
+	if (vmmux_raise(ctx, &copy) < 0)
+		vmmux_log(ctx, VMMUX_LOG_WARN, "could not hand an event on (raise refused)");
+}
 
 static const char *const type_names[VMMUX_EV__COUNT] = VMMUX_EV_NAMES;
 
@@ -260,6 +284,8 @@ static int monitor_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 	if (ret < 0)
 		return ret;
 	monitor_reply(m, ev, rep, &has_value);
+	if (m->forward)
+		monitor_forward(ctx, ev);
 
 	fd = vmmux_output_fd(ctx);
 	if (fd < 0)
@@ -289,7 +315,9 @@ static int monitor_init(struct vmmux_ctx *ctx)
 	    role_arg_choice(ctx, "msr", msr_modes, 2, MSR_OK, &m->msr_mode) < 0 ||
 	    role_arg_choice(ctx, "exception", exception_modes, 3, EXC_CONSUME, &m->exception_mode) <
 		0 ||
-	    role_arg_choice(ctx, "shutdown", shutdown_modes, 2, SHUT_RESET, &m->shutdown_mode) < 0)
+	    role_arg_choice(ctx, "shutdown", shutdown_modes, 2, SHUT_RESET, &m->shutdown_mode) <
+		0 ||
+	    role_arg_choice(ctx, "forward", forward_modes, 2, 0, &m->forward) < 0)
 		return -EINVAL;
 	if (vmmux_output_fd(ctx) < 0)
 		vmmux_log(ctx, VMMUX_LOG_WARN,
@@ -298,8 +326,8 @@ static int monitor_init(struct vmmux_ctx *ctx)
 	return 0;
 }
 
-static const char *const monitor_args[] = {"read",	"msr_read", "msr",
-					   "exception", "shutdown", NULL};
+static const char *const monitor_args[] = {"read",     "msr_read", "msr", "exception",
+					   "shutdown", "forward",  NULL};
 
 const struct vmmux_role vmmux_role_monitor = {
     .abi_version = VMMUX_ROLE_ABI_VERSION,

@@ -258,7 +258,11 @@ static void test_options(void **state)
 	refuse("io:1=a;posted;posted", "option 'posted' is given twice");
 	refuse("io:1=a;timeout=5ms;timeout=6ms", "option 'timeout' is given twice");
 	refuse("io:1=a;fallback=b;fallback=c", "option 'fallback' is given twice");
-	refuse("io:1=a;bogus", "unknown option 'bogus' (posted, fallback=VMM, timeout=DURATION)");
+	refuse("io:1=a;bogus",
+	       "unknown option 'bogus' (posted, fallback=VMM, timeout=DURATION, from=VMM)");
+	refuse("platform:reset=mon;from", "option 'from' needs '=VMM'");
+	refuse("platform:reset=mon;from=mon", "from= names the route's own VMM");
+	refuse("platform:reset=mon;from=uart;from=smm", "option 'from' is given twice");
 	refuse("io:1=a;Posted", "unknown option 'Posted'");
 	refuse("io:1=a;posted=1", "option 'posted' takes no value");
 	refuse("msr:1=a;posted", "option 'posted' applies to io and mmio routes only");
@@ -303,6 +307,8 @@ static void test_round_trip(void **state)
 	    "type:hlt=main",
 	    "type:io-msr=x;timeout=60s",
 	    "type:hlt+2=x",
+	    "platform:reset=mon;from=chipset",
+	    "io:0x3f8-0x3ff=log;timeout=5ms;from=uart",
 	};
 	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
 		struct route_spec a, b;

@@ -167,6 +167,25 @@ static void test_type_routes(void **state)
 	route_table_free(t);
 }
 
+/* Routes keyed by source overlap only routes of the same source. */
+static void test_sourced_overlaps(void **state)
+{
+	(void)state;
+	const char *ok[] = {"io:0x3f8-0x3ff=uart", "io:0x3f8-0x3ff=mon;from=uart",
+			    "io:0x3f8-0x3ff=mon;from=x", "type:io=mon;from=uart"};
+	struct route_table *t = build_ok(ok, 4);
+	assert_int_equal(t->nsourced, 3);
+	assert_int_equal(t->port[0x3f8], t->nroutes - 4); /* the plain route keeps the port */
+	route_table_free(t);
+	const char *bad[] = {"io:0x3f8-0x3ff=mon;from=uart", "hypercall:0-8=x;from=uart",
+			     "io:0x500=y;from=uart"};
+	build_fails(bad + 1, 2,
+		    "route 'io:0x500=y;from=uart' overlaps route 'hypercall:0-8=x;from=uart' at "
+		    "port 0x500 (hypercall 0)");
+	const char *unknown[] = {"io:1=mon;from=ghost"};
+	build_fails(unknown, 1, "route 'io:0x1=mon;from=ghost': no VMM named 'ghost' (its source)");
+}
+
 static void test_overlaps(void **state)
 {
 	(void)state;
@@ -717,6 +736,7 @@ int main(void)
 	    cmocka_unit_test(test_port_lookup),
 	    cmocka_unit_test(test_mmio_lookup),
 	    cmocka_unit_test(test_msr_kvm_own_refused),
+	    cmocka_unit_test(test_sourced_overlaps),
 	    cmocka_unit_test(test_msr_lookup),
 	    cmocka_unit_test(test_event_lookup),
 	    cmocka_unit_test(test_msr_ranges),

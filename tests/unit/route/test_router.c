@@ -265,6 +265,75 @@ static void test_keyed_and_defaults(void **state)
 	assert_true(ev.flags & VMMUX_EVF_UNROUTED);
 }
 
+/* Routes keyed by source: events a VMM raises, and events it hands on. */
+static void test_sourced_routes(void **state)
+{
+	(void)state;
+	const char *specs[] = {"platform:reset=main",	"platform:reset=mon;from=uart",
+			       "io:0x3f8-0x3ff=uart",	"io:0x3f8-0x3ff=console;from=uart",
+			       "type:mmio=x;from=uart", "mmio:0x1000+0x1000=y;from=uart"};
+	struct route_table *t = build(specs, N(specs));
+	assert_non_null(t);
+	router_init(t);
+	const struct route_table *c = router_current();
+	assert_int_equal(c->nsourced, 4);
+
+	/* a reset raised by uart goes to mon; by another VMM, to main */
+	struct vmmux_event ev = {.type = VMMUX_EV_PLATFORM,
+				 .key = VMMUX_PLAT_RESET,
+				 .src_kind = VMMUX_SRC_VMM,
+				 .src_id = UART};
+	assert_int_equal(router_resolve(c, &ev).vmm, MON);
+	ev.src_id = CONSOLE;
+	assert_int_equal(router_resolve(c, &ev).vmm, VMM_ID_MAIN);
+	ev.src_kind = VMMUX_SRC_VCPU;
+	ev.src_id = UART; /* vCPU 1: not the VMM with id 1 */
+	assert_int_equal(router_resolve(c, &ev).vmm, VMM_ID_MAIN);
+
+	/* uart hands its port writes on: to console; a vCPU's go to uart */
+	struct vmmux_event io = io_ev(0x3f8, 1, true, false);
+	assert_int_equal(router_resolve(c, &io).vmm, UART);
+	io = io_ev(0x3f8, 1, true, false);
+	io.src_kind = VMMUX_SRC_VMM;
+	io.src_id = UART;
+	struct route_target rt = router_resolve(c, &io);
+	assert_int_equal(rt.vmm, CONSOLE);
+	assert_string_equal(rt.r->spec.text, "io:0x3f8-0x3ff=console;from=uart");
+
+	/* a keyed from= route beats the type: one of the same source */
+	struct vmmux_event mm = {
+	    .type = VMMUX_EV_MMIO, .key = 0x1800, .src_kind = VMMUX_SRC_VMM, .src_id = UART};
+	assert_int_equal(router_resolve(c, &mm).vmm, Y);
+	mm.key = 0x5000;
+	assert_int_equal(router_resolve(c, &mm).vmm, X);
+
+	/* handed on with no route of its source: never back to the sender */
+	io = io_ev(0x3f8, 1, true, false);
+	io.src_kind = VMMUX_SRC_VMM;
+	io.src_id = MON;
+	assert_int_equal(router_resolve(c, &io).vmm, UART); /* mon -> uart: fine */
+	const char *loop[] = {"io:0x80=mon"};
+	struct route_table *t2 = build(loop, N(loop));
+	router_publish(t2);
+	c = router_current();
+	io = io_ev(0x80, 1, true, false);
+	io.src_kind = VMMUX_SRC_VMM;
+	io.src_id = MON;
+	rt = router_resolve(c, &io);
+	assert_int_equal(rt.vmm, VMM_ID_MAIN);
+	assert_true(io.flags & VMMUX_EVF_UNROUTED);
+	/* ... but a platform event may return to its raiser (an SMI handler
+	 * that decodes its port and services the SMI itself) */
+	const char *smi[] = {"platform:smi=mon"};
+	router_publish(build(smi, N(smi)));
+	c = router_current();
+	ev = (struct vmmux_event){.type = VMMUX_EV_PLATFORM,
+				  .key = VMMUX_PLAT_SMI,
+				  .src_kind = VMMUX_SRC_VMM,
+				  .src_id = MON};
+	assert_int_equal(router_resolve(c, &ev).vmm, MON);
+}
+
 static void test_type_route_defaults(void **state)
 {
 	(void)state;
@@ -528,6 +597,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_hypercall_retyping, teardown),
 	    cmocka_unit_test_teardown(test_keyed_and_defaults, teardown),
 	    cmocka_unit_test_teardown(test_type_route_defaults, teardown),
+	    cmocka_unit_test_teardown(test_sourced_routes, teardown),
 	    cmocka_unit_test_teardown(test_publish, teardown),
 	    cmocka_unit_test_teardown(test_concurrent_readers, teardown),
 	    cmocka_unit_test_teardown(test_concurrent_writers, teardown),

@@ -22,7 +22,8 @@
  *   sleep         print "sleeping", then sleep until killed
  *   stage2        build and install stage 2, then serve-like work: anonymous
  *                 memory, malloc/realloc/free, stdio, poll, futex, clocks,
- *                 a message on the setup socket; exit 0
+ *                 a message on the setup socket and its end of file
+ *                 (the test closes its end after the echo); exit 0
  *   stage2-nap    stage 2, print "napping", sleep 400 ms, print "awake"
  *   stage2-open   stage 2, then open("/etc/hostname", O_RDONLY)
  *   stage2-open-write stage 2, then open("/dev/null", O_WRONLY)
@@ -171,6 +172,9 @@ static int serve(void)
 	iov.iov_len = (size_t)n;
 	if (sendmsg(HS_SOCKET_FD, &mh, 0) != n)
 		return out("error sendmsg: %s\n", strerror(errno)), 1;
+	/* The teardown: the peer closes, as the main VMM does. */
+	if (poll(&pfd, 1, 5000) != 1 || recv(HS_SOCKET_FD, msg, 1, MSG_DONTWAIT) != 0)
+		return out("error no end of file on the setup socket\n"), 1;
 	fprintf(stderr, "%s", ""); /* stderr's first use after stage 2 */
 	out("serve ok pid %d\n", (int)getpid());
 	return 0;

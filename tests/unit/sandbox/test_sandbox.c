@@ -124,7 +124,7 @@ static void collect(int pidfd, int outfd, int errfd, struct result *r)
  * "ping" for the probe; DURING (if not NULL) runs while it runs. A descriptor without close-on-exec
  * is open meanwhile: it must not reach the probe. */
 static void run_probe_with(const char *action, struct result *r,
-			   void (*during)(int pidfd, int outfd, struct result *r))
+			   void (*during)(int pidfd, int outfd, int sock, struct result *r))
 {
 	memset(r, 0, sizeof(*r));
 	int sv[2], out[2], err[2];
@@ -167,11 +167,8 @@ static void run_probe_with(const char *action, struct result *r,
 	close(err[1]);
 
 	if (during != NULL)
-		during(pidfd, out[0], r);
+		during(pidfd, out[0], sv[0], r);
 	collect(pidfd, out[0], err[0], r);
-	r->echolen = recv(sv[0], r->echo, sizeof(r->echo) - 1, MSG_DONTWAIT);
-	if (r->echolen > 0)
-		r->echo[r->echolen] = '\0';
 	close(pidfd);
 	close(sv[0]);
 	close(out[0]);
@@ -477,12 +474,26 @@ static void test_stage1_allows(void **state)
 	free(r);
 }
 
+/* The main VMM's side of the set-up socket: take the echo, then close. */
+static void echo_and_close(int pidfd, int outfd, int sock, struct result *r)
+{
+	(void)pidfd;
+	(void)outfd;
+	struct pollfd p = {.fd = sock, .events = POLLIN};
+	if (poll(&p, 1, 20000) == 1) {
+		r->echolen = recv(sock, r->echo, sizeof(r->echo) - 1, MSG_DONTWAIT);
+		if (r->echolen > 0)
+			r->echo[r->echolen] = '\0';
+	}
+	shutdown(sock, SHUT_RDWR);
+}
+
 static void test_stage2_serves(void **state)
 {
 	(void)state;
 	struct result *r = malloc(sizeof(*r));
 	assert_non_null(r);
-	run_probe("stage2", r);
+	run_probe_with("stage2", r, echo_and_close);
 	assert_exit("stage2", r, 0);
 	assert_report("stage2", r);
 	assert_non_null(strstr(r->out, "stage2 installed\n"));
@@ -516,8 +527,9 @@ static void test_stage2_forbids(void **state)
 /* Stopped and continued while it sleeps (SIGSTOP, SIGCONT from a
  * terminal or a debugger): the kernel restarts the sleep through
  * restart_syscall, which stage 2 must admit. */
-static void stop_and_continue(int pidfd, int outfd, struct result *r)
+static void stop_and_continue(int pidfd, int outfd, int sock, struct result *r)
 {
+	(void)sock;
 	bool open = true;
 	for (int i = 0; i < 100 && open && strstr(r->out, "napping\n") == NULL; i++) {
 		struct pollfd p = {.fd = outfd, .events = POLLIN};
