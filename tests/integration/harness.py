@@ -148,8 +148,8 @@ class VmmuxTest(unittest.TestCase):
         """A --vmm option for a monitor VMM logging to a file, and the file."""
         log = self.path(name + ".jsonl")
         opt = "%s=monitor,output=%s" % (name, log)
-        for k, v in args.items():
-            opt += ",%s=%s" % (k, v)
+        for k, v in args.items():  # raise_= stands for raise= (a Python keyword)
+            opt += ",%s=%s" % (k.rstrip("_"), v)
         return ["--vmm", opt], log
 
     @staticmethod

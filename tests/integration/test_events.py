@@ -411,3 +411,62 @@ class DefaultsReplaced(VmmuxTest):
         self.assertEqual(r.out, "ud2\n")
         self.assertEqual([(e["type"], e["key"]) for e in self.read_log(log)],
                          [("exception", 6)])
+
+
+class RaisedBySource(VmmuxTest):
+    """Routes keyed by source (from=VMM): events a VMM raises or hands on."""
+
+    def forward_run(self, *extra):
+        mon, log1 = self.monitor("mon", read="0x5a", forward="yes", raise_="forward")
+        mon2, log2 = self.monitor("mon2")
+        r = self.run_guest("io.elf", *mon, *mon2, "--route", "io:0x80-0x81=mon", *extra)
+        return r, self.read_log(log1), self.read_log(log2)
+
+    def test_hand_on_to_source_route(self):
+        r, first, second = self.forward_run("--route", "io:0x80-0x81=mon2;from=mon")
+        self.assertStatus(r, exit_device_status(0))
+        # the guest still gets mon's answers
+        self.assertEqual(r.out, "in 0x80: 5a 5a 5a\ninsb 0x81: 5a 5a 5a 5a 5a 5a 5a 5a\n")
+        # every non-string event mon saw reaches mon2 once, from mon, in order
+        seen = [(e["key"], e["write"], e["size"], e["value"]) for e in first
+                if "string" not in e["flags"]]
+        got = [(e["key"], e["write"], e["size"], e["value"]) for e in second]
+        self.assertEqual(got, seen)
+        mon_id = None
+        for e in second:
+            self.assertEqual((e["src"], e["vcpu"]), ("vmm", 0))
+            mon_id = mon_id if mon_id is not None else e["src_id"]
+            self.assertEqual(e["src_id"], mon_id)
+        self.assertGreater(len(second), 10)
+
+    def test_hand_on_without_source_route_never_returns(self):
+        # no from= route: the copies would go back to mon, so the main VMM's
+        # built-in default takes them (writes dropped, logged once per port)
+        r, first, second = self.forward_run()
+        self.assertStatus(r, exit_device_status(0))
+        self.assertEqual(second, [])
+        self.assertEqual(len([e for e in first if e["src"] != "vcpu"]), 0)
+        self.assertIn("unrouted VMM", r.err)
+
+    def test_hand_on_needs_the_grant(self):
+        # mon answers the HLT, then hands a copy on without the grant: the
+        # copy is refused (in a parallel VMM, as a fault: it is restarted)
+        mon, log1 = self.monitor("mon", forward="yes")
+        mon2, log2 = self.monitor("mon2")
+        r = self.run_guest("hlt.elf", *mon, *mon2, "--route", "type:hlt=mon",
+                           "--route", "type:hlt=mon2;from=mon")
+        self.assertStatus(r, exit_device_status(0x11))
+        self.assertEqual(r.out, "before hlt\nafter hlt\n")
+        self.assertEqual([e["type"] for e in self.read_log(log1)], ["hlt"])
+        self.assertEqual(self.read_log(log2), [])
+        self.assertIn("not granted", r.err)
+
+    def test_platform_event_by_source(self):
+        # a reset the chipset raises goes to mon; the guest is not reset
+        mon, log = self.monitor("mon")
+        r = self.run_guest("reset.elf", *mon, "--route", "platform:reset=mon;from=chipset")
+        self.assertEqual(r.out.splitlines()[0], "boot 1")
+        self.assertNotIn("boot 2", r.out)
+        ev = self.read_log(log)
+        self.assertEqual([(e["type"], e["key"], e["src"]) for e in ev][:1],
+                         [("platform", 1, "vmm")])
