@@ -135,15 +135,19 @@ class Demo(VmmuxTest):
         self.assertEqual(self.types["io"][1], 1)
 
     def test_summary_where(self):
-        # The main VMM is vmmux itself; the others run where the placement
-        # says: in vmmux's process, or as parallel VMM processes (--parallel).
+        # The main VMM is vmmux itself; the demo config runs the console, the
+        # SMI handler and the monitor as parallel VMM processes, the others in
+        # vmmux's process (all of them as processes with --parallel).
         parse_summary(self.r.err)
         self.assertEqual(where["main"], "in-process")
+        pids = set()
         for v in ("uart", "mon", "smm", "chipset", "fault"):
-            if PARALLEL:
+            if PARALLEL or v in ("uart", "mon", "smm"):
                 self.assertRegex(where[v], r"^pid \d+$")
+                pids.add(where[v])
             else:
                 self.assertEqual(where[v], "in-process")
+        self.assertEqual(len(pids), 5 if PARALLEL else 3)
 
     def test_summary_vmms(self):
         for v in ("uart", "mon", "smm", "chipset", "fault", "main"):
