@@ -114,26 +114,32 @@ struct sandbox_spawn_req {
  * *pidfd (pidfd_open, close-on-exec), or -1 with a message in e naming the
  * program and the step that failed ("cannot execute /x/y: No such file or
  * directory", "starting /x/y: setresuid(61001): Operation not permitted").
- * A request that would run the program as root (drop_uid false while vmmux
- * runs as root) is refused. With drop_uid false the program shares the
- * caller's uid, and stage 1 lets it open files read-only: the caller is
- * made non-dumpable (PR_SET_DUMPABLE 0), so that /proc/PID/mem and
- * /proc/PID/fd/N (guest memory) stay out of its reach; the VMM library
- * should make each VMM non-dumpable too, before it receives its windows. The child is the caller's
- * to reap (waitid with P_PIDFD or waitpid); SIGCHLD must not be ignored (the child would be reaped
- * behind the caller's back). Safe to call from a multi-threaded process; two concurrent calls do
- * not share state.
+ *
+ * A request that would run the program as root (drop_uid false while
+ * vmmux runs as root) is refused. With drop_uid false the program shares
+ * the caller's uid, and stage 1 lets it open files read-only: the caller
+ * is made non-dumpable (PR_SET_DUMPABLE 0), so that /proc/PID/mem and
+ * /proc/PID/fd/N (guest memory) stay out of the program's reach. For the
+ * same reason each VMM should make itself non-dumpable before it receives
+ * its windows (stage 1 admits PR_SET_DUMPABLE).
+ *
+ * The child is the caller's to reap (waitid with P_PIDFD, or waitpid);
+ * SIGCHLD must not be ignored (the child would be reaped behind the
+ * caller's back). Safe to call from a multi-threaded process; concurrent
+ * calls share no state, and the caller's filter is never modified.
  */
 pid_t sandbox_spawn(const struct sandbox_spawn_req *req, int *pidfd, struct errbuf *e);
 
 /*
  * The environment to give a sandboxed VMM (req.envp): a minimal one, so
- * that nothing of vmmux's environment leaks to an untrusted program. PATH,
- * and in sanitized builds ASAN_OPTIONS (the caller's, followed by
- * detect_leaks=0: LeakSanitizer cannot work under the filters) and
- * UBSAN_OPTIONS (the caller's, when set). A caller that builds its own
- * environment for a sanitized build must add ASAN_OPTIONS=detect_leaks=0.
- * Fills ENV and returns env->envp.
+ * that nothing of vmmux's environment leaks to an untrusted program: PATH;
+ * in sanitized builds also ASAN_OPTIONS (the caller's, followed by
+ * detect_leaks=0:symbolize=0) and UBSAN_OPTIONS (the caller's, followed by
+ * symbolize=0); options too long to keep are replaced by those alone. A
+ * caller that builds its own environment for a sanitized build must add
+ * ASAN_OPTIONS=detect_leaks=0:symbolize=0 and UBSAN_OPTIONS=symbolize=0.
+ * Options that make a runtime write files (log_path) cannot work in the
+ * sandbox. Fills ENV (the caller's, no global state) and returns env->envp.
  */
 #define SANDBOX_ENV_OPTS_MAX 1024
 struct sandbox_env {

@@ -281,7 +281,6 @@ static bool wait_go(struct errbuf *e)
 static int lock_down(struct errbuf *e)
 {
 	struct sandbox_filter f;
-	prctl(PR_SET_DUMPABLE, 0);
 	if (sandbox_filter_stage2(&f, e) < 0)
 		return -1;
 	int r = sandbox_filter_install(&f);
@@ -347,6 +346,10 @@ int vmmlib_run(const struct vmmux_role *own, vmmlib_find_fn find)
 {
 	static struct lib L;
 	struct errbuf e = {{0}};
+	/* Before any guest memory is mapped: a non-dumpable process's /proc
+	 * files belong to root, so no other process of this uid (another VMM)
+	 * can read its memory through /proc/PID/mem. */
+	prctl(PR_SET_DUMPABLE, 0);
 	int rc = set_up(&L, own, find, &e);
 	if (rc == -2) {
 		fprintf(stderr, "vmmux-vmm: %s\n", e.msg);
