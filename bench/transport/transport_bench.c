@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,9 +77,13 @@ static int pin(int cpu)
 
 static pid_t start_server(const struct tp_region *r, int cpu)
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
+	if (getppid() != parent)
+		_exit(2);
 	if (pin(cpu) != 0)
 		_exit(2);
 	struct tp_region v;
