@@ -23,9 +23,11 @@ fi
 
 status=0
 meson test -C "$build" --suite unit --print-errorlogs --num-processes 2 || status=1
-meson test -C "$build" --suite kvm --print-errorlogs --num-processes 1 || status=1
+meson test -C "$build" --suite kvm --suite kvm-parallel --suite kvm-spin --print-errorlogs \
+	--num-processes 1 || status=1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	meson test -C "$asan" --suite unit --suite kvm --print-errorlogs --num-processes 1 \
+	meson test -C "$asan" --suite unit --suite kvm --suite kvm-parallel --print-errorlogs \
+	--num-processes 1 \
 	--timeout-multiplier 3 || status=1
 
 n=$(grep -c . "$skips" || true)

@@ -30,6 +30,7 @@ enum {
 	OPT_VMM,
 	OPT_NO_DEFAULTS,
 	OPT_PARALLEL,
+	OPT_SPIN,
 	OPT_CONFIG,
 	OPT_STATS,
 	OPT_STATS_JSON,
@@ -56,6 +57,7 @@ static const struct option run_options[] = {
     {"vmm", required_argument, NULL, OPT_VMM},
     {"no-defaults", no_argument, NULL, OPT_NO_DEFAULTS},
     {"parallel", no_argument, NULL, OPT_PARALLEL},
+    {"spin", required_argument, NULL, OPT_SPIN},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"stats", no_argument, NULL, OPT_STATS},
     {"stats-json", required_argument, NULL, OPT_STATS_JSON},
@@ -183,6 +185,13 @@ static int apply(struct vmmux_config *c, int opt, const char *arg, struct errbuf
 		return apply_vmm(c, arg, e);
 	case OPT_PARALLEL:
 		c->all_parallel = true;
+		return 0;
+	case OPT_SPIN:
+		if (parse_duration(arg, &c->spin_ns, e))
+			return err_prefix(e, "--%s", name);
+		if (c->spin_ns > 10000000ull)
+			return err_set(e, "--%s: '%s' is longer than 10ms", name, arg);
+		c->spin_set = true;
 		return 0;
 	case OPT_NO_DEFAULTS:
 		c->defaults = false;

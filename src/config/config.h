@@ -72,6 +72,8 @@ struct vmmux_config {
 	struct route_spec routes[CONFIG_ROUTES_MAX];
 	bool defaults; /* add the PC-like default VMMs and routes */
 	bool all_parallel; /* run --parallel: VMMs without a placement run as processes */
+	bool spin_set;     /* run --spin: the spin of parallel VMMs without their own */
+	uint64_t spin_ns;
 	/* debug */
 	bool single_step;
 	bool sw_breakpoints; /* KVM_GUESTDBG_USE_SW_BP: int3 exits as #BP */

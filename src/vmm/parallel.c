@@ -37,7 +37,14 @@
 #define RESTARTS_WINDOW_NS 60000000000ull /* at most RESTARTS_MAX per minute */
 #define RESTARTS_MAX	   20
 #define UID_BASE	   61000 /* parallel VMM N runs as uid and gid UID_BASE + N */
-#define SPIN_DEFAULT_NS	   0
+/*
+ * The default spin budget of a parallel VMM's transport, chosen from
+ * bench/transport (this host, round trip p50): a spin hand-off across CPUs
+ * costs 0.15-0.7 us, a blocking wake-up 31-54 us, so each side spins for
+ * about as long as one wake-up would cost and sleeps after that; a side never
+ * spins while the other last ran on its own CPU.
+ */
+#define SPIN_DEFAULT_NS 50000
 
 __thread unsigned pvmm_thread_slot;
 
@@ -117,7 +124,10 @@ void pvmm_global_fini(void)
 /* How long V's transport spins before it sleeps (see SPIN_DEFAULT_NS). */
 static uint64_t spin_of(const struct vmm *v)
 {
-	return v->cfg.spin_set ? v->cfg.spin_ns : SPIN_DEFAULT_NS;
+	if (v->cfg.spin_set)
+		return v->cfg.spin_ns;
+	const struct vmmux_config *c = machine_config();
+	return c && c->spin_set ? c->spin_ns : SPIN_DEFAULT_NS;
 }
 
 static void close_fd(int *fd)

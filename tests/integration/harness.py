@@ -99,8 +99,11 @@ def guest(name):
 
 
 # VMMUX_TEST_PARALLEL=1: the same tests, with every VMM whose placement a
-# test does not give running as a parallel VMM process (vmmux run --parallel).
+# test does not give running as a parallel VMM process (vmmux run --parallel);
+# VMMUX_TEST_SPIN=DURATION sets their transport's spin (--spin), so that the
+# suite also runs with spinning off and does not depend on it.
 PARALLEL = os.environ.get("VMMUX_TEST_PARALLEL") == "1"
+SPIN = os.environ.get("VMMUX_TEST_SPIN")
 
 
 def run_vmmux(*args, timeout=60, stdin=subprocess.DEVNULL, env=None, cwd=None):
@@ -109,6 +112,8 @@ def run_vmmux(*args, timeout=60, stdin=subprocess.DEVNULL, env=None, cwd=None):
     args = list(args)
     if PARALLEL and args and args[0] == "run" and "--help" not in args:
         args.insert(1, "--parallel")
+        if SPIN:
+            args[2:2] = ["--spin", SPIN]
     e = dict(os.environ)
     if env:
         e.update(env)
