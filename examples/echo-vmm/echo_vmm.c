@@ -117,12 +117,12 @@ static int echo_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, stru
 	e->writes++;
 	e->bytes += len;
 	if (ev->data != NULL) {
-		char hex[2 * 64 + 1] = "";
+		char hex[2 * 64 + 1] = ""; /* the first 64 bytes */
 		for (size_t i = 0; i < len && i < 64; i++)
 			snprintf(hex + 2 * i, 3, "%02x", ((const uint8_t *)ev->data)[i]);
-		report(ctx, "write %llu: port %#llx size %u count %u data %s",
+		report(ctx, "write %llu: port %#llx size %u count %u data %s%s",
 		       (unsigned long long)e->writes, (unsigned long long)ev->key, ev->size,
-		       ev->count, hex);
+		       ev->count, hex, len > 64 ? "..." : "");
 		return 0;
 	}
 	report(ctx, "write %llu: port %#llx size %u value %#llx", (unsigned long long)e->writes,
