@@ -45,7 +45,7 @@ enum vmmux_event_type {
 	VMMUX_EV_PLATFORM, /* key = enum vmmux_platform_code; value = detail */
 	VMMUX_EV_IRQ,      /* interrupt request; key = IRQ line; value = level */
 	VMMUX_EV_REQUEST,  /* a VMM asks for a privileged operation; key = kind */
-	VMMUX_EV_FAULT,    /* a VMM failed; key = the failed VMM's id */
+	VMMUX_EV_FAULT,    /* a VMM failed; key = its id, value = vmmux_fault_reason */
 	VMMUX_EV__COUNT
 };
 
@@ -82,6 +82,14 @@ enum vmmux_request_kind {
 	VMMUX_REQ__COUNT
 };
 #define VMMUX_REQ_NAMES {"exit"}
+
+/* Why a VMM failed (value of VMMUX_EV_FAULT; aux: its exit status or the
+ * signal that killed it). */
+enum vmmux_fault_reason {
+	VMMUX_FAULT_CRASH = 1,    /* the process died */
+	VMMUX_FAULT_TIMEOUT = 2,  /* it did not answer in time: killed */
+	VMMUX_FAULT_PROTOCOL = 3, /* a malformed reply or a raise not granted: killed */
+};
 
 /* Exception vectors used by name. */
 #define VMMUX_VEC_DB 1
@@ -227,10 +235,10 @@ struct vmmux_role {
 	void (*reset)(struct vmmux_ctx *ctx);
 	/*
 	 * Export the guest-visible state into buf (at most cap bytes) and
-	 * return its length, or -1; restore it in a new instance. For carrying
-	 * a VMM's state into a restarted or replacing instance; this version
-	 * of the host, whose VMMs all run in its own process, never restarts
-	 * one and does not call them yet.
+	 * return its length, or -1; restore it in a new instance. A parallel
+	 * VMM's library saves the state after every event it handles, and a
+	 * restarted instance restores the last one, so that the guest-visible
+	 * state survives a crash.
 	 */
 	long (*save)(struct vmmux_ctx *ctx, void *buf, size_t cap);
 	int (*restore)(struct vmmux_ctx *ctx, const void *buf, size_t len);
@@ -242,9 +250,11 @@ struct vmmux_role {
 	const char *const *args;
 	/*
 	 * What the role raises, NULL-terminated grant strings ("irq:4",
-	 * "platform:reset", "request:exit", "exception"): the grants a VMM of
-	 * this role gets when its config lists none. The host refuses any other
-	 * raised event.
+	 * "platform:reset", "request:exit", "exception", "forward"): the grants
+	 * a VMM of this built-in role gets when its config lists none. A third
+	 * party's program gets only what its config grants ("raise"): a program
+	 * does not grant itself anything. The host refuses any other raised
+	 * event.
 	 */
 	const char *const *raises;
 };

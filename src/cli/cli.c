@@ -108,7 +108,7 @@ static const char help_options[] =
     "                         timeout=DURATION how long a parallel VMM may take to\n"
     "                         answer (default 1s), spin=DURATION how long each side\n"
     "                         of its shared-memory transport spins before it\n"
-    "                         sleeps (at most 10ms). ROLE 'external' with\n"
+    "                         sleeps (at most 1ms). ROLE 'external' with\n"
     "                         program=PATH runs a third party's parallel VMM\n"
     "                         program. Every other KEY=VALUE is an argument of the\n"
     "                         role (at most 16)\n"
@@ -116,7 +116,7 @@ static const char help_options[] =
     "                         parallel VMM process\n"
     "  --spin DURATION        how long both sides of a parallel VMM's transport\n"
     "                         spin before they sleep, for VMMs without their own\n"
-    "                         spin= (default 50us; 0s: never spin)\n"
+    "                         spin= (default 50us, at most 1ms; 0s: never spin)\n"
     "  --no-defaults          do not add the PC-like default VMMs and routes\n"
     "  --config FILE.json     load a JSON config file (see CONFIG FILE below)\n"
     "\n"
@@ -449,8 +449,20 @@ int cli_main(int argc, char **argv)
 		return cmd_roles(argc - 1, argv + 1);
 	if (strcmp(cmd, "help") == 0)
 		return cmd_help(argc - 1, argv + 1);
-	if (strcmp(cmd, "vmm") == 0) /* a parallel VMM: the main VMM started us */
+	if (strcmp(cmd, "vmm") == 0) { /* a parallel VMM: the main VMM started us */
+		if (argc > 2 && (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0)) {
+			fputs(
+			    "Usage: vmmux vmm NAME\n\n"
+			    "Internal: serve a built-in role as a parallel VMM process. vmmux run\n"
+			    "starts it in its sandbox, with its set-up socket as descriptor 3, "
+			    "for\n"
+			    "every VMM whose placement is parallel; NAME is the VMM's name, for "
+			    "ps.\n",
+			    stdout);
+			return 0;
+		}
 		return vmmlib_run(NULL, role_find);
+	}
 	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
 		if (argc > 2)
 			return usage_error(NULL, "--help takes no argument; 'vmmux help COMMAND' "

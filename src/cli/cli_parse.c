@@ -189,8 +189,8 @@ static int apply(struct vmmux_config *c, int opt, const char *arg, struct errbuf
 	case OPT_SPIN:
 		if (parse_duration(arg, &c->spin_ns, e))
 			return err_prefix(e, "--%s", name);
-		if (c->spin_ns > 10000000ull)
-			return err_set(e, "--%s: '%s' is longer than 10ms", name, arg);
+		if (c->spin_ns > 1000000ull)
+			return err_set(e, "--%s: '%s' is longer than 1ms", name, arg);
 		c->spin_set = true;
 		return 0;
 	case OPT_NO_DEFAULTS:

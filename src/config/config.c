@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "util/log.h"
+#include "vm/guest_mem.h"
 #include "util/parse.h"
 
 #define CONFIG_FILE_MAX (16u << 20) /* larger is not a config file */
@@ -261,12 +262,12 @@ static int parse_window(const char *s, struct vmm_config *v, struct errbuf *e)
 	return 0;
 }
 
-#define SPIN_MAX_NS 10000000ull /* 10 ms: longer is a busy CPU, not a doorbell */
+#define SPIN_MAX_NS 1000000ull /* 1 ms (TP_SPIN_NS_MAX): longer is a busy CPU, not a doorbell */
 
 static int check_spin(uint64_t ns, struct errbuf *e)
 {
 	if (ns > SPIN_MAX_NS)
-		return err_set(e, "a spin of %llu ns is longer than 10ms", (unsigned long long)ns);
+		return err_set(e, "a spin of %llu ns is longer than 1ms", (unsigned long long)ns);
 	return 0;
 }
 
@@ -1468,9 +1469,19 @@ int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e
 				       missing, list);
 		}
 	}
-	for (size_t i = 0; i < c->nvmms; i++)
+	size_t edges = 0;
+	for (size_t i = 0; i < c->nvmms; i++) {
 		if (check_vmm_memory(c, &c->vmms[i], e))
 			return -1;
+		if (c->vmms[i].placement == VMM_PARALLEL && !c->vmms[i].memory_all)
+			edges += 2 * c->vmms[i].nwindows;
+	}
+	if (edges > GM_PIECES_MAX - 1)
+		return err_set(
+		    e,
+		    "the memory windows of the parallel VMMs have %zu edges in all; guest "
+		    "RAM can be cut at %d at most",
+		    edges, GM_PIECES_MAX - 1);
 	if (c->log_level < VMMUX_LOG_ERROR || c->log_level > VMMUX_LOG_DEBUG)
 		return err_set(e, "log level %d is not known", c->log_level);
 	log_level = c->log_level;

@@ -29,7 +29,8 @@ static int u64_cmp(const void *a, const void *b)
 }
 
 /* The piece boundaries: 0, RAM's end, and the edges of every window granted
- * to a parallel VMM; sorted, unique. Returns their count. */
+ * to a parallel VMM; sorted, unique. Returns their count, or 0 when there
+ * are more than MAX. */
 static size_t memory_bounds(const struct vmmux_config *c, uint64_t *b, size_t max)
 {
 	size_t n = 0;
@@ -39,7 +40,9 @@ static size_t memory_bounds(const struct vmmux_config *c, uint64_t *b, size_t ma
 		const struct vmm_config *v = &c->vmms[i];
 		if (v->placement != VMM_PARALLEL || v->memory_all)
 			continue;
-		for (size_t w = 0; w < v->nwindows && n + 2 <= max; w++) {
+		for (size_t w = 0; w < v->nwindows; w++) {
+			if (n + 2 > max)
+				return 0;
 			b[n++] = v->windows[w].gpa;
 			b[n++] = v->windows[w].gpa + v->windows[w].size;
 		}
@@ -52,8 +55,7 @@ static size_t memory_bounds(const struct vmmux_config *c, uint64_t *b, size_t ma
 	return u;
 }
 
-static int create_piece(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t size,
-			struct errbuf *e)
+static int create_piece(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t size, struct errbuf *e)
 {
 	char name[48];
 	snprintf(name, sizeof(name), "vmmux-ram@0x%llx", (unsigned long long)gpa);
@@ -76,10 +78,10 @@ static int create_piece(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t siz
 		return err_set(e, "guest RAM: mmap of %llu bytes: %s", (unsigned long long)size,
 			       strerror(errno));
 	struct kvm_userspace_memory_region region = {
-		.slot = slot,
-		.guest_phys_addr = gpa,
-		.memory_size = size,
-		.userspace_addr = (uint64_t)(uintptr_t)at,
+	    .slot = slot,
+	    .guest_phys_addr = gpa,
+	    .memory_size = size,
+	    .userspace_addr = (uint64_t)(uintptr_t)at,
 	};
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
 		return err_set(e, "KVM_SET_USER_MEMORY_REGION (slot %u, %llu bytes at 0x%llx): %s",
@@ -93,9 +95,12 @@ static int create_memory(struct vm *vm, const struct vmmux_config *c, struct err
 	uint64_t bounds[GM_PIECES_MAX + 1];
 	size_t nb = memory_bounds(c, bounds, GM_PIECES_MAX + 1);
 	if (nb < 2)
-		return err_set(e, "guest RAM: no memory");
-	void *p = mmap(NULL, c->mem_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0);
+		return err_set(e,
+			       "guest RAM: the memory windows of the parallel VMMs cut it into "
+			       "more than %d pieces (at most %d window edges in all)",
+			       GM_PIECES_MAX, GM_PIECES_MAX - 1);
+	void *p =
+	    mmap(NULL, c->mem_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return err_set(e, "guest RAM: reserving %llu bytes: %s",
 			       (unsigned long long)c->mem_bytes, strerror(errno));

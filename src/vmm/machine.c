@@ -538,9 +538,17 @@ static int machine_setup(struct vmmux_config *c)
 	return 0;
 }
 
-bool machine_irq_routed_to_main(void)
+bool machine_irq_routed_to_main(uint16_t vmm, unsigned line)
 {
-	return router_current()->type_default[VMMUX_EV_IRQ] == VMM_ID_MAIN;
+	struct vmmux_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = VMMUX_EV_IRQ;
+	ev.key = line;
+	ev.value = 1;
+	ev.count = 1;
+	ev.src_kind = VMMUX_SRC_VMM;
+	ev.src_id = vmm;
+	return router_resolve(router_current(), &ev).vmm == VMM_ID_MAIN;
 }
 
 static void machine_teardown(void)

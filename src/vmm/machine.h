@@ -46,9 +46,9 @@ bool machine_stopping(void);
 /* Raise or lower an IRQ line (in-kernel irqchip); -1 without one. */
 int machine_irq_line(uint32_t line, int level);
 
-/* True when the routing table sends interrupt requests to the main VMM
- * (then a parallel VMM's granted lines can be wired with KVM_IRQFD). */
-bool machine_irq_routed_to_main(void);
+/* True when the routing table sends VMM's interrupt requests on LINE to the
+ * main VMM (then a parallel VMM's granted line can be wired with KVM_IRQFD). */
+bool machine_irq_routed_to_main(uint16_t vmm, unsigned line);
 
 /* Number of resets so far. */
 unsigned machine_resets(void);

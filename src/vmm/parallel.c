@@ -56,9 +56,6 @@ enum pvmm_state {
 	PV_STOPPED,
 };
 
-/* Fault reasons (the value of a VMMUX_EV_FAULT event). */
-enum { FAULT_CRASH = 1, FAULT_TIMEOUT = 2, FAULT_PROTOCOL = 3 };
-
 struct pvmm {
 	struct vmm *v;
 	struct tp_region region; /* outlives the processes: pending requests survive */
@@ -154,7 +151,7 @@ static void wire_irqs(struct pvmm *p)
 		q->level = level;
 		q->wired = 0;
 		p->irqfd[p->nirqs] = p->resamplefd[p->nirqs] = -1;
-		if (vm->irqchip && machine_irq_routed_to_main()) {
+		if (vm->irqchip && machine_irq_routed_to_main(p->v->id, line)) {
 			int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 			int rfd = level ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
 			struct kvm_irqfd req = {
@@ -272,6 +269,19 @@ static int build_hello(struct pvmm *p, struct hs_hello *h, int *fds, unsigned *n
 
 /* Spawn the process and set it up; called with p->lock held or before any
  * other thread knows p. */
+/* Let the set-up process start serving: after its state is PV_UP, so that
+ * nothing takes a pending request back once it serves. */
+static int send_go(struct pvmm *p, struct errbuf *e)
+{
+	struct hs_go go = {.magic = HS_MAGIC, .go = 1};
+	if (hs_send(p->sock, &go, sizeof(go), NULL, 0) < 0)
+		return err_set(e, "vmm '%s': %s", p->v->name, strerror(errno));
+	p->up_since_ns = now_ns();
+	log_info("vmm '%s': parallel VMM started as pid %d", p->v->name, (int)p->pid);
+	return 0;
+}
+
+/* Spawn the process and set it up, up to the go (send_go). */
 static int start_process(struct pvmm *p, struct errbuf *e)
 {
 	struct vmm *v = p->v;
@@ -328,7 +338,18 @@ static int start_process(struct pvmm *p, struct errbuf *e)
 		goto fail;
 	}
 	if (hs_recv(p->sock, &ready, sizeof(ready), NULL, 0, &nready, SETUP_TIMEOUT_MS, e) < 0) {
-		err_prefix(e, "vmm '%s': no answer to its set-up", v->name);
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOWAIT | WNOHANG) == 0 &&
+		    si.si_pid != 0)
+			err_set(e,
+				"vmm '%s': %s %s %d before it answered its set-up (is it a vmmux "
+				"VMM program?)",
+				v->name, req.path,
+				si.si_code == CLD_EXITED ? "exited with status" : "died of signal",
+				si.si_status);
+		else
+			err_prefix(e, "vmm '%s': no answer to its set-up", v->name);
 		goto fail;
 	}
 	if (hs_ready_check(&ready, &hello, e) < 0) {
@@ -339,13 +360,6 @@ static int start_process(struct pvmm *p, struct errbuf *e)
 		err_set(e, "vmm '%s': its set-up failed: %s", v->name, ready.msg);
 		goto fail;
 	}
-	struct hs_go go = {.magic = HS_MAGIC, .go = 1};
-	if (hs_send(p->sock, &go, sizeof(go), NULL, 0) < 0) {
-		err_set(e, "vmm '%s': %s", v->name, strerror(errno));
-		goto fail;
-	}
-	p->up_since_ns = now_ns();
-	log_info("vmm '%s': parallel VMM started as pid %d", v->name, (int)pid);
 	return 0;
 fail:
 	syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
@@ -380,6 +394,10 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 		return -1;
 	}
 	atomic_store(&p->state, PV_UP);
+	if (send_go(p, e) < 0) {
+		pvmm_stop(v);
+		return -1;
+	}
 	return 0;
 }
 
@@ -426,7 +444,7 @@ static void kill_process(struct pvmm *p, int reason, const char *why)
 void pvmm_fault(struct vmm *v, const char *why)
 {
 	if (v->p)
-		kill_process(v->p, FAULT_PROTOCOL, why);
+		kill_process(v->p, VMMUX_FAULT_PROTOCOL, why);
 }
 
 /* The time V may take to answer an event of route R. */
@@ -466,6 +484,26 @@ static bool wait_up(struct pvmm *p, uint64_t deadline)
 	}
 }
 
+/* How many replacements of the process one request may wait through. */
+#define REDELIVERIES_MAX 3
+
+/* Wait (p->lock not held) until the current process has been reaped. */
+static void wait_replaced(struct pvmm *p)
+{
+	pthread_mutex_lock(&p->lock);
+	while (atomic_load(&p->state) == PV_UP && !machine_stopping()) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
 int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmmux_event *ev,
 		 struct vmmux_reply *rep, struct vmmux_event *raised, unsigned *nraised,
 		 uint16_t *fallback)
@@ -484,13 +522,14 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 	}
 
 	uint64_t deadline = deadline_for(v, r);
-	bool sent = false;
+	bool sent = false; /* the request is in the slot (pending) */
+	unsigned replaced = 0;
 	for (;;) {
 		if (atomic_load(&p->state) != PV_UP) {
+			/* No process serves the region now (a new one is set up, or
+			 * none): the pending request may be taken back safely. */
 			pthread_mutex_lock(&p->lock);
-			if (r && r->fallback != VMM_ID_NONE && atomic_load(&p->state) == PV_DOWN) {
-				/* The process is gone: take the request back (nobody will
-				 * handle it now) and hand it to the fallback. */
+			if (atomic_load(&p->state) != PV_UP && r && r->fallback != VMM_ID_NONE) {
 				if (sent)
 					tp_main_cancel(&p->region, slot);
 				pthread_mutex_unlock(&p->lock);
@@ -498,18 +537,11 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 				return 1;
 			}
 			bool up = wait_up(p, deadline);
+			if (!up && sent)
+				tp_main_cancel(&p->region, slot);
 			pthread_mutex_unlock(&p->lock);
-			if (!up) {
-				if (sent) {
-					pthread_mutex_lock(&p->lock);
-					if (atomic_load(&p->state) != PV_UP)
-						tp_main_cancel(&p->region, slot);
-					pthread_mutex_unlock(&p->lock);
-				}
+			if (!up)
 				return -1;
-			}
-			/* a restarted VMM: it has its own time again */
-			deadline = deadline_for(v, r);
 		}
 		int32_t result = 0;
 		uint32_t n = 0;
@@ -517,7 +549,7 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 		if (!sent) {
 			tr = tp_main_call(&p->region, slot, ev, rep, &result, raised, &n, deadline,
 					  &p->dead);
-			sent = true;
+			sent = tr != TP_INVAL;
 		} else {
 			tr = tp_main_wait(&p->region, slot, ev, rep, &result, raised, &n, deadline,
 					  &p->dead);
@@ -526,37 +558,37 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 		case TP_OK:
 			*nraised = n;
 			return result < 0 ? -1 : 0;
+		case TP_INVAL:
+			return -2; /* an event the transport cannot carry */
 		case TP_PROTOCOL:
-			kill_process(p, FAULT_PROTOCOL, "wrote a malformed reply");
+			kill_process(p, VMMUX_FAULT_PROTOCOL, "wrote a malformed reply");
 			break;
 		case TP_TIMEOUT: {
 			char why[96];
 			snprintf(why, sizeof(why), "did not answer within %llu ms",
 				 (unsigned long long)(timeout_for(v, r) / 1000000ull));
-			kill_process(p, FAULT_TIMEOUT, why);
+			kill_process(p, VMMUX_FAULT_TIMEOUT, why);
 			break;
 		}
-		case TP_INVAL:
-			return -2; /* an event the transport cannot carry */
 		case TP_ABORTED:
 		case TP_FULL:
 			break;
 		}
-		/* The process is being replaced: wait for the state to change. */
-		pthread_mutex_lock(&p->lock);
-		while (atomic_load(&p->state) == PV_UP && !machine_stopping()) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 10000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
-		}
-		pthread_mutex_unlock(&p->lock);
+		/* The process is being replaced; the request stays pending for its
+		 * successor, which gets the full timeout again, a few times over. */
+		wait_replaced(p);
 		if (machine_stopping())
 			return -1;
+		deadline = deadline_for(v, r);
+		if (++replaced > REDELIVERIES_MAX) {
+			pthread_mutex_lock(&p->lock);
+			bool gone = atomic_load(&p->state) != PV_UP;
+			if (gone)
+				tp_main_cancel(&p->region, slot);
+			pthread_mutex_unlock(&p->lock);
+			if (gone)
+				return -1;
+		}
 	}
 }
 
@@ -609,7 +641,7 @@ static void reap_exit(struct pvmm *p)
 	if (waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
 		return;
 	pthread_mutex_lock(&p->lock);
-	int reason = p->fault_reason ? p->fault_reason : FAULT_CRASH;
+	int reason = p->fault_reason ? p->fault_reason : VMMUX_FAULT_CRASH;
 	char why[200];
 	if (p->fault_reason)
 		snprintf(why, sizeof(why), "%s; killed", p->fault_why);
@@ -682,10 +714,21 @@ static void restart(struct pvmm *p)
 	atomic_store(&p->dead, false);
 	p->restarts++;
 	p->recent_restarts++;
+	pthread_mutex_unlock(&p->lock);
+
+	/* Without the lock: delivering threads may meanwhile take their
+	 * requests back for a fallback (the new process does not serve yet). */
 	int rc = start_process(p, &e);
+
+	pthread_mutex_lock(&p->lock);
 	atomic_store(&p->state, rc == 0 ? PV_UP : PV_DOWN);
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	if (rc == 0 && send_go(p, &e) < 0) {
+		log_error("%s", e.msg);
+		kill_process(p, VMMUX_FAULT_CRASH, "could not be started");
+		return;
+	}
 	if (rc < 0) {
 		log_error("%s", e.msg);
 		pvmm_schedule_restart(p->v->id);

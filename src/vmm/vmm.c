@@ -436,8 +436,9 @@ static void dispatch_raised_list(struct vmm *v, struct vmmux_event *raised, unsi
 				static _Atomic uint32_t logged[VMM_MAX];
 				uint32_t bit = 1u << (raised[i].type % 32);
 				if (!(atomic_fetch_or(&logged[v->id % VMM_MAX], bit) & bit))
-					log_warn("vmm '%s' %s; dropped (logged once per event type)",
-						 v->name, why);
+					log_warn(
+					    "vmm '%s' %s; dropped (logged once per event type)",
+					    v->name, why);
 			}
 			continue;
 		}

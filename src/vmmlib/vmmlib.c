@@ -48,7 +48,8 @@ struct lib {
 	uint8_t state[TP_STATE_MAX];
 };
 
-static void set_up_error(struct errbuf *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_up_error(struct errbuf *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void set_up_error(struct errbuf *e, const char *fmt, ...)
 {
 	va_list ap;
@@ -95,12 +96,7 @@ static int lib_raise(struct vmmux_ctx *ctx, const struct vmmux_event *ev)
 		L->raised[(*L->nraised)++] = *ev;
 		return 0;
 	}
-	if (tp_vmm_async_push(&L->region, ev) < 0)
-		return -1;
-	uint64_t one = 1;
-	ssize_t w = write(L->region.async_efd, &one, sizeof(one));
-	(void)w;
-	return 0;
+	return tp_vmm_async_push(&L->region, ev) < 0 ? -1 : 0; /* it wakes the main loop */
 }
 
 static int lib_handle(void *arg, struct vmmux_event *ev, struct vmmux_reply *rep,
@@ -150,8 +146,8 @@ static int map_windows(struct lib *L, const int *fds, struct errbuf *e)
 		}
 		uint8_t *base = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (base == MAP_FAILED) {
-			set_up_error(e, "reserving a %llu-byte window: %s", (unsigned long long)size,
-				     strerror(errno));
+			set_up_error(e, "reserving a %llu-byte window: %s",
+				     (unsigned long long)size, strerror(errno));
 			return -1;
 		}
 		for (uint32_t k = i; k <= j; k++) {
@@ -192,8 +188,9 @@ static int set_up(struct lib *L, const struct vmmux_role *own, vmmlib_find_fn fi
 	int fds[HS_FDS_MAX];
 	unsigned nfds = 0;
 	if (fcntl(HS_SOCKET_FD, F_GETFD) < 0) {
-		set_up_error(e, "no set-up descriptor %d: a parallel VMM is started by vmmux, "
-				"not by hand",
+		set_up_error(e,
+			     "no set-up descriptor %d: a parallel VMM is started by vmmux, "
+			     "not by hand",
 			     HS_SOCKET_FD);
 		return -2;
 	}
@@ -214,10 +211,26 @@ static int set_up(struct lib *L, const struct vmmux_role *own, vmmlib_find_fn fi
 		set_up_error(e, "no role '%s' in this program", h->role);
 		return -1;
 	}
-	if (L->role->abi_version != VMMUX_ROLE_ABI_VERSION || L->role->handle == NULL) {
+	if (L->role->abi_version != VMMUX_ROLE_ABI_VERSION) {
 		set_up_error(e, "role '%s' speaks role ABI %u, this library %u", L->role->name,
 			     L->role->abi_version, VMMUX_ROLE_ABI_VERSION);
 		return -1;
+	}
+	if (L->role->handle == NULL) {
+		set_up_error(e, "role '%s' has no handle callback", L->role->name);
+		return -1;
+	}
+	/* The role's arguments are checked here, where the role is known (a
+	 * third party's program carries its own). */
+	for (uint32_t i = 0; i < h->nargs; i++) {
+		bool known = false;
+		for (const char *const *a = L->role->args; a && *a && !known; a++)
+			known = strcmp(*a, h->arg_key[i]) == 0;
+		if (!known) {
+			set_up_error(e, "role '%s' takes no argument '%s'", L->role->name,
+				     h->arg_key[i]);
+			return -1;
+		}
 	}
 	unsigned k = 0;
 	int memfd = fds[k++], vmm_efd = fds[k++], async_efd = fds[k++];
@@ -258,8 +271,7 @@ static int set_up(struct lib *L, const struct vmmux_role *own, vmmlib_find_fn fi
 		return -1;
 	}
 	if (L->role->init && L->role->init(c) < 0) {
-		set_up_error(e, "role '%s' failed to start (see its message above)",
-			     L->role->name);
+		set_up_error(e, "role '%s' failed to start (see its message above)", L->role->name);
 		return -1;
 	}
 	/* A restarted VMM carries its predecessor's state forward. */
