@@ -59,9 +59,9 @@ struct __attribute__((packed)) idt_ptr {
 	uint64_t base;
 };
 
-#define RT_EXC_VECTORS    32  /* exceptions: gates filled at boot */
-#define RT_VECTORS	  256 /* the IDT's size */
-#define RT_IRQ_STUB_SIZE  16  /* start64.S: the stubs of vectors 32-255 */
+#define RT_EXC_VECTORS	  32   /* exceptions: gates filled at boot */
+#define RT_VECTORS	  256  /* the IDT's size */
+#define RT_IRQ_STUB_SIZE  16   /* start64.S: the stubs of vectors 32-255 */
 #define RT_GATE_INTERRUPT 0x8e /* present, DPL 0, 64-bit interrupt gate */
 
 /* start64.S and the linker script */

@@ -112,13 +112,10 @@ rt_isr_\vec:
 rt_irq_stubs:
 	.set rt_vec, 32
 	.rept 224
-	.balign 16
 1:	pushq $0
 	pushq $rt_vec
 	jmp rt_isr_common
-	.if . - 1b > 16
-	.error "an interrupt stub is longer than 16 bytes"
-	.endif
+	.org 1b + 16			/* the assembler fails if a stub is longer */
 	.set rt_vec, rt_vec + 1
 	.endr
 
