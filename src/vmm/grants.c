@@ -41,7 +41,7 @@ int grant_parse(const char *s, struct raise_grants *g, struct errbuf *e)
 		char num[24];
 		const char *colon = strchr(s + 4, ':');
 		size_t len = colon ? (size_t)(colon - (s + 4)) : strlen(s + 4);
-		bool level = false;
+		bool level = false, wire = colon != NULL;
 		if (colon != NULL) {
 			if (strcmp(colon + 1, "level") != 0 && strcmp(colon + 1, "edge") != 0)
 				return err_set(e, "grant '%s': the trigger is 'level' or 'edge'",
@@ -49,7 +49,7 @@ int grant_parse(const char *s, struct raise_grants *g, struct errbuf *e)
 			level = strcmp(colon + 1, "level") == 0;
 		}
 		if (len == 0 || len >= sizeof(num))
-			return err_set(e, "grant '%s': expected irq:LINE[:level]", s);
+			return err_set(e, "grant '%s': expected irq:LINE[:edge|:level]", s);
 		memcpy(num, s + 4, len);
 		num[len] = '\0';
 		uint64_t line;
@@ -57,6 +57,8 @@ int grant_parse(const char *s, struct raise_grants *g, struct errbuf *e)
 		if (parse_u64(num, &line, &pe) < 0 || line > 255)
 			return err_set(e, "grant '%s': the IRQ line is a number from 0 to 255", s);
 		bit_set(g->irq, (unsigned)line);
+		if (wire)
+			bit_set(g->irq_wire, (unsigned)line);
 		if (level)
 			bit_set(g->irq_level, (unsigned)line);
 		return 0;
@@ -115,10 +117,12 @@ bool grant_allows(const struct raise_grants *g, const struct vmmux_event *ev)
 	}
 }
 
-bool grant_irq(const struct raise_grants *g, unsigned line, bool *level)
+bool grant_irq(const struct raise_grants *g, unsigned line, bool *wire, bool *level)
 {
 	if (line > 255 || !bit_get(g->irq, line))
 		return false;
+	if (wire)
+		*wire = bit_get(g->irq_wire, line);
 	if (level)
 		*level = bit_get(g->irq_level, line);
 	return true;

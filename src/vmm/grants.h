@@ -10,8 +10,13 @@
  * not granted is at fault.
  *
  * Grant syntax (config "raise" lists, --vmm raise=GRANT, role defaults):
- *   irq:LINE[:level]   the interrupt line LINE (0-255); ":level" marks it
- *                      level-triggered (wired with a resample irqfd)
+ *   irq:LINE           the interrupt line LINE (0-255); its requests go
+ *                      through the main VMM (KVM_IRQ_LINE), which follows
+ *                      the line exactly whatever the guest programs
+ *   irq:LINE:edge      the same, and a parallel VMM may drive the line
+ *   irq:LINE:level     itself through an irqfd (a pulse per request, or
+ *                      asserted until the guest's EOI): faster, but the
+ *                      trigger must match how the guest programs the line
  *   platform:NAME      smi, reset, poweroff, powerbtn or watchdog
  *   request:NAME       exit
  *   exception          guest-reported exceptions (any vector)
@@ -31,7 +36,8 @@
 
 struct raise_grants {
 	uint64_t irq[4];       /* bit per line 0-255 */
-	uint64_t irq_level[4]; /* level-triggered lines */
+	uint64_t irq_wire[4];  /* lines a parallel VMM may drive with an irqfd */
+	uint64_t irq_level[4]; /* of those, the level-triggered ones */
 	uint32_t platform;     /* bit per enum vmmux_platform_code */
 	uint32_t request;      /* bit per enum vmmux_request_kind */
 	bool exception;
@@ -47,7 +53,7 @@ int grant_parse_list(const char *const *list, struct raise_grants *g, struct err
 /* True when G allows EV (type, key) to be raised. */
 bool grant_allows(const struct raise_grants *g, const struct vmmux_event *ev);
 
-/* True when line LINE is granted, and whether it is level-triggered. */
-bool grant_irq(const struct raise_grants *g, unsigned line, bool *level);
+/* True when line LINE is granted; *wire: with an irqfd, *level: resampled. */
+bool grant_irq(const struct raise_grants *g, unsigned line, bool *wire, bool *level);
 
 #endif

@@ -351,6 +351,9 @@ static void main_loop(int sig_fd, int timer_fd)
 {
 	bool paused[VMM_MAX] = {false};
 	while (!machine_stopping()) {
+		/* Restarts first: a restarted VMM's new pidfd must be in this
+		 * round's poll set. */
+		int timeout = pvmm_tick();
 		struct poll_set ps = {.n = 0};
 		bool any_paused = false;
 		poll_add(&ps, M.wake_fd, POLL_WAKE, VMM_ID_NONE);
@@ -371,7 +374,6 @@ static void main_loop(int sig_fd, int timer_fd)
 			}
 			poll_add(&ps, fd, POLL_INPUT, (uint16_t)id);
 		}
-		int timeout = pvmm_tick();
 		if (any_paused && (timeout < 0 || timeout > INPUT_RETRY_MS))
 			timeout = INPUT_RETRY_MS;
 		router_thread_offline();

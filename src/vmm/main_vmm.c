@@ -186,6 +186,11 @@ int main_vmm_handle(struct vmmux_event *ev, struct vmmux_reply *rep)
 		handle_platform(ev);
 		break;
 	case VMMUX_EV_IRQ:
+		/* a parallel VMM's level line wired to KVM: only a withdrawal
+		 * comes here */
+		if (ev->src_kind == VMMUX_SRC_VMM && ev->value == 0 &&
+		    pvmm_irq_withdraw(ev->src_id, (unsigned)ev->key) == 0)
+			break;
 		if (machine_irq_line((uint32_t)ev->key, ev->value ? 1 : 0) < 0 &&
 		    first_time(ev->type, ev->key))
 			log_warn("%s: there is no in-kernel irqchip (--irqchip): dropped (logged "

@@ -143,8 +143,8 @@ static void wire_irqs(struct pvmm *p)
 	struct vm *vm = machine_vm();
 	p->nirqs = 0;
 	for (unsigned line = 0; line < 256 && p->nirqs < HS_IRQS_MAX; line++) {
-		bool level;
-		if (!grant_irq(&p->v->grants, line, &level))
+		bool wire, level;
+		if (!grant_irq(&p->v->grants, line, &wire, &level) || !wire)
 			continue;
 		struct hs_irq *q = &p->irqs[p->nirqs];
 		q->line = line;
@@ -178,6 +178,36 @@ static void wire_irqs(struct pvmm *p)
 		}
 		p->nirqs++;
 	}
+}
+
+int pvmm_irq_withdraw(uint16_t id, unsigned line)
+{
+	struct vmm *v = vmm_get(id);
+	struct pvmm *p = v ? v->p : NULL;
+	if (p == NULL)
+		return -1;
+	struct vm *vm = machine_vm();
+	for (unsigned i = 0; i < p->nirqs; i++) {
+		if (p->irqs[i].line != line || !p->irqs[i].wired || !p->irqs[i].level)
+			continue;
+		/* Detaching the last irqfd of a resampled line lowers it; then it
+		 * is attached again, idle, for the next assertion. */
+		struct kvm_irqfd req = {
+		    .fd = (uint32_t)p->irqfd[i],
+		    .gsi = line,
+		    .flags = KVM_IRQFD_FLAG_DEASSIGN,
+		};
+		if (ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0)
+			return -1;
+		req.flags = KVM_IRQFD_FLAG_RESAMPLE;
+		req.resamplefd = (uint32_t)p->resamplefd[i];
+		if (ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0) {
+			log_error("vmm '%s': re-wiring IRQ %u: %s", v->name, line, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
 }
 
 static void unwire_irqs(struct pvmm *p)

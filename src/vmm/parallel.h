@@ -62,6 +62,11 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 		 struct vmmux_reply *rep, struct vmmux_event *raised, unsigned *nraised,
 		 uint16_t *fallback);
 
+/* VMM ID lowered its level-triggered LINE, wired with a resample irqfd,
+ * before the guest acknowledged it: withdraw the interrupt. 0, or -1 when
+ * the line is not such a line of that VMM. */
+int pvmm_irq_withdraw(uint16_t id, unsigned line);
+
 /* The VM is being reset: V's role returns to its power-on state (a control
  * request on SLOT; a VMM that does not answer in time is at fault). */
 void pvmm_reset(struct vmm *v, unsigned slot);

@@ -426,6 +426,8 @@ static void dispatch_raised_list(struct vmm *v, struct vmmux_event *raised, unsi
 				 unsigned depth)
 {
 	for (unsigned i = 0; i < n; i++) {
+		raised[i].src_kind = VMMUX_SRC_VMM; /* for messages; routing sets it too */
+		raised[i].src_id = v->id;
 		if (!grant_allows(&v->grants, &raised[i])) {
 			char desc[256], why[320];
 			event_describe(&raised[i], desc, sizeof(desc));

@@ -41,6 +41,7 @@ struct lib {
 	int irqfd[HS_IRQS_MAX];
 	int resamplefd[HS_IRQS_MAX];
 	bool line_high[HS_IRQS_MAX];
+	bool asserted[HS_IRQS_MAX]; /* a level line asserted through its irqfd, not yet EOI'd */
 	/* the request being served: where raised events go */
 	bool in_request;
 	struct vmmux_event *raised;
@@ -74,20 +75,31 @@ static void irqfd_signal(int fd)
 	(void)w;
 }
 
-/* ctx->raise: an interrupt on a wired line goes straight to KVM through its
- * irqfd; anything else rides on the reply of the request being served, or,
- * outside a request, on the async ring. */
+/*
+ * ctx->raise: an interrupt on a wired line goes straight to KVM through its
+ * irqfd (an edge line: a pulse for every raise; a level line: asserted when
+ * it goes high, until the guest's EOI, and asserted again after it while it
+ * stays high). A level line that goes low while still asserted cannot be
+ * lowered through the irqfd: that raise goes to the main VMM, which
+ * withdraws it. Anything else rides on the reply of the request being
+ * served, or, outside a request, on the async ring.
+ */
 static int lib_raise(struct vmmux_ctx *ctx, const struct vmmux_event *ev)
 {
 	struct lib *L = ctx->host;
 	if (ev->type == VMMUX_EV_IRQ) {
 		int i = irq_index(L, ev->key);
 		if (i >= 0) {
-			bool high = ev->value != 0;
-			if (high)
-				irqfd_signal(L->irqfd[i]);
+			bool high = ev->value != 0, level = L->irqs[i].level;
+			bool was_high = L->line_high[i];
 			L->line_high[i] = high;
-			return 0;
+			if (high && (!level || !was_high)) {
+				irqfd_signal(L->irqfd[i]);
+				L->asserted[i] = level;
+			}
+			if (high || !level || !L->asserted[i])
+				return 0;
+			L->asserted[i] = false; /* withdrawn by the main VMM */
 		}
 	}
 	if (L->in_request) {
@@ -346,6 +358,7 @@ static void serve(struct lib *L)
 				(void)rd;
 				/* The guest acknowledged a level interrupt: assert it again
 				 * while the device still holds its line high. */
+				L->asserted[i] = L->line_high[i];
 				if (L->line_high[i])
 					irqfd_signal(L->irqfd[i]);
 			}

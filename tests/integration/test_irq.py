@@ -11,6 +11,8 @@ re-delivered after each EOI while the UART holds its line high). Every test
 asserts exact counts. Tests that name no placement run in both suites (the
 parallel suite adds --parallel); the others name theirs.
 """
+import re
+
 from harness import PARALLEL, VmmuxTest, exit_device_status
 
 IRQ_OK, IRQ_NONE, IRQ_BAD = 0x24, 0x25, 0x26  # the guests' exit codes
@@ -87,13 +89,24 @@ class EdgeTriggered(IrqTest):
         self.assertRun(self.run_irq("irq.elf", *uart("placement=main")), EDGE, IRQ_OK)
 
     def test_edge_parallel_irqfd(self):
-        self.assertRun(self.run_irq("irq.elf", *uart("placement=parallel", "raise=irq:4")),
+        self.assertRun(self.run_irq("irq.elf", *uart("placement=parallel", "raise=irq:4:edge")),
                        EDGE, IRQ_OK)
 
-    def test_edge_with_level_grant(self):
-        # A line granted level-triggered that the guest leaves edge-triggered:
-        # a request held high is still one rising edge, one interrupt.
-        self.assertRun(self.run_irq("irq.elf", *uart("raise=irq:4:level")), EDGE, IRQ_OK)
+    def test_edge_with_level_grant_in_process(self):
+        # An in-process VMM's requests always go through KVM_IRQ_LINE, which
+        # follows the line: held high, one rising edge, one interrupt.
+        self.assertRun(self.run_irq("irq.elf", *uart("placement=main", "raise=irq:4:level")),
+                       EDGE, IRQ_OK)
+
+    def test_edge_guest_with_level_irqfd(self):
+        # The documented misconfiguration: an irqfd wired level-triggered on a
+        # line the guest programs edge-triggered asserts the line again after
+        # every EOI, and each assertion is a new edge: the guest sees the held
+        # request more than once. The grant's trigger must match the guest's.
+        r = self.run_irq("irq.elf", *uart("placement=parallel", "raise=irq:4:level"))
+        m = re.search(r"held: (\d+) interrupt", r.out)
+        self.assertIsNotNone(m, r)
+        self.assertGreater(int(m.group(1)), 1, r)
 
 
 class LevelTriggered(IrqTest):
