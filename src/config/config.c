@@ -11,6 +11,7 @@
 #include "config/config.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -368,6 +369,8 @@ int config_add_vmm(struct vmmux_config *c, const struct vmm_config *v, struct er
 	d->timeout_ns = v->timeout_ns;
 	d->spin_set = v->spin_set;
 	d->spin_ns = v->spin_ns;
+	d->cpu_set = v->cpu_set;
+	d->cpu = v->cpu;
 	bool oom = false;
 	if (v->program != NULL && (d->program = strdup(v->program)) == NULL)
 		oom = true;
@@ -455,6 +458,18 @@ static int vmm_option_item(char *item, bool *input_seen, bool *output_seen, bool
 		return parse_window(val, out, e);
 	if (strcmp(key, "raise") == 0) /* repeatable: one grant each */
 		return add_grant(val, out, e);
+	if (strcmp(key, "cpu") == 0) {
+		uint64_t n;
+		if (out->cpu_set)
+			return err_set(e, "cpu= is given twice");
+		if (parse_u64(val, &n, e) < 0)
+			return -1;
+		if (n >= CPU_SETSIZE)
+			return err_set(e, "cpu=%llu: no such CPU", (unsigned long long)n);
+		out->cpu_set = true;
+		out->cpu = (unsigned)n;
+		return 0;
+	}
 	if (strcmp(key, "spin") == 0) {
 		if (out->spin_set)
 			return err_set(e, "spin= is given twice");
@@ -1006,6 +1021,16 @@ static int load_vmm_fields(struct jctx *x, const char *base, json_t *o, struct v
 				return jprefix(x, pi);
 		}
 	}
+	if ((f = json_object_get(o, "cpu")) != NULL) {
+		uint64_t n;
+		jpath(p, sizeof(p), base, "cpu");
+		if (jnumber(x, p, f, &n))
+			return -1;
+		if (n >= CPU_SETSIZE)
+			return jerr(x, p, "no such CPU: %llu", (unsigned long long)n);
+		v->cpu_set = true;
+		v->cpu = (unsigned)n;
+	}
 	if ((f = json_object_get(o, "spin")) != NULL) {
 		jpath(p, sizeof(p), base, "spin");
 		if (jstring(x, p, f, &s))
@@ -1044,9 +1069,9 @@ static int load_vmm_fields(struct jctx *x, const char *base, json_t *o, struct v
 
 static int load_vmms(struct jctx *x, json_t *a)
 {
-	static const char *const keys[] = {
-	    "name",	    "role",   "placement", "input",   "output", "args", "program",
-	    "program_args", "memory", "raise",	   "timeout", "spin",	NULL};
+	static const char *const keys[] = {"name",    "role",	 "placement",	 "input",  "output",
+					   "args",    "program", "program_args", "memory", "raise",
+					   "timeout", "spin",	 "cpu",		 NULL};
 	if (!json_is_array(a))
 		return jtype_err(x, "vmms", a, "an array of VMM objects");
 	size_t i;

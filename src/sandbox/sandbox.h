@@ -106,6 +106,7 @@ struct sandbox_spawn_req {
 	bool drop_uid;	/* false when vmmux does not run as root */
 	uid_t uid;	/* with drop_uid: neither 0 nor -1 */
 	gid_t gid;
+	int cpu; /* pin the program to this CPU (-1: where vmmux may run) */
 	const struct sandbox_filter *stage1;
 };
 

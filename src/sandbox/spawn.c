@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,7 @@ enum step {
 	STEP_PDEATHSIG,
 	STEP_PARENT,
 	STEP_SIGMASK,
+	STEP_AFFINITY,
 	STEP_SECCOMP,
 	STEP_EXEC,
 };
@@ -150,6 +152,13 @@ static void __attribute__((noreturn)) child_run(const struct child_args *a)
 	sigemptyset(&none);
 	if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)
 		child_fail(errfd, STEP_SIGMASK, errno);
+	if (req->cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(req->cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set) != 0)
+			child_fail(errfd, STEP_AFFINITY, errno);
+	}
 	if (sandbox_filter_install(req->stage1) != 0)
 		child_fail(errfd, STEP_SECCOMP, errno);
 	execve(req->path, req->argv, req->envp);
@@ -187,6 +196,8 @@ static const char *step_name(enum step s)
 		return "checking the parent";
 	case STEP_SIGMASK:
 		return "unblocking signals";
+	case STEP_AFFINITY:
+		return "pinning to its CPU";
 	case STEP_SECCOMP:
 		return "installing the stage-1 seccomp filter";
 	case STEP_SETRESGID:

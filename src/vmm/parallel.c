@@ -343,6 +343,7 @@ static int start_process(struct pvmm *p, struct errbuf *e)
 	    .drop_uid = geteuid() == 0,
 	    .uid = (uid_t)(UID_BASE + v->id),
 	    .gid = (gid_t)(UID_BASE + v->id),
+	    .cpu = v->cfg.cpu_set ? (int)v->cfg.cpu : -1,
 	    .stage1 = &G.stage1,
 	};
 	int pidfd = -1;

@@ -64,6 +64,8 @@ struct vmm_config {
 	uint64_t timeout_ns; /* reply deadline of a parallel VMM; 0: the default */
 	bool spin_set;
 	uint64_t spin_ns; /* how long each side of its transport spins before it sleeps */
+	bool cpu_set;	  /* parallel: pinned to CPU cpu (default: not pinned) */
+	unsigned cpu;
 };
 
 struct pvmm; /* a parallel VMM's process and transport (parallel.h) */
