@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,12 +115,19 @@ static void __attribute__((noreturn)) child_run(const struct child_args *a)
 
 	/* Signals: default actions (a handler of the parent must not run
 	 * here; exec keeps what is ignored), the terminal's three ignored. */
-	struct sigaction dfl = {.sa_handler = SIG_DFL};
-	sigemptyset(&dfl.sa_mask);
+	/* The raw system call: glibc's sigaction refuses its own two real-time
+	 * signals, whose disposition an ignoring parent would otherwise pass on
+	 * across exec. The kernel's struct: handler, flags, restorer, mask. */
+	struct {
+		void (*handler)(int);
+		unsigned long flags;
+		void (*restorer)(void);
+		uint64_t mask;
+	} kdfl = {SIG_DFL, 0, NULL, 0};
 	for (int sig = 1; sig < NSIG; sig++) {
 		if (sig == SIGKILL || sig == SIGSTOP)
 			continue;
-		sigaction(sig, &dfl, NULL); /* libc's own signals refuse: fine */
+		syscall(SYS_rt_sigaction, sig, &kdfl, NULL, sizeof(kdfl.mask));
 	}
 	struct sigaction ign = {.sa_handler = SIG_IGN};
 	sigemptyset(&ign.sa_mask);
