@@ -11,7 +11,7 @@
 #include "rt.h"
 
 #ifndef SEQ_COUNT
-#define SEQ_COUNT 3000
+#define SEQ_COUNT 1000
 #endif
 #define SEQ_DIGITS 5
 

@@ -35,7 +35,7 @@
 #define MCR_VALUE 0x0b /* DTR, RTS, OUT2; no loopback */
 #define SCR_VALUE 0xa5
 
-/* About 0.1 ms a round here (two exits to a parallel VMM): about 20 s. */
+/* 25 to 120 us a round here (two exits to a parallel VMM): 5 s to 25 s. */
 #define WAIT_MAX 200000u
 
 int main(unsigned cpu, unsigned ncpus)

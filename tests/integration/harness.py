@@ -6,6 +6,7 @@ Environment (set by tests/integration/meson.build):
   VMMUX_GUEST_DIR  where the test guests were built
   VMMUX_SRC        the source tree (for configs/ and docs/host-limits.md)
   VMMUX_SKIP_LOG   file that collects host-limit skips (scripts/check.sh)
+  VMMUX_TEST_VMM_DIR  where the test VMM programs were built (tests/vmms/)
 
 Only host limits listed in docs/host-limits.md may skip (host_limit()); any
 other skip fails the run (see runner.py).
@@ -14,6 +15,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import unittest
 
 VMMUX = os.environ.get("VMMUX", "vmmux")
@@ -149,6 +151,13 @@ class VmmuxTest(unittest.TestCase):
     def run_guest(self, name, *args, **kw):
         return run_vmmux("run", "--kernel", guest(name), *args, **kw)
 
+    def start(self, *args, **kw):
+        """start_vmmux in this test's directory; killed at the end of the
+        test if it still runs."""
+        b = start_vmmux(self.tmp, *args, **kw)
+        self.addCleanup(b.kill)
+        return b
+
     def monitor(self, name="mon", **args):
         """A --vmm option for a monitor VMM logging to a file, and the file."""
         log = self.path(name + ".jsonl")
@@ -220,3 +229,143 @@ class VmmuxTest(unittest.TestCase):
             with open(log, "a") as f:
                 f.write("%s: %s (%s)\n" % (self.id(), key, reason))
         self.skipTest(HOST_LIMIT_PREFIX + key + ": " + reason)
+
+
+# ---- vmmux in the background, and its parallel VMM processes -----------------
+
+TEST_VMM_DIR = os.environ.get("VMMUX_TEST_VMM_DIR", ".")
+
+
+def vmm_program(name):
+    """The path of test VMM program NAME (tests/vmms/), which must be built."""
+    path = os.path.join(TEST_VMM_DIR, name)
+    if not os.access(path, os.X_OK):
+        raise AssertionError("test VMM %s was not built (%s)" % (name, path))
+    return os.path.abspath(path)
+
+
+class Background:
+    """vmmux running in the background (start_vmmux). Its stdout and stderr go
+    to files, which a test may read while it runs."""
+
+    def __init__(self, args, tmpdir, stdin, env):
+        self.args = args
+        n = len([f for f in os.listdir(tmpdir) if f.startswith("bg-")]) // 2
+        self.out_path = os.path.join(tmpdir, "bg-%d.out" % n)
+        self.err_path = os.path.join(tmpdir, "bg-%d.err" % n)
+        e = dict(os.environ)
+        if env:
+            e.update(env)
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen([VMMUX] + args, stdin=stdin, stdout=out, stderr=err,
+                                         env=e)
+        self.pid = self.proc.pid
+
+    def _read(self, path):
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def out(self):
+        """What vmmux wrote to stdout so far."""
+        return self._read(self.out_path)
+
+    def err(self):
+        """What vmmux wrote to stderr so far."""
+        return self._read(self.err_path)
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def finish(self, timeout=60):
+        """Wait for the end of the run (closing its stdin pipe, if any); a
+        Result. Not ending within TIMEOUT seconds is a test failure."""
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            status = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("vmmux %s did not finish within %ds\nstdout: %r\nstderr: %r" % (
+                " ".join(self.args), timeout, self.out(), self.err()))
+        return Result(self.args, status, self.out(), self.err())
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdin:
+            self.proc.stdin.close()
+
+
+def start_vmmux(tmpdir, *args, stdin=subprocess.DEVNULL, env=None):
+    """Start vmmux with ARGS in the background (with --parallel and --spin
+    added as run_vmmux adds them); its output goes to files in TMPDIR. STDIN
+    may be subprocess.PIPE (then write to .proc.stdin)."""
+    args = list(args)
+    if PARALLEL and args and args[0] == "run":
+        args.insert(1, "--parallel")
+        if SPIN:
+            args[2:2] = ["--spin", SPIN]
+    return Background(args, tmpdir, stdin, env)
+
+
+def child_pids(pid):
+    """The live (not zombie) processes whose parent is PID, sorted."""
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        fields = st[st.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.append(int(d))
+    return sorted(kids)
+
+
+def proc_cmdline(pid):
+    """The arguments of process PID ([] when it is gone or a zombie)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0")[:-1]]
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of field name to text."""
+    with open("/proc/%d/status" % pid) as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def vmm_pids(pid):
+    """The parallel VMM processes of the vmmux process PID, as a dict: a
+    built-in role's process (vmmux vmm NAME) under its VMM's NAME, an
+    external program's under the program's path."""
+    found = {}
+    for kid in child_pids(pid):
+        argv = proc_cmdline(kid)
+        if len(argv) == 3 and argv[1] == "vmm":
+            found[argv[2]] = kid
+        elif argv:
+            found[argv[0]] = kid
+    return found
+
+
+def wait_until(what, fn, timeout=10.0, interval=0.002):
+    """Call FN until it returns a true value, and return that value; after
+    TIMEOUT seconds, an AssertionError saying that WHAT did not happen."""
+    end = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError("%s: not within %gs" % (what, timeout))
+        time.sleep(interval)
+
