@@ -63,6 +63,7 @@ struct pvmm {
 	pthread_cond_t cond; /* state changes */
 	_Atomic int state;
 	_Atomic bool dead; /* waiters stop waiting for the current process */
+	_Atomic uint64_t generation; /* bumped when a process is reaped */
 	pid_t pid;
 	int pidfd;
 	int sock;
@@ -518,11 +519,12 @@ static bool wait_up(struct pvmm *p, uint64_t deadline)
 /* How many replacements of the process one request may wait through. */
 #define REDELIVERIES_MAX 3
 
-/* Wait (p->lock not held) until the current process has been reaped. */
-static void wait_replaced(struct pvmm *p)
+/* Wait (p->lock not held) until the process of generation GEN has been
+ * reaped (its successor may be up already). */
+static void wait_replaced(struct pvmm *p, uint64_t gen)
 {
 	pthread_mutex_lock(&p->lock);
-	while (atomic_load(&p->state) == PV_UP && !machine_stopping()) {
+	while (atomic_load(&p->generation) == gen && !machine_stopping()) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 10000000L;
@@ -577,6 +579,7 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 		int32_t result = 0;
 		uint32_t n = 0;
 		enum tp_result tr;
+		uint64_t gen = atomic_load(&p->generation); /* the process we talk to */
 		if (!sent) {
 			tr = tp_main_call(&p->region, slot, ev, rep, &result, raised, &n, deadline,
 					  &p->dead);
@@ -607,7 +610,7 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 		}
 		/* The process is being replaced; the request stays pending for its
 		 * successor, which gets the full timeout again, a few times over. */
-		wait_replaced(p);
+		wait_replaced(p, gen);
 		if (machine_stopping())
 			return -1;
 		deadline = deadline_for(v, r);
@@ -688,6 +691,7 @@ static void reap_exit(struct pvmm *p)
 	if (!stopping)
 		atomic_store(&p->state, PV_DOWN);
 	atomic_store(&p->dead, true);
+	atomic_fetch_add(&p->generation, 1);
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	tp_main_wake_all(&p->region);
