@@ -45,7 +45,7 @@ extern "C" {
  * failed: not started by vmmux, incompatible protocol version, bad
  * arguments (the role's init failed), a window that could not be mapped.
  */
-int vmmux_vmm_main(const struct vmmux_role *role);
+VMMUX_API int vmmux_vmm_main(const struct vmmux_role *role);
 
 #ifdef __cplusplus
 }

@@ -151,33 +151,37 @@ struct vmmux_reply {
 
 struct vmmux_ctx;
 
+/* The library's entry points: the only symbols libvmmux-vmm.a exports (its
+ * internals are local to it, so a program's own names never clash). */
+#define VMMUX_API __attribute__((visibility("default")))
+
 /* The role's private state, priv_size bytes zeroed before init. */
-void *vmmux_priv(struct vmmux_ctx *ctx);
+VMMUX_API void *vmmux_priv(struct vmmux_ctx *ctx);
 
 /* This VMM instance's name and id as the config gives them. */
-const char *vmmux_name(struct vmmux_ctx *ctx);
-uint16_t vmmux_id(struct vmmux_ctx *ctx);
+VMMUX_API const char *vmmux_name(struct vmmux_ctx *ctx);
+VMMUX_API uint16_t vmmux_id(struct vmmux_ctx *ctx);
 
 /*
  * The value of argument KEY from the VMM's config ("args"), or NULL. Valid
  * for the life of the ctx.
  */
-const char *vmmux_arg(struct vmmux_ctx *ctx, const char *key);
+VMMUX_API const char *vmmux_arg(struct vmmux_ctx *ctx, const char *key);
 
 /*
  * Descriptors the host opened for the VMM from its config ("input",
  * "output"); -1 when there is none. A role never opens files itself.
  */
-int vmmux_input_fd(struct vmmux_ctx *ctx);
-int vmmux_output_fd(struct vmmux_ctx *ctx);
+VMMUX_API int vmmux_input_fd(struct vmmux_ctx *ctx);
+VMMUX_API int vmmux_output_fd(struct vmmux_ctx *ctx);
 
 /*
  * Checked access to guest memory: [gpa, gpa+len) must lie inside a window
  * granted to this VMM (overflow checked). Return 0, or -1 when the range is
  * not granted (nothing is copied).
  */
-int vmmux_gm_read(struct vmmux_ctx *ctx, uint64_t gpa, void *buf, size_t len);
-int vmmux_gm_write(struct vmmux_ctx *ctx, uint64_t gpa, const void *buf, size_t len);
+VMMUX_API int vmmux_gm_read(struct vmmux_ctx *ctx, uint64_t gpa, void *buf, size_t len);
+VMMUX_API int vmmux_gm_write(struct vmmux_ctx *ctx, uint64_t gpa, const void *buf, size_t len);
 
 /*
  * Raise an event on behalf of this VMM: an interrupt request (VMMUX_EV_IRQ),
@@ -190,7 +194,7 @@ int vmmux_gm_write(struct vmmux_ctx *ctx, uint64_t gpa, const void *buf, size_t 
  * the event being handled, or VMMUX_NO_VCPU). Returns 0, or -1 when the
  * event is malformed or the pending queue is full.
  */
-int vmmux_raise(struct vmmux_ctx *ctx, const struct vmmux_event *ev);
+VMMUX_API int vmmux_raise(struct vmmux_ctx *ctx, const struct vmmux_event *ev);
 
 /* Log levels and logging through the host's log (prefixed with the VMM). */
 enum vmmux_log_level {
@@ -199,7 +203,7 @@ enum vmmux_log_level {
 	VMMUX_LOG_INFO,
 	VMMUX_LOG_DEBUG,
 };
-void vmmux_log(struct vmmux_ctx *ctx, int level, const char *fmt, ...)
+VMMUX_API void vmmux_log(struct vmmux_ctx *ctx, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* ---------------------------------------------------------------------- */

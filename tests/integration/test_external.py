@@ -119,6 +119,34 @@ class Build(VmmuxTest):
     """The library and headers are installed, and the example builds against
     them alone."""
 
+    def test_library_exports_only_its_api(self):
+        # A third party's names cannot clash with the library's internals: the
+        # archive's global symbols are the vmmux_* API, and a program that
+        # defines log_level, err_set or tp_now_ns of its own links.
+        nm = shutil.which("nm")
+        out = run([nm, "-g", "--defined-only", Installed.libs[0]])
+        names = sorted(line.split()[-1] for line in out.splitlines()
+                       if len(line.split()) == 3)
+        self.assertTrue(names, out)
+        for n in names:
+            self.assertTrue(n.startswith("vmmux_"), "exported: %s" % n)
+        self.assertIn("vmmux_vmm_main", names)
+        src = os.path.join(Installed.work, "clash.c")
+        with open(src, "w") as f:
+            f.write("#include <vmmux/vmm.h>\n"
+                    "int log_level = 7;\n"
+                    "int err_set(void) { return log_level; }\n"
+                    "unsigned long tp_now_ns(void) { return 0; }\n"
+                    "static int h(struct vmmux_ctx *c, const struct vmmux_event *e,\n"
+                    "             struct vmmux_reply *r) { (void)c; (void)e; (void)r; return 0; }\n"
+                    "static const struct vmmux_role role = {.abi_version = VMMUX_ROLE_ABI_VERSION,\n"
+                    "    .name = \"clash\", .handle = h};\n"
+                    "int main(void) { return err_set() == 7 ? vmmux_vmm_main(&role) : 1; }\n")
+        env = dict(os.environ)
+        env.update(PKG_CONFIG_PATH=Installed.pc_dir, PKG_CONFIG_SYSROOT_DIR=Installed.stage)
+        flags = run(["pkg-config", "--cflags", "--libs", "vmmux-vmm"], env=env).split()
+        run(["cc", "-o", os.path.join(Installed.work, "clash"), src] + flags, env=env)
+
     def test_installed_files(self):
         names = [os.path.basename(h) for h in Installed.headers]
         self.assertEqual(names, ["vmm.h", "vmmux.h"])
