@@ -24,8 +24,9 @@
  * inherited (protocol version and features, arguments, the guest-memory
  * windows granted to this VMM, its input/output descriptors and interrupt
  * lines), calls the role's init, locks the process down (a seccomp filter
- * that forbids opening files, sockets and new memory mappings of
- * descriptors), and then serves events until the main VMM stops it. The role
+ * that forbids opening files (in sanitizer builds read-only opens remain, for
+ * the runtime's reports), sockets and new memory mappings of descriptors),
+ * and then serves events until the main VMM stops it. The role
  * runs exactly as it would inside the main VMM: the same callbacks, the same
  * vmmux_ctx calls (guest memory through vmmux_gm_read/vmmux_gm_write, checked
  * against the granted windows; events raised with vmmux_raise).

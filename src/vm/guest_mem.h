@@ -1,9 +1,9 @@
 /*
  * guest_mem.h: guest RAM and checked access to it.
  *
- * Guest RAM is one memfd (so that a parallel VMM can map windows of it),
- * mapped once in the vmmux process and registered with KVM as slot 0 at
- * guest-physical address 0. Every access vmmux makes on the guest's behalf
+ * Guest RAM starts at guest-physical address 0 and is made of memfd pieces
+ * (struct gm_piece below), mapped back to back in the vmmux process, each
+ * piece its own KVM memory slot. Every access vmmux makes on the guest's behalf
  * goes through gm_ptr, which checks [gpa, gpa+len) against the RAM size with
  * overflow checks, in the spirit of Solo5's HVT_CHECKED_GPA_P.
  */

@@ -81,7 +81,7 @@ int grant_parse(const char *s, struct raise_grants *g, struct errbuf *e)
 		return 0;
 	}
 	return err_set(e,
-		       "grant '%s': expected irq:LINE[:level], platform:NAME, request:NAME, "
+		       "grant '%s': expected irq:LINE[:edge|:level], platform:NAME, request:NAME, "
 		       "exception or forward",
 		       s);
 }

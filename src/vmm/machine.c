@@ -2,9 +2,11 @@
  * machine.c: the life of a run (machine.h).
  *
  * Threads: one per vCPU (exit/vcpu.c) and the main thread, which runs the
- * main loop: VMM inputs (the UART's stdin), the watchdog timer, signals, and
- * the wake-up when the run ends. Lifecycle state lives under one mutex; the
- * vCPU fast path reads two atomics only (machine_vcpu_gate).
+ * main loop: in-process VMMs' inputs (the UART's stdin), parallel VMMs'
+ * exits (pidfds), their own raises (async eventfds) and their restarts, the
+ * watchdog timer, signals, and the wake-up when the run ends. Lifecycle
+ * state lives under one mutex; the vCPU fast path reads three atomics only
+ * (machine_vcpu_gate).
  *
  * Reset is a rendezvous: machine_reset marks it pending and kicks every vCPU
  * out of KVM_RUN; each vCPU completes its pending I/O and arrives; the last
@@ -136,6 +138,7 @@ void machine_stop(int status, const char *fmt, ...)
 	}
 	bool failure = status != 0 && status % 2 == 0;
 	log_msg(failure ? VMMUX_LOG_ERROR : VMMUX_LOG_INFO, "%s (exit status %d)", why, status);
+	pvmm_abort_waits();
 	kick_all();
 	wake_main_loop();
 }

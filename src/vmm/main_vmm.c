@@ -155,9 +155,35 @@ static void handle_platform(struct vmmux_event *ev)
 	}
 }
 
+/* A device event that a VMM handed on (a copy: the guest has its answer). */
+static bool handed_on(const struct vmmux_event *ev)
+{
+	if (ev->src_kind != VMMUX_SRC_VMM)
+		return false;
+	switch (ev->type) {
+	case VMMUX_EV_IO:
+	case VMMUX_EV_MMIO:
+	case VMMUX_EV_MSR:
+	case VMMUX_EV_HLT:
+	case VMMUX_EV_HYPERCALL:
+	case VMMUX_EV_SHUTDOWN:
+		return true;
+	default:
+		return false;
+	}
+}
+
 int main_vmm_handle(struct vmmux_event *ev, struct vmmux_reply *rep)
 {
 	char desc[256];
+	if (handed_on(ev)) {
+		/* Nothing to do with a copy: the VMM that handed it on answered the
+		 * guest, and a copy must not halt a vCPU or end the run. */
+		rep->action = VMMUX_ACT_DONE;
+		rep->value = 0;
+		log_unrouted(ev, "a copy handed on by a VMM with no route for it: dropped");
+		return 0;
+	}
 	main_vmm_default(ev, rep);
 	if (ev->flags & VMMUX_EVF_UNROUTED)
 		stats_count_unrouted(ev->type);

@@ -62,7 +62,7 @@ struct pvmm {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* state changes */
 	_Atomic int state;
-	_Atomic bool dead; /* waiters stop waiting for the current process */
+	_Atomic bool dead;	     /* waiters stop waiting for the current process */
 	_Atomic uint64_t generation; /* bumped when a process is reaped */
 	pid_t pid;
 	int pidfd;
@@ -298,8 +298,6 @@ static int build_hello(struct pvmm *p, struct hs_hello *h, int *fds, unsigned *n
 	return 0;
 }
 
-/* Spawn the process and set it up; called with p->lock held or before any
- * other thread knows p. */
 /* Let the set-up process start serving: after its state is PV_UP, so that
  * nothing takes a pending request back once it serves. */
 static int send_go(struct pvmm *p, struct errbuf *e)
@@ -459,6 +457,21 @@ void pvmm_stop(struct vmm *v)
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 	v->p = NULL;
+}
+
+void pvmm_abort_waits(void)
+{
+	for (size_t id = 1; id < vmm_count(); id++) {
+		struct vmm *v = vmm_get((uint16_t)id);
+		struct pvmm *p = v ? v->p : NULL;
+		if (p == NULL)
+			continue;
+		pthread_mutex_lock(&p->lock);
+		atomic_store(&p->dead, true);
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		tp_main_wake_all(&p->region);
+	}
 }
 
 /* Kill the current process (any thread); the main loop reaps it. */

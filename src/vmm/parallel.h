@@ -15,7 +15,9 @@
  *     restarts within a minute it is given up and marked failed);
  *   - the restarted instance gets the same transport region, so requests
  *     still pending in it (in flight when the fault happened) are handled by
- *     the new instance: nothing is lost; and it restores the role's state
+ *     the new instance (up to 3 replacements of the process per request,
+ *     each with the full timeout; a request no successor answers in time
+ *     gets the built-in default, logged); and it restores the role's state
  *     saved after the last completed event;
  *   - meanwhile, events on a route with fallback=VMM go to the fallback;
  *     others wait for the restart, up to the route's or the VMM's timeout
@@ -70,6 +72,10 @@ int pvmm_irq_withdraw(uint16_t id, unsigned line);
 /* The VM is being reset: V's role returns to its power-on state (a control
  * request on SLOT; a VMM that does not answer in time is at fault). */
 void pvmm_reset(struct vmm *v, unsigned slot);
+
+/* The run is ending: every vCPU waiting for a parallel VMM's reply stops
+ * waiting (its event gets the built-in default). Any thread. */
+void pvmm_abort_waits(void);
 
 /* The VMM broke the protocol (bad reply, ungranted raise): kill it; the
  * supervisor restarts it. WHY is logged. Any thread. */

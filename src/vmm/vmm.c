@@ -449,8 +449,10 @@ static void dispatch_raised_list(struct vmm *v, struct vmmux_event *raised, unsi
 }
 
 int vmm_deliver_route(uint16_t id, const struct route *route, struct vmmux_event *ev,
-		      struct vmmux_reply *rep, unsigned depth)
+		      struct vmmux_reply *rep, unsigned depth, uint16_t *handled_by)
 {
+	if (handled_by)
+		*handled_by = id;
 	memset(rep, 0, sizeof(*rep));
 	struct vmm *v = vmm_get(id);
 	if (v == NULL) {
@@ -469,7 +471,7 @@ int vmm_deliver_route(uint16_t id, const struct route *route, struct vmmux_event
 		uint16_t fallback = VMM_ID_NONE;
 		r = pvmm_deliver(v, pvmm_thread_slot, route, ev, rep, raised, &nraised, &fallback);
 		if (r == 1) /* the VMM is down: its route names a fallback */
-			return vmm_deliver_route(fallback, NULL, ev, rep, depth + 1);
+			return vmm_deliver_route(fallback, NULL, ev, rep, depth + 1, handled_by);
 		if (r == -2)
 			report_failure(v, ev, "an event the transport cannot carry");
 		else if (r < 0)
@@ -499,7 +501,7 @@ int vmm_deliver_route(uint16_t id, const struct route *route, struct vmmux_event
 
 int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth)
 {
-	return vmm_deliver_route(id, NULL, ev, rep, depth);
+	return vmm_deliver_route(id, NULL, ev, rep, depth, NULL);
 }
 
 int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth)
@@ -507,8 +509,9 @@ int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned 
 	uint64_t t0 = stats_now_ns();
 	struct route_target tg = router_resolve(router_current(), ev);
 	struct route_stats *rs = tg.r->stats;
-	int r = vmm_deliver_route(tg.vmm, tg.r, ev, rep, depth);
-	stats_record(ev->type, tg.vmm, rs, stats_now_ns() - t0);
+	uint16_t handled = tg.vmm; /* a fallback, when the route's VMM was down */
+	int r = vmm_deliver_route(tg.vmm, tg.r, ev, rep, depth, &handled);
+	stats_record(ev->type, handled, rs, stats_now_ns() - t0);
 	return r;
 }
 

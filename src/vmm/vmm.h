@@ -107,9 +107,10 @@ int vmm_config_check(const struct vmm_config *c, struct errbuf *e);
 
 /*
  * Create the registry: the main VMM plus one VMM per config, in order (ids
- * 1..n). Opens each VMM's input and output, calls each role's init. On
- * failure returns -1 with a message naming the VMM, and nothing is left
- * open.
+ * 1..n). Opens each VMM's input and output, maps its memory windows, then
+ * calls an in-process role's init or starts a parallel VMM's process (and
+ * sets it up). On failure returns -1 with a message naming the VMM, and
+ * nothing is left open or running.
  */
 int vmm_registry_init(const struct vmm_config *cfgs, size_t n, struct errbuf *e);
 void vmm_registry_fini(void);
@@ -119,7 +120,8 @@ struct vmm *vmm_get(uint16_t id);
 uint16_t vmm_lookup(const char *name); /* VMM_ID_NONE when unknown */
 /* vmm_resolve_fn for route_table_build. */
 uint16_t vmm_resolve(void *arg, const char *name);
-/* stats_vmm_name_fn: name and placement ("in-process"). */
+/* stats_vmm_name_fn: the name, and where it runs: "in-process", or for a
+ * parallel VMM "pid N", "down", "failed" or "stopped". */
 const char *vmm_stats_name(uint16_t id, char *where, size_t wlen);
 
 /*
@@ -131,9 +133,10 @@ const char *vmm_stats_name(uint16_t id, char *where, size_t wlen);
  */
 int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth);
 /* The same, for an event that route R (NULL: none) sends to VMM ID: a
- * parallel VMM then honours R's timeout and fallback. */
+ * parallel VMM then honours R's timeout and fallback; *HANDLED_BY (may be
+ * NULL) gets the VMM that handled it (the fallback, when it took over). */
 int vmm_deliver_route(uint16_t id, const struct route *r, struct vmmux_event *ev,
-		      struct vmmux_reply *rep, unsigned depth);
+		      struct vmmux_reply *rep, unsigned depth, uint16_t *handled_by);
 
 /*
  * Route and deliver an event raised by SRC (a VMM id, or VMM_ID_NONE for the
@@ -154,7 +157,8 @@ void vmm_dispatch_raised_from(struct vmm *v, struct vmmux_event *raised, unsigne
  */
 int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth);
 
-/* Guest memory that in-process VMMs may access (all of RAM). */
+/* Guest RAM, in which each VMM's memory windows (its "memory" grants) lie;
+ * a VMM, in-process or parallel, accesses only its windows. */
 struct guest_mem;
 void vmm_registry_set_memory(const struct guest_mem *m);
 
