@@ -824,7 +824,7 @@ static void test_vmm_option_bad(void **state)
 	    {"mon=monitor,memory=0x2000-0x1000", "the end is below the start"},
 	    {"mon=monitor,raise=irq:300", "grant 'irq:300': the IRQ line is a number from 0 to 255"},
 	    {"mon=monitor,raise=platform:nap", "grant 'platform:nap': unknown platform event"},
-	    {"mon=monitor,raise=bogus", "grant 'bogus': expected irq:LINE[:level]"},
+	    {"mon=monitor,raise=bogus", "grant 'bogus': expected irq:LINE[:edge|:level]"},
 	    {"mon=monitor,timeout=5", "a duration needs a unit"},
 	    {"mon=monitor,timeout=1s,timeout=2s", "timeout= is given twice"},
 	    {"mon=monitor,program=", "program= is empty"},
