@@ -125,6 +125,7 @@ struct vmmux_event {
 	uint64_t value;    /* write data, argument, RIP, level, status */
 	uint64_t aux;      /* exception error code or DR6; else 0 */
 	void *data;        /* string I/O data; NULL otherwise */
+	uint64_t generation; /* the routing table generation that routed it */
 };
 
 /* What a handler asks the host to do with the event. */

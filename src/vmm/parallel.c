@@ -91,6 +91,13 @@ static struct {
 	char *const *envp;
 } G;
 
+/* The state, and the health that load-aware routing reads. */
+static void set_state(struct pvmm *p, int st)
+{
+	atomic_store(&p->state, st);
+	atomic_store(&p->v->load.healthy, st == PV_UP ? 1u : 0u);
+}
+
 static uint64_t now_ns(void)
 {
 	return tp_now_ns();
@@ -415,7 +422,7 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 	}
 	v->p = p;
 	wire_irqs(p);
-	atomic_store(&p->state, PV_STARTING);
+	set_state(p, PV_STARTING);
 	if (start_process(p, e) < 0) {
 		unwire_irqs(p);
 		tp_region_destroy(&p->region);
@@ -423,7 +430,7 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 		v->p = NULL;
 		return -1;
 	}
-	atomic_store(&p->state, PV_UP);
+	set_state(p, PV_UP);
 	if (send_go(p, e) < 0) {
 		pvmm_stop(v);
 		return -1;
@@ -437,7 +444,7 @@ void pvmm_stop(struct vmm *v)
 	if (p == NULL)
 		return;
 	pthread_mutex_lock(&p->lock);
-	atomic_store(&p->state, PV_STOPPED);
+	set_state(p, PV_STOPPED);
 	atomic_store(&p->dead, true);
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
@@ -702,7 +709,7 @@ static void reap_exit(struct pvmm *p)
 	p->fault_reason = 0;
 	bool stopping = atomic_load(&p->state) == PV_STOPPED;
 	if (!stopping)
-		atomic_store(&p->state, PV_DOWN);
+		set_state(p, PV_DOWN);
 	atomic_store(&p->dead, true);
 	atomic_fetch_add(&p->generation, 1);
 	pthread_cond_broadcast(&p->cond);
@@ -730,7 +737,7 @@ void pvmm_schedule_restart(uint16_t id)
 			p->recent_restarts = 0;
 		}
 		if (p->recent_restarts >= RESTARTS_MAX) {
-			atomic_store(&p->state, PV_FAILED);
+			set_state(p, PV_FAILED);
 			pthread_cond_broadcast(&p->cond);
 			log_error("vmm '%s': %d restarts within a minute: given up; its events get "
 				  "the built-in defaults from now on",
@@ -758,7 +765,7 @@ static void restart(struct pvmm *p)
 	unsigned busy = tp_main_recover(&p->region, &pending);
 	p->maybe_duplicated += busy;
 	p->redelivered += pending;
-	atomic_store(&p->state, PV_STARTING);
+	set_state(p, PV_STARTING);
 	atomic_store(&p->dead, false);
 	p->restarts++;
 	p->recent_restarts++;
@@ -769,7 +776,7 @@ static void restart(struct pvmm *p)
 	int rc = start_process(p, &e);
 
 	pthread_mutex_lock(&p->lock);
-	atomic_store(&p->state, rc == 0 ? PV_UP : PV_DOWN);
+	set_state(p, rc == 0 ? PV_UP : PV_DOWN);
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	if (rc == 0 && send_go(p, &e) < 0) {
@@ -808,10 +815,68 @@ void pvmm_ready(struct vmm *v, int fd)
 	}
 }
 
+#define CPU_SAMPLE_NS 250000000ull /* the CPU time of parallel VMMs, every 250 ms */
+
+/* The CPU time (user + system) of process PID from the kernel's accounting
+ * (/proc/PID/stat fields 14 and 15, in clock ticks), in ns; 0 on error. */
+static uint64_t process_cpu_ns(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')'); /* the command may hold spaces */
+	if (p == NULL)
+		return 0;
+	unsigned long long utime = 0, stime = 0;
+	/* after ")": state ppid pgrp session tty tpgid flags minflt cminflt
+	 * majflt cmajflt utime stime */
+	if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+		   &stime) != 2)
+		return 0;
+	long hz = sysconf(_SC_CLK_TCK);
+	return (utime + stime) * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
+}
+
+/* Off the dispatch path: the main loop samples what each process used. */
+static void sample_cpu(uint64_t now)
+{
+	static uint64_t last;
+	if (now - last < CPU_SAMPLE_NS)
+		return;
+	last = now;
+	static uint64_t prev_cpu[VMM_MAX], prev_at[VMM_MAX];
+	for (size_t id = 1; id < vmm_count() && id < VMM_MAX; id++) {
+		struct vmm *v = vmm_get((uint16_t)id);
+		struct pvmm *p = v ? v->p : NULL;
+		if (p == NULL || p->pid <= 0)
+			continue;
+		uint64_t cpu = process_cpu_ns(p->pid);
+		atomic_store(&v->load.cpu_ns, cpu);
+		if (prev_at[id] && now > prev_at[id] && cpu >= prev_cpu[id])
+			atomic_store(&v->load.cpu_permille,
+				     (uint32_t)((cpu - prev_cpu[id]) * 1000 / (now - prev_at[id])));
+		prev_cpu[id] = cpu;
+		prev_at[id] = now;
+	}
+}
+
 int pvmm_tick(void)
 {
 	int next = -1;
 	uint64_t now = now_ns();
+	sample_cpu(now);
+	for (size_t id = 1; id < vmm_count(); id++) {
+		struct vmm *v = vmm_get((uint16_t)id);
+		if (v && v->p && next < 0)
+			next = (int)(CPU_SAMPLE_NS / 1000000ull);
+	}
 	for (size_t id = 1; id < vmm_count(); id++) {
 		struct vmm *v = vmm_get((uint16_t)id);
 		struct pvmm *p = v ? v->p : NULL;

@@ -169,6 +169,7 @@ static struct vmm *vmm_alloc(uint16_t id, const char *name)
 	v->in_fd = v->out_fd = -1;
 	v->ctx.host = v;
 	v->ctx.raise = inproc_raise;
+	atomic_store(&v->load.healthy, 1);
 	v->ctx.id = id;
 	snprintf(v->ctx.name, sizeof(v->ctx.name), "%s", name);
 	v->ctx.in_fd = v->ctx.out_fd = -1;
@@ -510,8 +511,21 @@ int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned 
 	struct route_target tg = router_resolve(router_current(), ev);
 	struct route_stats *rs = tg.r->stats;
 	uint16_t handled = tg.vmm; /* a fallback, when the route's VMM was down */
+	ev->generation = tg.generation;
+	struct vmm *v = vmm_get(tg.vmm);
+	if (v)
+		atomic_fetch_add_explicit(&v->load.inflight, 1, memory_order_relaxed);
 	int r = vmm_deliver_route(tg.vmm, tg.r, ev, rep, depth, &handled);
-	stats_record(ev->type, handled, rs, stats_now_ns() - t0);
+	uint64_t dt = stats_now_ns() - t0;
+	if (v) {
+		atomic_fetch_sub_explicit(&v->load.inflight, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&v->load.served, 1, memory_order_relaxed);
+		/* EWMA, weight 1/8; a racing update loses one sample at worst */
+		uint64_t old = atomic_load_explicit(&v->load.ewma_ns, memory_order_relaxed);
+		uint64_t next = old ? old - old / 8 + dt / 8 : dt;
+		atomic_store_explicit(&v->load.ewma_ns, next, memory_order_relaxed);
+	}
+	stats_record(ev->type, handled, rs, dt);
 	return r;
 }
 

@@ -92,6 +92,17 @@ struct vmm {
 	uint16_t cur_vcpu; /* vCPU of the event being handled */
 	/* parallel */
 	struct pvmm *p;
+	/* resource usage, measured by the main VMM itself (never asked of the
+	 * VMM, which could lie); read by load-aware routing without a lock */
+	struct vmm_load {
+		_Atomic uint32_t inflight;   /* requests being handled now */
+		_Atomic uint64_t served;     /* requests completed */
+		_Atomic uint64_t ewma_ns;    /* service time, EWMA with weight 1/8 */
+		_Atomic uint64_t cpu_ns;     /* its process's CPU time (sampled by the
+					      * main loop; 0 in-process) */
+		_Atomic uint32_t cpu_permille; /* of one CPU, over the last sample */
+		_Atomic uint32_t healthy;    /* 1: it can take requests now */
+	} load;
 };
 
 /* The built-in roles, registered through a table (vmms/roles.c). */
