@@ -9,5 +9,8 @@
 
 /* The VM is being reset: call the role's reset; reply DONE. */
 #define TP_CTL_RESET 0xff01u
+/* The main VMM stored a state in the region (a swap): the role restores it
+ * (tp_state_load, role->restore); reply DONE, or a failed result. */
+#define TP_CTL_RESTORE 0xff02u
 
 #endif

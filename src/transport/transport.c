@@ -438,6 +438,17 @@ enum tp_result tp_main_post(struct tp_region *r, const struct vmmux_event *ev)
 	return TP_FULL; /* contention that does not end: a corrupted ring */
 }
 
+bool tp_main_posted_empty(const struct tp_region *r)
+{
+	/* Every reserved position consumed: the entry at head-1 carries the
+	 * sequence the consumer writes (pos + TP_RING_ENTRIES) once it is done. */
+	uint64_t head = atomic_load_explicit(&r->posted->head, memory_order_acquire);
+	if (head == 0)
+		return true;
+	const struct tp_ring_entry *e = &r->posted->e[(head - 1) & (TP_RING_ENTRIES - 1)];
+	return atomic_load_explicit(&e->seq, memory_order_acquire) == head - 1 + TP_RING_ENTRIES;
+}
+
 /* ---- main side: VMM failure ------------------------------------------------ */
 
 void tp_main_wake_all(struct tp_region *r)
@@ -616,7 +627,9 @@ void tp_region_detach(struct tp_region *r)
 static bool event_consistent(const struct vmmux_event *ev, size_t *bytes)
 {
 	/* control requests (control.h) are answered by the VMM library */
-	return (ev->type < VMMUX_EV__COUNT || ev->type == TP_CTL_RESET) && event_bytes(ev, bytes);
+	return (ev->type < VMMUX_EV__COUNT || ev->type == TP_CTL_RESET ||
+		ev->type == TP_CTL_RESTORE) &&
+	       event_bytes(ev, bytes);
 }
 
 /* Raises of a posted event's handler go to the async ring, waiting a

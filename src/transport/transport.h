@@ -239,6 +239,10 @@ enum tp_result tp_main_wait(struct tp_region *r, unsigned slot, struct vmmux_eve
  * main loop through the async ring. */
 enum tp_result tp_main_post(struct tp_region *r, const struct vmmux_event *ev);
 
+/* True when every posted event has been consumed by the VMM (its handler
+ * returned). Reads what the VMM writes: a hint for draining, not a proof. */
+bool tp_main_posted_empty(const struct tp_region *r);
+
 /* Wake every waiter of every slot (after the VMM died: they see *abort). */
 void tp_main_wake_all(struct tp_region *r);
 

@@ -36,6 +36,7 @@
 #include "util/log.h"
 #include "vm/cpu_setup.h"
 #include "vm/vm.h"
+#include "vmm/live.h"
 #include "vmm/parallel.h"
 #include "vmm/vmm.h"
 
@@ -505,6 +506,10 @@ static int machine_setup(struct vmmux_config *c)
 		return EXIT_USAGE;
 	}
 	router_init(t);
+	if (live_init(c->routes, c->nroutes, &e) < 0) {
+		log_error("%s", e.msg);
+		return EXIT_HOST;
+	}
 	if (vm_set_msr_filter(&M.vm, t, &e) < 0) {
 		log_error("%s", e.msg);
 		return EXIT_HOST;
@@ -566,6 +571,7 @@ static void machine_teardown(void)
 	}
 	M.stats_json = NULL;
 	vmm_registry_fini();
+	live_fini();
 	pvmm_global_fini();
 	router_fini();
 	vm_destroy(&M.vm);

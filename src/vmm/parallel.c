@@ -438,14 +438,16 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 	return 0;
 }
 
-void pvmm_stop(struct vmm *v)
+static void kill_process(struct pvmm *p, int reason, const char *why);
+
+/* Mark P stopped and end its process: its socket closes (the library then
+ * returns), or after a grace period it is killed. Main thread. */
+static void stop_process(struct pvmm *p)
 {
-	struct pvmm *p = v->p;
-	if (p == NULL)
-		return;
 	pthread_mutex_lock(&p->lock);
 	set_state(p, PV_STOPPED);
 	atomic_store(&p->dead, true);
+	p->restart_at_ns = 0;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	tp_main_wake_all(&p->region);
@@ -455,9 +457,91 @@ void pvmm_stop(struct vmm *v)
 		if (poll(&pfd, 1, STOP_GRACE_MS) <= 0)
 			syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
 		waitpid(p->pid, NULL, 0);
+		p->pid = 0;
+		atomic_fetch_add(&p->generation, 1);
 	}
 	close_fd(&p->pidfd);
 	close_fd(&p->sock);
+}
+
+int pvmm_halt(struct vmm *v, struct errbuf *e)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL || atomic_load(&p->state) == PV_STOPPED)
+		return err_set(e, "vmm '%s' is not running", v->name);
+	stop_process(p);
+	log_info("vmm '%s': stopped", v->name);
+	return 0;
+}
+
+int pvmm_resume(struct vmm *v, struct errbuf *e)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL)
+		return err_set(e, "vmm '%s' is not a parallel VMM", v->name);
+	int st = atomic_load(&p->state);
+	if (st == PV_UP || st == PV_STARTING)
+		return err_set(e, "vmm '%s' is running already", v->name);
+	if (p->pid > 0)
+		stop_process(p); /* a down one whose process is still being reaped */
+	pthread_mutex_lock(&p->lock);
+	unsigned pending = 0;
+	p->maybe_duplicated += tp_main_recover(&p->region, &pending);
+	p->redelivered += pending;
+	set_state(p, PV_STARTING);
+	atomic_store(&p->dead, false);
+	p->recent_restarts = 0;
+	p->backoff_ns = 0;
+	pthread_mutex_unlock(&p->lock);
+	int rc = start_process(p, e);
+	pthread_mutex_lock(&p->lock);
+	set_state(p, rc == 0 ? PV_UP : PV_FAILED);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	if (rc == 0 && send_go(p, e) < 0) {
+		kill_process(p, VMMUX_FAULT_CRASH, "could not be started");
+		return -1;
+	}
+	return rc;
+}
+
+long pvmm_state_save(struct vmm *v, void *buf, size_t cap)
+{
+	return v->p ? tp_state_load(&v->p->region, buf, cap) : -1;
+}
+
+int pvmm_state_restore(struct vmm *v, const void *buf, size_t len, struct errbuf *e)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL)
+		return err_set(e, "vmm '%s' is not a parallel VMM", v->name);
+	if (tp_state_store(&p->region, buf, len) < 0)
+		return err_set(e, "vmm '%s': a state of %zu bytes does not fit", v->name, len);
+	struct vmmux_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = TP_CTL_RESTORE;
+	ev.count = 1;
+	ev.vcpu = VMMUX_NO_VCPU;
+	struct vmmux_reply rep;
+	struct vmmux_event raised[VMM_RAISE_MAX];
+	unsigned n;
+	uint16_t fb;
+	if (pvmm_deliver(v, pvmm_thread_slot, NULL, &ev, &rep, raised, &n, &fb) != 0)
+		return err_set(e, "vmm '%s' did not take the state", v->name);
+	return 0;
+}
+
+bool pvmm_drained(const struct vmm *v)
+{
+	return v->p == NULL || tp_main_posted_empty(&v->p->region);
+}
+
+void pvmm_stop(struct vmm *v)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL)
+		return;
+	stop_process(p);
 	unwire_irqs(p);
 	tp_region_destroy(&p->region);
 	pthread_cond_destroy(&p->cond);
@@ -917,6 +1001,38 @@ const char *pvmm_where(const struct vmm *v, char *buf, size_t len)
 		break;
 	}
 	return buf;
+}
+
+bool pvmm_irq_wired(const struct vmm *v, unsigned line)
+{
+	const struct pvmm *p = v->p;
+	for (unsigned i = 0; p && i < p->nirqs; i++)
+		if (p->irqs[i].line == line && p->irqs[i].wired)
+			return true;
+	return false;
+}
+
+const char *pvmm_state_name(const struct vmm *v)
+{
+	if (v->p == NULL)
+		return "stopped";
+	switch (atomic_load(&v->p->state)) {
+	case PV_STARTING:
+		return "starting";
+	case PV_UP:
+		return "up";
+	case PV_DOWN:
+		return "down";
+	case PV_FAILED:
+		return "failed";
+	default:
+		return "stopped";
+	}
+}
+
+int pvmm_pid(const struct vmm *v)
+{
+	return v->p && v->p->pid > 0 ? (int)v->p->pid : 0;
 }
 
 unsigned pvmm_restarts(const struct vmm *v)

@@ -77,6 +77,19 @@ void pvmm_reset(struct vmm *v, unsigned slot);
  * waiting (its event gets the built-in default). Any thread. */
 void pvmm_abort_waits(void);
 
+/* Live operations (main thread): stop V's process and keep it stopped;
+ * start it again (its pending requests and saved state carried over). */
+int pvmm_halt(struct vmm *v, struct errbuf *e);
+int pvmm_resume(struct vmm *v, struct errbuf *e);
+
+/* The role state V saved last (see tp_state_load), and giving a state to V's
+ * role (stored in its region, then a control request makes it restore). */
+long pvmm_state_save(struct vmm *v, void *buf, size_t cap);
+int pvmm_state_restore(struct vmm *v, const void *buf, size_t len, struct errbuf *e);
+
+/* True when V's posted ring holds nothing unconsumed. */
+bool pvmm_drained(const struct vmm *v);
+
 /* The VMM broke the protocol (bad reply, ungranted raise): kill it; the
  * supervisor restarts it. WHY is logged. Any thread. */
 void pvmm_fault(struct vmm *v, const char *why);
@@ -101,6 +114,11 @@ int pvmm_tick(void);
 /* For statistics: "pid N" (or "down", "failed"), and restarts so far. */
 const char *pvmm_where(const struct vmm *v, char *buf, size_t len);
 unsigned pvmm_restarts(const struct vmm *v);
+/* "starting", "up", "down", "failed", "stopped"; its process's pid or 0;
+ * whether LINE is wired to KVM with an irqfd. */
+const char *pvmm_state_name(const struct vmm *v);
+int pvmm_pid(const struct vmm *v);
+bool pvmm_irq_wired(const struct vmm *v, unsigned line);
 /* stats_vmm_extra_fn over the registry. */
 void pvmm_stats_extra(uint16_t id, struct stats_vmm_extra *x);
 

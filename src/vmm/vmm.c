@@ -15,6 +15,7 @@
 
 #include "event/event.h"
 #include "route/router.h"
+#include "stats/trace.h"
 #include "util/log.h"
 #include "vm/guest_mem.h"
 #include "vmm/machine.h"
@@ -22,8 +23,9 @@
 
 #define RAISE_DEPTH_MAX 8
 
-static struct vmm *registry[VMM_MAX];
-static size_t nregistry;
+static _Atomic(struct vmm *) registry[VMM_MAX]; /* a swap replaces an entry */
+static _Atomic size_t nregistry;
+static struct vmm *retired; /* replaced by a swap, freed at the end */
 
 static struct termios saved_tty;
 static bool tty_raw;
@@ -258,16 +260,16 @@ static int vmm_map_windows(struct vmm *v, struct errbuf *e)
 	return 0;
 }
 
-static int vmm_add_role(const struct vmm_config *c, struct errbuf *e)
+struct vmm *vmm_create(const struct vmm_config *c, uint16_t id, struct errbuf *e)
 {
 	if (vmm_config_check(c, e) < 0)
-		return -1;
+		return NULL;
 	const struct vmmux_role *role = c->program ? NULL : role_find(c->role);
-	if (nregistry >= VMM_MAX)
-		return err_set(e, "too many VMMs (at most %d)", VMM_MAX - 1);
-	struct vmm *v = vmm_alloc((uint16_t)nregistry, c->name);
-	if (v == NULL)
-		return err_set(e, "out of memory");
+	struct vmm *v = vmm_alloc(id, c->name);
+	if (v == NULL) {
+		err_set(e, "out of memory");
+		return NULL;
+	}
 	v->role = role;
 	v->placement = c->program ? VMM_PARALLEL : c->placement;
 	v->cfg = *c;
@@ -292,23 +294,64 @@ static int vmm_add_role(const struct vmm_config *c, struct errbuf *e)
 		v->in_fd = v->in_fd < 0 ? -1 : v->in_fd;
 		v->out_fd = v->out_fd < 0 ? -1 : v->out_fd;
 		vmm_free(v);
-		return -1;
+		return NULL;
 	}
 	v->ctx.in_fd = v->in_fd;
 	v->ctx.out_fd = v->out_fd;
-	registry[nregistry++] = v;
 	if (v->placement == VMM_PARALLEL)
 		rc = pvmm_start(v, e);
 	else if (role->init && role->init(&v->ctx) < 0)
 		rc = err_set(e, "vmm '%s' (role %s) failed to start; see the message above",
 			     c->name, c->role);
 	if (rc < 0) {
-		nregistry--;
-		registry[nregistry] = NULL;
 		vmm_free(v);
-		return -1;
+		return NULL;
 	}
+	return v;
+}
+
+void vmm_destroy(struct vmm *v)
+{
+	if (v == NULL)
+		return;
+	if (v->placement == VMM_IN_PROCESS && v->role && v->role->fini) {
+		pthread_mutex_lock(&v->lock);
+		v->role->fini(&v->ctx);
+		pthread_mutex_unlock(&v->lock);
+	}
+	vmm_free(v);
+}
+
+int vmm_registry_add(const struct vmm_config *c, uint16_t *id, struct errbuf *e)
+{
+	size_t n = atomic_load(&nregistry);
+	if (n >= VMM_MAX)
+		return err_set(e, "too many VMMs (at most %d)", VMM_MAX - 1);
+	if (vmm_lookup(c->name) != VMM_ID_NONE)
+		return err_set(e, "vmm '%s' exists already", c->name);
+	struct vmm *v = vmm_create(c, (uint16_t)n, e);
+	if (v == NULL)
+		return -1;
+	registry[n] = v;
+	atomic_store(&nregistry, n + 1); /* readers see the pointer first */
+	if (id)
+		*id = (uint16_t)n;
 	return 0;
+}
+
+static int vmm_add_role(const struct vmm_config *c, struct errbuf *e)
+{
+	return vmm_registry_add(c, NULL, e);
+}
+
+struct vmm *vmm_replace(uint16_t id, struct vmm *nw)
+{
+	struct vmm *old = registry[id];
+	atomic_store(&registry[id], nw);
+	/* Retired: threads may still hold it; freed at the registry's end. */
+	old->retired_next = retired;
+	retired = old;
+	return old;
 }
 
 int vmm_registry_init(const struct vmm_config *cfgs, size_t n, struct errbuf *e)
@@ -330,16 +373,15 @@ int vmm_registry_init(const struct vmm_config *cfgs, size_t n, struct errbuf *e)
 void vmm_registry_fini(void)
 {
 	for (size_t i = nregistry; i-- > 0;) {
-		struct vmm *v = registry[i];
-		if (v->role && v->role->fini) {
-			pthread_mutex_lock(&v->lock);
-			v->role->fini(&v->ctx);
-			pthread_mutex_unlock(&v->lock);
-		}
-		vmm_free(v);
+		vmm_destroy(registry[i]);
 		registry[i] = NULL;
 	}
 	nregistry = 0;
+	while (retired) {
+		struct vmm *v = retired;
+		retired = v->retired_next;
+		vmm_free(v); /* its role's fini ran when it was stopped */
+	}
 	tty_restore();
 }
 
@@ -460,6 +502,16 @@ int vmm_deliver_route(uint16_t id, const struct route *route, struct vmmux_event
 		main_vmm_default(ev, rep);
 		return -1;
 	}
+	if (atomic_load(&v->stopped)) {
+		/* stopped through the control API: its route's fallback, else the
+		 * built-in default */
+		if (route && route->fallback != VMM_ID_NONE)
+			return vmm_deliver_route(route->fallback, NULL, ev, rep, depth + 1,
+						 handled_by);
+		main_vmm_default(ev, rep);
+		apply_machine_action("the built-in default (its VMM is stopped)", ev, rep);
+		return -1;
+	}
 	if (v->role == NULL && v->placement == VMM_IN_PROCESS) {
 		int r = main_vmm_handle(ev, rep);
 		apply_machine_action("the main VMM", ev, rep);
@@ -505,20 +557,88 @@ int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, un
 	return vmm_deliver_route(id, NULL, ev, rep, depth, NULL);
 }
 
+static pthread_mutex_t swap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t swap_cond = PTHREAD_COND_INITIALIZER;
+
+/* A delivering thread met a VMM being swapped: wait (offline for the router:
+ * the swap may take a while) until the swap is over. */
+static void swap_wait(struct vmm *v)
+{
+	router_thread_offline();
+	pthread_mutex_lock(&swap_lock);
+	pthread_cond_broadcast(&swap_cond); /* the swapper may wait for inflight */
+	while (atomic_load(&v->swapping))
+		pthread_cond_wait(&swap_cond, &swap_lock);
+	pthread_mutex_unlock(&swap_lock);
+	router_thread_online();
+}
+
+int vmm_swap_begin(struct vmm *v, uint64_t timeout_ns)
+{
+	atomic_store(&v->swapping, true);
+	uint64_t deadline = stats_now_ns() + timeout_ns;
+	pthread_mutex_lock(&swap_lock);
+	int rc = 0;
+	/* Dekker with vmm_route_deliver: it raises inflight, then looks at
+	 * swapping; here swapping is set, then inflight read. */
+	while (atomic_load(&v->load.inflight) != 0 ||
+	       (v->placement == VMM_PARALLEL && !pvmm_drained(v))) {
+		if (stats_now_ns() >= deadline) {
+			rc = -1;
+			break;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&swap_cond, &swap_lock, &ts);
+	}
+	pthread_mutex_unlock(&swap_lock);
+	return rc;
+}
+
+void vmm_swap_end(struct vmm *v)
+{
+	pthread_mutex_lock(&swap_lock);
+	atomic_store(&v->swapping, false);
+	pthread_cond_broadcast(&swap_cond);
+	pthread_mutex_unlock(&swap_lock);
+}
+
 int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth)
 {
 	uint64_t t0 = stats_now_ns();
-	struct route_target tg = router_resolve(router_current(), ev);
+	struct route_target tg;
+	struct vmm *v;
+	for (;;) {
+		ev->flags &= (uint16_t)~VMMUX_EVF_UNROUTED;
+		tg = router_resolve(router_current(), ev);
+		v = vmm_get(tg.vmm);
+		if (v == NULL)
+			break;
+		atomic_fetch_add(&v->load.inflight, 1);
+		/* not being swapped, and still the VMM of that id (a swap may have
+		 * completed between vmm_get and here): deliver */
+		if (!atomic_load(&v->swapping) && vmm_get(tg.vmm) == v)
+			break;
+		/* held back while V is replaced; then routed again */
+		atomic_fetch_sub(&v->load.inflight, 1);
+		swap_wait(v);
+	}
 	struct route_stats *rs = tg.r->stats;
 	uint16_t handled = tg.vmm; /* a fallback, when the route's VMM was down */
 	ev->generation = tg.generation;
-	struct vmm *v = vmm_get(tg.vmm);
-	if (v)
-		atomic_fetch_add_explicit(&v->load.inflight, 1, memory_order_relaxed);
 	int r = vmm_deliver_route(tg.vmm, tg.r, ev, rep, depth, &handled);
 	uint64_t dt = stats_now_ns() - t0;
 	if (v) {
-		atomic_fetch_sub_explicit(&v->load.inflight, 1, memory_order_relaxed);
+		if (atomic_fetch_sub(&v->load.inflight, 1) == 1 && atomic_load(&v->swapping)) {
+			pthread_mutex_lock(&swap_lock); /* the swapper waits for this */
+			pthread_cond_broadcast(&swap_cond);
+			pthread_mutex_unlock(&swap_lock);
+		}
 		atomic_fetch_add_explicit(&v->load.served, 1, memory_order_relaxed);
 		/* EWMA, weight 1/8; a racing update loses one sample at worst */
 		uint64_t old = atomic_load_explicit(&v->load.ewma_ns, memory_order_relaxed);
@@ -526,6 +646,7 @@ int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned 
 		atomic_store_explicit(&v->load.ewma_ns, next, memory_order_relaxed);
 	}
 	stats_record(ev->type, handled, rs, dt);
+	trace_record(pvmm_thread_slot, ev, rep, handled, rs, t0, dt, r, depth); /* --trace */
 	return r;
 }
 

@@ -92,6 +92,10 @@ struct vmm {
 	uint16_t cur_vcpu; /* vCPU of the event being handled */
 	/* parallel */
 	struct pvmm *p;
+	/* live operations (live.c) */
+	_Atomic bool swapping; /* being replaced: its events wait (vmm_swap_*) */
+	_Atomic bool stopped;  /* stopped by the control API (in-process) */
+	struct vmm *retired_next;
 	/* resource usage, measured by the main VMM itself (never asked of the
 	 * VMM, which could lie); read by load-aware routing without a lock */
 	struct vmm_load {
@@ -104,6 +108,28 @@ struct vmm {
 		_Atomic uint32_t healthy;    /* 1: it can take requests now */
 	} load;
 };
+
+/*
+ * Create and start a VMM of config C with id ID, not registered (a swap's new
+ * instance), or NULL with a message; and destroy one (its role's fini, its
+ * process stopped). vmm_registry_add creates one with the next id and
+ * registers it (at set-up, or at run time). vmm_replace puts NW in ID's
+ * place and retires the old one (freed with the registry: other threads may
+ * still hold it).
+ */
+struct vmm *vmm_create(const struct vmm_config *c, uint16_t id, struct errbuf *e);
+void vmm_destroy(struct vmm *v);
+int vmm_registry_add(const struct vmm_config *c, uint16_t *id, struct errbuf *e);
+struct vmm *vmm_replace(uint16_t id, struct vmm *nw);
+
+/*
+ * Swapping V: vmm_swap_begin holds back every new event for V (delivering
+ * threads wait, then route again) and waits until the events V is handling
+ * are done (at most TIMEOUT_NS; -1 if not drained); vmm_swap_end releases
+ * the waiters. Main thread.
+ */
+int vmm_swap_begin(struct vmm *v, uint64_t timeout_ns);
+void vmm_swap_end(struct vmm *v);
 
 /* The built-in roles, registered through a table (vmms/roles.c). */
 const struct vmmux_role *role_find(const char *name);

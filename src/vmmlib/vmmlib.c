@@ -125,6 +125,12 @@ static int lib_handle(void *arg, struct vmmux_event *ev, struct vmmux_reply *rep
 			L->role->reset(&L->ctx);
 		rep->action = VMMUX_ACT_DONE;
 		r = 0;
+	} else if (ev->type == TP_CTL_RESTORE) {
+		/* a swap: the state of the instance this one replaces */
+		long len = tp_state_load(&L->region, L->state, sizeof(L->state));
+		r = len > 0 && L->role->restore ? L->role->restore(&L->ctx, L->state, (size_t)len)
+						: (len == 0 ? 0 : -EINVAL);
+		rep->action = VMMUX_ACT_DONE;
 	} else if (ev->type >= VMMUX_EV__COUNT) {
 		r = -EINVAL;
 	} else {
