@@ -245,7 +245,8 @@ static void monitor_format(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 		line_add(l, ",\"src\":\"%s\"", src_names[ev->src_kind]);
 	else
 		line_add(l, ",\"src\":%u", ev->src_kind);
-	line_add(l, ",\"src_id\":%u,\"flags\":[", ev->src_id);
+	line_add(l, ",\"src_id\":%u,\"gen\":%llu,\"flags\":[", ev->src_id,
+		 (unsigned long long)ev->generation);
 	for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++) {
 		if (ev->flags & flag_names[i].flag) {
 			line_add(l, "%s\"%s\"", first ? "" : ",", flag_names[i].name);
