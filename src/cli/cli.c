@@ -1,5 +1,5 @@
 /*
- * cli.c: the commands of vmmux (run, routes, roles, help), --help and
+ * cli.c: the commands of vmmux (run, routes, roles, top, ctl, help; vmm, internal), --help and
  * --version. Option parsing lives in cli_parse.c.
  *
  * Output discipline: help, the routing table and the role list go to stdout;
@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/ctl.h"
+#include "cli/top.h"
 #include "config/config.h"
 #include "route/table.h"
 #include "util/log.h"
@@ -22,8 +24,9 @@
 /* Help text                                                                */
 /* ---------------------------------------------------------------------- */
 
-static const char usage_short[] = "Usage: vmmux COMMAND [OPTIONS]\n"
-				  "Commands: run, routes, roles, help. Try 'vmmux --help'.\n";
+static const char usage_short[] =
+    "Usage: vmmux COMMAND [OPTIONS]\n"
+    "Commands: run, routes, roles, top, ctl, help. Try 'vmmux --help'.\n";
 
 static const char help_main[] =
     "Usage: vmmux COMMAND [OPTIONS]\n"
@@ -41,6 +44,11 @@ static const char help_main[] =
     "                   crashes\n"
     "  routes           check a configuration and print its compiled routing table\n"
     "  roles            list the built-in VMM roles\n"
+    "  top              watch a running VM: events, routes and VMMs with their\n"
+    "                   rates and latencies, through its control socket\n"
+    "  ctl              send a command to a running VM through its control socket:\n"
+    "                   change its routes, add, stop, restart or swap VMMs, raise\n"
+    "                   platform events, read its statistics\n"
     "  help [COMMAND]   show this help, or the help of COMMAND\n"
     "  vmm NAME         (internal) serve a built-in role as a parallel VMM process;\n"
     "                   vmmux run starts it, in its sandbox, for a VMM whose\n"
@@ -136,6 +144,19 @@ static const char help_options[] =
     "  --stats                print event statistics at exit: per event type, per\n"
     "                         route and per VMM, with latency percentiles\n"
     "  --stats-json FILE      write the statistics as JSON to FILE at exit\n"
+    "  --trace FILE           write a trace of the routed events to FILE at exit,\n"
+    "                         in the Chrome/Perfetto JSON trace format (one track\n"
+    "                         per vCPU and one for the main loop; open it in\n"
+    "                         ui.perfetto.dev or chrome://tracing). Each track\n"
+    "                         keeps its last --trace-events events\n"
+    "  --trace-events N       events kept per track, 1 to 1048576 (default 65536;\n"
+    "                         64 bytes each)\n"
+    "  --api-sock PATH        open a control socket at PATH (a Unix socket, mode\n"
+    "                         0600, only vmmux's own user may connect) through\n"
+    "                         which 'vmmux ctl' and 'vmmux top' watch and change\n"
+    "                         the running VM (docs/control-api.md). PATH must not\n"
+    "                         exist, unless it is a stale socket (nobody listens\n"
+    "                         on it), which is replaced; it is removed at exit\n"
     "  --log-level LEVEL      error, warn (the default), info or debug; the\n"
     "                         environment variable VMMUX_LOG sets it too, below the\n"
     "                         config file and this option\n"
@@ -216,7 +237,8 @@ static const char help_config[] =
     "     \"routes\":   [\"io:0x80=mon\"],\n"
     "     \"debug\":    {\"single_step\": false, \"breakpoints\": [\"0x100010\"]},\n"
     "     \"watchdog\": \"5s\", \"stats\": true, \"stats_json\": \"stats.json\",\n"
-    "     \"log_level\": \"warn\", \"defaults\": true}\n"
+    "     \"trace\": \"trace.json\", \"trace_events\": 65536,\n"
+    "     \"log_level\": \"warn\", \"defaults\": true, \"api_sock\": \"vm.sock\"}\n"
     "  Numbers are JSON integers or strings (\"0x7c00\"); machine.mem is a size\n"
     "  string or an integer number of MiB. Relative paths are relative to the\n"
     "  file's directory.\n";
@@ -267,7 +289,7 @@ static const char help_roles[] =
 static const char help_help[] =
     "Usage: vmmux help [COMMAND]\n"
     "\n"
-    "Show the help of vmmux, or of COMMAND (run, routes, roles, help).\n";
+    "Show the help of vmmux, or of COMMAND (run, routes, roles, top, ctl, help).\n";
 
 static void print_help_run(FILE *f)
 {
@@ -427,6 +449,14 @@ static int cmd_help(int argc, char **argv)
 		snprintf(msg, sizeof(msg), "help: unexpected argument '%s'", argv[2]);
 		return usage_error("help", msg);
 	}
+	if (strcmp(argv[1], "top") == 0) {
+		top_print_help(stdout); /* src/cli/top.c */
+		return 0;
+	}
+	if (strcmp(argv[1], "ctl") == 0) {
+		ctl_print_help(stdout); /* src/cli/ctl.c */
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof(help_topics) / sizeof(help_topics[0]); i++) {
 		if (strcmp(argv[1], help_topics[i].name) != 0)
 			continue;
@@ -436,7 +466,9 @@ static int cmd_help(int argc, char **argv)
 			fputs(help_topics[i].text, stdout);
 		return 0;
 	}
-	fprintf(stderr, "vmmux: help: unknown command '%s' (commands: run, routes, roles, help)\n",
+	fprintf(stderr,
+		"vmmux: help: unknown command '%s' (commands: run, routes, roles, top, ctl, "
+		"help)\n",
 		argv[1]);
 	return EXIT_USAGE;
 }
@@ -456,6 +488,10 @@ int cli_main(int argc, char **argv)
 		return cmd_roles(argc - 1, argv + 1);
 	if (strcmp(cmd, "help") == 0)
 		return cmd_help(argc - 1, argv + 1);
+	if (strcmp(cmd, "top") == 0)
+		return cmd_top(argc - 1, argv + 1);
+	if (strcmp(cmd, "ctl") == 0)
+		return cmd_ctl(argc - 1, argv + 1);
 	if (strcmp(cmd, "vmm") == 0) { /* a parallel VMM: the main VMM started us */
 		if (argc > 2 && (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0)) {
 			fputs(
@@ -488,6 +524,6 @@ int cli_main(int argc, char **argv)
 			cmd, cmd);
 	else
 		fprintf(stderr, "vmmux: unknown command '%s'\n", cmd);
-	fputs("Commands: run, routes, roles, help. Try 'vmmux --help'.\n", stderr);
+	fputs("Commands: run, routes, roles, top, ctl, help. Try 'vmmux --help'.\n", stderr);
 	return EXIT_USAGE;
 }

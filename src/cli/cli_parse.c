@@ -34,11 +34,14 @@ enum {
 	OPT_CONFIG,
 	OPT_STATS,
 	OPT_STATS_JSON,
+	OPT_TRACE,
+	OPT_TRACE_EVENTS,
 	OPT_SINGLE_STEP,
 	OPT_SW_BREAKPOINTS,
 	OPT_BREAK,
 	OPT_WATCHDOG,
 	OPT_LOG_LEVEL,
+	OPT_API_SOCK,
 	OPT_HELP = 'h',
 };
 
@@ -61,11 +64,14 @@ static const struct option run_options[] = {
     {"config", required_argument, NULL, OPT_CONFIG},
     {"stats", no_argument, NULL, OPT_STATS},
     {"stats-json", required_argument, NULL, OPT_STATS_JSON},
+    {"trace", required_argument, NULL, OPT_TRACE},
+    {"trace-events", required_argument, NULL, OPT_TRACE_EVENTS},
     {"single-step", no_argument, NULL, OPT_SINGLE_STEP},
     {"sw-breakpoints", no_argument, NULL, OPT_SW_BREAKPOINTS},
     {"break", required_argument, NULL, OPT_BREAK},
     {"watchdog", required_argument, NULL, OPT_WATCHDOG},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -201,6 +207,15 @@ static int apply(struct vmmux_config *c, int opt, const char *arg, struct errbuf
 		return 0;
 	case OPT_STATS_JSON:
 		return set_string(&c->stats_json, name, arg, e);
+	case OPT_API_SOCK:
+		return set_string(&c->api_sock, name, arg, e);
+	case OPT_TRACE:
+		return set_string(&c->trace, name, arg, e);
+	case OPT_TRACE_EVENTS:
+		if (parse_u64(arg, &n, e) || config_check_trace_events(n, e))
+			return err_prefix(e, "--%s", name);
+		c->trace_events = (uint32_t)n;
+		return 0;
 	case OPT_SINGLE_STEP:
 		c->single_step = true;
 		return 0;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "stats/trace.h"
 #include "util/log.h"
 #include "vm/guest_mem.h"
 #include "util/parse.h"
@@ -67,6 +68,8 @@ void config_free(struct vmmux_config *c)
 	free(c->kernel);
 	free(c->append);
 	free(c->stats_json);
+	free(c->api_sock);
+	free(c->trace);
 	for (size_t i = 0; i < c->nvmms && i < CONFIG_VMMS_MAX; i++)
 		config_vmm_clear(&c->vmms[i]);
 	config_init(c);
@@ -135,6 +138,14 @@ int config_check_cpus(uint64_t n, struct errbuf *e)
 	if (n < 1 || n > CPUS_MAX)
 		return err_set(e, "%llu is not a valid number of vCPUs (1 to %d)",
 			       (unsigned long long)n, CPUS_MAX);
+	return 0;
+}
+
+int config_check_trace_events(uint64_t n, struct errbuf *e)
+{
+	if (n < 1 || n > TRACE_EVENTS_MAX)
+		return err_set(e, "%llu is not a valid number of trace events per track (1 to %u)",
+			       (unsigned long long)n, TRACE_EVENTS_MAX);
 	return 0;
 }
 
@@ -1067,11 +1078,13 @@ static int load_vmm_fields(struct jctx *x, const char *base, json_t *o, struct v
 	return 0;
 }
 
+/* The keys of a VMM object (config "vmms" entries, control API vmm.add). */
+static const char *const vmm_keys[] = {"name",	  "role",    "placement",    "input",  "output",
+				       "args",	  "program", "program_args", "memory", "raise",
+				       "timeout", "spin",    "cpu",	     NULL};
+
 static int load_vmms(struct jctx *x, json_t *a)
 {
-	static const char *const keys[] = {"name",    "role",	 "placement",	 "input",  "output",
-					   "args",    "program", "program_args", "memory", "raise",
-					   "timeout", "spin",	 "cpu",		 NULL};
 	if (!json_is_array(a))
 		return jtype_err(x, "vmms", a, "an array of VMM objects");
 	size_t i;
@@ -1080,7 +1093,7 @@ static int load_vmms(struct jctx *x, json_t *a)
 	{
 		char base[JPATH_MAX];
 		jpath_index(base, sizeof(base), "vmms", i);
-		if (jobject(x, base, o) || jkeys(x, base, o, keys, "a VMM"))
+		if (jobject(x, base, o) || jkeys(x, base, o, vmm_keys, "a VMM"))
 			return -1;
 		struct vmm_config v;
 		memset(&v, 0, sizeof(v));
@@ -1091,6 +1104,21 @@ static int load_vmms(struct jctx *x, json_t *a)
 		config_vmm_clear(&v);
 		if (rc)
 			return -1;
+	}
+	return 0;
+}
+
+int config_vmm_from_json(struct json_t *o, const char *name, struct vmm_config *out,
+			 struct errbuf *e)
+{
+	struct jctx x = {.c = NULL, .name = name != NULL ? name : "vmm", .basedir = NULL, .e = e};
+	memset(out, 0, sizeof(*out));
+	out->placement = VMM_IN_PROCESS;
+	if (jobject(&x, NULL, o) || jkeys(&x, NULL, o, vmm_keys, "a VMM"))
+		return -1;
+	if (load_vmm_fields(&x, NULL, o, out) < 0) {
+		config_vmm_clear(out);
+		return -1;
 	}
 	return 0;
 }
@@ -1149,9 +1177,9 @@ static int load_debug(struct jctx *x, json_t *d)
 
 static int load_root(struct jctx *x, json_t *root)
 {
-	static const char *const keys[] = {"machine",	"guest",    "vmms",  "routes",
-					   "debug",	"watchdog", "stats", "stats_json",
-					   "log_level", "defaults", NULL};
+	static const char *const keys[] = {
+	    "machine",	  "guest",     "vmms",	   "routes",   "debug", "watchdog",	"stats",
+	    "stats_json", "log_level", "defaults", "api_sock", "trace", "trace_events", NULL};
 	struct vmmux_config *c = x->c;
 	json_t *v;
 	if (!json_is_object(root)) {
@@ -1184,6 +1212,26 @@ static int load_root(struct jctx *x, json_t *root)
 		if (jpath_value(x, "stats_json", v, &p))
 			return -1;
 		set_owned(&c->stats_json, p);
+	}
+	if ((v = json_object_get(root, "api_sock")) != NULL) {
+		char *p;
+		if (jpath_value(x, "api_sock", v, &p))
+			return -1;
+		set_owned(&c->api_sock, p);
+	}
+	if ((v = json_object_get(root, "trace")) != NULL) {
+		char *p;
+		if (jpath_value(x, "trace", v, &p))
+			return -1;
+		set_owned(&c->trace, p);
+	}
+	if ((v = json_object_get(root, "trace_events")) != NULL) {
+		uint64_t n;
+		if (jnumber(x, "trace_events", v, &n))
+			return -1;
+		if (config_check_trace_events(n, x->e))
+			return jprefix(x, "trace_events");
+		c->trace_events = (uint32_t)n;
 	}
 	if ((v = json_object_get(root, "log_level")) != NULL) {
 		const char *s;

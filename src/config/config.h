@@ -21,15 +21,18 @@
  *     "stats":   true,
  *     "stats_json": "stats.json",
  *     "log_level": "warn",
- *     "defaults": false
+ *     "defaults": false,
+ *     "api_sock": "vmmux.sock",
+ *     "trace": "trace.json",
+ *     "trace_events": 65536
  *   }
  *
  * Every field is optional except guest.kernel (which the command line may
  * give instead). Numbers may be JSON integers or strings ("0x7c00"); sizes
  * and durations are strings with units ("64M", "50ms"); machine.mem may also
  * be an integer number of MiB. Every relative path in the file (guest.kernel,
- * a VMM's input and output, stats_json) is relative to the config file's
- * directory. Unknown keys, wrong JSON types and duplicate keys are errors.
+ * a VMM's input and output, stats_json, api_sock, trace) is relative to the config
+ * file's directory. Unknown keys, wrong JSON types and duplicate keys are errors.
  * Every error names the file and its JSON path: "vm.json: machine.mem: ...".
  * A file with "vmms" or "routes" turns the PC-like defaults off unless it
  * also says "defaults": true.
@@ -83,6 +86,9 @@ struct vmmux_config {
 	uint64_t watchdog_ns; /* 0 = none */
 	bool stats;           /* print statistics at exit */
 	char *stats_json;     /* write statistics as JSON to this path */
+	char *api_sock;       /* the control socket's path (src/api/api.h), or NULL */
+	char *trace;          /* write the event trace to this path (stats/trace.h) */
+	uint32_t trace_events; /* trace records per track (vCPU, main loop); 0: default */
 	int log_level;
 };
 
@@ -115,6 +121,17 @@ int config_load_json_string(struct vmmux_config *c, const char *name, const char
  */
 int config_parse_vmm_option(const char *s, struct vmm_config *out, struct errbuf *e);
 
+/*
+ * Parse the JSON object O, laid out as an entry of the config's "vmms" (the
+ * same keys, types and checks; relative paths stay relative to the current
+ * directory), into *OUT. NAME labels the object in messages ("NAME: role:
+ * missing ..."). On error returns -1 and *out owns nothing. Release *out
+ * with config_vmm_clear. (struct json_t is jansson's json_t.)
+ */
+struct json_t;
+int config_vmm_from_json(struct json_t *o, const char *name, struct vmm_config *out,
+			 struct errbuf *e);
+
 /* Free the strings of V (input, output, args) and zero it. */
 void config_vmm_clear(struct vmm_config *v);
 
@@ -134,12 +151,14 @@ int config_add_breakpoint(struct vmmux_config *c, uint64_t addr, struct errbuf *
  * each returns 0 or -1 with a message that quotes the value.
  *   config_check_mem: a multiple of 4 KiB within MEM_MIN..MEM_MAX.
  *   config_check_cpus: 1..CPUS_MAX.
+ *   config_check_trace_events: 1..TRACE_EVENTS_MAX (stats/trace.h), per track.
  *   config_parse_format: "auto" | "raw".
  *   config_parse_cpu_mode: "real" | "protected" | "long" | "user".
  *   config_parse_log_level: "error" | "warn" | "info" | "debug".
  */
 int config_check_mem(uint64_t bytes, struct errbuf *e);
 int config_check_cpus(uint64_t n, struct errbuf *e);
+int config_check_trace_events(uint64_t n, struct errbuf *e);
 int config_parse_format(const char *s, enum image_format *out, struct errbuf *e);
 int config_parse_cpu_mode(const char *s, enum cpu_mode *out, struct errbuf *e);
 int config_parse_log_level(const char *s, int *out, struct errbuf *e);

@@ -30,9 +30,12 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "exit/vcpu.h"
 #include "route/router.h"
+#include "stats/metrics.h"
 #include "stats/stats.h"
+#include "stats/trace.h"
 #include "util/log.h"
 #include "vm/cpu_setup.h"
 #include "vm/vm.h"
@@ -328,10 +331,10 @@ static void raise_watchdog(void)
 	vmm_dispatch_raised(VMM_ID_NONE, &ev, 0);
 }
 
-#define POLL_MAX       (3 * VMM_MAX + 3)
+#define POLL_MAX       (3 * VMM_MAX + 4) /* + 1: the control socket's */
 #define INPUT_RETRY_MS 10
 
-enum poll_kind { POLL_WAKE, POLL_SIGNAL, POLL_TIMER, POLL_INPUT, POLL_PARALLEL };
+enum poll_kind { POLL_WAKE, POLL_SIGNAL, POLL_TIMER, POLL_INPUT, POLL_PARALLEL, POLL_API };
 
 struct poll_set {
 	struct pollfd fds[POLL_MAX];
@@ -364,6 +367,9 @@ static void main_loop(int sig_fd, int timer_fd)
 		poll_add(&ps, sig_fd, POLL_SIGNAL, VMM_ID_NONE);
 		if (timer_fd >= 0)
 			poll_add(&ps, timer_fd, POLL_TIMER, VMM_ID_NONE);
+		int api_fd[1];
+		if (api_poll_fds(api_fd, 1) == 1)
+			poll_add(&ps, api_fd[0], POLL_API, VMM_ID_NONE);
 		for (size_t id = 1; id < vmm_count(); id++) {
 			int pf[2];
 			unsigned np = pvmm_poll_fds(vmm_get((uint16_t)id), pf);
@@ -421,6 +427,9 @@ static void main_loop(int sig_fd, int timer_fd)
 				break;
 			case POLL_PARALLEL:
 				pvmm_ready(vmm_get(ps.owner[i]), ps.fds[i].fd);
+				break;
+			case POLL_API:
+				api_ready(ps.fds[i].fd);
 				break;
 			}
 		}
@@ -482,6 +491,12 @@ static int machine_setup(struct vmmux_config *c)
 		log_error("--stats-json %s: %s", c->stats_json, strerror(errno));
 		return EXIT_USAGE;
 	}
+	/* The same for the trace; its rings (one per vCPU and the main loop's)
+	 * are allocated now, off the event path. */
+	if (c->trace && trace_open(c->trace, c->cpus, c->trace_events, &e) < 0) {
+		log_error("%s", e.msg);
+		return EXIT_USAGE;
+	}
 
 	if (vm_create(&M.vm, c, &e) < 0) {
 		log_error("%s", e.msg);
@@ -536,6 +551,12 @@ static int machine_setup(struct vmmux_config *c)
 		log_error("%s", e.msg);
 		return EXIT_USAGE;
 	}
+	/* The control socket, once there are VMMs to act on; a path that is
+	 * taken is a bad command line. */
+	if (c->api_sock != NULL && api_open(c->api_sock, &e) < 0) {
+		log_error("%s", e.msg);
+		return EXIT_USAGE;
+	}
 	if (vm_set_guest_debug(&M.vm, c, &e) < 0) {
 		log_error("%s", e.msg);
 		return EXIT_HOST;
@@ -563,6 +584,7 @@ bool machine_irq_routed_to_main(uint16_t vmm, unsigned line)
 
 static void machine_teardown(void)
 {
+	api_close(); /* first: nothing is served while the machine goes */
 	if (M.stats_json) {
 		/* The run failed before it started: its (empty) statistics are
 		 * still a valid JSON document. */
@@ -570,6 +592,12 @@ static void machine_teardown(void)
 		fclose(M.stats_json);
 	}
 	M.stats_json = NULL;
+	/* The trace of the run (or, when it failed to start, an empty one), with
+	 * the VMMs' names while the registry still has them. */
+	struct errbuf te;
+	if (trace_write(vmm_stats_name, &te) < 0)
+		log_error("%s", te.msg);
+	metrics_stop();
 	vmm_registry_fini();
 	live_fini();
 	pvmm_global_fini();
@@ -615,6 +643,9 @@ int machine_run(struct vmmux_config *c)
 	vcpu_kick_signal_init();
 	router_thread_register();
 	stats_start();
+	static const struct metrics_vmm_source metrics_src = {vmm_count, vmm_get, vmm_stats_name,
+							      pvmm_stats_extra};
+	metrics_start(&metrics_src);
 
 	pthread_t *tids = calloc(M.vm.ncpus, sizeof(pthread_t));
 	unsigned started = 0;

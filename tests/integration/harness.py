@@ -369,3 +369,112 @@ def wait_until(what, fn, timeout=10.0, interval=0.002):
             raise AssertionError("%s: not within %gs" % (what, timeout))
         time.sleep(interval)
 
+
+
+# ---- The control socket (vmmux run --api-sock PATH; docs/control-api.md) -----
+
+def wait_for_socket(path, bg=None, timeout=10.0):
+    """Wait until a process accepts connections on the Unix socket PATH (the
+    control socket of a vmmux started in the background). BG (a Background)
+    ending first is a test failure that shows its output."""
+    import socket as _socket
+    end = time.monotonic() + timeout
+    while True:
+        if bg is not None and not bg.running():
+            raise AssertionError("vmmux ended before its control socket %s was up\n"
+                                 "stdout: %r\nstderr: %r" % (path, bg.out(), bg.err()))
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return
+        except OSError:
+            pass
+        finally:
+            s.close()
+        if time.monotonic() > end:
+            raise AssertionError("control socket %s: not accepting within %gs" % (path, timeout))
+        time.sleep(0.005)
+
+
+class ApiClient:
+    """One raw connection to a control socket: requests out, reply lines in.
+    Every read has a timeout (a test failure when it passes)."""
+
+    def __init__(self, path, timeout=10.0):
+        import socket as _socket
+        self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        self.sock.connect(path)  # blocking: waits while the backlog is full
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.next_id = 1
+
+    def send(self, data):
+        """Send DATA (bytes or str) as it is: no newline is added."""
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def read_line(self):
+        """The next line (bytes, without its newline), or None at the end of
+        the connection (end of file, or reset by the server)."""
+        while b"\n" not in self.buf:
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
+    def read_reply(self):
+        """The next reply, parsed; a test failure at the end of the
+        connection."""
+        line = self.read_line()
+        if line is None:
+            raise AssertionError("the control socket closed the connection instead of replying")
+        return json.loads(line)
+
+    AUTO = object()
+
+    def request(self, cmd, args=None, rid=AUTO):
+        """Send {"id": RID, "cmd", "args"} (RID: by default a new number)
+        and return the reply, which must carry the same id."""
+        if rid is ApiClient.AUTO:
+            rid = self.next_id
+            self.next_id += 1
+        req = {"id": rid, "cmd": cmd}
+        if args is not None:
+            req["args"] = args
+        self.send(json.dumps(req) + "\n")
+        reply = self.read_reply()
+        if reply.get("id") != rid:
+            raise AssertionError("reply to %.300r carries id %r: %.300r" % (
+                req, reply.get("id"), reply))
+        return reply
+
+    def call(self, cmd, args=None):
+        """request(), and its result; a test failure when the reply is an
+        error."""
+        r = self.request(cmd, args)
+        if not r.get("ok"):
+            raise AssertionError("%s %.300r failed: %.300r" % (cmd, args, r))
+        return r["result"]
+
+    def closed(self):
+        """True when the server has closed the connection (whatever it sent
+        before is discarded)."""
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                return True
+            if not chunk:
+                return True
+
+    def close(self):
+        self.sock.close()
+
+
+def run_ctl(path, *args, **kw):
+    """vmmux ctl --api-sock PATH ARGS...; a Result."""
+    return run_vmmux("ctl", "--api-sock", path, *args, **kw)

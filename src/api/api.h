@@ -1,0 +1,37 @@
+/*
+ * api.h: the control socket (vmmux run --api-sock PATH).
+ *
+ * A Unix stream socket, created with mode 0600, that speaks newline-delimited
+ * JSON: one request object per line, each with an "id" and a "cmd", one reply
+ * line per request carrying the same id (docs/control-api.md lists every
+ * command, argument, reply and error). It runs on the main thread, inside the
+ * main loop: the server never blocks (non-blocking descriptors, bounded
+ * buffers), so a bad or slow client cannot disturb the guest. Commands act
+ * through src/vmm/live.h.
+ */
+#ifndef VMMUX_API_API_H
+#define VMMUX_API_API_H
+
+#include "util/err.h"
+
+#define API_LINE_MAX	65536 /* a longer request line is refused and the client dropped */
+#define API_CLIENTS_MAX 16
+
+/*
+ * Open the socket at PATH. A path that exists is refused unless it is a
+ * stale vmmux socket (a socket nobody listens on), which is replaced. Only
+ * the user vmmux runs as may connect (the mode, and SO_PEERCRED checked on
+ * accept). -1 with a message naming PATH.
+ */
+int api_open(const char *path, struct errbuf *e);
+
+/* Close every client and the socket, and remove its path. */
+void api_close(void);
+
+/* The descriptors the main loop polls for reading (at most MAX). */
+unsigned api_poll_fds(int *fds, unsigned max);
+
+/* FD is readable (or hung up): accept, read, answer. Never blocks. */
+void api_ready(int fd);
+
+#endif
