@@ -304,9 +304,13 @@ int live_vmm_add(const struct vmm_config *c, uint16_t *id, struct errbuf *e)
 {
 	if (vmm_lookup(c->name) != VMM_ID_NONE)
 		return err_set(e, "vmm '%s' exists already", c->name);
-	if (check_new_vmm(c, e) < 0)
+	struct vmm_config placed = *c;
+	const struct vmmux_config *mc = machine_config();
+	if (!placed.placement_set && mc && mc->all_parallel)
+		placed.placement = VMM_PARALLEL;
+	if (check_new_vmm(&placed, e) < 0)
 		return -1;
-	struct vmm_config *kept = keep_config(c, e);
+	struct vmm_config *kept = keep_config(&placed, e);
 	if (kept == NULL)
 		return -1;
 	if (vmm_registry_add(kept, id, e) < 0)

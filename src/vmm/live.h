@@ -57,8 +57,10 @@ void live_fini(void);
 
 /*
  * Apply N changes at once. On success returns 0 and *generation is the new
- * table's generation; on error returns -1 with a message naming the change
- * (its index in a batch) and nothing has changed.
+ * table's generation; on error returns -1 and nothing has changed: the
+ * message names the change (its index in a batch) when the change itself is
+ * wrong (bad spec, no such route), or the conflict (both routes) when the
+ * table the changes make is.
  */
 int live_routes_apply(const struct live_change *c, size_t n, uint64_t *generation,
 		      struct errbuf *e);
@@ -75,8 +77,9 @@ json_t *live_routes_json(void);
  */
 json_t *live_vmms_json(void);
 
-/* Add a VMM described by C (its name must be new); a parallel one is started.
- * Its id is returned in *id. */
+/* Add a VMM described by C (its name must be new); a parallel one is started
+ * (run --parallel applies to a VMM whose placement C does not give). Its id
+ * is returned in *id. */
 int live_vmm_add(const struct vmm_config *c, uint16_t *id, struct errbuf *e);
 
 /* Start a stopped VMM, stop a running one (its events then get the route's
