@@ -105,7 +105,7 @@ struct route_target router_resolve(const struct route_table *t, struct vmmux_eve
 	if (ev->src_kind == VMMUX_SRC_VMM && t->nsourced &&
 	    (ri = route_lookup_sourced(t, ev)) != ROUTE_NONE) {
 		const struct route *r = &t->routes[ri];
-		return (struct route_target){r->vmm, ri, t->generation, r};
+		return (struct route_target){r->vmm, ri, t->generation, r, VMM_ID_NONE};
 	}
 	if (ev->type == VMMUX_EV_IO) {
 		ri = ev->key <= 0xffff ? t->port[ev->key] : ROUTE_NONE;
@@ -133,8 +133,10 @@ struct route_target router_resolve(const struct route_table *t, struct vmmux_eve
 	const struct route *r = &t->routes[ri];
 	uint16_t vmm = ev->type < VMMUX_EV__COUNT ? r->vmm : (uint16_t)VMM_ID_MAIN;
 	/* An event a VMM hands on never comes back to it: without a from=
-	 * route for it, the main VMM's built-in default takes it. */
-	if (ev->src_kind == VMMUX_SRC_VMM && device_type(ev->type) && vmm == ev->src_id) {
+	 * route for it, the main VMM's built-in default takes it; a group's
+	 * policy skips it. */
+	bool handed_on = ev->src_kind == VMMUX_SRC_VMM && device_type(ev->type);
+	if (handed_on && vmm == ev->src_id) {
 		vmm = VMM_ID_MAIN;
 		ev->flags |= VMMUX_EVF_UNROUTED;
 	}
@@ -143,6 +145,7 @@ struct route_target router_resolve(const struct route_table *t, struct vmmux_eve
 	    .route = ri,
 	    .generation = t->generation,
 	    .r = r,
+	    .exclude = handed_on && vmm == VMM_ID_GROUP ? ev->src_id : (uint16_t)VMM_ID_NONE,
 	};
 	return rt;
 }

@@ -23,10 +23,13 @@
 
 /* The routing decision for one event. */
 struct route_target {
-	uint16_t vmm;       /* VMM id that handles the event */
-	uint16_t route;     /* index of r in the table */
-	uint64_t generation; /* the table generation that decided */
+	uint16_t vmm;	       /* VMM id that handles the event; VMM_ID_GROUP when
+				* r->group is to pick it (policy_pick, at dispatch) */
+	uint16_t route;	       /* index of r in the table */
+	uint64_t generation;   /* the table generation that decided */
 	const struct route *r; /* the keyed route, or the type's route */
+	uint16_t exclude;      /* with VMM_ID_GROUP: the member the event must not
+				* go to (the VMM that handed it on), or VMM_ID_NONE */
 };
 
 /* Publish the first table; must be called before any reader runs. */
@@ -61,7 +64,9 @@ const struct route_table *router_current(void);
  *     source (from=VMM, route_lookup_sourced); an event it hands on (a
  *     device type: io, mmio, msr, hlt, hypercall, shutdown) never returns
  *     to it: when the table would send it back, the main VMM's built-in
- *     default takes it (VMMUX_EVF_UNROUTED).
+ *     default takes it (VMMUX_EVF_UNROUTED); when the route's VMM is a
+ *     group, vmm is VMM_ID_GROUP and exclude names that VMM, which the
+ *     group's policy then skips.
  * The result's r is never NULL.
  */
 struct route_target router_resolve(const struct route_table *t, struct vmmux_event *ev);

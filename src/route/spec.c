@@ -38,6 +38,13 @@ static const char *const platform_names[VMMUX_PLAT__COUNT] = VMMUX_PLAT_NAMES;
 
 static const char *const request_names[VMMUX_REQ__COUNT] = VMMUX_REQ_NAMES;
 
+static const char *const policy_names[ROUTE_POLICY__COUNT] = {
+    [ROUTE_POLICY_LEAST_LOADED] = "least-loaded",
+    [ROUTE_POLICY_ROUND_ROBIN] = "round-robin",
+    [ROUTE_POLICY_WEIGHTED] = "weighted",
+    [ROUTE_POLICY_STICKY] = "sticky",
+};
+
 /* Architectural exception mnemonics accepted as exception keys (vector 9,
  * 15 and 20-31 have no name and are written as numbers). */
 static const char *const exception_names[32] = {
@@ -53,6 +60,13 @@ const char *route_kind_name(enum route_kind k)
 	if ((unsigned)k >= ROUTE__KINDS)
 		return NULL;
 	return kind_names[k];
+}
+
+const char *route_policy_name(enum route_policy p)
+{
+	if ((unsigned)p >= ROUTE_POLICY__COUNT)
+		return NULL;
+	return policy_names[p];
 }
 
 const char *event_type_name(unsigned type)
@@ -85,6 +99,13 @@ int event_type_parse(const char *name)
 	if (name == NULL)
 		return -1;
 	return name_index(type_names, ARRAY_LEN(type_names), name, strlen(name));
+}
+
+int route_policy_parse(const char *name)
+{
+	if (name == NULL)
+		return -1;
+	return name_index(policy_names, ARRAY_LEN(policy_names), name, strlen(name));
 }
 
 static bool vmm_char_valid(char c)
@@ -424,6 +445,116 @@ static int parse_vmm_name(const struct quoted *q, const char *p, size_t len, con
 	return 0;
 }
 
+/*
+ * "group(" POLICY ":" MEMBER { "," MEMBER } ")", the whole of P..P+LEN (the
+ * caller saw the "group(" prefix). Fills out->group and out->vmm (the first
+ * member's name).
+ */
+static int parse_group(const struct quoted *q, const char *p, size_t len, struct route_spec *out,
+		       struct errbuf *e)
+{
+	static const char usage[] = "group(POLICY:VMM,VMM...)";
+	struct route_group_spec *g = &out->group;
+	memset(g, 0, sizeof(*g));
+	size_t open = 6; /* strlen("group(") */
+	if (len == open || p[len - 1] != ')') {
+		const char *close = memchr(p, ')', len);
+		if (close != NULL) {
+			char rest[ROUTE_SPEC_TEXT_MAX];
+			piece(close + 1, len - (size_t)(close + 1 - p), rest, sizeof(rest));
+			return err_set(e, "route '%s': unexpected '%s' after the group's ')'", q->s,
+				       rest);
+		}
+		return err_set(e, "route '%s': the group has no closing ')' (%s)", q->s, usage);
+	}
+	const char *body = p + open;
+	size_t blen = len - open - 1; /* without the ')' */
+	const char *colon = memchr(body, ':', blen);
+	if (colon == NULL)
+		return err_set(e, "route '%s': the group has no ':' after its policy (%s)", q->s,
+			       usage);
+	size_t plen = (size_t)(colon - body);
+	int pol = name_index(policy_names, ARRAY_LEN(policy_names), body, plen);
+	if (pol < 0) {
+		char pt[ROUTE_SPEC_TEXT_MAX];
+		piece(body, plen, pt, sizeof(pt));
+		return err_set(e,
+			       "route '%s': unknown group policy '%s' (least-loaded, round-robin, "
+			       "weighted, sticky)",
+			       q->s, pt);
+	}
+	g->policy = (enum route_policy)pol;
+	const char *m = colon + 1;
+	const char *end = body + blen;
+	for (;;) {
+		const char *mend = memchr(m, ',', (size_t)(end - m));
+		if (mend == NULL)
+			mend = end;
+		size_t mlen = (size_t)(mend - m);
+		char mt[ROUTE_SPEC_TEXT_MAX];
+		piece(m, mlen, mt, sizeof(mt));
+		if (g->n == ROUTE_GROUP_MAX)
+			return err_set(e, "route '%s': a group has at most %d members", q->s,
+				       ROUTE_GROUP_MAX);
+		if (mlen == 0)
+			return err_set(e, "route '%s': member %u of the group is missing", q->s,
+				       g->n + 1);
+		const char *star = memchr(m, '*', mlen);
+		size_t nlen = star ? (size_t)(star - m) : mlen;
+		char *name = g->member[g->n];
+		if (parse_vmm_name(q, m, nlen, "group member name", name, e))
+			return -1;
+		for (unsigned i = 0; i < g->n; i++)
+			if (strcmp(g->member[i], name) == 0)
+				return err_set(e, "route '%s': '%s' is a member of the group twice",
+					       q->s, name);
+		g->weight[g->n] = 1;
+		if (star != NULL) {
+			if (g->policy != ROUTE_POLICY_WEIGHTED)
+				return err_set(e,
+					       "route '%s': member '%s' has a weight, but only the "
+					       "weighted policy takes weights",
+					       q->s, mt);
+			uint64_t w;
+			size_t wlen = mlen - nlen - 1;
+			char wt[ROUTE_SPEC_TEXT_MAX];
+			piece(star + 1, wlen, wt, sizeof(wt));
+			if (wlen == 0 || parse_number(star + 1, wlen, &w) != NUM_OK || w < 1 ||
+			    w > ROUTE_WEIGHT_MAX)
+				return err_set(
+				    e,
+				    "route '%s': weight '%s' of member '%s' is not a number "
+				    "from 1 to %d",
+				    q->s, wt, name, ROUTE_WEIGHT_MAX);
+			g->weight[g->n] = (uint16_t)w;
+		}
+		g->n++;
+		if (mend == end)
+			break;
+		m = mend + 1;
+	}
+	memcpy(out->vmm, g->member[0], sizeof(out->vmm));
+	return 0;
+}
+
+/* True when P..P+LEN starts a group ("group(", case-insensitive). */
+static bool is_group(const char *p, size_t len)
+{
+	return len >= 6 && strncasecmp(p, "group(", 6) == 0;
+}
+
+/* The VMM NAME (fallback, source) is one of the route's own: its VMM or a
+ * member of its group. */
+static bool own_vmm(const struct route_spec *s, const char *name)
+{
+	if (s->group.n == 0)
+		return strcmp(s->vmm, name) == 0;
+	for (unsigned i = 0; i < s->group.n; i++)
+		if (strcmp(s->group.member[i], name) == 0)
+			return true;
+	return false;
+}
+
 static int parse_option(const struct quoted *q, const char *p, size_t len, struct route_spec *out,
 			struct errbuf *e)
 {
@@ -471,22 +602,29 @@ static int parse_option(const struct quoted *q, const char *p, size_t len, struc
 	case ROUTE_OPT_FROM:
 		if (!has_value)
 			return err_set(e, "route '%s': option 'from' needs '=VMM'", q->s);
+		if (is_group(val, vlen))
+			return err_set(e, "route '%s': a group cannot be a source (from=)", q->s);
 		if (parse_vmm_name(q, val, vlen, "source VMM name", out->from, e))
 			return -1;
-		if (strcmp(out->from, out->vmm) == 0)
+		if (own_vmm(out, out->from))
 			return err_set(e,
 				       "route '%s': a VMM never receives what it raises itself: "
-				       "from= names the route's own VMM",
-				       q->s);
+				       "from= names %s",
+				       q->s,
+				       out->group.n ? "a member of the route's group"
+						    : "the route's own VMM");
 		return 0;
 	case ROUTE_OPT_FALLBACK:
 		if (!has_value)
 			return err_set(e, "route '%s': option 'fallback' needs '=VMM'", q->s);
+		if (is_group(val, vlen))
+			return err_set(e, "route '%s': a group cannot be a fallback", q->s);
 		if (parse_vmm_name(q, val, vlen, "fallback VMM name", out->fallback, e))
 			return -1;
-		if (strcmp(out->fallback, out->vmm) == 0)
-			return err_set(e, "route '%s': the fallback '%s' is the route's own VMM",
-				       q->s, out->fallback);
+		if (own_vmm(out, out->fallback))
+			return err_set(
+			    e, "route '%s': the fallback '%s' is %s", q->s, out->fallback,
+			    out->group.n ? "a member of the route's group" : "the route's own VMM");
 		return 0;
 	default: {
 		if (!has_value)
@@ -556,7 +694,9 @@ int route_spec_parse(const char *spec, struct route_spec *out, struct errbuf *e)
 	const char *vend = strchr(vmm, ';');
 	if (vend == NULL)
 		vend = vmm + strlen(vmm);
-	if (parse_vmm_name(&q, vmm, (size_t)(vend - vmm), "VMM name", s.vmm, e))
+	size_t vlen = (size_t)(vend - vmm);
+	if (is_group(vmm, vlen) ? parse_group(&q, vmm, vlen, &s, e)
+				: parse_vmm_name(&q, vmm, vlen, "VMM name", s.vmm, e))
 		return -1;
 
 	const char *p = vend;
@@ -570,7 +710,14 @@ int route_spec_parse(const char *spec, struct route_spec *out, struct errbuf *e)
 		p = oend;
 	}
 
-	route_spec_format(&s, s.text, sizeof(s.text));
+	char text[ROUTE_SPEC_TEXT_MAX + 1];
+	route_spec_format(&s, text, sizeof(text));
+	if (strlen(text) >= ROUTE_SPEC_TEXT_MAX)
+		return err_set(e,
+			       "route '%s': its canonical text '%.40s...' is longer than %d "
+			       "characters",
+			       q.s, text, ROUTE_SPEC_TEXT_MAX - 1);
+	memcpy(s.text, text, sizeof(s.text));
 	*out = s;
 	return 0;
 }
@@ -627,7 +774,20 @@ void route_spec_format(const struct route_spec *s, char *buf, size_t len)
 		append(buf, len, &off, "%s", lo);
 	else
 		append(buf, len, &off, "%s-%s", lo, hi);
-	append(buf, len, &off, "=%.*s", VMMUX_NAME_MAX - 1, s->vmm);
+	if (s->group.n == 0) {
+		append(buf, len, &off, "=%.*s", VMMUX_NAME_MAX - 1, s->vmm);
+	} else {
+		const char *pn = route_policy_name(s->group.policy);
+		append(buf, len, &off, "=group(%s:", pn ? pn : "?");
+		unsigned n = s->group.n < ROUTE_GROUP_MAX ? s->group.n : ROUTE_GROUP_MAX;
+		for (unsigned i = 0; i < n; i++) {
+			append(buf, len, &off, "%s%.*s", i ? "," : "", VMMUX_NAME_MAX - 1,
+			       s->group.member[i]);
+			if (s->group.weight[i] != 1)
+				append(buf, len, &off, "*%u", (unsigned)s->group.weight[i]);
+		}
+		append(buf, len, &off, ")");
+	}
 	if (s->opts & ROUTE_OPT_POSTED)
 		append(buf, len, &off, ";posted");
 	if (s->opts & ROUTE_OPT_FALLBACK)

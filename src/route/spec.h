@@ -14,12 +14,22 @@
  *              request:   exit
  *              exception: de db nmi bp of br ud nm df ts np ss gp pf mf ac
  *                         mc xm
- *   VMM     := a VMM instance name: [a-z0-9_-], 1 to VMMUX_NAME_MAX-1 chars
- *   OPTION  := "posted" | "fallback=" VMM | "timeout=" DURATION | "from=" VMM
+ *   VMM     := NAME | "group(" POLICY ":" MEMBER { "," MEMBER } ")"
+ *   NAME    := a VMM instance name: [a-z0-9_-], 1 to VMMUX_NAME_MAX-1 chars
+ *   POLICY  := "least-loaded" | "round-robin" | "weighted" | "sticky"
+ *   MEMBER  := NAME [ "*" WEIGHT ]     (WEIGHT 1..ROUTE_WEIGHT_MAX, default 1;
+ *              weighted policy only)
+ *   OPTION  := "posted" | "fallback=" NAME | "timeout=" DURATION | "from=" NAME
  *
  * Kinds and names are case-insensitive, numbers have no octal form ("010" is
  * ten), VMM names are lower case. No spaces. Each option at most once; the
  * fallback differs from the route's VMM; the timeout (parse_duration) is > 0.
+ *
+ * A group (the "group(" keyword and the policy are case-insensitive) names 1
+ * to ROUTE_GROUP_MAX distinct VMMs, one of which is chosen for each event at
+ * dispatch time by the policy (src/vmm/policy.h, docs/routing.md). A group
+ * is never a fallback or a source; neither the fallback nor the source may
+ * be one of its members. Weights are written for the weighted policy only.
  *
  * Key domains: io 0-0xffff; mmio 64-bit; msr 32-bit; hypercall 0-255 (the
  * route covers port 0x500+nr); exception 0-255; platform, request and type
@@ -37,7 +47,7 @@
 
 #include "util/err.h"
 
-#define VMMUX_NAME_MAX 32
+#define VMMUX_NAME_MAX	    32
 #define ROUTE_SPEC_TEXT_MAX 256
 
 enum route_kind {
@@ -55,18 +65,46 @@ enum route_kind {
 #define ROUTE_OPT_POSTED   0x1u
 #define ROUTE_OPT_FALLBACK 0x2u
 #define ROUTE_OPT_TIMEOUT  0x4u
-#define ROUTE_OPT_FROM     0x8u
+#define ROUTE_OPT_FROM	   0x8u
+
+#define ROUTE_GROUP_MAX	 16   /* members of a group */
+#define ROUTE_WEIGHT_MAX 1000 /* largest weight of a member */
+
+/* How a group's member is chosen for an event (src/vmm/policy.h). */
+enum route_policy {
+	ROUTE_POLICY_LEAST_LOADED = 0, /* the smallest load score */
+	ROUTE_POLICY_ROUND_ROBIN,      /* the next member, in turn */
+	ROUTE_POLICY_WEIGHTED,	       /* smooth weighted round-robin */
+	ROUTE_POLICY_STICKY,	       /* one member per vCPU */
+	ROUTE_POLICY__COUNT
+};
+
+/*
+ * The group a route's events go to, when its VMM is a group (n >= 1): the
+ * members' names in the order given, no two alike, each with its weight
+ * (1..ROUTE_WEIGHT_MAX; always 1 unless the policy is weighted). n == 0:
+ * the route's VMM is the single VMM named in route_spec.vmm.
+ */
+struct route_group_spec {
+	enum route_policy policy;
+	unsigned n;
+	char member[ROUTE_GROUP_MAX][VMMUX_NAME_MAX];
+	uint16_t weight[ROUTE_GROUP_MAX];
+};
 
 /* One parsed route spec. lo <= hi always; both inside the kind's domain. */
 struct route_spec {
 	enum route_kind kind;
-	uint64_t lo, hi;                 /* inclusive key range */
-	char vmm[VMMUX_NAME_MAX];        /* target VMM name */
-	uint32_t opts;                   /* ROUTE_OPT_* present */
-	char fallback[VMMUX_NAME_MAX];   /* with ROUTE_OPT_FALLBACK */
-	uint64_t timeout_ns;             /* with ROUTE_OPT_TIMEOUT; > 0 */
-	char from[VMMUX_NAME_MAX];       /* with ROUTE_OPT_FROM: the raising VMM */
-	char text[ROUTE_SPEC_TEXT_MAX];  /* canonical text, see route_spec_format */
+	uint64_t lo, hi;		/* inclusive key range */
+	char vmm[VMMUX_NAME_MAX];	/* target VMM name; for a group, its first
+					 * member's (code that knows only single
+					 * VMMs still sees a valid name) */
+	struct route_group_spec group;	/* group.n > 0: the VMM is this group */
+	uint32_t opts;			/* ROUTE_OPT_* present */
+	char fallback[VMMUX_NAME_MAX];	/* with ROUTE_OPT_FALLBACK */
+	uint64_t timeout_ns;		/* with ROUTE_OPT_TIMEOUT; > 0 */
+	char from[VMMUX_NAME_MAX];	/* with ROUTE_OPT_FROM: the raising VMM */
+	char text[ROUTE_SPEC_TEXT_MAX]; /* canonical text, see route_spec_format */
 };
 
 /*
@@ -79,19 +117,24 @@ int route_spec_parse(const char *spec, struct route_spec *out, struct errbuf *e)
 /*
  * Canonical text of a spec: lower-case kind, hex keys for io/mmio/msr
  * ("io:0x3f8-0x3ff=uart"), decimal for hypercall and exception, names for
- * type/platform/request, a single key when lo == hi, options in the order
- * posted, fallback, timeout. Parsing the text gives the same spec.
+ * type/platform/request, a single key when lo == hi, a group as
+ * "group(POLICY:M1,M2*W,...)" (lower-case policy, members in the order given,
+ * "*W" only for a weight other than 1), options in the order posted,
+ * fallback, timeout, from. Parsing the text gives the same spec.
  */
 void route_spec_format(const struct route_spec *s, char *buf, size_t len);
 
-/* Names of kinds, event types, platform codes, request kinds, or NULL. */
+/* Names of kinds, event types, platform codes, request kinds, group
+ * policies ("least-loaded" ...), or NULL. */
 const char *route_kind_name(enum route_kind k);
+const char *route_policy_name(enum route_policy p);
 const char *event_type_name(unsigned type);
 const char *platform_code_name(unsigned code);
 const char *request_kind_name(unsigned kind);
 
-/* Name -> number; return -1 when unknown. */
+/* Name -> number; return -1 when unknown (policies case-insensitive). */
 int event_type_parse(const char *name);
+int route_policy_parse(const char *name);
 
 /* The largest key of kind K (0xffff for io, 255 for hypercall ...). */
 uint64_t route_kind_max(enum route_kind k);

@@ -70,6 +70,44 @@ static bool name_field_ok(const char *name)
 }
 
 /*
+ * The group of a spec built by hand: 1 to ROUTE_GROUP_MAX distinct valid
+ * names, a known policy, weights 1..ROUTE_WEIGHT_MAX and other than 1 only
+ * for the weighted policy. Sets out->vmm to the first member's name.
+ */
+static int check_group(const struct route_spec *in, struct route_spec *out, struct errbuf *e)
+{
+	const struct route_group_spec *g = &in->group;
+	const char *kn = route_kind_name(in->kind);
+	if (g->n > ROUTE_GROUP_MAX)
+		return err_set(e, "route of kind %s: a group of %u members (at most %d)", kn, g->n,
+			       ROUTE_GROUP_MAX);
+	if ((unsigned)g->policy >= ROUTE_POLICY__COUNT)
+		return err_set(e, "route of kind %s: a group of unknown policy %u", kn,
+			       (unsigned)g->policy);
+	for (unsigned i = 0; i < g->n; i++) {
+		if (!name_field_ok(g->member[i]))
+			return err_set(e, "route of kind %s: invalid name of group member %u", kn,
+				       i + 1);
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(g->member[j], g->member[i]) == 0)
+				return err_set(
+				    e, "route of kind %s: '%s' is a member of its group twice", kn,
+				    g->member[i]);
+		if (g->weight[i] < 1 || g->weight[i] > ROUTE_WEIGHT_MAX)
+			return err_set(
+			    e, "route of kind %s: group member '%s' has weight %u (1 to %d)", kn,
+			    g->member[i], (unsigned)g->weight[i], ROUTE_WEIGHT_MAX);
+		if (g->weight[i] != 1 && g->policy != ROUTE_POLICY_WEIGHTED)
+			return err_set(e,
+				       "route of kind %s: group member '%s' has a weight, but only "
+				       "the weighted policy takes weights",
+				       kn, g->member[i]);
+	}
+	memcpy(out->vmm, g->member[0], sizeof(out->vmm));
+	return 0;
+}
+
+/*
  * Check a spec that may have been built by hand rather than parsed, and
  * write its canonical text into *out (a copy of *in).
  */
@@ -78,14 +116,18 @@ static int check_spec(const struct route_spec *in, struct route_spec *out, struc
 	*out = *in;
 	if ((unsigned)in->kind >= ROUTE__KINDS)
 		return err_set(e, "route of unknown kind %u", (unsigned)in->kind);
-	if (!name_field_ok(in->vmm))
+	if (in->group.n > 0 && check_group(in, out, e))
+		return -1;
+	if (in->group.n == 0)
+		memset(&out->group, 0, sizeof(out->group));
+	if (!name_field_ok(out->vmm))
 		return err_set(e, "route of kind %s: invalid VMM name", route_kind_name(in->kind));
 	if ((in->opts & ROUTE_OPT_FALLBACK) && !name_field_ok(in->fallback))
 		return err_set(e, "route of kind %s to '%s': invalid fallback VMM name",
-			       route_kind_name(in->kind), in->vmm);
+			       route_kind_name(in->kind), out->vmm);
 	if ((in->opts & ROUTE_OPT_FROM) && !name_field_ok(in->from))
 		return err_set(e, "route of kind %s to '%s': invalid source VMM name",
-			       route_kind_name(in->kind), in->vmm);
+			       route_kind_name(in->kind), out->vmm);
 	route_spec_format(out, out->text, sizeof(out->text));
 	if (in->lo > in->hi)
 		return err_set(e, "route '%s': range end is below its start", out->text);
@@ -147,12 +189,110 @@ static int resolve_vmm(const struct route_spec *s, const char *name, const char 
 	return 0;
 }
 
-static int compile_route(struct route *r, const struct route_spec *s, vmm_resolve_fn resolve,
+uint32_t route_group_period(const uint16_t *w, unsigned n)
+{
+	if (w == NULL || n == 0 || n > ROUTE_GROUP_MAX)
+		return 0;
+	unsigned g = 0;
+	uint32_t sum = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (w[i] == 0)
+			return 0;
+		unsigned a = g, b = w[i];
+		while (b != 0) { /* gcd(g, w[i]) */
+			unsigned t = a % b;
+			a = b;
+			b = t;
+		}
+		g = a;
+		sum += w[i];
+	}
+	return sum / g;
+}
+
+uint32_t route_group_swrr(const uint16_t *w, unsigned n, uint8_t *out)
+{
+	uint32_t period = route_group_period(w, n);
+	if (period == 0 || out == NULL)
+		return 0;
+	uint32_t g = 0;
+	for (unsigned i = 0; i < n; i++)
+		g += w[i];
+	g /= period; /* the weights' gcd */
+	int64_t cur[ROUTE_GROUP_MAX] = {0};
+	for (uint32_t step = 0; step < period; step++) {
+		unsigned best = 0;
+		for (unsigned i = 0; i < n; i++) {
+			cur[i] += w[i] / g;
+			if (cur[i] > cur[best])
+				best = i;
+		}
+		cur[best] -= period;
+		out[step] = (uint8_t)best;
+	}
+	return period;
+}
+
+/* Compile S's group into R: member ids (distinct), weights, sequence. */
+static int compile_group(struct route *r, const struct route_spec *s, vmm_resolve_fn resolve,
 			 void *arg, struct errbuf *e)
 {
-	memset(r, 0, sizeof(*r));
-	r->spec = *s;
-	if (resolve_vmm(s, s->vmm, "", resolve, arg, &r->vmm, e))
+	const struct route_group_spec *gs = &s->group;
+	struct route_group *g = aligned_alloc(_Alignof(struct route_group), sizeof(*g));
+	if (g == NULL)
+		return err_set(e, "route table: out of memory");
+	memset(g, 0, sizeof(*g));
+	r->group = g;
+	g->policy = gs->policy;
+	g->n = gs->n;
+	for (unsigned i = 0; i < gs->n; i++) {
+		if (resolve_vmm(s, gs->member[i], " (a member of its group)", resolve, arg,
+				&g->member[i], e))
+			return -1;
+		for (unsigned j = 0; j < i; j++)
+			if (g->member[j] == g->member[i])
+				return err_set(
+				    e,
+				    "route '%s': members '%s' and '%s' of its group are the "
+				    "same VMM",
+				    s->text, gs->member[j], gs->member[i]);
+		g->weight[i] = gs->weight[i];
+	}
+	if (g->policy == ROUTE_POLICY_WEIGHTED) {
+		g->nseq = route_group_period(g->weight, g->n);
+		g->seq = malloc(g->nseq ? g->nseq : 1);
+		if (g->seq == NULL)
+			return err_set(e, "route table: out of memory");
+		route_group_swrr(g->weight, g->n, g->seq);
+	}
+	r->vmm = VMM_ID_GROUP;
+	return 0;
+}
+
+/* Free what compile_route allocated for R. */
+static void route_release(struct route *r)
+{
+	if (r->group != NULL) {
+		free(r->group->seq);
+		free(r->group);
+		r->group = NULL;
+	}
+}
+
+/* ID (the fallback or the source) is a member of R's group. */
+static bool group_has(const struct route *r, uint16_t id)
+{
+	for (unsigned i = 0; r->group != NULL && i < r->group->n; i++)
+		if (r->group->member[i] == id)
+			return true;
+	return false;
+}
+
+static int compile_route_inner(struct route *r, const struct route_spec *s, vmm_resolve_fn resolve,
+			       void *arg, struct errbuf *e)
+{
+	if (s->group.n > 0 ? compile_group(r, s, resolve, arg, e)
+			   : resolve_vmm(s, s->vmm, "", resolve, arg, &r->vmm, e))
 		return -1;
 	r->fallback = r->from = VMM_ID_NONE;
 	if ((s->opts & ROUTE_OPT_FALLBACK) &&
@@ -161,9 +301,27 @@ static int compile_route(struct route *r, const struct route_spec *s, vmm_resolv
 	if ((s->opts & ROUTE_OPT_FROM) &&
 	    resolve_vmm(s, s->from, " (its source)", resolve, arg, &r->from, e))
 		return -1;
+	if (group_has(r, r->fallback))
+		return err_set(e, "route '%s': its fallback '%s' is a member of its group", s->text,
+			       s->fallback);
+	if (group_has(r, r->from))
+		return err_set(e, "route '%s': its source '%s' is a member of its group", s->text,
+			       s->from);
 	r->flags = s->opts;
 	r->timeout_ns = (s->opts & ROUTE_OPT_TIMEOUT) ? s->timeout_ns : 0;
 	r->stats = NULL;
+	return 0;
+}
+
+static int compile_route(struct route *r, const struct route_spec *s, vmm_resolve_fn resolve,
+			 void *arg, struct errbuf *e)
+{
+	memset(r, 0, sizeof(*r));
+	r->spec = *s;
+	if (compile_route_inner(r, s, resolve, arg, e)) {
+		route_release(r);
+		return -1;
+	}
 	return 0;
 }
 
@@ -421,6 +579,8 @@ void route_table_free(struct route_table *t)
 {
 	if (t == NULL)
 		return;
+	for (size_t i = 0; t->routes != NULL && i < t->nroutes; i++)
+		route_release(&t->routes[i]);
 	free(t->mmio);
 	free(t->msr);
 	free(t->sourced);
@@ -688,9 +848,21 @@ void route_table_dump(FILE *f, const struct route_table *t, route_vmm_name_fn na
 
 	for (size_t i = 0; i < t->nroutes; i++) {
 		const struct route *r = &t->routes[order[i]];
-		const char *vn = name ? name(arg, r->vmm) : NULL;
-		char vbuf[VMMUX_NAME_MAX + 16];
-		if (vn == NULL) {
+		const char *vn = name && r->group == NULL ? name(arg, r->vmm) : NULL;
+		char vbuf[ROUTE_GROUP_MAX * (VMMUX_NAME_MAX + 1) + 16];
+		if (r->group != NULL) {
+			size_t off = 0;
+			vbuf[0] = '\0';
+			for (unsigned m = 0; m < r->group->n && off < sizeof(vbuf); m++) {
+				const char *mn = name ? name(arg, r->group->member[m]) : NULL;
+				int w = mn ? snprintf(vbuf + off, sizeof(vbuf) - off, "%s%s",
+						      m ? "," : "", mn)
+					   : snprintf(vbuf + off, sizeof(vbuf) - off, "%s#%u",
+						      m ? "," : "", (unsigned)r->group->member[m]);
+				off += w > 0 ? (size_t)w : 0;
+			}
+			vn = vbuf;
+		} else if (vn == NULL) {
 			snprintf(vbuf, sizeof(vbuf), "#%u", (unsigned)r->vmm);
 			vn = vbuf;
 		}

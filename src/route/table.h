@@ -20,6 +20,7 @@
 #ifndef VMMUX_ROUTE_TABLE_H
 #define VMMUX_ROUTE_TABLE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,14 +32,17 @@
 /* VMM ids are small integers; 0 is always the main VMM. */
 #define VMM_ID_MAIN 0
 #define VMM_ID_NONE 0xffffu
-#define VMM_MAX 64
+/* The VMM "id" of a route whose VMM is a group (route.group): no VMM has it;
+ * the group's policy picks the member at dispatch time (src/vmm/policy.h). */
+#define VMM_ID_GROUP 0xfffeu
+#define VMM_MAX	     64
 
 /* Route index in a table; ROUTE_NONE when no keyed route matched. */
 #define ROUTE_NONE 0xffffu
-#define ROUTE_MAX 4096 /* routes per table, type defaults included */
+#define ROUTE_MAX  4096 /* routes per table, type defaults included */
 
 #define HYPERCALL_PORT_BASE 0x500u
-#define HYPERCALL_MAX 255u
+#define HYPERCALL_MAX	    255u
 
 struct route_stats; /* stats.h; per route, shared by every table holding it */
 
@@ -46,13 +50,33 @@ struct route_stats; /* stats.h; per route, shared by every table holding it */
  * of a type that no type: spec covers. */
 #define ROUTE_FLAG_IMPLICIT 0x80000000u
 
+/*
+ * A route's group, compiled: the members' VMM ids and weights in the order
+ * the spec gives them, and for the weighted policy one period of its smooth
+ * weighted round-robin sequence. Immutable once built, except the two
+ * atomics at the end, the policy's running state (src/vmm/policy.c), which
+ * do not carry over to a new table.
+ */
+struct route_group {
+	enum route_policy policy;
+	unsigned n;			    /* 1..ROUTE_GROUP_MAX */
+	uint16_t member[ROUTE_GROUP_MAX];   /* VMM ids, distinct */
+	uint16_t weight[ROUTE_GROUP_MAX];   /* 1..ROUTE_WEIGHT_MAX */
+	uint32_t nseq;			    /* weighted: the period */
+	uint8_t *seq;			    /* weighted: member indices */
+	_Alignas(64) _Atomic uint64_t next; /* picks: the turn (round-robin,
+					     * weighted), the probes (least-loaded) */
+	_Atomic uint32_t none_logged;	    /* no member could take an event */
+};
+
 /* One compiled route. */
 struct route {
 	struct route_spec spec;
-	uint16_t vmm;      /* target VMM id */
-	uint16_t fallback; /* VMM id, or VMM_ID_NONE */
-	uint16_t from;     /* with from=: the raising VMM's id; else VMM_ID_NONE */
-	uint32_t flags;    /* ROUTE_OPT_*, ROUTE_FLAG_IMPLICIT */
+	uint16_t vmm;		   /* target VMM id; VMM_ID_GROUP when group != NULL */
+	struct route_group *group; /* the group its events go to, or NULL */
+	uint16_t fallback;	   /* VMM id, or VMM_ID_NONE */
+	uint16_t from;		   /* with from=: the raising VMM's id; else VMM_ID_NONE */
+	uint32_t flags;		   /* ROUTE_OPT_*, ROUTE_FLAG_IMPLICIT */
 	uint64_t timeout_ns;
 	struct route_stats *stats; /* never NULL in a published table */
 };
@@ -64,11 +88,11 @@ struct route_range {
 };
 
 struct route_table {
-	uint64_t generation; /* set by the router when published */
-	uint16_t port[65536]; /* route index per port, ROUTE_NONE if none */
+	uint64_t generation;			/* set by the router when published */
+	uint16_t port[65536];			/* route index per port, ROUTE_NONE if none */
 	uint16_t type_default[VMMUX_EV__COUNT]; /* VMM id per event type */
-	uint16_t type_route[VMMUX_EV__COUNT];   /* route index of a type: route */
-	uint16_t exception[256];                /* route index per vector */
+	uint16_t type_route[VMMUX_EV__COUNT];	/* route index of a type: route */
+	uint16_t exception[256];		/* route index per vector */
 	uint16_t platform[VMMUX_PLAT__COUNT];
 	uint16_t request[VMMUX_REQ__COUNT];
 	struct route_range *mmio; /* sorted by lo, non-overlapping */
@@ -93,8 +117,12 @@ typedef uint16_t (*vmm_resolve_fn)(void *arg, const char *name);
  * and type_route[t] is always a valid index; those routes carry
  * ROUTE_FLAG_IMPLICIT); a type: spec replaces the
  * implicit route of its types (a type: range such as type:io-msr=x covers
- * several). Keyed specs follow in the order given. Fails (-1, message in e) on an unknown VMM name
- * (fallback included), an overlap (naming both specs and the first key they
+ * several). Keyed specs follow in the order given. A spec whose VMM is a
+ * group compiles to a route with vmm == VMM_ID_GROUP and its group (member
+ * ids, weights, policy; for weighted, the sequence, see route_group_swrr).
+ * Fails (-1, message in e) on an unknown VMM name (fallback, source and
+ * every group member included; the message names it), a malformed group in
+ * a hand-built spec, an overlap (naming both specs and the first key they
  * share), a posted option on a kind that has no writes, more than ROUTE_MAX
  * routes, or out of memory. The returned table is owned by the caller
  * (route_table_free) and has stats == NULL in every route until
@@ -106,6 +134,22 @@ struct route_table *route_table_build(const struct route_spec *specs, size_t n,
 				      vmm_resolve_fn resolve, void *arg, struct errbuf *e);
 
 void route_table_free(struct route_table *t);
+
+/*
+ * The smooth weighted round-robin of a weighted group (nginx's algorithm):
+ * each step, every member's current weight grows by its weight, the member
+ * with the largest current weight is chosen (the first one on a tie), and
+ * its current weight drops by the sum of the weights. The sequence repeats
+ * every sum-of-the-weights steps; dividing the weights by their greatest
+ * common divisor leaves it unchanged and shortens that period.
+ *
+ * route_group_period: the period for the N weights W (the sum of the
+ * reduced weights), or 0 when N is 0 or above ROUTE_GROUP_MAX or a weight
+ * is 0. route_group_swrr: writes one period of member indices to OUT (room
+ * for route_group_period(W, N) entries) and returns the period.
+ */
+uint32_t route_group_period(const uint16_t *w, unsigned n);
+uint32_t route_group_swrr(const uint16_t *w, unsigned n, uint8_t *out);
 
 /* Keyed lookups: the matching route's index, or ROUTE_NONE. */
 static inline uint16_t route_lookup_port(const struct route_table *t, uint16_t port)
@@ -142,13 +186,14 @@ uint16_t route_lookup_sourced(const struct route_table *t, const struct vmmux_ev
  * their route field is ROUTE_NONE (a range may hold several routes' MSRs and
  * unrouted ones, which the filter's bitmap lets KVM handle).
  */
-int route_table_msr_ranges(const struct route_table *t, struct route_range *out,
-			   size_t max_ranges, struct errbuf *e);
+int route_table_msr_ranges(const struct route_table *t, struct route_range *out, size_t max_ranges,
+			   struct errbuf *e);
 
 /*
  * Print T as `vmmux routes` shows it: one line per route in key order (the
  * implicit type defaults last), with the VMM name from NAME (may return
- * NULL for an unknown id).
+ * NULL for an unknown id); a group's column lists its members' names,
+ * separated by commas.
  */
 typedef const char *(*route_vmm_name_fn)(void *arg, uint16_t id);
 void route_table_dump(FILE *f, const struct route_table *t, route_vmm_name_fn name, void *arg);

@@ -20,6 +20,7 @@
 #include "vm/guest_mem.h"
 #include "vmm/machine.h"
 #include "vmm/parallel.h"
+#include "vmm/policy.h"
 
 #define RAISE_DEPTH_MAX 8
 
@@ -608,6 +609,14 @@ void vmm_swap_end(struct vmm *v)
 	pthread_mutex_unlock(&swap_lock);
 }
 
+/* policy_load_fn over the registry, for a group's policy. */
+static const struct vmm_load *member_load(void *arg, uint16_t id)
+{
+	(void)arg;
+	struct vmm *v = vmm_get(id);
+	return v ? &v->load : NULL;
+}
+
 int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth)
 {
 	uint64_t t0 = stats_now_ns();
@@ -616,6 +625,8 @@ int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned 
 	for (;;) {
 		ev->flags &= (uint16_t)~VMMUX_EVF_UNROUTED;
 		tg = router_resolve(router_current(), ev);
+		if (tg.vmm == VMM_ID_GROUP) /* a group: its policy picks the member now */
+			tg.vmm = policy_pick(tg.r, ev, tg.exclude, member_load, NULL);
 		v = vmm_get(tg.vmm);
 		if (v == NULL)
 			break;

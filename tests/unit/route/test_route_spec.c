@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -204,7 +205,7 @@ static void test_structure(void **state)
 	refuse("io:1=", "VMM name is missing");
 	refuse("io:1=;posted", "VMM name is missing");
 	refuse("io:1=Uart", "invalid VMM name 'Uart' (1 to 31 characters of a-z, 0-9");
-	refuse("io:1=group(least-loaded:a,b)", "invalid VMM name 'group(least-loaded:a,b)'");
+	refuse("io:1=grou(least-loaded:a,b)", "invalid VMM name 'grou(least-loaded:a,b)'");
 	refuse("io:1=a=b", "invalid VMM name 'a=b'");
 	refuse("io:1=abcdefghijabcdefghijabcdefghijkl", "invalid VMM name"); /* 32 chars */
 	accept("io:1=abcdefghijabcdefghijabcdefghijk", ROUTE_IO, 1, 1,	     /* 31 */
@@ -287,7 +288,7 @@ static bool same_spec(const struct route_spec *a, const struct route_spec *b)
 	return a->kind == b->kind && a->lo == b->lo && a->hi == b->hi &&
 	       strcmp(a->vmm, b->vmm) == 0 && a->opts == b->opts &&
 	       strcmp(a->fallback, b->fallback) == 0 && a->timeout_ns == b->timeout_ns &&
-	       strcmp(a->text, b->text) == 0;
+	       strcmp(a->text, b->text) == 0 && memcmp(&a->group, &b->group, sizeof(a->group)) == 0;
 }
 
 static void test_round_trip(void **state)
@@ -309,6 +310,11 @@ static void test_round_trip(void **state)
 	    "type:hlt+2=x",
 	    "platform:reset=mon;from=chipset",
 	    "io:0x3f8-0x3ff=log;timeout=5ms;from=uart",
+	    "io:0x500-0x5ff=group(least-loaded:w1,w2,w3)",
+	    "io:0x90=GROUP(Weighted:a*3,b*1,c*1000);fallback=main;timeout=5ms",
+	    "mmio:0xd0000000+0x1000=group(sticky:a,b);posted",
+	    "type:hlt=group(round-robin:main,x)",
+	    "platform:reset=group(least-loaded:a);from=chipset",
 	};
 	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
 		struct route_spec a, b;
@@ -336,6 +342,135 @@ static void test_round_trip(void **state)
 	assert_int_equal(small[6], 'Z');
 	route_spec_format(&s, small, 0);
 	assert_int_equal(small[0], 'i');
+}
+
+/* SPEC parses into a group of POLICY with the N members and weights given
+ * as "name*w" strings (weight 1 when omitted), canonical text CANON. */
+static void accept_group(const char *spec, enum route_policy policy, const char *canon, unsigned n,
+			 const char *const *members)
+{
+	struct route_spec s;
+	struct errbuf e = {{0}};
+	if (route_spec_parse(spec, &s, &e) != 0)
+		fail_msg("'%s' refused: %s", spec, e.msg);
+	assert_string_equal(s.text, canon);
+	assert_int_equal(s.group.policy, policy);
+	assert_int_equal(s.group.n, n);
+	for (unsigned i = 0; i < n; i++) {
+		char name[VMMUX_NAME_MAX];
+		unsigned w = 1;
+		const char *star = strchr(members[i], '*');
+		size_t len = star ? (size_t)(star - members[i]) : strlen(members[i]);
+		memcpy(name, members[i], len);
+		name[len] = '\0';
+		if (star)
+			w = (unsigned)strtoul(star + 1, NULL, 0);
+		assert_string_equal(s.group.member[i], name);
+		assert_int_equal(s.group.weight[i], w);
+	}
+	/* the single-VMM field names the first member */
+	assert_string_equal(s.vmm, s.group.member[0]);
+}
+
+static void test_groups(void **state)
+{
+	(void)state;
+	static const char *const w123[] = {"w1", "w2", "w3"};
+	accept_group("io:0x500-0x5ff=group(least-loaded:w1,w2,w3)", ROUTE_POLICY_LEAST_LOADED,
+		     "io:0x500-0x5ff=group(least-loaded:w1,w2,w3)", 3, w123);
+	static const char *const ab31[] = {"a*3", "b*1"};
+	accept_group("io:0x90=group(weighted:a*3,b*1)", ROUTE_POLICY_WEIGHTED,
+		     "io:0x90=group(weighted:a*3,b)", 2, ab31);
+	static const char *const ab[] = {"a", "b"};
+	accept_group("mmio:0xd0000000+0x1000=group(sticky:a,b)", ROUTE_POLICY_STICKY,
+		     "mmio:0xd0000000-0xd0000fff=group(sticky:a,b)", 2, ab);
+	accept_group("io:0x90=Group(ROUND-ROBIN:a,b);posted", ROUTE_POLICY_ROUND_ROBIN,
+		     "io:0x90=group(round-robin:a,b);posted", 2, ab);
+	static const char *const one[] = {"main"};
+	accept_group("type:hlt=group(sticky:main)", ROUTE_POLICY_STICKY,
+		     "type:hlt=group(sticky:main)", 1, one);
+	static const char *const wx[] = {"a*1000", "b*0x10", "c*007"};
+	accept_group("io:1=group(weighted:a*1000,b*0x10,c*007)", ROUTE_POLICY_WEIGHTED,
+		     "io:0x1=group(weighted:a*1000,b*16,c*7)", 3, wx);
+	/* 16 members, the most */
+	static const char *const m16[] = {"v1", "v2",  "v3",  "v4",  "v5",  "v6",  "v7",  "v8",
+					  "v9", "v10", "v11", "v12", "v13", "v14", "v15", "v16"};
+	accept_group("io:1=group(round-robin:v1,v2,v3,v4,v5,v6,v7,v8,v9,v10,v11,v12,v13,v14,v15,"
+		     "v16)",
+		     ROUTE_POLICY_ROUND_ROBIN,
+		     "io:0x1=group(round-robin:v1,v2,v3,v4,v5,v6,v7,v8,v9,v10,v11,v12,v13,v14,"
+		     "v15,v16)",
+		     16, m16);
+	/* options that name VMMs: never a member, never a group */
+	accept_group("io:1=group(least-loaded:a,b);fallback=c;from=d", ROUTE_POLICY_LEAST_LOADED,
+		     "io:0x1=group(least-loaded:a,b);fallback=c;from=d", 2, ab);
+
+	refuse_exact("io:1=group(least-loaded:a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q)",
+		     "route 'io:1=group(least-loaded:a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q)': a group "
+		     "has at most 16 members");
+	refuse_exact("io:1=group(fastest:a,b)",
+		     "route 'io:1=group(fastest:a,b)': unknown group policy 'fastest' "
+		     "(least-loaded, round-robin, weighted, sticky)");
+	refuse_exact("io:1=group(least-loaded:a,b,a)",
+		     "route 'io:1=group(least-loaded:a,b,a)': 'a' is a member of the group twice");
+	refuse("io:1=group(a,b)", "the group has no ':' after its policy");
+	refuse("io:1=group(least-loaded:a,b", "the group has no closing ')'");
+	refuse("io:1=group(", "the group has no closing ')'");
+	refuse("io:1=group()", "the group has no ':' after its policy");
+	refuse("io:1=group(least-loaded:a,b)c", "unexpected 'c' after the group's ')'");
+	refuse("io:1=group(least-loaded:a,b))", "invalid group member name 'b)'");
+	refuse("io:1=group(least-loaded:)", "member 1 of the group is missing");
+	refuse("io:1=group(least-loaded:a,,b)", "member 2 of the group is missing");
+	refuse("io:1=group(least-loaded:a,)", "member 2 of the group is missing");
+	refuse("io:1=group(:a)", "unknown group policy ''");
+	refuse("io:1=group(least-loaded:A)", "invalid group member name 'A'");
+	refuse("io:1=group(least-loaded:group(sticky:a))", "invalid group member name");
+	refuse_exact("io:1=group(least-loaded:a*2,b)",
+		     "route 'io:1=group(least-loaded:a*2,b)': member 'a*2' has a weight, but only "
+		     "the weighted policy takes weights");
+	refuse("io:1=group(sticky:a,b*1)", "member 'b*1' has a weight, but only the weighted");
+	refuse_exact("io:1=group(weighted:a*0,b)",
+		     "route 'io:1=group(weighted:a*0,b)': weight "
+		     "'0' of member 'a' is not a number from 1 to 1000");
+	refuse("io:1=group(weighted:a*1001)", "weight '1001' of member 'a' is not a number");
+	refuse("io:1=group(weighted:a*)", "weight '' of member 'a' is not a number");
+	refuse("io:1=group(weighted:a*x)", "weight 'x' of member 'a' is not a number");
+	refuse("io:1=group(weighted:a*-1)", "weight '-1' of member 'a' is not a number");
+	refuse("io:1=group(weighted:a*99999999999999999999)", "weight '99999999999999999999'");
+	refuse("io:1=group(weighted:*3)", "group member name is missing");
+	refuse_exact(
+	    "io:1=group(least-loaded:a,b);fallback=b",
+	    "route 'io:1=group(least-loaded:a,b);fallback=b': the fallback 'b' is a member "
+	    "of the route's group");
+	refuse_exact(
+	    "io:1=a;fallback=group(least-loaded:b,c)",
+	    "route 'io:1=a;fallback=group(least-loaded:b,c)': a group cannot be a fallback");
+	refuse("io:1=group(round-robin:a,b);from=a", "from= names a member of the route's group");
+	refuse("io:1=a;from=group(round-robin:b,c)", "a group cannot be a source (from=)");
+
+	/* the canonical text must fit: here it is 4 characters longer than the
+	 * spec of 254 (keys written 0x1-0x2), 258 */
+	char spec[ROUTE_SPEC_TEXT_MAX];
+	size_t len = (size_t)snprintf(spec, sizeof(spec), "mmio:1-2=group(round-robin:");
+	for (int i = 0; i < 10; i++) {
+		size_t nl = i < 9 ? 22 : 19;
+		len += (size_t)snprintf(spec + len, sizeof(spec) - len, "%sm%d", i ? "," : "", i);
+		while (nl-- > 2)
+			spec[len++] = 'x';
+	}
+	snprintf(spec + len, sizeof(spec) - len, ")");
+	assert_int_equal(strlen(spec), 254);
+	refuse(spec, "is longer than 255 characters");
+
+	assert_string_equal(route_policy_name(ROUTE_POLICY_LEAST_LOADED), "least-loaded");
+	assert_string_equal(route_policy_name(ROUTE_POLICY_ROUND_ROBIN), "round-robin");
+	assert_string_equal(route_policy_name(ROUTE_POLICY_WEIGHTED), "weighted");
+	assert_string_equal(route_policy_name(ROUTE_POLICY_STICKY), "sticky");
+	assert_null(route_policy_name(ROUTE_POLICY__COUNT));
+	assert_int_equal(route_policy_parse("Sticky"), ROUTE_POLICY_STICKY);
+	assert_int_equal(route_policy_parse("least-loaded"), ROUTE_POLICY_LEAST_LOADED);
+	assert_int_equal(route_policy_parse("least"), -1);
+	assert_int_equal(route_policy_parse(NULL), -1);
 }
 
 static void test_names(void **state)
@@ -391,7 +526,7 @@ int main(void)
 	    cmocka_unit_test(test_msr),		cmocka_unit_test(test_hypercall_exception),
 	    cmocka_unit_test(test_named_kinds), cmocka_unit_test(test_structure),
 	    cmocka_unit_test(test_options),	cmocka_unit_test(test_round_trip),
-	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_names),	cmocka_unit_test(test_groups),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

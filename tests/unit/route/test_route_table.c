@@ -1,8 +1,9 @@
 /*
  * Unit tests of the routing table: implicit and type: routes, overlap
  * detection in every key space, unknown VMMs, lookups at the boundaries of
- * ports, MMIO and MSR ranges, event lookups, the MSR filter ranges and the
- * dump.
+ * ports, MMIO and MSR ranges, event lookups, the MSR filter ranges, groups
+ * (members, weights, the smooth weighted round-robin sequence, errors) and
+ * the dump.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -673,9 +674,13 @@ static void test_msr_ranges(void **state)
 static void test_dump(void **state)
 {
 	(void)state;
-	const char *specs[] = {"msr:0x10=mon",		 "io:0x3f8-0x3ff=uart;posted;fallback=main",
-			       "type:hlt=x;timeout=5ms", "io:0x80=v9",
-			       "hypercall:2=console",	 "mmio:0x1000=blk"};
+	const char *specs[] = {"msr:0x10=mon",
+			       "io:0x3f8-0x3ff=uart;posted;fallback=main",
+			       "type:hlt=x;timeout=5ms",
+			       "io:0x80=v9",
+			       "hypercall:2=console",
+			       "mmio:0x1000=blk",
+			       "io:0x90=group(weighted:uart*2,v9,mon);fallback=main"};
 	struct route_table *t = build_ok(specs, N(specs));
 	char *buf = NULL;
 	size_t len = 0;
@@ -711,6 +716,13 @@ static void test_dump(void **state)
 	eol = strchr(line, '\n');
 	snprintf(l, sizeof(l), "%.*s", (int)(eol - line), line);
 	assert_non_null(strstr(l, "#9")); /* unknown name: the id */
+	/* a group: its members' names (or ids) */
+	line = strstr(buf, "io:0x90=group(weighted:uart*2,v9,mon);fallback=main");
+	assert_non_null(line);
+	eol = strchr(line, '\n');
+	snprintf(l, sizeof(l), "%.*s", (int)(eol - line), line);
+	assert_non_null(strstr(l, " uart,#9,mon "));
+	assert_non_null(strstr(l, "fallback=main"));
 	line = strstr(buf, "type:shutdown=main");
 	eol = strchr(line, '\n');
 	snprintf(l, sizeof(l), "%.*s", (int)(eol - line), line);
@@ -721,6 +733,230 @@ static void test_dump(void **state)
 	assert_non_null(strstr(l, "timeout=5ms"));
 	assert_null(strstr(l, "default"));
 	free(buf);
+	route_table_free(t);
+}
+
+/* Compiled groups: member ids and weights in order, the route's VMM
+ * VMM_ID_GROUP, the group on type and sourced routes too. */
+static void test_groups(void **state)
+{
+	(void)state;
+	const char *specs[] = {
+	    "io:0x90=group(least-loaded:uart,mon,blk)", "io:0x91=group(weighted:x*5,y*1,v9*1)",
+	    "mmio:0xd0000000+0x1000=group(sticky:mon,uart);fallback=main",
+	    "type:hlt=group(round-robin:x,y)", "type:irq=group(round-robin:mon,blk);from=uart"};
+	struct route_table *t = build_ok(specs, N(specs));
+	const struct route *r = &t->routes[t->port[0x90]];
+	assert_int_equal(r->vmm, VMM_ID_GROUP);
+	assert_non_null(r->group);
+	assert_int_equal(r->group->policy, ROUTE_POLICY_LEAST_LOADED);
+	assert_int_equal(r->group->n, 3);
+	assert_int_equal(r->group->member[0], 1);
+	assert_int_equal(r->group->member[1], 2);
+	assert_int_equal(r->group->member[2], 3);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(r->group->weight[i], 1);
+	assert_null(r->group->seq);
+	assert_true(r->group->next == 0);
+	assert_int_equal((uintptr_t)&r->group->next % 64, 0); /* its own cache line */
+	assert_string_equal(r->spec.text, "io:0x90=group(least-loaded:uart,mon,blk)");
+
+	r = &t->routes[t->port[0x91]];
+	assert_int_equal(r->group->policy, ROUTE_POLICY_WEIGHTED);
+	assert_int_equal(r->group->member[2], 9);
+	assert_int_equal(r->group->weight[0], 5);
+	/* nginx's example: weights 5, 1, 1 give a a b a c a a */
+	static const uint8_t swrr511[] = {0, 0, 1, 0, 2, 0, 0};
+	assert_int_equal(r->group->nseq, 7);
+	assert_memory_equal(r->group->seq, swrr511, 7);
+
+	r = &t->routes[route_lookup_mmio(t, 0xd0000800)];
+	assert_int_equal(r->vmm, VMM_ID_GROUP);
+	assert_int_equal(r->group->policy, ROUTE_POLICY_STICKY);
+	assert_int_equal(r->fallback, VMM_ID_MAIN);
+
+	r = &t->routes[t->type_route[VMMUX_EV_HLT]];
+	assert_int_equal(t->type_default[VMMUX_EV_HLT], VMM_ID_GROUP);
+	assert_int_equal(r->group->policy, ROUTE_POLICY_ROUND_ROBIN);
+	assert_int_equal(r->group->member[0], 6);
+	assert_int_equal(r->group->member[1], 7);
+
+	assert_int_equal(t->nsourced, 1);
+	r = &t->routes[t->sourced[0]];
+	assert_int_equal(r->vmm, VMM_ID_GROUP);
+	assert_int_equal(r->from, 1);
+	assert_int_equal(r->group->member[1], 3);
+
+	/* single-VMM routes have no group */
+	assert_null(t->routes[t->type_route[VMMUX_EV_IO]].group);
+	route_table_free(t);
+
+	/* errors name the member at fault; nothing leaks (ASan) */
+	const char *a[] = {"io:0x90=group(least-loaded:uart,nosuch,mon)"};
+	build_fails(a, 1,
+		    "route 'io:0x90=group(least-loaded:uart,nosuch,mon)': no VMM named 'nosuch' "
+		    "(a member of its group)");
+	const char *b[] = {"io:0x90=group(round-robin:uart,v1)"};
+	build_fails(b, 1,
+		    "route 'io:0x90=group(round-robin:uart,v1)': members 'uart' and 'v1' of its "
+		    "group are the same VMM");
+	const char *c[] = {"io:0x90=group(round-robin:uart,mon);fallback=v2"};
+	build_fails(c, 1,
+		    "route 'io:0x90=group(round-robin:uart,mon);fallback=v2': its fallback 'v2' "
+		    "is a member of its group");
+	const char *d[] = {"type:irq=group(round-robin:uart,mon);from=v1"};
+	build_fails(d, 1,
+		    "route 'type:irq=group(round-robin:uart,mon);from=v1': its source 'v1' is a "
+		    "member of its group");
+	const char *f[] = {"io:0x90=group(weighted:uart*2,v64)"};
+	build_fails(f, 1,
+		    "route 'io:0x90=group(weighted:uart*2,v64)': VMM 'v64' has id 64, beyond the "
+		    "limit 63");
+	/* a group route overlaps like any other */
+	const char *g[] = {"io:0x90-0x9f=group(sticky:uart,mon)", "io:0x98=blk"};
+	build_fails(g, 2,
+		    "route 'io:0x98=blk' overlaps route 'io:0x90-0x9f=group(sticky:uart,mon)' at "
+		    "port 0x98");
+	/* a failure after a group was compiled frees it */
+	const char *h[] = {"io:0x90=group(weighted:uart*7,mon*3)",
+			   "io:0x91=group(weighted:uart*7,mon*3);fallback=nosuch"};
+	build_fails(h, 2,
+		    "route 'io:0x91=group(weighted:uart*7,mon*3);fallback=nosuch': no VMM named "
+		    "'nosuch' (its fallback)");
+}
+
+/* The smooth weighted round-robin sequence and its period. */
+static void test_swrr(void **state)
+{
+	(void)state;
+	uint8_t seq[16 * 1000];
+	/* 3, 1: the current weights go (3,1) a (-1,1) (2,2) a (-2,2) (1,3) b
+	 * (1,-1) (4,0) a (0,0) */
+	static const uint16_t w31[] = {3, 1};
+	static const uint8_t s31[] = {0, 0, 1, 0};
+	assert_int_equal(route_group_swrr(w31, 2, seq), 4);
+	assert_memory_equal(seq, s31, 4);
+	/* dividing by the gcd changes nothing */
+	static const uint16_t w300[] = {300, 100};
+	assert_int_equal(route_group_period(w300, 2), 4);
+	assert_int_equal(route_group_swrr(w300, 2, seq), 4);
+	assert_memory_equal(seq, s31, 4);
+	/* equal weights: plain round-robin */
+	static const uint16_t w111[] = {7, 7, 7};
+	static const uint8_t s111[] = {0, 1, 2};
+	assert_int_equal(route_group_swrr(w111, 3, seq), 3);
+	assert_memory_equal(seq, s111, 3);
+	/* 1, 2, 3: c b a c b c (current weights by hand) */
+	static const uint16_t w123[] = {1, 2, 3};
+	static const uint8_t s123[] = {2, 1, 0, 2, 1, 2};
+	assert_int_equal(route_group_swrr(w123, 3, seq), 6);
+	assert_memory_equal(seq, s123, 6);
+
+	/* every member gets exactly its reduced weight per period, and on any
+	 * prefix stays within two turns of its share (smooth: for these weights
+	 * the largest gap is 1.08 turns; plain weighted round-robin would give
+	 * member 0 its 1000 turns in a row, hundreds ahead) */
+	static const uint16_t wm[] = {1000, 999, 1,  500, 3, 250, 17, 1000,
+				      2,    64,	 77, 5,	  9, 999, 1,  333};
+	uint32_t period = route_group_period(wm, 16);
+	uint32_t sum = 0;
+	for (unsigned i = 0; i < 16; i++)
+		sum += wm[i];
+	assert_int_equal(period, sum); /* gcd 1 */
+	assert_int_equal(route_group_swrr(wm, 16, seq), period);
+	uint32_t count[16] = {0};
+	for (uint32_t k = 0; k < period; k++) {
+		assert_true(seq[k] < 16);
+		count[seq[k]]++;
+		for (unsigned i = 0; i < 16; i++) {
+			/* share of i after k+1 turns: (k+1) * w / sum */
+			int64_t dev = (int64_t)count[i] * sum - (int64_t)(k + 1) * wm[i];
+			if (dev <= -2 * (int64_t)sum || dev >= 2 * (int64_t)sum)
+				fail_msg("member %u: %u turns after %u, share %.2f", i, count[i],
+					 k + 1, (double)(k + 1) * wm[i] / sum);
+		}
+	}
+	for (unsigned i = 0; i < 16; i++)
+		assert_int_equal(count[i], wm[i]);
+	static const uint16_t w16[] = {1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000,
+				       1000, 1000, 1000, 1000, 1000, 1000, 1000, 999};
+	assert_int_equal(route_group_period(w16, 16), 15999);
+
+	/* refused inputs */
+	static const uint16_t w0[] = {3, 0};
+	assert_int_equal(route_group_period(w0, 2), 0);
+	assert_int_equal(route_group_swrr(w0, 2, seq), 0);
+	assert_int_equal(route_group_period(w31, 0), 0);
+	assert_int_equal(route_group_period(wm, 17), 0);
+	assert_int_equal(route_group_period(NULL, 2), 0);
+	assert_int_equal(route_group_swrr(w31, 2, NULL), 0);
+}
+
+/* Groups in specs built by hand are checked like parsed ones. */
+static void test_hand_built_groups(void **state)
+{
+	(void)state;
+	struct errbuf e;
+	struct route_spec s;
+	memset(&s, 0, sizeof(s));
+	s.kind = ROUTE_IO;
+	s.lo = s.hi = 0x90;
+	s.group.policy = ROUTE_POLICY_WEIGHTED;
+	s.group.n = 2;
+	strcpy(s.group.member[0], "mon");
+	strcpy(s.group.member[1], "uart");
+	s.group.weight[0] = 2;
+	s.group.weight[1] = 1;
+	/* no vmm field: the first member's name is taken */
+	struct route_table *t = route_table_build(&s, 1, resolve, NULL, &e);
+	if (t == NULL)
+		fail_msg("%s", e.msg);
+	const struct route *r = &t->routes[t->port[0x90]];
+	assert_string_equal(r->spec.text, "io:0x90=group(weighted:mon*2,uart)");
+	assert_string_equal(r->spec.vmm, "mon");
+	assert_int_equal(r->group->nseq, 3);
+	route_table_free(t);
+
+	s.group.weight[1] = 0;
+	assert_null(route_table_build(&s, 1, resolve, NULL, &e));
+	assert_string_equal(e.msg,
+			    "route of kind io: group member 'uart' has weight 0 (1 to 1000)");
+	s.group.weight[1] = 1001;
+	assert_null(route_table_build(&s, 1, resolve, NULL, &e));
+	assert_string_equal(e.msg,
+			    "route of kind io: group member 'uart' has weight 1001 (1 to 1000)");
+	s.group.weight[1] = 1;
+	s.group.policy = ROUTE_POLICY_STICKY;
+	assert_null(route_table_build(&s, 1, resolve, NULL, &e));
+	assert_string_equal(e.msg,
+			    "route of kind io: group member 'mon' has a weight, but only the "
+			    "weighted policy takes weights");
+	s.group.weight[0] = 1;
+	s.group.policy = (enum route_policy)7;
+	assert_null(route_table_build(&s, 1, resolve, NULL, &e));
+	assert_string_equal(e.msg, "route of kind io: a group of unknown policy 7");
+	s.group.policy = ROUTE_POLICY_STICKY;
+	s.group.n = 17;
+	assert_null(route_table_build(&s, 1, resolve, NULL, &e));
+	assert_string_equal(e.msg, "route of kind io: a group of 17 members (at most 16)");
+	s.group.n = 2;
+	strcpy(s.group.member[1], "mon");
+	assert_null(route_table_build(&s, 1, resolve, NULL, &e));
+	assert_string_equal(e.msg, "route of kind io: 'mon' is a member of its group twice");
+	memset(s.group.member[1], 'a', sizeof(s.group.member[1])); /* not terminated */
+	assert_null(route_table_build(&s, 1, resolve, NULL, &e));
+	assert_string_equal(e.msg, "route of kind io: invalid name of group member 2");
+	/* n == 0: a single VMM; stale group fields are cleared */
+	s.group.n = 0;
+	strcpy(s.vmm, "blk");
+	t = route_table_build(&s, 1, resolve, NULL, &e);
+	assert_non_null(t);
+	r = &t->routes[t->port[0x90]];
+	assert_null(r->group);
+	assert_int_equal(r->vmm, 3);
+	assert_string_equal(r->spec.text, "io:0x90=blk");
+	assert_int_equal(r->spec.group.policy, 0);
+	assert_int_equal(r->spec.group.member[1][0], '\0');
 	route_table_free(t);
 }
 
@@ -741,6 +977,9 @@ int main(void)
 	    cmocka_unit_test(test_event_lookup),
 	    cmocka_unit_test(test_msr_ranges),
 	    cmocka_unit_test(test_dump),
+	    cmocka_unit_test(test_groups),
+	    cmocka_unit_test(test_swrr),
+	    cmocka_unit_test(test_hand_built_groups),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

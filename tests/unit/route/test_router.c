@@ -334,6 +334,61 @@ static void test_sourced_routes(void **state)
 	assert_int_equal(router_resolve(c, &ev).vmm, MON);
 }
 
+/* A group route leaves the VMM to the group's policy (VMM_ID_GROUP) and
+ * tells it which member an event handed on must not return to. */
+static void test_group_routes(void **state)
+{
+	(void)state;
+	const char *specs[] = {"io:0x90-0x91=group(least-loaded:uart,mon,x)",
+			       "type:irq=group(sticky:mon,x)",
+			       "platform:reset=group(sticky:x,y);from=uart"};
+	struct route_table *t = build(specs, N(specs));
+	assert_non_null(t);
+	router_init(t);
+	const struct route_table *c = router_current();
+
+	/* from a vCPU: nothing excluded */
+	struct vmmux_event io = io_ev(0x90, 4, true, false);
+	io.src_kind = VMMUX_SRC_VCPU;
+	struct route_target rt = router_resolve(c, &io);
+	assert_int_equal(rt.vmm, VMM_ID_GROUP);
+	assert_int_equal(rt.exclude, VMM_ID_NONE);
+	assert_non_null(rt.r->group);
+	assert_string_equal(rt.r->spec.text, "io:0x90-0x91=group(least-loaded:uart,mon,x)");
+	assert_int_equal(io.flags & VMMUX_EVF_UNROUTED, 0);
+
+	/* handed on by a member: that member is excluded, not the whole route */
+	io = io_ev(0x91, 1, false, false);
+	io.src_kind = VMMUX_SRC_VMM;
+	io.src_id = MON;
+	rt = router_resolve(c, &io);
+	assert_int_equal(rt.vmm, VMM_ID_GROUP);
+	assert_int_equal(rt.exclude, MON);
+	assert_int_equal(io.flags & VMMUX_EVF_UNROUTED, 0);
+
+	/* an interrupt request is not a device event: nothing excluded */
+	struct vmmux_event irq = {
+	    .type = VMMUX_EV_IRQ, .key = 4, .src_kind = VMMUX_SRC_VMM, .src_id = MON};
+	rt = router_resolve(c, &irq);
+	assert_int_equal(rt.vmm, VMM_ID_GROUP);
+	assert_int_equal(rt.exclude, VMM_ID_NONE);
+	assert_int_equal(rt.r->group->policy, ROUTE_POLICY_STICKY);
+
+	/* a sourced group route */
+	struct vmmux_event ev = {.type = VMMUX_EV_PLATFORM,
+				 .key = VMMUX_PLAT_RESET,
+				 .src_kind = VMMUX_SRC_VMM,
+				 .src_id = UART};
+	rt = router_resolve(c, &ev);
+	assert_int_equal(rt.vmm, VMM_ID_GROUP);
+	assert_int_equal(rt.exclude, VMM_ID_NONE);
+	assert_int_equal(rt.r->group->member[1], Y);
+	ev.src_id = CONSOLE;
+	rt = router_resolve(c, &ev);
+	assert_int_equal(rt.vmm, VMM_ID_MAIN);
+	assert_null(rt.r->group);
+}
+
 static void test_type_route_defaults(void **state)
 {
 	(void)state;
@@ -598,6 +653,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_keyed_and_defaults, teardown),
 	    cmocka_unit_test_teardown(test_type_route_defaults, teardown),
 	    cmocka_unit_test_teardown(test_sourced_routes, teardown),
+	    cmocka_unit_test_teardown(test_group_routes, teardown),
 	    cmocka_unit_test_teardown(test_publish, teardown),
 	    cmocka_unit_test_teardown(test_concurrent_readers, teardown),
 	    cmocka_unit_test_teardown(test_concurrent_writers, teardown),
