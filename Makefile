@@ -5,6 +5,9 @@
 #                run every test
 #   make build   build only (build/)
 #   make format  clang-format the sources in place
+#   make bench   install what is missing, build, run the benchmarks and write
+#                bench/RESULTS.md (ROUNDS=N rounds, default 5; QUICK=1 for a
+#                shorter run)
 #
 # Debian packages are installed with apt-get when missing (run as root on a
 # fresh Debian 12 machine). Set VMMUX_NO_APT=1 to skip that step.
@@ -19,7 +22,7 @@ DEB_BUILD := gcc libc6-dev binutils make meson ninja-build pkg-config \
 	libjansson-dev liburcu-dev libseccomp-dev libcmocka-dev python3
 DEB_CHECK := $(DEB_BUILD) qemu-system-x86 iproute2
 
-.PHONY: all build build-asan demo check unit deps deps-check format clean
+.PHONY: all build build-asan demo check unit deps deps-check format clean bench
 
 all: build
 
@@ -49,6 +52,14 @@ demo: build
 check: deps-check
 	$(MAKE) --no-print-directory build build-asan
 	./scripts/check.sh $(BUILD) $(BUILD_ASAN)
+
+# Benchmarks (bench/README.md): the programs under bench/, assembled into
+# bench/RESULTS.md by bench/run.py; QEMU is one of the comparisons.
+ROUNDS ?= $(if $(QUICK),3,5)
+QUICK  ?=
+bench: deps-check
+	$(MAKE) --no-print-directory build
+	python3 bench/run.py --build $(BUILD) --rounds $(ROUNDS) $(if $(QUICK),--quick)
 
 unit: build
 	$(MESON) test -C $(BUILD) --suite unit --print-errorlogs

@@ -35,17 +35,17 @@ extern "C" {
 
 /* The type of a privileged event. The order is part of the ABI. */
 enum vmmux_event_type {
-	VMMUX_EV_IO = 0,   /* port I/O; key = port, size, count, flags WRITE */
-	VMMUX_EV_MMIO,     /* MMIO; key = guest-physical address, size */
-	VMMUX_EV_MSR,      /* RDMSR/WRMSR; key = MSR index, size = 8 */
-	VMMUX_EV_HLT,      /* HLT with no in-kernel irqchip; key = 0 */
+	VMMUX_EV_IO = 0,    /* port I/O; key = port, size, count, flags WRITE */
+	VMMUX_EV_MMIO,	    /* MMIO; key = guest-physical address, size */
+	VMMUX_EV_MSR,	    /* RDMSR/WRMSR; key = MSR index, size = 8 */
+	VMMUX_EV_HLT,	    /* HLT with no in-kernel irqchip; key = 0 */
 	VMMUX_EV_HYPERCALL, /* 32-bit OUT to 0x500+nr; key = nr, value = arg GPA */
 	VMMUX_EV_EXCEPTION, /* key = vector; value = RIP; aux = error code/DR6 */
-	VMMUX_EV_SHUTDOWN, /* triple fault; key = 0 */
-	VMMUX_EV_PLATFORM, /* key = enum vmmux_platform_code; value = detail */
-	VMMUX_EV_IRQ,      /* interrupt request; key = IRQ line; value = level */
-	VMMUX_EV_REQUEST,  /* a VMM asks for a privileged operation; key = kind */
-	VMMUX_EV_FAULT,    /* a VMM failed; key = its id, value = vmmux_fault_reason */
+	VMMUX_EV_SHUTDOWN,  /* triple fault; key = 0 */
+	VMMUX_EV_PLATFORM,  /* key = enum vmmux_platform_code; value = detail */
+	VMMUX_EV_IRQ,	    /* interrupt request; key = IRQ line; value = level */
+	VMMUX_EV_REQUEST,   /* a VMM asks for a privileged operation; key = kind */
+	VMMUX_EV_FAULT,	    /* a VMM failed; key = its id, value = vmmux_fault_reason */
 	VMMUX_EV__COUNT
 };
 
@@ -58,12 +58,21 @@ enum vmmux_event_type {
 	}
 
 /* Event flags. */
-#define VMMUX_EVF_WRITE	     0x0001u /* OUT, MMIO write, WRMSR, IRQ assert */
-#define VMMUX_EVF_STRING     0x0002u /* INS/OUTS: data holds count*size bytes */
-#define VMMUX_EVF_HOSTDEBUG  0x0004u /* exception caught by KVM guest debug */
+#define VMMUX_EVF_WRITE		 0x0001u /* OUT, MMIO write, WRMSR, IRQ assert */
+#define VMMUX_EVF_STRING	 0x0002u /* INS/OUTS: data holds count*size bytes */
+#define VMMUX_EVF_HOSTDEBUG	 0x0004u /* exception caught by KVM guest debug */
 #define VMMUX_EVF_GUEST_REPORTED 0x0008u /* exception reported by the guest */
-#define VMMUX_EVF_UNKNOWN_MSR 0x0010u /* MSR that KVM does not know */
-#define VMMUX_EVF_UNROUTED   0x0020u /* no route names it: built-in type default */
+#define VMMUX_EVF_UNKNOWN_MSR	 0x0010u /* MSR that KVM does not know */
+#define VMMUX_EVF_UNROUTED	 0x0020u /* no route names it: built-in type default */
+/* Writes KVM delivered without an exit (routes compiled into KVM; the vCPU
+ * is not known: VMMUX_NO_VCPU): */
+#define VMMUX_EVF_DOORBELL                                                                         \
+	0x0040u /* a doorbell ring (one eventfd count); value:                                     \
+		 * the route's doorbell=VALUE, else 0, never                                       \
+		 * the written value */
+#define VMMUX_EVF_COALESCED                                                                        \
+	0x0080u /* from KVM's coalesced ring: value, size and                                      \
+		 * order are the guest's */
 
 /* Platform event codes (key of VMMUX_EV_PLATFORM). */
 enum vmmux_platform_code {
@@ -74,19 +83,25 @@ enum vmmux_platform_code {
 	VMMUX_PLAT_WATCHDOG,
 	VMMUX_PLAT__COUNT
 };
-#define VMMUX_PLAT_NAMES {"smi", "reset", "poweroff", "powerbtn", "watchdog"}
+#define VMMUX_PLAT_NAMES                                                                           \
+	{                                                                                          \
+		"smi", "reset", "poweroff", "powerbtn", "watchdog"                                 \
+	}
 
 /* Request kinds (key of VMMUX_EV_REQUEST). */
 enum vmmux_request_kind {
 	VMMUX_REQ_EXIT = 0, /* end the run; value = vmmux's exit status 0-255 */
 	VMMUX_REQ__COUNT
 };
-#define VMMUX_REQ_NAMES {"exit"}
+#define VMMUX_REQ_NAMES                                                                            \
+	{                                                                                          \
+		"exit"                                                                             \
+	}
 
 /* Why a VMM failed (value of VMMUX_EV_FAULT; aux: its exit status or the
  * signal that killed it). */
 enum vmmux_fault_reason {
-	VMMUX_FAULT_CRASH = 1,    /* the process died */
+	VMMUX_FAULT_CRASH = 1,	  /* the process died */
 	VMMUX_FAULT_TIMEOUT = 2,  /* it did not answer in time: killed */
 	VMMUX_FAULT_PROTOCOL = 3, /* a malformed reply or a raise not granted: killed */
 };
@@ -98,8 +113,8 @@ enum vmmux_fault_reason {
 /* Where an event comes from. */
 enum vmmux_source_kind {
 	VMMUX_SRC_VCPU = 0, /* a vCPU of the guest (src_id = vCPU index) */
-	VMMUX_SRC_VMM,      /* a VMM raised it (src_id = VMM id) */
-	VMMUX_SRC_HOST,     /* vmmux itself: a timer, the control API */
+	VMMUX_SRC_VMM,	    /* a VMM raised it (src_id = VMM id) */
+	VMMUX_SRC_HOST,	    /* vmmux itself: a timer, the control API */
 };
 
 #define VMMUX_NO_VCPU 0xffffu
@@ -113,31 +128,34 @@ enum vmmux_source_kind {
  * must not keep data after it returns.
  */
 struct vmmux_event {
-	uint16_t type;     /* enum vmmux_event_type */
-	uint16_t flags;    /* VMMUX_EVF_* */
-	uint8_t size;      /* access width in bytes (1, 2, 4, 8), or 0 */
-	uint8_t src_kind;  /* enum vmmux_source_kind */
-	uint16_t src_id;   /* vCPU index or VMM id, by src_kind */
-	uint32_t count;    /* string I/O repetitions, 1 otherwise */
-	uint16_t vcpu;     /* vCPU on whose behalf, or VMMUX_NO_VCPU */
+	uint16_t type;	  /* enum vmmux_event_type */
+	uint16_t flags;	  /* VMMUX_EVF_* */
+	uint8_t size;	  /* access width in bytes (1, 2, 4, 8), or 0 */
+	uint8_t src_kind; /* enum vmmux_source_kind */
+	uint16_t src_id;  /* vCPU index or VMM id, by src_kind */
+	uint32_t count;	  /* string I/O repetitions, 1 otherwise */
+	uint16_t vcpu;	  /* vCPU on whose behalf, or VMMUX_NO_VCPU */
 	uint16_t reserved;
-	uint64_t key;      /* port, GPA, MSR, nr, vector, code, line, kind */
-	uint64_t value;    /* write data, argument, RIP, level, status */
-	uint64_t aux;      /* exception error code or DR6; else 0 */
-	void *data;        /* string I/O data; NULL otherwise */
+	uint64_t key;	     /* port, GPA, MSR, nr, vector, code, line, kind */
+	uint64_t value;	     /* write data, argument, RIP, level, status */
+	uint64_t aux;	     /* exception error code or DR6; else 0 */
+	void *data;	     /* string I/O data; NULL otherwise */
 	uint64_t generation; /* the routing table generation that routed it */
 };
 
 /* What a handler asks the host to do with the event. */
 enum vmmux_action {
 	VMMUX_ACT_DONE = 0, /* handled; a read's result is in reply.value */
-	VMMUX_ACT_GP,       /* MSR access: inject #GP into the guest */
+	VMMUX_ACT_GP,	    /* MSR access: inject #GP into the guest */
 	VMMUX_ACT_REINJECT, /* host-debug exception: deliver it to the guest */
 	VMMUX_ACT_RESET,    /* shutdown: reset the VM instead of ending */
-	VMMUX_ACT_END,      /* shutdown/exception: end the run, guest crashed */
+	VMMUX_ACT_END,	    /* shutdown/exception: end the run, guest crashed */
 	VMMUX_ACT__COUNT
 };
-#define VMMUX_ACT_NAMES {"done", "gp", "reinject", "reset", "end"}
+#define VMMUX_ACT_NAMES                                                                            \
+	{                                                                                          \
+		"done", "gp", "reinject", "reset", "end"                                           \
+	}
 
 /* The reply of a handler. value is masked by the host to the access size. */
 struct vmmux_reply {
@@ -205,7 +223,7 @@ enum vmmux_log_level {
 	VMMUX_LOG_DEBUG,
 };
 VMMUX_API void vmmux_log(struct vmmux_ctx *ctx, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* ---------------------------------------------------------------------- */
 /* Roles                                                                    */
@@ -228,8 +246,7 @@ struct vmmux_role {
 	/* Release what init took. */
 	void (*fini)(struct vmmux_ctx *ctx);
 	/* Handle one event routed to this VMM; fill *rep (zeroed: DONE, 0). */
-	int (*handle)(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
-		      struct vmmux_reply *rep);
+	int (*handle)(struct vmmux_ctx *ctx, const struct vmmux_event *ev, struct vmmux_reply *rep);
 	/*
 	 * The input descriptor is readable. Read what fits; return the number
 	 * of bytes taken, 0 when the role has no room now (the host polls

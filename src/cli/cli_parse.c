@@ -42,6 +42,9 @@ enum {
 	OPT_WATCHDOG,
 	OPT_LOG_LEVEL,
 	OPT_API_SOCK,
+	OPT_INITRD,
+	OPT_MODULE,
+	OPT_FW_CFG,
 	OPT_HELP = 'h',
 };
 
@@ -72,6 +75,9 @@ static const struct option run_options[] = {
     {"watchdog", required_argument, NULL, OPT_WATCHDOG},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"initrd", required_argument, NULL, OPT_INITRD},
+    {"module", required_argument, NULL, OPT_MODULE},
+    {"fw-cfg", no_argument, NULL, OPT_FW_CFG},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -233,6 +239,13 @@ static int apply(struct vmmux_config *c, int opt, const char *arg, struct errbuf
 	case OPT_LOG_LEVEL:
 		if (config_parse_log_level(arg, &c->log_level, e))
 			return err_prefix(e, "--%s", name);
+		return 0;
+	case OPT_INITRD:
+		return config_set_initrd(c, "--initrd", arg, NULL, e);
+	case OPT_MODULE:
+		return config_add_module(c, "--module", arg, NULL, e);
+	case OPT_FW_CFG:
+		c->fw_cfg = true;
 		return 0;
 	default:
 		return 0; /* --config and --help: first pass */

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "stats/trace.h"
+#include "loader/modules.h"
 #include "util/log.h"
 #include "vm/guest_mem.h"
 #include "util/parse.h"
@@ -63,10 +64,13 @@ void config_vmm_clear(struct vmm_config *v)
 	memset(v, 0, sizeof(*v));
 }
 
+static void config_modules_free(struct vmmux_config *c);
+
 void config_free(struct vmmux_config *c)
 {
 	free(c->kernel);
 	free(c->append);
+	config_modules_free(c);
 	free(c->stats_json);
 	free(c->api_sock);
 	free(c->trace);
@@ -768,7 +772,7 @@ static int jpath_value(struct jctx *x, const char *path, const json_t *v, char *
 
 static int load_machine(struct jctx *x, json_t *m)
 {
-	static const char *const keys[] = {"mem", "cpus", "irqchip", "cpu_mode", NULL};
+	static const char *const keys[] = {"mem", "cpus", "irqchip", "cpu_mode", "fw_cfg", NULL};
 	struct vmmux_config *c = x->c;
 	json_t *v;
 	if (jobject(x, "machine", m) || jkeys(x, "machine", m, keys, "machine"))
@@ -808,6 +812,8 @@ static int load_machine(struct jctx *x, json_t *m)
 	if ((v = json_object_get(m, "irqchip")) != NULL &&
 	    jbool(x, "machine.irqchip", v, &c->irqchip))
 		return -1;
+	if ((v = json_object_get(m, "fw_cfg")) != NULL && jbool(x, "machine.fw_cfg", v, &c->fw_cfg))
+		return -1;
 	if ((v = json_object_get(m, "cpu_mode")) != NULL) {
 		const char *s;
 		if (jstring(x, "machine.cpu_mode", v, &s))
@@ -818,10 +824,12 @@ static int load_machine(struct jctx *x, json_t *m)
 	return 0;
 }
 
+static int load_guest_modules(struct jctx *x, json_t *g);
+
 static int load_guest(struct jctx *x, json_t *g)
 {
-	static const char *const keys[] = {"kernel", "format", "load_addr",
-					   "entry",  "append", NULL};
+	static const char *const keys[] = {"kernel", "format", "load_addr", "entry",
+					   "append", "initrd", "modules",   NULL};
 	struct vmmux_config *c = x->c;
 	json_t *v;
 	if (jobject(x, "guest", g) || jkeys(x, "guest", g, keys, "guest"))
@@ -859,6 +867,8 @@ static int load_guest(struct jctx *x, json_t *g)
 			return jerr(x, "guest.append", "out of memory");
 		set_owned(&c->append, d);
 	}
+	if (load_guest_modules(x, g))
+		return -1;
 	return 0;
 }
 
@@ -1498,9 +1508,14 @@ static int check_vmm_memory(struct vmmux_config *c, struct vmm_config *v, struct
 	return 0;
 }
 
+static int finish_fw_cfg(struct vmmux_config *c, struct errbuf *e);
+static int finish_modules(struct vmmux_config *c, struct errbuf *e);
+
 int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e)
 {
 	if (c->defaults && add_defaults(c, e))
+		return -1;
+	if (finish_fw_cfg(c, e) || finish_modules(c, e))
 		return -1;
 
 	if (!(flags & CONFIG_FINISH_NO_KERNEL) && c->kernel == NULL)
@@ -1587,4 +1602,190 @@ const char *config_vmm_name(void *arg, uint16_t id)
 	if (id == VMM_ID_NONE || id > c->nvmms)
 		return NULL;
 	return c->vmms[id - 1].name;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Multiboot modules and the fwcfg VMM                                      */
+/* ---------------------------------------------------------------------- */
+
+static void config_modules_free(struct vmmux_config *c)
+{
+	mb_modules_free(c->initrd, c->ninitrd);
+	mb_modules_free(c->modules, c->nmodules);
+	free(c->mb_modules);
+	c->initrd = c->modules = NULL;
+	c->ninitrd = c->nmodules = 0;
+	c->mb_modules = NULL;
+	c->load.modules = NULL;
+	c->load.nmodules = 0;
+}
+
+/* Module string S with its file part (before the first space) made
+ * relative to BASEDIR; malloc'd, NULL when out of memory. */
+static char *module_resolve(const char *basedir, const char *s)
+{
+	size_t n = strcspn(s, " ");
+	char *path = strndup(s, n);
+	if (path == NULL)
+		return NULL;
+	char *full = path_join(basedir, path);
+	free(path);
+	if (full == NULL)
+		return NULL;
+	char *out;
+	int r = asprintf(&out, "%s%s", full, s + n);
+	free(full);
+	return r < 0 ? NULL : out;
+}
+
+int config_set_initrd(struct vmmux_config *c, const char *opt, const char *s, const char *basedir,
+		      struct errbuf *e)
+{
+	char **mods;
+	size_t n;
+	if (mb_modules_split(opt, s, MB_MODULES_MAX, &mods, &n, e))
+		return -1;
+	for (size_t i = 0; basedir != NULL && i < n; i++) {
+		char *r = module_resolve(basedir, mods[i]);
+		if (r == NULL) {
+			mb_modules_free(mods, n);
+			return err_set(e, "%s: out of memory", opt);
+		}
+		free(mods[i]);
+		mods[i] = r;
+	}
+	mb_modules_free(c->initrd, c->ninitrd);
+	c->initrd = mods;
+	c->ninitrd = n;
+	return 0;
+}
+
+int config_add_module(struct vmmux_config *c, const char *opt, const char *s, const char *basedir,
+		      struct errbuf *e)
+{
+	if (mb_module_check(opt, s, e))
+		return -1;
+	if (c->nmodules >= MB_MODULES_MAX)
+		return err_set(e, "%s '%s': more than %u modules", opt, s, MB_MODULES_MAX);
+	char *d = basedir != NULL ? module_resolve(basedir, s) : strdup(s);
+	char **nm = d != NULL ? realloc(c->modules, (c->nmodules + 1) * sizeof(*nm)) : NULL;
+	if (nm == NULL) {
+		free(d);
+		return err_set(e, "%s: out of memory", opt);
+	}
+	c->modules = nm;
+	c->modules[c->nmodules++] = d;
+	return 0;
+}
+
+/* guest.initrd (a string in QEMU's syntax) and guest.modules (an array of
+ * module strings); file parts relative to the config file. */
+static int load_guest_modules(struct jctx *x, json_t *g)
+{
+	json_t *v;
+	const char *base = x->basedir != NULL ? x->basedir : "";
+	if ((v = json_object_get(g, "initrd")) != NULL) {
+		const char *s;
+		if (jstring(x, "guest.initrd", v, &s))
+			return -1;
+		if (config_set_initrd(x->c, "guest.initrd", s, base, x->e))
+			return err_prefix(x->e, "%s", x->name);
+	}
+	if ((v = json_object_get(g, "modules")) != NULL) {
+		if (!json_is_array(v))
+			return jtype_err(x, "guest.modules", v,
+					 "an array of module strings such as \"mod.bin arg=1\"");
+		size_t i;
+		json_t *m;
+		json_array_foreach(v, i, m)
+		{
+			char p[JPATH_MAX];
+			jpath_index(p, sizeof(p), "guest.modules", i);
+			if (!json_is_string(m))
+				return jtype_err(x, p, m,
+						 "a module string such as \"mod.bin arg=1\"");
+			if (config_add_module(x->c, p, json_string_value(m), base, x->e))
+				return err_prefix(x->e, "%s", x->name);
+		}
+	}
+	return 0;
+}
+
+/* Add the VMM arg KEY=VALUE to V unless V gives KEY already. */
+static int vmm_default_arg(struct vmm_config *v, const char *key, unsigned long long value,
+			   struct errbuf *e)
+{
+	for (size_t i = 0; i < v->nargs; i++)
+		if (strcmp(v->args[i].key, key) == 0)
+			return 0;
+	if (v->nargs >= VMM_ARGS_MAX)
+		return err_set(e, "VMM '%s': no room for the argument '%s' (at most %d)", v->name,
+			       key, VMM_ARGS_MAX);
+	char *k = strdup(key), *val = NULL;
+	if (k == NULL || asprintf(&val, "%llu", value) < 0) {
+		free(k);
+		return err_set(e, "out of memory");
+	}
+	v->args[v->nargs].key = k;
+	v->args[v->nargs].value = val;
+	v->nargs++;
+	return 0;
+}
+
+static int finish_fw_cfg(struct vmmux_config *c, struct errbuf *e)
+{
+	static const char route[] = "io:0x510-0x511=fwcfg";
+	if (c->fw_cfg && find_vmm(c, "fwcfg") < 0) {
+		struct vmm_config v;
+		memset(&v, 0, sizeof(v));
+		memcpy(v.name, "fwcfg", sizeof("fwcfg"));
+		memcpy(v.role, "fwcfg", sizeof("fwcfg"));
+		v.placement = VMM_IN_PROCESS;
+		if (config_add_vmm(c, &v, e))
+			return err_prefix(e, "--fw-cfg");
+	}
+	if (c->fw_cfg) {
+		struct route_spec spec;
+		if (route_spec_parse(route, &spec, e))
+			return err_prefix(e, "--fw-cfg");
+		bool taken = false;
+		for (size_t i = 0; i < c->nroutes && !taken; i++)
+			taken = specs_overlap(&spec, &c->routes[i]);
+		if (!taken && config_add_route(c, &spec, e))
+			return err_prefix(e, "--fw-cfg: route '%s'", route);
+	}
+	for (size_t i = 0; i < c->nvmms; i++) {
+		struct vmm_config *v = &c->vmms[i];
+		if (strcmp(v->role, "fwcfg") != 0)
+			continue;
+		if (vmm_default_arg(v, "cpus", c->cpus, e) ||
+		    vmm_default_arg(v, "max_cpus", c->cpus, e) ||
+		    vmm_default_arg(v, "ram", c->mem_bytes, e))
+			return -1;
+	}
+	return 0;
+}
+
+static int finish_modules(struct vmmux_config *c, struct errbuf *e)
+{
+	size_t n = c->ninitrd + c->nmodules;
+	if (n > MB_MODULES_MAX)
+		return err_set(e, "%zu multiboot modules (--initrd and --module): at most %u", n,
+			       MB_MODULES_MAX);
+	free(c->mb_modules);
+	c->mb_modules = NULL;
+	c->load.modules = NULL;
+	c->load.nmodules = 0;
+	if (n == 0)
+		return 0;
+	c->mb_modules = calloc(n, sizeof(*c->mb_modules));
+	if (c->mb_modules == NULL)
+		return err_set(e, "out of memory");
+	for (size_t i = 0; i < c->ninitrd; i++)
+		c->mb_modules[i] = c->initrd[i];
+	for (size_t i = 0; i < c->nmodules; i++)
+		c->mb_modules[c->ninitrd + i] = c->modules[i];
+	c->load.modules = c->mb_modules;
+	c->load.nmodules = n;
+	return 0;
 }

@@ -67,6 +67,15 @@ struct vmmux_config {
 	struct load_opts load; /* format, load_addr, entry, mode (cmdline unset) */
 	bool load_addr_set;    /* load.load_addr was given (raw images need it) */
 	char *append;       /* multiboot command-line text, or NULL */
+	/* Multiboot modules (loader/modules.h): the --initrd / guest.initrd list
+	 * (a later one replaces it), then the --module / guest.modules strings
+	 * (appended); config_finish joins them into load.modules (mb_modules). */
+	char **initrd;
+	size_t ninitrd;
+	char **modules;
+	size_t nmodules;
+	const char **mb_modules;
+	bool fw_cfg; /* --fw-cfg: the fwcfg VMM at io:0x510-0x511 (QEMU's fw_cfg) */
 	/* VMMs (the main VMM is implicit and not listed) */
 	size_t nvmms;
 	struct vmm_config vmms[CONFIG_VMMS_MAX];
@@ -143,6 +152,20 @@ void config_vmm_clear(struct vmm_config *v);
 int config_add_vmm(struct vmmux_config *c, const struct vmm_config *v, struct errbuf *e);
 int config_add_route(struct vmmux_config *c, const struct route_spec *r, struct errbuf *e);
 
+/*
+ * Multiboot modules. config_set_initrd replaces the --initrd list with the
+ * modules of S in QEMU's -initrd syntax ("FILE ARGS,FILE2", ",," a literal
+ * comma); config_add_module appends one module string S ("FILE[ ARGS]", no
+ * comma processing). The file part of each module is made relative to
+ * BASEDIR when BASEDIR is not NULL (a config file's directory). OPT names
+ * the option or field in messages. -1 with a message on a malformed value
+ * or past MB_MODULES_MAX modules in all.
+ */
+int config_set_initrd(struct vmmux_config *c, const char *opt, const char *s, const char *basedir,
+		      struct errbuf *e);
+int config_add_module(struct vmmux_config *c, const char *opt, const char *s, const char *basedir,
+		      struct errbuf *e);
+
 /* Append a hardware breakpoint; -1 past CONFIG_BREAKPOINTS_MAX. */
 int config_add_breakpoint(struct vmmux_config *c, uint64_t addr, struct errbuf *e);
 
@@ -178,6 +201,11 @@ int config_parse_log_level(const char *s, int *out, struct errbuf *e);
  * only be checked as a whole: a kernel is given, a type:hlt route is refused
  * with the irqchip on, a raw image has a load address, every breakpoint is
  * inside RAM, every route's VMM and fallback name "main" or a configured VMM.
+ * With fw_cfg, a VMM "fwcfg" of role fwcfg is added unless one by that name
+ * exists, with io:0x510-0x511=fwcfg unless a route overlaps those ports;
+ * every VMM of role fwcfg gets the args cpus, max_cpus and ram from the
+ * machine unless it gives them. The multiboot modules are joined into
+ * load.modules (at most MB_MODULES_MAX).
  * Finally the global log_level is set from c->log_level. Returns -1 with a
  * message. Calling it again adds nothing more.
  */

@@ -12,7 +12,9 @@
 
 #include "exit/classify.h"
 #include "route/router.h"
+#include "stats/stats.h"
 #include "util/log.h"
+#include "vm/ioregion.h"
 #include "vm/vm.h"
 #include "vmm/machine.h"
 #include "vmm/parallel.h"
@@ -145,6 +147,12 @@ void *vcpu_thread_main(void *arg)
 			fatal_exit(vm, index, msg);
 			break;
 		}
+
+		/* A userspace exit: counted, and what KVM's coalesced ring holds
+		 * goes out first, so that this exit's event follows the writes
+		 * the guest made before it (routes compiled into KVM). */
+		stats_count_exit(v->run->exit_reason);
+		ioregion_drain();
 
 		if (step_over_done(vm, index, v->run))
 			continue;

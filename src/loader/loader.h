@@ -57,6 +57,11 @@ struct load_opts {
 	uint64_t entry;      /* raw: entry point (default load_addr) */
 	enum cpu_mode mode;  /* CPU_MODE_DEFAULT or a requested mode */
 	const char *cmdline; /* multiboot command line (QEMU's: "PATH APPEND"), or NULL */
+	/* Multiboot modules, in order: each string is "FILE[ ARGS]" as QEMU
+	 * builds it (the file is the part before the first space; the guest
+	 * gets the whole string). Read at each load (src/loader/modules.h). */
+	const char *const *modules;
+	size_t nmodules;
 };
 
 /* What the loader placed and how the guest is entered. */

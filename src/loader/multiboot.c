@@ -3,15 +3,20 @@
  *
  * The kernel is placed either by the header's address fields (flag bit 16,
  * the "a.out kludge") or, without them, by the program headers of an ELF32
- * executable. The multiboot information structure, the command line, the
- * memory map and the boot loader name then go into one region on the first
- * page boundary after the kernel's end (never page 0, below 4 GiB). The
- * kernel is entered in 32-bit protected mode (cpu_setup puts 0x2BADB002 in
- * EAX and the information structure's address in EBX).
+ * executable. The modules (o->modules, read from their files at each load)
+ * follow it, each on its own page boundary, as QEMU places them. The
+ * multiboot information structure, the memory map, the module entries, the
+ * boot loader name, the command line and the module strings then go into
+ * one region on the first page boundary after the last module (or the
+ * kernel). Modules and region are placed by mb_place (modules.h): never in
+ * page 0, never across [0x9fc00, 1 MiB), inside guest RAM and below 4 GiB.
+ * The kernel is entered in 32-bit protected mode (cpu_setup puts 0x2BADB002
+ * in EAX and the information structure's address in EBX).
  *
  * Everything is validated before the first byte is written to guest RAM.
  */
 #include "loader/loader.h"
+#include "loader/modules.h"
 
 #include <elf.h>
 #include <stdio.h>
@@ -23,7 +28,7 @@
 #define MB_HDR_MIN    12u /* magic, flags, checksum */
 #define MB_HDR_ADDR   32u /* ... header_addr, load_addr, load_end, bss_end, entry */
 
-#define MB_F_PAGE_ALIGN 0x00000001u /* page-align modules: trivially honoured, none */
+#define MB_F_PAGE_ALIGN 0x00000001u /* page-align modules: always done */
 #define MB_F_MEMINFO	0x00000002u /* mem_* and mmap: always provided */
 #define MB_F_VIDEO	0x00000004u /* video mode: ignored, as QEMU does */
 #define MB_F_REQUIRED	0x0000ffffu /* bits the loader must understand */
@@ -33,6 +38,7 @@
 #define MBI_MEM		(1u << 0)
 #define MBI_BOOT_DEVICE (1u << 1)
 #define MBI_CMDLINE	(1u << 2)
+#define MBI_MODS	(1u << 3)
 #define MBI_MMAP	(1u << 6)
 #define MBI_LOADER_NAME (1u << 9)
 
@@ -42,6 +48,8 @@
 #define MBI_OFF_MEM_UPPER   8
 #define MBI_OFF_BOOT_DEVICE 12
 #define MBI_OFF_CMDLINE	    16
+#define MBI_OFF_MODS_COUNT  20
+#define MBI_OFF_MODS_ADDR   24
 #define MBI_OFF_MMAP_LENGTH 44
 #define MBI_OFF_MMAP_ADDR   48
 #define MBI_OFF_LOADER_NAME 64
@@ -49,6 +57,7 @@
 
 #define MB_BOOT_DEVICE 0x8000ffffu /* first BIOS disk, no partition */
 #define MB_MMAP_ENTRY  24u	   /* u32 size (20), u64 base, u64 len, u32 type */
+#define MB_MOD_ENTRY   16u	   /* u32 mod_start, mod_end, string, reserved */
 #define MB_MMAP_AVAIL  1u
 #define MB_MMAP_RSVD   2u
 #define MB_LOADER_NAME "vmmux"
@@ -376,6 +385,14 @@ static int parse_elf32(const char *name, const uint8_t *img, size_t len, const s
 	return 0;
 }
 
+/* A module read from its file, and where it goes. */
+struct mb_mod {
+	const char *string; /* "FILE[ ARGS]", the guest's module string */
+	uint8_t *data;
+	size_t len;
+	uint64_t addr;
+};
+
 struct mmap_ent {
 	uint64_t base, len;
 	uint32_t type;
@@ -425,42 +442,83 @@ int loader_multiboot(const char *name, const uint8_t *img, size_t len, size_t hd
 			       name, hdr_off, unsupported, flags);
 
 	struct mb_kernel k = {0};
+	struct mb_mod *mods = NULL;
 	int rc = (flags & MB_F_ADDR) ? parse_aout(name, img, len, hdr_off, m, &k, e)
 				     : parse_elf32(name, img, len, m, &k, e);
 	if (rc < 0)
 		goto out;
 
-	/* The information region: structure, memory map, loader name, command
-	 * line, in that order, on the first page boundary after the kernel. */
+	/* The modules: read, then placed after the kernel in order. */
+	if (o->nmodules > 0) {
+		mods = calloc(o->nmodules, sizeof(*mods));
+		if (mods == NULL) {
+			rc = err_set(e, "%s: out of memory", name);
+			goto out;
+		}
+	}
+	uint64_t limit = addr_limit(m);
+	uint64_t cursor = k.hi;
+	size_t strings_len = 0;
+	for (size_t i = 0; i < o->nmodules; i++) {
+		struct mb_mod *md = &mods[i];
+		md->string = o->modules[i];
+		char *path = mb_module_path(md->string);
+		if (path == NULL) {
+			rc = err_set(e, "%s: out of memory", name);
+			goto out;
+		}
+		rc = mb_module_read(path, m->size, &md->data, &md->len, e);
+		if (rc < 0) {
+			free(path);
+			err_prefix(e, "multiboot module %zu", i + 1);
+			goto out;
+		}
+		if (mb_place(&cursor, md->len, limit, &md->addr) < 0) {
+			rc = err_set(e,
+				     "multiboot module %zu: %s: %zu bytes do not fit in guest RAM "
+				     "(0x%llx bytes; modules go below 4 GiB, after the kernel "
+				     "ending at 0x%llx and the modules before this one, the "
+				     "last ending at 0x%llx)",
+				     i + 1, path, md->len, (unsigned long long)m->size,
+				     (unsigned long long)k.hi, (unsigned long long)cursor);
+			free(path);
+			goto out;
+		}
+		free(path);
+		strings_len += strlen(md->string) + 1;
+	}
+
+	/* The information region: structure, memory map, module entries, loader
+	 * name, command line, module strings, in that order. */
 	const char *cmdline = o->cmdline != NULL ? o->cmdline : "";
 	size_t cmdlen = strlen(cmdline) + 1;
 	struct mmap_ent ents[4];
 	size_t nents = build_mmap(m->size, ents);
 	uint64_t off_mmap = align_up(MBI_SIZE, 8);
-	uint64_t off_name = off_mmap + nents * MB_MMAP_ENTRY;
+	uint64_t off_mods = off_mmap + nents * MB_MMAP_ENTRY;
+	uint64_t off_name = off_mods + (uint64_t)o->nmodules * MB_MOD_ENTRY;
 	uint64_t off_cmd = off_name + sizeof(MB_LOADER_NAME);
-	uint64_t limit = addr_limit(m);
-	if (cmdlen > limit) {
-		rc = err_set(e, "%s: multiboot command line (%zu bytes) does not fit in guest RAM",
-			     name, cmdlen - 1);
+	uint64_t off_strings = off_cmd + cmdlen;
+	if (cmdlen > limit || strings_len > limit || off_strings > limit - strings_len) {
+		rc = err_set(e,
+			     "%s: multiboot command line and module strings (%zu bytes) do not "
+			     "fit in guest RAM",
+			     name, cmdlen - 1 + strings_len);
 		goto out;
 	}
-	uint64_t region = off_cmd + cmdlen;
-	uint64_t base = align_up(k.hi > PAGE ? k.hi : PAGE, PAGE);
-	/* Keep it out of what the memory map reports as not RAM. */
-	if (base < ONE_MIB && base + region > LOW_END)
-		base = ONE_MIB;
-	if (base > limit || region > limit - base) {
+	uint64_t region = off_strings + strings_len;
+	uint64_t base;
+	if (mb_place(&cursor, region, limit, &base) < 0) {
 		rc = err_set(e,
 			     "%s: guest RAM (0x%llx bytes) is too small for the multiboot "
-			     "information (%llu bytes at 0x%llx, after the kernel ending at "
-			     "0x%llx; it must end below 4 GiB)",
+			     "information (%llu bytes after the kernel ending at 0x%llx%s; it "
+			     "must end below 4 GiB)",
 			     name, (unsigned long long)m->size, (unsigned long long)region,
-			     (unsigned long long)base, (unsigned long long)k.hi);
+			     (unsigned long long)k.hi, o->nmodules > 0 ? " and the modules" : "");
 		goto out;
 	}
 
-	/* Validated: write the kernel, then the information region. */
+	/* Validated: write the kernel, the modules, then the information. */
 	for (size_t s = 0; s < k.nsegs; s++) {
 		const struct mb_seg *g = &k.segs[s];
 		uint8_t *dst = gm_ptr(m, g->addr, g->memsz);
@@ -472,6 +530,16 @@ int loader_multiboot(const char *name, const uint8_t *img, size_t len, size_t hd
 		memcpy(dst, img + g->off, g->filesz);
 		memset(dst + g->filesz, 0, g->memsz - g->filesz);
 	}
+	for (size_t i = 0; i < o->nmodules; i++) {
+		if (mods[i].len == 0)
+			continue;
+		uint8_t *dst = gm_ptr(m, mods[i].addr, mods[i].len);
+		if (dst == NULL) {
+			rc = err_set(e, "%s: multiboot module %zu leaves guest RAM", name, i + 1);
+			goto out;
+		}
+		memcpy(dst, mods[i].data, mods[i].len);
+	}
 	uint8_t *r = gm_ptr(m, base, region);
 	if (r == NULL) {
 		rc = err_set(e, "%s: multiboot information leaves guest RAM", name);
@@ -480,12 +548,15 @@ int loader_multiboot(const char *name, const uint8_t *img, size_t len, size_t hd
 	memset(r, 0, region);
 	uint64_t upper_end = m->size < FOUR_GIB ? m->size : FOUR_GIB;
 	put32(r + MBI_OFF_FLAGS,
-	      MBI_MEM | MBI_BOOT_DEVICE | MBI_CMDLINE | MBI_MMAP | MBI_LOADER_NAME);
-	put32(r + MBI_OFF_MEM_LOWER, m->size >= 640 * 1024 ? 640 : (uint32_t)(m->size / 1024));
+	      MBI_MEM | MBI_BOOT_DEVICE | MBI_CMDLINE | MBI_MODS | MBI_MMAP | MBI_LOADER_NAME);
+	/* KiB of RAM below the EBDA (0x9fc00), as a PC's firmware reports. */
+	put32(r + MBI_OFF_MEM_LOWER, (uint32_t)((m->size < LOW_END ? m->size : LOW_END) / 1024));
 	put32(r + MBI_OFF_MEM_UPPER,
 	      upper_end > ONE_MIB ? (uint32_t)((upper_end - ONE_MIB) / 1024) : 0);
 	put32(r + MBI_OFF_BOOT_DEVICE, MB_BOOT_DEVICE);
 	put32(r + MBI_OFF_CMDLINE, (uint32_t)(base + off_cmd));
+	put32(r + MBI_OFF_MODS_COUNT, (uint32_t)o->nmodules);
+	put32(r + MBI_OFF_MODS_ADDR, (uint32_t)(base + off_mods));
 	put32(r + MBI_OFF_MMAP_LENGTH, (uint32_t)(nents * MB_MMAP_ENTRY));
 	put32(r + MBI_OFF_MMAP_ADDR, (uint32_t)(base + off_mmap));
 	put32(r + MBI_OFF_LOADER_NAME, (uint32_t)(base + off_name));
@@ -498,6 +569,16 @@ int loader_multiboot(const char *name, const uint8_t *img, size_t len, size_t hd
 	}
 	memcpy(r + off_name, MB_LOADER_NAME, sizeof(MB_LOADER_NAME));
 	memcpy(r + off_cmd, cmdline, cmdlen);
+	uint64_t str = off_strings;
+	for (size_t i = 0; i < o->nmodules; i++) {
+		uint8_t *p = r + off_mods + i * MB_MOD_ENTRY;
+		size_t slen = strlen(mods[i].string) + 1;
+		put32(p, (uint32_t)mods[i].addr);
+		put32(p + 4, (uint32_t)(mods[i].addr + mods[i].len));
+		put32(p + 8, (uint32_t)(base + str));
+		memcpy(r + str, mods[i].string, slen);
+		str += slen;
+	}
 
 	out->kind = BOOT_MULTIBOOT;
 	out->mode = CPU_MODE_PROT32;
@@ -508,5 +589,8 @@ int loader_multiboot(const char *name, const uint8_t *img, size_t len, size_t hd
 	rc = 0;
 out:
 	free(k.segs);
+	for (size_t i = 0; mods != NULL && i < o->nmodules; i++)
+		free(mods[i].data);
+	free(mods);
 	return rc;
 }

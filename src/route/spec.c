@@ -578,10 +578,14 @@ static int parse_option(const struct quoted *q, const char *p, size_t len, struc
 		bit = ROUTE_OPT_TIMEOUT;
 	else if (nlen == 4 && strncmp(p, "from", 4) == 0)
 		bit = ROUTE_OPT_FROM;
+	else if (nlen == 9 && strncmp(p, "coalesced", 9) == 0)
+		bit = ROUTE_OPT_COALESCED;
+	else if (nlen == 8 && strncmp(p, "doorbell", 8) == 0)
+		bit = ROUTE_OPT_DOORBELL;
 	else
 		return err_set(e,
 			       "route '%s': unknown option '%s' (posted, fallback=VMM, "
-			       "timeout=DURATION, from=VMM)",
+			       "timeout=DURATION, from=VMM, coalesced, doorbell[=VALUE])",
 			       q->s, txt);
 	char name[16];
 	piece(p, nlen, name, sizeof(name));
@@ -590,6 +594,26 @@ static int parse_option(const struct quoted *q, const char *p, size_t len, struc
 	out->opts |= bit;
 
 	switch (bit) {
+	case ROUTE_OPT_COALESCED:
+		if (has_value)
+			return err_set(e, "route '%s': option 'coalesced' takes no value", q->s);
+		return 0;
+	case ROUTE_OPT_DOORBELL: {
+		if (!has_value)
+			return 0;
+		char vt[ROUTE_SPEC_TEXT_MAX];
+		piece(val, vlen, vt, sizeof(vt));
+		enum num_result r =
+		    vlen ? parse_number(val, vlen, &out->doorbell_value) : NUM_NOT_NUMBER;
+		if (r == NUM_NOT_NUMBER)
+			return err_set(e, "route '%s': doorbell value '%s' is not a number", q->s,
+				       vt);
+		if (r == NUM_TOO_LARGE)
+			return err_set(e, "route '%s': doorbell value '%s' does not fit in 64 bits",
+				       q->s, vt);
+		out->opts |= ROUTE_OPT_DATAMATCH;
+		return 0;
+	}
 	case ROUTE_OPT_POSTED:
 		if (has_value)
 			return err_set(e, "route '%s': option 'posted' takes no value", q->s);
@@ -710,6 +734,10 @@ int route_spec_parse(const char *spec, struct route_spec *out, struct errbuf *e)
 		p = oend;
 	}
 
+	char why[200];
+	if (route_spec_check_compiled(&s, why, sizeof(why)) < 0)
+		return err_set(e, "route '%s': %s", q.s, why);
+
 	char text[ROUTE_SPEC_TEXT_MAX + 1];
 	route_spec_format(&s, text, sizeof(text));
 	if (strlen(text) >= ROUTE_SPEC_TEXT_MAX)
@@ -719,6 +747,85 @@ int route_spec_parse(const char *spec, struct route_spec *out, struct errbuf *e)
 			       q.s, text, ROUTE_SPEC_TEXT_MAX - 1);
 	memcpy(s.text, text, sizeof(s.text));
 	*out = s;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Routes compiled into KVM                                                 */
+/* ---------------------------------------------------------------------- */
+
+int route_spec_check_compiled(const struct route_spec *s, char *why, size_t len)
+{
+	uint32_t o = s->opts;
+	bool db = o & ROUTE_OPT_DOORBELL, co = o & ROUTE_OPT_COALESCED;
+	if ((o & ROUTE_OPT_DATAMATCH) && !db) {
+		snprintf(why, len, "a doorbell value without the option 'doorbell'");
+		return -1;
+	}
+	if (!db && !co)
+		return 0;
+	const char *opt = db ? "doorbell" : "coalesced";
+	if (db && co) {
+		snprintf(why, len, "options 'coalesced' and 'doorbell' exclude each other");
+		return -1;
+	}
+	if (s->kind != ROUTE_IO && s->kind != ROUTE_MMIO) {
+		snprintf(why, len, "option '%s' applies to io and mmio routes only", opt);
+		return -1;
+	}
+	if (o & ROUTE_OPT_FROM) {
+		snprintf(why, len,
+			 "option '%s' does not go with 'from=': KVM never sees the events a "
+			 "VMM raises",
+			 opt);
+		return -1;
+	}
+	if (co) {
+		if (o & ROUTE_OPT_POSTED) {
+			snprintf(why, len,
+				 "option 'coalesced' posts the route's writes already: drop "
+				 "'posted'");
+			return -1;
+		}
+		if (s->kind == ROUTE_MMIO && s->hi - s->lo >= 0xffffffffull) {
+			snprintf(why, len,
+				 "option 'coalesced' takes at most 0xffffffff addresses (KVM's "
+				 "coalesced zone has a 32-bit size)");
+			return -1;
+		}
+		return 0;
+	}
+	/* doorbell: exactly one naturally aligned access */
+	if (s->group.n > 0) {
+		snprintf(why, len, "option 'doorbell' signals one VMM: its VMM cannot be a group");
+		return -1;
+	}
+	if (o & ROUTE_OPT_POSTED) {
+		snprintf(why, len,
+			 "option 'doorbell' never waits for its VMM already: drop 'posted'");
+		return -1;
+	}
+	uint64_t size = s->hi - s->lo + 1; /* 0 when the range is the whole space */
+	bool io = s->kind == ROUTE_IO;
+	if (size == 0 || (size != 1 && size != 2 && size != 4 && (io || size != 8))) {
+		snprintf(why, len,
+			 "option 'doorbell' needs a key range of exactly one access: %s (the "
+			 "range's size is the access size)",
+			 io ? "1, 2 or 4 ports" : "1, 2, 4 or 8 bytes");
+		return -1;
+	}
+	if (s->lo % size != 0) {
+		snprintf(why, len,
+			 "option 'doorbell': a %llu-byte access at 0x%llx is not naturally "
+			 "aligned",
+			 (unsigned long long)size, (unsigned long long)s->lo);
+		return -1;
+	}
+	if ((o & ROUTE_OPT_DATAMATCH) && size < 8 && (s->doorbell_value >> (8 * size)) != 0) {
+		snprintf(why, len, "doorbell value 0x%llx does not fit a %llu-byte write",
+			 (unsigned long long)s->doorbell_value, (unsigned long long)size);
+		return -1;
+	}
 	return 0;
 }
 
@@ -790,6 +897,12 @@ void route_spec_format(const struct route_spec *s, char *buf, size_t len)
 	}
 	if (s->opts & ROUTE_OPT_POSTED)
 		append(buf, len, &off, ";posted");
+	if (s->opts & ROUTE_OPT_COALESCED)
+		append(buf, len, &off, ";coalesced");
+	if ((s->opts & ROUTE_OPT_DOORBELL) && (s->opts & ROUTE_OPT_DATAMATCH))
+		append(buf, len, &off, ";doorbell=0x%llx", (unsigned long long)s->doorbell_value);
+	else if (s->opts & ROUTE_OPT_DOORBELL)
+		append(buf, len, &off, ";doorbell");
 	if (s->opts & ROUTE_OPT_FALLBACK)
 		append(buf, len, &off, ";fallback=%.*s", VMMUX_NAME_MAX - 1, s->fallback);
 	if (s->opts & ROUTE_OPT_TIMEOUT) {

@@ -20,6 +20,7 @@
  *   MEMBER  := NAME [ "*" WEIGHT ]     (WEIGHT 1..ROUTE_WEIGHT_MAX, default 1;
  *              weighted policy only)
  *   OPTION  := "posted" | "fallback=" NAME | "timeout=" DURATION | "from=" NAME
+ *            | "coalesced" | "doorbell" [ "=" VALUE ]
  *
  * Kinds and names are case-insensitive, numbers have no octal form ("010" is
  * ten), VMM names are lower case. No spaces. Each option at most once; the
@@ -38,6 +39,24 @@
  * the route by source as well: it matches only events that VMM raised (an
  * interrupt request, a platform event, a request, or an event it hands on),
  * and takes precedence over the routes without it.
+ *
+ * Routes compiled into KVM (src/vm/ioregion.h, docs/routing.md):
+ *   - "coalesced" (io and mmio): the route's writes go to KVM's coalesced
+ *     ring (KVM_REGISTER_COALESCED_MMIO, pio for ports) and reach the VMM as
+ *     posted writes, values and order kept, with no exit; it implies
+ *     "posted" (which it excludes: the canonical text never holds both). An
+ *     mmio range holds at most 0xffffffff addresses (KVM's zone size
+ *     is 32 bits).
+ *   - "doorbell" (io and mmio): the route is exactly one access of 1, 2, 4
+ *     (io) or 1, 2, 4, 8 (mmio) bytes, naturally aligned: its key range's
+ *     size is the access size. A write of that size at its first key signals
+ *     an eventfd (KVM_IOEVENTFD) that the VMM waits on; the value is lost,
+ *     except with "doorbell=VALUE" (datamatch: only writes of VALUE, which
+ *     must fit the access size, signal; the VMM sees VALUE). Other accesses
+ *     to the route exit as usual and go to the same VMM.
+ *   A doorbell route's VMM is never a group (an eventfd signals one VMM);
+ *   neither option goes with "from=" (KVM never sees raised events), and
+ *   "coalesced" and "doorbell" exclude each other.
  */
 #ifndef VMMUX_ROUTE_SPEC_H
 #define VMMUX_ROUTE_SPEC_H
@@ -62,10 +81,13 @@ enum route_kind {
 	ROUTE__KINDS
 };
 
-#define ROUTE_OPT_POSTED   0x1u
-#define ROUTE_OPT_FALLBACK 0x2u
-#define ROUTE_OPT_TIMEOUT  0x4u
-#define ROUTE_OPT_FROM	   0x8u
+#define ROUTE_OPT_POSTED    0x1u
+#define ROUTE_OPT_FALLBACK  0x2u
+#define ROUTE_OPT_TIMEOUT   0x4u
+#define ROUTE_OPT_FROM	    0x8u
+#define ROUTE_OPT_COALESCED 0x10u /* writes through KVM's coalesced ring */
+#define ROUTE_OPT_DOORBELL  0x20u /* writes signal a KVM ioeventfd */
+#define ROUTE_OPT_DATAMATCH 0x40u /* with DOORBELL: only writes of doorbell_value */
 
 #define ROUTE_GROUP_MAX	 16   /* members of a group */
 #define ROUTE_WEIGHT_MAX 1000 /* largest weight of a member */
@@ -104,6 +126,7 @@ struct route_spec {
 	char fallback[VMMUX_NAME_MAX];	/* with ROUTE_OPT_FALLBACK */
 	uint64_t timeout_ns;		/* with ROUTE_OPT_TIMEOUT; > 0 */
 	char from[VMMUX_NAME_MAX];	/* with ROUTE_OPT_FROM: the raising VMM */
+	uint64_t doorbell_value;	/* with ROUTE_OPT_DATAMATCH */
 	char text[ROUTE_SPEC_TEXT_MAX]; /* canonical text, see route_spec_format */
 };
 
@@ -115,12 +138,22 @@ struct route_spec {
 int route_spec_parse(const char *spec, struct route_spec *out, struct errbuf *e);
 
 /*
+ * The rules of "coalesced" and "doorbell" (above) for a spec whose kind,
+ * keys, VMM and other options are already valid: 0, or -1 with the reason
+ * in WHY (no spec quoted: "option 'doorbell' needs a range of 1, 2 or 4
+ * ports ..."). Used by the parser and by route_table_build for specs built
+ * by hand.
+ */
+int route_spec_check_compiled(const struct route_spec *s, char *why, size_t len);
+
+/*
  * Canonical text of a spec: lower-case kind, hex keys for io/mmio/msr
  * ("io:0x3f8-0x3ff=uart"), decimal for hypercall and exception, names for
  * type/platform/request, a single key when lo == hi, a group as
  * "group(POLICY:M1,M2*W,...)" (lower-case policy, members in the order given,
  * "*W" only for a weight other than 1), options in the order posted,
- * fallback, timeout, from. Parsing the text gives the same spec.
+ * coalesced, doorbell (";doorbell=0xV" with a datamatch), fallback,
+ * timeout, from. Parsing the text gives the same spec.
  */
 void route_spec_format(const struct route_spec *s, char *buf, size_t len);
 

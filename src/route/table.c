@@ -152,9 +152,15 @@ static int check_spec(const struct route_spec *in, struct route_spec *out, struc
 				    out->text, kvm_own[i].lo, kvm_own[i].hi, kvm_own[i].what);
 	}
 	if (in->opts &
-	    ~(uint32_t)(ROUTE_OPT_POSTED | ROUTE_OPT_FALLBACK | ROUTE_OPT_TIMEOUT | ROUTE_OPT_FROM))
+	    ~(uint32_t)(ROUTE_OPT_POSTED | ROUTE_OPT_FALLBACK | ROUTE_OPT_TIMEOUT | ROUTE_OPT_FROM |
+			ROUTE_OPT_COALESCED | ROUTE_OPT_DOORBELL | ROUTE_OPT_DATAMATCH))
 		return err_set(e, "route '%s': unknown option bits 0x%x", out->text,
 			       (unsigned)in->opts);
+	char why[200];
+	if (route_spec_check_compiled(in, why, sizeof(why)) < 0)
+		return err_set(e, "route '%s': %s", out->text, why);
+	if (!(in->opts & ROUTE_OPT_DATAMATCH))
+		out->doorbell_value = 0;
 	if ((in->opts & ROUTE_OPT_POSTED) && in->kind != ROUTE_IO && in->kind != ROUTE_MMIO)
 		return err_set(e, "route '%s': option 'posted' applies to io and mmio routes only",
 			       out->text);
@@ -566,6 +572,11 @@ struct route_table *route_table_build(const struct route_spec *specs, size_t n,
 
 	for (unsigned ty = 0; ty < VMMUX_EV__COUNT; ty++)
 		t->type_default[ty] = t->routes[t->type_route[ty]].vmm;
+	if (range_index_build(&t->mmio_ix, t->mmio, t->nmmio) ||
+	    range_index_build(&t->msr_ix, t->msr, t->nmsr)) {
+		err_set(e, "route table: out of memory");
+		goto fail;
+	}
 	free(cs);
 	return t;
 
@@ -583,35 +594,104 @@ void route_table_free(struct route_table *t)
 		route_release(&t->routes[i]);
 	free(t->mmio);
 	free(t->msr);
+	range_index_free(&t->mmio_ix);
+	range_index_free(&t->msr_ix);
 	free(t->sourced);
 	free(t->routes);
 	free(t);
 }
 
-/* The entry of R (N sorted disjoint ranges) containing KEY, or ROUTE_NONE. */
-static uint16_t range_find(const struct route_range *r, size_t n, uint64_t key)
+void range_index_free(struct range_index *ix)
 {
-	size_t a = 0, b = n;
-	while (a < b) { /* first entry with r.lo > key */
-		size_t m = a + (b - a) / 2;
-		if (r[m].lo <= key)
-			a = m + 1;
-		else
-			b = m;
+	free(ix->keys);
+	memset(ix, 0, sizeof(*ix));
+}
+
+int range_index_build(struct range_index *ix, const struct route_range *r, size_t n)
+{
+	range_index_free(ix);
+	if (n == 0)
+		return 0;
+	size_t len[RANGE_LEVELS_MAX], total = 0;
+	unsigned levels = 0;
+	for (size_t m = n;; m = (m + RANGE_FANOUT - 1) / RANGE_FANOUT) {
+		if (levels == RANGE_LEVELS_MAX)
+			return -1;
+		len[levels++] = m;
+		total += (m + RANGE_FANOUT - 1) / RANGE_FANOUT * RANGE_FANOUT;
+		if (m <= RANGE_FANOUT)
+			break;
 	}
-	if (a == 0 || key > r[a - 1].hi)
+	if (total > UINT32_MAX || (ix->keys = malloc(total * sizeof(uint64_t))) == NULL)
+		return -1;
+	size_t off = 0;
+	for (unsigned l = 0; l < levels; l++) {
+		size_t padded = (len[l] + RANGE_FANOUT - 1) / RANGE_FANOUT * RANGE_FANOUT;
+		uint64_t *k = ix->keys + off;
+		for (size_t i = 0; i < padded; i++) {
+			if (i >= len[l])
+				k[i] = UINT64_MAX;
+			else if (l == 0)
+				k[i] = r[i].lo;
+			else /* the first key of block i of the level below */
+				k[i] = ix->keys[ix->off[l - 1] + i * RANGE_FANOUT];
+		}
+		ix->off[l] = (uint32_t)off;
+		ix->len[l] = (uint32_t)len[l];
+		off += padded;
+	}
+	ix->levels = levels;
+	return 0;
+}
+
+/* How many of the RANGE_FANOUT keys K are <= KEY (no branch on the keys). */
+static inline size_t block_count(const uint64_t *k, uint64_t key)
+{
+	/* Four independent sums, so that the compares do not wait on each other. */
+	size_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+#pragma GCC unroll 4
+	for (unsigned i = 0; i < RANGE_FANOUT; i += 4) {
+		c0 += k[i] <= key;
+		c1 += k[i + 1] <= key;
+		c2 += k[i + 2] <= key;
+		c3 += k[i + 3] <= key;
+	}
+	return (c0 + c1) + (c2 + c3);
+}
+
+/*
+ * The entry of R containing KEY, or ROUTE_NONE, through IX (range_index over
+ * R). Top down, POS is the last key <= KEY of each level: the block below it
+ * starts with that same key, so the count there is at least 1. Padding
+ * counts only for KEY == UINT64_MAX, hence the clamp to the level's length.
+ */
+static uint16_t range_find(const struct route_range *r, const struct range_index *ix, uint64_t key)
+{
+	if (ix->levels == 0)
 		return ROUTE_NONE;
-	return r[a - 1].route;
+	unsigned l = ix->levels - 1;
+	size_t c = block_count(ix->keys + ix->off[l], key);
+	if (c == 0)
+		return ROUTE_NONE; /* below the first range */
+	size_t pos = c - 1 < ix->len[l] ? c - 1 : ix->len[l] - 1;
+	while (l-- > 0) {
+		c = block_count(ix->keys + ix->off[l] + pos * RANGE_FANOUT, key);
+		pos = pos * RANGE_FANOUT + c - 1;
+		pos = pos < ix->len[l] ? pos : ix->len[l] - 1;
+	}
+	if (key > r[pos].hi)
+		return ROUTE_NONE;
+	return r[pos].route;
 }
 
 uint16_t route_lookup_mmio(const struct route_table *t, uint64_t gpa)
 {
-	return range_find(t->mmio, t->nmmio, gpa);
+	return range_find(t->mmio, &t->mmio_ix, gpa);
 }
 
 uint16_t route_lookup_msr(const struct route_table *t, uint32_t index)
 {
-	return range_find(t->msr, t->nmsr, index);
+	return range_find(t->msr, &t->msr_ix, index);
 }
 
 /*
@@ -677,9 +757,9 @@ uint16_t route_lookup_event(const struct route_table *t, const struct vmmux_even
 		return r;
 	}
 	case VMMUX_EV_MMIO:
-		return range_find(t->mmio, t->nmmio, k);
+		return range_find(t->mmio, &t->mmio_ix, k);
 	case VMMUX_EV_MSR:
-		return k <= 0xffffffffu ? range_find(t->msr, t->nmsr, k) : ROUTE_NONE;
+		return k <= 0xffffffffu ? range_find(t->msr, &t->msr_ix, k) : ROUTE_NONE;
 	case VMMUX_EV_EXCEPTION:
 		return k < 256 ? t->exception[k] : ROUTE_NONE;
 	case VMMUX_EV_PLATFORM:
@@ -873,6 +953,10 @@ void route_table_dump(FILE *f, const struct route_table *t, route_vmm_name_fn na
 			off += (size_t)snprintf(opts + off, sizeof(opts) - off, " default");
 		if (r->flags & ROUTE_OPT_POSTED)
 			off += (size_t)snprintf(opts + off, sizeof(opts) - off, " posted");
+		if (r->flags & ROUTE_OPT_COALESCED)
+			off += (size_t)snprintf(opts + off, sizeof(opts) - off, " coalesced");
+		if (r->flags & ROUTE_OPT_DOORBELL)
+			off += (size_t)snprintf(opts + off, sizeof(opts) - off, " doorbell");
 		if (r->flags & ROUTE_OPT_FALLBACK) {
 			const char *fn = name ? name(arg, r->fallback) : NULL;
 			off += (size_t)snprintf(opts + off, sizeof(opts) - off, " fallback=%s",

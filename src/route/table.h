@@ -87,6 +87,33 @@ struct route_range {
 	uint16_t route;
 };
 
+/*
+ * The search index over a sorted range array's lo keys: an implicit static
+ * B-tree of fan-out RANGE_FANOUT. Level 0 holds every lo, level l+1 every
+ * RANGE_FANOUT-th key of level l, up to a top level of at most RANGE_FANOUT
+ * keys; each level is padded to a whole block with UINT64_MAX. A lookup
+ * scans one block per level without a branch on the keys (a count of the
+ * keys <= the key), so that its cost is a few cache lines, not a chain of
+ * mispredicted branches: 3 blocks for 4096 ranges, 4 for 65536.
+ */
+#define RANGE_FANOUT	 16u
+#define RANGE_LEVELS_MAX 6u /* up to 16^6 ranges */
+struct range_index {
+	uint64_t *keys;			/* the levels, level 0 first; NULL when empty */
+	uint32_t off[RANGE_LEVELS_MAX]; /* start of each level in keys */
+	uint32_t len[RANGE_LEVELS_MAX]; /* real (unpadded) keys of each level */
+	unsigned levels;		/* 0: no ranges */
+};
+
+/*
+ * Build IX over the N ranges R (sorted by lo, disjoint), replacing what IX
+ * held; 0, or -1 on allocation failure or N above 16^RANGE_LEVELS_MAX (IX
+ * then empty). route_table_build calls it; a caller that replaces a table's
+ * range array calls it again.
+ */
+int range_index_build(struct range_index *ix, const struct route_range *r, size_t n);
+void range_index_free(struct range_index *ix);
+
 struct route_table {
 	uint64_t generation;			/* set by the router when published */
 	uint16_t port[65536];			/* route index per port, ROUTE_NONE if none */
@@ -99,7 +126,9 @@ struct route_table {
 	size_t nmmio;
 	struct route_range *msr;
 	size_t nmsr;
-	uint16_t *sourced; /* routes with from=, in the order given */
+	struct range_index mmio_ix; /* over mmio, for route_lookup_mmio */
+	struct range_index msr_ix;  /* over msr */
+	uint16_t *sourced;	    /* routes with from=, in the order given */
 	size_t nsourced;
 	size_t nroutes;
 	struct route *routes; /* nroutes entries */

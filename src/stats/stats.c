@@ -132,6 +132,9 @@ static uint64_t hist_total(const struct hist *h)
 static struct hist type_hist[VMMUX_EV__COUNT];
 static uint64_t unrouted[VMMUX_EV__COUNT];
 static struct hist vmm_hist[VMM_MAX];
+static uint64_t exit_count[STATS_EXIT_REASONS + 1]; /* the last: other reasons */
+static uint64_t compiled_count[STATS_COMPILED__COUNT];
+static stats_route_extra_fn route_extra;
 static const struct hist empty_hist;
 static uint64_t start_ns;
 
@@ -189,6 +192,77 @@ void stats_record(unsigned type, uint16_t vmm, struct route_stats *rs, uint64_t 
 		hist_add(&rs->lat, ns);
 }
 
+void stats_count_exit(unsigned reason)
+{
+	add(&exit_count[reason < STATS_EXIT_REASONS ? reason : STATS_EXIT_REASONS], 1);
+}
+
+void stats_route_origin(struct route_stats *rs, bool exit)
+{
+	if (rs != NULL)
+		add(exit ? &rs->exits : &rs->compiled, 1);
+}
+
+void stats_count_compiled(enum stats_compiled_kind k, uint64_t n)
+{
+	if ((unsigned)k < STATS_COMPILED__COUNT)
+		add(&compiled_count[k], n);
+}
+
+uint64_t stats_exits(unsigned reason)
+{
+	if (reason < STATS_EXIT_REASONS)
+		return ld(&exit_count[reason]);
+	uint64_t total = 0;
+	for (unsigned i = 0; i <= STATS_EXIT_REASONS; i++)
+		total += ld(&exit_count[i]);
+	return total;
+}
+
+uint64_t stats_compiled(enum stats_compiled_kind k)
+{
+	if ((unsigned)k >= STATS_COMPILED__COUNT)
+		return 0;
+	uint64_t n = ld(&compiled_count[k]);
+	if (k == STATS_DOORBELL_VMM && route_extra != NULL)
+		n += route_extra(NULL);
+	return n;
+}
+
+void stats_set_route_extra(stats_route_extra_fn fn)
+{
+	route_extra = fn;
+}
+
+/* The compiled count of RS, with what its VMM reported itself. */
+static uint64_t route_compiled(const struct route_stats *rs)
+{
+	uint64_t n = ld(&rs->compiled);
+	if (route_extra != NULL)
+		n += route_extra(rs->spec);
+	return n;
+}
+
+/* The names of the exit reasons a report shows by name (KVM_EXIT_*). */
+static const char *exit_reason_label(unsigned r)
+{
+	static const char *const names[STATS_EXIT_REASONS] = {
+	    [2] = "io",
+	    [4] = "debug",
+	    [5] = "hlt",
+	    [6] = "mmio",
+	    [7] = "irq_window_open",
+	    [8] = "shutdown",
+	    [9] = "fail_entry",
+	    [10] = "intr",
+	    [17] = "internal_error",
+	    [24] = "system_event",
+	    [29] = "x86_rdmsr",
+	    [30] = "x86_wrmsr",
+	};
+	return r < STATS_EXIT_REASONS ? names[r] : NULL;
+}
+
 void stats_count_unrouted(unsigned type)
 {
 	if (type < VMMUX_EV__COUNT)
@@ -244,6 +318,9 @@ void stats_fini(void)
 	memset(type_hist, 0, sizeof(type_hist));
 	memset(unrouted, 0, sizeof(unrouted));
 	memset(vmm_hist, 0, sizeof(vmm_hist));
+	memset(exit_count, 0, sizeof(exit_count));
+	memset(compiled_count, 0, sizeof(compiled_count));
+	route_extra = NULL;
 	start_ns = 0;
 }
 
@@ -301,7 +378,7 @@ static struct route_stats **busy_routes(size_t *n)
 	if (v != NULL) {
 		for (unsigned h = 0; h < ROUTE_HASH; h++)
 			for (struct route_stats *rs = route_hash[h]; rs != NULL; rs = rs->next)
-				if (hist_total(&rs->lat) > 0)
+				if (hist_total(&rs->lat) > 0 || route_compiled(rs) > 0)
 					v[(*n)++] = rs;
 		if (hist_total(&untracked.lat) > 0)
 			v[(*n)++] = &untracked;
@@ -358,14 +435,6 @@ static void lat_cols(const struct hist *h, struct lat_cols *c)
 	fmt_ns(ld(&h->max_ns), c->max, sizeof(c->max));
 }
 
-static void print_row(FILE *f, const char *label, int width, const struct hist *h)
-{
-	struct lat_cols c;
-	lat_cols(h, &c);
-	fprintf(f, "  %-*s %10llu %9s %9s %9s\n", width, label, (unsigned long long)hist_total(h),
-		c.p50, c.p99, c.max);
-}
-
 void stats_print(FILE *f, stats_vmm_name_fn name)
 {
 	if (f == NULL)
@@ -385,6 +454,27 @@ void stats_print(FILE *f, stats_vmm_name_fn name)
 			secs > 0 ? (double)c / secs : 0.0, (unsigned long long)stats_unrouted(ty));
 	}
 
+	fprintf(f, "\n  KVM exits to vmmux: %llu",
+		(unsigned long long)stats_exits(STATS_EXIT_REASONS));
+	for (unsigned r = 0; r <= STATS_EXIT_REASONS; r++) {
+		uint64_t c = ld(&exit_count[r]);
+		const char *nm = exit_reason_label(r);
+		if (c == 0)
+			continue;
+		if (nm != NULL)
+			fprintf(f, ", %s %llu", nm, (unsigned long long)c);
+		else if (r < STATS_EXIT_REASONS)
+			fprintf(f, ", reason %u %llu", r, (unsigned long long)c);
+		else
+			fprintf(f, ", other %llu", (unsigned long long)c);
+	}
+	fprintf(f,
+		"\n  routed inside KVM (no exit): coalesced %llu, doorbell %llu, doorbell read "
+		"by parallel VMMs %llu\n",
+		(unsigned long long)stats_compiled(STATS_COALESCED),
+		(unsigned long long)stats_compiled(STATS_DOORBELL),
+		(unsigned long long)stats_compiled(STATS_DOORBELL_VMM));
+
 	size_t n;
 	struct route_stats **v = busy_routes(&n);
 	if (n > 0) {
@@ -392,10 +482,16 @@ void stats_print(FILE *f, stats_vmm_name_fn name)
 		for (size_t i = 0; i < n; i++)
 			if ((int)strlen(v[i]->spec) > width)
 				width = (int)strlen(v[i]->spec);
-		fprintf(f, "\n  %-*s %10s %9s %9s %9s\n", width, "route", "count", "p50", "p99",
-			"max");
-		for (size_t i = 0; i < n; i++)
-			print_row(f, v[i]->spec, width, &v[i]->lat);
+		fprintf(f, "\n  %-*s %10s %9s %9s %9s %10s %10s\n", width, "route", "count", "p50",
+			"p99", "max", "exits", "no-exit");
+		for (size_t i = 0; i < n; i++) {
+			struct lat_cols c;
+			lat_cols(&v[i]->lat, &c);
+			fprintf(f, "  %-*s %10llu %9s %9s %9s %10llu %10llu\n", width, v[i]->spec,
+				(unsigned long long)hist_total(&v[i]->lat), c.p50, c.p99, c.max,
+				(unsigned long long)ld(&v[i]->exits),
+				(unsigned long long)route_compiled(v[i]));
+		}
 	}
 	free(v);
 
@@ -404,8 +500,8 @@ void stats_print(FILE *f, stats_vmm_name_fn name)
 		if (hist_total(&vmm_hist[id]) == 0)
 			continue;
 		if (!header) {
-			fprintf(f, "\n  %-24s %10s %9s %9s %9s %9s\n", "vmm (where)", "count", "p50",
-				"p99", "max", "restarts");
+			fprintf(f, "\n  %-24s %10s %9s %9s %9s %9s\n", "vmm (where)", "count",
+				"p50", "p99", "max", "restarts");
 			header = true;
 		}
 		char nbuf[32], where[64], label[128];
@@ -457,7 +553,28 @@ void stats_print_json(FILE *f, stats_vmm_name_fn name)
 		json_hist(f, &type_hist[ty]);
 		fprintf(f, ",\"unrouted\":%llu}", (unsigned long long)stats_unrouted(ty));
 	}
-	fputs("},\"routes\":[", f);
+	fprintf(f, "},\"exits\":{\"total\":%llu,\"reasons\":{",
+		(unsigned long long)stats_exits(STATS_EXIT_REASONS));
+	bool any = false;
+	for (unsigned r = 0; r <= STATS_EXIT_REASONS; r++) {
+		uint64_t c = ld(&exit_count[r]);
+		const char *nm = exit_reason_label(r);
+		if (c == 0)
+			continue;
+		if (nm != NULL)
+			fprintf(f, "%s\"%s\":%llu", any ? "," : "", nm, (unsigned long long)c);
+		else if (r < STATS_EXIT_REASONS)
+			fprintf(f, "%s\"reason_%u\":%llu", any ? "," : "", r,
+				(unsigned long long)c);
+		else
+			fprintf(f, "%s\"other\":%llu", any ? "," : "", (unsigned long long)c);
+		any = true;
+	}
+	fprintf(f, "}},\"compiled\":{\"coalesced\":%llu,\"doorbell\":%llu,\"doorbell_vmm\":%llu}",
+		(unsigned long long)stats_compiled(STATS_COALESCED),
+		(unsigned long long)stats_compiled(STATS_DOORBELL),
+		(unsigned long long)stats_compiled(STATS_DOORBELL_VMM));
+	fputs(",\"routes\":[", f);
 	size_t n;
 	struct route_stats **v = busy_routes(&n);
 	for (size_t i = 0; i < n; i++) {
@@ -465,7 +582,9 @@ void stats_print_json(FILE *f, stats_vmm_name_fn name)
 		json_str(f, v[i]->spec);
 		fputc(',', f);
 		json_hist(f, &v[i]->lat);
-		fputc('}', f);
+		fprintf(f, ",\"exits\":%llu,\"compiled\":%llu}",
+			(unsigned long long)ld(&v[i]->exits),
+			(unsigned long long)route_compiled(v[i]));
 	}
 	free(v);
 	fputs("],\"vmms\":[", f);

@@ -96,6 +96,37 @@ struct hs_go {
 	uint32_t go; /* 1 */
 };
 
+/*
+ * Doorbells (routes compiled into KVM, src/vm/ioregion.h). After the go, the
+ * socket carries one more kind of message, main -> VMM, any number of times:
+ * a doorbell given to the VMM (HS_DB_ADD, with the eventfd that KVM signals
+ * through KVM_IOEVENTFD, by SCM_RIGHTS) or taken back (HS_DB_DEL, no
+ * descriptor: main has deassigned it from KVM; the VMM reads what the
+ * eventfd still counts, delivers it, and closes it). The VMM library polls
+ * the eventfds itself and turns each count of N into N write events for its
+ * role (flags VMMUX_EVF_WRITE | VMMUX_EVF_DOORBELL; value: the datamatch
+ * value, else 0 and meaningless), and adds N to the region's
+ * doorbell_rings[index] (transport.h) for the main VMM's statistics.
+ */
+#define HS_DB_MAGIC	 0x6c6c6264u /* "dbll" */
+#define HS_DB_ADD	 1u
+#define HS_DB_DEL	 2u
+#define HS_DOORBELLS_MAX 16 /* doorbells of one parallel VMM at a time */
+
+struct hs_doorbell {
+	uint32_t magic;
+	uint32_t op;	     /* HS_DB_ADD or HS_DB_DEL */
+	uint32_t index;	     /* < HS_DOORBELLS_MAX: main's number for it in this VMM */
+	uint16_t type;	     /* VMMUX_EV_IO or VMMUX_EV_MMIO */
+	uint8_t size;	     /* the access: 1, 2, 4 or 8 bytes */
+	uint8_t datamatch;   /* 1: only writes of value signal */
+	uint64_t key;	     /* port or guest-physical address */
+	uint64_t value;	     /* the datamatch value */
+	uint64_t generation; /* the table generation that compiled it */
+};
+
+/* VMMUX_EVF_DOORBELL and VMMUX_EVF_COALESCED: include/vmmux/vmmux.h. */
+
 /* Send MSG (LEN bytes, LEN > 0) with NFDS descriptors (at most HS_FDS_MAX)
  * on SOCK, never raising SIGPIPE; 0 or -1 with errno. */
 int hs_send(int sock, const void *msg, size_t len, const int *fds, unsigned nfds);

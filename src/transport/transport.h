@@ -65,7 +65,8 @@
 #define TP_RING_ENTRIES	 256u	  /* posted ring, a power of two */
 #define TP_ASYNC_ENTRIES 64u	  /* async ring, a power of two */
 #define TP_STATE_MAX	 8192u	  /* saved role state, bytes */
-#define TP_SLOTS_MAX	 65u	  /* CPUS_MAX vCPUs + the host slot */
+#define TP_SLOTS_MAX	 66u	  /* CPUS_MAX vCPUs + the host's + the compiled routes' */
+#define TP_DOORBELLS_MAX 16u	  /* = HS_DOORBELLS_MAX */
 #define TP_SPIN_NS_MAX	 1000000u /* the longest spin budget (1 ms) */
 #define TP_CPU_UNKNOWN	 0xffffffffu
 
@@ -129,6 +130,9 @@ struct tp_header {
 	_Atomic uint32_t main_cpu; /* CPU of the latest main-side caller */
 	_Atomic uint32_t vmm_cpu;  /* CPU the VMM last waited on */
 	uint32_t pad;
+	/* doorbell rings the VMM read from each of its doorbells' eventfds
+	 * (handshake.h, struct hs_doorbell); written by the VMM, for statistics */
+	_Atomic uint64_t doorbell_rings[TP_DOORBELLS_MAX];
 	/* saved role state: buffer state_seq & 1 is the newest complete one */
 	_Atomic uint64_t state_seq;
 	uint32_t state_len[2];

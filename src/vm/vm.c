@@ -87,6 +87,72 @@ static int create_piece(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t siz
 		return err_set(e, "KVM_SET_USER_MEMORY_REGION (slot %u, %llu bytes at 0x%llx): %s",
 			       slot, (unsigned long long)size, (unsigned long long)gpa,
 			       strerror(errno));
+	vm->slots[vm->nslots++] = (struct vm_slot){.id = slot, .gpa = gpa, .size = size};
+	if (slot >= vm->next_slot_id)
+		vm->next_slot_id = slot + 1;
+	return 0;
+}
+
+/* (Re)register slot S of guest RAM with KVM. */
+static int set_slot(struct vm *vm, const struct vm_slot *s, struct errbuf *e)
+{
+	struct kvm_userspace_memory_region region = {
+	    .slot = s->id,
+	    .flags = s->readonly ? KVM_MEM_READONLY : 0,
+	    .guest_phys_addr = s->gpa,
+	    .memory_size = s->size,
+	    .userspace_addr = (uint64_t)(uintptr_t)(vm->mem.host + s->gpa),
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+		return err_set(e,
+			       "KVM_SET_USER_MEMORY_REGION (slot %u, %llu bytes at 0x%llx%s): %s",
+			       s->id, (unsigned long long)s->size, (unsigned long long)s->gpa,
+			       s->readonly ? ", read-only" : "", strerror(errno));
+	return 0;
+}
+
+int vm_set_readonly(struct vm *vm, uint64_t gpa, uint64_t size, struct errbuf *e)
+{
+	if (size == 0 || gpa % 4096 || size % 4096 || !gm_range_ok(&vm->mem, gpa, size))
+		return err_set(e, "read-only range 0x%llx+0x%llx is not page aligned inside RAM",
+			       (unsigned long long)gpa, (unsigned long long)size);
+	if (kvm_check_ext(vm->kvm_fd, KVM_CAP_READONLY_MEM) <= 0)
+		return err_set(e, "KVM lacks KVM_CAP_READONLY_MEM (read-only guest memory)");
+	unsigned i = 0;
+	while (i < vm->nslots &&
+	       !(vm->slots[i].gpa <= gpa && gpa - vm->slots[i].gpa <= vm->slots[i].size &&
+		 size <= vm->slots[i].gpa + vm->slots[i].size - gpa))
+		i++;
+	if (i == vm->nslots)
+		return err_set(e, "read-only range 0x%llx+0x%llx crosses a memory slot",
+			       (unsigned long long)gpa, (unsigned long long)size);
+	struct vm_slot old = vm->slots[i];
+	if (old.readonly)
+		return 0;
+	struct vm_slot parts[3] = {
+	    {.id = old.id, .gpa = old.gpa, .size = gpa - old.gpa},
+	    {.id = 0, .gpa = gpa, .size = size, .readonly = true},
+	    {.id = 0, .gpa = gpa + size, .size = old.gpa + old.size - gpa - size},
+	};
+	unsigned need = (parts[0].size == 0) + 1u + (parts[2].size != 0);
+	if (vm->nslots + need > VM_SLOTS_MAX)
+		return err_set(e, "too many memory slots");
+	/* KVM refuses overlapping slots: remove the old one first. */
+	struct vm_slot gone = old;
+	gone.size = 0;
+	if (set_slot(vm, &gone, e) < 0)
+		return -1;
+	vm->slots[i] = vm->slots[--vm->nslots];
+	bool reused = false; /* the first part keeps the old slot's id */
+	for (unsigned k = 0; k < 3; k++) {
+		if (parts[k].size == 0)
+			continue;
+		parts[k].id = reused ? vm->next_slot_id++ : old.id;
+		reused = true;
+		if (set_slot(vm, &parts[k], e) < 0)
+			return -1;
+		vm->slots[vm->nslots++] = parts[k];
+	}
 	return 0;
 }
 

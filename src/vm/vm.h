@@ -21,6 +21,14 @@ struct vm_vcpu {
 	struct kvm_run *run;
 };
 
+/* A KVM memory slot over guest RAM (a piece, or part of one). */
+struct vm_slot {
+	uint32_t id;
+	uint64_t gpa, size;
+	bool readonly; /* KVM_MEM_READONLY: a guest write exits as MMIO */
+};
+#define VM_SLOTS_MAX (GM_PIECES_MAX + 64)
+
 struct vm {
 	int kvm_fd;
 	int vm_fd;
@@ -31,6 +39,9 @@ struct vm {
 	unsigned ncpus;
 	struct vm_vcpu *vcpus;
 	struct kvm_cpuid2 *cpuid; /* from KVM_GET_SUPPORTED_CPUID */
+	unsigned nslots; /* KVM memory slots, in no particular order */
+	struct vm_slot slots[VM_SLOTS_MAX];
+	uint32_t next_slot_id;
 };
 
 /*
@@ -60,6 +71,17 @@ int vm_set_guest_debug(struct vm *vm, const struct vmmux_config *c, struct errbu
  */
 int vm_vcpu_guest_debug(struct vm *vm, unsigned index, const struct vmmux_config *c,
 			bool step_over, struct errbuf *e);
+
+/*
+ * Make guest RAM [gpa, gpa+size) read-only to the guest (page aligned, inside
+ * one memory slot): its slot is split and the range becomes a slot with
+ * KVM_MEM_READONLY, so that a guest write to it exits as a KVM_EXIT_MMIO
+ * write (on every host, PVM included). vmmux's own mapping stays writable
+ * (the loader reloads the image on reset). Call before the vCPUs run. -1
+ * with a message when KVM lacks KVM_CAP_READONLY_MEM, the range is not
+ * aligned or crosses a slot, or KVM refuses.
+ */
+int vm_set_readonly(struct vm *vm, uint64_t gpa, uint64_t size, struct errbuf *e);
 
 /* Raise or lower an IRQ line of the in-kernel irqchip (KVM_IRQ_LINE). */
 int vm_irq_line(struct vm *vm, uint32_t line, int level);

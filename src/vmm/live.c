@@ -10,6 +10,7 @@
 
 #include "route/router.h"
 #include "util/log.h"
+#include "vm/ioregion.h"
 #include "vm/vm.h"
 #include "vmm/machine.h"
 #include "vmm/parallel.h"
@@ -130,6 +131,8 @@ static int check_machine(const struct route_table *t, struct errbuf *e)
 	struct route_range ranges[16];
 	if (route_table_msr_ranges(t, ranges, 16, e) < 0)
 		return -1;
+	if (ioregion_check(t, e) < 0) /* routes compiled into KVM */
+		return -1;
 	if (machine_vm()->irqchip && t->routes[t->type_route[VMMUX_EV_HLT]].vmm != VMM_ID_MAIN)
 		return err_set(e,
 			       "route '%s': HLT is handled inside KVM when the in-kernel irqchip "
@@ -187,6 +190,9 @@ int live_routes_apply(const struct live_change *c, size_t n, uint64_t *generatio
 	/* Then what KVM holds of it: an MSR that newly exits finds its route. */
 	if (vm_set_msr_filter(machine_vm(), now, e) < 0)
 		log_error("routes changed, but %s", e->msg);
+	/* And the routes compiled into KVM: removed registrations first, then
+	 * the new ones, then the coalesced ring drained (ioregion.h). */
+	ioregion_sync(now);
 	free(set.specs);
 	set.specs = work;
 	set.n = wn;
@@ -459,6 +465,8 @@ int live_vmm_swap(const char *name, const struct vmm_config *c, struct errbuf *e
 	 * it now reach the new instance); the held events go there. */
 	vmm_replace(old->id, nw);
 	vmm_swap_end(old);
+	/* Its doorbells move to the new instance (ioregion.h). */
+	ioregion_sync(router_current());
 	/* 5. The old one stopped. */
 	if (old->placement == VMM_PARALLEL)
 		pvmm_stop(old);

@@ -26,6 +26,7 @@
 #include "transport/handshake.h"
 #include "transport/transport.h"
 #include "util/log.h"
+#include "vm/ioregion.h"
 #include "vm/vm.h"
 #include "vmm/machine.h"
 
@@ -105,9 +106,10 @@ static uint64_t now_ns(void)
 
 int pvmm_global_init(unsigned nslots, struct errbuf *e)
 {
-	if (nslots > TP_SLOTS_MAX)
-		return err_set(e, "%u request slots: at most %u", nslots, TP_SLOTS_MAX);
-	G.nslots = nslots;
+	/* One more slot than asked: the compiled routes' thread's (ioregion.h). */
+	if (nslots + 1 > TP_SLOTS_MAX)
+		return err_set(e, "%u request slots: at most %u", nslots, TP_SLOTS_MAX - 1);
+	G.nslots = nslots + 1;
 	ssize_t n = readlink("/proc/self/exe", G.self, sizeof(G.self) - 1);
 	if (n <= 0)
 		return err_set(e, "cannot find vmmux's own executable: %s", strerror(errno));
@@ -502,6 +504,8 @@ int pvmm_resume(struct vmm *v, struct errbuf *e)
 		kill_process(p, VMMUX_FAULT_CRASH, "could not be started");
 		return -1;
 	}
+	if (rc == 0)
+		ioregion_vmm_started(v); /* its doorbells, to the new process */
 	return rc;
 }
 
@@ -650,8 +654,8 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 	if (p == NULL || slot >= G.nslots)
 		return -1;
 	/* Posted: a write the guest does not wait for. */
-	if (r && (r->flags & ROUTE_OPT_POSTED) && (ev->flags & VMMUX_EVF_WRITE) &&
-	    ev->data == NULL && atomic_load(&p->state) == PV_UP &&
+	if (r && (r->flags & (ROUTE_OPT_POSTED | ROUTE_OPT_COALESCED | ROUTE_OPT_DOORBELL)) &&
+	    (ev->flags & VMMUX_EVF_WRITE) && ev->data == NULL && atomic_load(&p->state) == PV_UP &&
 	    tp_main_post(&p->region, ev) == TP_OK) {
 		rep->action = VMMUX_ACT_DONE;
 		rep->value = 0;
@@ -868,6 +872,8 @@ static void restart(struct pvmm *p)
 		kill_process(p, VMMUX_FAULT_CRASH, "could not be started");
 		return;
 	}
+	if (rc == 0)
+		ioregion_vmm_started(p->v); /* its doorbells, to the new process */
 	if (rc < 0) {
 		log_error("%s", e.msg);
 		pvmm_schedule_restart(p->v->id);
@@ -1038,6 +1044,22 @@ int pvmm_pid(const struct vmm *v)
 unsigned pvmm_restarts(const struct vmm *v)
 {
 	return v->p ? v->p->restarts : 0;
+}
+
+int pvmm_send(struct vmm *v, const void *msg, size_t len, int fd)
+{
+	struct pvmm *p = v ? v->p : NULL;
+	if (p == NULL || p->sock < 0 || p->pid <= 0)
+		return -1;
+	return hs_send(p->sock, msg, len, fd >= 0 ? &fd : NULL, fd >= 0 ? 1u : 0u);
+}
+
+uint64_t pvmm_doorbell_rings(const struct vmm *v, unsigned index)
+{
+	const struct pvmm *p = v ? v->p : NULL;
+	if (p == NULL || p->region.hdr == NULL || index >= TP_DOORBELLS_MAX)
+		return 0;
+	return atomic_load_explicit(&p->region.hdr->doorbell_rings[index], memory_order_relaxed);
 }
 
 void pvmm_stats_extra(uint16_t id, struct stats_vmm_extra *x)

@@ -39,7 +39,8 @@
 #include "vmm/vmm.h"
 
 /* Prepare the sandbox filters and the program path once, before any VMM
- * starts; NSLOTS is the number of vCPUs plus one (the host's slot). */
+ * starts; NSLOTS is the number of vCPUs plus one (the host's slot); one more
+ * slot is reserved for the compiled routes' thread (src/vm/ioregion.c). */
 int pvmm_global_init(unsigned nslots, struct errbuf *e);
 void pvmm_global_fini(void);
 
@@ -123,7 +124,18 @@ bool pvmm_irq_wired(const struct vmm *v, unsigned line);
 void pvmm_stats_extra(uint16_t id, struct stats_vmm_extra *x);
 
 /* The index of the calling thread's request slot (set by each thread that
- * delivers: vCPU i uses i, the main loop uses the last slot). */
+ * delivers: vCPU i uses i, the main loop slot ncpus, the thread of the
+ * routes compiled into KVM (src/vm/ioregion.c) slot ncpus + 1). */
 extern __thread unsigned pvmm_thread_slot;
+
+/*
+ * For the routes compiled into KVM (src/vm/ioregion.c). pvmm_send: send MSG
+ * (LEN bytes) with descriptor FD (-1: none) on V's set-up socket; -1 when V
+ * has no process now (its restart gives it its doorbells again).
+ * pvmm_doorbell_rings: the rings V's process reported on its doorbell INDEX
+ * (0 without a region).
+ */
+int pvmm_send(struct vmm *v, const void *msg, size_t len, int fd);
+uint64_t pvmm_doorbell_rings(const struct vmm *v, unsigned index);
 
 #endif

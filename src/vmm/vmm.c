@@ -18,6 +18,7 @@
 #include "stats/trace.h"
 #include "util/log.h"
 #include "vm/guest_mem.h"
+#include "vm/ioregion.h"
 #include "vmm/machine.h"
 #include "vmm/parallel.h"
 #include "vmm/policy.h"
@@ -111,12 +112,39 @@ static int open_stdin(const char *vmm)
 	return -1;
 }
 
+/*
+ * "fd:N": descriptor N, which vmmux already holds (a command such as `vmmux
+ * hvt` opened it for the VMM: a disk image read-write, a tap, an eventfd).
+ * The VMM gets its own duplicate, close-on-exec, whatever N's mode; -2 with
+ * a message when N is not an open descriptor. -1 when S is not of this form.
+ */
+static int dup_held_fd(const struct vmm_config *c, const char *what, const char *s,
+		       struct errbuf *e)
+{
+	if (strncmp(s, "fd:", 3) != 0)
+		return -1;
+	char *end;
+	errno = 0;
+	long n = strtol(s + 3, &end, 10);
+	int fd = -1;
+	if (errno == 0 && end != s + 3 && *end == '\0' && n >= 0 && n <= 0x7fffffffL)
+		fd = fcntl((int)n, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return err_set(e, "vmm '%s': %s '%s': not an open descriptor of vmmux", c->name,
+			       what, s),
+		       -2;
+	return fd;
+}
+
 static int open_input(const struct vmm_config *c, struct errbuf *e)
 {
 	if (c->input == NULL || strcmp(c->input, "none") == 0)
 		return -1;
 	if (strcmp(c->input, "stdin") == 0)
 		return open_stdin(c->name);
+	int held = dup_held_fd(c, "input", c->input, e);
+	if (held != -1)
+		return held;
 	int fd = open(c->input, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return err_set(e, "vmm '%s': input '%s': %s", c->name, c->input, strerror(errno)),
@@ -132,6 +160,9 @@ static int open_output(const struct vmm_config *c, struct errbuf *e)
 		return STDOUT_FILENO;
 	if (strcmp(c->output, "stderr") == 0)
 		return STDERR_FILENO;
+	int held = dup_held_fd(c, "output", c->output, e);
+	if (held != -1)
+		return held;
 	int fd = open(c->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
 	if (fd < 0)
 		return err_set(e, "vmm '%s': output '%s': %s", c->name, c->output, strerror(errno)),
@@ -368,11 +399,17 @@ int vmm_registry_init(const struct vmm_config *cfgs, size_t n, struct errbuf *e)
 			return -1;
 		}
 	}
+	/* Routes compiled into KVM, now that their VMMs exist. */
+	if (ioregion_init(e) < 0) {
+		vmm_registry_fini();
+		return -1;
+	}
 	return 0;
 }
 
 void vmm_registry_fini(void)
 {
+	ioregion_fini(); /* first: its thread delivers to the VMMs */
 	for (size_t i = nregistry; i-- > 0;) {
 		vmm_destroy(registry[i]);
 		registry[i] = NULL;
@@ -657,6 +694,8 @@ int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned 
 		atomic_store_explicit(&v->load.ewma_ns, next, memory_order_relaxed);
 	}
 	stats_record(ev->type, handled, rs, dt);
+	if (depth == 0 && ev->src_kind == VMMUX_SRC_VCPU) /* from an exit, or KVM without one */
+		stats_route_origin(rs, !(ev->flags & (VMMUX_EVF_COALESCED | VMMUX_EVF_DOORBELL)));
 	trace_record(pvmm_thread_slot, ev, rep, handled, rs, t0, dt, r, depth); /* --trace */
 	return r;
 }

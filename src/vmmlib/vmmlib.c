@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,9 @@ struct lib {
 	int resamplefd[HS_IRQS_MAX];
 	bool line_high[HS_IRQS_MAX];
 	bool asserted[HS_IRQS_MAX]; /* a level line asserted through its irqfd, not yet EOI'd */
+	/* doorbells (handshake.h, struct hs_doorbell): eventfds KVM signals */
+	int dbfd[HS_DOORBELLS_MAX];
+	struct hs_doorbell db[HS_DOORBELLS_MAX];
 	/* the request being served: where raised events go */
 	bool in_request;
 	struct vmmux_event *raised;
@@ -322,13 +326,83 @@ static int lock_down(struct errbuf *e)
 	return 0;
 }
 
+/*
+ * Doorbell I: read what its eventfd counts (N rings since the last read) and
+ * give the role N write events, as for a posted write: outside a request
+ * (what it raises goes on the async ring), its state saved after them.
+ */
+static void doorbell_rings(struct lib *L, unsigned i)
+{
+	uint64_t n = 0;
+	if (L->dbfd[i] < 0 || read(L->dbfd[i], &n, sizeof(n)) != (ssize_t)sizeof(n) || n == 0)
+		return;
+	const struct hs_doorbell *d = &L->db[i];
+	atomic_fetch_add_explicit(&L->region.hdr->doorbell_rings[i], n, memory_order_relaxed);
+	for (uint64_t k = 0; k < n; k++) {
+		struct vmmux_event ev;
+		memset(&ev, 0, sizeof(ev));
+		ev.type = d->type;
+		ev.flags = VMMUX_EVF_WRITE | VMMUX_EVF_DOORBELL;
+		ev.size = d->size;
+		ev.count = 1;
+		ev.key = d->key;
+		ev.value = d->datamatch ? d->value : 0;
+		ev.vcpu = VMMUX_NO_VCPU;
+		ev.src_kind = VMMUX_SRC_VCPU;
+		ev.src_id = VMMUX_NO_VCPU;
+		ev.generation = d->generation;
+		struct vmmux_reply rep;
+		memset(&rep, 0, sizeof(rep));
+		L->in_request = false;
+		L->role->handle(&L->ctx, &ev, &rep);
+	}
+	lib_save(L);
+}
+
+static void doorbell_close(struct lib *L, unsigned i)
+{
+	doorbell_rings(L, i); /* what it counted before main took it back */
+	if (L->dbfd[i] >= 0)
+		close(L->dbfd[i]);
+	L->dbfd[i] = -1;
+}
+
+/* A message on the set-up socket: a doorbell given or taken back. Returns
+ * false when the main VMM closed the socket (or broke the protocol). */
+static bool socket_message(struct lib *L)
+{
+	struct hs_doorbell m;
+	int fd = -1;
+	unsigned nfds = 0;
+	struct errbuf e;
+	if (hs_recv(HS_SOCKET_FD, &m, sizeof(m), &fd, 1, &nfds, 0, &e) < 0)
+		return errno == EAGAIN || errno == EINTR || errno == ETIMEDOUT;
+	bool add = m.op == HS_DB_ADD;
+	if (m.magic != HS_DB_MAGIC || m.index >= HS_DOORBELLS_MAX || (add && nfds != 1) ||
+	    (!add && (m.op != HS_DB_DEL || nfds != 0)) ||
+	    (m.type != VMMUX_EV_IO && m.type != VMMUX_EV_MMIO)) {
+		if (nfds)
+			close(fd);
+		vmmux_log(&L->ctx, VMMUX_LOG_ERROR, "malformed doorbell message from the main VMM");
+		return false;
+	}
+	doorbell_close(L, m.index);
+	if (add) {
+		L->db[m.index] = m;
+		L->dbfd[m.index] = fd;
+	}
+	return true;
+}
+
 /* Serve until the main VMM closes the set-up socket. */
 static void serve(struct lib *L)
 {
 	uint64_t input_resume_ns = 0;
+	for (unsigned i = 0; i < HS_DOORBELLS_MAX; i++)
+		L->dbfd[i] = -1;
 	for (;;) {
 		tp_vmm_serve(&L->region, lib_handle, L, lib_save);
-		int extra[2 + HS_IRQS_MAX];
+		int extra[2 + HS_IRQS_MAX + HS_DOORBELLS_MAX];
 		unsigned n = 0, input_at = ~0u, resample_at = 0;
 		extra[n++] = HS_SOCKET_FD;
 		bool input_wanted = L->in_fd >= 0 && L->role->input && !L->input_eof;
@@ -341,12 +415,22 @@ static void serve(struct lib *L)
 		for (unsigned i = 0; i < L->nirqs; i++)
 			if (L->resamplefd[i] >= 0)
 				extra[n++] = L->resamplefd[i];
+		unsigned db_at = n, db_index[HS_DOORBELLS_MAX];
+		for (unsigned i = 0; i < HS_DOORBELLS_MAX; i++)
+			if (L->dbfd[i] >= 0) {
+				db_index[n - db_at] = i;
+				extra[n++] = L->dbfd[i];
+			}
 		unsigned ready = tp_vmm_wait(&L->region, extra, n, paused ? INPUT_RETRY_MS : -1);
-		if (ready & (1u << 1)) {
-			char b;
-			ssize_t r = recv(HS_SOCKET_FD, &b, 1, MSG_DONTWAIT);
-			if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-				return; /* the main VMM is done with us */
+		for (unsigned j = db_at; j < n; j++)
+			if (ready & (1u << (j + 1)))
+				doorbell_rings(L, db_index[j - db_at]);
+		if ((ready & (1u << 1)) && !socket_message(L)) {
+			/* the main VMM is done with us: the doorbells' last rings first
+			 * (the guest made them before the run ended) */
+			for (unsigned i = 0; i < HS_DOORBELLS_MAX; i++)
+				doorbell_close(L, i);
+			return;
 		}
 		if (input_at != ~0u && (ready & (1u << (input_at + 1)))) {
 			int r = L->role->input(&L->ctx);

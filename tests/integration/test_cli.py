@@ -12,7 +12,8 @@ RUN_OPTIONS = ["--kernel", "--mem", "--cpus", "--cpu-mode", "--route", "--vmm", 
                "--watchdog", "--log-level", "--append", "--format", "--load-addr", "--entry",
                "--irqchip", "--no-irqchip", "--no-defaults"]
 
-ROLES = ["uart16550", "debug-exit", "chipset", "smm", "monitor", "fault-report", "sink"]
+ROLES = ["uart16550", "debug-exit", "chipset", "smm", "monitor", "fault-report", "sink",
+         "fwcfg"]
 
 DEFAULT_ROUTES = {
     "io:0x3f8-0x3ff": "uart",

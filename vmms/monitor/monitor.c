@@ -93,6 +93,8 @@ static const struct {
     {VMMUX_EVF_GUEST_REPORTED, "guest_reported"},
     {VMMUX_EVF_UNKNOWN_MSR, "unknown_msr"},
     {VMMUX_EVF_UNROUTED, "unrouted"},
+    {VMMUX_EVF_DOORBELL, "doorbell"},
+    {VMMUX_EVF_COALESCED, "coalesced"},
 };
 
 static const char *const msr_modes[] = {"ok", "gp"};

@@ -387,7 +387,8 @@ static void test_exact_messages(void **state)
 	    {"{\"machine\": {\"mem\": \"12X\"}}",
 	     "vm.json: machine.mem: '12X': unknown size suffix 'X' (use K, M, G or T)"},
 	    {"{\"machine\": {\"ram\": \"64M\"}}",
-	     "vm.json: machine.ram: unknown key (machine takes mem, cpus, irqchip, cpu_mode)"},
+	     "vm.json: machine.ram: unknown key (machine takes mem, cpus, irqchip, cpu_mode, "
+	     "fw_cfg)"},
 	    {"[1, 2]", "vm.json: expected a JSON object at the top level, got an array"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -15,7 +15,7 @@
 #define RAM  (4 * MIB)
 #define NAME "kernel.mb"
 
-#define MBI_FLAGS_WANT 0x247u /* MEM, BOOT_DEVICE, CMDLINE, MMAP, BOOT_LOADER_NAME */
+#define MBI_FLAGS_WANT 0x24fu /* MEM, BOOT_DEVICE, CMDLINE, MODS, MMAP, BOOT_LOADER_NAME */
 
 /* ELF32: text at 1 MiB, data + bss at 0x103000 (ends 0x104000). */
 static const struct tseg good_segs[] = {
@@ -121,7 +121,7 @@ static void check_mbi(struct fx *f, uint32_t want_base, const char *cmdline)
 	assert_true(base >= f->out.image_hi);
 	const uint8_t *mbi = at(f, base);
 	assert_int_equal(rd32(mbi + 0), MBI_FLAGS_WANT);
-	assert_int_equal(rd32(mbi + 4), 640);
+	assert_int_equal(rd32(mbi + 4), 639); /* KiB below the EBDA at 0x9fc00 */
 	assert_int_equal(rd32(mbi + 8), (ram - MIB) / 1024);
 	assert_int_equal(rd32(mbi + 12), 0x8000ffffu);
 	assert_int_equal(rd32(mbi + 20), 0); /* mods_count */

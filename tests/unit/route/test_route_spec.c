@@ -259,8 +259,8 @@ static void test_options(void **state)
 	refuse("io:1=a;posted;posted", "option 'posted' is given twice");
 	refuse("io:1=a;timeout=5ms;timeout=6ms", "option 'timeout' is given twice");
 	refuse("io:1=a;fallback=b;fallback=c", "option 'fallback' is given twice");
-	refuse("io:1=a;bogus",
-	       "unknown option 'bogus' (posted, fallback=VMM, timeout=DURATION, from=VMM)");
+	refuse("io:1=a;bogus", "unknown option 'bogus' (posted, fallback=VMM, timeout=DURATION, "
+			       "from=VMM, coalesced, doorbell[=VALUE])");
 	refuse("platform:reset=mon;from", "option 'from' needs '=VMM'");
 	refuse("platform:reset=mon;from=mon", "from= names the route's own VMM");
 	refuse("platform:reset=mon;from=uart;from=smm", "option 'from' is given twice");
@@ -288,7 +288,8 @@ static bool same_spec(const struct route_spec *a, const struct route_spec *b)
 	return a->kind == b->kind && a->lo == b->lo && a->hi == b->hi &&
 	       strcmp(a->vmm, b->vmm) == 0 && a->opts == b->opts &&
 	       strcmp(a->fallback, b->fallback) == 0 && a->timeout_ns == b->timeout_ns &&
-	       strcmp(a->text, b->text) == 0 && memcmp(&a->group, &b->group, sizeof(a->group)) == 0;
+	       strcmp(a->text, b->text) == 0 && a->doorbell_value == b->doorbell_value &&
+	       memcmp(&a->group, &b->group, sizeof(a->group)) == 0;
 }
 
 static void test_round_trip(void **state)
@@ -315,6 +316,11 @@ static void test_round_trip(void **state)
 	    "mmio:0xd0000000+0x1000=group(sticky:a,b);posted",
 	    "type:hlt=group(round-robin:main,x)",
 	    "platform:reset=group(least-loaded:a);from=chipset",
+	    "io:0x520-0x527=rec;coalesced;fallback=main",
+	    "mmio:0xd0000000+0x1000=group(round-robin:a,b);coalesced",
+	    "io:0x510-0x513=db;doorbell",
+	    "io:0x510=db;doorbell=0xff;timeout=5ms",
+	    "mmio:0xd0001000+8=db;doorbell=0xffffffffffffffff",
 	};
 	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
 		struct route_spec a, b;
@@ -519,6 +525,92 @@ static void test_names(void **state)
 	assert_false(vmm_name_valid("a;b"));
 }
 
+/* Routes compiled into KVM: coalesced and doorbell[=VALUE]. */
+static void test_compiled(void **state)
+{
+	(void)state;
+	accept("io:0x520-0x527=rec;coalesced", ROUTE_IO, 0x520, 0x527, "rec",
+	       "io:0x520-0x527=rec;coalesced");
+	accept("mmio:0xd0000000+0xffffffff=rec;coalesced", ROUTE_MMIO, 0xd0000000, 0x1cffffffeull,
+	       "rec", "mmio:0xd0000000-0x1cffffffe=rec;coalesced");
+	accept("io:0x90=group(weighted:a*2,b);coalesced;fallback=main", ROUTE_IO, 0x90, 0x90, "a",
+	       "io:0x90=group(weighted:a*2,b);coalesced;fallback=main");
+	accept("io:0x510=db;doorbell", ROUTE_IO, 0x510, 0x510, "db", "io:0x510=db;doorbell");
+	accept("io:0x510+2=db;doorbell", ROUTE_IO, 0x510, 0x511, "db",
+	       "io:0x510-0x511=db;doorbell");
+	accept("io:0x510-0x513=db;timeout=1s;doorbell", ROUTE_IO, 0x510, 0x513, "db",
+	       "io:0x510-0x513=db;doorbell;timeout=1s");
+	accept("mmio:0xd0000008+8=db;doorbell=7", ROUTE_MMIO, 0xd0000008, 0xd000000f, "db",
+	       "mmio:0xd0000008-0xd000000f=db;doorbell=0x7");
+	accept("io:0x510=main;doorbell=0xff", ROUTE_IO, 0x510, 0x510, "main",
+	       "io:0x510=main;doorbell=0xff");
+
+	struct route_spec s;
+	struct errbuf e = {{0}};
+	assert_int_equal(route_spec_parse("io:0x510-0x511=db;doorbell=0x1234", &s, &e), 0);
+	assert_true(s.opts == (ROUTE_OPT_DOORBELL | ROUTE_OPT_DATAMATCH));
+	assert_true(s.doorbell_value == 0x1234);
+	assert_int_equal(route_spec_parse("io:0x510=db;doorbell", &s, &e), 0);
+	assert_true(s.opts == ROUTE_OPT_DOORBELL);
+	assert_true(s.doorbell_value == 0);
+	assert_int_equal(route_spec_parse("io:0x520=db;coalesced", &s, &e), 0);
+	assert_true(s.opts == ROUTE_OPT_COALESCED);
+
+	/* where they cannot apply */
+	refuse("msr:0x10=a;coalesced", "option 'coalesced' applies to io and mmio routes only");
+	refuse("hypercall:2=a;doorbell", "option 'doorbell' applies to io and mmio routes only");
+	refuse("type:io=a;coalesced", "option 'coalesced' applies to io and mmio routes only");
+	refuse("platform:smi=a;doorbell", "option 'doorbell' applies to io and mmio routes only");
+	refuse("exception:ud=a;coalesced", "applies to io and mmio routes only");
+	refuse("io:0x520=a;coalesced;doorbell", "'coalesced' and 'doorbell' exclude each other");
+	refuse("io:0x520=a;posted;coalesced", "posts the route's writes already: drop 'posted'");
+	refuse("io:0x520=a;doorbell;posted", "drop 'posted'");
+	refuse("io:0x520=a;coalesced;from=b", "does not go with 'from='");
+	refuse("io:0x520=a;from=b;doorbell", "does not go with 'from='");
+	refuse("mmio:0+0x100000000=a;coalesced", "at most 0xffffffff addresses");
+	refuse("mmio:0-0xffffffffffffffff=a;coalesced", "at most 0xffffffff addresses");
+	/* one naturally aligned access */
+	refuse("io:0x510-0x512=a;doorbell", "1, 2 or 4 ports");
+	refuse("io:0x510-0x517=a;doorbell", "1, 2 or 4 ports");
+	refuse("io:0-0xffff=a;doorbell", "1, 2 or 4 ports");
+	refuse("mmio:0xd0000000+16=a;doorbell", "1, 2, 4 or 8 bytes");
+	refuse("mmio:0-0xffffffffffffffff=a;doorbell", "1, 2, 4 or 8 bytes");
+	refuse("io:0x511-0x512=a;doorbell", "a 2-byte access at 0x511 is not naturally aligned");
+	refuse("mmio:0xd0000004+8=a;doorbell", "not naturally aligned");
+	refuse("io:0x510=group(round-robin:a,b);doorbell", "its VMM cannot be a group");
+	/* the value */
+	refuse("io:0x510=a;doorbell=0x100", "doorbell value 0x100 does not fit a 1-byte write");
+	refuse("io:0x510+2=a;doorbell=65536", "does not fit a 2-byte write");
+	refuse("io:0x510=a;doorbell=", "doorbell value '' is not a number");
+	refuse("io:0x510=a;doorbell=x1", "doorbell value 'x1' is not a number");
+	refuse("io:0x510=a;doorbell=99999999999999999999", "does not fit in 64 bits");
+	refuse("io:0x510=a;doorbell;doorbell=1", "option 'doorbell' is given twice");
+	refuse("io:0x510=a;coalesced=1", "option 'coalesced' takes no value");
+	refuse("io:0x510=a;Doorbell", "unknown option 'Doorbell'");
+}
+
+/* A hand-built spec gets the same checks from route_table_build. */
+static void test_compiled_check(void **state)
+{
+	(void)state;
+	struct route_spec s;
+	struct errbuf e = {{0}};
+	char why[200];
+	assert_int_equal(route_spec_parse("io:0x510=a", &s, &e), 0);
+	assert_int_equal(route_spec_check_compiled(&s, why, sizeof(why)), 0);
+	s.opts |= ROUTE_OPT_DATAMATCH;
+	assert_int_equal(route_spec_check_compiled(&s, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "without the option 'doorbell'"));
+	s.opts |= ROUTE_OPT_DOORBELL;
+	s.doorbell_value = 0x1ff;
+	assert_int_equal(route_spec_check_compiled(&s, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "does not fit a 1-byte write"));
+	s.doorbell_value = 0xff;
+	assert_int_equal(route_spec_check_compiled(&s, why, sizeof(why)), 0);
+	s.kind = ROUTE_MSR;
+	assert_int_equal(route_spec_check_compiled(&s, why, sizeof(why)), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -527,6 +619,7 @@ int main(void)
 	    cmocka_unit_test(test_named_kinds), cmocka_unit_test(test_structure),
 	    cmocka_unit_test(test_options),	cmocka_unit_test(test_round_trip),
 	    cmocka_unit_test(test_names),	cmocka_unit_test(test_groups),
+	    cmocka_unit_test(test_compiled),	cmocka_unit_test(test_compiled_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -343,6 +343,36 @@ static void test_hand_built_specs(void **state)
 	assert_string_equal(t->routes[t->port[0x10]].spec.text, "io:0x10=uart");
 	route_table_free(t);
 	assert_null(route_table_build(NULL, 3, resolve, NULL, &e));
+	/* routes compiled into KVM: the grammar's rules hold for hand-built specs */
+	s.opts = ROUTE_OPT_DOORBELL;
+	s.lo = 0x11;
+	s.hi = 0x12;
+	assert_null(route_table_build(&s, 1, resolve, NULL, &e));
+	assert_string_equal(e.msg, "route 'io:0x11-0x12=uart;doorbell': option 'doorbell': a "
+				   "2-byte access at 0x11 is not naturally aligned");
+	s.lo = 0x10;
+	s.hi = 0x11;
+	s.opts = ROUTE_OPT_DOORBELL | ROUTE_OPT_DATAMATCH;
+	s.doorbell_value = 0xbeef;
+	t = route_table_build(&s, 1, resolve, NULL, &e);
+	assert_non_null(t);
+	assert_string_equal(t->routes[t->port[0x10]].spec.text,
+			    "io:0x10-0x11=uart;doorbell=0xbeef");
+	assert_true(t->routes[t->port[0x10]].flags == (ROUTE_OPT_DOORBELL | ROUTE_OPT_DATAMATCH));
+	route_table_free(t);
+	s.opts = ROUTE_OPT_COALESCED | ROUTE_OPT_POSTED;
+	assert_null(route_table_build(&s, 1, resolve, NULL, &e));
+	assert_non_null(strstr(e.msg, "drop 'posted'"));
+	s.opts = ROUTE_OPT_COALESCED;
+	s.doorbell_value = 7; /* meaningless without a datamatch: cleared */
+	t = route_table_build(&s, 1, resolve, NULL, &e);
+	assert_non_null(t);
+	assert_true(t->routes[t->port[0x11]].spec.doorbell_value == 0);
+	assert_true(t->routes[t->port[0x11]].flags == ROUTE_OPT_COALESCED);
+	route_table_free(t);
+	s.opts = 0x80; /* no such option */
+	assert_null(route_table_build(&s, 1, resolve, NULL, &e));
+	assert_non_null(strstr(e.msg, "unknown option bits 0x80"));
 }
 
 static void test_too_many(void **state)

@@ -316,8 +316,8 @@ static void test_hello_check(void **state)
 	BAD(strcpy(h.role, "uart/16550"), "role 'uart/16550'");
 	BAD(memset(h.role, 'x', sizeof(h.role)), "role is not NUL-terminated");
 	BAD(h.reserved = 1, "reserved 0x1 is not zero");
-	BAD(h.nslots = 0, "nslots 0 is outside 1..65");
-	BAD(h.nslots = TP_SLOTS_MAX + 1, "nslots 66");
+	BAD(h.nslots = 0, "nslots 0 is outside 1..66");
+	BAD(h.nslots = TP_SLOTS_MAX + 1, "nslots 67");
 	BAD(h.npieces = HS_PIECES_MAX + 1, "npieces 65 exceeds 64");
 	BAD(h.pieces[1].size = 0, "pieces[1].size is 0");
 	BAD((h.pieces[1].gpa = UINT64_MAX - 10, h.pieces[1].size = 100), "pieces[1]");

@@ -15,7 +15,7 @@
 #include "vmm/vmm.h"
 
 static const char *const names[] = {"uart16550", "smm",		 "chipset", "debug-exit",
-				    "monitor",	 "fault-report", "sink"};
+				    "monitor",	 "fault-report", "sink",    "fwcfg"};
 
 static void test_find(void **state)
 {

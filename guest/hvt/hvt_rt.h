@@ -1,0 +1,87 @@
+/*
+ * hvt_rt.h: the runtime of vmmux's Solo5 hvt test guests, on the hvt ABI
+ * (include/vmmux/hvt_abi.h) exactly as a Solo5 unikernel uses it: entry with
+ * the boot information in RDI, 32-bit OUT hypercalls with the argument
+ * struct's address, the ABI and manifest notes, halt to end.
+ *
+ * A guest defines main(argc, argv) (argv: its command line split at spaces)
+ * and its manifest with HVT_MANIFEST; main's return value is the exit
+ * status. Port I/O and the rest of guest/rt/rt.h's inline helpers may be
+ * used for tests that must misbehave.
+ */
+#ifndef VMMUX_GUEST_HVT_RT_H
+#define VMMUX_GUEST_HVT_RT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vmmux/hvt_abi.h>
+
+/* The boot information (valid after entry). */
+extern const struct hvt_boot_info *hvt_bi;
+
+/* Issue hypercall NR with the argument struct ARG (which must lie below
+ * 4 GiB: stack and image do). */
+static inline void hvt_call(unsigned nr, volatile void *arg)
+{
+	__asm__ volatile("outl %0, %1"
+			 :
+			 : "a"((uint32_t)(uintptr_t)arg), "d"((uint16_t)HVT_HC_PORT(nr))
+			 : "memory");
+}
+
+/* Raw hypercall with any 32-bit value as the argument's address. */
+static inline void hvt_call_raw(unsigned nr, uint32_t gpa)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(gpa), "d"((uint16_t)HVT_HC_PORT(nr)) : "memory");
+}
+
+void hvt_puts(const char *s, size_t len);
+int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+uint64_t hvt_walltime(void);
+uint64_t hvt_tsc(void);
+uint64_t hvt_monotonic_ns(void); /* from the TSC and cpu_cycle_freq */
+/* poll: returns the ready count; *ready the ready set */
+int hvt_poll(uint64_t timeout_ns, uint64_t *ready);
+int64_t hvt_block_io(int write, uint64_t handle, uint64_t off, void *buf, uint64_t len);
+int64_t hvt_net_write(uint64_t handle, const void *buf, uint64_t len);
+int64_t hvt_net_read(uint64_t handle, void *buf, uint64_t *len);
+__attribute__((noreturn)) void hvt_halt(int status);
+/* The manifest entry NAME of TYPE (the host's filled-in copy), or -1. */
+int hvt_device(const char *name, uint32_t type, const struct hvt_mft_entry **out);
+
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+int strcmp(const char *a, const char *b);
+uint64_t hvt_atou(const char *s); /* decimal or 0x hex; stops at the first other char */
+
+int main(int argc, char **argv);
+
+/* The ABI note, in every guest (hvt_rt.c). The manifest note: */
+#define HVT_MANIFEST(N, ...)                                                                       \
+	__attribute__((section(".note.solo5.manifest"), used, aligned(4))) static const struct {   \
+		uint32_t namesz, descsz, type;                                                     \
+		char name[8];                                                                      \
+		uint32_t version, entries;                                                         \
+		struct hvt_mft_entry e[N];                                                         \
+	} __attribute__((packed))                                                                  \
+	hvt_manifest_note = {sizeof(HVT_NOTE_NAME),                                                \
+			     (uint32_t)HVT_MFT_SIZE(N),                                            \
+			     HVT_NOTE_MFT,                                                         \
+			     HVT_NOTE_NAME,                                                        \
+			     HVT_MFT_VERSION,                                                      \
+			     N,                                                                    \
+			     {{.name = "", .type = HVT_MFT_RESERVED_FIRST}, __VA_ARGS__}}
+#define HVT_BLOCK(n)                                                                               \
+	{                                                                                          \
+		.name = n, .type = HVT_MFT_DEV_BLOCK_BASIC                                         \
+	}
+#define HVT_NET(n)                                                                                 \
+	{                                                                                          \
+		.name = n, .type = HVT_MFT_DEV_NET_BASIC                                           \
+	}
+
+#endif

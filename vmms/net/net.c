@@ -1,0 +1,227 @@
+/*
+ * net: the "hvt-net" role, one network device of a Solo5 hvt guest
+ * (include/vmmux/hvt_abi.h): the net write (6) and net read (7) hypercalls,
+ * and the device's readiness for the poll hypercall.
+ *
+ * The role holds two descriptors, both opened by vmmux (`vmmux hvt
+ * --net:NAME=IFACE`, passed as "fd:N"): its input, the tap (non-blocking,
+ * frames without a packet-information header), and its output, an eventfd
+ * that is its readiness: set exactly while frames wait for the guest. The
+ * host polls the tap for the role (input callback), which takes the frames
+ * into a ring of 32 and sets the eventfd; the guest's reads take them from
+ * the ring (refilled from the tap when it runs empty) and clear the eventfd
+ * with the last one. The main VMM's poll hypercall waits on these eventfds
+ * directly: no request to this VMM, no socket. Written against
+ * include/vmmux/vmmux.h only: it runs in the main VMM or as a sandboxed
+ * parallel VMM.
+ *
+ * Arguments:
+ *   handle=N     its manifest index (the guest's handle), 1-63
+ *   next=yes|no  a request for another handle is handed on (grant
+ *                "forward") rather than refused with EINVAL (default no)
+ *
+ * Argument struct and buffer outside the granted window: the guest's fault,
+ * the run ends with status 1 (grant request:exit). A write: the whole frame
+ * (at most 64 KiB) or EUNSPEC. A read: the oldest frame, truncated to the
+ * buffer, len = its length; AGAIN when none waits.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vmmux/hvt_abi.h>
+#include <vmmux/vmmux.h>
+
+#include "../role_util.h"
+
+#define FRAME_MAX (64u * 1024u)
+#define RING	  32u /* frames taken from the tap and not yet read by the guest */
+
+struct net {
+	int tap, ready;
+	uint64_t handle;
+	bool next;
+	bool is_ready; /* what the eventfd says */
+	unsigned head, count;
+	uint32_t len[RING];
+	uint8_t frame[RING][FRAME_MAX];
+	uint8_t buf[FRAME_MAX];
+};
+
+static void set_ready(struct net *n, bool on)
+{
+	uint64_t v = 1;
+	if (on == n->is_ready)
+		return;
+	if (on) {
+		if (write(n->ready, &v, sizeof(v)) == (ssize_t)sizeof(v))
+			n->is_ready = true;
+		return;
+	}
+	while (read(n->ready, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	n->is_ready = false;
+}
+
+/* Take what waits on the tap into the ring, while there is room. Returns
+ * the bytes taken, or -1 when the tap failed. */
+static long fill(struct net *n)
+{
+	long total = 0;
+	while (n->count < RING) {
+		unsigned at = (n->head + n->count) % RING;
+		ssize_t r = read(n->tap, n->frame[at], FRAME_MAX);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? total : -1;
+		n->len[at] = (uint32_t)r;
+		n->count++;
+		total += r > 0 ? r : 1;
+	}
+	return total;
+}
+
+static int net_init(struct vmmux_ctx *ctx)
+{
+	struct net *n = vmmux_priv(ctx);
+	static const char *const yn[] = {"no", "yes"};
+	size_t next = 0;
+	if (role_arg_u64(ctx, "handle", 0, 1, HVT_MFT_MAX_ENTRIES - 1, &n->handle) < 0 ||
+	    role_arg_choice(ctx, "next", yn, 2, 0, &next) < 0)
+		return -EINVAL;
+	if (vmmux_arg(ctx, "handle") == NULL) {
+		vmmux_log(ctx, VMMUX_LOG_ERROR, "arg \"handle\" (its manifest index) is required");
+		return -EINVAL;
+	}
+	n->next = next == 1;
+	n->tap = vmmux_input_fd(ctx);
+	n->ready = vmmux_output_fd(ctx);
+	if (n->tap < 0 || n->ready < 0) {
+		vmmux_log(ctx, VMMUX_LOG_ERROR,
+			  "its input must be the tap and its output the readiness eventfd (vmmux "
+			  "hvt opens both)");
+		return -EINVAL;
+	}
+	n->is_ready = true;
+	set_ready(n, false);
+	return 0;
+}
+
+/* The tap is readable: take its frames into the ring (so that the host
+ * keeps polling the tap without a pause) and publish the readiness. With
+ * the ring full nothing is taken: 0, the host polls again a little later
+ * (the guest is behind, and its reads refill the ring). */
+static int net_input(struct vmmux_ctx *ctx)
+{
+	struct net *n = vmmux_priv(ctx);
+	if (n->count == RING)
+		return 0;
+	long r = fill(n);
+	set_ready(n, n->count > 0);
+	return r < 0 ? -1 : 1;
+}
+
+static void guest_fault(struct vmmux_ctx *ctx, const struct vmmux_event *ev, const char *what,
+			uint64_t gpa, uint64_t len)
+{
+	vmmux_log(ctx, VMMUX_LOG_ERROR,
+		  "net %s: invalid guest access: %s of %llu bytes at 0x%llx is outside guest "
+		  "memory",
+		  ev->key == HVT_HC_NET_WRITE ? "write" : "read", what, (unsigned long long)len,
+		  (unsigned long long)gpa);
+	role_raise(ctx, VMMUX_EV_REQUEST, 0, VMMUX_REQ_EXIT, 1, 0, ev->vcpu);
+}
+
+static bool range_ok(struct vmmux_ctx *ctx, uint64_t gpa, uint64_t len)
+{
+	uint8_t x;
+	if (len == 0)
+		return true;
+	if (len - 1 > UINT64_MAX - gpa)
+		return false;
+	for (uint64_t off = 0; off < len; off += 4096 - ((gpa + off) & 4095))
+		if (vmmux_gm_read(ctx, gpa + off, &x, 1) < 0)
+			return false;
+	return vmmux_gm_read(ctx, gpa + len - 1, &x, 1) == 0;
+}
+
+static int net_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, struct vmmux_reply *rep)
+{
+	struct net *n = vmmux_priv(ctx);
+	rep->action = VMMUX_ACT_DONE;
+	if (ev->type != VMMUX_EV_HYPERCALL ||
+	    (ev->key != HVT_HC_NET_WRITE && ev->key != HVT_HC_NET_READ))
+		return -1;
+	/* Both structs share handle, data, len and ret (the read's len is in/out). */
+	struct hvt_hc_net_read a;
+	_Static_assert(sizeof(struct hvt_hc_net_write) == sizeof(struct hvt_hc_net_read),
+		       "net structs");
+	if (vmmux_gm_read(ctx, ev->value, &a, sizeof(a)) < 0) {
+		guest_fault(ctx, ev, "argument", ev->value, sizeof(a));
+		return 0;
+	}
+	if (a.handle != n->handle) {
+		if (n->next) {
+			struct vmmux_event copy = *ev;
+			copy.data = NULL;
+			vmmux_raise(ctx, &copy);
+			return 0;
+		}
+		a.ret = HVT_EINVAL;
+	} else if (!range_ok(ctx, a.data, a.len)) {
+		guest_fault(ctx, ev, "buffer", a.data, a.len);
+		return 0;
+	} else if (ev->key == HVT_HC_NET_WRITE) {
+		ssize_t w = -1;
+		if (a.len > 0 && a.len <= FRAME_MAX &&
+		    vmmux_gm_read(ctx, a.data, n->buf, (size_t)a.len) == 0) {
+			do
+				w = write(n->tap, n->buf, (size_t)a.len);
+			while (w < 0 && errno == EINTR);
+		}
+		a.ret = w == (ssize_t)a.len ? HVT_OK : a.len > FRAME_MAX ? HVT_EINVAL : HVT_EUNSPEC;
+	} else {
+		/* The oldest frame of the ring; refilled from the tap when empty,
+		 * so that frames the host has not polled for yet are not missed. */
+		if (n->count == 0 && fill(n) < 0)
+			a.ret = HVT_EUNSPEC;
+		else if (n->count == 0)
+			a.ret = HVT_AGAIN;
+		else {
+			uint32_t flen = n->len[n->head];
+			size_t got = flen < a.len ? flen : (size_t)a.len;
+			a.ret = vmmux_gm_write(ctx, a.data, n->frame[n->head], got) == 0
+				    ? HVT_OK
+				    : HVT_EUNSPEC;
+			a.len = got;
+			n->head = (n->head + 1) % RING;
+			n->count--;
+			if (n->count == 0)
+				fill(n);
+		}
+		set_ready(n, n->count > 0);
+	}
+	if (vmmux_gm_write(ctx, ev->value, &a, sizeof(a)) < 0)
+		guest_fault(ctx, ev, "argument", ev->value, sizeof(a));
+	return 0;
+}
+
+static const char *const net_args[] = {"handle", "next", NULL};
+static const char *const net_raises[] = {"request:exit", NULL};
+
+const struct vmmux_role vmmux_role_hvt_net = {
+    .abi_version = VMMUX_ROLE_ABI_VERSION,
+    .name = "hvt-net",
+    .summary = "Solo5 hvt network device: net read/write hypercalls on its tap (input), "
+	       "readiness on its eventfd (output)",
+    .priv_size = sizeof(struct net),
+    .init = net_init,
+    .handle = net_handle,
+    .input = net_input,
+    .args = net_args,
+    .raises = net_raises,
+};
