@@ -77,12 +77,21 @@ def cmd_transition(o):
             o.guest_dir, str(o.rounds)]
 
 
+def cmd_hvt(o):
+    args = [sys.executable, os.path.join(HERE, "hvt/hvt_bench.py"), "--build", o.build,
+            "--rounds", str(o.rounds)]
+    if o.smoke:
+        args += ["--smoke"]
+    return args
+
+
 # (name, command, markdown?, heading for plain-text output, in smoke mode?)
 BENCHES = [
     ("route", cmd_route, True, None, True),
     ("replay", cmd_replay, True, None, True),
     ("exitpath", cmd_exitpath, True, None, True),
     ("footprint", cmd_footprint, True, None, True),
+    ("hvt", cmd_hvt, True, None, True),
     ("transport", cmd_transport, False, "Transport alone (transport_bench)", True),
     ("transition", cmd_transition, False,
      "Transition as vmmux's statistics see it (transition_bench.py)", False),

@@ -75,6 +75,7 @@ static struct {
 	int wake_fd;
 	int kill_signal;
 	FILE *stats_json; /* opened before the run, written at its end */
+	const struct machine_boot_hook *boot_hook; /* or NULL */
 } M = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .cond = PTHREAD_COND_INITIALIZER,
@@ -181,6 +182,11 @@ void machine_vcpu_halt(unsigned index)
 					       "nothing can wake them (no in-kernel irqchip)");
 }
 
+void machine_set_boot_hook(const struct machine_boot_hook *h)
+{
+	M.boot_hook = h;
+}
+
 /* Save what KVM gave each vCPU and the irqchip at creation, for resets. */
 static int save_boot_state(struct errbuf *e)
 {
@@ -210,8 +216,9 @@ static int save_boot_state(struct errbuf *e)
 	return 0;
 }
 
-/* Load the image and set every vCPU to its boot state. Called at start and
- * on reset (with every vCPU thread waiting outside KVM_RUN). */
+/* Load the image and set every vCPU to its boot state (then the boot hook's,
+ * machine.h). Called at start and on reset (with every vCPU thread waiting
+ * outside KVM_RUN). */
 static int boot_machine(bool reset, struct errbuf *e)
 {
 	if (loader_load(M.cfg->kernel, M.image, M.image_len, &M.load, &M.vm.mem, &M.boot, e))
@@ -252,6 +259,9 @@ static int boot_machine(bool reset, struct errbuf *e)
 		M.nhalted += r == 1;
 	}
 	atomic_store(&M.any_halted, M.nhalted > 0);
+	/* A guest kind's own boot state, over the loader's. */
+	if (M.boot_hook != NULL && M.boot_hook->boot(&M.vm, reset, e) < 0)
+		return err_prefix(e, "%s boot", M.boot_hook->name);
 	return 0;
 }
 

@@ -50,6 +50,25 @@ int machine_irq_line(uint32_t line, int level);
  * main VMM (then a parallel VMM's granted line can be wired with KVM_IRQFD). */
 bool machine_irq_routed_to_main(uint16_t vmm, unsigned line);
 
+/*
+ * A boot hook: a guest kind whose boot state is not the loader's (the Solo5
+ * hvt host, src/hvt/) writes it here. boot_machine calls BOOT after it has
+ * loaded the image and set every vCPU to the loader's boot state, at the
+ * start of the run (RESET false, before any VMM starts) and at every VM
+ * reset (RESET true, every vCPU outside KVM_RUN, the roles already reset):
+ * the hook overwrites guest memory and vCPU registers as it needs. It
+ * returns 0, or -1 with a message in E (the run then does not start, or
+ * ends as a failed reset). At most one hook; install it before machine_run
+ * and remove it (NULL) after. struct vm is vm/vm.h's.
+ */
+struct vm;
+struct errbuf;
+struct machine_boot_hook {
+	const char *name; /* for messages: the guest kind */
+	int (*boot)(struct vm *vm, bool reset, struct errbuf *e);
+};
+void machine_set_boot_hook(const struct machine_boot_hook *h);
+
 /* Number of resets so far. */
 unsigned machine_resets(void);
 

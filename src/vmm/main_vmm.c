@@ -19,6 +19,10 @@
  *   request    exit: the run ends with the requested status
  * Unrouted keys are counted and each is logged once, so that a guest that
  * probes hardware neither crashes vmmux nor floods the log.
+ *
+ * An extension (main_vmm.h) installed for the run sees every event first
+ * (copies handed on by VMMs aside) and may take it over: the Solo5 hvt host
+ * handles its guest's walltime, poll and halt hypercalls this way.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,6 +33,7 @@
 #include "stats/stats.h"
 #include "util/log.h"
 #include "vmm/machine.h"
+#include "vmm/main_vmm.h"
 #include "vmm/parallel.h"
 #include "vmm/vmm.h"
 
@@ -88,6 +93,25 @@ static void log_unrouted(const struct vmmux_event *ev, const char *action)
 	char desc[256];
 	log_warn("unrouted %s: %s (logged once per key)", event_describe(ev, desc, sizeof(desc)),
 		 action);
+}
+
+static const struct main_vmm_ext *_Atomic ext_installed;
+
+int main_vmm_ext_install(const struct main_vmm_ext *x)
+{
+	const struct main_vmm_ext *none = NULL;
+	return x != NULL && atomic_compare_exchange_strong(&ext_installed, &none, x) ? 0 : -1;
+}
+
+void main_vmm_ext_remove(const struct main_vmm_ext *x)
+{
+	const struct main_vmm_ext *cur = x;
+	atomic_compare_exchange_strong(&ext_installed, &cur, NULL);
+}
+
+const struct main_vmm_ext *main_vmm_ext_current(void)
+{
+	return atomic_load_explicit(&ext_installed, memory_order_acquire);
 }
 
 static uint64_t all_ones(unsigned size)
@@ -184,6 +208,9 @@ int main_vmm_handle(struct vmmux_event *ev, struct vmmux_reply *rep)
 		log_unrouted(ev, "a copy handed on by a VMM with no route for it: dropped");
 		return 0;
 	}
+	const struct main_vmm_ext *x = main_vmm_ext_current();
+	if (x != NULL && x->handle(ev, rep))
+		return 0;
 	main_vmm_default(ev, rep);
 	if (ev->flags & VMMUX_EVF_UNROUTED)
 		stats_count_unrouted(ev->type);
