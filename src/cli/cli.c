@@ -388,7 +388,11 @@ static int cmd_run(int argc, char **argv)
 	if (c == NULL)
 		return status;
 	struct errbuf e;
-	if (config_finish(c, &e)) {
+	if (c->hvt.on) {
+		/* a Solo5 hvt guest (src/hvt/, docs/guests.md): its set-up adds its
+		 * VMMs and routes, then finishes the config */
+		status = hvt_run_config(c, true);
+	} else if (config_finish(c, &e)) {
 		fprintf(stderr, "vmmux: %s\n", e.msg);
 		status = EXIT_USAGE;
 	} else {

@@ -66,6 +66,8 @@ void config_vmm_clear(struct vmm_config *v)
 
 static void config_modules_free(struct vmmux_config *c);
 
+static void config_hvt_free(struct config_hvt *h);
+
 void config_free(struct vmmux_config *c)
 {
 	free(c->kernel);
@@ -76,6 +78,7 @@ void config_free(struct vmmux_config *c)
 	free(c->trace);
 	for (size_t i = 0; i < c->nvmms && i < CONFIG_VMMS_MAX; i++)
 		config_vmm_clear(&c->vmms[i]);
+	config_hvt_free(&c->hvt);
 	config_init(c);
 }
 
@@ -302,6 +305,13 @@ static int add_grant(const char *s, struct vmm_config *v, struct errbuf *e)
 	return 0;
 }
 
+/* "fd:..." is the form in which vmmux itself hands a VMM a descriptor it
+ * opened (src/vmm/vmm.c, the hvt set-up): never taken from a user. */
+static bool reserved_fd_form(const char *s)
+{
+	return strncmp(s, "fd:", 3) == 0;
+}
+
 /* A VMM's input: "stdin", "none" (NULL) or a path, joined to BASEDIR. */
 static int parse_input(const char *s, const char *basedir, char **out, struct errbuf *e)
 {
@@ -312,6 +322,12 @@ static int parse_input(const char *s, const char *basedir, char **out, struct er
 		return 0;
 	if (strcmp(s, "stdout") == 0 || strcmp(s, "stderr") == 0)
 		return err_set(e, "'%s' cannot be an input (use stdin, none or a path)", s);
+	if (reserved_fd_form(s))
+		return err_set(
+		    e,
+		    "input '%s': fd:N is reserved for descriptors vmmux opens itself "
+		    "(an hvt guest's devices); give a path (./%s for a file of that name)",
+		    s, s);
 	*out = strcmp(s, "stdin") == 0 ? strdup(s) : path_join(basedir, s);
 	if (*out == NULL)
 		return err_set(e, "out of memory");
@@ -329,6 +345,12 @@ static int parse_output(const char *s, const char *basedir, char **out, struct e
 	if (strcmp(s, "stdin") == 0)
 		return err_set(e,
 			       "'stdin' cannot be an output (use stdout, stderr, none or a path)");
+	if (reserved_fd_form(s))
+		return err_set(
+		    e,
+		    "output '%s': fd:N is reserved for descriptors vmmux opens itself "
+		    "(an hvt guest's devices); give a path (./%s for a file of that name)",
+		    s, s);
 	if (strcmp(s, "stdout") == 0 || strcmp(s, "stderr") == 0)
 		*out = strdup(s);
 	else
@@ -825,11 +847,13 @@ static int load_machine(struct jctx *x, json_t *m)
 }
 
 static int load_guest_modules(struct jctx *x, json_t *g);
+static int load_hvt_args(struct jctx *x, json_t *v);
+static int load_hvt(struct jctx *x, json_t *v);
 
 static int load_guest(struct jctx *x, json_t *g)
 {
-	static const char *const keys[] = {"kernel", "format", "load_addr", "entry",
-					   "append", "initrd", "modules",   NULL};
+	static const char *const keys[] = {"kernel", "format",  "load_addr", "entry", "append",
+					   "initrd", "modules", "args",      NULL};
 	struct vmmux_config *c = x->c;
 	json_t *v;
 	if (jobject(x, "guest", g) || jkeys(x, "guest", g, keys, "guest"))
@@ -845,7 +869,12 @@ static int load_guest(struct jctx *x, json_t *g)
 		const char *s;
 		if (jstring(x, "guest.format", v, &s))
 			return -1;
-		if (config_parse_format(s, &c->load.format, x->e))
+		c->hvt.on = strcmp(s, "hvt") == 0;
+		if (c->hvt.on) {
+			c->load.format = IMAGE_AUTO; /* an ELF64, with the hvt boot state */
+			if (c->hvt.source == NULL && (c->hvt.source = strdup(x->name)) == NULL)
+				return jerr(x, "guest.format", "out of memory");
+		} else if (config_parse_format(s, &c->load.format, x->e))
 			return jprefix(x, "guest.format");
 	}
 	if ((v = json_object_get(g, "load_addr")) != NULL) {
@@ -869,6 +898,14 @@ static int load_guest(struct jctx *x, json_t *g)
 	}
 	if (load_guest_modules(x, g))
 		return -1;
+	if ((v = json_object_get(g, "args")) != NULL) {
+		if (!c->hvt.on)
+			return jerr(x, "guest.args",
+				    "the command line of a Solo5 hvt guest (guest.format \"hvt\"); "
+				    "other guests take guest.append");
+		if (load_hvt_args(x, v))
+			return -1;
+	}
 	return 0;
 }
 
@@ -1189,7 +1226,8 @@ static int load_root(struct jctx *x, json_t *root)
 {
 	static const char *const keys[] = {
 	    "machine",	  "guest",     "vmms",	   "routes",   "debug", "watchdog",	"stats",
-	    "stats_json", "log_level", "defaults", "api_sock", "trace", "trace_events", NULL};
+	    "stats_json", "log_level", "defaults", "api_sock", "trace", "trace_events", "hvt",
+	    NULL};
 	struct vmmux_config *c = x->c;
 	json_t *v;
 	if (!json_is_object(root)) {
@@ -1208,6 +1246,8 @@ static int load_root(struct jctx *x, json_t *root)
 	if ((v = json_object_get(root, "routes")) != NULL && load_routes(x, v))
 		return -1;
 	if ((v = json_object_get(root, "debug")) != NULL && load_debug(x, v))
+		return -1;
+	if ((v = json_object_get(root, "hvt")) != NULL && load_hvt(x, v))
 		return -1;
 	if ((v = json_object_get(root, "watchdog")) != NULL) {
 		if (!json_is_string(v))
@@ -1787,5 +1827,179 @@ static int finish_modules(struct vmmux_config *c, struct errbuf *e)
 		c->mb_modules[c->ninitrd + i] = c->modules[i];
 	c->load.modules = c->mb_modules;
 	c->load.nmodules = n;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Solo5 hvt guests: guest.args and the "hvt" section                       */
+/* ---------------------------------------------------------------------- */
+
+static void config_hvt_free(struct config_hvt *h)
+{
+	for (size_t i = 0; i < h->nargs; i++)
+		free(h->args[i]);
+	free(h->args);
+	for (size_t i = 0; i < h->ndev && i < CONFIG_HVT_DEVS_MAX; i++) {
+		free(h->dev[i].name);
+		free(h->dev[i].target);
+	}
+	free(h->source);
+	memset(h, 0, sizeof(*h));
+}
+
+bool config_route_taken(const struct vmmux_config *c, size_t n, const struct route_spec *r)
+{
+	for (size_t i = 0; i < n && i < c->nroutes; i++)
+		if (specs_overlap(r, &c->routes[i]))
+			return true;
+	return false;
+}
+
+/* guest.args: an array of strings (a later file's list replaces it). */
+static int load_hvt_args(struct jctx *x, json_t *v)
+{
+	struct config_hvt *h = &x->c->hvt;
+	if (!json_is_array(v))
+		return jtype_err(x, "guest.args", v, "an array of strings");
+	char **args = calloc(json_array_size(v) + 1, sizeof(char *));
+	if (args == NULL)
+		return jerr(x, "guest.args", "out of memory");
+	size_t i, n = 0;
+	json_t *a;
+	int rc = 0;
+	json_array_foreach(v, i, a)
+	{
+		char p[JPATH_MAX];
+		jpath_index(p, sizeof(p), "guest.args", i);
+		if (!json_is_string(a)) {
+			rc = jtype_err(x, p, a, "a string");
+			break;
+		}
+		if ((args[n] = strdup(json_string_value(a))) == NULL) {
+			rc = jerr(x, p, "out of memory");
+			break;
+		}
+		n++;
+	}
+	if (rc) {
+		for (size_t k = 0; k < n; k++)
+			free(args[k]);
+		free(args);
+		return rc;
+	}
+	for (size_t k = 0; k < h->nargs; k++)
+		free(h->args[k]);
+	free(h->args);
+	h->args = args;
+	h->nargs = n;
+	return 0;
+}
+
+/* "xx:xx:xx:xx:xx:xx" */
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char tail;
+	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3],
+				      &v[4], &v[5], &tail) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	return 0;
+}
+
+/* One device object at PATH (hvt.block.NAME or hvt.net.NAME). */
+static int load_hvt_dev(struct jctx *x, const char *path, const char *name, bool net, json_t *o)
+{
+	static const char *const bkeys[] = {"path", "sector_size", NULL};
+	static const char *const nkeys[] = {"tap", "mac", NULL};
+	struct config_hvt *h = &x->c->hvt;
+	char p[JPATH_MAX];
+	json_t *v;
+	if (jobject(x, path, o) || jkeys(x, path, o, net ? nkeys : bkeys, path))
+		return -1;
+	if (name[0] == '\0' || strlen(name) >= 68)
+		return jerr(x, path, "a device name has 1 to 67 characters");
+	for (size_t i = 0; i < h->ndev; i++)
+		if (strcmp(h->dev[i].name, name) == 0)
+			return jerr(x, path, "device '%s' is given twice (as block and net)", name);
+	if (h->ndev >= CONFIG_HVT_DEVS_MAX)
+		return jerr(x, path, "more than %d devices", CONFIG_HVT_DEVS_MAX);
+	struct config_hvt_dev d = {.net = net};
+	const char *s;
+	jpath(p, sizeof(p), path, net ? "tap" : "path");
+	if ((v = json_object_get(o, net ? "tap" : "path")) == NULL)
+		return jerr(x, p, "missing (the %s)", net ? "tap interface" : "disk image");
+	if (net) {
+		if (jstring_ne(x, p, v, &s))
+			return -1;
+		d.target = strdup(s);
+	} else if (jpath_value(x, p, v, &d.target)) {
+		return -1;
+	}
+	if ((v = json_object_get(o, "sector_size")) != NULL) {
+		jpath(p, sizeof(p), path, "sector_size");
+		if (jnumber(x, p, v, &d.sector)) {
+			free(d.target);
+			return -1;
+		}
+		if (d.sector < 512 || (d.sector & (d.sector - 1)) || d.sector > 0x8000) {
+			free(d.target);
+			return jerr(x, p,
+				    "%llu: a power of two from 512 to 32768 (Block size must be a "
+				    "multiple of 2 greater than or equal 512)",
+				    (unsigned long long)d.sector);
+		}
+	}
+	if ((v = json_object_get(o, "mac")) != NULL) {
+		jpath(p, sizeof(p), path, "mac");
+		if (jstring(x, p, v, &s) || parse_mac(s, d.mac) < 0) {
+			free(d.target);
+			return json_is_string(v)
+				   ? jerr(x, p, "'%s': want a MAC address xx:xx:xx:xx:xx:xx", s)
+				   : -1;
+		}
+		d.mac_set = true;
+	}
+	d.name = strdup(name);
+	if (d.name == NULL || d.target == NULL) {
+		free(d.name);
+		free(d.target);
+		return jerr(x, path, "out of memory");
+	}
+	h->dev[h->ndev++] = d;
+	return 0;
+}
+
+/* "hvt": {"block": {NAME: {...}}, "net": {NAME: {...}}}; only with
+ * guest.format "hvt" (given before, in this file or an earlier one). */
+static int load_hvt(struct jctx *x, json_t *v)
+{
+	static const char *const keys[] = {"block", "net", NULL};
+	struct config_hvt *h = &x->c->hvt;
+	if (jobject(x, "hvt", v) || jkeys(x, "hvt", v, keys, "hvt"))
+		return -1;
+	if (!h->on)
+		return jerr(x, "hvt", "devices of a Solo5 hvt guest: give guest.format \"hvt\"");
+	if (h->source == NULL && (h->source = strdup(x->name)) == NULL)
+		return jerr(x, "hvt", "out of memory");
+	for (int net = 0; net < 2; net++) {
+		const char *kind = net ? "net" : "block";
+		json_t *devs = json_object_get(v, kind), *o;
+		const char *name;
+		char p[JPATH_MAX];
+		jpath(p, sizeof(p), "hvt", kind);
+		if (devs == NULL)
+			continue;
+		if (jobject(x, p, devs))
+			return -1;
+		json_object_foreach(devs, name, o)
+		{
+			char dp[JPATH_MAX];
+			jpath(dp, sizeof(dp), p, name);
+			if (load_hvt_dev(x, dp, name, net, o))
+				return -1;
+		}
+	}
 	return 0;
 }

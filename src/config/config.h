@@ -11,6 +11,8 @@
  *     "guest":   {"kernel": "guest.elf", "format": "auto",
  *                 "load_addr": "0x7c00", "entry": "0x7c00",
  *                 "append": "console=ttyS0"},
+ *     "hvt":     {"block": {"NAME": {"path": "disk.img", "sector_size": 512}},
+ *                 "net": {"NAME": {"tap": "tap0", "mac": "02:00:00:00:00:01"}}},
  *     "vmms":    [{"name": "uart", "role": "uart16550",
  *                  "placement": "main", "input": "stdin",
  *                  "output": "stdout", "args": {"key": "value"}}],
@@ -35,7 +37,9 @@
  * file's directory. Unknown keys, wrong JSON types and duplicate keys are errors.
  * Every error names the file and its JSON path: "vm.json: machine.mem: ...".
  * A file with "vmms" or "routes" turns the PC-like defaults off unless it
- * also says "defaults": true.
+ * also says "defaults": true. guest.format "hvt" (with guest.args, the
+ * unikernel's command line) makes the guest a Solo5 hvt unikernel, whose
+ * devices the "hvt" section attaches (config.hvt; src/hvt/hvt.h runs it).
  */
 #ifndef VMMUX_CONFIG_CONFIG_H
 #define VMMUX_CONFIG_CONFIG_H
@@ -57,6 +61,28 @@
 #define MEM_MAX (4ull << 30)
 #define MEM_DEFAULT (64ull << 20)
 
+/*
+ * A Solo5 hvt guest (guest.format "hvt" and the "hvt" section,
+ * docs/config.md; run by src/hvt/ with the config's VMMs and routes).
+ */
+#define CONFIG_HVT_DEVS_MAX 63
+struct config_hvt_dev {
+	bool net;	 /* a net device; else a block device */
+	char *name;	 /* its name in the unikernel's manifest */
+	char *target;	 /* block: the disk image's path; net: the tap's name */
+	uint64_t sector; /* block: the sector size; 0: 512 */
+	bool mac_set;	 /* net: mac given; else a random one */
+	uint8_t mac[6];
+};
+struct config_hvt {
+	bool on;      /* guest.format is "hvt" */
+	char *source; /* the config file's name, for messages; NULL: none */
+	size_t nargs; /* guest.args: the unikernel's command line */
+	char **args;
+	size_t ndev;
+	struct config_hvt_dev dev[CONFIG_HVT_DEVS_MAX];
+};
+
 struct vmmux_config {
 	/* machine */
 	uint64_t mem_bytes; /* multiple of 4 KiB, MEM_MIN..MEM_MAX */
@@ -76,6 +102,7 @@ struct vmmux_config {
 	size_t nmodules;
 	const char **mb_modules;
 	bool fw_cfg; /* --fw-cfg: the fwcfg VMM at io:0x510-0x511 (QEMU's fw_cfg) */
+	struct config_hvt hvt; /* a Solo5 hvt guest (hvt.on) */
 	/* VMMs (the main VMM is implicit and not listed) */
 	size_t nvmms;
 	struct vmm_config vmms[CONFIG_VMMS_MAX];
@@ -140,6 +167,11 @@ int config_parse_vmm_option(const char *s, struct vmm_config *out, struct errbuf
 struct json_t;
 int config_vmm_from_json(struct json_t *o, const char *name, struct vmm_config *out,
 			 struct errbuf *e);
+
+/* True when one of the first N routes of C takes keys that R takes (the
+ * overlap rule of config_finish's default routes; from= routes never
+ * overlap). */
+bool config_route_taken(const struct vmmux_config *c, size_t n, const struct route_spec *r);
 
 /* Free the strings of V (input, output, args) and zero it. */
 void config_vmm_clear(struct vmm_config *v);

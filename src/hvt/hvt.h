@@ -2,21 +2,23 @@
  * hvt.h: the host of the Solo5 hvt guest ABI (include/vmmux/hvt_abi.h).
  *
  * vmmux runs an hvt unikernel on its ordinary machine: the image is loaded
- * as an ELF64 at its p_vaddrs, and the hvt VMM (role "hvt", always in the
- * main VMM's process, this directory) then lays down the hvt boot state
- * (GDT, page tables, boot information, manifest, command line, registers,
- * read-only code) before the vCPU starts, and handles the hypercalls that
+ * as an ELF64 at its p_vaddrs, and the machine's boot hook (machine.h,
+ * installed by hvt_core.c) lays down the hvt boot state (GDT, page tables,
+ * boot information, manifest, command line, registers, read-only code) at
+ * boot and at every reset. The main VMM (VMM 0) handles the hypercalls that
  * belong to the machine (walltime, poll, halt) and every exit that an hvt
- * guest must not make. The device hypercalls are routed like any event:
- * puts to the console VMM (role "hvt-console"), block read/write to a block
- * VMM ("hvt-block", vmms/block/) and net read/write to a net VMM ("hvt-net",
- * vmms/net/), one per device, in-process or parallel.
+ * guest must not make, through its extension table (vmm/main_vmm.h). The
+ * device hypercalls are routed like any event: puts to the console VMM
+ * (role "hvt-console"), block read/write to a block VMM ("hvt-block",
+ * vmms/block/) and net read/write to a net VMM ("hvt-net", vmms/net/), one
+ * per device, in-process or parallel.
  *
  * Pieces:
  *   hvt_elf.c    hvt_image_parse: the executable and its notes (untrusted)
  *   hvt_boot.c   hvt_boot_write / hvt_boot_vcpu: the boot state
- *   hvt_setup.c  options -> devices opened -> a vmmux config; `vmmux hvt`
- *   hvt_core.c   the "hvt" role
+ *   hvt_setup.c  a config's hvt section -> devices opened -> VMMs and
+ *                routes; `vmmux hvt` and `vmmux run --config`
+ *   hvt_core.c   the main VMM's part: boot hook, walltime/poll/halt, faults
  *   hvt_console.c the "hvt-console" role
  */
 #ifndef VMMUX_HVT_HVT_H
@@ -87,7 +89,7 @@ int hvt_boot_write(struct guest_mem *m, const struct hvt_image *im, const struct
  * RIP = entry, RSP = mem_size - 8, RDI = the boot information. */
 int hvt_boot_vcpu(int vcpu_fd, uint64_t entry, uint64_t mem_size, struct errbuf *e);
 
-/* ---- the run's hvt state (hvt_setup.c), read by the hvt role ---------- */
+/* ---- the run's hvt state (hvt_setup.c), read by hvt_core.c ------------ */
 
 #define HVT_DEVS_MAX HVT_MFT_MAX_ENTRIES
 
@@ -111,8 +113,13 @@ struct hvt_host {
 
 extern struct hvt_host hvt_host;
 
-/* The implementation of the "hvt" role (hvt_roles.h: hvt_core_impl). */
-extern const struct vmmux_role hvt_core_impl_role;
+/*
+ * Install the main VMM's part of the run (hvt_core.c): the machine's boot
+ * hook and the main VMM's extension. -1 when another guest kind holds the
+ * main VMM. hvt_core_remove undoes it after machine_run.
+ */
+int hvt_core_install(void);
+void hvt_core_remove(void);
 
 /*
  * End the run because of the guest (a bad pointer, a write to its code, a
@@ -123,6 +130,17 @@ void hvt_fault(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* `vmmux hvt ARGS`: returns the exit status (see docs/guests.md). */
 int hvt_command(int argc, char **argv);
+
+struct vmmux_config;
+/*
+ * Run the Solo5 hvt guest that C describes (C->hvt.on, loaded but not
+ * finished: this adds the hvt VMMs and default routes, then finishes it).
+ * PARALLEL is the placement of the block and net VMMs that the config does
+ * not place itself. Messages name C->hvt.source's JSON paths, or `vmmux
+ * hvt`'s options when it is NULL. Returns solo5-hvt's exit status: the
+ * guest's own, or 1 for any error (printed on stderr).
+ */
+int hvt_run_config(struct vmmux_config *c, bool parallel);
 
 /* Usage text of `vmmux hvt`. */
 extern const char hvt_usage[];

@@ -1,10 +1,12 @@
 /*
- * hvt_core.c: the "hvt" role, the main VMM's part of an hvt guest (hvt.h).
+ * hvt_core.c: the main VMM's part of an hvt guest (hvt.h).
  *
- * It runs only inside the vmmux process (it touches the machine: the vCPU's
- * registers, memory slots, the end of the run). Its init lays down the hvt
- * boot state over the image the machine loaded; its handler serves the
- * hypercalls that belong to the machine and ends the run, as solo5-hvt
+ * It runs inside the vmmux process (it touches the machine: the vCPU's
+ * registers, memory slots, the end of the run), installed for the run by
+ * hvt_core_install. Its boot hook (machine.h) lays down the hvt boot state
+ * over the image the machine loaded, at boot and at every reset; its main
+ * VMM extension (vmm/main_vmm.h) serves, for the events routed to main,
+ * the hypercalls that belong to the machine and ends the run, as solo5-hvt
  * does, on every exit an hvt guest must not make:
  *   hypercall 1 walltime   CLOCK_REALTIME
  *   hypercall 3 poll       waits on the readiness eventfds of the net VMMs
@@ -31,6 +33,7 @@
 #include "util/log.h"
 #include "vm/vm.h"
 #include "vmm/machine.h"
+#include "vmm/main_vmm.h"
 
 struct hvt_host hvt_host;
 
@@ -57,44 +60,29 @@ static void *arg_ptr(const struct vmmux_event *ev, size_t size, const char *call
 	return p;
 }
 
-static int core_init(struct vmmux_ctx *ctx)
+static int core_boot(struct vm *vm, bool reset, struct errbuf *e)
 {
 	struct hvt_host *h = &hvt_host;
-	if (!h->active) {
-		vmmux_log(ctx, VMMUX_LOG_ERROR, "role hvt: no hvt guest was set up (vmmux hvt)");
-		return -1;
-	}
-	struct vm *vm = machine_vm();
-	struct errbuf e;
-	if (vm->ncpus != 1) {
-		vmmux_log(ctx, VMMUX_LOG_ERROR, "an hvt guest has exactly one vCPU (%u given)",
-			  vm->ncpus);
-		return -1;
-	}
+	if (!h->active)
+		return err_set(e, "no hvt guest was set up");
+	if (vm->ncpus != 1)
+		return err_set(e, "an hvt guest has exactly one vCPU (%u given)", vm->ncpus);
+	if (vm->mem.size != h->mem_size)
+		return err_set(e, "guest memory is %llu bytes, the hvt set-up expected %llu",
+			       (unsigned long long)vm->mem.size, (unsigned long long)h->mem_size);
 	int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
-	if (khz <= 0) {
-		vmmux_log(ctx, VMMUX_LOG_ERROR, "KVM_GET_TSC_KHZ: %s", strerror(errno));
-		return -1;
-	}
-	if (vm->mem.size != h->mem_size) {
-		vmmux_log(ctx, VMMUX_LOG_ERROR,
-			  "guest memory is %llu bytes, the hvt set-up "
-			  "expected %llu",
-			  (unsigned long long)vm->mem.size, (unsigned long long)h->mem_size);
-		return -1;
-	}
+	if (khz <= 0)
+		return err_set(e, "KVM_GET_TSC_KHZ: %s", strerror(errno));
 	if (hvt_boot_write(&vm->mem, &h->image, h->mft, h->mft_size, h->cmdline,
-			   (uint64_t)khz * 1000, &e) < 0 ||
-	    hvt_boot_vcpu(vm->vcpus[0].fd, h->image.entry, vm->mem.size, &e) < 0) {
-		vmmux_log(ctx, VMMUX_LOG_ERROR, "%s", e.msg);
+			   (uint64_t)khz * 1000, e) < 0 ||
+	    hvt_boot_vcpu(vm->vcpus[0].fd, h->image.entry, vm->mem.size, e) < 0)
 		return -1;
-	}
-	for (unsigned i = 0; i < h->image.nro; i++) {
+	/* The read-only slots stay across resets (the loader writes through
+	 * vmmux's own mapping, which stays writable). */
+	for (unsigned i = 0; !reset && i < h->image.nro; i++) {
 		const struct hvt_range *r = &h->image.ro[i];
-		if (vm_set_readonly(vm, r->lo, r->hi - r->lo, &e) < 0) {
-			vmmux_log(ctx, VMMUX_LOG_ERROR, "read-only code: %s", e.msg);
-			return -1;
-		}
+		if (vm_set_readonly(vm, r->lo, r->hi - r->lo, e) < 0)
+			return err_prefix(e, "read-only code");
 	}
 	return 0;
 }
@@ -159,9 +147,10 @@ static void do_halt(const struct vmmux_event *ev)
 	machine_stop(status, "hvt guest halted with status %d", status);
 }
 
-static int core_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, struct vmmux_reply *rep)
+/* The main VMM's extension: the events of the machine; the others (platform,
+ * requests, IRQs, faults of VMMs) go to the main VMM's own handling. */
+static bool core_handle(struct vmmux_event *ev, struct vmmux_reply *rep)
 {
-	(void)ctx;
 	rep->action = VMMUX_ACT_DONE;
 	rep->value = 0;
 	switch (ev->type) {
@@ -218,15 +207,24 @@ static int core_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, stru
 			rep->action = VMMUX_ACT_END;
 		break;
 	default:
-		break;
+		return false;
 	}
+	return true;
+}
+
+static const struct machine_boot_hook boot_hook = {.name = "hvt", .boot = core_boot};
+static const struct main_vmm_ext main_ext = {.name = "hvt", .handle = core_handle};
+
+int hvt_core_install(void)
+{
+	if (main_vmm_ext_install(&main_ext) < 0)
+		return -1;
+	machine_set_boot_hook(&boot_hook);
 	return 0;
 }
 
-const struct vmmux_role hvt_core_impl_role = {
-    .abi_version = VMMUX_ROLE_ABI_VERSION,
-    .name = "hvt",
-    .priv_size = 0,
-    .init = core_init,
-    .handle = core_handle,
-};
+void hvt_core_remove(void)
+{
+	machine_set_boot_hook(NULL);
+	main_vmm_ext_remove(&main_ext);
+}

@@ -1,9 +1,8 @@
 /*
  * hvt_roles.h: the built-in roles of the Solo5 hvt host, for the role table
  * (vmms/roles.c). Each is written against include/vmmux/vmmux.h only, so it
- * links into any program that serves roles:
- *   hvt          the main VMM's part of an hvt guest (src/hvt/hvt_core.c);
- *                outside the vmmux process that runs the guest its init fails
+ * links into any program that serves roles (the machine's part of an hvt
+ * guest is the main VMM's, src/hvt/hvt_core.c, not a role):
  *   hvt-console  puts (src/hvt/hvt_console.c)
  *   hvt-block    block read/write on one disk image (vmms/block/block.c)
  *   hvt-net      net read/write on one tap, readiness (vmms/net/net.c)
@@ -13,13 +12,8 @@
 
 #include <vmmux/vmmux.h>
 
-extern const struct vmmux_role hvt_core_role;
 extern const struct vmmux_role hvt_console_role;
 extern const struct vmmux_role vmmux_role_hvt_block;
 extern const struct vmmux_role vmmux_role_hvt_net;
-
-/* The implementation behind hvt_core_role: set by the main VMM (hvt_setup.c)
- * before the run, NULL elsewhere. */
-extern const struct vmmux_role *hvt_core_impl;
 
 #endif

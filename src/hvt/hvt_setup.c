@@ -1,23 +1,27 @@
 /*
- * hvt_setup.c: `vmmux hvt`, a drop-in for solo5-hvt (hvt.h).
+ * hvt_setup.c: the set-up of a Solo5 hvt run (hvt.h), shared by `vmmux hvt`
+ * (a drop-in for solo5-hvt: its options become a config's hvt section) and
+ * `vmmux run --config` (guest.format "hvt", the file's hvt section).
  *
- * The command parses solo5-hvt's options, validates the unikernel and its
- * manifest, opens every device the manifest declares (disk images
- * read-write, taps, one readiness eventfd per net device), fills in the
- * manifest copy, and describes the run as an ordinary vmmux config:
+ * It validates the unikernel and its manifest, opens every device the
+ * manifest declares (disk images read-write, taps, one readiness eventfd
+ * per net device), fills in the manifest copy, and adds to the config:
  *
- *   VMM       role         placement          descriptors
- *   hvt       hvt          main VMM's process  -
- *   console   hvt-console  in-process          output stdout
- *   blockK    hvt-block    --placement         input: the image
- *   netK      hvt-net      --placement         input: the tap, output: readiness
+ *   VMM       role         placement             descriptors
+ *   console   hvt-console  in-process            output stdout
+ *   blockK    hvt-block    parallel (default)    input: the image
+ *   netK      hvt-net      parallel (default)    input: the tap, output: readiness
  *
- *   hypercall:1=hvt  hypercall:3=hvt  hypercall:8=hvt  hypercall:2=console
+ *   hypercall:1=main  hypercall:3=main  hypercall:8=main  hypercall:2=console
  *   hypercall:4-5=block0 (block1 from block0 ...)   hypercall:6-7=net0 (...)
- *   type:io=hvt type:mmio=hvt type:hlt=hvt type:shutdown=hvt
- *   type:exception=hvt type:hypercall=hvt
+ *   type:io=main type:mmio=main type:hlt=main type:shutdown=main
+ *   type:exception=main type:hypercall=main
  *
- * then runs it with machine_run and maps the outcome to solo5-hvt's exit
+ * A VMM of the config by one of these names sets its placement (and
+ * timeout, spin, cpu; the console's output); a route of the config that
+ * takes the same keys replaces the default one. The main VMM's part
+ * (hvt_core.c) is installed for the run: its boot hook and its handler of
+ * the events routed to main. The outcome maps to solo5-hvt's exit
  * statuses: the guest's halt status, 1 for every host or hvt error.
  */
 #include <errno.h>
@@ -81,8 +85,6 @@ struct dev_opt {
 	uint64_t sector;    /* block: 0 = default */
 	bool mac_set;
 	uint8_t mac[6];
-	int index; /* manifest index */
-	int fd, ready_fd;
 };
 
 struct opts {
@@ -116,8 +118,6 @@ static struct dev_opt *dev_get(struct opts *o, enum dev_kind k, const char *name
 	memset(d, 0, sizeof(*d));
 	d->kind = k;
 	memcpy(d->name, name, nlen);
-	d->fd = d->ready_fd = -1;
-	d->index = -1;
 	return d;
 }
 
@@ -240,92 +240,129 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	return -1; /* go on */
 }
 
-static char *join_args(int n, char **args)
+/* The command line: ARGS joined by spaces. */
+static char *join_args(size_t n, char *const *args)
 {
 	size_t len = 1;
-	for (int i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		len += strlen(args[i]) + 1;
 	char *s = malloc(len);
 	if (s == NULL)
 		return NULL;
 	s[0] = '\0';
 	size_t at = 0;
-	for (int i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		at += (size_t)snprintf(s + at, len - at, "%s%s", i ? " " : "", args[i]);
 	return s;
 }
 
-/* Open and describe device D in manifest M; -1 with a message. */
-static int attach(struct dev_opt *d, struct hvt_mft *m, struct errbuf *e)
+/* One attached device of the run. */
+struct hvt_dev {
+	const struct config_hvt_dev *cfg;
+	int index; /* manifest index */
+	int fd, ready_fd;
+};
+
+static struct {
+	unsigned ndev;
+	struct hvt_dev dev[HVT_DEVS_MAX];
+} run;
+
+/*
+ * Where device D's FIELD ("path", "tap", "sector_size", "mac") came from,
+ * for messages: the config file's JSON path, or `vmmux hvt`'s option.
+ */
+static const char *dev_where(const struct config_hvt *h, const struct config_hvt_dev *d,
+			     const char *field, char *buf, size_t len)
 {
-	const char *kind = d->kind == DEV_BLOCK ? "block" : "net";
-	d->index = hvt_mft_find(
-	    m, d->name, d->kind == DEV_BLOCK ? HVT_MFT_DEV_BLOCK_BASIC : HVT_MFT_DEV_NET_BASIC);
+	const char *kind = d->net ? "net" : "block";
+	if (h->source != NULL)
+		snprintf(buf, len, "%s: hvt.%s.%s.%s", h->source, kind, d->name, field);
+	else if (strcmp(field, "sector_size") == 0)
+		snprintf(buf, len, "--block-sector-size:%s", d->name);
+	else if (strcmp(field, "mac") == 0)
+		snprintf(buf, len, "--net-mac:%s", d->name);
+	else
+		snprintf(buf, len, "--%s:%s", kind, d->name);
+	return buf;
+}
+
+/* Open and describe device D in manifest M; -1 with a message. */
+static int attach(const struct config_hvt *h, struct hvt_dev *d, struct hvt_mft *m,
+		  struct errbuf *e)
+{
+	const struct config_hvt_dev *c = d->cfg;
+	const char *kind = c->net ? "net" : "block";
+	char w[256];
+	d->index =
+	    hvt_mft_find(m, c->name, c->net ? HVT_MFT_DEV_NET_BASIC : HVT_MFT_DEV_BLOCK_BASIC);
 	if (d->index < 0)
-		return err_set(e, "--%s:%s: the unikernel declares no %s device named '%s'", kind,
-			       d->name, kind, d->name);
+		return err_set(e, "%s: the unikernel declares no %s device named '%s'",
+			       dev_where(h, c, c->net ? "tap" : "path", w, sizeof(w)), kind,
+			       c->name);
 	struct hvt_mft_entry *en = &m->e[d->index];
-	if (d->kind == DEV_BLOCK) {
-		uint64_t bs = d->sector ? d->sector : 512;
-		d->fd = open(d->target, O_RDWR | O_CLOEXEC);
+	if (!c->net) {
+		uint64_t bs = c->sector ? c->sector : 512;
+		dev_where(h, c, "path", w, sizeof(w));
+		if (bs > 0xffff)
+			return err_set(e, "%s: %llu does not fit the manifest's 16-bit block size",
+				       dev_where(h, c, "sector_size", w, sizeof(w)),
+				       (unsigned long long)bs);
+		d->fd = open(c->target, O_RDWR | O_CLOEXEC);
 		struct stat st;
 		if (d->fd < 0 || fstat(d->fd, &st) < 0)
-			return err_set(e, "--block:%s: %s: %s", d->name, d->target,
-				       strerror(errno));
+			return err_set(e, "%s: %s: %s", w, c->target, strerror(errno));
 		if (!S_ISREG(st.st_mode))
-			return err_set(e, "--block:%s: %s is not a regular file", d->name,
-				       d->target);
+			return err_set(e, "%s: %s is not a regular file", w, c->target);
 		if ((uint64_t)st.st_size % bs)
 			return err_set(
 			    e,
-			    "Backing storage size must be block aligned (%s: %llu bytes, "
+			    "%s: Backing storage size must be block aligned (%s: %llu bytes, "
 			    "block size %llu)",
-			    d->target, (unsigned long long)st.st_size, (unsigned long long)bs);
+			    w, c->target, (unsigned long long)st.st_size, (unsigned long long)bs);
 		en->u.block_basic.capacity = (uint64_t)st.st_size;
-		en->u.block_basic.block_size = (uint16_t)(bs > 0xffff ? 0 : bs);
-		if (bs > 0xffff)
-			return err_set(e,
-				       "--block-sector-size:%s: %llu does not fit the manifest's "
-				       "16-bit block size",
-				       d->name, (unsigned long long)bs);
+		en->u.block_basic.block_size = (uint16_t)bs;
 	} else {
-		if (strlen(d->target) >= IFNAMSIZ)
-			return err_set(e, "--net:%s: interface name '%s' is too long", d->name,
-				       d->target);
-		if (if_nametoindex(d->target) == 0)
+		dev_where(h, c, "tap", w, sizeof(w));
+		if (strlen(c->target) >= IFNAMSIZ)
+			return err_set(e, "%s: interface name '%s' is too long", w, c->target);
+		if (if_nametoindex(c->target) == 0)
 			return err_set(e,
-				       "--net:%s: no network interface '%s' (create the tap first: "
-				       "ip tuntap add %s mode tap)",
-				       d->name, d->target, d->target);
+				       "%s: no network interface '%s' (create the tap first: ip "
+				       "tuntap add %s mode tap)",
+				       w, c->target, c->target);
 		d->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 		if (d->fd < 0)
-			return err_set(e, "--net:%s: /dev/net/tun: %s", d->name, strerror(errno));
+			return err_set(e, "%s: /dev/net/tun: %s", w, strerror(errno));
 		struct ifreq ifr;
 		memset(&ifr, 0, sizeof(ifr));
 		ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", d->target);
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", c->target);
 		if (ioctl(d->fd, TUNSETIFF, &ifr) < 0)
-			return err_set(e, "--net:%s: attaching to tap '%s': %s%s", d->name,
-				       d->target, strerror(errno),
+			return err_set(e, "%s: attaching to tap '%s': %s%s", w, c->target,
+				       strerror(errno),
 				       errno == EBUSY	 ? " (in use by another program?)"
 				       : errno == EINVAL ? " (not a tap interface?)"
 							 : "");
 		int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		memset(&ifr, 0, sizeof(ifr));
-		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", d->target);
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", c->target);
 		int r = s < 0 ? -1 : ioctl(s, SIOCGIFMTU, &ifr);
 		int err = errno;
 		if (s >= 0)
 			close(s);
 		if (r < 0)
-			return err_set(e, "--net:%s: reading the MTU of '%s': %s", d->name,
-				       d->target, strerror(err));
-		if (!d->mac_set) {
-			if (getrandom(d->mac, sizeof(d->mac), 0) != (ssize_t)sizeof(d->mac))
+			return err_set(e, "%s: reading the MTU of '%s': %s", w, c->target,
+				       strerror(err));
+		uint8_t mac[6];
+		if (c->mac_set) {
+			memcpy(mac, c->mac, 6);
+		} else {
+			if (getrandom(mac, sizeof(mac), 0) != (ssize_t)sizeof(mac))
 				return err_set(e, "getrandom: %s", strerror(errno));
-			d->mac[0] = (uint8_t)((d->mac[0] & 0xfe) | 0x02); /* local, unicast */
+			mac[0] = (uint8_t)((mac[0] & 0xfe) | 0x02); /* local, unicast */
 		}
-		memcpy(en->u.net_basic.mac, d->mac, 6);
+		memcpy(en->u.net_basic.mac, mac, 6);
 		en->u.net_basic.mtu = (uint16_t)ifr.ifr_mtu;
 		d->ready_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (d->ready_fd < 0)
@@ -336,121 +373,260 @@ static int attach(struct dev_opt *d, struct hvt_mft *m, struct errbuf *e)
 	return 0;
 }
 
-static int add_route(struct vmmux_config *c, const char *text, struct errbuf *e)
+static void close_devices(void)
 {
-	struct route_spec r;
-	if (route_spec_parse(text, &r, e) < 0 || config_add_route(c, &r, e) < 0)
-		return -1;
-	return 0;
+	for (unsigned i = 0; i < run.ndev; i++) {
+		if (run.dev[i].fd >= 0)
+			close(run.dev[i].fd);
+		if (run.dev[i].ready_fd >= 0)
+			close(run.dev[i].ready_fd);
+		run.dev[i].fd = run.dev[i].ready_fd = -1;
+	}
+	run.ndev = 0;
 }
 
-static int add_vmm(struct vmmux_config *c, const char *name, const char *role, bool parallel,
-		   const char *input, const char *output, uint64_t mem, const char *const *args,
-		   const char *const *grants, struct errbuf *e)
+/* One VMM the set-up needs: its role and what it holds. */
+struct vmm_need {
+	const char *name, *role;
+	bool parallel; /* the default placement */
+	const char *input, *output;
+	const char *const *args; /* key, value, ..., NULL */
+	const char *const *grants;
+	const char *why; /* for messages: what the VMM serves */
+};
+
+/* Index of C's VMM NAME, or -1. */
+static int find_vmm(const struct vmmux_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nvmms; i++)
+		if (strcmp(c->vmms[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Add the VMM N needs, with the window a device role needs (the guest's
+ * own memory, from its image up; not the page tables, boot information or
+ * manifest). A VMM of the config by that name (vmms[i]) is replaced by it,
+ * keeping what the config may choose (placement, timeout, spin, cpu; the
+ * console's output); it must have N's role and leave the rest to the set-up.
+ */
+static int add_vmm(struct vmmux_config *c, const struct vmm_need *n, uint64_t mem, struct errbuf *e)
 {
 	struct vmm_config v;
 	memset(&v, 0, sizeof(v));
-	snprintf(v.name, sizeof(v.name), "%s", name);
-	snprintf(v.role, sizeof(v.role), "%s", role);
-	v.placement = parallel ? VMM_PARALLEL : VMM_IN_PROCESS;
+	snprintf(v.name, sizeof(v.name), "%s", n->name);
+	snprintf(v.role, sizeof(v.role), "%s", n->role);
+	v.placement = n->parallel ? VMM_PARALLEL : VMM_IN_PROCESS;
 	v.placement_set = true;
-	v.input = (char *)input;
-	v.output = (char *)output;
-	for (size_t i = 0; args && args[i] && args[i + 1] && v.nargs < VMM_ARGS_MAX; i += 2) {
-		v.args[v.nargs].key = (char *)args[i];
-		v.args[v.nargs++].value = (char *)args[i + 1];
+	v.input = (char *)n->input;
+	v.output = (char *)n->output;
+	for (size_t i = 0; n->args && n->args[i] && n->args[i + 1] && v.nargs < VMM_ARGS_MAX;
+	     i += 2) {
+		v.args[v.nargs].key = (char *)n->args[i];
+		v.args[v.nargs++].value = (char *)n->args[i + 1];
 	}
-	for (size_t i = 0; grants && grants[i] && v.ngrants < VMM_GRANTS_MAX; i++)
-		v.grants[v.ngrants++] = (char *)grants[i];
-	v.raise_set = grants != NULL;
-	/* The window a device role needs: the guest's own memory, from its
-	 * image up; not the page tables, boot information or manifest. */
+	for (size_t i = 0; n->grants && n->grants[i] && v.ngrants < VMM_GRANTS_MAX; i++)
+		v.grants[v.ngrants++] = (char *)n->grants[i];
+	v.raise_set = n->grants != NULL;
 	if (mem > HVT_GUEST_MIN_BASE) {
 		v.nwindows = 1;
 		v.windows[0] = (struct vmm_window){HVT_GUEST_MIN_BASE, mem - HVT_GUEST_MIN_BASE};
 	}
-	return config_add_vmm(c, &v, e);
+	int at = find_vmm(c, n->name);
+	if (at < 0)
+		return config_add_vmm(c, &v, e);
+	/* The config's own VMM of that name. */
+	struct vmm_config *u = &c->vmms[at];
+	bool console = strcmp(n->role, "hvt-console") == 0;
+	const char *set = u->program			 ? "program"
+			  : u->input			 ? "input"
+			  : u->output && !console	 ? "output"
+			  : u->nargs			 ? "args"
+			  : u->memory_all || u->nwindows ? "memory"
+			  : u->raise_set		 ? "raise"
+							 : NULL;
+	if (strcmp(u->role, n->role) != 0)
+		return err_set(e,
+			       "vmms[%d] ('%s'): the VMM of the hvt guest's %s has role '%s', not "
+			       "'%s'",
+			       at, u->name, n->why, n->role, u->role);
+	if (set != NULL)
+		return err_set(e,
+			       "vmms[%d] ('%s'): %s: set by vmmux for the hvt guest's %s; leave it "
+			       "out (give only placement, timeout, spin, cpu%s)",
+			       at, u->name, set, n->why, console ? ", output" : "");
+	if (u->placement_set)
+		v.placement = u->placement;
+	v.timeout_ns = u->timeout_ns;
+	v.spin_set = u->spin_set;
+	v.spin_ns = u->spin_ns;
+	v.cpu_set = u->cpu_set;
+	v.cpu = u->cpu;
+	char *out = NULL;
+	if (console && u->output != NULL) {
+		out = u->output; /* kept: u's strings are cleared below */
+		u->output = NULL;
+		v.output = out;
+	}
+	/* Replace it in its place (ids follow the config's order). */
+	struct vmm_config old = *u;
+	size_t keep = c->nvmms;
+	c->nvmms = (size_t)at;
+	int rc = config_add_vmm(c, &v, e);
+	c->nvmms = keep;
+	if (rc < 0) {
+		*u = old;
+		free(out);
+		return -1;
+	}
+	config_vmm_clear(&old);
+	free(out);
+	return 0;
+}
+
+static int add_route(struct vmmux_config *c, size_t nuser, const char *text, struct errbuf *e)
+{
+	struct route_spec r;
+	if (route_spec_parse(text, &r, e) < 0)
+		return -1;
+	/* A route of the config that takes these keys wins. */
+	if (!(r.opts & ROUTE_OPT_FROM) && config_route_taken(c, nuser, &r))
+		return 0;
+	return config_add_route(c, &r, e);
 }
 
 /* The VMMs and routes of one kind of device, chained by handle. */
-static int add_devices(struct vmmux_config *c, struct opts *o, enum dev_kind k, uint64_t mem,
+static int add_devices(struct vmmux_config *c, size_t nuser, bool net, bool parallel, uint64_t mem,
 		       struct errbuf *e)
 {
-	const char *prefix = k == DEV_BLOCK ? "block" : "net";
-	const char *role = k == DEV_BLOCK ? "hvt-block" : "hvt-net";
-	unsigned lo = k == DEV_BLOCK ? HVT_HC_BLOCK_WRITE : HVT_HC_NET_WRITE;
+	const char *prefix = net ? "net" : "block";
+	unsigned lo = net ? HVT_HC_NET_WRITE : HVT_HC_BLOCK_WRITE;
 	unsigned n = 0, total = 0;
-	for (unsigned i = 0; i < o->ndev; i++)
-		total += o->dev[i].kind == k;
-	for (unsigned i = 0; i < o->ndev; i++) {
-		struct dev_opt *d = &o->dev[i];
-		if (d->kind != k)
+	for (unsigned i = 0; i < run.ndev; i++)
+		total += run.dev[i].cfg->net == net;
+	for (unsigned i = 0; i < run.ndev; i++) {
+		struct hvt_dev *d = &run.dev[i];
+		if (d->cfg->net != net)
 			continue;
-		char name[32], in[32], out[32], handle[16], bs[24], route[96];
+		char name[32], in[32], out[32], handle[16], bs[24], route[96], why[96];
 		snprintf(name, sizeof(name), "%s%u", prefix, n);
 		snprintf(in, sizeof(in), "fd:%d", d->fd);
 		snprintf(out, sizeof(out), "fd:%d", d->ready_fd);
 		snprintf(handle, sizeof(handle), "%d", d->index);
-		snprintf(bs, sizeof(bs), "%llu", (unsigned long long)(d->sector ? d->sector : 512));
+		snprintf(bs, sizeof(bs), "%llu",
+			 (unsigned long long)(d->cfg->sector ? d->cfg->sector : 512));
+		snprintf(why, sizeof(why), "%s device '%s'", prefix, d->cfg->name);
 		bool next = n + 1 < total;
-		const char *args[] = {"handle",
-				      handle,
-				      "next",
-				      next ? "yes" : "no",
-				      k == DEV_BLOCK ? "block_size" : NULL,
-				      bs,
-				      NULL};
+		const char *args[] = {
+		    "handle", handle, "next", next ? "yes" : "no", net ? NULL : "block_size",
+		    bs,	      NULL};
 		static const char *const chain_grants[] = {"request:exit", "forward", NULL};
-		if (add_vmm(c, name, role, o->parallel, in, k == DEV_NET ? out : NULL, mem, args,
-			    next ? chain_grants : NULL, e) < 0)
+		struct vmm_need need = {
+		    .name = name,
+		    .role = net ? "hvt-net" : "hvt-block",
+		    .parallel = parallel,
+		    .input = in,
+		    .output = net ? out : NULL,
+		    .args = args,
+		    .grants = next ? chain_grants : NULL,
+		    .why = why,
+		};
+		if (add_vmm(c, &need, mem, e) < 0)
 			return -1;
 		if (n == 0)
 			snprintf(route, sizeof(route), "hypercall:%u-%u=%s", lo, lo + 1, name);
 		else
 			snprintf(route, sizeof(route), "hypercall:%u-%u=%s;from=%s%u", lo, lo + 1,
 				 name, prefix, n - 1);
-		if (add_route(c, route, e) < 0)
+		if (add_route(c, nuser, route, e) < 0)
 			return -1;
 		n++;
 	}
 	return 0;
 }
 
-static void close_devices(struct opts *o)
+/* The default routes of an hvt run: the machine's hypercalls and every exit
+ * an hvt guest must not make go to the main VMM (hvt_core.c). */
+static const char *const main_routes[] = {"hypercall:1=main",
+					  "hypercall:2=console",
+					  "hypercall:3=main",
+					  "hypercall:8=main",
+					  "type:io=main",
+					  "type:mmio=main",
+					  "type:hlt=main",
+					  "type:shutdown=main",
+					  "type:exception=main",
+					  "type:hypercall=main",
+					  NULL};
+
+/* "NAME: " for messages of the config path, "" for vmmux hvt's. */
+static const char *src_prefix(const struct config_hvt *h, char *buf, size_t len)
 {
-	for (unsigned i = 0; i < o->ndev; i++) {
-		if (o->dev[i].fd >= 0)
-			close(o->dev[i].fd);
-		if (o->dev[i].ready_fd >= 0)
-			close(o->dev[i].ready_fd);
-		o->dev[i].fd = o->dev[i].ready_fd = -1;
-	}
+	if (h->source == NULL)
+		buf[0] = '\0';
+	else
+		snprintf(buf, len, "%s: ", h->source);
+	return buf;
 }
 
-/* Everything but running: image, devices, config. Returns 0 or 1. */
-static int prepare(struct opts *o, struct vmmux_config *c)
+/* Everything but running: image, devices, VMMs, routes, the finished
+ * config. Returns 0, or -1 with the error printed. */
+static int prepare(struct vmmux_config *c, bool parallel)
 {
 	struct errbuf e;
 	struct hvt_host *h = &hvt_host;
-	uint64_t mem = o->mem_mib << 20;
+	const struct config_hvt *ch = &c->hvt;
+	char pfx[256];
+	src_prefix(ch, pfx, sizeof(pfx));
+	if (c->kernel == NULL) {
+		fprintf(stderr, "vmmux: %sguest.kernel: missing (the hvt unikernel)\n", pfx);
+		return -1;
+	}
+	if (c->append != NULL || c->ninitrd || c->nmodules) {
+		fprintf(stderr,
+			"vmmux: %sguest.%s: not for a Solo5 hvt guest (its command line is "
+			"guest.args)\n",
+			pfx, c->append ? "append" : "modules");
+		return -1;
+	}
+	if (c->cpus != 1) {
+		fprintf(stderr,
+			"vmmux: %smachine.cpus: an hvt guest has exactly one vCPU (%u given)\n",
+			pfx, c->cpus);
+		return -1;
+	}
+	if (c->irqchip || c->load.format != IMAGE_AUTO || c->load.mode != CPU_MODE_DEFAULT) {
+		fprintf(stderr, "vmmux: %s%s: not for a Solo5 hvt guest\n", pfx,
+			c->irqchip		       ? "machine.irqchip"
+			: c->load.format != IMAGE_AUTO ? "guest.format"
+						       : "machine.cpu_mode");
+		return -1;
+	}
+	uint64_t mem = c->mem_bytes & ~((2ull << 20) - 1);
+	if (mem < (2ull << 20) || mem > HVT_MEM_MAX) {
+		fprintf(stderr, "vmmux: %smachine.mem: an hvt guest has 2 MiB to 4 GiB\n", pfx);
+		return -1;
+	}
+	c->mem_bytes = mem;
 	uint8_t *img = NULL;
 	size_t len = 0;
-	if (loader_read_file(o->kernel, mem, &img, &len, &e) < 0) {
+	if (loader_read_file(c->kernel, mem, &img, &len, &e) < 0) {
 		fprintf(stderr, "vmmux hvt: %s\n", e.msg);
-		return 1;
+		return -1;
 	}
-	int rc = hvt_image_parse(o->kernel, img, len, mem, &h->image, &e);
+	int rc = hvt_image_parse(c->kernel, img, len, mem, &h->image, &e);
 	free(img);
 	if (rc < 0) {
 		fprintf(stderr, "vmmux hvt: %s\n", e.msg);
-		return 1;
+		return -1;
 	}
 	h->mft_size = h->image.mft_size;
 	h->mft = malloc(h->mft_size);
-	h->cmdline = join_args(o->nargs, o->args);
+	h->cmdline = join_args(ch->nargs, ch->args);
 	if (h->mft == NULL || h->cmdline == NULL) {
 		fprintf(stderr, "vmmux hvt: out of memory\n");
-		return 1;
+		return -1;
 	}
 	memcpy(h->mft, h->image.mft, h->mft_size);
 	if (strlen(h->cmdline) >= HVT_CMDLINE_SIZE) {
@@ -458,71 +634,136 @@ static int prepare(struct opts *o, struct vmmux_config *c)
 			"vmmux hvt: the unikernel's command line is %zu characters; at "
 			"most %u fit\n",
 			strlen(h->cmdline), HVT_CMDLINE_SIZE - 1);
-		return 1;
+		return -1;
 	}
 	if (h->image.kernel_end + 0x10000 > mem) {
-		fprintf(stderr, "vmmux hvt: %s needs more than --mem=%llu MiB\n", o->kernel,
-			(unsigned long long)o->mem_mib);
-		return 1;
+		fprintf(stderr, "vmmux hvt: %s needs more than %llu MiB of memory\n", c->kernel,
+			(unsigned long long)(mem >> 20));
+		return -1;
 	}
-	for (unsigned i = 0; i < o->ndev; i++)
-		if (attach(&o->dev[i], h->mft, &e) < 0) {
+	run.ndev = 0;
+	for (size_t i = 0; i < ch->ndev && i < HVT_DEVS_MAX; i++) {
+		struct hvt_dev *d = &run.dev[run.ndev++];
+		*d = (struct hvt_dev){.cfg = &ch->dev[i], .index = -1, .fd = -1, .ready_fd = -1};
+		if (attach(ch, d, h->mft, &e) < 0) {
 			fprintf(stderr, "vmmux hvt: %s\n", e.msg);
-			return 1;
+			return -1;
 		}
+	}
 	for (uint32_t i = 1; i < h->mft->entries; i++)
 		if (!h->mft->e[i].attached) {
 			bool blk = h->mft->e[i].type == HVT_MFT_DEV_BLOCK_BASIC;
-			fprintf(stderr,
-				"vmmux hvt: the unikernel declares %s device '%s', which is not "
-				"attached (give --%s:%s=%s)\n",
-				blk ? "block" : "net", h->mft->e[i].name, blk ? "block" : "net",
-				h->mft->e[i].name, blk ? "PATH" : "IFACE");
-			return 1;
+			if (ch->source != NULL)
+				fprintf(stderr,
+					"vmmux hvt: %shvt.%s: the unikernel declares %s device "
+					"'%s', which is not attached (give hvt.%s.%s)\n",
+					pfx, blk ? "block" : "net", blk ? "block" : "net",
+					h->mft->e[i].name, blk ? "block" : "net",
+					h->mft->e[i].name);
+			else
+				fprintf(
+				    stderr,
+				    "vmmux hvt: the unikernel declares %s device '%s', which is "
+				    "not attached (give --%s:%s=%s)\n",
+				    blk ? "block" : "net", h->mft->e[i].name, blk ? "block" : "net",
+				    h->mft->e[i].name, blk ? "PATH" : "IFACE");
+			return -1;
 		}
 	h->nnet = 0;
-	for (unsigned i = 0; i < o->ndev; i++)
-		if (o->dev[i].kind == DEV_NET) {
-			h->net_ready_fd[h->nnet] = o->dev[i].ready_fd;
-			h->net_index[h->nnet++] = (unsigned)o->dev[i].index;
+	for (unsigned i = 0; i < run.ndev; i++)
+		if (run.dev[i].cfg->net) {
+			h->net_ready_fd[h->nnet] = run.dev[i].ready_fd;
+			h->net_index[h->nnet++] = (unsigned)run.dev[i].index;
 		}
 	h->mem_size = mem;
 
-	config_init(c);
+	/* The VMMs and routes; the config's own routes come first and win. */
+	size_t nuser = c->nroutes;
 	c->defaults = false;
-	c->mem_bytes = mem;
-	c->cpus = 1;
-	c->stats = o->stats;
-	c->kernel = strdup(o->kernel);
-	if (c->kernel == NULL ||
-	    add_vmm(c, "hvt", "hvt", false, NULL, NULL, 0, NULL, NULL, &e) < 0 ||
-	    add_vmm(c, "console", "hvt-console", false, NULL, "stdout", mem, NULL, NULL, &e) < 0 ||
-	    add_devices(c, o, DEV_BLOCK, mem, &e) < 0 || add_devices(c, o, DEV_NET, mem, &e) < 0) {
-		fprintf(stderr, "vmmux hvt: %s\n", c->kernel ? e.msg : "out of memory");
-		return 1;
+	struct vmm_need console = {
+	    .name = "console", .role = "hvt-console", .output = "stdout", .why = "console (puts)"};
+	if (add_vmm(c, &console, mem, &e) < 0 ||
+	    add_devices(c, nuser, false, parallel, mem, &e) < 0 ||
+	    add_devices(c, nuser, true, parallel, mem, &e) < 0) {
+		fprintf(stderr, "vmmux hvt: %s%s\n", pfx, e.msg);
+		return -1;
 	}
-	static const char *const routes[] = {"hypercall:1=hvt",
-					     "hypercall:2=console",
-					     "hypercall:3=hvt",
-					     "hypercall:8=hvt",
-					     "type:io=hvt",
-					     "type:mmio=hvt",
-					     "type:hlt=hvt",
-					     "type:shutdown=hvt",
-					     "type:exception=hvt",
-					     "type:hypercall=hvt",
-					     NULL};
-	for (size_t i = 0; routes[i]; i++)
-		if (add_route(c, routes[i], &e) < 0) {
+	for (size_t i = 0; main_routes[i]; i++)
+		if (add_route(c, nuser, main_routes[i], &e) < 0) {
 			fprintf(stderr, "vmmux hvt: %s\n", e.msg);
-			return 1;
+			return -1;
 		}
 	if (config_finish(c, &e) < 0) {
-		fprintf(stderr, "vmmux hvt: %s\n", e.msg);
-		return 1;
+		fprintf(stderr, "vmmux hvt: %s%s\n", pfx, e.msg);
+		return -1;
 	}
 	h->active = true;
-	hvt_core_impl = &hvt_core_impl_role;
+	return 0;
+}
+
+static void release(void)
+{
+	close_devices();
+	hvt_image_free(&hvt_host.image);
+	free(hvt_host.mft);
+	free(hvt_host.cmdline);
+	hvt_host.mft = NULL;
+	hvt_host.cmdline = NULL;
+	hvt_host.active = false;
+	atomic_store(&hvt_host.halted, false);
+	atomic_store(&hvt_host.faulted, false);
+	atomic_store(&hvt_host.status, 0);
+}
+
+int hvt_run_config(struct vmmux_config *c, bool parallel)
+{
+	int status = 1;
+	if (prepare(c, parallel) == 0) {
+		if (hvt_core_install() < 0) {
+			fprintf(stderr, "vmmux hvt: another guest kind holds the main VMM\n");
+		} else {
+			int s = machine_run(c);
+			hvt_core_remove();
+			if (atomic_load(&hvt_host.halted))
+				status = atomic_load(&hvt_host.status);
+			else if (s > 128 && s < 160)
+				status = s; /* a signal (machine_run re-raises it) */
+		}
+	}
+	release();
+	return status;
+}
+
+/* The options' devices into C's hvt section (C owns the copies). */
+static int opts_to_config(const struct opts *o, struct vmmux_config *c)
+{
+	struct config_hvt *h = &c->hvt;
+	h->on = true;
+	c->mem_bytes = o->mem_mib << 20;
+	c->cpus = 1;
+	c->stats = o->stats;
+	c->defaults = false;
+	if ((c->kernel = strdup(o->kernel)) == NULL)
+		return -1;
+	if (o->nargs > 0 && (h->args = calloc((size_t)o->nargs, sizeof(char *))) == NULL)
+		return -1;
+	for (int i = 0; i < o->nargs; i++, h->nargs++)
+		if ((h->args[i] = strdup(o->args[i])) == NULL)
+			return -1;
+	for (unsigned i = 0; i < o->ndev && i < CONFIG_HVT_DEVS_MAX; i++, h->ndev++) {
+		const struct dev_opt *d = &o->dev[i];
+		struct config_hvt_dev *x = &h->dev[i];
+		x->net = d->kind == DEV_NET;
+		x->sector = d->sector;
+		x->mac_set = d->mac_set;
+		memcpy(x->mac, d->mac, 6);
+		x->name = strdup(d->name);
+		x->target = strdup(d->target);
+		if (x->name == NULL || x->target == NULL) {
+			h->ndev++;
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -536,29 +777,17 @@ int hvt_command(int argc, char **argv)
 		fprintf(stderr, "vmmux hvt: out of memory\n");
 		return 1;
 	}
+	config_init(c);
 	int status = parse_opts(argc, argv, o);
 	if (status < 0) {
-		config_init(c);
-		status = prepare(o, c);
-		if (status == 0) {
-			int s = machine_run(c);
-			if (atomic_load(&hvt_host.halted))
-				status = atomic_load(&hvt_host.status);
-			else if (s > 128 && s < 160)
-				status = s; /* a signal (machine_run re-raises it) */
-			else
-				status = 1;
+		if (opts_to_config(o, c) < 0) {
+			fprintf(stderr, "vmmux hvt: out of memory\n");
+			status = 1;
+		} else {
+			status = hvt_run_config(c, o->parallel);
 		}
-		config_free(c);
 	}
-	close_devices(o);
-	hvt_image_free(&hvt_host.image);
-	free(hvt_host.mft);
-	free(hvt_host.cmdline);
-	hvt_host.mft = NULL;
-	hvt_host.cmdline = NULL;
-	hvt_host.active = false;
-	hvt_core_impl = NULL;
+	config_free(c);
 	free(o);
 	free(c);
 	return status;

@@ -74,7 +74,7 @@ static struct {
 	unsigned resets;
 	int wake_fd;
 	int kill_signal;
-	FILE *stats_json; /* opened before the run, written at its end */
+	FILE *stats_json;			   /* opened before the run, written at its end */
 	const struct machine_boot_hook *boot_hook; /* or NULL */
 } M = {
     .lock = PTHREAD_MUTEX_INITIALIZER,

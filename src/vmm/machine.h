@@ -20,11 +20,11 @@
  * device: ((V << 1) | 1) & 0xff, as QEMU's isa-debug-exit); vmmux's own
  * failures are even and non-zero.
  */
-#define EXIT_POWEROFF     0
-#define EXIT_USAGE        2 /* bad command line or config */
-#define EXIT_IMAGE        4 /* bad guest image */
-#define EXIT_HOST         6 /* host or KVM failure, unmodelled exit */
-#define EXIT_GUEST_CRASH  8 /* triple fault, unhandled guest exception, dead halt, watchdog */
+#define EXIT_POWEROFF	 0
+#define EXIT_USAGE	 2 /* bad command line or config */
+#define EXIT_IMAGE	 4 /* bad guest image */
+#define EXIT_HOST	 6 /* host or KVM failure, unmodelled exit */
+#define EXIT_GUEST_CRASH 8 /* triple fault, unhandled guest exception, dead halt, watchdog */
 
 /* Run the machine C describes; returns the exit status. */
 int machine_run(struct vmmux_config *c);

@@ -117,6 +117,9 @@ static int open_stdin(const char *vmm)
  * hvt` opened it for the VMM: a disk image read-write, a tap, an eventfd).
  * The VMM gets its own duplicate, close-on-exec, whatever N's mode; -2 with
  * a message when N is not an open descriptor. -1 when S is not of this form.
+ * Internal only: the config loader refuses "fd:" in every input and output
+ * a user gives (file, --vmm, control API), so only vmmux's own set-up code,
+ * which builds struct vmm_config itself, can name a descriptor.
  */
 static int dup_held_fd(const struct vmm_config *c, const char *what, const char *s,
 		       struct errbuf *e)

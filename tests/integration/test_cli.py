@@ -13,7 +13,7 @@ RUN_OPTIONS = ["--kernel", "--mem", "--cpus", "--cpu-mode", "--route", "--vmm", 
                "--irqchip", "--no-irqchip", "--no-defaults"]
 
 ROLES = ["uart16550", "debug-exit", "chipset", "smm", "monitor", "fault-report", "sink",
-         "fwcfg"]
+         "fwcfg", "hvt-console", "hvt-block", "hvt-net"]
 
 DEFAULT_ROUTES = {
     "io:0x3f8-0x3ff": "uart",

@@ -14,8 +14,9 @@
 #include "../../../vmms/roles.h"
 #include "vmm/vmm.h"
 
-static const char *const names[] = {"uart16550", "smm",		 "chipset", "debug-exit",
-				    "monitor",	 "fault-report", "sink",    "fwcfg"};
+static const char *const names[] = {"uart16550",   "smm",	   "chipset", "debug-exit",
+				    "monitor",	   "fault-report", "sink",    "fwcfg",
+				    "hvt-console", "hvt-block",	   "hvt-net"};
 
 static void test_find(void **state)
 {
@@ -32,6 +33,11 @@ static void test_find(void **state)
 	assert_null(role_find("uart"));
 	assert_null(role_find("UART16550"));
 	assert_null(role_find("main"));
+	/* the machine's part of an hvt guest is the main VMM's, not a role */
+	assert_null(role_find("hvt"));
+	assert_non_null(role_find("hvt-console"));
+	assert_non_null(role_find("hvt-block"));
+	assert_non_null(role_find("hvt-net"));
 }
 
 static void test_table(void **state)
