@@ -447,6 +447,12 @@ static void kill_process(struct pvmm *p, int reason, const char *why);
 static void stop_process(struct pvmm *p)
 {
 	pthread_mutex_lock(&p->lock);
+	if (p->fault_reason) {
+		/* killed for a fault that the main loop has not reported yet (the
+		 * run is ending): say why now, as reap_exit would have */
+		log_warn("vmm '%s': parallel VMM %s; killed", p->v->name, p->fault_why);
+		p->fault_reason = 0;
+	}
 	set_state(p, PV_STOPPED);
 	atomic_store(&p->dead, true);
 	p->restart_at_ns = 0;
@@ -784,6 +790,7 @@ static void reap_exit(struct pvmm *p)
 		return;
 	pthread_mutex_lock(&p->lock);
 	int reason = p->fault_reason ? p->fault_reason : VMMUX_FAULT_CRASH;
+	bool killed = p->fault_reason != 0;
 	char why[200];
 	if (p->fault_reason)
 		snprintf(why, sizeof(why), "%s; killed", p->fault_why);
@@ -803,8 +810,11 @@ static void reap_exit(struct pvmm *p)
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	tp_main_wake_all(&p->region);
-	if (stopping || machine_stopping())
+	if (stopping || machine_stopping()) {
+		if (killed) /* vmmux killed it for a fault: say why even now */
+			log_warn("vmm '%s': parallel VMM %s", p->v->name, why);
 		return;
+	}
 	log_warn("vmm '%s': parallel VMM %s", p->v->name, why);
 	raise_fault(p, reason, si.si_status);
 }
