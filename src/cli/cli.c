@@ -411,7 +411,17 @@ static int cmd_routes(int argc, char **argv)
 		return status;
 	struct errbuf e;
 	struct route_table *t = NULL;
-	int ok = config_finish_flags(c, CONFIG_FINISH_NO_KERNEL, &e) == 0;
+	int ok;
+	if (c->hvt.on) { /* the hvt set-up adds its VMMs and routes, then finishes */
+		if (hvt_prepare_config(c, true) < 0) {
+			config_free(c);
+			free(c);
+			return EXIT_USAGE;
+		}
+		ok = 1;
+	} else {
+		ok = config_finish_flags(c, CONFIG_FINISH_NO_KERNEL, &e) == 0;
+	}
 	/* Check what `vmmux run` checks before it starts the guest. */
 	for (size_t i = 0; ok && i < c->nvmms; i++)
 		ok = vmm_config_check(&c->vmms[i], &e) == 0;

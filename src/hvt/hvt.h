@@ -142,6 +142,14 @@ struct vmmux_config;
  */
 int hvt_run_config(struct vmmux_config *c, bool parallel);
 
+/*
+ * The set-up of hvt_run_config without the run, for `vmmux routes`: checks
+ * the unikernel, its manifest and its devices (opening them, then closing
+ * them again) and adds the hvt VMMs and default routes to C, finished.
+ * 0, or -1 with the error printed on stderr.
+ */
+int hvt_prepare_config(struct vmmux_config *c, bool parallel);
+
 /* Usage text of `vmmux hvt`. */
 extern const char hvt_usage[];
 

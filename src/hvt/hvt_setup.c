@@ -734,6 +734,13 @@ int hvt_run_config(struct vmmux_config *c, bool parallel)
 	return status;
 }
 
+int hvt_prepare_config(struct vmmux_config *c, bool parallel)
+{
+	int rc = prepare(c, parallel);
+	release();
+	return rc < 0 ? -1 : 0;
+}
+
 /* The options' devices into C's hvt section (C owns the copies). */
 static int opts_to_config(const struct opts *o, struct vmmux_config *c)
 {

@@ -157,6 +157,29 @@ class Block(HvtConfigTest):
         self.assertEqual(r.out, "storage: handle 1 capacity 65536 block_size 4096\n")
 
 
+class Routes(HvtConfigTest):
+    def test_routes_shows_the_hvt_table(self):
+        # vmmux routes runs the hvt set-up (manifest, devices) and prints the
+        # table the run would use: the file's route first, the defaults after
+        self.image(1 << 20)
+        doc = blk(vmms=[{"name": "mon", "role": "monitor", "output": "mon.log"}],
+                  routes=["hypercall:2=mon"])
+        r = run_vmmux("routes", "--config", self.config(doc))
+        self.assertStatus(r, 0)
+        rows = {line.split()[0]: line.split()[1] for line in r.out.splitlines() if line}
+        self.assertEqual(rows["hypercall:2=mon"], "mon")
+        self.assertEqual(rows["hypercall:4-5=block0"], "block0")
+        for call in (1, 3, 8):
+            self.assertEqual(rows["hypercall:%d=main" % call], "main")
+        self.assertFalse(os.path.exists(self.path("mon.log")), "routes started a VMM")
+
+    def test_routes_refuses_what_run_refuses(self):
+        # a declared block device without its image: the same error as run
+        r = run_vmmux("routes", "--config", self.config(blk(hvt=None)))
+        self.assertStatus(r, 2)
+        self.assertIn("hvt.block.storage", r.err)
+
+
 class Errors(HvtConfigTest):
     def test_json_paths(self):
         self.image(4096)
