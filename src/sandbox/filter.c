@@ -169,8 +169,10 @@ static const struct rule rules[] = {
 
 	/* ---- stage 1 only ----------------------------------------------- */
 
-	/* Executing the program: the filter is installed before execve. */
+	/* Executing the program: the filter is installed before execveat (and
+	 * execve, for a script). */
 	R(execve, S1),
+	R(execveat, S1),
 	/* The loader and libc start-up: TLS (ARCH_SET_FS), the thread's
 	 * kernel bookkeeping, the stack limit (RLIMIT_STACK; the sanitizer
 	 * runtime also lowers RLIMIT_CORE) of the process itself (pid 0), and

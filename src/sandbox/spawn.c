@@ -112,6 +112,12 @@ static void __attribute__((noreturn)) child_run(const struct child_args *a)
 	errfd = ERR_FD;
 	if (syscall(SYS_close_range, ERR_FD + 1, ~0u, 0) != 0)
 		child_fail(errfd, STEP_CLOSE, errno);
+	/* The program, opened before the uid drop: the exec then needs only the
+	 * file's own execute permission, wherever it lies (a build tree under
+	 * /root, mode 0700, included). Closed by the exec. */
+	int exe = open(req->path, O_PATH | O_CLOEXEC);
+	if (exe < 0)
+		child_fail(errfd, STEP_EXEC, errno);
 
 	/* Signals: default actions (a handler of the parent must not run
 	 * here; exec keeps what is ignored), the terminal's three ignored. */
@@ -169,7 +175,11 @@ static void __attribute__((noreturn)) child_run(const struct child_args *a)
 	}
 	if (sandbox_filter_install(req->stage1) != 0)
 		child_fail(errfd, STEP_SECCOMP, errno);
-	execve(req->path, req->argv, req->envp);
+	syscall(SYS_execveat, exe, "", req->argv, req->envp, AT_EMPTY_PATH);
+	/* A script (#!) cannot run from a close-on-exec descriptor (its
+	 * interpreter would open /dev/fd/N): by its path, then. */
+	if (errno == ENOENT)
+		execve(req->path, req->argv, req->envp);
 	child_fail(errfd, STEP_EXEC, errno);
 }
 

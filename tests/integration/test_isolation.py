@@ -13,9 +13,11 @@ restarted) or refused at start, and the guest sees no corruption."""
 import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 
-from harness import (EXIT_GUEST_CRASH, EXIT_USAGE, VmmuxTest, exit_device_status, guest,
+from harness import (EXIT_GUEST_CRASH, EXIT_USAGE, VMMUX, VmmuxTest, exit_device_status, guest,
                      proc_cmdline, proc_status, vmm_pids, vmm_program, wait_until)
 
 UID_BASE = 61000                       # parallel VMM N runs as uid/gid UID_BASE + N
@@ -168,6 +170,21 @@ class Confinement(VmmuxTest):
         self.assertNotIn("Sanitizer", r.err, r)
         self.assertNotIn("runtime error:", r.err, r)
         self.assertNotIn("ALLOWED", r.err, r)
+
+    def test_program_in_a_private_directory(self):
+        # vmmux in a directory only root may enter (a build under /root,
+        # mode 0700): its VMM processes, which run under their own uids,
+        # are still executed (the program is opened before the uid drop)
+        d = os.path.join(self.tmp, "private")
+        os.mkdir(d, 0o700)
+        exe = os.path.join(d, "vmmux")
+        shutil.copy(os.path.abspath(VMMUX), exe)
+        p = subprocess.run([exe, "run", "--parallel", "--kernel", guest("hello.elf")],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        err = p.stderr.decode(errors="replace")
+        self.assertEqual(p.returncode, exit_device_status(0), err)
+        self.assertEqual(p.stdout.decode(), "hello from vmmux\n", err)
+        self.assertNotIn("Permission denied", err)
 
     def test_vmms_die_with_vmmux(self):
         # PR_SET_PDEATHSIG: vmmux killed outright (no chance to stop its
