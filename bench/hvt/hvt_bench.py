@@ -32,6 +32,14 @@ PEER = os.path.join(SRC, "tests", "integration", "test_hvt_peer.py")
 PLACEMENTS = ("main", "parallel")
 
 
+
+def netns_cmd(ns):
+    """The command prefix that runs a program in network namespace NS (made
+    with `ip netns add`). nsenter switches the network namespace only:
+    `ip netns exec` also remounts / and /sys, which fails where / is not a
+    mount point (a chroot)."""
+    return ["nsenter", "--net=/run/netns/" + ns]
+
 def run(args, timeout=600):
     p = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0:
@@ -76,16 +84,16 @@ def net(vmmux, g, n, rounds):
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         for cmd in (["ip", "tuntap", "add", "tap0", "mode", "tap"],
-                    ["sysctl", "-q", "-w", "net.ipv6.conf.tap0.disable_ipv6=1"],
+                    ["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/tap0/disable_ipv6"],
                     ["ip", "link", "set", "tap0", "up"]):
-            subprocess.run(["ip", "netns", "exec", ns] + cmd, check=True)
+            subprocess.run(netns_cmd(ns) + cmd, check=True)
         res = {pl: [] for pl in PLACEMENTS}
         for _ in range(rounds):
             for pl in PLACEMENTS:
-                peer = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, PEER,
+                peer = subprocess.Popen(netns_cmd(ns) + [sys.executable, PEER,
                                          "tap0", mac, str(n), "120"],
                                         stdout=subprocess.PIPE, text=True)
-                run(["ip", "netns", "exec", ns, vmmux, "hvt", "--mem=64", "--placement=" + pl,
+                run(netns_cmd(ns) + [vmmux, "hvt", "--mem=64", "--placement=" + pl,
                      "--net:service0=tap0", "--net-mac:service0=" + mac,
                      os.path.join(g, "hvt_net.hvt"), "echo", str(n)])
                 out = peer.communicate(timeout=200)[0]

@@ -345,6 +345,14 @@ class Malformed(HvtTest):
                    "has the reserved-first type", src=BLK)
 
 
+def netns_cmd(ns):
+    """The command prefix that runs a program in network namespace NS (made
+    with `ip netns add`). nsenter switches the network namespace only:
+    `ip netns exec` also remounts / and /sys, which fails where / is not a
+    mount point (a chroot)."""
+    return ["nsenter", "--net=/run/netns/" + ns]
+
+
 def _root_with_netns():
     return os.geteuid() == 0 and shutil.which("ip") is not None
 
@@ -366,14 +374,14 @@ class Net(HvtTest):
         cls.addClassCleanup(subprocess.run, ["ip", "netns", "del", cls.ns])
         # No IPv6 on the tap: its router solicitations would reach the guest.
         for cmd in (["ip", "tuntap", "add", "tap0", "mode", "tap"],
-                    ["sysctl", "-q", "-w", "net.ipv6.conf.tap0.disable_ipv6=1"],
+                    ["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/tap0/disable_ipv6"],
                     ["ip", "link", "set", "tap0", "up"], ["ip", "link", "set", "lo", "up"]):
-            subprocess.run(["ip", "netns", "exec", cls.ns] + cmd, check=True)
+            subprocess.run(netns_cmd(cls.ns) + cmd, check=True)
 
     def hvt_ns(self, *args, timeout=120):
         """vmmux hvt ARGS inside the namespace."""
         args = list(args)
-        p = subprocess.run(["ip", "netns", "exec", self.ns, os.path.abspath(VMMUX), "hvt",
+        p = subprocess.run(netns_cmd(self.ns) + [os.path.abspath(VMMUX), "hvt",
                             PLACEMENT] + args, capture_output=True, timeout=timeout,
                            stdin=subprocess.DEVNULL)
         return Result(args, p.returncode, p.stdout.decode(errors="replace"),
@@ -405,7 +413,7 @@ class Net(HvtTest):
     def test_echo(self):
         n = 40
         peer = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, sys.executable,
+            netns_cmd(self.ns) + [sys.executable,
              os.path.join(HERE, "test_hvt_peer.py"), "tap0", self.MAC, str(n), "90"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -920,10 +921,42 @@ static int as_user(void)
 	return 0;
 }
 
+/* Copy the file FROM to TO with mode 0755; 0 or -1. */
+static int copy_exec(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+	int rc = in >= 0 && out >= 0 ? 0 : -1;
+	char buf[65536];
+	ssize_t n;
+	while (rc == 0 && (n = read(in, buf, sizeof(buf))) != 0)
+		if (n < 0 || write(out, buf, (size_t)n) != n)
+			rc = -1;
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) != 0)
+		rc = -1;
+	return rc == 0 ? chmod(to, 0755) : -1;
+}
+
 static void test_unprivileged_caller(void **state)
 {
 	(void)state;
-	assert_int_equal(in_child(as_user), 0);
+	/* The user must reach the probe whatever directory the build is in (a
+	 * tree under /root, mode 0700, included): a copy in a directory of its
+	 * own that everyone may enter. */
+	char dir[] = "/tmp/vmmux-probe-XXXXXX", path[64];
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/probe", dir);
+	assert_int_equal(copy_exec(probe, path), 0);
+	const char *saved = probe;
+	probe = path;
+	int r = in_child(as_user);
+	probe = saved;
+	unlink(path);
+	rmdir(dir);
+	assert_int_equal(r, 0);
 }
 
 /* A multi-threaded caller: threads that allocate and hold locks while the
