@@ -69,6 +69,12 @@ static int too_big(const char *path, uint64_t size, bool exact, size_t max_len, 
 
 int loader_read_file(const char *path, size_t max_len, uint8_t **buf, size_t *len, struct errbuf *e)
 {
+	return loader_read_file_as(path, max_len, false, "a guest image", buf, len, e);
+}
+
+int loader_read_file_as(const char *path, size_t max_len, bool allow_empty, const char *what,
+			uint8_t **buf, size_t *len, struct errbuf *e)
+{
 	*buf = NULL;
 	*len = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -82,10 +88,10 @@ int loader_read_file(const char *path, size_t max_len, uint8_t **buf, size_t *le
 	}
 	if (S_ISDIR(st.st_mode)) {
 		close(fd);
-		return err_set(e, "%s: is a directory, not a guest image", path);
+		return err_set(e, "%s: is a directory, not %s", path, what);
 	}
 	bool regular = S_ISREG(st.st_mode);
-	if (regular && st.st_size == 0) {
+	if (regular && st.st_size == 0 && !allow_empty) {
 		close(fd);
 		return err_set(e, "%s: file is empty", path);
 	}
@@ -145,7 +151,9 @@ int loader_read_file(const char *path, size_t max_len, uint8_t **buf, size_t *le
 	}
 	if (n == 0) {
 		free(b);
-		return err_set(e, "%s: file is empty", path);
+		if (!allow_empty)
+			return err_set(e, "%s: file is empty", path);
+		b = NULL;
 	}
 	*buf = b;
 	*len = n;

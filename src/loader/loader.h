@@ -21,10 +21,10 @@
 
 enum cpu_mode {
 	CPU_MODE_DEFAULT = 0, /* the image format's own mode */
-	CPU_MODE_REAL,        /* 16-bit real mode */
+	CPU_MODE_REAL,	      /* 16-bit real mode */
 	CPU_MODE_PROT32,      /* 32-bit protected mode, flat, no paging */
-	CPU_MODE_LONG,        /* 64-bit long mode at CPL0 */
-	CPU_MODE_USER,        /* 64-bit long mode at CPL3 with IOPL=3 */
+	CPU_MODE_LONG,	      /* 64-bit long mode at CPL0 */
+	CPU_MODE_USER,	      /* 64-bit long mode at CPL3 with IOPL=3 */
 };
 
 /* Parse "real", "protected", "long", "user"; -1 if unknown. */
@@ -33,7 +33,7 @@ const char *cpu_mode_name(enum cpu_mode m);
 
 enum image_format {
 	IMAGE_AUTO = 0, /* multiboot, then ELF64 */
-	IMAGE_RAW,      /* flat binary at load_addr */
+	IMAGE_RAW,	/* flat binary at load_addr */
 };
 
 enum image_kind {
@@ -52,9 +52,9 @@ enum image_kind {
 
 struct load_opts {
 	enum image_format format;
-	uint64_t load_addr;  /* raw: where the image goes */
+	uint64_t load_addr; /* raw: where the image goes */
 	bool has_entry;
-	uint64_t entry;      /* raw: entry point (default load_addr) */
+	uint64_t entry;	     /* raw: entry point (default load_addr) */
 	enum cpu_mode mode;  /* CPU_MODE_DEFAULT or a requested mode */
 	const char *cmdline; /* multiboot command line (QEMU's: "PATH APPEND"), or NULL */
 	/* Multiboot modules, in order: each string is "FILE[ ARGS]" as QEMU
@@ -70,7 +70,7 @@ struct boot_image {
 	enum cpu_mode mode;
 	uint64_t entry;
 	uint64_t image_lo, image_hi; /* guest-physical extent [lo, hi) of the image */
-	uint32_t mb_info;            /* multiboot: GPA of the information structure */
+	uint32_t mb_info;	     /* multiboot: GPA of the information structure */
 };
 
 /*
@@ -87,6 +87,11 @@ int loader_load(const char *name, const uint8_t *img, size_t len, const struct l
  */
 int loader_read_file(const char *path, size_t max_len, uint8_t **buf, size_t *len,
 		     struct errbuf *e);
+
+/* The same for any file: ALLOW_EMPTY gives *buf NULL and *len 0 for an empty
+ * one; WHAT names what a directory is not ("a guest image"). */
+int loader_read_file_as(const char *path, size_t max_len, bool allow_empty, const char *what,
+			uint8_t **buf, size_t *len, struct errbuf *e);
 
 /* Format-specific loaders, called by loader_load (exposed for tests). */
 int loader_multiboot(const char *name, const uint8_t *img, size_t len, size_t hdr_off,

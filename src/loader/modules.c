@@ -3,6 +3,7 @@
  * (modules.h).
  */
 #include "loader/modules.h"
+#include "loader/loader.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -122,77 +123,8 @@ char *mb_module_path(const char *s)
 
 int mb_module_read(const char *path, uint64_t max, uint8_t **buf, size_t *len, struct errbuf *e)
 {
-	*buf = NULL;
-	*len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int err = errno;
-		close(fd);
-		return err_set(e, "%s: cannot stat: %s", path, strerror(err));
-	}
-	if (S_ISDIR(st.st_mode)) {
-		close(fd);
-		return err_set(e, "%s: is a directory, not a module file", path);
-	}
-	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
-		close(fd);
-		return err_set(e, "%s: file is %llu bytes, larger than guest RAM (%llu bytes)",
-			       path, (unsigned long long)st.st_size, (unsigned long long)max);
-	}
-	/* Read up to max + 1 bytes whatever st_size said (a pipe, a file that
-	 * grows while it is read). */
-	size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536;
-	uint8_t *b = malloc(cap);
-	if (b == NULL) {
-		close(fd);
-		return err_set(e, "%s: out of memory reading the file", path);
-	}
-	size_t n = 0;
-	for (;;) {
-		if (n == cap) {
-			if (n > max)
-				break;
-			size_t ncap = cap * 2 < cap ? SIZE_MAX : cap * 2;
-			if (ncap > max + 1)
-				ncap = (size_t)max + 1;
-			uint8_t *nb = realloc(b, ncap);
-			if (nb == NULL) {
-				free(b);
-				close(fd);
-				return err_set(e, "%s: out of memory reading the file", path);
-			}
-			b = nb;
-			cap = ncap;
-		}
-		ssize_t r = read(fd, b + n, cap - n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			int err = errno;
-			free(b);
-			close(fd);
-			return err_set(e, "%s: read error: %s", path, strerror(err));
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	if (n > max) {
-		free(b);
-		return err_set(e, "%s: file is larger than guest RAM (%llu bytes)", path,
-			       (unsigned long long)max);
-	}
-	if (n == 0) {
-		free(b);
-		b = NULL;
-	}
-	*buf = b;
-	*len = n;
-	return 0;
+	return loader_read_file_as(path, max > SIZE_MAX ? SIZE_MAX : (size_t)max, true,
+				   "a module file", buf, len, e);
 }
 
 int mb_place(uint64_t *cursor, uint64_t size, uint64_t limit, uint64_t *addr)

@@ -177,7 +177,7 @@ class MbKernelErrors(VmmuxTest):
             f.truncate(3 << 20)
         r = self.run_kernel(*SMP, "--mem", "2M", "--module", big)
         self.assertStatus(r, EXIT_IMAGE)
-        self.assertIn("multiboot module 1: %s: file is 3145728 bytes, larger than guest RAM"
+        self.assertIn("multiboot module 1: %s: file is 3 MiB, larger than guest RAM"
                       % big, r.err)
 
     def test_module_does_not_fit(self):
