@@ -194,6 +194,40 @@ static inline int role_raise(struct vmmux_ctx *ctx, uint16_t type, uint16_t flag
 	return 0;
 }
 
+/*
+ * Whether every byte of guest memory [GPA, GPA+LEN) is inside the windows
+ * granted to the role (overflow included; LEN 0 is always inside). Checked
+ * page by page, so that a gap between windows is found before any I/O.
+ */
+static inline bool role_gm_range_ok(struct vmmux_ctx *ctx, uint64_t gpa, uint64_t len)
+{
+	uint8_t x;
+	if (len == 0)
+		return true;
+	if (len - 1 > UINT64_MAX - gpa)
+		return false;
+	for (uint64_t off = 0; off < len; off += 4096 - ((gpa + off) & 4095))
+		if (vmmux_gm_read(ctx, gpa + off, &x, 1) < 0)
+			return false;
+	return vmmux_gm_read(ctx, gpa + len - 1, &x, 1) == 0;
+}
+
+/*
+ * The guest passed a pointer outside its memory to device DEV's operation
+ * OP: log "DEV OP: invalid guest access: WHAT of LEN bytes at GPA is outside
+ * guest memory" and ask the host to end the run with status 1 (a request
+ * event, VMMUX_REQ_EXIT), as a Solo5 tender ends it.
+ */
+static inline void role_guest_fault(struct vmmux_ctx *ctx, uint16_t vcpu, const char *dev,
+				    const char *op, const char *what, uint64_t gpa, uint64_t len)
+{
+	vmmux_log(ctx, VMMUX_LOG_ERROR,
+		  "%s %s: invalid guest access: %s of %llu bytes at 0x%llx is outside guest "
+		  "memory",
+		  dev, op, what, (unsigned long long)len, (unsigned long long)gpa);
+	role_raise(ctx, VMMUX_EV_REQUEST, 0, VMMUX_REQ_EXIT, 1, 0, vcpu);
+}
+
 /* Header of every role's saved state (little-endian, the host's order). */
 struct role_state_hdr {
 	uint32_t magic;	  /* role-specific */

@@ -108,30 +108,12 @@ static void block_fini(struct vmmux_ctx *ctx)
 	b->map = NULL;
 }
 
+/* role_guest_fault for this device's calls. */
 static void guest_fault(struct vmmux_ctx *ctx, const struct vmmux_event *ev, const char *what,
 			uint64_t gpa, uint64_t len)
 {
-	vmmux_log(ctx, VMMUX_LOG_ERROR,
-		  "block %s: invalid guest access: %s of %llu bytes at 0x%llx is outside guest "
-		  "memory",
-		  ev->key == HVT_HC_BLOCK_WRITE ? "write" : "read", what, (unsigned long long)len,
-		  (unsigned long long)gpa);
-	role_raise(ctx, VMMUX_EV_REQUEST, 0, VMMUX_REQ_EXIT, 1, 0, ev->vcpu);
-}
-
-/* Every byte of [gpa, gpa+len) inside the window (it is one window here;
- * checked page by page so that a gap is found before any I/O). */
-static bool range_ok(struct vmmux_ctx *ctx, uint64_t gpa, uint64_t len)
-{
-	uint8_t x;
-	if (len == 0)
-		return true;
-	if (len - 1 > UINT64_MAX - gpa)
-		return false;
-	for (uint64_t off = 0; off < len; off += 4096 - ((gpa + off) & 4095))
-		if (vmmux_gm_read(ctx, gpa + off, &x, 1) < 0)
-			return false;
-	return vmmux_gm_read(ctx, gpa + len - 1, &x, 1) == 0;
+	role_guest_fault(ctx, ev->vcpu, "block", ev->key == HVT_HC_BLOCK_WRITE ? "write" : "read",
+			 what, gpa, len);
 }
 
 /* Copy between the window and the image's mapping: no system call, no
@@ -167,7 +149,7 @@ static int block_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 			return 0;
 		}
 		a.ret = HVT_EINVAL;
-	} else if (!range_ok(ctx, a.data, a.len)) {
+	} else if (!role_gm_range_ok(ctx, a.data, a.len)) {
 		guest_fault(ctx, ev, "buffer", a.data, a.len);
 		return 0;
 	} else if (a.len == 0 || a.offset % b->block_size || a.len % b->block_size ||

@@ -125,28 +125,12 @@ static int net_input(struct vmmux_ctx *ctx)
 	return r < 0 ? -1 : 1;
 }
 
+/* role_guest_fault for this device's calls. */
 static void guest_fault(struct vmmux_ctx *ctx, const struct vmmux_event *ev, const char *what,
 			uint64_t gpa, uint64_t len)
 {
-	vmmux_log(ctx, VMMUX_LOG_ERROR,
-		  "net %s: invalid guest access: %s of %llu bytes at 0x%llx is outside guest "
-		  "memory",
-		  ev->key == HVT_HC_NET_WRITE ? "write" : "read", what, (unsigned long long)len,
-		  (unsigned long long)gpa);
-	role_raise(ctx, VMMUX_EV_REQUEST, 0, VMMUX_REQ_EXIT, 1, 0, ev->vcpu);
-}
-
-static bool range_ok(struct vmmux_ctx *ctx, uint64_t gpa, uint64_t len)
-{
-	uint8_t x;
-	if (len == 0)
-		return true;
-	if (len - 1 > UINT64_MAX - gpa)
-		return false;
-	for (uint64_t off = 0; off < len; off += 4096 - ((gpa + off) & 4095))
-		if (vmmux_gm_read(ctx, gpa + off, &x, 1) < 0)
-			return false;
-	return vmmux_gm_read(ctx, gpa + len - 1, &x, 1) == 0;
+	role_guest_fault(ctx, ev->vcpu, "net", ev->key == HVT_HC_NET_WRITE ? "write" : "read", what,
+			 gpa, len);
 }
 
 static int net_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, struct vmmux_reply *rep)
@@ -172,7 +156,7 @@ static int net_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, struc
 			return 0;
 		}
 		a.ret = HVT_EINVAL;
-	} else if (!range_ok(ctx, a.data, a.len)) {
+	} else if (!role_gm_range_ok(ctx, a.data, a.len)) {
 		guest_fault(ctx, ev, "buffer", a.data, a.len);
 		return 0;
 	} else if (ev->key == HVT_HC_NET_WRITE) {
