@@ -664,17 +664,21 @@ static void *thread_main(void *arg)
 				pthread_mutex_lock(&I.lock);
 				continue;
 			}
-			if (d->state != DB_ACTIVE || d->parallel)
+			if (d->state != DB_ACTIVE)
 				continue;
 			if (quit) {
 				/* the run ends: what it counted goes out (ioregion_fini
-				 * deassigns and closes it) */
+				 * deassigns and closes it); a parallel VMM's too, whose
+				 * own reading may not have caught up: through the
+				 * transport while the VMM is still up */
 				struct doorbell c = *d;
 				pthread_mutex_unlock(&I.lock);
 				deliver_rings(&c, read_count(c.fd));
 				pthread_mutex_lock(&I.lock);
 				continue;
 			}
+			if (d->parallel)
+				continue;
 			copy[n] = *d;
 			pf[n++] = (struct pollfd){.fd = d->fd, .events = POLLIN};
 		}

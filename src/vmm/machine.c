@@ -14,6 +14,7 @@
  * irqchip and every role to their boot state, and releases the others.
  */
 #include "vmm/machine.h"
+#include "vm/ioregion.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -674,6 +675,9 @@ int machine_run(struct vmmux_config *c)
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
 	free(tids);
+	/* What the routes compiled into KVM still hold (the coalesced ring,
+	 * doorbell counts) is delivered before the statistics are written. */
+	ioregion_fini();
 	router_thread_unregister();
 
 	write_stats(c);
