@@ -132,10 +132,20 @@ void *vcpu_thread_main(void *arg)
 	pvmm_thread_slot = index; /* this vCPU's request slot in parallel VMMs */
 
 	while (machine_vcpu_gate(index)) {
-		router_thread_offline();
+		/* Online across KVM_RUN, with a quiescent state announced before
+		 * it (one load when no writer waits), instead of going offline
+		 * and online around it (three memory fences on every exit). A
+		 * writer that waits kicks the vCPUs (router_set_kick, vcpu_kick):
+		 * they come back here and run offline until it is done. */
+		bool offline = router_gp_pending();
+		if (offline)
+			router_thread_offline();
+		else
+			router_quiescent();
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		int err = errno;
-		router_thread_online();
+		if (offline)
+			router_thread_online();
 		if (r < 0) {
 			if (err == EINTR || err == EAGAIN) {
 				v->run->immediate_exit = 0;

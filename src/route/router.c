@@ -11,6 +11,7 @@
 #include "route/router.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <urcu-qsbr.h>
 
@@ -18,6 +19,35 @@
 
 static struct route_table *current_table;
 static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Writers between their exchange and the end of their grace period. */
+static _Atomic unsigned gp_waiters;
+static void (*_Atomic kick_readers)(void);
+
+bool router_gp_pending(void)
+{
+	return atomic_load(&gp_waiters) != 0;
+}
+
+void router_set_kick(void (*kick)(void))
+{
+	atomic_store(&kick_readers, kick);
+}
+
+/*
+ * Wait for a grace period. Readers that block online (vCPUs) are told first
+ * (gp_waiters, sequentially consistent: a vCPU that clears immediate_exit
+ * and then misses the count is kicked out of its next KVM_RUN) and kicked,
+ * so that they come back and block offline until the wait ends.
+ */
+static void wait_grace_period(void)
+{
+	atomic_fetch_add(&gp_waiters, 1);
+	void (*kick)(void) = atomic_load(&kick_readers);
+	if (kick)
+		kick();
+	synchronize_rcu();
+	atomic_fetch_sub(&gp_waiters, 1);
+}
 
 static void attach_stats(struct route_table *t)
 {
@@ -57,7 +87,7 @@ void router_init(struct route_table *t)
 	old = rcu_xchg_pointer(&current_table, t);
 	pthread_mutex_unlock(&writer_lock);
 	if (old != NULL) { /* init called twice: treat it as a publish */
-		synchronize_rcu();
+		wait_grace_period();
 		route_table_free(old);
 	}
 	writer_leave(was_online);
@@ -74,7 +104,7 @@ void router_publish(struct route_table *t)
 	t->generation = old ? old->generation + 1 : 1;
 	old = rcu_xchg_pointer(&current_table, t);
 	pthread_mutex_unlock(&writer_lock);
-	synchronize_rcu();
+	wait_grace_period();
 	route_table_free(old);
 	writer_leave(was_online);
 }

@@ -10,12 +10,17 @@
  *     router_thread_unregister() before it exits;
  *   - call router_thread_offline() before it blocks for an unbounded time
  *     (KVM_RUN, poll) and router_thread_online() afterwards, so that a halted
- *     guest never stalls an update;
+ *     guest never stalls an update; or, where that costs too much on every
+ *     pass (a vCPU: three memory fences per exit), stay online, announce a
+ *     quiescent state before each block (router_quiescent), and go offline
+ *     only while router_gp_pending() says a writer waits, the writer making
+ *     sure with the kick of router_set_kick that the block ends;
  *   - not keep a table or route pointer across an offline period.
  */
 #ifndef VMMUX_ROUTE_ROUTER_H
 #define VMMUX_ROUTE_ROUTER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "route/table.h"
@@ -77,5 +82,20 @@ void router_thread_offline(void);
 void router_thread_online(void);
 /* Announce a quiescent state without going offline. */
 void router_quiescent(void);
+
+/*
+ * Whether a writer is waiting for a grace period (router_publish between
+ * its exchange and the end of the wait). One atomic load.
+ */
+bool router_gp_pending(void);
+
+/*
+ * KICK, called by every writer after router_gp_pending() became true and
+ * before it waits for the grace period, must make each reader that blocks
+ * while online (a vCPU in KVM_RUN) return to its loop, where it sees
+ * router_gp_pending() and blocks offline until the writer is done (vCPUs:
+ * vcpu_kick, immediate_exit and a signal). NULL: no such readers.
+ */
+void router_set_kick(void (*kick)(void));
 
 #endif

@@ -652,6 +652,7 @@ int machine_run(struct vmmux_config *c)
 		return EXIT_HOST;
 	}
 	vcpu_kick_signal_init();
+	router_set_kick(kick_all); /* vCPUs stay online in KVM_RUN (vcpu.c) */
 	router_thread_register();
 	stats_start();
 	static const struct metrics_vmm_source metrics_src = {vmm_count, vmm_get, vmm_stats_name,
@@ -675,6 +676,7 @@ int machine_run(struct vmmux_config *c)
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
 	free(tids);
+	router_set_kick(NULL); /* no vCPU thread left to kick */
 	/* What the routes compiled into KVM still hold (the coalesced ring,
 	 * doorbell counts) is delivered before the statistics are written. */
 	ioregion_fini();
