@@ -36,6 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../bench_util.h"
 #include "../rawkvm/record.h"
 #include "exit/classify.h"
 #include "route/router.h"
@@ -79,14 +80,7 @@ static int (*volatile handler_ptr)(void *, struct vmmux_event *, struct vmmux_re
 
 static int pin(int cpu)
 {
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) != 0) {
-		fprintf(stderr, "replay_bench: pinning to CPU %d: %s\n", cpu, strerror(errno));
-		return -1;
-	}
-	return 0;
+	return bench_pin("replay_bench", cpu);
 }
 
 static pid_t start_vmm(const struct tp_region *r, int cpu)

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bench_util.h"
 #include "route/router.h"
 #include "route/spec.h"
 #include "route/table.h"
@@ -201,10 +202,7 @@ static uint64_t now_ns(void)
 
 static int pin(int cpu)
 {
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof(set), &set);
+	return bench_pin(NULL, cpu);
 }
 
 static _Atomic bool go;

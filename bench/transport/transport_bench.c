@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../bench_util.h"
 #include "transport/transport.h"
 
 #define KEY_QUIT  0xdead
@@ -65,14 +66,7 @@ static int bench_handler(void *arg, struct vmmux_event *ev, struct vmmux_reply *
 
 static int pin(int cpu)
 {
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) != 0) {
-		fprintf(stderr, "transport_bench: pinning to CPU %d: %s\n", cpu, strerror(errno));
-		return -1;
-	}
-	return 0;
+	return bench_pin("transport_bench", cpu);
 }
 
 static pid_t start_server(const struct tp_region *r, int cpu)
