@@ -852,8 +852,8 @@ static int load_hvt(struct jctx *x, json_t *v);
 
 static int load_guest(struct jctx *x, json_t *g)
 {
-	static const char *const keys[] = {"kernel", "format",  "load_addr", "entry", "append",
-					   "initrd", "modules", "args",      NULL};
+	static const char *const keys[] = {"kernel", "format",	"load_addr", "entry", "append",
+					   "initrd", "modules", "args",	     NULL};
 	struct vmmux_config *c = x->c;
 	json_t *v;
 	if (jobject(x, "guest", g) || jkeys(x, "guest", g, keys, "guest"))
@@ -1224,10 +1224,10 @@ static int load_debug(struct jctx *x, json_t *d)
 
 static int load_root(struct jctx *x, json_t *root)
 {
-	static const char *const keys[] = {
-	    "machine",	  "guest",     "vmms",	   "routes",   "debug", "watchdog",	"stats",
-	    "stats_json", "log_level", "defaults", "api_sock", "trace", "trace_events", "hvt",
-	    NULL};
+	static const char *const keys[] = {"machine",	   "guest",    "vmms",	   "routes",
+					   "debug",	   "watchdog", "stats",	   "stats_json",
+					   "log_level",	   "defaults", "api_sock", "trace",
+					   "trace_events", "hvt",      NULL};
 	struct vmmux_config *c = x->c;
 	json_t *v;
 	if (!json_is_object(root)) {

@@ -53,13 +53,13 @@
 #include "util/err.h"
 #include "vmm/vmm.h"
 
-#define CONFIG_VMMS_MAX (VMM_MAX - 1)
-#define CONFIG_ROUTES_MAX 1024
+#define CONFIG_VMMS_MAX	       (VMM_MAX - 1)
+#define CONFIG_ROUTES_MAX      1024
 #define CONFIG_BREAKPOINTS_MAX 4
-#define CPUS_MAX 64
-#define MEM_MIN (1ull << 20)
-#define MEM_MAX (4ull << 30)
-#define MEM_DEFAULT (64ull << 20)
+#define CPUS_MAX	       64
+#define MEM_MIN		       (1ull << 20)
+#define MEM_MAX		       (4ull << 30)
+#define MEM_DEFAULT	       (64ull << 20)
 
 /*
  * A Solo5 hvt guest (guest.format "hvt" and the "hvt" section,
@@ -86,13 +86,13 @@ struct config_hvt {
 struct vmmux_config {
 	/* machine */
 	uint64_t mem_bytes; /* multiple of 4 KiB, MEM_MIN..MEM_MAX */
-	unsigned cpus;      /* 1..CPUS_MAX */
-	bool irqchip;       /* in-kernel irqchip and PIT */
+	unsigned cpus;	    /* 1..CPUS_MAX */
+	bool irqchip;	    /* in-kernel irqchip and PIT */
 	/* guest */
-	char *kernel;       /* path; NULL until given */
+	char *kernel;	       /* path; NULL until given */
 	struct load_opts load; /* format, load_addr, entry, mode (cmdline unset) */
 	bool load_addr_set;    /* load.load_addr was given (raw images need it) */
-	char *append;       /* multiboot command-line text, or NULL */
+	char *append;	       /* multiboot command-line text, or NULL */
 	/* Multiboot modules (loader/modules.h): the --initrd / guest.initrd list
 	 * (a later one replaces it), then the --module / guest.modules strings
 	 * (appended); config_finish joins them into load.modules (mb_modules). */
@@ -101,7 +101,7 @@ struct vmmux_config {
 	char **modules;
 	size_t nmodules;
 	const char **mb_modules;
-	bool fw_cfg; /* --fw-cfg: the fwcfg VMM at io:0x510-0x511 (QEMU's fw_cfg) */
+	bool fw_cfg;	       /* --fw-cfg: the fwcfg VMM at io:0x510-0x511 (QEMU's fw_cfg) */
 	struct config_hvt hvt; /* a Solo5 hvt guest (hvt.on) */
 	/* VMMs (the main VMM is implicit and not listed) */
 	size_t nvmms;
@@ -109,9 +109,9 @@ struct vmmux_config {
 	/* routes */
 	size_t nroutes;
 	struct route_spec routes[CONFIG_ROUTES_MAX];
-	bool defaults; /* add the PC-like default VMMs and routes */
+	bool defaults;	   /* add the PC-like default VMMs and routes */
 	bool all_parallel; /* run --parallel: VMMs without a placement run as processes */
-	bool spin_set;     /* run --spin: the spin of parallel VMMs without their own */
+	bool spin_set;	   /* run --spin: the spin of parallel VMMs without their own */
 	uint64_t spin_ns;
 	/* debug */
 	bool single_step;
@@ -119,11 +119,11 @@ struct vmmux_config {
 	size_t nbreakpoints;
 	uint64_t breakpoints[CONFIG_BREAKPOINTS_MAX];
 	/* run */
-	uint64_t watchdog_ns; /* 0 = none */
-	bool stats;           /* print statistics at exit */
-	char *stats_json;     /* write statistics as JSON to this path */
-	char *api_sock;       /* the control socket's path (src/api/api.h), or NULL */
-	char *trace;          /* write the event trace to this path (stats/trace.h) */
+	uint64_t watchdog_ns;  /* 0 = none */
+	bool stats;	       /* print statistics at exit */
+	char *stats_json;      /* write statistics as JSON to this path */
+	char *api_sock;	       /* the control socket's path (src/api/api.h), or NULL */
+	char *trace;	       /* write the event trace to this path (stats/trace.h) */
 	uint32_t trace_events; /* trace records per track (vCPU, main loop); 0: default */
 	int log_level;
 };

@@ -19,8 +19,8 @@
 
 enum classify_result {
 	CLASSIFY_EVENT = 0, /* *ev holds an event to route */
-	CLASSIFY_NONE,      /* nothing to route (EINTR, IRQ window ...): re-enter */
-	CLASSIFY_FATAL,     /* not modelled: message in e */
+	CLASSIFY_NONE,	    /* nothing to route (EINTR, IRQ window ...): re-enter */
+	CLASSIFY_FATAL,	    /* not modelled: message in e */
 };
 
 /*

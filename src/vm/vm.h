@@ -39,7 +39,7 @@ struct vm {
 	unsigned ncpus;
 	struct vm_vcpu *vcpus;
 	struct kvm_cpuid2 *cpuid; /* from KVM_GET_SUPPORTED_CPUID */
-	unsigned nslots; /* KVM memory slots, in no particular order */
+	unsigned nslots;	  /* KVM memory slots, in no particular order */
 	struct vm_slot slots[VM_SLOTS_MAX];
 	uint32_t next_slot_id;
 };
@@ -69,8 +69,8 @@ int vm_set_guest_debug(struct vm *vm, const struct vmmux_config *c, struct errbu
  * single-step is on, so that the vCPU executes the instruction at a
  * breakpoint once (the emulator here does not honour RFLAGS.RF).
  */
-int vm_vcpu_guest_debug(struct vm *vm, unsigned index, const struct vmmux_config *c,
-			bool step_over, struct errbuf *e);
+int vm_vcpu_guest_debug(struct vm *vm, unsigned index, const struct vmmux_config *c, bool step_over,
+			struct errbuf *e);
 
 /*
  * Make guest RAM [gpa, gpa+size) read-only to the guest (page aligned, inside

@@ -22,16 +22,16 @@
 #include "vmm/grants.h"
 #include <vmmux/vmmux.h>
 
-#define VMM_ARGS_MAX 16
-#define VMM_RAISE_MAX 16
-#define VMM_WINDOWS_MAX 16
-#define VMM_PROGRAM_ARGS_MAX 16
-#define VMM_GRANTS_MAX 16
+#define VMM_ARGS_MAX	       16
+#define VMM_RAISE_MAX	       16
+#define VMM_WINDOWS_MAX	       16
+#define VMM_PROGRAM_ARGS_MAX   16
+#define VMM_GRANTS_MAX	       16
 #define VMM_TIMEOUT_DEFAULT_NS 1000000000ull /* a parallel VMM's reply deadline */
 
 enum vmm_placement {
 	VMM_IN_PROCESS = 0, /* runs inside the main VMM */
-	VMM_PARALLEL,       /* runs as a separate, sandboxed process */
+	VMM_PARALLEL,	    /* runs as a separate, sandboxed process */
 };
 
 /* A window of guest RAM granted to a VMM (page-aligned). */
@@ -44,9 +44,9 @@ struct vmm_config {
 	char name[VMMUX_NAME_MAX];
 	char role[VMMUX_NAME_MAX]; /* a built-in role, or "external" with program */
 	enum vmm_placement placement;
-	bool placement_set;  /* given explicitly (run --parallel changes the others) */
-	char *input;  /* "stdin", a path, or NULL for none */
-	char *output; /* "stdout", "stderr", a path, or NULL for none */
+	bool placement_set; /* given explicitly (run --parallel changes the others) */
+	char *input;	    /* "stdin", a path, or NULL for none */
+	char *output;	    /* "stdout", "stderr", a path, or NULL for none */
 	size_t nargs;
 	struct vmm_arg args[VMM_ARGS_MAX];
 	/* an external program (always parallel); NULL for a built-in role */
@@ -99,13 +99,13 @@ struct vmm {
 	/* resource usage, measured by the main VMM itself (never asked of the
 	 * VMM, which could lie); read by load-aware routing without a lock */
 	struct vmm_load {
-		_Atomic uint32_t inflight;   /* requests being handled now */
-		_Atomic uint64_t served;     /* requests completed */
-		_Atomic uint64_t ewma_ns;    /* service time, EWMA with weight 1/8 */
-		_Atomic uint64_t cpu_ns;     /* its process's CPU time (sampled by the
-					      * main loop; 0 in-process) */
+		_Atomic uint32_t inflight;     /* requests being handled now */
+		_Atomic uint64_t served;       /* requests completed */
+		_Atomic uint64_t ewma_ns;      /* service time, EWMA with weight 1/8 */
+		_Atomic uint64_t cpu_ns;       /* its process's CPU time (sampled by the
+						* main loop; 0 in-process) */
 		_Atomic uint32_t cpu_permille; /* of one CPU, over the last sample */
-		_Atomic uint32_t healthy;    /* 1: it can take requests now */
+		_Atomic uint32_t healthy;      /* 1: it can take requests now */
 	} load;
 };
 

@@ -289,12 +289,12 @@ static void test_fatal_and_none(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_io_out_single),  cmocka_unit_test(test_io_in_reply_masked),
-		cmocka_unit_test(test_io_string),      cmocka_unit_test(test_io_data_outside_run),
-		cmocka_unit_test(test_mmio),           cmocka_unit_test(test_msr),
-		cmocka_unit_test(test_hlt_shutdown),   cmocka_unit_test(test_debug_db),
-		cmocka_unit_test(test_debug_bp),       cmocka_unit_test(test_system_event),
-		cmocka_unit_test(test_fatal_and_none),
+	    cmocka_unit_test(test_io_out_single),  cmocka_unit_test(test_io_in_reply_masked),
+	    cmocka_unit_test(test_io_string),	   cmocka_unit_test(test_io_data_outside_run),
+	    cmocka_unit_test(test_mmio),	   cmocka_unit_test(test_msr),
+	    cmocka_unit_test(test_hlt_shutdown),   cmocka_unit_test(test_debug_db),
+	    cmocka_unit_test(test_debug_bp),	   cmocka_unit_test(test_system_event),
+	    cmocka_unit_test(test_fatal_and_none),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
