@@ -5,6 +5,7 @@
 #ifndef VMMUX_EVENT_EVENT_H
 #define VMMUX_EVENT_EVENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <vmmux/vmmux.h>
@@ -18,5 +19,15 @@ const char *exception_mnemonic(unsigned vector);
  * by the guest)". Always NUL-terminated; returns buf.
  */
 char *event_describe(const struct vmmux_event *ev, char *buf, size_t len);
+
+/*
+ * Whether TYPE is a device event: one only vCPUs produce (io, mmio, msr,
+ * hlt, hypercall, shutdown). A VMM raises one only to hand a copy on.
+ */
+static inline bool event_is_device(unsigned type)
+{
+	return type == VMMUX_EV_IO || type == VMMUX_EV_MMIO || type == VMMUX_EV_MSR ||
+	       type == VMMUX_EV_HLT || type == VMMUX_EV_HYPERCALL || type == VMMUX_EV_SHUTDOWN;
+}
 
 #endif

@@ -14,19 +14,14 @@
 #include <vmmux/hvt_abi.h>
 #include <vmmux/vmmux.h>
 
+#include "../../vmms/role_util.h"
+
 #define CHUNK 4096u
 
 /* End the run: the guest passed a bad pointer. */
 static void guest_fault(struct vmmux_ctx *ctx, const struct vmmux_event *ev)
 {
-	struct vmmux_event x = {
-	    .type = VMMUX_EV_REQUEST,
-	    .key = VMMUX_REQ_EXIT,
-	    .value = 1,
-	    .count = 1,
-	    .vcpu = ev->vcpu,
-	};
-	vmmux_raise(ctx, &x);
+	role_raise(ctx, VMMUX_EV_REQUEST, 0, VMMUX_REQ_EXIT, 1, 0, ev->vcpu);
 }
 
 static int console_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
@@ -43,10 +38,9 @@ static int console_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 		guest_fault(ctx, ev);
 		return 0;
 	}
-	/* Check the whole string first: nothing is written for a bad one. */
-	if (a.len > UINT64_MAX - a.data ||
-	    (a.len && vmmux_gm_read(ctx, a.data + a.len - 1, (char[1]){0}, 1) < 0) ||
-	    (a.len && vmmux_gm_read(ctx, a.data, (char[1]){0}, 1) < 0)) {
+	/* Check the whole string first (every page of it): nothing is written
+	 * for a bad one. */
+	if (!role_gm_range_ok(ctx, a.data, a.len)) {
 		vmmux_log(ctx, VMMUX_LOG_ERROR,
 			  "puts: invalid guest access: string at 0x%llx (%llu bytes) is outside "
 			  "guest memory",
@@ -67,14 +61,9 @@ static int console_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 			return 0;
 		}
 		done += n;
-		for (size_t off = 0; fd >= 0 && off < n;) {
-			ssize_t w = write(fd, buf + off, n - off);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				break; /* a closed console drops the text, as a terminal would */
-			off += (size_t)w;
-		}
+		/* a closed console drops the text, as a terminal would */
+		if (fd >= 0)
+			(void)role_write_all(fd, buf, n);
 	}
 	return 0;
 }

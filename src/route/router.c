@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <urcu-qsbr.h>
 
+#include "event/event.h"
 #include "stats/stats.h"
 
 static struct route_table *current_table;
@@ -122,13 +123,6 @@ const struct route_table *router_current(void)
 	return rcu_dereference(current_table);
 }
 
-/* Event types only vCPUs produce; a VMM raises one only to hand it on. */
-static bool device_type(unsigned type)
-{
-	return type == VMMUX_EV_IO || type == VMMUX_EV_MMIO || type == VMMUX_EV_MSR ||
-	       type == VMMUX_EV_HLT || type == VMMUX_EV_HYPERCALL || type == VMMUX_EV_SHUTDOWN;
-}
-
 struct route_target router_resolve(const struct route_table *t, struct vmmux_event *ev)
 {
 	uint16_t ri;
@@ -165,7 +159,7 @@ struct route_target router_resolve(const struct route_table *t, struct vmmux_eve
 	/* An event a VMM hands on never comes back to it: without a from=
 	 * route for it, the main VMM's built-in default takes it; a group's
 	 * policy skips it. */
-	bool handed_on = ev->src_kind == VMMUX_SRC_VMM && device_type(ev->type);
+	bool handed_on = ev->src_kind == VMMUX_SRC_VMM && event_is_device(ev->type);
 	if (handed_on && vmm == ev->src_id) {
 		vmm = VMM_ID_MAIN;
 		ev->flags |= VMMUX_EVF_UNROUTED;

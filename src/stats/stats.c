@@ -518,8 +518,7 @@ void stats_print(FILE *f, stats_vmm_name_fn name)
 	}
 }
 
-/* S as a JSON string literal. */
-static void json_str(FILE *f, const char *s)
+void stats_json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; *s; s++) {
@@ -548,7 +547,7 @@ void stats_print_json(FILE *f, stats_vmm_name_fn name)
 	fprintf(f, "{\"duration_s\":%.6f,\"types\":{", duration_s());
 	for (unsigned ty = 0; ty < VMMUX_EV__COUNT; ty++) {
 		fprintf(f, "%s", ty ? "," : "");
-		json_str(f, event_type_name(ty));
+		stats_json_str(f, event_type_name(ty));
 		fputs(":{", f);
 		json_hist(f, &type_hist[ty]);
 		fprintf(f, ",\"unrouted\":%llu}", (unsigned long long)stats_unrouted(ty));
@@ -579,7 +578,7 @@ void stats_print_json(FILE *f, stats_vmm_name_fn name)
 	struct route_stats **v = busy_routes(&n);
 	for (size_t i = 0; i < n; i++) {
 		fprintf(f, "%s{\"spec\":", i ? "," : "");
-		json_str(f, v[i]->spec);
+		stats_json_str(f, v[i]->spec);
 		fputc(',', f);
 		json_hist(f, &v[i]->lat);
 		fprintf(f, ",\"exits\":%llu,\"compiled\":%llu}",
@@ -595,9 +594,9 @@ void stats_print_json(FILE *f, stats_vmm_name_fn name)
 		char nbuf[32], where[64];
 		const char *nm = vmm_label(name, id, nbuf, sizeof(nbuf), where, sizeof(where));
 		fprintf(f, "%s{\"id\":%u,\"name\":", first ? "" : ",", (unsigned)id);
-		json_str(f, nm);
+		stats_json_str(f, nm);
 		fputs(",\"where\":", f);
-		json_str(f, where);
+		stats_json_str(f, where);
 		fputc(',', f);
 		json_hist(f, &vmm_hist[id]);
 		struct stats_vmm_extra x = extra_of(id);

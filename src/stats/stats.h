@@ -105,6 +105,9 @@ void stats_set_vmm_extra(stats_vmm_extra_fn fn);
 void stats_print(FILE *f, stats_vmm_name_fn name);
 /* Write the same as one JSON object to F. */
 void stats_print_json(FILE *f, stats_vmm_name_fn name);
+/* Write S to F as a JSON string literal (quotes and backslashes escaped,
+ * control characters as \u00XX); for the statistics and the trace. */
+void stats_json_str(FILE *f, const char *s);
 
 /* Read-only access for tests and the demo summary. */
 const struct hist *stats_type_hist(unsigned type);

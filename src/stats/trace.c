@@ -163,22 +163,6 @@ static int cmp_rec(const void *a, const void *b)
 	return 0;
 }
 
-/* S as a JSON string literal. */
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 /* Microseconds with nanosecond digits: "12.345". */
 static void json_us(FILE *f, uint64_t ns)
 {
@@ -238,17 +222,17 @@ static void write_rec(FILE *f, const struct trace_rec *x, unsigned tid, stats_vm
 	const char *type = event_type_name(x->type);
 	uint64_t ts = x->t0_ns > T.start_ns ? x->t0_ns - T.start_ns : 0;
 	fputs(",\n{\"name\":", f);
-	json_str(f, name);
+	stats_json_str(f, name);
 	fputs(",\"cat\":", f);
-	json_str(f, type ? type : "unknown");
+	stats_json_str(f, type ? type : "unknown");
 	fputs(",\"ph\":\"X\",\"ts\":", f);
 	json_us(f, ts);
 	fputs(",\"dur\":", f);
 	json_us(f, x->dur_ns);
 	fprintf(f, ",\"pid\":1,\"tid\":%u,\"args\":{\"vmm\":", tid);
-	json_str(f, vmm_name(fn, x->vmm, nbuf, sizeof(nbuf)));
+	stats_json_str(f, vmm_name(fn, x->vmm, nbuf, sizeof(nbuf)));
 	fputs(",\"route\":", f);
-	json_str(f, x->rs ? x->rs->spec : "");
+	stats_json_str(f, x->rs ? x->rs->spec : "");
 	fprintf(f,
 		",\"generation\":%llu,\"write\":%s,\"value\":", (unsigned long long)x->generation,
 		x->flags & VMMUX_EVF_WRITE ? "true" : "false");
@@ -257,7 +241,7 @@ static void write_rec(FILE *f, const struct trace_rec *x, unsigned tid, stats_vm
 	else
 		fprintf(f, "\"0x%llx\"", (unsigned long long)x->value);
 	fputs(",\"result\":", f);
-	json_str(f, x->action < VMMUX_ACT__COUNT ? action_names[x->action] : "invalid");
+	stats_json_str(f, x->action < VMMUX_ACT__COUNT ? action_names[x->action] : "invalid");
 	switch (x->src_kind) {
 	case VMMUX_SRC_VCPU:
 		snprintf(src, sizeof(src), "vcpu %u", (unsigned)x->src_id);
@@ -270,7 +254,7 @@ static void write_rec(FILE *f, const struct trace_rec *x, unsigned tid, stats_vm
 		break;
 	}
 	fputs(",\"src\":", f);
-	json_str(f, src);
+	stats_json_str(f, src);
 	fprintf(f, ",\"size\":%u,\"count\":%u,\"depth\":%u", (unsigned)x->size, (unsigned)x->count,
 		(unsigned)(x->depth_failed & 0x7f));
 	if (x->flags & VMMUX_EVF_UNROUTED)
@@ -312,7 +296,7 @@ int trace_write(stats_vmm_name_fn name, struct errbuf *e)
 		uint64_t kept = n < T.cap ? n : T.cap;
 		track_name(t, tname, sizeof(tname));
 		fprintf(f, "%s{\"tid\":%u,\"name\":", t ? "," : "", track_tid(t));
-		json_str(f, tname);
+		stats_json_str(f, tname);
 		fprintf(f, ",\"recorded\":%llu,\"written\":%llu,\"overwritten\":%llu}",
 			(unsigned long long)n, (unsigned long long)kept,
 			(unsigned long long)(n - kept));
@@ -327,7 +311,7 @@ int trace_write(stats_vmm_name_fn name, struct errbuf *e)
 			",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"args\":{"
 			"\"name\":",
 			track_tid(t));
-		json_str(f, tname);
+		stats_json_str(f, tname);
 		fprintf(f,
 			"}},\n{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":1,\"tid\":%u,"
 			"\"args\":{\"sort_index\":%u}}",

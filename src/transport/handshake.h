@@ -26,9 +26,12 @@
 #ifndef VMMUX_TRANSPORT_HANDSHAKE_H
 #define VMMUX_TRANSPORT_HANDSHAKE_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "util/err.h"
+#include <vmmux/vmmux.h>
 
 #define HS_MAGIC	 0x6f6c6568u /* "helo" */
 #define HS_VERSION_MIN	 1u
@@ -126,6 +129,28 @@ struct hs_doorbell {
 };
 
 /* VMMUX_EVF_DOORBELL and VMMUX_EVF_COALESCED: include/vmmux/vmmux.h. */
+
+/*
+ * *EV becomes one ring of a doorbell: a write of SIZE bytes of TYPE
+ * (VMMUX_EV_IO or VMMUX_EV_MMIO) at KEY, flagged VMMUX_EVF_DOORBELL, with the
+ * datamatch VALUE when DATAMATCH (else 0: KVM drops the written value), on
+ * no vCPU's behalf. The same event whoever reads the eventfd (vmmux's
+ * compiled-routes thread, or a parallel VMM's library).
+ */
+static inline void hs_doorbell_event(struct vmmux_event *ev, uint16_t type, uint8_t size,
+				     uint64_t key, bool datamatch, uint64_t value)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->type = type;
+	ev->flags = VMMUX_EVF_WRITE | VMMUX_EVF_DOORBELL;
+	ev->size = size;
+	ev->count = 1;
+	ev->key = key;
+	ev->value = datamatch ? value : 0;
+	ev->vcpu = VMMUX_NO_VCPU;
+	ev->src_kind = VMMUX_SRC_VCPU;
+	ev->src_id = VMMUX_NO_VCPU;
+}
 
 /* Send MSG (LEN bytes, LEN > 0) with NFDS descriptors (at most HS_FDS_MAX)
  * on SOCK, never raising SIGPIPE; 0 or -1 with errno. */

@@ -614,16 +614,8 @@ static void deliver_rings(const struct doorbell *d, uint64_t n)
 {
 	for (uint64_t i = 0; i < n; i++) {
 		struct vmmux_event ev;
-		memset(&ev, 0, sizeof(ev));
-		ev.type = d->pio ? VMMUX_EV_IO : VMMUX_EV_MMIO;
-		ev.flags = VMMUX_EVF_WRITE | VMMUX_EVF_DOORBELL;
-		ev.size = d->len;
-		ev.count = 1;
-		ev.key = d->addr;
-		ev.value = d->datamatch ? d->value : 0;
-		ev.vcpu = VMMUX_NO_VCPU;
-		ev.src_kind = VMMUX_SRC_VCPU;
-		ev.src_id = VMMUX_NO_VCPU;
+		hs_doorbell_event(&ev, d->pio ? VMMUX_EV_IO : VMMUX_EV_MMIO, d->len, d->addr,
+				  d->datamatch, d->value);
 		struct vmmux_reply rep;
 		vmm_route_deliver(&ev, &rep, 0);
 	}

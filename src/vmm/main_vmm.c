@@ -182,19 +182,7 @@ static void handle_platform(struct vmmux_event *ev)
 /* A device event that a VMM handed on (a copy: the guest has its answer). */
 static bool handed_on(const struct vmmux_event *ev)
 {
-	if (ev->src_kind != VMMUX_SRC_VMM)
-		return false;
-	switch (ev->type) {
-	case VMMUX_EV_IO:
-	case VMMUX_EV_MMIO:
-	case VMMUX_EV_MSR:
-	case VMMUX_EV_HLT:
-	case VMMUX_EV_HYPERCALL:
-	case VMMUX_EV_SHUTDOWN:
-		return true;
-	default:
-		return false;
-	}
+	return ev->src_kind == VMMUX_SRC_VMM && event_is_device(ev->type);
 }
 
 int main_vmm_handle(struct vmmux_event *ev, struct vmmux_reply *rep)

@@ -520,6 +520,22 @@ long pvmm_state_save(struct vmm *v, void *buf, size_t cap)
 	return v->p ? tp_state_load(&v->p->region, buf, cap) : -1;
 }
 
+/* Send the control request TYPE (TP_CTL_*) to V through SLOT and wait for
+ * its answer; pvmm_deliver's result (0: answered). */
+static int control_request(struct vmm *v, unsigned slot, uint16_t type)
+{
+	struct vmmux_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = type;
+	ev.count = 1;
+	ev.vcpu = VMMUX_NO_VCPU;
+	struct vmmux_reply rep;
+	struct vmmux_event raised[VMM_RAISE_MAX];
+	unsigned n;
+	uint16_t fb;
+	return pvmm_deliver(v, slot, NULL, &ev, &rep, raised, &n, &fb);
+}
+
 int pvmm_state_restore(struct vmm *v, const void *buf, size_t len, struct errbuf *e)
 {
 	struct pvmm *p = v->p;
@@ -527,16 +543,7 @@ int pvmm_state_restore(struct vmm *v, const void *buf, size_t len, struct errbuf
 		return err_set(e, "vmm '%s' is not a parallel VMM", v->name);
 	if (tp_state_store(&p->region, buf, len) < 0)
 		return err_set(e, "vmm '%s': a state of %zu bytes does not fit", v->name, len);
-	struct vmmux_event ev;
-	memset(&ev, 0, sizeof(ev));
-	ev.type = TP_CTL_RESTORE;
-	ev.count = 1;
-	ev.vcpu = VMMUX_NO_VCPU;
-	struct vmmux_reply rep;
-	struct vmmux_event raised[VMM_RAISE_MAX];
-	unsigned n;
-	uint16_t fb;
-	if (pvmm_deliver(v, pvmm_thread_slot, NULL, &ev, &rep, raised, &n, &fb) != 0)
+	if (control_request(v, pvmm_thread_slot, TP_CTL_RESTORE) != 0)
 		return err_set(e, "vmm '%s' did not take the state", v->name);
 	return 0;
 }
@@ -742,16 +749,7 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 
 void pvmm_reset(struct vmm *v, unsigned slot)
 {
-	struct vmmux_event ev;
-	memset(&ev, 0, sizeof(ev));
-	ev.type = TP_CTL_RESET;
-	ev.count = 1;
-	ev.vcpu = VMMUX_NO_VCPU;
-	struct vmmux_reply rep;
-	struct vmmux_event raised[VMM_RAISE_MAX];
-	unsigned n;
-	uint16_t fb;
-	if (pvmm_deliver(v, slot, NULL, &ev, &rep, raised, &n, &fb) != 0)
+	if (control_request(v, slot, TP_CTL_RESET) != 0)
 		log_warn("vmm '%s': did not confirm the reset of its role", v->name);
 }
 

@@ -340,16 +340,7 @@ static void doorbell_rings(struct lib *L, unsigned i)
 	atomic_fetch_add_explicit(&L->region.hdr->doorbell_rings[i], n, memory_order_relaxed);
 	for (uint64_t k = 0; k < n; k++) {
 		struct vmmux_event ev;
-		memset(&ev, 0, sizeof(ev));
-		ev.type = d->type;
-		ev.flags = VMMUX_EVF_WRITE | VMMUX_EVF_DOORBELL;
-		ev.size = d->size;
-		ev.count = 1;
-		ev.key = d->key;
-		ev.value = d->datamatch ? d->value : 0;
-		ev.vcpu = VMMUX_NO_VCPU;
-		ev.src_kind = VMMUX_SRC_VCPU;
-		ev.src_id = VMMUX_NO_VCPU;
+		hs_doorbell_event(&ev, d->type, d->size, d->key, d->datamatch, d->value);
 		ev.generation = d->generation;
 		struct vmmux_reply rep;
 		memset(&rep, 0, sizeof(rep));
