@@ -58,11 +58,13 @@ void vcpu_kick(unsigned index)
 void vcpu_flush(unsigned index)
 {
 	struct vm_vcpu *v = &machine_vm()->vcpus[index];
-	v->run->immediate_exit = 1;
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	if (ioctl(v->fd, KVM_RUN, 0) == 0 && v->run->exit_reason != KVM_EXIT_INTR)
 		log_debug("vCPU %u: exit %s while completing pending I/O", index,
 			  exit_reason_name(v->run->exit_reason));
-	v->run->immediate_exit = 0;
+	/* A kick that came meanwhile is not lost: the caller reads the flags
+	 * the kicker set before it, after this store. */
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 }
 
 static void reinject(struct vm_vcpu *v, const struct vmmux_event *ev)
@@ -148,7 +150,13 @@ void *vcpu_thread_main(void *arg)
 			router_thread_online();
 		if (r < 0) {
 			if (err == EINTR || err == EAGAIN) {
-				v->run->immediate_exit = 0;
+				/* Cleared with a sequentially consistent store before
+				 * the loop reads the flags a kicker sets before its own
+				 * store of 1 (machine_vcpu_gate, router_gp_pending):
+				 * either this vCPU sees the flag, or the kicker's store
+				 * comes after this one and the next KVM_RUN returns at
+				 * once. A kick is never lost. */
+				__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				continue;
 			}
 			char msg[128];

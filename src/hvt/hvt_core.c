@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "hvt/hvt.h"
+#include "route/router.h"
 #include "util/log.h"
 #include "vm/vm.h"
 #include "vmm/machine.h"
@@ -110,9 +111,12 @@ static void do_poll(const struct vmmux_event *ev)
 	struct timespec start, ts;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	int r;
+	/* Offline for the router while it waits (nothing here reads a route):
+	 * a long poll never holds back a table's reclamation. A kick (a reset,
+	 * the run ending) interrupts it and it returns at once, with nothing
+	 * ready, so that the vCPU reaches its gate. */
+	bool was_online = router_wait_begin();
 	for (;;) {
-		/* Wait up to the rest of the timeout; a signal (the run ending)
-		 * interrupts the wait. */
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		uint64_t spent = (uint64_t)(ts.tv_sec - start.tv_sec) * 1000000000ull +
 				 (uint64_t)ts.tv_nsec - (uint64_t)start.tv_nsec;
@@ -122,9 +126,13 @@ static void do_poll(const struct vmmux_event *ev)
 		struct timespec to = {.tv_sec = (time_t)(left / 1000000000ull),
 				      .tv_nsec = (long)(left % 1000000000ull)};
 		r = ppoll(pfd, h->nnet, &to, NULL);
-		if (r >= 0 || errno != EINTR || machine_stopping())
+		if (r >= 0 || errno != EINTR || machine_stopping() || machine_reset_pending()) {
+			if (r < 0)
+				r = 0;
 			break;
+		}
 	}
+	router_wait_end(was_online);
 	uint64_t set = 0;
 	int n = 0;
 	for (unsigned i = 0; r > 0 && i < h->nnet; i++)

@@ -5,14 +5,15 @@
  * Readers: router_current() is one rcu_dereference; router_resolve() is a few
  * array loads or a binary search. Neither takes a lock nor makes a system
  * call. Writers: router_publish() attaches statistics, swaps the pointer
- * with one atomic exchange under the writers' mutex, waits for a grace
- * period outside the mutex and frees the old table.
+ * with one atomic exchange under the writers' mutex and hands the old table
+ * to call_rcu (deferred reclamation): no writer ever waits for readers.
  */
 #include "route/router.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <urcu-qsbr.h>
 
 #include "event/event.h"
@@ -34,20 +35,46 @@ void router_set_kick(void (*kick)(void))
 	atomic_store(&kick_readers, kick);
 }
 
+/* A table waiting for its grace period (call_rcu), then freed. */
+struct retired_table {
+	struct rcu_head head;
+	struct route_table *t;
+};
+
+static void reclaim(struct rcu_head *head)
+{
+	struct retired_table *rt = caa_container_of(head, struct retired_table, head);
+	route_table_free(rt->t);
+	free(rt);
+	atomic_fetch_sub(&gp_waiters, 1);
+}
+
 /*
- * Wait for a grace period. Readers that block online (vCPUs) are told first
+ * Hand OLD to liburcu's call_rcu thread, which frees it after a grace
+ * period; nobody waits for that. Readers that block online (vCPUs) are told
  * (gp_waiters, sequentially consistent: a vCPU that clears immediate_exit
  * and then misses the count is kicked out of its next KVM_RUN) and kicked,
- * so that they come back and block offline until the wait ends.
+ * so that they run offline until the table is freed. The caller is a
+ * registered reader (online for the call, as call_rcu requires).
  */
-static void wait_grace_period(void)
+static void retire(struct route_table *old)
 {
+	if (old == NULL)
+		return;
+	struct retired_table *rt = malloc(sizeof(*rt));
 	atomic_fetch_add(&gp_waiters, 1);
 	void (*kick)(void) = atomic_load(&kick_readers);
 	if (kick)
 		kick();
-	synchronize_rcu();
-	atomic_fetch_sub(&gp_waiters, 1);
+	if (rt == NULL) {
+		/* no memory for the record: wait here instead (never expected) */
+		synchronize_rcu();
+		route_table_free(old);
+		atomic_fetch_sub(&gp_waiters, 1);
+		return;
+	}
+	rt->t = old;
+	call_rcu(&rt->head, reclaim);
 }
 
 static void attach_stats(struct route_table *t)
@@ -56,62 +83,69 @@ static void attach_stats(struct route_table *t)
 		t->routes[i].stats = stats_route(t->routes[i].spec.text);
 }
 
+/* Whether this thread is a registered reader (router_thread_register). */
+static __thread bool registered;
+
 /*
- * A registered thread that is online must not block on the writers' mutex or
- * wait for a grace period while online: another writer's synchronize_rcu()
- * would wait for it forever. It goes offline for the duration of the update
- * (it holds no table pointer across router_publish, per router.h).
+ * The writers' mutex is held only for the exchange (no grace period under
+ * it), so an online reader may take it. call_rcu wants its caller registered
+ * and online: a registered thread that is offline comes online for the
+ * call; an unregistered one (set-up, tests) registers for it.
  */
-static bool writer_enter(void)
+static int writer_enter(void)
 {
-	bool was_online = rcu_read_ongoing();
-	if (was_online)
-		rcu_thread_offline();
-	return was_online;
+	if (!registered) {
+		rcu_register_thread();
+		return 2;
+	}
+	if (rcu_read_ongoing())
+		return 0;
+	rcu_thread_online();
+	return 1;
 }
 
-static void writer_leave(bool was_online)
+static void writer_leave(int how)
 {
-	if (was_online)
-		rcu_thread_online();
+	if (how == 2)
+		rcu_unregister_thread();
+	else if (how == 1)
+		rcu_thread_offline();
 }
 
 void router_init(struct route_table *t)
 {
 	if (t == NULL)
 		return;
-	bool was_online = writer_enter();
+	int how = writer_enter();
 	attach_stats(t);
 	pthread_mutex_lock(&writer_lock);
 	struct route_table *old = rcu_dereference(current_table);
 	t->generation = old ? old->generation + 1 : 1;
 	old = rcu_xchg_pointer(&current_table, t);
 	pthread_mutex_unlock(&writer_lock);
-	if (old != NULL) { /* init called twice: treat it as a publish */
-		wait_grace_period();
-		route_table_free(old);
-	}
-	writer_leave(was_online);
+	retire(old); /* init called twice: treat it as a publish */
+	writer_leave(how);
 }
 
 void router_publish(struct route_table *t)
 {
 	if (t == NULL)
 		return;
-	bool was_online = writer_enter();
+	int how = writer_enter();
 	attach_stats(t);
 	pthread_mutex_lock(&writer_lock);
 	struct route_table *old = rcu_dereference(current_table);
 	t->generation = old ? old->generation + 1 : 1;
 	old = rcu_xchg_pointer(&current_table, t);
 	pthread_mutex_unlock(&writer_lock);
-	wait_grace_period();
-	route_table_free(old);
-	writer_leave(was_online);
+	retire(old);
+	writer_leave(how);
 }
 
 void router_fini(void)
 {
+	/* the tables retired so far are freed first (no reader runs any more) */
+	rcu_barrier();
 	pthread_mutex_lock(&writer_lock);
 	struct route_table *old = rcu_xchg_pointer(&current_table, NULL);
 	pthread_mutex_unlock(&writer_lock);
@@ -177,10 +211,12 @@ struct route_target router_resolve(const struct route_table *t, struct vmmux_eve
 void router_thread_register(void)
 {
 	rcu_register_thread();
+	registered = true;
 }
 
 void router_thread_unregister(void)
 {
+	registered = false;
 	rcu_unregister_thread();
 }
 
@@ -192,6 +228,20 @@ void router_thread_offline(void)
 void router_thread_online(void)
 {
 	rcu_thread_online();
+}
+
+bool router_wait_begin(void)
+{
+	bool was_online = rcu_read_ongoing();
+	if (was_online)
+		rcu_thread_offline();
+	return was_online;
+}
+
+void router_wait_end(bool was_online)
+{
+	if (was_online)
+		rcu_thread_online();
 }
 
 void router_quiescent(void)

@@ -4,8 +4,9 @@
  * Readers (vCPU threads, the main loop, anything that routes) read the
  * current table through router_current() without a lock; a writer builds a
  * new table, router_publish() swaps it in with one atomic store, and the old
- * table is freed once every registered reader thread has passed a quiescent
- * state (liburcu's QSBR flavour). A reader thread must:
+ * table is freed (by liburcu's call_rcu thread; no writer waits for it) once
+ * every registered reader thread has passed a quiescent state (liburcu's
+ * QSBR flavour). A reader thread must:
  *   - call router_thread_register() once before its first read and
  *     router_thread_unregister() before it exits;
  *   - call router_thread_offline() before it blocks for an unbounded time
@@ -15,7 +16,10 @@
  *     quiescent state before each block (router_quiescent), and go offline
  *     only while router_gp_pending() says a writer waits, the writer making
  *     sure with the kick of router_set_kick that the block ends;
- *   - not keep a table or route pointer across an offline period.
+ *   - not keep a table or route pointer across an offline period: a thread
+ *     that waits (for a parallel VMM, a lock held by a delivery) copies the
+ *     route fields it needs and waits between router_wait_begin() and
+ *     router_wait_end().
  */
 #ifndef VMMUX_ROUTE_ROUTER_H
 #define VMMUX_ROUTE_ROUTER_H
@@ -42,9 +46,10 @@ void router_init(struct route_table *t);
 
 /*
  * Replace the current table with T (ownership passes to the router; stats of
- * routes whose spec text is unchanged carry over). Waits for a grace period
- * and frees the old table. T's generation is set to the old one plus 1.
- * Safe to call from any thread, registered or not; writers are serialised.
+ * routes whose spec text is unchanged carry over). Never waits for readers:
+ * the old table is freed after a grace period by liburcu's call_rcu thread.
+ * T's generation is set to the old one plus 1. The caller is a registered
+ * reader thread (online or offline); writers are serialised.
  */
 void router_publish(struct route_table *t);
 
@@ -82,19 +87,25 @@ void router_thread_offline(void);
 void router_thread_online(void);
 /* Announce a quiescent state without going offline. */
 void router_quiescent(void);
+/* Around a wait that may be long: offline when the thread was online (the
+ * result, for router_wait_end); a no-op for an offline or unregistered
+ * thread. */
+bool router_wait_begin(void);
+void router_wait_end(bool was_online);
 
 /*
- * Whether a writer is waiting for a grace period (router_publish between
- * its exchange and the end of the wait). One atomic load.
+ * Whether a retired table waits for its grace period (from router_publish
+ * until call_rcu frees it). One atomic load.
  */
 bool router_gp_pending(void);
 
 /*
- * KICK, called by every writer after router_gp_pending() became true and
- * before it waits for the grace period, must make each reader that blocks
+ * KICK, called by every writer after router_gp_pending() became true (its
+ * table retired), must make each reader that blocks
  * while online (a vCPU in KVM_RUN) return to its loop, where it sees
  * router_gp_pending() and blocks offline until the writer is done (vCPUs:
- * vcpu_kick, immediate_exit and a signal). NULL: no such readers.
+ * vcpu_kick, immediate_exit and a signal). NULL: no such readers. The kick
+ * is a hint that hastens the free; a missed one only delays it.
  */
 void router_set_kick(void (*kick)(void));
 

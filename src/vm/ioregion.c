@@ -564,9 +564,10 @@ void ioregion_sync(const struct route_table *t)
 			db_add(r, t->generation);
 	}
 	pthread_mutex_unlock(&I.lock);
+	/* 3. What the ring holds goes out by the new table: the compiled
+	 * routes' thread drains it (and the vCPUs at their next exit); the
+	 * control thread that changed the table delivers nothing itself. */
 	wake_thread();
-	/* 3. What the ring holds goes out by the new table. */
-	ioregion_drain();
 }
 
 void ioregion_vmm_started(struct vmm *v)

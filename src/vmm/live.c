@@ -15,8 +15,9 @@
 #include "vmm/machine.h"
 #include "vmm/parallel.h"
 
-#define SWAP_DRAIN_NS 2000000000ull /* how long a swap waits for in-flight events */
-#define STATE_MAX     8192
+#define SWAP_DRAIN_NS	 2000000000ull /* how long a swap waits for in-flight events */
+#define STATE_MAX	 8192
+#define PLATFORM_WAIT_NS 1000000000ull /* platform.raise waits for its delivery */
 
 /* The live route set: the specs the published table was built from. */
 static struct {
@@ -469,7 +470,7 @@ int live_vmm_swap(const char *name, const struct vmm_config *c, struct errbuf *e
 	ioregion_sync(router_current());
 	/* 5. The old one stopped. */
 	if (old->placement == VMM_PARALLEL)
-		pvmm_stop(old);
+		pvmm_retire(old); /* its region is freed with the registry */
 	else if (old->role->fini) {
 		pthread_mutex_lock(&old->lock);
 		old->role->fini(&old->ctx);
@@ -491,6 +492,12 @@ int live_platform(unsigned code, uint64_t value, struct errbuf *e)
 	ev.value = value;
 	ev.count = 1;
 	ev.vcpu = VMMUX_NO_VCPU;
-	vmm_dispatch_raised(VMM_ID_NONE, &ev, 0);
+	/* Delivered by the dispatcher (it may wait for a parallel VMM); the
+	 * answer waits for it up to 1 s, then goes anyway. */
+	uint64_t ticket = machine_post_event(&ev);
+	if (ticket == 0)
+		return err_set(e, "the host's event queue is full (or the run is ending)");
+	if (!machine_wait_event(ticket, PLATFORM_WAIT_NS))
+		log_info("platform event %u: still being delivered", code);
 	return 0;
 }

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "event/event.h"
 #include "exit/vcpu.h"
 #include "route/router.h"
 #include "stats/metrics.h"
@@ -73,7 +74,9 @@ static struct {
 	unsigned arrived;
 	uint64_t reset_gen;
 	unsigned resets;
-	int wake_fd;
+	int wake_fd; /* wakes the supervisor */
+	int stop_fd; /* written once when the run ends, never read: every
+		      * poller but the supervisor has it in its set */
 	int kill_signal;
 	FILE *stats_json;			   /* opened before the run, written at its end */
 	const struct machine_boot_hook *boot_hook; /* or NULL */
@@ -81,6 +84,7 @@ static struct {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .cond = PTHREAD_COND_INITIALIZER,
     .wake_fd = -1,
+    .stop_fd = -1,
 };
 
 struct vm *machine_vm(void)
@@ -106,11 +110,26 @@ unsigned machine_resets(void)
 	return n;
 }
 
-static void wake_main_loop(void)
+bool machine_reset_pending(void)
+{
+	return atomic_load(&M.reset_pending);
+}
+
+void machine_wake_supervisor(void)
 {
 	if (M.wake_fd >= 0) {
 		uint64_t one = 1;
 		ssize_t w = write(M.wake_fd, &one, sizeof(one));
+		(void)w;
+	}
+}
+
+static void wake_main_loop(void)
+{
+	machine_wake_supervisor();
+	if (M.stop_fd >= 0) {
+		uint64_t one = 1;
+		ssize_t w = write(M.stop_fd, &one, sizeof(one));
 		(void)w;
 	}
 }
@@ -339,11 +358,12 @@ static void raise_watchdog(void)
 	ev.key = VMMUX_PLAT_WATCHDOG;
 	ev.count = 1;
 	ev.vcpu = VMMUX_NO_VCPU;
-	vmm_dispatch_raised(VMM_ID_NONE, &ev, 0);
+	machine_post_event(&ev); /* delivered by the dispatcher */
 }
 
-#define POLL_MAX       (3 * VMM_MAX + 4) /* + 1: the control socket's */
+#define POLL_MAX       (3 * VMM_MAX + 4)
 #define INPUT_RETRY_MS 10
+#define HOSTQ_MAX      256 /* host events waiting for the dispatcher */
 
 enum poll_kind { POLL_WAKE, POLL_SIGNAL, POLL_TIMER, POLL_INPUT, POLL_PARALLEL, POLL_API };
 
@@ -363,29 +383,111 @@ static void poll_add(struct poll_set *ps, int fd, enum poll_kind k, uint16_t own
 	ps->owner[ps->n++] = owner;
 }
 
-/* The main loop: VMM inputs, parallel VMMs' exits and raises, the
- * watchdog, signals; until the run ends. */
-static void main_loop(int sig_fd, int timer_fd)
+/* The dispatcher's queue of host events. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	struct vmmux_event q[HOSTQ_MAX];
+	uint64_t posted; /* tickets handed out (queue tail) */
+	uint64_t taken;	 /* events taken (queue head) */
+	uint64_t done;	 /* events delivered */
+	uint64_t dropped;
+	int efd; /* written for each event; the dispatcher polls it */
+} H = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .done_cond = PTHREAD_COND_INITIALIZER,
+    .efd = -1,
+};
+
+uint64_t machine_post_event(const struct vmmux_event *ev)
 {
+	if (machine_stopping())
+		return 0;
+	pthread_mutex_lock(&H.lock);
+	if (H.posted - H.taken >= HOSTQ_MAX || H.efd < 0) {
+		uint64_t d = ++H.dropped;
+		pthread_mutex_unlock(&H.lock);
+		if ((d & (d - 1)) == 0) { /* logged at 1, 2, 4, 8... */
+			char desc[256];
+			log_error("the host's event queue is full: %s dropped (%llu so far)",
+				  event_describe(ev, desc, sizeof(desc)), (unsigned long long)d);
+		}
+		return 0;
+	}
+	H.q[H.posted % HOSTQ_MAX] = *ev;
+	uint64_t ticket = ++H.posted;
+	pthread_mutex_unlock(&H.lock);
+	uint64_t one = 1;
+	ssize_t w = write(H.efd, &one, sizeof(one));
+	(void)w;
+	return ticket;
+}
+
+bool machine_wait_event(uint64_t ticket, uint64_t timeout_ns)
+{
+	if (ticket == 0)
+		return false;
+	bool on = router_wait_begin();
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(timeout_ns / 1000000000ull);
+	ts.tv_nsec += (long)(timeout_ns % 1000000000ull);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&H.lock);
+	int rc = 0;
+	while (H.done < ticket && rc == 0 && !machine_stopping())
+		rc = pthread_cond_timedwait(&H.done_cond, &H.lock, &ts);
+	bool done = H.done >= ticket;
+	pthread_mutex_unlock(&H.lock);
+	router_wait_end(on);
+	return done;
+}
+
+/* Deliver what the queue holds (the dispatcher). */
+static void host_events(void)
+{
+	for (;;) {
+		pthread_mutex_lock(&H.lock);
+		if (H.taken == H.posted) {
+			pthread_mutex_unlock(&H.lock);
+			return;
+		}
+		struct vmmux_event ev = H.q[H.taken % HOSTQ_MAX];
+		H.taken++;
+		pthread_mutex_unlock(&H.lock);
+		vmm_dispatch_raised(VMM_ID_NONE, &ev, 0);
+		pthread_mutex_lock(&H.lock);
+		H.done++;
+		pthread_cond_broadcast(&H.done_cond);
+		pthread_mutex_unlock(&H.lock);
+	}
+}
+
+/*
+ * The dispatcher: the host's own deliveries (fault, watchdog and control
+ * API events from its queue), events VMMs raised on their async rings, and
+ * in-process VMMs' input. It may wait for a parallel VMM (offline, bounded);
+ * nobody but the control thread's platform.raise waits for it (bounded).
+ */
+static void *dispatch_main(void *arg)
+{
+	(void)arg;
+	router_thread_register();
+	pvmm_thread_slot = M.vm.ncpus; /* the host's request slot */
 	bool paused[VMM_MAX] = {false};
 	while (!machine_stopping()) {
-		/* Restarts first: a restarted VMM's new pidfd must be in this
-		 * round's poll set. */
-		int timeout = pvmm_tick();
 		struct poll_set ps = {.n = 0};
 		bool any_paused = false;
-		poll_add(&ps, M.wake_fd, POLL_WAKE, VMM_ID_NONE);
-		poll_add(&ps, sig_fd, POLL_SIGNAL, VMM_ID_NONE);
-		if (timer_fd >= 0)
-			poll_add(&ps, timer_fd, POLL_TIMER, VMM_ID_NONE);
-		int api_fd[1];
-		if (api_poll_fds(api_fd, 1) == 1)
-			poll_add(&ps, api_fd[0], POLL_API, VMM_ID_NONE);
+		poll_add(&ps, M.stop_fd, POLL_WAKE, VMM_ID_NONE);
+		poll_add(&ps, H.efd, POLL_WAKE, VMM_ID_NONE);
 		for (size_t id = 1; id < vmm_count(); id++) {
-			int pf[2];
-			unsigned np = pvmm_poll_fds(vmm_get((uint16_t)id), pf);
-			for (unsigned k = 0; k < np; k++)
-				poll_add(&ps, pf[k], POLL_PARALLEL, (uint16_t)id);
+			struct vmm *v = vmm_get((uint16_t)id);
+			int afd = v ? pvmm_async_fd(v) : -1;
+			if (afd >= 0)
+				poll_add(&ps, afd, POLL_PARALLEL, (uint16_t)id);
 			int fd = vmm_input_fd((uint16_t)id);
 			if (fd < 0)
 				continue;
@@ -395,18 +497,118 @@ static void main_loop(int sig_fd, int timer_fd)
 			}
 			poll_add(&ps, fd, POLL_INPUT, (uint16_t)id);
 		}
-		if (any_paused && (timeout < 0 || timeout > INPUT_RETRY_MS))
-			timeout = INPUT_RETRY_MS;
+		/* a VMM added at run time is polled within 100 ms */
+		int timeout = any_paused ? INPUT_RETRY_MS : 100;
 		router_thread_offline();
 		int r = poll(ps.fds, ps.n, timeout);
 		router_thread_online();
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			machine_stop(EXIT_HOST, "main loop: poll: %s", strerror(errno));
+			machine_stop(EXIT_HOST, "dispatcher: poll: %s", strerror(errno));
 			break;
 		}
 		memset(paused, 0, sizeof(paused));
+		for (nfds_t i = 0; i < ps.n && !machine_stopping(); i++) {
+			if (!ps.fds[i].revents)
+				continue;
+			switch (ps.kind[i]) {
+			case POLL_WAKE:
+				if (ps.fds[i].fd == H.efd) {
+					uint64_t n;
+					ssize_t rd = read(H.efd, &n, sizeof(n));
+					(void)rd;
+					host_events();
+				}
+				break;
+			case POLL_INPUT:
+				if (vmm_input(ps.owner[i]) == 0)
+					paused[ps.owner[i]] = true;
+				break;
+			case POLL_PARALLEL: {
+				struct vmm *v = vmm_get(ps.owner[i]);
+				if (v && pvmm_async_fd(v) == ps.fds[i].fd)
+					pvmm_async_ready(v);
+				break;
+			}
+			default:
+				break;
+			}
+		}
+	}
+	router_thread_unregister();
+	return NULL;
+}
+
+/*
+ * The control thread: the API socket and the live changes it asks for. Its
+ * waits are bounded (docs/architecture.md); it never delivers to a
+ * registered parallel VMM (platform.raise goes to the dispatcher; a swap's
+ * state restore goes to the new instance, which no other thread reaches
+ * yet, through the host's slot).
+ */
+static void *control_main(void *arg)
+{
+	(void)arg;
+	router_thread_register();
+	pvmm_thread_slot = M.vm.ncpus;
+	while (!machine_stopping()) {
+		struct pollfd pf[2];
+		nfds_t n = 0;
+		pf[n++] = (struct pollfd){.fd = M.stop_fd, .events = POLLIN};
+		int api_fd[1];
+		if (api_poll_fds(api_fd, 1) == 1)
+			pf[n++] = (struct pollfd){.fd = api_fd[0], .events = POLLIN};
+		router_thread_offline();
+		int r = poll(pf, n, -1);
+		router_thread_online();
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			machine_stop(EXIT_HOST, "control thread: poll: %s", strerror(errno));
+			break;
+		}
+		if (n > 1 && pf[1].revents && !machine_stopping())
+			api_ready(pf[1].fd);
+	}
+	router_thread_unregister();
+	return NULL;
+}
+
+/*
+ * The supervisor (the main thread): signals, the watchdog, parallel VMMs'
+ * exits (pidfds) and stderr, and their restarts; until the run ends. It
+ * waits for nothing but its poll: fault and watchdog events go to the
+ * dispatcher, restarts' set-up to workers.
+ */
+static void supervise(int sig_fd, int timer_fd)
+{
+	while (!machine_stopping()) {
+		/* Restarts first: a restarted VMM's new pidfd must be in this
+		 * round's poll set. */
+		int timeout = pvmm_tick();
+		struct poll_set ps = {.n = 0};
+		poll_add(&ps, M.wake_fd, POLL_WAKE, VMM_ID_NONE);
+		poll_add(&ps, sig_fd, POLL_SIGNAL, VMM_ID_NONE);
+		if (timer_fd >= 0)
+			poll_add(&ps, timer_fd, POLL_TIMER, VMM_ID_NONE);
+		for (size_t id = 1; id < vmm_count(); id++) {
+			struct vmm *v = vmm_get((uint16_t)id);
+			int pf[2];
+			unsigned np = v ? pvmm_sup_fds(v, pf) : 0;
+			for (unsigned k = 0; k < np; k++)
+				poll_add(&ps, pf[k], POLL_PARALLEL, (uint16_t)id);
+		}
+		/* a VMM added at run time is watched within 100 ms */
+		if (timeout < 0 || timeout > 100)
+			timeout = 100;
+		int r = poll(ps.fds, ps.n, timeout);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			machine_stop(EXIT_HOST, "supervisor: poll: %s", strerror(errno));
+			break;
+		}
 		for (nfds_t i = 0; i < ps.n; i++) {
 			if (!ps.fds[i].revents)
 				continue;
@@ -432,15 +634,13 @@ static void main_loop(int sig_fd, int timer_fd)
 				(void)rd;
 				raise_watchdog();
 				break;
-			case POLL_INPUT:
-				if (vmm_input(ps.owner[i]) == 0)
-					paused[ps.owner[i]] = true;
+			case POLL_PARALLEL: {
+				struct vmm *vm = vmm_get(ps.owner[i]);
+				if (vm && !(ps.fds[i].revents & POLLNVAL))
+					pvmm_sup_ready(vm, ps.fds[i].fd);
 				break;
-			case POLL_PARALLEL:
-				pvmm_ready(vmm_get(ps.owner[i]), ps.fds[i].fd);
-				break;
-			case POLL_API:
-				api_ready(ps.fds[i].fd);
+			}
+			default:
 				break;
 			}
 		}
@@ -573,7 +773,9 @@ static int machine_setup(struct vmmux_config *c)
 		return EXIT_HOST;
 	}
 	M.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (M.wake_fd < 0) {
+	M.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	H.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (M.wake_fd < 0 || M.stop_fd < 0 || H.efd < 0) {
 		log_error("eventfd: %s", strerror(errno));
 		return EXIT_HOST;
 	}
@@ -620,6 +822,14 @@ static void machine_teardown(void)
 	free(M.boot_state);
 	if (M.wake_fd >= 0)
 		close(M.wake_fd);
+	if (M.stop_fd >= 0)
+		close(M.stop_fd);
+	pthread_mutex_lock(&H.lock);
+	if (H.efd >= 0)
+		close(H.efd);
+	H.efd = -1;
+	pthread_mutex_unlock(&H.lock);
+	M.stop_fd = -1;
 	M.image = NULL;
 	M.cmdline = NULL;
 	M.halted = NULL;
@@ -668,14 +878,28 @@ int machine_run(struct vmmux_config *c)
 			break;
 		}
 	}
-	if (tids == NULL)
+	pthread_t dispatcher, control;
+	bool have_dispatcher = false, have_control = false;
+	if (tids == NULL) {
 		machine_stop(EXIT_HOST, "out of memory");
-	else
-		main_loop(sig_fd, timer_fd);
+	} else {
+		have_dispatcher = pthread_create(&dispatcher, NULL, dispatch_main, NULL) == 0;
+		have_control = pthread_create(&control, NULL, control_main, NULL) == 0;
+		if (!have_dispatcher || !have_control)
+			machine_stop(EXIT_HOST, "cannot start the dispatcher or control thread");
+		/* the supervisor reads no route: offline for as long as it runs */
+		router_thread_offline();
+		supervise(sig_fd, timer_fd);
+		router_thread_online();
+	}
 
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
 	free(tids);
+	if (have_dispatcher)
+		pthread_join(dispatcher, NULL);
+	if (have_control)
+		pthread_join(control, NULL);
 	router_set_kick(NULL); /* no vCPU thread left to kick */
 	/* What the routes compiled into KVM still hold (the coalesced ring,
 	 * doorbell counts) is delivered before the statistics are written. */

@@ -40,8 +40,27 @@ void machine_stop(int status, const char *fmt, ...) __attribute__((format(printf
  * again, every role is reset. Any thread may call it. */
 void machine_reset(const char *why);
 
-/* True once the run is ending. */
+/* True once the run is ending; true while a reset is pending. */
 bool machine_stopping(void);
+bool machine_reset_pending(void);
+
+/*
+ * The host's own deliveries go through the dispatcher thread (see
+ * docs/architecture.md, "Threads and who waits for whom"): the supervisor
+ * and the control thread hand it an event and never deliver one
+ * themselves. machine_post_event copies EV (routed with the host as its
+ * source) into the dispatcher's queue without waiting and returns its
+ * ticket (> 0), or 0 when the queue is full (the event is dropped, logged)
+ * or the run is ending. machine_wait_event waits up to TIMEOUT_NS for the
+ * event of TICKET to have been delivered; true when it was.
+ */
+struct vmmux_event;
+uint64_t machine_post_event(const struct vmmux_event *ev);
+bool machine_wait_event(uint64_t ticket, uint64_t timeout_ns);
+
+/* Make the supervisor build its poll set again (a restart was scheduled, a
+ * process was handed back to it). Any thread; never waits. */
+void machine_wake_supervisor(void);
 
 /* Raise or lower an IRQ line (in-kernel irqchip); -1 without one. */
 int machine_irq_line(uint32_t line, int level);

@@ -25,6 +25,7 @@
 #include "transport/control.h"
 #include "transport/handshake.h"
 #include "transport/transport.h"
+#include "route/router.h"
 #include "util/log.h"
 #include "vm/ioregion.h"
 #include "vm/vm.h"
@@ -49,6 +50,13 @@
 
 __thread unsigned pvmm_thread_slot;
 
+enum pvmm_owner {
+	OWN_NONE = 0, /* the supervisor watches the pidfd and the schedule */
+	OWN_SUPER,    /* the supervisor, inside one of its short steps */
+	OWN_WORKER,   /* a set-up worker (setup_main) */
+	OWN_CONTROL,  /* the control thread (stop, resume, swap) */
+};
+
 enum pvmm_state {
 	PV_STARTING = 0,
 	PV_UP,
@@ -67,8 +75,16 @@ struct pvmm {
 	_Atomic uint64_t generation; /* bumped when a process is reaped */
 	pid_t pid;
 	int pidfd;
-	int sock;
-	int fault_reason; /* why the current process is being killed */
+	int sock; /* vmmux's end of the set-up socket: non-blocking */
+	/* Which thread manages the process now (under lock): OWN_NONE, the
+	 * supervisor may reap and restart it; otherwise the owner alone
+	 * spawns, sets up, stops, reaps (see own_try, own_wait). */
+	int owner;
+	int errfd; /* the read end of its stderr pipe (non-blocking), or -1 */
+	char errline[256];
+	size_t errlen;
+	unsigned setup_pending, setup_busy; /* re-delivered by the restart under way */
+	int fault_reason;		    /* why the current process is being killed */
 	char fault_why[160];
 	unsigned restarts;
 	unsigned recent_restarts;
@@ -307,6 +323,129 @@ static int build_hello(struct pvmm *p, struct hs_hello *h, int *fds, unsigned *n
 	return 0;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Who manages the process                                                  */
+/* ---------------------------------------------------------------------- */
+
+/* The supervisor takes P for one short step, never waiting: false when
+ * another thread manages the process now (it hands it back later). */
+static bool own_try(struct pvmm *p)
+{
+	pthread_mutex_lock(&p->lock);
+	bool ok = p->owner == OWN_NONE;
+	if (ok)
+		p->owner = OWN_SUPER;
+	pthread_mutex_unlock(&p->lock);
+	return ok;
+}
+
+/* Hand P back to the supervisor's watch (the last use of P by a set-up
+ * worker: P may be freed as soon as the lock is released). */
+static void own_release(struct pvmm *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->owner = OWN_NONE;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	machine_wake_supervisor();
+}
+
+/* Wait until P is free, then take it for the control thread (or the main
+ * thread at the end of the run). A set-up worker's process is killed first
+ * when KILL_SETUP, so that its wait ends at once. Bounded: the supervisor
+ * holds P only for a short step, a worker for at most its set-up timeout.
+ * Offline for the router meanwhile. */
+static void own_wait(struct pvmm *p, bool kill_setup)
+{
+	bool on = router_wait_begin();
+	pthread_mutex_lock(&p->lock);
+	while (p->owner != OWN_NONE) {
+		if (kill_setup && p->owner == OWN_WORKER && p->pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+	}
+	p->owner = OWN_CONTROL;
+	pthread_mutex_unlock(&p->lock);
+	router_wait_end(on);
+}
+
+/* ---------------------------------------------------------------------- */
+/* A VMM's standard error                                                   */
+/* ---------------------------------------------------------------------- */
+
+/* Print one line of P's stderr (escaped already). A line the VMM library
+ * logged names its VMM already ("vmmux: LEVEL: vmm 'NAME': ..."): when NAME
+ * is P's own, it is printed as it is; any other line is prefixed with
+ * "vmm 'NAME': ", so that every line says which VMM it came from. */
+static void stderr_line(struct pvmm *p)
+{
+	const char *l = p->errline;
+	char own[VMMUX_NAME_MAX + 16];
+	snprintf(own, sizeof(own), "vmm '%s': ", p->v->name);
+	if (strncmp(l, "vmmux: ", 7) == 0) {
+		const char *lvl_end = strstr(l + 7, ": ");
+		if (lvl_end && lvl_end - (l + 7) <= 8 &&
+		    strncmp(lvl_end + 2, own, strlen(own)) == 0) {
+			fprintf(stderr, "%s\n", l);
+			return;
+		}
+	}
+	fprintf(stderr, "%s%s\n", own, l);
+}
+
+/* Print what P's process wrote to its standard error, line by line,
+ * prefixed with its name, every byte that is not printable ASCII escaped
+ * (\xNN): nothing raw from a sandbox reaches the terminal. ALL: also what
+ * is left without a newline (the process is gone). Never blocks. */
+static void stderr_drain(struct pvmm *p, bool all)
+{
+	if (p->errfd < 0)
+		return;
+	for (;;) {
+		char buf[512];
+		ssize_t n = read(p->errfd, buf, sizeof(buf));
+		if (n <= 0) {
+			if (n == 0 || (errno != EAGAIN && errno != EINTR))
+				close_fd(&p->errfd);
+			break;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)buf[i];
+			if (c == '\n' || p->errlen + 5 >= sizeof(p->errline)) {
+				p->errline[p->errlen] = '\0';
+				stderr_line(p);
+				p->errlen = 0;
+				if (c == '\n')
+					continue;
+			}
+			if (c >= 0x20 && c < 0x7f) {
+				p->errline[p->errlen++] = (char)c;
+			} else if (c == '\t') {
+				p->errline[p->errlen++] = ' ';
+			} else {
+				snprintf(p->errline + p->errlen, 5, "\\x%02x", c);
+				p->errlen += 4;
+			}
+		}
+	}
+	if (all && p->errlen) {
+		p->errline[p->errlen] = '\0';
+		stderr_line(p);
+		p->errlen = 0;
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Start                                                                    */
+/* ---------------------------------------------------------------------- */
+
 /* Let the set-up process start serving: after its state is PV_UP, so that
  * nothing takes a pending request back once it serves. */
 static int send_go(struct pvmm *p, struct errbuf *e)
@@ -319,13 +458,45 @@ static int send_go(struct pvmm *p, struct errbuf *e)
 	return 0;
 }
 
-/* Spawn the process and set it up, up to the go (send_go). */
-static int start_process(struct pvmm *p, struct errbuf *e)
+/* Kill and reap a process whose set-up failed (its owner does it). */
+static void setup_abandon(struct pvmm *p)
+{
+	syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+	waitpid(p->pid, NULL, 0);
+	stderr_drain(p, true);
+	pthread_mutex_lock(&p->lock);
+	close_fd(&p->pidfd);
+	close_fd(&p->sock);
+	p->pid = 0;
+	pthread_mutex_unlock(&p->lock);
+	close_fd(&p->errfd);
+}
+
+/* Spawn the process (the calling thread is its parent for PDEATHSIG: the
+ * supervisor or the control thread, which live as long as the run). */
+static int spawn_process(struct pvmm *p, struct errbuf *e)
 {
 	struct vmm *v = p->v;
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return err_set(e, "vmm '%s': socketpair: %s", v->name, strerror(errno));
+	/* vmmux's end never blocks: a VMM that does not read its socket is at
+	 * fault (pvmm_send), it cannot hold a thread of vmmux */
+	int fl = fcntl(sv[0], F_GETFL);
+	if (fl < 0 || fcntl(sv[0], F_SETFL, fl | O_NONBLOCK) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return err_set(e, "vmm '%s': set-up socket: %s", v->name, strerror(errno));
+	}
+	int ep[2];
+	if (pipe2(ep, O_CLOEXEC) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return err_set(e, "vmm '%s': stderr pipe: %s", v->name, strerror(errno));
+	}
+	fl = fcntl(ep[0], F_GETFL);
+	if (fl >= 0)
+		fcntl(ep[0], F_SETFL, fl | O_NONBLOCK);
 
 	char *argv[VMM_PROGRAM_ARGS_MAX + 4];
 	size_t argc = 0;
@@ -346,7 +517,7 @@ static int start_process(struct pvmm *p, struct errbuf *e)
 	    .envp = G.envp,
 	    .stdin_fd = -1,
 	    .stdout_fd = -1,
-	    .stderr_fd = STDERR_FILENO,
+	    .stderr_fd = ep[1],
 	    .setup_sock = sv[1],
 	    .drop_uid = geteuid() == 0,
 	    .uid = (uid_t)(UID_BASE + v->id),
@@ -357,14 +528,28 @@ static int start_process(struct pvmm *p, struct errbuf *e)
 	int pidfd = -1;
 	pid_t pid = sandbox_spawn(&req, &pidfd, e);
 	close(sv[1]);
+	close(ep[1]);
 	if (pid < 0) {
 		close(sv[0]);
+		close(ep[0]);
 		return err_prefix(e, "vmm '%s'", v->name);
 	}
+	pthread_mutex_lock(&p->lock);
 	p->pid = pid;
 	p->pidfd = pidfd;
 	p->sock = sv[0];
+	pthread_mutex_unlock(&p->lock);
+	close_fd(&p->errfd);
+	p->errfd = ep[0];
+	p->errlen = 0;
+	return 0;
+}
 
+/* The hello and its answer (up to SETUP_TIMEOUT_MS); on failure the process
+ * is killed and reaped. Runs on the thread that owns P. */
+static int setup_process(struct pvmm *p, struct errbuf *e)
+{
+	struct vmm *v = p->v;
 	struct hs_hello hello;
 	int fds[HS_FDS_MAX];
 	unsigned nfds = 0;
@@ -384,7 +569,7 @@ static int start_process(struct pvmm *p, struct errbuf *e)
 			err_set(e,
 				"vmm '%s': %s %s %d before it answered its set-up (is it a vmmux "
 				"VMM program?)",
-				v->name, req.path,
+				v->name, v->cfg.program ? v->cfg.program : G.self,
 				si.si_code == CLD_EXITED ? "exited with status" : "died of signal",
 				si.si_status);
 		else
@@ -401,12 +586,36 @@ static int start_process(struct pvmm *p, struct errbuf *e)
 	}
 	return 0;
 fail:
-	syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
-	waitpid(p->pid, NULL, 0);
-	close_fd(&p->pidfd);
-	close_fd(&p->sock);
-	p->pid = 0;
+	setup_abandon(p);
 	return -1;
+}
+
+/* Spawn and set up, synchronously (at the start of the run, or on the
+ * control thread: threads that may wait). */
+static int start_process(struct pvmm *p, struct errbuf *e)
+{
+	if (spawn_process(p, e) < 0)
+		return -1;
+	bool on = router_wait_begin();
+	int rc = setup_process(p, e);
+	router_wait_end(on);
+	return rc;
+}
+
+/* The successor is set up: it is up, gets its go and its doorbells. */
+static void bring_up(struct pvmm *p)
+{
+	struct errbuf e;
+	pthread_mutex_lock(&p->lock);
+	set_state(p, PV_UP);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	if (send_go(p, &e) < 0) {
+		log_error("%s", e.msg);
+		pvmm_fault(p->v, "could not be started");
+		return;
+	}
+	ioregion_vmm_started(p->v); /* its doorbells, to the new process */
 }
 
 int pvmm_start(struct vmm *v, struct errbuf *e)
@@ -415,13 +624,14 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 	if (p == NULL)
 		return err_set(e, "out of memory");
 	p->v = v;
-	p->pidfd = p->sock = -1;
+	p->pidfd = p->sock = p->errfd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	if (tp_region_create(&p->region, G.nslots, spin_of(v)) < 0) {
 		free(p);
 		return err_set(e, "vmm '%s': transport: %s", v->name, strerror(errno));
 	}
+	p->owner = OWN_CONTROL; /* the supervisor leaves it alone until it is up */
 	v->p = p;
 	wire_irqs(p);
 	set_state(p, PV_STARTING);
@@ -434,22 +644,26 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 	}
 	set_state(p, PV_UP);
 	if (send_go(p, e) < 0) {
+		p->owner = OWN_NONE;
 		pvmm_stop(v);
 		return -1;
 	}
+	own_release(p);
 	return 0;
 }
 
 static void kill_process(struct pvmm *p, int reason, const char *why);
 
-/* Mark P stopped and end its process: its socket closes (the library then
- * returns), or after a grace period it is killed. Main thread. */
-static void stop_process(struct pvmm *p)
+/* Mark P stopped and end its process (P owned by the caller): its socket
+ * closes (the library then returns), or after a grace period it is
+ * killed; then it is reaped. Bounded by STOP_GRACE_MS. A stop the control
+ * API asks for is not a fault. */
+static void stop_owned(struct pvmm *p)
 {
 	pthread_mutex_lock(&p->lock);
 	if (p->fault_reason) {
-		/* killed for a fault that the main loop has not reported yet (the
-		 * run is ending): say why now, as reap_exit would have */
+		/* killed for a fault that the supervisor has not reported yet
+		 * (the run is ending, or a stop overtook it): say why now */
 		log_warn("vmm '%s': parallel VMM %s; killed", p->v->name, p->fault_why);
 		p->fault_reason = 0;
 	}
@@ -457,19 +671,36 @@ static void stop_process(struct pvmm *p)
 	atomic_store(&p->dead, true);
 	p->restart_at_ns = 0;
 	pthread_cond_broadcast(&p->cond);
+	int pidfd = p->pidfd;
+	pid_t pid = p->pid;
+	close_fd(&p->sock); /* the VMM sees the socket close and exits */
 	pthread_mutex_unlock(&p->lock);
 	tp_main_wake_all(&p->region);
-	if (p->pid > 0) {
-		close_fd(&p->sock); /* the VMM sees the socket close and exits */
-		struct pollfd pfd = {.fd = p->pidfd, .events = POLLIN};
+	if (pid > 0) {
+		bool on = router_wait_begin();
+		struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
 		if (poll(&pfd, 1, STOP_GRACE_MS) <= 0)
-			syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
-		waitpid(p->pid, NULL, 0);
+			syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+		waitpid(pid, NULL, 0);
+		router_wait_end(on);
+		stderr_drain(p, true);
+		pthread_mutex_lock(&p->lock);
 		p->pid = 0;
 		atomic_fetch_add(&p->generation, 1);
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
 	}
+	pthread_mutex_lock(&p->lock);
 	close_fd(&p->pidfd);
-	close_fd(&p->sock);
+	pthread_mutex_unlock(&p->lock);
+	close_fd(&p->errfd);
+}
+
+static void stop_process(struct pvmm *p)
+{
+	own_wait(p, true);
+	stop_owned(p);
+	own_release(p);
 }
 
 int pvmm_halt(struct vmm *v, struct errbuf *e)
@@ -487,31 +718,34 @@ int pvmm_resume(struct vmm *v, struct errbuf *e)
 	struct pvmm *p = v->p;
 	if (p == NULL)
 		return err_set(e, "vmm '%s' is not a parallel VMM", v->name);
+	own_wait(p, false);
 	int st = atomic_load(&p->state);
-	if (st == PV_UP || st == PV_STARTING)
+	if (st == PV_UP || st == PV_STARTING) {
+		own_release(p);
 		return err_set(e, "vmm '%s' is running already", v->name);
+	}
 	if (p->pid > 0)
-		stop_process(p); /* a down one whose process is still being reaped */
+		stop_owned(p); /* a down one whose process is still being reaped */
 	pthread_mutex_lock(&p->lock);
 	unsigned pending = 0;
 	p->maybe_duplicated += tp_main_recover(&p->region, &pending);
 	p->redelivered += pending;
 	set_state(p, PV_STARTING);
 	atomic_store(&p->dead, false);
+	p->restart_at_ns = 0;
 	p->recent_restarts = 0;
 	p->backoff_ns = 0;
 	pthread_mutex_unlock(&p->lock);
 	int rc = start_process(p, e);
-	pthread_mutex_lock(&p->lock);
-	set_state(p, rc == 0 ? PV_UP : PV_FAILED);
-	pthread_cond_broadcast(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-	if (rc == 0 && send_go(p, e) < 0) {
-		kill_process(p, VMMUX_FAULT_CRASH, "could not be started");
-		return -1;
+	if (rc == 0) {
+		bring_up(p);
+	} else {
+		pthread_mutex_lock(&p->lock);
+		set_state(p, PV_FAILED);
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
 	}
-	if (rc == 0)
-		ioregion_vmm_started(v); /* its doorbells, to the new process */
+	own_release(p);
 	return rc;
 }
 
@@ -553,6 +787,15 @@ bool pvmm_drained(const struct vmm *v)
 	return v->p == NULL || tp_main_posted_empty(&v->p->region);
 }
 
+void pvmm_retire(struct vmm *v)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL)
+		return;
+	stop_process(p);
+	unwire_irqs(p);
+}
+
 void pvmm_stop(struct vmm *v)
 {
 	struct pvmm *p = v->p;
@@ -582,16 +825,24 @@ void pvmm_abort_waits(void)
 	}
 }
 
-/* Kill the current process (any thread); the main loop reaps it. */
-static void kill_process(struct pvmm *p, int reason, const char *why)
+/* Kill the process of generation GEN (any thread; UINT64_MAX: the current
+ * one) for a fault; the supervisor reaps it. A process already replaced
+ * is not its successor's business: a late kill never hits the successor. */
+static void kill_gen(struct pvmm *p, uint64_t gen, int reason, const char *why)
 {
 	pthread_mutex_lock(&p->lock);
-	if (atomic_load(&p->state) == PV_UP && p->fault_reason == 0) {
+	if (atomic_load(&p->state) == PV_UP && p->fault_reason == 0 && p->pidfd >= 0 &&
+	    (gen == UINT64_MAX || atomic_load(&p->generation) == gen)) {
 		p->fault_reason = reason;
 		snprintf(p->fault_why, sizeof(p->fault_why), "%s", why);
 		syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
 	}
 	pthread_mutex_unlock(&p->lock);
+}
+
+static void kill_process(struct pvmm *p, int reason, const char *why)
+{
+	kill_gen(p, UINT64_MAX, reason, why);
 }
 
 void pvmm_fault(struct vmm *v, const char *why)
@@ -600,6 +851,10 @@ void pvmm_fault(struct vmm *v, const char *why)
 		kill_process(v->p, VMMUX_FAULT_PROTOCOL, why);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Delivery                                                                 */
+/* ---------------------------------------------------------------------- */
+
 /* The time V may take to answer an event of route R. */
 static uint64_t timeout_for(const struct vmm *v, const struct route *r)
 {
@@ -607,14 +862,31 @@ static uint64_t timeout_for(const struct vmm *v, const struct route *r)
 	return t ? t : VMM_TIMEOUT_DEFAULT_NS;
 }
 
-static uint64_t deadline_for(const struct vmm *v, const struct route *r)
+/* CLOCK_REALTIME in SLICE_NS, for a condition variable's timed wait. */
+static struct timespec slice_from_now(uint64_t slice_ns)
 {
-	return now_ns() + timeout_for(v, r);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(slice_ns / 1000000000ull);
+	ts.tv_nsec += (long)(slice_ns % 1000000000ull);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
 }
 
-/* Wait (p->lock held) until the VMM is up, or DEADLINE; true when up. */
-static bool wait_up(struct pvmm *p, uint64_t deadline)
+/*
+ * Wait (p->lock held, the caller offline) until the VMM is up; true when
+ * it is. A request waits while a successor is on its way (a restart is
+ * scheduled or being set up): it stays pending until the VMM is up, given
+ * up (failed), stopped, or the run ends. A VMM that is down with no
+ * restart on its way (a type:fault route took over) is waited for only up
+ * to TIMEOUT_NS from the last time one was.
+ */
+static bool wait_up(struct pvmm *p, uint64_t timeout_ns)
 {
+	uint64_t deadline = now_ns() + timeout_ns;
 	for (;;) {
 		int st = atomic_load(&p->state);
 		if (st == PV_UP)
@@ -622,85 +894,87 @@ static bool wait_up(struct pvmm *p, uint64_t deadline)
 		if (st == PV_FAILED || st == PV_STOPPED || machine_stopping())
 			return false;
 		uint64_t now = now_ns();
+		if (st == PV_STARTING || p->restart_at_ns != 0 || p->pid > 0)
+			deadline = now + timeout_ns; /* a successor is on its way */
 		if (now >= deadline)
 			return false;
 		uint64_t left = deadline - now;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (time_t)(left / 1000000000ull);
-		ts.tv_nsec += (long)(left % 1000000000ull);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = slice_from_now(left < 50000000ull ? left : 50000000ull);
 		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 	}
 }
 
-/* How many replacements of the process one request may wait through. */
-#define REDELIVERIES_MAX 3
-
-/* Wait (p->lock not held) until the process of generation GEN has been
- * reaped (its successor may be up already). */
+/* Wait (p->lock not held, the caller offline) until the process of
+ * generation GEN has been reaped (its successor may be up already), the VMM
+ * is stopped or given up, or the run ends. The process was killed or died:
+ * the supervisor reaps it at once. */
 static void wait_replaced(struct pvmm *p, uint64_t gen)
 {
 	pthread_mutex_lock(&p->lock);
 	while (atomic_load(&p->generation) == gen && !machine_stopping()) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		int st = atomic_load(&p->state);
+		if (st == PV_STOPPED || st == PV_FAILED)
+			break;
+		struct timespec ts = slice_from_now(10000000ull);
 		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 	}
 	pthread_mutex_unlock(&p->lock);
 }
 
-int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmmux_event *ev,
-		 struct vmmux_reply *rep, struct vmmux_event *raised, unsigned *nraised,
-		 uint16_t *fallback)
+/* A reply the VMM completed before it went away is taken, whatever came
+ * since (a stop, a fallback, a restart): its side effect happened. */
+static bool take_done(struct pvmm *p, unsigned slot, struct vmmux_event *ev,
+		      struct vmmux_reply *rep, int32_t *result, struct vmmux_event *raised,
+		      uint32_t *n)
 {
-	struct pvmm *p = v->p;
-	*nraised = 0;
-	if (p == NULL || slot >= G.nslots)
-		return -1;
-	/* Posted: a write the guest does not wait for. */
-	if (r && (r->flags & (ROUTE_OPT_POSTED | ROUTE_OPT_COALESCED | ROUTE_OPT_DOORBELL)) &&
-	    (ev->flags & VMMUX_EVF_WRITE) && ev->data == NULL && atomic_load(&p->state) == PV_UP &&
-	    tp_main_post(&p->region, ev) == TP_OK) {
-		rep->action = VMMUX_ACT_DONE;
-		rep->value = 0;
-		return 0;
-	}
+	static const _Atomic bool now = true;
+	if (!tp_main_pending(&p->region, slot))
+		return false;
+	return tp_main_wait(&p->region, slot, ev, rep, result, raised, n, 0, &now) == TP_OK;
+}
 
-	uint64_t deadline = deadline_for(v, r);
+/* pvmm_deliver's synchronous part; the caller is offline for the router and
+ * passes what it needs of the route (R is not read here). */
+static int deliver_sync(struct pvmm *p, unsigned slot, uint64_t timeout, uint16_t rfallback,
+			struct vmmux_event *ev, struct vmmux_reply *rep, struct vmmux_event *raised,
+			unsigned *nraised, uint16_t *fallback)
+{
 	bool sent = false; /* the request is in the slot (pending) */
-	unsigned replaced = 0;
 	for (;;) {
-		if (atomic_load(&p->state) != PV_UP) {
-			/* No process serves the region now (a new one is set up, or
-			 * none): the pending request may be taken back safely. */
-			pthread_mutex_lock(&p->lock);
-			if (atomic_load(&p->state) != PV_UP && r && r->fallback != VMM_ID_NONE) {
-				if (sent)
-					tp_main_cancel(&p->region, slot);
-				pthread_mutex_unlock(&p->lock);
-				*fallback = r->fallback;
-				return 1;
-			}
-			bool up = wait_up(p, deadline);
-			if (!up && sent)
-				tp_main_cancel(&p->region, slot);
-			pthread_mutex_unlock(&p->lock);
-			if (!up)
-				return -1;
-		}
 		int32_t result = 0;
 		uint32_t n = 0;
+		if (atomic_load(&p->state) != PV_UP) {
+			/* No process serves the region now (a new one is set up, or
+			 * none): the pending request may be taken back safely, unless
+			 * it was answered already. */
+			pthread_mutex_lock(&p->lock);
+			if (atomic_load(&p->state) != PV_UP) {
+				if (sent && take_done(p, slot, ev, rep, &result, raised, &n)) {
+					pthread_mutex_unlock(&p->lock);
+					*nraised = n;
+					return result < 0 ? -1 : 0;
+				}
+				if (rfallback != VMM_ID_NONE) {
+					if (sent)
+						tp_main_cancel(&p->region, slot);
+					pthread_mutex_unlock(&p->lock);
+					*fallback = rfallback;
+					return 1;
+				}
+				bool up = wait_up(p, timeout);
+				if (!up && sent)
+					tp_main_cancel(&p->region, slot);
+				pthread_mutex_unlock(&p->lock);
+				if (!up)
+					return -1;
+			} else {
+				pthread_mutex_unlock(&p->lock);
+			}
+		}
 		enum tp_result tr;
 		uint64_t gen = atomic_load(&p->generation); /* the process we talk to */
+		/* The deadline starts now that a process serving it is up. */
+		uint64_t deadline = now_ns() + timeout;
 		if (!sent) {
 			tr = tp_main_call(&p->region, slot, ev, rep, &result, raised, &n, deadline,
 					  &p->dead);
@@ -716,13 +990,13 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 		case TP_INVAL:
 			return -2; /* an event the transport cannot carry */
 		case TP_PROTOCOL:
-			kill_process(p, VMMUX_FAULT_PROTOCOL, "wrote a malformed reply");
+			kill_gen(p, gen, VMMUX_FAULT_PROTOCOL, "wrote a malformed reply");
 			break;
 		case TP_TIMEOUT: {
 			char why[96];
 			snprintf(why, sizeof(why), "did not answer within %llu ms",
-				 (unsigned long long)(timeout_for(v, r) / 1000000ull));
-			kill_process(p, VMMUX_FAULT_TIMEOUT, why);
+				 (unsigned long long)(timeout / 1000000ull));
+			kill_gen(p, gen, VMMUX_FAULT_TIMEOUT, why);
 			break;
 		}
 		case TP_ABORTED:
@@ -730,21 +1004,43 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 			break;
 		}
 		/* The process is being replaced; the request stays pending for its
-		 * successor, which gets the full timeout again, a few times over. */
+		 * successor, which gets the full timeout once it is up. */
 		wait_replaced(p, gen);
-		if (machine_stopping())
+		if (machine_stopping()) {
+			if (take_done(p, slot, ev, rep, &result, raised, &n)) {
+				*nraised = n;
+				return result < 0 ? -1 : 0;
+			}
 			return -1;
-		deadline = deadline_for(v, r);
-		if (++replaced > REDELIVERIES_MAX) {
-			pthread_mutex_lock(&p->lock);
-			bool gone = atomic_load(&p->state) != PV_UP;
-			if (gone)
-				tp_main_cancel(&p->region, slot);
-			pthread_mutex_unlock(&p->lock);
-			if (gone)
-				return -1;
 		}
 	}
+}
+
+int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmmux_event *ev,
+		 struct vmmux_reply *rep, struct vmmux_event *raised, unsigned *nraised,
+		 uint16_t *fallback)
+{
+	struct pvmm *p = v->p;
+	*nraised = 0;
+	if (p == NULL || slot >= G.nslots)
+		return -1;
+	/* What the wait needs of the route, copied: the wait is offline, and
+	 * the table may be freed meanwhile. */
+	uint32_t rflags = r ? r->flags : 0;
+	uint16_t rfallback = r ? r->fallback : VMM_ID_NONE;
+	uint64_t timeout = timeout_for(v, r);
+	/* Posted: a write the guest does not wait for. */
+	if ((rflags & (ROUTE_OPT_POSTED | ROUTE_OPT_COALESCED | ROUTE_OPT_DOORBELL)) &&
+	    (ev->flags & VMMUX_EVF_WRITE) && ev->data == NULL && atomic_load(&p->state) == PV_UP &&
+	    tp_main_post(&p->region, ev) == TP_OK) {
+		rep->action = VMMUX_ACT_DONE;
+		rep->value = 0;
+		return 0;
+	}
+	bool on = router_wait_begin();
+	int rc = deliver_sync(p, slot, timeout, rfallback, ev, rep, raised, nraised, fallback);
+	router_wait_end(on);
+	return rc;
 }
 
 void pvmm_reset(struct vmm *v, unsigned slot)
@@ -753,19 +1049,31 @@ void pvmm_reset(struct vmm *v, unsigned slot)
 		log_warn("vmm '%s': did not confirm the reset of its role", v->name);
 }
 
-unsigned pvmm_poll_fds(struct vmm *v, int *fds)
+/* ---------------------------------------------------------------------- */
+/* Supervision (the supervisor thread)                                      */
+/* ---------------------------------------------------------------------- */
+
+unsigned pvmm_sup_fds(struct vmm *v, int *fds)
 {
 	struct pvmm *p = v->p;
 	unsigned n = 0;
 	if (p == NULL)
 		return 0;
-	if (p->pidfd >= 0)
+	pthread_mutex_lock(&p->lock);
+	if (p->owner == OWN_NONE && p->pidfd >= 0)
 		fds[n++] = p->pidfd;
-	fds[n++] = p->region.async_efd;
+	if (p->owner == OWN_NONE && p->errfd >= 0)
+		fds[n++] = p->errfd;
+	pthread_mutex_unlock(&p->lock);
 	return n;
 }
 
-/* Route a VMMUX_EV_FAULT event about P (main thread). */
+int pvmm_async_fd(struct vmm *v)
+{
+	return v->p ? v->p->region.async_efd : -1;
+}
+
+/* Hand a VMMUX_EV_FAULT event about P to the dispatcher (never waits). */
 static void raise_fault(struct pvmm *p, int reason, int status)
 {
 	struct vmmux_event ev;
@@ -776,16 +1084,22 @@ static void raise_fault(struct pvmm *p, int reason, int status)
 	ev.aux = (uint64_t)(unsigned)status;
 	ev.count = 1;
 	ev.vcpu = VMMUX_NO_VCPU;
-	vmm_dispatch_raised(VMM_ID_NONE, &ev, 0);
+	if (machine_post_event(&ev) == 0 && !machine_stopping()) {
+		/* the dispatcher's queue is full: the default handling, here */
+		pvmm_schedule_restart(p->v->id);
+	}
 }
 
-/* The process exited: reap it, mark the VMM down, route the fault. */
+/* The process exited: reap it, mark the VMM down, hand the fault on (P
+ * owned by the supervisor). */
 static void reap_exit(struct pvmm *p)
 {
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
-	if (waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+	if (p->pidfd < 0 || waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG) < 0 ||
+	    si.si_pid == 0)
 		return;
+	stderr_drain(p, true);
 	pthread_mutex_lock(&p->lock);
 	int reason = p->fault_reason ? p->fault_reason : VMMUX_FAULT_CRASH;
 	bool killed = p->fault_reason != 0;
@@ -807,6 +1121,7 @@ static void reap_exit(struct pvmm *p)
 	atomic_fetch_add(&p->generation, 1);
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	close_fd(&p->errfd);
 	tp_main_wake_all(&p->region);
 	if (stopping || machine_stopping()) {
 		if (killed) /* vmmux killed it for a fault: say why even now */
@@ -846,8 +1161,42 @@ void pvmm_schedule_restart(uint16_t id)
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
+	machine_wake_supervisor();
 }
 
+/* A set-up worker: the exchange with a process the supervisor spawned,
+ * which may take up to SETUP_TIMEOUT_MS; never on the supervisor. */
+static void *setup_main(void *arg)
+{
+	struct pvmm *p = arg;
+	struct errbuf e;
+	if (setup_process(p, &e) == 0) {
+		bring_up(p);
+		pthread_mutex_lock(&p->lock);
+		unsigned pending = p->setup_pending, busy = p->setup_busy;
+		pthread_mutex_unlock(&p->lock);
+		if (pending)
+			log_info("vmm '%s': restarted; %u pending request(s) re-delivered (%u may "
+				 "repeat a side effect)",
+				 p->v->name, pending, busy);
+	} else {
+		log_error("%s", e.msg);
+		pthread_mutex_lock(&p->lock);
+		set_state(p, PV_DOWN);
+		atomic_fetch_add(&p->generation, 1);
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		/* counts toward the restart limit like any other restart */
+		if (!machine_stopping())
+			pvmm_schedule_restart(p->v->id);
+	}
+	own_release(p); /* the last use of P */
+	return NULL;
+}
+
+/* Begin a restart (supervisor, P owned by it): the successor is spawned
+ * here (its parent thread lives as long as the run), its set-up goes to a
+ * worker. */
 static void restart(struct pvmm *p)
 {
 	struct errbuf e;
@@ -861,56 +1210,73 @@ static void restart(struct pvmm *p)
 	unsigned busy = tp_main_recover(&p->region, &pending);
 	p->maybe_duplicated += busy;
 	p->redelivered += pending;
+	p->setup_pending = pending;
+	p->setup_busy = busy;
 	set_state(p, PV_STARTING);
 	atomic_store(&p->dead, false);
 	p->restarts++;
 	p->recent_restarts++;
 	pthread_mutex_unlock(&p->lock);
 
-	/* Without the lock: delivering threads may meanwhile take their
-	 * requests back for a fallback (the new process does not serve yet). */
-	int rc = start_process(p, &e);
-
-	pthread_mutex_lock(&p->lock);
-	set_state(p, rc == 0 ? PV_UP : PV_DOWN);
-	pthread_cond_broadcast(&p->cond);
-	pthread_mutex_unlock(&p->lock);
-	if (rc == 0 && send_go(p, &e) < 0) {
+	if (spawn_process(p, &e) < 0) {
 		log_error("%s", e.msg);
-		kill_process(p, VMMUX_FAULT_CRASH, "could not be started");
+		pthread_mutex_lock(&p->lock);
+		set_state(p, PV_DOWN);
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		pvmm_schedule_restart(p->v->id);
 		return;
 	}
-	if (rc == 0)
-		ioregion_vmm_started(p->v); /* its doorbells, to the new process */
-	if (rc < 0) {
-		log_error("%s", e.msg);
+	pthread_mutex_lock(&p->lock);
+	p->owner = OWN_WORKER;
+	pthread_mutex_unlock(&p->lock);
+	pthread_attr_t attr;
+	pthread_t t;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int rc = pthread_create(&t, &attr, setup_main, p);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		log_error("vmm '%s': cannot start a set-up thread: %s", p->v->name, strerror(rc));
+		setup_abandon(p);
+		pthread_mutex_lock(&p->lock);
+		p->owner = OWN_SUPER;
+		set_state(p, PV_DOWN);
+		atomic_fetch_add(&p->generation, 1);
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
 		pvmm_schedule_restart(p->v->id);
-	} else if (pending) {
-		log_info("vmm '%s': restarted; %u pending request(s) re-delivered (%u may "
-			 "repeat a side effect)",
-			 p->v->name, pending, busy);
 	}
 }
 
-void pvmm_ready(struct vmm *v, int fd)
+void pvmm_sup_ready(struct vmm *v, int fd)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL || !own_try(p))
+		return;
+	if (fd == p->errfd)
+		stderr_drain(p, false);
+	else if (fd == p->pidfd)
+		reap_exit(p);
+	pthread_mutex_lock(&p->lock);
+	if (p->owner == OWN_SUPER)
+		p->owner = OWN_NONE;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pvmm_async_ready(struct vmm *v)
 {
 	struct pvmm *p = v->p;
 	if (p == NULL)
 		return;
-	if (fd == p->pidfd) {
-		reap_exit(p);
-		return;
-	}
-	if (fd == p->region.async_efd) {
-		uint64_t cnt;
-		ssize_t rd = read(fd, &cnt, sizeof(cnt));
-		(void)rd;
-		struct vmmux_event raised[TP_ASYNC_ENTRIES];
-		unsigned n = 0;
-		while (n < TP_ASYNC_ENTRIES && tp_main_async_pop(&p->region, &raised[n]))
-			n++;
-		vmm_dispatch_raised_from(v, raised, n);
-	}
+	uint64_t cnt;
+	ssize_t rd = read(p->region.async_efd, &cnt, sizeof(cnt));
+	(void)rd;
+	struct vmmux_event raised[TP_ASYNC_ENTRIES];
+	unsigned n = 0;
+	while (n < TP_ASYNC_ENTRIES && tp_main_async_pop(&p->region, &raised[n]))
+		n++;
+	vmm_dispatch_raised_from(v, raised, n);
 }
 
 #define CPU_SAMPLE_NS 250000000ull /* the CPU time of parallel VMMs, every 250 ms */
@@ -986,7 +1352,16 @@ int pvmm_tick(void)
 		if (at == 0)
 			continue;
 		if (at <= now) {
-			restart(p);
+			/* another thread manages the process now: next round */
+			if (own_try(p)) {
+				restart(p);
+				pthread_mutex_lock(&p->lock);
+				if (p->owner == OWN_SUPER)
+					p->owner = OWN_NONE;
+				pthread_mutex_unlock(&p->lock);
+			} else if (next < 0 || next > 10) {
+				next = 10;
+			}
 			continue;
 		}
 		int ms = (int)((at - now + 999999) / 1000000);
@@ -1057,9 +1432,22 @@ unsigned pvmm_restarts(const struct vmm *v)
 int pvmm_send(struct vmm *v, const void *msg, size_t len, int fd)
 {
 	struct pvmm *p = v ? v->p : NULL;
-	if (p == NULL || p->sock < 0 || p->pid <= 0)
+	if (p == NULL)
 		return -1;
-	return hs_send(p->sock, msg, len, fd >= 0 ? &fd : NULL, fd >= 0 ? 1u : 0u);
+	/* Never blocks: the socket is non-blocking; one the VMM leaves full is
+	 * its protocol fault. Under the lock: the supervisor closes the socket
+	 * when it reaps. */
+	pthread_mutex_lock(&p->lock);
+	int rc = -1, err = 0;
+	if (p->sock >= 0 && p->pid > 0) {
+		rc = hs_send(p->sock, msg, len, fd >= 0 ? &fd : NULL, fd >= 0 ? 1u : 0u);
+		err = rc < 0 ? errno : 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (rc < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS))
+		kill_process(p, VMMUX_FAULT_PROTOCOL, "does not read its set-up socket (full)");
+	errno = err;
+	return rc;
 }
 
 uint64_t pvmm_doorbell_rings(const struct vmm *v, unsigned index)

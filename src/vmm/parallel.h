@@ -24,9 +24,16 @@
  *     again, then get the built-in default (counted, logged);
  *   - a malformed reply or a raise that was not granted is a fault too.
  *
- * Threads: pvmm_start/pvmm_stop/pvmm_restart and pvmm_poll_ready run on the
- * main thread (PR_SET_PDEATHSIG is tied to the thread that forked);
- * pvmm_deliver runs on any delivering thread, which passes its slot index.
+ * Threads (docs/architecture.md, "Threads and who waits for whom"): the
+ * supervisor reaps and begins restarts (pvmm_tick, pvmm_sup_ready) and
+ * never waits; a restart's set-up runs on a short-lived worker; the
+ * control thread starts, stops, resumes and swaps (pvmm_start, pvmm_halt,
+ * pvmm_resume, pvmm_retire; bounded waits). One thread at a time manages a
+ * process (spawn, set-up, stop, reap): the others leave it alone. Processes
+ * are spawned only by the supervisor and the control thread, which live as
+ * long as the run (PR_SET_PDEATHSIG is tied to the thread that forked).
+ * pvmm_deliver runs on any delivering thread, which passes its slot index;
+ * it waits offline for the router, with the route's fields copied.
  */
 #ifndef VMMUX_VMM_PARALLEL_H
 #define VMMUX_VMM_PARALLEL_H
@@ -47,8 +54,12 @@ void pvmm_global_fini(void);
 /* Start V's process and set it up (main thread). -1 with a message. */
 int pvmm_start(struct vmm *v, struct errbuf *e);
 
-/* Stop V's process (main thread): close its socket, wait briefly, kill. */
+/* Stop V's process (close its socket, wait briefly, kill) and free its
+ * side of the transport (end of the run: nothing delivers any more). */
 void pvmm_stop(struct vmm *v);
+/* Stop V's process for good but keep its region until pvmm_stop (a swap's
+ * old instance: a thread may still hold it). */
+void pvmm_retire(struct vmm *v);
 
 /*
  * Deliver EV to V from the calling thread's SLOT, as route R says (R may be
@@ -58,7 +69,10 @@ void pvmm_stop(struct vmm *v);
  * raised events' grants. On -1 the VMM did not answer (its handler failed,
  * or it was down or late beyond its timeout), on -2 the event cannot travel
  * to a parallel VMM (malformed string I/O): the caller applies the built-in
- * default. On 1 the event went to the route's
+ * default. The reply deadline (R's timeout, else V's) starts when a
+ * process serving the request is up; a request waits for a successor while
+ * one is on its way, until V is given up or stopped; a reply V completed
+ * is always taken. On 1 the event went to the route's
  * fallback VMM, whose id is in *fallback (the caller delivers it there).
  */
 int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmmux_event *ev,
@@ -96,20 +110,26 @@ bool pvmm_drained(const struct vmm *v);
 void pvmm_fault(struct vmm *v, const char *why);
 
 /*
- * Main loop: the descriptors to poll for V (its pidfd and its async
- * eventfd; at most 2) and what to do when one is readable. pvmm_ready
- * reaps a crash and schedules the restart, or drains the events the VMM
- * raised on its own (they are validated and dispatched).
+ * The supervisor: the descriptors to poll for V (its pidfd and its stderr
+ * pipe, while no other thread manages its process; at most 2), and what to
+ * do when one is readable: print its stderr, or reap it (mark it down,
+ * hand the fault event to the dispatcher). Never waits.
  */
-unsigned pvmm_poll_fds(struct vmm *v, int *fds);
-void pvmm_ready(struct vmm *v, int fd);
+unsigned pvmm_sup_fds(struct vmm *v, int *fds);
+void pvmm_sup_ready(struct vmm *v, int fd);
+
+/* The dispatcher: V's async eventfd (-1: none), and routing the events V
+ * raised on its own (validated and dispatched; may wait for a VMM). */
+int pvmm_async_fd(struct vmm *v);
+void pvmm_async_ready(struct vmm *v);
 
 /* Schedule the restart of VMM ID after a fault, with backoff: the main
  * VMM's default handling of a VMMUX_EV_FAULT event. */
 void pvmm_schedule_restart(uint16_t id);
 
-/* Restarts due now are performed; returns the ms until the next one is
- * due, or -1 when none is pending (main thread). */
+/* Restarts due now are begun (the successor spawned, its set-up handed to
+ * a worker thread); returns the ms until the next one is due, or -1 when
+ * none is pending (the supervisor; never waits). */
 int pvmm_tick(void);
 
 /* For statistics: "pid N" (or "down", "failed"), and restarts so far. */

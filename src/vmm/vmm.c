@@ -618,6 +618,7 @@ int vmm_swap_begin(struct vmm *v, uint64_t timeout_ns)
 {
 	atomic_store(&v->swapping, true);
 	uint64_t deadline = stats_now_ns() + timeout_ns;
+	bool on = router_wait_begin(); /* bounded, but never online */
 	pthread_mutex_lock(&swap_lock);
 	int rc = 0;
 	/* Dekker with vmm_route_deliver: it raises inflight, then looks at
@@ -638,6 +639,7 @@ int vmm_swap_begin(struct vmm *v, uint64_t timeout_ns)
 		pthread_cond_timedwait(&swap_cond, &swap_lock, &ts);
 	}
 	pthread_mutex_unlock(&swap_lock);
+	router_wait_end(on);
 	return rc;
 }
 

@@ -237,7 +237,10 @@ class BadVmms(VmmuxTest):
                         vmm_program("vmm_bypass"), stats="stats.json")
         self.assertStatus(r, exit_device_status(0))
         self.assertEqual(r.out, IO_OUTPUT)
-        findings = [x for x in r.err.splitlines() if x.startswith("vmm-bypass: ")]
+        # what the program writes to its stderr reaches vmmux's, line by
+        # line, prefixed with its VMM's name
+        findings = [x[len("vmm 'byp': "):] for x in r.err.splitlines()
+                    if x.startswith("vmm 'byp': vmm-bypass: ")]
         self.assertEqual(findings, BYPASS_FINDINGS + [
             "vmm-bypass: touching the page past the window, without a handler"] +
             BYPASS_FINDINGS, r)
