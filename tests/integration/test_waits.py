@@ -1,0 +1,98 @@
+"""Who waits for whom (docs/architecture.md): the supervisor and the control
+socket keep working whatever a parallel VMM does. A monitor stopped with
+SIGSTOP under load does not freeze route changes; a platform event raised
+through the control socket to a stopped VMM neither freezes the socket nor
+keeps SIGTERM from ending the run."""
+import os
+import signal
+import time
+
+from harness import VmmuxTest, exit_device_status, start_vmmux, guest, wait_until
+from test_live import connect
+
+
+def pid_of(api, name):
+    for v in api.call("vmms.list")["vmms"]:
+        if v["name"] == name:
+            return v["pid"]
+    raise AssertionError("no VMM %s" % name)
+
+
+class Waits(VmmuxTest):
+    def hammer(self, *extra):
+        api_path = self.path("api.sock")
+        self.logs = {m: self.path(m + ".jsonl") for m in ("mon1", "mon2")}
+        vm = start_vmmux(
+            self.tmp, "run", "--kernel", guest("hammer.elf"), "--cpus", "2",
+            "--api-sock", api_path, "--watchdog", "120s",
+            "--vmm", "mon1=monitor,placement=parallel,output=%s" % self.logs["mon1"],
+            "--vmm", "mon2=monitor,placement=parallel,output=%s" % self.logs["mon2"],
+            "--vmm", "stop0=sink", "--vmm", "stop1=sink,read=1",
+            "--route", "io:0x90-0x91=mon1", "--route", "io:0x92=stop0", *extra)
+        return vm, connect(api_path)
+
+    def test_stopped_monitor_does_not_freeze_route_changes(self):
+        # A vCPU waits for mon1, which is stopped with SIGSTOP: route
+        # changes are answered meanwhile (nobody waits for that vCPU),
+        # mon1 is killed at its deadline, restarted, and nothing is lost.
+        vm, api = self.hammer()
+        try:
+            wait_until("events at mon1", lambda: os.path.exists(self.logs["mon1"]) and
+                       os.path.getsize(self.logs["mon1"]) > 0, timeout=20)
+            pid = pid_of(api, "mon1")
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                for i in range(20):
+                    target = "mon2" if i % 2 == 0 else "mon1"
+                    api.call("routes.replace", spec="io:0x90-0x91=%s" % target)
+                    api.call("routes.list")
+            finally:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+            api.call("routes.replace", spec="io:0x92=stop1")
+            api.sock.close()
+            r = vm.finish(timeout=120)
+        finally:
+            vm.kill()
+        self.assertStatus(r, exit_device_status(0))
+        self.assertTrue(r.out.startswith("hammer done "), r)
+        written = [int(x) for x in r.out.split()[2:4]]
+        seen = {0: set(), 1: set()}
+        for path in self.logs.values():
+            for e in self.read_log(path):
+                seen[e["vcpu"]].add(int(e["value"], 16))
+        for cpu in (0, 1):
+            missing = set(range(written[cpu])) - seen[cpu]
+            self.assertEqual(missing, set(), "vCPU %d lost %d of %d writes" %
+                             (cpu, len(missing), written[cpu]))
+
+    def test_raise_to_a_stopped_vmm_keeps_the_socket_and_sigterm(self):
+        # The control socket's platform.raise goes to a parallel smm that
+        # is stopped with SIGSTOP: the delivery waits (on the dispatcher,
+        # not on the thread that reaps and restarts smm), smm is killed at
+        # its deadline and restarted, the socket answers throughout, and
+        # SIGTERM ends the run.
+        vm, api = self.hammer("--vmm", "smm=smm,placement=parallel",
+                              "--route", "platform:smi=smm")
+        try:
+            wait_until("events at mon1", lambda: os.path.exists(self.logs["mon1"]) and
+                       os.path.getsize(self.logs["mon1"]) > 0, timeout=20)
+            pid = pid_of(api, "smm")
+            os.kill(pid, signal.SIGSTOP)
+            api.call("platform.raise", event="smi", value=1)
+            api.call("platform.raise", event="smi", value=2)
+            for _ in range(10):
+                api.call("routes.list")
+            wait_until("smm restarted", lambda: pid_of(api, "smm") not in (0, pid),
+                       timeout=30, interval=0.05)
+            api.sock.close()
+            vm.proc.send_signal(signal.SIGTERM)
+            r = vm.finish(timeout=30)
+        finally:
+            vm.kill()
+        self.assertIn(r.status, (-signal.SIGTERM, 128 + signal.SIGTERM), r)
+        self.assertIn("vmm 'smm': parallel VMM did not answer within 1000 ms; killed", r.err)
+        # the raised SMIs waited for smm's successor: none got the default
+        self.assertNotIn("for vmmux: platform event smi", r.err)
