@@ -18,6 +18,7 @@
 #include "vm/ioregion.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <poll.h>
 #include <pthread.h>
@@ -344,9 +345,54 @@ static void keep_retired_count(const char *spec, uint64_t n)
 	}
 }
 
-/* Take D out of KVM (I.lock held). An in-process one is retired: the thread
- * delivers what its eventfd still counts and closes it. */
-static void db_remove(struct doorbell *d)
+/*
+ * Messages for parallel VMMs' set-up sockets, queued while I.lock is held
+ * and sent once it is released (outbox_flush): no send under the lock.
+ * Sends never block anyway (pvmm_send: a full socket is the VMM's fault).
+ * A descriptor to pass is a duplicate, closed after the send.
+ */
+struct outmsg {
+	struct vmm *v;
+	struct hs_doorbell m;
+	int fd;
+	bool warn; /* log when it cannot be sent */
+};
+struct outbox {
+	struct outmsg q[2 * IOREGION_DOORBELLS_MAX];
+	size_t n;
+};
+
+static void outbox_add(struct outbox *o, struct vmm *v, const struct hs_doorbell *m, int fd,
+		       bool warn)
+{
+	if (o->n == sizeof(o->q) / sizeof(o->q[0]))
+		return; /* cannot happen: at most one removal and one addition each */
+	struct outmsg *x = &o->q[o->n++];
+	x->v = v;
+	x->m = *m;
+	x->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+	x->warn = warn;
+}
+
+static void outbox_flush(struct outbox *o)
+{
+	for (size_t i = 0; i < o->n; i++) {
+		struct outmsg *x = &o->q[i];
+		if (pvmm_send(x->v, &x->m, sizeof(x->m), x->fd) < 0 && x->warn)
+			log_debug("vmm '%s' has no process now (or does not read its socket); it "
+				  "gets its doorbell %u when it starts",
+				  x->v->name, x->m.index);
+		if (x->fd >= 0)
+			close(x->fd);
+	}
+	o->n = 0;
+}
+
+/* Take D out of KVM (I.lock held). It is retired: the thread delivers what
+ * its eventfd still counts by the current table (the route's new VMM, its
+ * fallback, or the default) and closes it; a parallel VMM's process is told
+ * to drop its copy, so each ring is read once, by it or by the thread. */
+static void db_remove(struct doorbell *d, struct outbox *o)
 {
 	if (ioeventfd(d, true) < 0)
 		log_error("KVM_IOEVENTFD deassign of the doorbell of route '%s': %s", d->spec,
@@ -357,11 +403,9 @@ static void db_remove(struct doorbell *d)
 	}
 	struct hs_doorbell m;
 	db_message(d, HS_DB_DEL, &m);
-	pvmm_send(d->v, &m, sizeof(m), -1); /* a VMM without a process has nothing to drop */
+	outbox_add(o, d->v, &m, -1, false); /* a VMM without a process has nothing to drop */
 	keep_retired_count(d->spec, reported(d));
-	close(d->fd);
-	d->fd = -1;
-	d->state = DB_FREE;
+	d->state = DB_RETIRED;
 }
 
 /* A free number for a new doorbell of parallel VMM V (I.lock held). */
@@ -379,7 +423,7 @@ static int free_index(const struct vmm *v)
 }
 
 /* Register route R's doorbell (I.lock held). */
-static void db_add(const struct route *r, uint64_t generation)
+static void db_add(const struct route *r, uint64_t generation, struct outbox *o)
 {
 	struct doorbell *d = NULL;
 	for (size_t k = 0; k < IOREGION_DOORBELLS_MAX && d == NULL; k++)
@@ -421,10 +465,7 @@ static void db_add(const struct route *r, uint64_t generation)
 		 * comes before the process reads it waits in the counter. */
 		struct hs_doorbell m;
 		db_message(d, HS_DB_ADD, &m);
-		if (pvmm_send(v, &m, sizeof(m), d->fd) < 0)
-			log_debug("route '%s': vmm '%s' has no process now; it gets its doorbell "
-				  "when it starts",
-				  d->spec, v->name);
+		outbox_add(o, v, &m, d->fd, true);
 	}
 	if (ioeventfd(d, false) < 0) {
 		log_error("route '%s': KVM_IOEVENTFD: %s; its writes exit", d->spec,
@@ -432,7 +473,7 @@ static void db_add(const struct route *r, uint64_t generation)
 		if (d->parallel) {
 			struct hs_doorbell m;
 			db_message(d, HS_DB_DEL, &m);
-			pvmm_send(v, &m, sizeof(m), -1);
+			outbox_add(o, v, &m, -1, false);
 		}
 		close(d->fd);
 		return;
@@ -506,6 +547,7 @@ void ioregion_sync(const struct route_table *t)
 {
 	if (!I.on)
 		return;
+	static struct outbox o; /* callers are serialised (the control thread) */
 	pthread_mutex_lock(&I.lock);
 	/* 1. What the new table no longer has leaves KVM: zones first, then
 	 * doorbells (KVM refuses a second ioeventfd on the same access, and a
@@ -535,7 +577,7 @@ void ioregion_sync(const struct route_table *t)
 			}
 		}
 		if (!wanted[k])
-			db_remove(d);
+			db_remove(d, &o);
 	}
 	/* 2. What is new enters KVM. */
 	for (size_t i = 0; i < t->nroutes; i++) {
@@ -561,9 +603,10 @@ void ioregion_sync(const struct route_table *t)
 		for (size_t k = 0; k < IOREGION_DOORBELLS_MAX && !have; k++)
 			have = I.db[k].state == DB_ACTIVE && db_same(&I.db[k], r);
 		if (!have)
-			db_add(r, t->generation);
+			db_add(r, t->generation, &o);
 	}
 	pthread_mutex_unlock(&I.lock);
+	outbox_flush(&o);
 	/* 3. What the ring holds goes out by the new table: the compiled
 	 * routes' thread drains it (and the vCPUs at their next exit); the
 	 * control thread that changed the table delivers nothing itself. */
@@ -574,6 +617,11 @@ void ioregion_vmm_started(struct vmm *v)
 {
 	if (!I.on)
 		return;
+	struct outbox *o = calloc(1, sizeof(*o)); /* set-up workers may run at once */
+	if (o == NULL) {
+		log_error("vmm '%s': out of memory for its doorbells", v->name);
+		return;
+	}
 	pthread_mutex_lock(&I.lock);
 	for (size_t k = 0; k < IOREGION_DOORBELLS_MAX; k++) {
 		struct doorbell *d = &I.db[k];
@@ -584,11 +632,11 @@ void ioregion_vmm_started(struct vmm *v)
 		d->base = pvmm_doorbell_rings(v, d->index);
 		struct hs_doorbell m;
 		db_message(d, HS_DB_ADD, &m);
-		if (pvmm_send(v, &m, sizeof(m), d->fd) < 0)
-			log_warn("vmm '%s': could not give it the doorbell of route '%s': %s",
-				 v->name, d->spec, strerror(errno));
+		outbox_add(o, v, &m, d->fd, true);
 	}
 	pthread_mutex_unlock(&I.lock);
+	outbox_flush(o);
+	free(o);
 }
 
 uint64_t ioregion_route_reported(const char *spec)
@@ -631,6 +679,13 @@ static uint64_t read_count(int fd)
 	return n;
 }
 
+/* V's process will not read its doorbells: it is given up, or stopped. */
+static bool vmm_down_for_good(const struct vmm *v)
+{
+	const char *st = pvmm_state_name(v);
+	return strcmp(st, "failed") == 0 || strcmp(st, "stopped") == 0;
+}
+
 static void *thread_main(void *arg)
 {
 	(void)arg;
@@ -641,6 +696,7 @@ static void *thread_main(void *arg)
 	struct doorbell copy[1 + IOREGION_DOORBELLS_MAX];
 	for (;;) {
 		bool quit = atomic_load(&I.quit);
+		bool any_parallel = false;
 		nfds_t n = 0;
 		pf[n++] = (struct pollfd){.fd = I.wake_fd, .events = POLLIN};
 		pthread_mutex_lock(&I.lock);
@@ -670,8 +726,15 @@ static void *thread_main(void *arg)
 				pthread_mutex_lock(&I.lock);
 				continue;
 			}
-			if (d->parallel)
-				continue;
+			/* a parallel VMM's doorbell is read by its process; while
+			 * the VMM is given up or stopped, no process will: the
+			 * thread reads it, and the rings go by the table (the
+			 * route's fallback, or the default), counted */
+			if (d->parallel) {
+				any_parallel = true;
+				if (!vmm_down_for_good(d->v))
+					continue;
+			}
 			copy[n] = *d;
 			pf[n++] = (struct pollfd){.fd = d->fd, .events = POLLIN};
 		}
@@ -680,7 +743,9 @@ static void *thread_main(void *arg)
 		if (quit)
 			break;
 		router_thread_offline();
-		int r = poll(pf, n, ring ? period : -1);
+		/* a parallel VMM that is given up is noticed within 100 ms */
+		int timeout = ring ? period : any_parallel ? 100 : -1;
+		int r = poll(pf, n, timeout);
 		router_thread_online();
 		if (r < 0 && errno != EINTR) {
 			log_error("compiled routes: poll: %s", strerror(errno));

@@ -7,8 +7,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "route/router.h"
+#include "stats/stats.h"
 #include "util/log.h"
 #include "vm/ioregion.h"
 #include "vm/vm.h"
@@ -472,9 +474,24 @@ int live_vmm_swap(const char *name, const struct vmm_config *c, struct errbuf *e
 	if (old->placement == VMM_PARALLEL)
 		pvmm_retire(old); /* its region is freed with the registry */
 	else if (old->role->fini) {
-		pthread_mutex_lock(&old->lock);
-		old->role->fini(&old->ctx);
-		pthread_mutex_unlock(&old->lock);
+		/* not while a delivery still holds it (a fallback, a reset that
+		 * took it before the replacement): bounded */
+		uint64_t until = stats_now_ns() + SWAP_DRAIN_NS;
+		bool on = router_wait_begin();
+		while (atomic_load(&old->load.inflight) != 0 && stats_now_ns() < until) {
+			struct timespec ts = {0, 1000000};
+			nanosleep(&ts, NULL);
+		}
+		router_wait_end(on);
+		if (atomic_load(&old->load.inflight) != 0) {
+			log_warn("vmm '%s': the replaced instance is still in use after 2 s: its "
+				 "role is not finalised",
+				 name);
+		} else {
+			pthread_mutex_lock(&old->lock);
+			old->role->fini(&old->ctx);
+			pthread_mutex_unlock(&old->lock);
+		}
 	}
 	log_info("vmm '%s' swapped for a new instance (%s)", name,
 		 kept->program ? kept->program : kept->role);

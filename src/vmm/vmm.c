@@ -532,6 +532,57 @@ static void dispatch_raised_list(struct vmm *v, struct vmmux_event *raised, unsi
 	}
 }
 
+static pthread_mutex_t swap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t swap_cond = PTHREAD_COND_INITIALIZER;
+
+/* A delivering thread met a VMM being swapped: wait (offline for the router:
+ * the swap may take a while) until the swap is over. */
+static void swap_wait(struct vmm *v)
+{
+	bool on = router_wait_begin();
+	pthread_mutex_lock(&swap_lock);
+	pthread_cond_broadcast(&swap_cond); /* the swapper may wait for inflight */
+	while (atomic_load(&v->swapping))
+		pthread_cond_wait(&swap_cond, &swap_lock);
+	pthread_mutex_unlock(&swap_lock);
+	router_wait_end(on);
+}
+
+struct vmm *vmm_ref(uint16_t id)
+{
+	for (;;) {
+		struct vmm *v = vmm_get(id);
+		if (v == NULL)
+			return NULL;
+		atomic_fetch_add(&v->load.inflight, 1);
+		/* Dekker with vmm_swap_begin, as in vmm_route_deliver */
+		if (!atomic_load(&v->swapping) && vmm_get(id) == v)
+			return v;
+		vmm_unref(v);
+		if (atomic_load(&v->swapping))
+			swap_wait(v);
+	}
+}
+
+void vmm_unref(struct vmm *v)
+{
+	if (v && atomic_fetch_sub(&v->load.inflight, 1) == 1 && atomic_load(&v->swapping)) {
+		pthread_mutex_lock(&swap_lock); /* the swapper waits for this */
+		pthread_cond_broadcast(&swap_cond);
+		pthread_mutex_unlock(&swap_lock);
+	}
+}
+
+/* Deliver to a route's fallback FB, holding a reference to it. */
+static int deliver_fallback(uint16_t fb, struct vmmux_event *ev, struct vmmux_reply *rep,
+			    unsigned depth, uint16_t *handled_by)
+{
+	struct vmm *f = vmm_ref(fb);
+	int r = vmm_deliver_route(fb, NULL, ev, rep, depth, handled_by);
+	vmm_unref(f);
+	return r;
+}
+
 int vmm_deliver_route(uint16_t id, const struct route *route, struct vmmux_event *ev,
 		      struct vmmux_reply *rep, unsigned depth, uint16_t *handled_by)
 {
@@ -547,8 +598,7 @@ int vmm_deliver_route(uint16_t id, const struct route *route, struct vmmux_event
 		/* stopped through the control API: its route's fallback, else the
 		 * built-in default */
 		if (route && route->fallback != VMM_ID_NONE)
-			return vmm_deliver_route(route->fallback, NULL, ev, rep, depth + 1,
-						 handled_by);
+			return deliver_fallback(route->fallback, ev, rep, depth + 1, handled_by);
 		main_vmm_default(ev, rep);
 		apply_machine_action("the built-in default (its VMM is stopped)", ev, rep);
 		return -1;
@@ -565,7 +615,7 @@ int vmm_deliver_route(uint16_t id, const struct route *route, struct vmmux_event
 		uint16_t fallback = VMM_ID_NONE;
 		r = pvmm_deliver(v, pvmm_thread_slot, route, ev, rep, raised, &nraised, &fallback);
 		if (r == 1) /* the VMM is down: its route names a fallback */
-			return vmm_deliver_route(fallback, NULL, ev, rep, depth + 1, handled_by);
+			return deliver_fallback(fallback, ev, rep, depth + 1, handled_by);
 		if (r == -2)
 			report_failure(v, ev, "an event the transport cannot carry");
 		else if (r < 0)
@@ -596,22 +646,6 @@ int vmm_deliver_route(uint16_t id, const struct route *route, struct vmmux_event
 int vmm_deliver(uint16_t id, struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth)
 {
 	return vmm_deliver_route(id, NULL, ev, rep, depth, NULL);
-}
-
-static pthread_mutex_t swap_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t swap_cond = PTHREAD_COND_INITIALIZER;
-
-/* A delivering thread met a VMM being swapped: wait (offline for the router:
- * the swap may take a while) until the swap is over. */
-static void swap_wait(struct vmm *v)
-{
-	router_thread_offline();
-	pthread_mutex_lock(&swap_lock);
-	pthread_cond_broadcast(&swap_cond); /* the swapper may wait for inflight */
-	while (atomic_load(&v->swapping))
-		pthread_cond_wait(&swap_cond, &swap_lock);
-	pthread_mutex_unlock(&swap_lock);
-	router_thread_online();
 }
 
 int vmm_swap_begin(struct vmm *v, uint64_t timeout_ns)
@@ -687,11 +721,7 @@ int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned 
 	int r = vmm_deliver_route(tg.vmm, tg.r, ev, rep, depth, &handled);
 	uint64_t dt = stats_now_ns() - t0;
 	if (v) {
-		if (atomic_fetch_sub(&v->load.inflight, 1) == 1 && atomic_load(&v->swapping)) {
-			pthread_mutex_lock(&swap_lock); /* the swapper waits for this */
-			pthread_cond_broadcast(&swap_cond);
-			pthread_mutex_unlock(&swap_lock);
-		}
+		vmm_unref(v);
 		atomic_fetch_add_explicit(&v->load.served, 1, memory_order_relaxed);
 		/* EWMA, weight 1/8; a racing update loses one sample at worst */
 		uint64_t old = atomic_load_explicit(&v->load.ewma_ns, memory_order_relaxed);
@@ -755,17 +785,20 @@ int vmm_input(uint16_t id)
 
 void vmm_reset_all(void)
 {
-	for (size_t i = 1; i < nregistry; i++) {
-		struct vmm *v = registry[i];
+	for (size_t i = 1; i < vmm_count(); i++) {
+		/* a reference, like any delivery: a swap or stop frees nothing
+		 * meanwhile */
+		struct vmm *v = vmm_ref((uint16_t)i);
+		if (v == NULL)
+			continue;
 		if (v->placement == VMM_PARALLEL) {
 			pvmm_reset(v, pvmm_thread_slot);
-			continue;
+		} else if (v->role->reset != NULL) {
+			pthread_mutex_lock(&v->lock);
+			v->role->reset(&v->ctx);
+			v->nraised = 0; /* nothing raised by the old machine survives */
+			pthread_mutex_unlock(&v->lock);
 		}
-		if (v->role->reset == NULL)
-			continue;
-		pthread_mutex_lock(&v->lock);
-		v->role->reset(&v->ctx);
-		v->nraised = 0; /* nothing raised by the old machine survives */
-		pthread_mutex_unlock(&v->lock);
+		vmm_unref(v);
 	}
 }

@@ -131,6 +131,17 @@ struct vmm *vmm_replace(uint16_t id, struct vmm *nw);
 int vmm_swap_begin(struct vmm *v, uint64_t timeout_ns);
 void vmm_swap_end(struct vmm *v);
 
+/*
+ * A reference to the VMM of ID for one delivery (counted in its
+ * load.inflight, which a swap and a stop wait for before they finalise or
+ * retire anything): NULL when there is none. A VMM being swapped is waited
+ * for (offline), then the one in its place is taken. Every delivery holds
+ * one: routed events (vmm_route_deliver), a route's fallback, a reset, the
+ * events a VMM raised. vmm_unref releases it.
+ */
+struct vmm *vmm_ref(uint16_t id);
+void vmm_unref(struct vmm *v);
+
 /* The built-in roles, registered through a table (vmms/roles.c). */
 const struct vmmux_role *role_find(const char *name);
 /* Iterate the role table: returns NULL past the end. */
