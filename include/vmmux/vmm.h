@@ -53,7 +53,8 @@ VMMUX_API int vmmux_vmm_main(const struct vmmux_role *role);
  * During handle: the sequence number vmmux gave the event being handled,
  * unique among this VMM's events for the whole run (a restarted process
  * sees the same numbers for the events it is given again); 0 outside
- * handle and for doorbell rings, which carry none. Numbers grow in the
+ * handle, for doorbell rings, which carry none, and in a role running
+ * inside vmmux itself (never re-delivered). Numbers grow in the
  * order vmmux sends the events of one kind (synchronous ones from 1,
  * posted writes with bit 63 set), but events of several vCPUs may be
  * handled in another order: compare for equality only. An event given
@@ -63,8 +64,9 @@ VMMUX_API int vmmux_vmm_main(const struct vmmux_role *role);
  * committed from that record, without calling handle: a role with save and
  * restore gets exactly once for its state and its replies; what handle
  * does outside its state (output, guest memory) a role makes idempotent
- * with this number. Added with protocol version 2; the role ABI is
- * unchanged.
+ * with this number. New with version 2 of the transport region: a program
+ * linked with an older library fails its set-up with vmmux ("the transport
+ * region is not valid"); the role ABI is unchanged.
  */
 VMMUX_API uint64_t vmmux_event_seq(struct vmmux_ctx *ctx);
 

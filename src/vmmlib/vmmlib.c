@@ -485,8 +485,10 @@ int vmmlib_run(const struct vmmux_role *own, vmmlib_find_fn find)
 
 uint64_t vmmux_event_seq(struct vmmux_ctx *ctx)
 {
+	if (ctx == NULL || ctx->raise != lib_raise)
+		return 0; /* not a parallel VMM's context (an in-process VMM) */
 	struct lib *L = ctx->host;
-	return L != NULL ? tp_vmm_seq(&L->region) : 0;
+	return tp_vmm_seq(&L->region);
 }
 
 int vmmux_vmm_main(const struct vmmux_role *role)
