@@ -48,6 +48,28 @@ extern "C" {
  */
 VMMUX_API int vmmux_vmm_main(const struct vmmux_role *role);
 
+/*
+ * Exactly-once delivery (docs/parallel-vmm.md, "Exactly-once delivery").
+ * During handle: the sequence number vmmux gave the event being handled,
+ * unique among this VMM's events for the whole run (a restarted process
+ * sees the same numbers for the events it is given again); 0 outside
+ * handle, for doorbell rings, which carry none, and in a role running
+ * inside vmmux itself (never re-delivered). Numbers grow in the
+ * order vmmux sends the events of one kind (synchronous ones from 1,
+ * posted writes with bit 63 set), but events of several vCPUs may be
+ * handled in another order: compare for equality only. An event given
+ * again after a crash has VMMUX_EVF_REDELIVERED in its flags. The library
+ * commits the number, the reply and the raised events with the state that
+ * save returns, in one step, and answers an event whose number it finds
+ * committed from that record, without calling handle: a role with save and
+ * restore gets exactly once for its state and its replies; what handle
+ * does outside its state (output, guest memory) a role makes idempotent
+ * with this number. New with version 2 of the transport region: a program
+ * linked with an older library fails its set-up with vmmux ("the transport
+ * region is not valid"); the role ABI is unchanged.
+ */
+VMMUX_API uint64_t vmmux_event_seq(struct vmmux_ctx *ctx);
+
 #ifdef __cplusplus
 }
 #endif

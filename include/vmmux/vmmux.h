@@ -73,6 +73,11 @@ enum vmmux_event_type {
 #define VMMUX_EVF_COALESCED                                                                        \
 	0x0080u /* from KVM's coalesced ring: value, size and                                      \
 		 * order are the guest's */
+/* Set by a parallel VMM's library on an event that a VMM of the same name
+ * may have started to handle before it died: it may have been applied
+ * already (include/vmmux/vmm.h, vmmux_event_seq; docs/parallel-vmm.md,
+ * "Exactly-once delivery"). Never set for an in-process VMM. */
+#define VMMUX_EVF_REDELIVERED 0x0100u
 
 /* Platform event codes (key of VMMUX_EV_PLATFORM). */
 enum vmmux_platform_code {

@@ -382,7 +382,10 @@ enum tp_result tp_main_call(struct tp_region *r, unsigned slot, struct vmmux_eve
 	memcpy(&s->ev, &copy, sizeof(copy));
 	if (bytes != 0 && (ev->flags & VMMUX_EVF_WRITE))
 		memcpy(s->data, ev->data, bytes);
+	uint64_t xseq = atomic_fetch_add_explicit(&r->xseq_next, 1, memory_order_relaxed) + 1;
+	m->xseq = xseq;
 	STORE1(&s->seq, seq);
+	STORE1(&s->xseq, xseq);
 	publish_cpu(&r->hdr->main_cpu, this_cpu());
 	atomic_store(&s->state, TP_REQ);
 	ring_doorbell(r);
@@ -403,6 +406,11 @@ enum tp_result tp_main_wait(struct tp_region *r, unsigned slot, struct vmmux_eve
 bool tp_main_pending(const struct tp_region *r, unsigned slot)
 {
 	return slot < r->nslots && atomic_load(&r->main[slot].pending);
+}
+
+uint64_t tp_main_seq(const struct tp_region *r, unsigned slot)
+{
+	return tp_main_pending(r, slot) ? r->main[slot].xseq : 0;
 }
 
 /* ---- main side: posted ring ------------------------------------------------ */
@@ -451,6 +459,29 @@ bool tp_main_posted_empty(const struct tp_region *r)
 
 /* ---- main side: VMM failure ------------------------------------------------ */
 
+/*
+ * Make the posted ring consistent after its consumer died (no consumer runs;
+ * producers may). The consumer moves tail past an entry before releasing it,
+ * so at most the entry just behind tail can be consumed and not released
+ * (its seq still says published at tail - 1): release it. With FLAG, a
+ * published entry at tail (whose handler the dead consumer may have
+ * started) gets VMMUX_EVF_REDELIVERED; no producer writes an entry while it
+ * is published. Positions come from the region: only masked indexes, and an
+ * entry changes only when its seq matches exactly.
+ */
+static void ring_repair(struct tp_ring *q, bool flag)
+{
+	uint64_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+	if (tail != 0) {
+		struct tp_ring_entry *e = &q->e[(tail - 1) & (TP_RING_ENTRIES - 1)];
+		uint64_t want = tail;
+		atomic_compare_exchange_strong(&e->seq, &want, tail - 1 + TP_RING_ENTRIES);
+	}
+	struct tp_ring_entry *e = &q->e[tail & (TP_RING_ENTRIES - 1)];
+	if (flag && atomic_load_explicit(&e->seq, memory_order_acquire) == tail + 1)
+		__atomic_fetch_or(&e->ev.flags, (uint16_t)VMMUX_EVF_REDELIVERED, __ATOMIC_RELAXED);
+}
+
 void tp_main_wake_all(struct tp_region *r)
 {
 	for (unsigned i = 0; i < r->nslots; i++)
@@ -484,11 +515,15 @@ unsigned tp_main_recover(struct tp_region *r, unsigned *pending)
 		    LOAD1(&s->nraised) <= TP_RAISE_MAX)
 			continue; /* a complete reply: tp_main_wait takes it */
 		/* BUSY (the handler may have run), or a state the VMM had no
-		 * business leaving: deliver again. */
+		 * business leaving: deliver again, flagged, under its own
+		 * numbers (the successor compares xseq with its record). */
 		STORE1(&s->seq, seq);
+		STORE1(&s->xseq, m->xseq);
+		__atomic_fetch_or(&s->ev.flags, (uint16_t)VMMUX_EVF_REDELIVERED, __ATOMIC_RELAXED);
 		if (atomic_compare_exchange_strong(&s->state, &st, TP_REQ))
 			busy++;
 	}
+	ring_repair(r->posted, true);
 	if (pending != NULL)
 		*pending = npending;
 	return busy;
@@ -545,8 +580,8 @@ long tp_state_load(const struct tp_region *r, void *buf, size_t cap)
 		uint64_t seq = atomic_load_explicit(&h->state_seq, memory_order_acquire);
 		if (seq == 0)
 			return 0;
-		unsigned b = (unsigned)(seq & 1);
-		uint32_t len = LOAD1(&h->state_len[b]);
+		const struct tp_saved *sv = &h->saved[seq & 1];
+		uint32_t len = LOAD1(&sv->len);
 		if (len > TP_STATE_MAX) {
 			errno = EPROTO;
 			return -1;
@@ -555,7 +590,7 @@ long tp_state_load(const struct tp_region *r, void *buf, size_t cap)
 			errno = ENOSPC;
 			return -1;
 		}
-		memcpy(buf, h->state[b], len);
+		memcpy(buf, sv->state, len);
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&h->state_seq, memory_order_relaxed) == seq)
 			return (long)len;
@@ -565,25 +600,124 @@ long tp_state_load(const struct tp_region *r, void *buf, size_t cap)
 	return -1;
 }
 
+/* Copy a record: its fixed part and its NRAISED raised events. */
+static void record_copy(struct tp_record *dst, const struct tp_record *src)
+{
+	uint32_t nr = LOAD1(&src->nraised);
+	if (nr > TP_RAISE_MAX)
+		nr = TP_RAISE_MAX;
+	dst->xseq = LOAD1(&src->xseq);
+	dst->async_head = LOAD1(&src->async_head);
+	dst->result = LOAD1(&src->result);
+	dst->nraised = nr;
+	memcpy(&dst->rep, &src->rep, sizeof(dst->rep));
+	memcpy(dst->raised, src->raised, (size_t)nr * sizeof(dst->raised[0]));
+}
+
+/*
+ * Write the buffer that is not the current one and make it current with one
+ * store (the commit point): state BUF/LEN, or with KEEP the current state;
+ * record REC, or when NULL the current record (none when nothing was ever
+ * committed). A writer that dies before the bump leaves the current buffer
+ * whole.
+ */
+static void saved_commit(struct tp_region *r, const void *buf, size_t len, bool keep,
+			 const struct tp_record *rec)
+{
+	struct tp_header *h = r->hdr;
+	uint64_t seq = atomic_load_explicit(&h->state_seq, memory_order_relaxed);
+	struct tp_saved *cur = &h->saved[seq & 1], *next = &h->saved[(seq + 1) & 1];
+	/* the previous bump is ordered before these writes (seqlock writer) */
+	atomic_thread_fence(memory_order_release);
+	if (keep) {
+		len = seq != 0 ? LOAD1(&cur->len) : 0;
+		if (len > TP_STATE_MAX)
+			len = 0;
+		buf = cur->state;
+	}
+	if (len != 0)
+		memcpy(next->state, buf, len);
+	STORE1(&next->len, (uint32_t)len);
+	if (rec != NULL)
+		record_copy(&next->rec, rec);
+	else if (seq != 0)
+		record_copy(&next->rec, &cur->rec);
+	else
+		STORE1(&next->rec.xseq, 0);
+	atomic_store_explicit(&h->state_seq, seq + 1, memory_order_release);
+}
+
 int tp_state_store(struct tp_region *r, const void *buf, size_t len)
 {
 	if (len > TP_STATE_MAX || (len != 0 && buf == NULL)) {
 		errno = EINVAL;
 		return -1;
 	}
-	struct tp_header *h = r->hdr;
-	uint64_t seq = atomic_load_explicit(&h->state_seq, memory_order_relaxed);
-	unsigned b = (unsigned)((seq + 1) & 1);
-	/* the previous bump is ordered before these writes (seqlock writer) */
-	atomic_thread_fence(memory_order_release);
-	if (len != 0)
-		memcpy(h->state[b], buf, len);
-	STORE1(&h->state_len[b], (uint32_t)len);
-	atomic_store_explicit(&h->state_seq, seq + 1, memory_order_release);
+	struct tp_record *rec = r->vmm_rec;
+	r->vmm_rec = NULL; /* committed once, with the first store */
+	saved_commit(r, buf, len, false, rec);
 	return 0;
 }
 
+/* The committed record when it is that of request XSEQ (VMM side), else
+ * NULL. */
+static const struct tp_record *record_of(const struct tp_region *r, uint64_t xseq)
+{
+	uint64_t seq = atomic_load_explicit(&r->hdr->state_seq, memory_order_acquire);
+	if (seq == 0 || xseq == 0)
+		return NULL;
+	const struct tp_record *rec = &r->hdr->saved[seq & 1].rec;
+	return LOAD1(&rec->xseq) == xseq ? rec : NULL;
+}
+
+/* Commit REC with the role's state: through SAVE (tp_state_store takes
+ * r->vmm_rec), or with the previous state when SAVE stored nothing. */
+static void record_commit(struct tp_region *r, struct tp_record *rec, void (*save)(void *arg),
+			  void *arg)
+{
+	r->vmm_rec = rec;
+	if (save != NULL)
+		save(arg);
+	if (r->vmm_rec != NULL) {
+		r->vmm_rec = NULL;
+		saved_commit(r, NULL, 0, true, rec);
+	}
+}
+
+void tp_vmm_progress(struct tp_region *r)
+{
+	atomic_store_explicit(&r->hdr->progress, ++r->vmm_progress, memory_order_release);
+}
+
+uint64_t tp_vmm_seq(const struct tp_region *r)
+{
+	return r->vmm_xseq;
+}
+
+bool tp_main_progress_stalled(struct tp_region *r, bool doorbell_pending, uint64_t now_ns,
+			      uint64_t timeout_ns)
+{
+	for (unsigned i = 0; i < r->nslots; i++)
+		if (atomic_load_explicit(&r->main[i].pending, memory_order_relaxed)) {
+			r->watch_since = 0; /* its waiter's deadline governs */
+			return false;
+		}
+	if (!doorbell_pending && tp_main_posted_empty(r)) {
+		r->watch_since = 0;
+		return false;
+	}
+	uint64_t prog = atomic_load_explicit(&r->hdr->progress, memory_order_acquire);
+	if (r->watch_since == 0 || prog != r->watch_progress) {
+		r->watch_progress = prog;
+		r->watch_since = now_ns ? now_ns : 1;
+		return false;
+	}
+	return now_ns - r->watch_since >= timeout_ns;
+}
+
 /* ---- VMM side ------------------------------------------------------------------ */
+
+static void posted_resume(struct tp_region *r);
 
 int tp_region_attach(struct tp_region *r, int memfd, int vmm_efd, int async_efd)
 {
@@ -615,6 +749,9 @@ int tp_region_attach(struct tp_region *r, int memfd, int vmm_efd, int async_efd)
 	r->async_efd = async_efd;
 	/* differs from the doorbell: the first tp_vmm_wait returns at once */
 	r->vmm_seen = atomic_load(&h->doorbell) - 1;
+	r->vmm_progress = atomic_load(&h->progress);
+	tp_vmm_progress(r); /* a successor: the heartbeat's count starts again */
+	posted_resume(r);
 	return 0;
 }
 
@@ -646,6 +783,42 @@ static void push_raised(struct tp_region *r, const struct vmmux_event *raised, u
 	}
 }
 
+/* A posted entry applied and recorded by a predecessor (REC): push the
+ * raised events that the async ring's head shows it did not push. */
+static void posted_from_record(struct tp_region *r, const struct tp_record *rec)
+{
+	struct tp_record copy;
+	record_copy(&copy, rec);
+	uint64_t head = atomic_load_explicit(&r->async->head, memory_order_relaxed);
+	uint64_t pushed = head - copy.async_head;
+	if (pushed < copy.nraised)
+		push_raised(r, copy.raised + pushed, copy.nraised - (uint32_t)pushed);
+}
+
+/* Consume the entry at POS: tail first (the commit of its consumption),
+ * then the release to producers; ring_repair finishes a death in between. */
+static void posted_consume(struct tp_ring *q, struct tp_ring_entry *e, uint64_t pos)
+{
+	atomic_store_explicit(&q->tail, pos + 1, memory_order_release);
+	atomic_store_explicit(&e->seq, pos + TP_RING_ENTRIES, memory_order_release);
+}
+
+/* A successor's first look at the posted ring (tp_region_attach). */
+static void posted_resume(struct tp_region *r)
+{
+	struct tp_ring *q = r->posted;
+	ring_repair(q, false);
+	uint64_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
+	struct tp_ring_entry *e = &q->e[pos & (TP_RING_ENTRIES - 1)];
+	if (atomic_load_explicit(&e->seq, memory_order_acquire) != pos + 1)
+		return;
+	const struct tp_record *rec = record_of(r, TP_SEQ_POSTED | pos);
+	if (rec == NULL)
+		return; /* not applied: served as usual */
+	posted_from_record(r, rec);
+	posted_consume(q, e, pos);
+}
+
 static unsigned serve_posted(struct tp_region *r, tp_handler_fn handler, void *arg,
 			     void (*save)(void *arg))
 {
@@ -655,68 +828,86 @@ static unsigned serve_posted(struct tp_region *r, tp_handler_fn handler, void *a
 	for (unsigned k = 0; k < TP_RING_ENTRIES; k++) {
 		struct tp_ring_entry *e = &q->e[pos & (TP_RING_ENTRIES - 1)];
 		uint64_t seq = atomic_load_explicit(&e->seq, memory_order_acquire);
-		if (seq == pos + TP_RING_ENTRIES) {
-			/* consumed by a predecessor that died before moving tail */
-			pos++;
-			atomic_store_explicit(&q->tail, pos, memory_order_release);
-			continue;
-		}
 		if (seq != pos + 1)
 			break; /* empty, or the producer has not published yet */
-		struct vmmux_event ev;
-		memcpy(&ev, &e->ev, sizeof(ev));
-		ev.data = NULL;
-		size_t bytes;
-		if (event_consistent(&ev, &bytes) && bytes == 0) {
-			struct vmmux_reply rep = {.action = VMMUX_ACT_DONE};
-			struct vmmux_event raised[TP_RAISE_MAX];
-			uint32_t nr = 0;
-			handler(arg, &ev, &rep, raised, &nr);
-			if (nr > TP_RAISE_MAX)
-				nr = TP_RAISE_MAX;
-			if (save != NULL)
-				save(arg);
-			push_raised(r, raised, nr);
+		uint64_t xseq = TP_SEQ_POSTED | pos;
+		const struct tp_record *done = record_of(r, xseq);
+		if (done != NULL) {
+			posted_from_record(r, done); /* applied before a crash */
+		} else {
+			struct vmmux_event ev;
+			memcpy(&ev, &e->ev, sizeof(ev));
+			ev.data = NULL;
+			size_t bytes;
+			if (event_consistent(&ev, &bytes) && bytes == 0) {
+				struct tp_record rec;
+				rec.xseq = xseq;
+				rec.rep = (struct vmmux_reply){.action = VMMUX_ACT_DONE};
+				rec.nraised = 0;
+				r->vmm_xseq = xseq;
+				rec.result = handler(arg, &ev, &rec.rep, rec.raised, &rec.nraised);
+				r->vmm_xseq = 0;
+				if (rec.nraised > TP_RAISE_MAX)
+					rec.nraised = TP_RAISE_MAX;
+				for (uint32_t i = 0; i < rec.nraised; i++)
+					rec.raised[i].data = NULL;
+				rec.async_head =
+				    atomic_load_explicit(&r->async->head, memory_order_relaxed);
+				record_commit(r, &rec, save, arg);
+				push_raised(r, rec.raised, rec.nraised);
+			}
 		}
-		/* consumed only now: a crash in the handler leaves it queued */
-		atomic_store_explicit(&e->seq, pos + TP_RING_ENTRIES, memory_order_release);
+		posted_consume(q, e, pos);
 		pos++;
-		atomic_store_explicit(&q->tail, pos, memory_order_release);
 		n++;
+		tp_vmm_progress(r);
 	}
 	return n;
 }
 
-static void serve_slot(struct tp_slot *s, tp_handler_fn handler, void *arg, void (*save)(void *arg))
+static void serve_slot(struct tp_region *r, struct tp_slot *s, tp_handler_fn handler, void *arg,
+		       void (*save)(void *arg))
 {
 	struct vmmux_event ev;
 	memcpy(&ev, &s->ev, sizeof(ev));
 	uint32_t seq = LOAD1(&s->seq);
-	struct vmmux_reply rep = {.action = VMMUX_ACT_DONE};
-	struct vmmux_event raised[TP_RAISE_MAX];
-	uint32_t nr = 0;
-	int32_t res;
+	uint64_t xseq = LOAD1(&s->xseq);
+	struct tp_record rec;
 	size_t bytes;
-	if (!event_consistent(&ev, &bytes)) {
-		res = -EINVAL;
+	const struct tp_record *done = record_of(r, xseq);
+	if (done != NULL) {
+		/* applied and committed by a predecessor that died before
+		 * replying; an INS's bytes are still in the slot, where its
+		 * handler wrote them */
+		record_copy(&rec, done);
 	} else {
-		ev.data = bytes != 0 ? s->data : NULL;
-		res = handler(arg, &ev, &rep, raised, &nr);
-		if (nr > TP_RAISE_MAX)
-			nr = TP_RAISE_MAX;
-		if (save != NULL)
-			save(arg);
+		rec.xseq = xseq;
+		rec.async_head = 0;
+		rec.rep = (struct vmmux_reply){.action = VMMUX_ACT_DONE};
+		rec.nraised = 0;
+		if (!event_consistent(&ev, &bytes)) {
+			rec.result = -EINVAL; /* not applied: nothing to record */
+		} else {
+			ev.data = bytes != 0 ? s->data : NULL;
+			r->vmm_xseq = xseq;
+			rec.result = handler(arg, &ev, &rec.rep, rec.raised, &rec.nraised);
+			r->vmm_xseq = 0;
+			if (rec.nraised > TP_RAISE_MAX)
+				rec.nraised = TP_RAISE_MAX;
+			for (uint32_t k = 0; k < rec.nraised; k++)
+				rec.raised[k].data = NULL;
+			record_commit(r, &rec, save, arg);
+		}
 	}
-	for (uint32_t k = 0; k < nr; k++)
-		raised[k].data = NULL;
-	memcpy(&s->rep, &rep, sizeof(rep));
-	memcpy(s->raised, raised, (size_t)nr * sizeof(raised[0]));
-	STORE1(&s->result, res);
-	STORE1(&s->nraised, nr);
+	memcpy(&s->rep, &rec.rep, sizeof(rec.rep));
+	memcpy(s->raised, rec.raised, (size_t)rec.nraised * sizeof(rec.raised[0]));
+	STORE1(&s->result, rec.result);
+	STORE1(&s->nraised, rec.nraised);
 	STORE1(&s->reply_seq, seq);
 	atomic_store(&s->state, TP_DONE);
 	if (atomic_load(&s->waiting))
 		futex_wake(&s->state, 1);
+	tp_vmm_progress(r);
 }
 
 unsigned tp_vmm_serve(struct tp_region *r, tp_handler_fn handler, void *arg,
@@ -725,6 +916,7 @@ unsigned tp_vmm_serve(struct tp_region *r, tp_handler_fn handler, void *arg,
 	/* Requests rung after this load change the doorbell again, so the
 	 * next tp_vmm_wait returns at once; those before it are seen below. */
 	r->vmm_seen = atomic_load(&r->hdr->doorbell);
+	tp_vmm_progress(r);
 	unsigned n = serve_posted(r, handler, arg, save);
 	for (unsigned i = 0; i < r->nslots; i++) {
 		struct tp_slot *s = &r->slots[i];
@@ -732,7 +924,7 @@ unsigned tp_vmm_serve(struct tp_region *r, tp_handler_fn handler, void *arg,
 		if (atomic_load_explicit(&s->state, memory_order_relaxed) != TP_REQ ||
 		    !atomic_compare_exchange_strong(&s->state, &st, TP_BUSY))
 			continue;
-		serve_slot(s, handler, arg, save);
+		serve_slot(r, s, handler, arg, save);
 		n++;
 	}
 	return n;

@@ -30,14 +30,42 @@
  * make the main side loop forever, index out of bounds, or block beyond its
  * deadline. The main side never follows a pointer stored in the region.
  *
- * Exactly-once and at-least-once. A slot goes IDLE -> REQ (main) -> BUSY
- * (VMM: its handler started) -> DONE (VMM: reply written) -> IDLE (main). A
- * VMM that dies leaves REQ or BUSY slots behind; the region outlives the
- * process, so a restarted instance finds them and handles them: nothing is
- * lost. A REQ slot's event had not reached a handler (delivered exactly
- * once); a BUSY slot's may have had side effects already (at least once):
- * tp_main_recover() counts those. Posted ring entries are consumed only
- * after their handler returns, with the same guarantee.
+ * Exactly once. A slot goes IDLE -> REQ (main) -> BUSY (VMM: its handler
+ * started) -> DONE (VMM: reply written) -> IDLE (main). A VMM that dies
+ * leaves REQ or BUSY slots behind; the region outlives the process, so a
+ * restarted instance finds them and handles them: nothing is lost. Every
+ * request carries a 64-bit sequence number (slots: from one counter per
+ * region, assigned by the main side; posted entries: TP_SEQ_POSTED | ring
+ * position), unique for the life of the region. The VMM side commits, with
+ * the role's saved state and in the same single store (the state_seq bump
+ * of the double-buffered saved state), a record of the last request it
+ * applied: its number, reply, result and raised events. A request found
+ * again after a crash whose number equals the committed record's is
+ * answered from the record and not handed to the handler: applied once.
+ * The order of the VMM's writes for one request (slot or posted entry):
+ *   1. BUSY (slot; CAS from REQ): the handler may start;
+ *   2. the handler runs, changing only the process's private memory (and
+ *      the role's external effects: guest memory, descriptors, irqfds);
+ *   3. role state + record into the buffer that is not the current one;
+ *   4. state_seq bumped: the commit point of both state and record;
+ *   5. slot: reply, reply_seq, then DONE. Posted: raised events pushed on
+ *      the async ring, then tail moved past the entry, then the entry
+ *      released to producers (its Vyukov sequence, pos + TP_RING_ENTRIES).
+ * A death before 4 loses the private effects of 2 with the process: the
+ * successor restores the state of the previous commit and applies the
+ * request once. A death after 4 leaves the record: the successor answers
+ * from it (posted: pushes the raised events the async ring's head shows
+ * missing, TP_SEQ_POSTED entries record the head before their pushes).
+ * A death between the tail store and the release leaves an entry consumed
+ * but not free: tp_main_recover (and the successor's tp_region_attach)
+ * release it. Effects outside the saved state and the reply (guest-memory
+ * writes, output descriptors, irqfd pulses made in 2) are repeated when the
+ * death falls between 2 and 4: at least once for those.
+ *
+ * Heartbeat. The VMM side bumps the header's progress counter at every
+ * serve and after every request, posted entry or doorbell batch it handles
+ * (tp_vmm_progress); tp_main_progress_stalled tells a VMM that has work
+ * waiting (posted entries, doorbell rings) and has not moved for its timeout.
  *
  * What the main side keeps to itself. struct tp_region holds, outside the
  * shared region, what the main side must not take from the VMM: the slot
@@ -59,7 +87,7 @@
 #include <vmmux/vmmux.h>
 
 #define TP_MAGIC	 0x786d6d76u /* "vmmx" */
-#define TP_VERSION	 1u
+#define TP_VERSION	 2u
 #define TP_SLOT_DATA	 4096u	  /* string I/O bytes per slot (one kvm_run page) */
 #define TP_RAISE_MAX	 16u	  /* events raised in one reply */
 #define TP_RING_ENTRIES	 256u	  /* posted ring, a power of two */
@@ -69,6 +97,8 @@
 #define TP_DOORBELLS_MAX 16u	  /* = HS_DOORBELLS_MAX */
 #define TP_SPIN_NS_MAX	 1000000u /* the longest spin budget (1 ms) */
 #define TP_CPU_UNKNOWN	 0xffffffffu
+/* Sequence numbers of posted entries: this bit | the entry's ring position. */
+#define TP_SEQ_POSTED (1ull << 63)
 
 /* Slot states (the futex word). */
 enum tp_slot_state {
@@ -85,12 +115,15 @@ struct tp_slot {
 	uint32_t reply_seq;
 	int32_t result;	       /* the handler's return (< 0: failed) */
 	uint32_t nraised;      /* <= TP_RAISE_MAX */
+	uint64_t xseq;	       /* the request's exactly-once sequence number */
 	struct vmmux_event ev; /* ev.data is meaningless here: see data[] */
 	struct vmmux_reply rep;
 	struct vmmux_event raised[TP_RAISE_MAX];
 	uint8_t data[TP_SLOT_DATA]; /* string I/O: OUTS bytes in, INS bytes out */
 } __attribute__((aligned(64)));
 
+/* An entry at position pos: seq == pos free for producers, pos + 1
+ * published, pos + TP_RING_ENTRIES consumed and free for the next lap. */
 struct tp_ring_entry {
 	_Atomic uint64_t seq; /* Vyukov's bounded-queue sequence */
 	struct vmmux_event ev;
@@ -99,7 +132,9 @@ struct tp_ring_entry {
 struct tp_ring {
 	_Atomic uint64_t head; /* next position producers reserve */
 	char pad0[56];
-	_Atomic uint64_t tail; /* next position the consumer reads */
+	/* next position the consumer reads: moved past an entry before the
+	 * entry is released, so that tail is the consumption's commit point */
+	_Atomic uint64_t tail;
 	char pad1[56];
 	struct tp_ring_entry e[TP_RING_ENTRIES];
 } __attribute__((aligned(64)));
@@ -111,6 +146,24 @@ struct tp_async_ring {
 	char pad1[56];
 	struct vmmux_event e[TP_ASYNC_ENTRIES];
 } __attribute__((aligned(64)));
+
+/* The last request a VMM applied, committed with the role's state. */
+struct tp_record {
+	uint64_t xseq;	     /* its sequence number; 0: none */
+	uint64_t async_head; /* posted: the async ring's head before its raises */
+	int32_t result;
+	uint32_t nraised; /* <= TP_RAISE_MAX */
+	struct vmmux_reply rep;
+	struct vmmux_event raised[TP_RAISE_MAX];
+};
+
+/* One buffer of the saved state. */
+struct tp_saved {
+	uint32_t len; /* bytes of state, <= TP_STATE_MAX */
+	uint32_t pad;
+	struct tp_record rec;
+	uint8_t state[TP_STATE_MAX];
+};
 
 struct tp_header {
 	uint32_t magic;
@@ -133,16 +186,19 @@ struct tp_header {
 	/* doorbell rings the VMM read from each of its doorbells' eventfds
 	 * (handshake.h, struct hs_doorbell); written by the VMM, for statistics */
 	_Atomic uint64_t doorbell_rings[TP_DOORBELLS_MAX];
-	/* saved role state: buffer state_seq & 1 is the newest complete one */
+	/* heartbeat: bumped by the VMM (tp_vmm_progress); its own line */
+	_Atomic uint64_t progress __attribute__((aligned(64)));
+	/* saved role state and exactly-once record: buffer state_seq & 1 is
+	 * the newest complete one (0: none yet); written by the VMM */
 	_Atomic uint64_t state_seq;
-	uint32_t state_len[2];
-	uint8_t state[2][TP_STATE_MAX];
+	struct tp_saved saved[2];
 } __attribute__((aligned(64)));
 
 /* The main side's own record of one slot (never in the shared region). */
 struct tp_main_slot {
 	_Atomic uint32_t pending; /* a request was sent and not yet collected */
 	_Atomic uint32_t seq;	  /* its number (what reply_seq must echo) */
+	uint64_t xseq;		  /* its exactly-once sequence number */
 };
 
 /* The region, as each process maps it. Everything after async_efd is
@@ -157,11 +213,17 @@ struct tp_region {
 	int vmm_efd;   /* eventfd: main -> VMM doorbell (the VMM polls it) */
 	int async_efd; /* eventfd: VMM -> main loop (async raises) */
 
-	unsigned nslots;	  /* as created, or as checked by tp_region_attach */
-	_Atomic uint64_t spin_ns; /* main side: its spin budget (not the header's) */
-	uint64_t async_tail;	  /* main side: next async entry to take */
-	uint32_t vmm_seen;	  /* VMM side: doorbell when the last serve began */
-	uint64_t vmm_extra_ns;	  /* VMM side: when tp_vmm_wait last polled extras */
+	unsigned nslots;	    /* as created, or as checked by tp_region_attach */
+	_Atomic uint64_t spin_ns;   /* main side: its spin budget (not the header's) */
+	uint64_t async_tail;	    /* main side: next async entry to take */
+	uint32_t vmm_seen;	    /* VMM side: doorbell when the last serve began */
+	uint64_t vmm_extra_ns;	    /* VMM side: when tp_vmm_wait last polled extras */
+	uint64_t vmm_xseq;	    /* VMM side: number of the request being handled */
+	uint64_t vmm_progress;	    /* VMM side: last value stored in hdr->progress */
+	struct tp_record *vmm_rec;  /* VMM side: the record tp_state_store commits */
+	_Atomic uint64_t xseq_next; /* main side: last sequence number given */
+	uint64_t watch_progress;    /* main side: progress when last looked at */
+	uint64_t watch_since;	    /* main side: since when it has not moved (0: idle) */
 	struct tp_main_slot main[TP_SLOTS_MAX];
 };
 
@@ -222,7 +284,9 @@ enum tp_result {
  * tp_main_cancel drops it). RAISED and NRAISED may be NULL (raised events
  * are then dropped). String I/O (VMMUX_EVF_STRING) needs type IO, size 1, 2,
  * 4 or 8, count >= 1, count*size <= TP_SLOT_DATA and data; else TP_INVAL.
- * ev->data never reaches the region. One thread per slot at a time. An
+ * ev->data never reaches the region. The request gets the next sequence
+ * number of the region (slot xseq; tp_main_seq tells it). One thread per
+ * slot at a time. An
  * abort can take up to one 10 ms slice to be seen by a sleeping waiter when
  * it races with its going to sleep.
  */
@@ -250,10 +314,18 @@ bool tp_main_posted_empty(const struct tp_region *r);
 /* Wake every waiter of every slot (after the VMM died: they see *abort). */
 void tp_main_wake_all(struct tp_region *r);
 
+/* The sequence number of SLOT's pending request (0 when none). */
+uint64_t tp_main_seq(const struct tp_region *r, unsigned slot);
+
 /*
  * After the VMM died and before its successor starts: count the slots left
- * BUSY (their handler may have run: a re-delivery may duplicate a side
- * effect) and set them back to REQ; REQ slots stay as they are. Returns the
+ * BUSY (their handler may have run: the successor answers them from the
+ * record when the handler's commit happened, else applies them) and set
+ * them back to REQ with VMMUX_EVF_REDELIVERED in their event's flags and
+ * their sequence number restored; REQ slots stay as they are. The posted
+ * ring is made consistent: an entry behind tail that a consumer died before
+ * releasing is released, and a published entry at tail gets
+ * VMMUX_EVF_REDELIVERED (its handler may have started). Returns the
  * number of BUSY slots; *pending (may be NULL) gets the number of pending
  * requests. Slots are judged by the main side's own record: a pending
  * slot that the VMM left in any state it should not have (IDLE, out of
@@ -296,8 +368,26 @@ void tp_main_async_awake(struct tp_region *r);
 
 /* The newest saved role state: copies it into BUF (cap bytes), returns its
  * length, 0 when none, -1 when corrupt (errno EPROTO: length out of range;
- * EAGAIN: the VMM kept rewriting it) or when it does not fit (ENOSPC). */
+ * EAGAIN: the VMM kept rewriting it) or when it does not fit (ENOSPC). The
+ * exactly-once record is not part of what it copies. */
 long tp_state_load(const struct tp_region *r, void *buf, size_t cap);
+
+/*
+ * Heartbeat check (main side, one thread: the supervisor's periodic tick).
+ * True when the VMM has work waiting that only it can take, namely posted
+ * entries not consumed or DOORBELL_PENDING (the caller saw one of the VMM's
+ * doorbell eventfds readable), and the header's progress counter has had
+ * the same value at every call for TIMEOUT_NS or more, counted from the
+ * first call that saw work waiting with that value. While a synchronous
+ * request is pending, its waiter's deadline governs: false. Any change of
+ * the counter, or no work waiting, starts the count again; so does a
+ * successor, whose tp_region_attach bumps the counter. Call it only while
+ * a process serves the region. No system call; reads what the VMM writes
+ * (a hostile VMM can only keep itself alive by moving the counter, which
+ * is what serving costs it anyway).
+ */
+bool tp_main_progress_stalled(struct tp_region *r, bool doorbell_pending, uint64_t now_ns,
+			      uint64_t timeout_ns);
 
 /* ---- VMM side ----------------------------------------------------------- */
 
@@ -306,7 +396,12 @@ long tp_state_load(const struct tp_region *r, void *buf, size_t cap);
  * equal tp_region_size(nslots) and the header's size, nslots within
  * 1..TP_SLOTS_MAX, magic and version ours. On success R owns the three
  * descriptors (tp_region_detach closes them); on failure (-1, errno EPROTO
- * for a region that fails the checks) they stay the caller's.
+ * for a region that fails the checks) they stay the caller's. A successor's
+ * attach finishes what its predecessor left: it releases a consumed posted
+ * entry that was not released, completes the posted entry at tail when the
+ * committed record shows it applied (pushing the raised events that did
+ * not reach the async ring, then consuming it), and bumps the progress
+ * counter.
  */
 int tp_region_attach(struct tp_region *r, int memfd, int vmm_efd, int async_efd);
 void tp_region_detach(struct tp_region *r);
@@ -322,9 +417,15 @@ typedef int (*tp_handler_fn)(void *arg, struct vmmux_event *ev, struct vmmux_rep
 /*
  * Serve everything pending: first every posted ring entry in order, then
  * every slot in REQ state (BUSY while the handler runs, then DONE, waking a
- * sleeping waiter). After each handled event, SAVE (when not NULL) is called
- * so the role's state can be stored with tp_state_store before the reply is
- * published. Returns the number of events handled. At most TP_RING_ENTRIES
+ * sleeping waiter). A request whose sequence number equals the committed
+ * record's is answered from the record without calling HANDLER (see
+ * "Exactly once" above). After each handled event, SAVE (when not NULL) is
+ * called so the role's state can be stored with tp_state_store, which
+ * commits the request's record with it; when SAVE stores nothing (or is
+ * NULL), the record is committed with the previous state. Then the reply is
+ * published. During HANDLER, tp_vmm_seq gives the request's number. Each
+ * handled request bumps the progress counter. Returns the number of events
+ * handled (answered from the record included). At most TP_RING_ENTRIES
  * posted entries per call, so slots are not starved. An inconsistent event
  * (type out of range; string I/O with a size not 1, 2, 4, 8, a zero count or
  * more than TP_SLOT_DATA bytes) is answered with result -EINVAL without
@@ -349,9 +450,19 @@ unsigned tp_vmm_wait(struct tp_region *r, const int *extra, unsigned nextra, int
  * async_efd when the main loop announced it sleeps. */
 int tp_vmm_async_push(struct tp_region *r, const struct vmmux_event *ev);
 
-/* Store the role's state (VMM side): the newest complete copy wins. 0, or -1
- * (EINVAL) when LEN exceeds TP_STATE_MAX. */
+/* Store the role's state: the newest complete copy wins. From SAVE during
+ * tp_vmm_serve it commits the record of the request just handled with the
+ * state; otherwise (the main side storing a state to restore, or the VMM
+ * outside a request) the committed record is kept. 0, or -1 (EINVAL) when
+ * LEN exceeds TP_STATE_MAX. */
 int tp_state_store(struct tp_region *r, const void *buf, size_t len);
+
+/* VMM side: the sequence number of the request whose handler runs (0
+ * outside one, and for doorbell rings, which carry none). */
+uint64_t tp_vmm_seq(const struct tp_region *r);
+
+/* VMM side: bump the heartbeat counter (one store to a line of its own). */
+void tp_vmm_progress(struct tp_region *r);
 
 /* ---- shared ------------------------------------------------------------- */
 

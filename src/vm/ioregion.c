@@ -639,6 +639,22 @@ void ioregion_vmm_started(struct vmm *v)
 	free(o);
 }
 
+bool ioregion_doorbells_waiting(struct vmm *v)
+{
+	if (!I.on || pthread_mutex_trylock(&I.lock) != 0)
+		return false;
+	struct pollfd p[HS_DOORBELLS_MAX];
+	unsigned n = 0;
+	for (size_t k = 0; k < IOREGION_DOORBELLS_MAX && n < HS_DOORBELLS_MAX; k++) {
+		const struct doorbell *d = &I.db[k];
+		if (d->state == DB_ACTIVE && d->parallel && d->v == v)
+			p[n++] = (struct pollfd){.fd = d->fd, .events = POLLIN};
+	}
+	bool waiting = n != 0 && poll(p, n, 0) > 0; /* the descriptors stay open under the lock */
+	pthread_mutex_unlock(&I.lock);
+	return waiting;
+}
+
 uint64_t ioregion_route_reported(const char *spec)
 {
 	uint64_t n = 0;

@@ -92,6 +92,12 @@ unsigned ioregion_drain(void);
 /* V's process (re)started: give it the eventfds of its doorbells again. */
 void ioregion_vmm_started(struct vmm *v);
 
+/* Whether an eventfd of a doorbell given to V's process counts rings that
+ * the process has not read (poll, no wait; the heartbeat of
+ * tp_main_progress_stalled). False when the doorbell list is being changed
+ * by another thread (it is not waited for). */
+bool ioregion_doorbells_waiting(struct vmm *v);
+
 /* stats_route_extra_fn: the doorbell rings parallel VMMs reported on the
  * route with canonical text SPEC (NULL: on every route). */
 uint64_t ioregion_route_reported(const char *spec);

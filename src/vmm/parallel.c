@@ -1344,6 +1344,23 @@ static void sample_cpu(uint64_t now)
 	}
 }
 
+/* The heartbeat (tp_main_progress_stalled): an up VMM that has posted
+ * writes or doorbell rings waiting and has not moved its progress counter
+ * for its timeout is hung, and killed like one that misses a deadline. */
+static void check_heartbeat(struct pvmm *p, uint64_t now)
+{
+	if (atomic_load(&p->state) != PV_UP)
+		return;
+	uint64_t t = timeout_for(p->v, NULL);
+	if (!tp_main_progress_stalled(&p->region, ioregion_doorbells_waiting(p->v), now, t))
+		return;
+	char why[128];
+	snprintf(why, sizeof(why),
+		 "took none of its waiting posted writes or doorbell rings for %llu ms",
+		 (unsigned long long)(t / 1000000ull));
+	kill_process(p, VMMUX_FAULT_TIMEOUT, why);
+}
+
 int pvmm_tick(void)
 {
 	int next = -1;
@@ -1359,6 +1376,7 @@ int pvmm_tick(void)
 		struct pvmm *p = v ? v->p : NULL;
 		if (p == NULL)
 			continue;
+		check_heartbeat(p, now);
 		pthread_mutex_lock(&p->lock);
 		uint64_t at = p->restart_at_ns;
 		pthread_mutex_unlock(&p->lock);

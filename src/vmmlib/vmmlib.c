@@ -346,6 +346,7 @@ static void doorbell_rings(struct lib *L, unsigned i)
 		memset(&rep, 0, sizeof(rep));
 		L->in_request = false;
 		L->role->handle(&L->ctx, &ev, &rep);
+		tp_vmm_progress(&L->region); /* the heartbeat vmmux watches */
 	}
 	lib_save(L);
 }
@@ -480,6 +481,14 @@ int vmmlib_run(const struct vmmux_role *own, vmmlib_find_fn find)
 	if (L.role->fini)
 		L.role->fini(&L.ctx);
 	return 0;
+}
+
+uint64_t vmmux_event_seq(struct vmmux_ctx *ctx)
+{
+	if (ctx == NULL || ctx->raise != lib_raise)
+		return 0; /* not a parallel VMM's context (an in-process VMM) */
+	struct lib *L = ctx->host;
+	return tp_vmm_seq(&L->region);
 }
 
 int vmmux_vmm_main(const struct vmmux_role *role)

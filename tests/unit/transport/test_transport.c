@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -685,7 +686,8 @@ static void test_posted_mpsc(void **state)
 }
 
 /* A VMM that dies inside the handler of a posted entry leaves it queued:
- * its successor handles it (at least once), then the rest in order. */
+ * its successor handles it (the dead handler's work was never committed),
+ * then the rest in order. */
 static void test_posted_crash(void **state)
 {
 	(void)state;
@@ -705,15 +707,6 @@ static void test_posted_crash(void **state)
 	for (unsigned i = 0; i < 3; i++)
 		assert_int_equal(s->posted[i], 5 + i);
 
-	/* A crash between consuming an entry and moving tail: the successor
-	 * skips the consumed entry instead of stalling or repeating it. */
-	atomic_store(&v.posted->tail, atomic_load(&v.posted->tail) - 1);
-	struct vmmux_event ev = io_ev(0x1000, 8, true);
-	assert_int_equal(tp_main_post(&r, &ev), TP_OK);
-	s->nposted = 0;
-	assert_int_equal(tp_vmm_serve(&v, echo_handler, s, NULL), 1);
-	assert_int_equal(s->nposted, 1);
-	assert_int_equal(s->posted[0], 8);
 	free(s);
 	tp_region_detach(&v);
 	tp_region_destroy(&r);
@@ -1182,7 +1175,7 @@ static void scribble(const struct tp_region *r)
 			break;
 		case 5:
 			atomic_store(&v.hdr->state_seq, rnd());
-			v.hdr->state_len[rnd() % 2] = (uint32_t)rnd() % (2 * TP_STATE_MAX);
+			v.hdr->saved[rnd() % 2].len = (uint32_t)rnd() % (2 * TP_STATE_MAX);
 			break;
 		case 6: /* flip a slot between states as fast as possible */
 			for (unsigned k = 0; k < 1000; k++)
@@ -1308,7 +1301,7 @@ static void test_state(void **state)
 	assert_int_equal(errno, ENOSPC);
 	/* a corrupt length */
 	uint64_t seq = atomic_load(&r.hdr->state_seq);
-	r.hdr->state_len[seq & 1] = TP_STATE_MAX + 1;
+	r.hdr->saved[seq & 1].len = TP_STATE_MAX + 1;
 	assert_int_equal(tp_state_load(&r, buf, sizeof(buf)), -1);
 	assert_int_equal(errno, EPROTO);
 	tp_region_detach(&v);
@@ -1377,6 +1370,579 @@ static void test_state_concurrent(void **state)
 	tp_region_destroy(&r);
 }
 
+/* ---- exactly once ----------------------------------------------------------- */
+
+/*
+ * A counting role for the exactly-once tests: a write to KEY_ADD adds its
+ * value to the total, replies with the new total and raises one IRQ event
+ * whose key is the value; a read of KEY_ADD returns the total. Its saved
+ * state is the total. A role instance can be told to die (_exit(7)) at one
+ * step of the protocol while handling the event of value DIE_VALUE.
+ */
+#define KEY_ADD 0xadd
+
+enum die_at {
+	DIE_NONE = 0,
+	DIE_BEFORE_APPLY, /* in the handler, before it changes the total */
+	DIE_AFTER_APPLY,  /* in the handler, after it changed the total */
+	DIE_AFTER_RECORD, /* in save, after tp_state_store committed */
+	DIE_AFTER_REPLY,  /* after the serve that published the reply */
+};
+
+struct counter {
+	struct tp_region *v;
+	uint64_t total;
+	enum die_at die_at;
+	uint64_t die_value;
+	unsigned applied;	/* handler calls that changed the total */
+	uint64_t seen_seq;	/* tp_vmm_seq during the last handler call */
+	bool seen_redelivered;	/* VMMUX_EVF_REDELIVERED on the last one */
+	uint64_t current_value; /* the value being handled (for save) */
+};
+
+static int counter_handler(void *arg, struct vmmux_event *ev, struct vmmux_reply *rep,
+			   struct vmmux_event *raised, uint32_t *nraised)
+{
+	struct counter *c = arg;
+	c->seen_seq = tp_vmm_seq(c->v);
+	c->seen_redelivered = (ev->flags & VMMUX_EVF_REDELIVERED) != 0;
+	c->current_value = ev->value;
+	if (ev->key != KEY_ADD)
+		return -1;
+	if (ev->flags & VMMUX_EVF_WRITE) {
+		if (c->die_at == DIE_BEFORE_APPLY && ev->value == c->die_value)
+			_exit(7);
+		c->total += ev->value;
+		c->applied++;
+		if (c->die_at == DIE_AFTER_APPLY && ev->value == c->die_value)
+			_exit(7);
+		raised[0] = (struct vmmux_event){
+		    .type = VMMUX_EV_IRQ, .key = ev->value, .value = 1, .count = 1};
+		*nraised = 1;
+	}
+	rep->value = c->total;
+	return 0;
+}
+
+static void counter_save(void *arg)
+{
+	struct counter *c = arg;
+	assert_int_equal(tp_state_store(c->v, &c->total, sizeof(c->total)), 0);
+	if (c->die_at == DIE_AFTER_RECORD && c->current_value == c->die_value)
+		_exit(7);
+}
+
+/* A successor: restore the total from the region, as the library does. */
+static void counter_restore(struct counter *c, struct tp_region *v)
+{
+	memset(c, 0, sizeof(*c));
+	c->v = v;
+	long n = tp_state_load(v, &c->total, sizeof(c->total));
+	assert_true(n == 0 || n == (long)sizeof(c->total));
+}
+
+/* A child serving the counter role until it dies where told. */
+static pid_t start_counter_child(const struct tp_region *r, enum die_at at, uint64_t value)
+{
+	pid_t pid = fork_child();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct tp_region v;
+		struct counter c;
+		if (tp_region_attach(&v, r->memfd, r->vmm_efd, r->async_efd) != 0)
+			_exit(2);
+		counter_restore(&c, &v);
+		c.die_at = at;
+		c.die_value = value;
+		for (;;) {
+			tp_vmm_wait(&v, NULL, 0, 20);
+			unsigned n = tp_vmm_serve(&v, counter_handler, &c, counter_save);
+			if (n != 0 && at == DIE_AFTER_REPLY && c.current_value == value)
+				_exit(7);
+		}
+	}
+	return pid;
+}
+
+static struct vmmux_event add_ev(uint64_t value, bool write)
+{
+	struct vmmux_event ev = io_ev(KEY_ADD, value, write);
+	return ev;
+}
+
+/* A synchronous ADD whose VMM dies at step AT: after recovery, a successor
+ * gives the guest one reply that reflects exactly one application. */
+static void slot_death_at(enum die_at at)
+{
+	struct tp_region r, v;
+	assert_int_equal(tp_region_create(&r, 2, 0), 0);
+	/* a first request, applied and answered normally */
+	pid_t pid = start_counter_child(&r, at, 5);
+	struct vmmux_event ev = add_ev(2, true);
+	struct vmmux_reply rep;
+	int32_t res;
+	struct vmmux_event raised[TP_RAISE_MAX];
+	uint32_t nr;
+	assert_int_equal(
+	    tp_main_call(&r, 0, &ev, &rep, &res, raised, &nr, tp_now_ns() + 5000 * MS, NULL),
+	    TP_OK);
+	assert_int_equal(rep.value, 2);
+
+	/* the request the VMM dies on */
+	ev = add_ev(5, true);
+	enum tp_result t =
+	    tp_main_call(&r, 0, &ev, &rep, &res, raised, &nr, tp_now_ns() + 5000 * MS, NULL);
+	assert_int_equal(wait_child(pid), 7);
+	uint64_t xseq = tp_main_seq(&r, 0);
+	if (at == DIE_AFTER_REPLY) {
+		assert_int_equal(t, TP_OK); /* it replied, then died */
+		assert_int_equal(rep.value, 7);
+		assert_int_equal(nr, 1);
+	} else {
+		assert_int_equal(t, TP_TIMEOUT);
+		assert_true(xseq > 1);
+		unsigned pending;
+		/* REQ never happens here: the handler had started (BUSY) */
+		assert_int_equal(tp_main_recover(&r, &pending), 1);
+		assert_int_equal(pending, 1);
+		assert_int_equal(tp_main_seq(&r, 0), xseq); /* the same number */
+	}
+
+	/* the successor */
+	attach_view(&r, &v);
+	struct counter c;
+	counter_restore(&c, &v);
+	assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, counter_save),
+			 at == DIE_AFTER_REPLY ? 0 : 1);
+	if (at == DIE_BEFORE_APPLY || at == DIE_AFTER_APPLY) {
+		/* nothing was committed: applied by the successor, once */
+		assert_int_equal(c.applied, 1);
+		assert_true(c.seen_redelivered);
+		assert_int_equal(c.seen_seq, xseq);
+	} else {
+		/* committed (or replied): answered from the record */
+		assert_int_equal(c.applied, 0);
+	}
+	assert_int_equal(c.total, 7);
+	if (at != DIE_AFTER_REPLY) {
+		assert_int_equal(tp_main_wait(&r, 0, &ev, &rep, &res, raised, &nr,
+					      tp_now_ns() + 5000 * MS, NULL),
+				 TP_OK);
+		assert_int_equal(rep.value, 7);
+		assert_int_equal(res, 0);
+		assert_int_equal(nr, 1); /* its raised event, once */
+		assert_int_equal(raised[0].key, 5);
+	}
+	assert_false(tp_main_pending(&r, 0));
+
+	/* and the state goes on from there; the new request is not flagged */
+	ev = add_ev(1, true);
+	assert_int_equal(tp_main_call(&r, 1, &ev, &rep, &res, NULL, NULL, 0, NULL), TP_TIMEOUT);
+	assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, counter_save), 1);
+	assert_false(c.seen_redelivered);
+	assert_int_equal(c.seen_seq, tp_main_seq(&r, 1));
+	assert_int_equal(
+	    tp_main_wait(&r, 1, &ev, &rep, &res, NULL, NULL, tp_now_ns() + 5000 * MS, NULL), TP_OK);
+	assert_int_equal(rep.value, 8);
+	tp_region_detach(&v);
+	tp_region_destroy(&r);
+}
+
+static void test_once_before_apply(void **state)
+{
+	(void)state;
+	slot_death_at(DIE_BEFORE_APPLY);
+}
+
+static void test_once_after_apply(void **state)
+{
+	(void)state;
+	slot_death_at(DIE_AFTER_APPLY);
+}
+
+static void test_once_after_record(void **state)
+{
+	(void)state;
+	slot_death_at(DIE_AFTER_RECORD);
+}
+
+static void test_once_after_reply(void **state)
+{
+	(void)state;
+	slot_death_at(DIE_AFTER_REPLY);
+}
+
+/* Sequence numbers: one counter per region, never reused; the record
+ * travels with the state, and a state the main side stores keeps it. */
+static void test_seq_numbers(void **state)
+{
+	(void)state;
+	struct tp_region r, v;
+	assert_int_equal(tp_region_create(&r, 3, 0), 0);
+	attach_view(&r, &v);
+	struct counter c;
+	counter_restore(&c, &v);
+	uint64_t last = 0;
+	for (unsigned i = 0; i < 9; i++) {
+		unsigned slot = i % 3;
+		struct vmmux_event ev = add_ev(1, true);
+		assert_int_equal(tp_main_call(&r, slot, &ev, NULL, NULL, NULL, NULL, 0, NULL),
+				 TP_TIMEOUT);
+		uint64_t x = tp_main_seq(&r, slot);
+		assert_true(x > last && !(x & TP_SEQ_POSTED));
+		last = x;
+		assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, counter_save), 1);
+		assert_int_equal(c.seen_seq, x);
+		assert_int_equal(
+		    tp_main_wait(&r, slot, &ev, NULL, NULL, NULL, NULL, tp_now_ns() + MS, NULL),
+		    TP_OK);
+		assert_int_equal(tp_main_seq(&r, slot), 0); /* none pending */
+		assert_int_equal(tp_vmm_seq(&v), 0);	    /* outside a handler */
+		uint64_t s = atomic_load(&r.hdr->state_seq);
+		assert_int_equal(r.hdr->saved[s & 1].rec.xseq, x);
+	}
+	/* a role without save: the record is committed with the old state */
+	assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, NULL), 0);
+	struct vmmux_event ev = add_ev(3, true);
+	assert_int_equal(tp_main_call(&r, 0, &ev, NULL, NULL, NULL, NULL, 0, NULL), TP_TIMEOUT);
+	assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, NULL), 1);
+	uint64_t s = atomic_load(&r.hdr->state_seq);
+	assert_int_equal(r.hdr->saved[s & 1].rec.xseq, tp_main_seq(&r, 0));
+	uint64_t total = 0;
+	assert_int_equal(tp_state_load(&r, &total, sizeof(total)), sizeof(total));
+	assert_int_equal(total, 9); /* the last state save stored */
+	assert_int_equal(tp_main_wait(&r, 0, &ev, NULL, NULL, NULL, NULL, tp_now_ns() + MS, NULL),
+			 TP_OK);
+	/* the main side storing a state (a swap's restore) keeps the record */
+	uint64_t rec = r.hdr->saved[s & 1].rec.xseq;
+	uint64_t forty = 40;
+	assert_int_equal(tp_state_store(&r, &forty, sizeof(forty)), 0);
+	s = atomic_load(&r.hdr->state_seq);
+	assert_int_equal(r.hdr->saved[s & 1].rec.xseq, rec);
+	assert_int_equal(tp_state_load(&r, &total, sizeof(total)), sizeof(total));
+	assert_int_equal(total, 40);
+	tp_region_detach(&v);
+	tp_region_destroy(&r);
+}
+
+/* An INS answered from the record: its bytes are those its handler wrote
+ * in the slot before the VMM died. */
+static void test_once_string_in(void **state)
+{
+	(void)state;
+	struct tp_region r, v;
+	assert_int_equal(tp_region_create(&r, 1, 0), 0);
+	uint8_t buf[64];
+	struct vmmux_event ev = {.type = VMMUX_EV_IO,
+				 .flags = VMMUX_EVF_STRING,
+				 .size = 1,
+				 .count = sizeof(buf),
+				 .key = 0x33,
+				 .data = buf};
+	assert_int_equal(tp_main_call(&r, 0, &ev, NULL, NULL, NULL, NULL, 0, NULL), TP_TIMEOUT);
+	attach_view(&r, &v);
+	struct srv *s = calloc(1, sizeof(*s));
+	assert_int_equal(tp_vmm_serve(&v, echo_handler, s, NULL), 1);
+	/* as if it died after its record, before its reply */
+	atomic_store(&r.slots[0].state, TP_BUSY);
+	assert_int_equal(tp_main_recover(&r, NULL), 1);
+	assert_int_equal(tp_vmm_serve(&v, echo_handler, s, NULL), 1);
+	assert_int_equal(s->handled, 1); /* from the record */
+	struct vmmux_reply rep;
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(tp_main_wait(&r, 0, &ev, &rep, NULL, NULL, NULL, tp_now_ns() + MS, NULL),
+			 TP_OK);
+	assert_int_equal(rep.value, sizeof(buf));
+	for (size_t i = 0; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], (uint8_t)(i * 7 + 0x33));
+	free(s);
+	tp_region_detach(&v);
+	tp_region_destroy(&r);
+}
+
+/* ---- the posted ring across a consumer's death -------------------------------- */
+
+/* Pop every async event; their keys in KEYS (at most MAX); their count. */
+static unsigned pop_keys(struct tp_region *r, uint64_t *keys, unsigned max)
+{
+	struct vmmux_event ev;
+	unsigned n = 0;
+	while (tp_main_async_pop(r, &ev))
+		if (n < max)
+			keys[n++] = ev.key;
+	return n;
+}
+
+/* Post ADD 1..N. */
+static void post_adds(struct tp_region *r, uint64_t from, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct vmmux_event ev = add_ev(from + i, true);
+		assert_int_equal(tp_main_post(r, &ev), TP_OK);
+	}
+}
+
+/* The consumer dies in the handler of a posted entry, before or after it
+ * changed its state: nothing was committed, the successor applies the
+ * entry once, then the rest, each raised event once. */
+static void posted_handler_death(enum die_at at)
+{
+	struct tp_region r, v;
+	assert_int_equal(tp_region_create(&r, 1, 0), 0);
+	post_adds(&r, 1, 4); /* 1 2 3 4; dies on 3 */
+	pid_t pid = start_counter_child(&r, at, 3);
+	assert_int_equal(wait_child(pid), 7);
+	assert_int_equal(atomic_load(&r.posted->tail), 2);
+	tp_main_recover(&r, NULL);
+	/* the entry whose handler had started is flagged */
+	assert_true(r.posted->e[2].ev.flags & VMMUX_EVF_REDELIVERED);
+	assert_false(r.posted->e[3].ev.flags & VMMUX_EVF_REDELIVERED);
+	attach_view(&r, &v);
+	struct counter c;
+	counter_restore(&c, &v);
+	assert_int_equal(c.total, 3);
+	assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, counter_save), 2);
+	assert_int_equal(c.applied, 2);
+	assert_int_equal(c.total, 10);
+	uint64_t keys[16];
+	assert_int_equal(pop_keys(&r, keys, 16), 4);
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(keys[i], i + 1);
+	assert_true(tp_main_posted_empty(&r));
+	tp_region_detach(&v);
+	tp_region_destroy(&r);
+}
+
+static void test_posted_die_before_apply(void **state)
+{
+	(void)state;
+	posted_handler_death(DIE_BEFORE_APPLY);
+}
+
+static void test_posted_die_after_apply(void **state)
+{
+	(void)state;
+	posted_handler_death(DIE_AFTER_APPLY);
+}
+
+/*
+ * The consumer's writes for one entry, after its handler, are: the commit
+ * of state and record, the async pushes, tail, the release. Each
+ * interleaving of a death is made by serving the entry and then undoing
+ * the writes that came after the death point (the region then holds
+ * exactly what a consumer dying there leaves). WHERE: 0 after the commit,
+ * before any push; 1 after the first of two pushes; 2 after the pushes,
+ * before tail; 3 after tail, before the release.
+ */
+static void posted_death_after_commit(unsigned where)
+{
+	struct tp_region r, v;
+	assert_int_equal(tp_region_create(&r, 1, 0), 0);
+	attach_view(&r, &v);
+	struct counter c;
+	counter_restore(&c, &v);
+	post_adds(&r, 1, 2);
+	assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, counter_save), 2);
+	/* entry 1 (value 2) is the one the consumer dies on; it raised one
+	 * event; make it raise two by hand in the record for where == 1 */
+	uint64_t s = atomic_load(&r.hdr->state_seq);
+	struct tp_record *rec = &r.hdr->saved[s & 1].rec;
+	assert_int_equal(rec->xseq, TP_SEQ_POSTED | 1);
+	uint64_t head = atomic_load(&r.async->head);
+	assert_int_equal(head, rec->async_head + 1);
+	if (where <= 1) {
+		rec->raised[1] = rec->raised[0];
+		rec->raised[1].key = 22;
+		rec->nraised = 2;
+		atomic_store(&r.async->head, rec->async_head + where);
+	}
+	if (where <= 2)
+		atomic_store(&r.posted->tail, 1);
+	atomic_store(&r.posted->e[1].seq, 2); /* published, not released */
+	tp_region_detach(&v);
+
+	/* vmmux's recovery, then a successor */
+	tp_main_recover(&r, NULL);
+	if (where == 3)
+		assert_int_equal(atomic_load(&r.posted->e[1].seq), 1 + TP_RING_ENTRIES);
+	attach_view(&r, &v);
+	counter_restore(&c, &v);
+	assert_int_equal(c.total, 3); /* both applied, once */
+	assert_int_equal(atomic_load(&r.posted->tail), 2);
+	assert_int_equal(atomic_load(&r.posted->e[1].seq), 1 + TP_RING_ENTRIES);
+	assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, counter_save), 0);
+	assert_int_equal(c.applied, 0);
+	uint64_t keys[16];
+	unsigned n = pop_keys(&r, keys, 16);
+	if (where <= 1) {
+		assert_int_equal(n, 3); /* 1, 2 and 22, each once */
+		assert_int_equal(keys[0], 1);
+		assert_int_equal(keys[1], 2);
+		assert_int_equal(keys[2], 22);
+	} else {
+		assert_int_equal(n, 2);
+		assert_int_equal(keys[0], 1);
+		assert_int_equal(keys[1], 2);
+	}
+	/* the ring is not wedged: more than a lap goes through, in order (in
+	 * batches the async ring has room for) */
+	assert_true(tp_main_posted_empty(&r));
+	for (unsigned k = 0; k < TP_RING_ENTRIES / 16 + 1; k++) {
+		post_adds(&r, 100 + k * 16, 16);
+		assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, counter_save), 16);
+		assert_int_equal(pop_keys(&r, keys, 16), 16);
+		for (unsigned i = 0; i < 16; i++)
+			assert_int_equal(keys[i], 100 + k * 16 + i);
+	}
+	assert_int_equal(c.applied, TP_RING_ENTRIES + 16);
+	assert_true(tp_main_posted_empty(&r));
+	tp_region_detach(&v);
+	tp_region_destroy(&r);
+}
+
+static void test_posted_die_after_commit(void **state)
+{
+	(void)state;
+	posted_death_after_commit(0);
+}
+
+static void test_posted_die_mid_push(void **state)
+{
+	(void)state;
+	posted_death_after_commit(1);
+}
+
+static void test_posted_die_before_tail(void **state)
+{
+	(void)state;
+	posted_death_after_commit(2);
+}
+
+static void test_posted_die_before_release(void **state)
+{
+	(void)state;
+	posted_death_after_commit(3);
+}
+
+/* A successor can repair the ring itself when vmmux did not (attach). */
+static void test_posted_attach_repairs(void **state)
+{
+	(void)state;
+	struct tp_region r, v;
+	assert_int_equal(tp_region_create(&r, 1, 0), 0);
+	attach_view(&r, &v);
+	struct srv *s = calloc(1, sizeof(*s));
+	for (unsigned lap = 0; lap < 3; lap++) {
+		for (unsigned i = 0; i < TP_RING_ENTRIES; i++) {
+			struct vmmux_event ev = io_ev(0x1000, lap * 1000 + i, true);
+			assert_int_equal(tp_main_post(&r, &ev), TP_OK);
+		}
+		uint64_t tail = atomic_load(&r.posted->tail);
+		s->nposted = 0;
+		assert_int_equal(tp_vmm_serve(&v, echo_handler, s, NULL), TP_RING_ENTRIES);
+		assert_int_equal(s->nposted, TP_RING_ENTRIES);
+		assert_int_equal(s->posted[0], lap * 1000);
+		/* its last entry left consumed and unreleased */
+		uint64_t last = tail + TP_RING_ENTRIES - 1;
+		atomic_store(&r.posted->e[last & (TP_RING_ENTRIES - 1)].seq, last + 1);
+		assert_false(tp_main_posted_empty(&r));
+		tp_region_detach(&v);
+		attach_view(&r, &v);
+		assert_true(tp_main_posted_empty(&r));
+	}
+	free(s);
+	tp_region_detach(&v);
+	tp_region_destroy(&r);
+}
+
+/* ---- heartbeat ------------------------------------------------------------------- */
+
+static void test_heartbeat(void **state)
+{
+	(void)state;
+	struct tp_region r, v;
+	const uint64_t T = 1000 * MS, t0 = 5000 * MS;
+	assert_int_equal(tp_region_create(&r, 1, 0), 0);
+	attach_view(&r, &v);
+	struct srv *s = calloc(1, sizeof(*s));
+	/* nothing waiting: never stalled, however long */
+	assert_false(tp_main_progress_stalled(&r, false, t0, T));
+	assert_false(tp_main_progress_stalled(&r, false, t0 + 10 * T, T));
+	/* a posted write waiting, the counter still */
+	struct vmmux_event ev = io_ev(0x1000, 1, true);
+	assert_int_equal(tp_main_post(&r, &ev), TP_OK);
+	assert_false(tp_main_progress_stalled(&r, false, t0, T)); /* starts counting */
+	assert_false(tp_main_progress_stalled(&r, false, t0 + T - 1, T));
+	assert_true(tp_main_progress_stalled(&r, false, t0 + T, T));
+	/* the VMM serves: the counter moves, the count starts again */
+	assert_int_equal(tp_vmm_serve(&v, echo_handler, s, NULL), 1);
+	assert_true(tp_main_posted_empty(&r));
+	assert_false(tp_main_progress_stalled(&r, false, t0 + 2 * T, T));
+	/* doorbell rings waiting (the caller saw an eventfd readable) */
+	assert_false(tp_main_progress_stalled(&r, true, t0 + 3 * T, T));
+	assert_false(tp_main_progress_stalled(&r, true, t0 + 4 * T - 1, T));
+	assert_true(tp_main_progress_stalled(&r, true, t0 + 4 * T, T));
+	tp_vmm_progress(&v); /* the library bumps it for doorbell rings */
+	assert_false(tp_main_progress_stalled(&r, true, t0 + 5 * T, T));
+	/* a moving counter with work always waiting is not a hang */
+	for (unsigned i = 1; i <= 10; i++) {
+		tp_vmm_progress(&v);
+		assert_false(tp_main_progress_stalled(&r, true, t0 + 5 * T + i * T, T));
+	}
+	/* the work went: the count stops */
+	assert_false(tp_main_progress_stalled(&r, false, t0 + 20 * T, T));
+	assert_false(tp_main_progress_stalled(&r, true, t0 + 21 * T, T));
+	assert_false(tp_main_progress_stalled(&r, true, t0 + 22 * T - 1, T));
+	/* a synchronous request pending: its deadline governs */
+	assert_int_equal(tp_main_call(&r, 0, &ev, NULL, NULL, NULL, NULL, 0, NULL), TP_TIMEOUT);
+	assert_false(tp_main_progress_stalled(&r, true, t0 + 30 * T, T));
+	assert_int_equal(tp_vmm_serve(&v, echo_handler, s, NULL), 1);
+	assert_int_equal(tp_main_wait(&r, 0, &ev, NULL, NULL, NULL, NULL, tp_now_ns() + MS, NULL),
+			 TP_OK);
+	/* a successor's attach moves the counter */
+	assert_false(tp_main_progress_stalled(&r, true, t0 + 40 * T, T));
+	tp_region_detach(&v);
+	attach_view(&r, &v);
+	assert_false(tp_main_progress_stalled(&r, true, t0 + 41 * T, T));
+	assert_true(tp_main_progress_stalled(&r, true, t0 + 42 * T, T));
+	free(s);
+	tp_region_detach(&v);
+	tp_region_destroy(&r);
+}
+
+/* A real VMM process stopped while posted writes wait: seen stalled after
+ * its timeout (counted on the caller's clock), never while it serves. */
+static void test_heartbeat_stopped_process(void **state)
+{
+	(void)state;
+	struct tp_region r;
+	const uint64_t T = 1000 * MS;
+	assert_int_equal(tp_region_create(&r, 2, 0), 0);
+	pid_t pid = start_child_server(&r);
+	calls(&r, 0, 3); /* it serves */
+	post_adds(&r, 0x1000, 10);
+	for (unsigned i = 0; i < 5000 && !tp_main_posted_empty(&r); i++)
+		poll(NULL, 0, 1);
+	assert_true(tp_main_posted_empty(&r));
+	uint64_t now = tp_now_ns();
+	assert_false(tp_main_progress_stalled(&r, false, now, T));
+	assert_false(tp_main_progress_stalled(&r, false, now + 2 * T, T));
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	int st;
+	assert_int_equal(waitpid(pid, &st, WUNTRACED), pid);
+	assert_true(WIFSTOPPED(st));
+	post_adds(&r, 0x1000, 1);
+	assert_false(tp_main_progress_stalled(&r, false, now + 3 * T, T));
+	assert_true(tp_main_progress_stalled(&r, false, now + 4 * T, T));
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	for (unsigned i = 0; i < 5000 && !tp_main_posted_empty(&r); i++)
+		poll(NULL, 0, 1);
+	assert_false(tp_main_progress_stalled(&r, false, now + 5 * T, T));
+	quit_server(&r, 1);
+	assert_int_equal(wait_child(pid), 0);
+	tp_region_destroy(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1404,6 +1970,21 @@ int main(void)
 	    cmocka_unit_test(test_hostile_vmm),
 	    cmocka_unit_test(test_state),
 	    cmocka_unit_test(test_state_concurrent),
+	    cmocka_unit_test(test_once_before_apply),
+	    cmocka_unit_test(test_once_after_apply),
+	    cmocka_unit_test(test_once_after_record),
+	    cmocka_unit_test(test_once_after_reply),
+	    cmocka_unit_test(test_seq_numbers),
+	    cmocka_unit_test(test_once_string_in),
+	    cmocka_unit_test(test_posted_die_before_apply),
+	    cmocka_unit_test(test_posted_die_after_apply),
+	    cmocka_unit_test(test_posted_die_after_commit),
+	    cmocka_unit_test(test_posted_die_mid_push),
+	    cmocka_unit_test(test_posted_die_before_tail),
+	    cmocka_unit_test(test_posted_die_before_release),
+	    cmocka_unit_test(test_posted_attach_repairs),
+	    cmocka_unit_test(test_heartbeat),
+	    cmocka_unit_test(test_heartbeat_stopped_process),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
