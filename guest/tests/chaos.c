@@ -16,6 +16,13 @@
  *   0x90         vCPU1 32-bit OUT of e = 0, 1, 2 ..., then a 32-bit IN from
  *                0x90 that must return e (a VMM that keeps the last value
  *                written: tests/vmms/vmm_chaos)          io:0x90-0x93=ext
+ *   0x9d         vCPU1 doorbell: 8-bit OUT of 1, counted in x; the VMM
+ *                (vmm_chaos) counts the rings it handled in its state, and
+ *                at the end vCPU1 reads that count back from 0x9d (a read
+ *                on a doorbell route exits to the same VMM), up to
+ *                CHAOS_XREADS times until it equals x (the rings travel
+ *                apart from the read), and reports the last read as xr
+ *                                                  io:0x9d=ext;doorbell
  *   0x94         vCPU1 every CHAOS_HOSTILE_EVERY rounds a 32-bit OUT of h
  *                (a hostile VMM's port; not checked)     io:0x94-0x97=...
  *   0x3f8-0x3ff  vCPU0 the UART: a line "u NNNNNNN\n" (u = 0, 1, 2 ...) to
@@ -30,15 +37,19 @@
  *
  * A round of vCPU0: 16 sync writes, 4 posted writes, one UART line, one SCR
  * check; of vCPU1: 16 sync writes, 8 posted writes, one doorbell, one
- * write/read-back at 0x90. vCPU1 stops when vCPU0 tells it to. Then vCPU0
- * prints on the control UART
+ * write/read-back at 0x90, one ring of 0x9d. vCPU1 stops when vCPU0 tells
+ * it to (and reads the ring count back). Then vCPU0 prints on the control
+ * UART
  *
- *   chaos s0=N s1=N p0=N p1=N db=N e=N u=N scr=N bad_scr=N bad_e=N h=N
+ *   chaos s0=N s1=N p0=N p1=N db=N e=N u=N scr=N bad_scr=N bad_e=N h=N x=N xr=N
  *
  * (how many values each stream wrote: the next value it would have
  * written; scr the SCR checks, bad_scr and bad_e the read-backs that did
- * not return what was written) and exits with code 0 (status 1) when every
- * read-back matched, else code 3 (status 7).
+ * not return what was written), then waits for a second byte on the
+ * control UART (at most CHAOS_END_POLLS polls of its LSR, about 2 minutes
+ * here) so that the harness may end the run with SIGTERM while the guest
+ * still runs, and exits with code 0 (status 1) when every read-back matched
+ * (xr == x included), else code 3 (status 7).
  */
 #include "rt.h"
 
@@ -48,16 +59,23 @@
 #define DOORBELL     0x8c
 #define EXT_PORT     0x90
 #define HOSTILE_PORT 0x94
+#define RING_PORT    0x9d
 #define UART	     0x3f8
 #define CTL_UART     0x2f8
 
 #ifndef CHAOS_HOSTILE_EVERY
 #define CHAOS_HOSTILE_EVERY 64
 #endif
+#ifndef CHAOS_END_POLLS
+#define CHAOS_END_POLLS 2000000
+#endif
+#ifndef CHAOS_XREADS
+#define CHAOS_XREADS 20000
+#endif
 
 static volatile uint32_t stop;
 static volatile uint32_t done1;
-static volatile uint32_t s1, p1, db, e, bad_e, h;
+static volatile uint32_t s1, p1, db, e, bad_e, h, x, xr;
 
 /* "u NNNNNNN\n": the UART line of round U, one THR write per byte (the
  * UART's THR is always empty: no LSR poll). */
@@ -114,8 +132,15 @@ static void vcpu1(void)
 		if (inl(EXT_PORT) != e)
 			bad_e++;
 		e++;
+		outb(RING_PORT, 1);
+		x++;
 		if (++rounds % CHAOS_HOSTILE_EVERY == 0)
 			outl(HOSTILE_PORT, h++);
+	}
+	for (unsigned i = 0; i < CHAOS_XREADS; i++) {
+		xr = inl(RING_PORT);
+		if (xr == x)
+			break;
 	}
 	__atomic_store_n(&done1, 1, __ATOMIC_SEQ_CST);
 	park();
@@ -173,8 +198,19 @@ int main(unsigned cpu, unsigned ncpus)
 	put_field(&p, "bad_e", bad_e);
 	*p++ = ' ';
 	put_field(&p, "h", h);
+	*p++ = ' ';
+	put_field(&p, "x", x);
+	*p++ = ' ';
+	put_field(&p, "xr", xr);
 	*p++ = '\n';
 	*p = '\0';
 	ctl_puts(buf);
-	return bad_scr == 0 && bad_e == 0 ? 0 : 3;
+	/* Wait for a second byte (the first is still in RBR: take it), so
+	 * that the harness can end the run with a signal while the guest
+	 * runs; at most CHAOS_END_POLLS polls. */
+	(void)inb(CTL_UART);
+	for (unsigned i = 0; i < CHAOS_END_POLLS; i++)
+		if ((inb(CTL_UART + 5) & 1) != 0)
+			break;
+	return bad_scr == 0 && bad_e == 0 && xr == x ? 0 : 3;
 }

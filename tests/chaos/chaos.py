@@ -12,7 +12,9 @@ and read-backs) and these VMMs:
   mon_p, mon_p2   parallel    monitor                 io:0x88-0x8b;posted, moved between them
   mon_d           parallel    monitor                 io:0x8c;doorbell (moved to mon_p2 and back)
   mon_f           in-process  monitor                 the fallback of the three routes above
-  ext             parallel    tests/vmms/vmm_chaos    io:0x90-0x93 (a register file, read back)
+  ext             parallel    tests/vmms/vmm_chaos    io:0x90-0x93 (a register file, read back),
+                                                      io:0x9d;doorbell (its rings counted in its
+                                                      state, the count read back)
   hostile         parallel    vmm_hostile delay=2ms smi=async
                                                       io:0x94-0x97, platform:smi (its own SMIs
                                                       come back to it, delivered by vmmux)
@@ -263,7 +265,7 @@ class Run:
               "--route", "io:0x80-0x87=mon_s;fallback=mon_f",
               "--route", "io:0x88-0x8b=mon_p;posted;fallback=mon_f",
               "--route", "io:0x8c=mon_d;doorbell;fallback=mon_f",
-              "--route", "io:0x90-0x93=ext",
+              "--route", "io:0x90-0x93=ext", "--route", "io:0x9d=ext;doorbell",
               "--route", "io:0x94-0x97=hostile", "--route", "platform:smi=hostile",
               "--route", "io:0x98=slow",
               "--route", "io:0x9c=deaf;doorbell"]
@@ -655,7 +657,9 @@ class Run:
         res["dup_builtin"] = sum(x["duplicated"] + x["beyond"] for x in s if x["builtin"])
         res["dup_external"] = sum(x["duplicated"] + x["beyond"] for x in s if not x["builtin"])
         res["reordered"] = sum(x["reordered"] for x in s)
-        res["bad_readback"] = rep.get("bad_scr", 0) + rep.get("bad_e", 0)
+        res["bad_readback"] = rep.get("bad_scr", 0) + rep.get("bad_e", 0) + \
+            abs(rep.get("x", 0) - rep.get("xr", 0))
+        res["rings"] = (rep.get("x"), rep.get("xr"))
         res["hostile_writes"] = rep.get("h", 0)
         self.res = res
         return res
@@ -714,6 +718,10 @@ def print_run(s, out):
     print("  lost %d, duplicated %d built-in / %d external, reordered %d, read-back "
           "mismatches %d" % (s["lost"], s["dup_builtin"], s["dup_external"], s["reordered"],
                              s["bad_readback"]), file=out)
+    if s["report"]:
+        r = s["report"]
+        print("  guest: bad_scr %d, bad_e %d, doorbell rings %d, counted in ext's state %d" % (
+            r.get("bad_scr", 0), r.get("bad_e", 0), r.get("x", 0), r.get("xr", 0)), file=out)
     for k, v in st.items():
         if v["lost"] or v["duplicated"] or v["reordered"] or v["beyond"] or \
                 v.get("garbage_bytes"):

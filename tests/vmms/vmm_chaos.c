@@ -6,6 +6,10 @@
  * guest (guest/tests/chaos.c, port 0x90) checks that what it wrote survives
  * kills, restarts and swaps of this VMM. The registers are its saved state.
  *
+ * A doorbell signal (a write event flagged VMMUX_EVF_DOORBELL, whose value
+ * is not the guest's) adds one to its port's register instead, so that the
+ * guest reads back how many rings reached the state (port 0x9d).
+ *
  * Every write it handles is logged on its output descriptor as one line,
  * one write(2) each:
  *
@@ -52,7 +56,10 @@ static int chaos_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 		rep->value = *reg;
 		return 0;
 	}
-	*reg = ev->value;
+	if (ev->flags & VMMUX_EVF_DOORBELL)
+		*reg += 1;
+	else
+		*reg = ev->value;
 	c->st.writes++;
 	int fd = vmmux_output_fd(ctx);
 	if (fd >= 0) {
