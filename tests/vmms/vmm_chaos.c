@@ -16,9 +16,13 @@
  *   w VCPU PORT VALUE\n        (decimal vCPU, "-" for none; hex port and value)
  *
  * so that the harness counts what reached the VMM, not what vmmux says.
- * Arguments: none. Ports: any (the route decides), up to CHAOS_REGS
- * distinct ports (key & (CHAOS_REGS - 1) picks the register).
+ * Argument: delay=US, a pause of US microseconds after a write is logged
+ * and applied and before its reply (default 0): a window in which the side
+ * effect has happened and the reply is not yet written. Ports: any (the
+ * route decides), up to CHAOS_REGS distinct ports (key & (CHAOS_REGS - 1)
+ * picks the register).
  */
+#include <time.h>
 #include <unistd.h>
 
 #include "testvmm.h"
@@ -35,6 +39,7 @@ struct chaos_state {
 
 struct chaos {
 	struct chaos_state st;
+	uint64_t delay_us;
 };
 
 static int chaos_init(struct vmmux_ctx *ctx)
@@ -42,7 +47,7 @@ static int chaos_init(struct vmmux_ctx *ctx)
 	struct chaos *c = vmmux_priv(ctx);
 	memset(&c->st, 0, sizeof(c->st));
 	c->st.magic = STATE_MAGIC;
-	return 0;
+	return tv_arg_u64(ctx, "delay", 0, &c->delay_us) < 0 ? -EINVAL : 0;
 }
 
 static int chaos_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
@@ -74,12 +79,20 @@ static int chaos_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 		if (n > 0 && write(fd, line, (size_t)n) != n)
 			vmmux_log(ctx, VMMUX_LOG_WARN, "output: a short write");
 	}
+	if (c->delay_us > 0) {
+		struct timespec ts = {.tv_sec = (time_t)(c->delay_us / 1000000),
+				      .tv_nsec = (long)(c->delay_us % 1000000) * 1000};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
 	return 0;
 }
 
 static void chaos_reset(struct vmmux_ctx *ctx)
 {
-	chaos_init(ctx);
+	struct chaos *c = vmmux_priv(ctx);
+	memset(&c->st, 0, sizeof(c->st));
+	c->st.magic = STATE_MAGIC;
 }
 
 static long chaos_save(struct vmmux_ctx *ctx, void *buf, size_t cap)
@@ -104,7 +117,7 @@ static int chaos_restore(struct vmmux_ctx *ctx, const void *buf, size_t len)
 	return 0;
 }
 
-static const char *const chaos_args[] = {NULL};
+static const char *const chaos_args[] = {"delay", NULL};
 
 static const struct vmmux_role chaos_role = {
     .abi_version = VMMUX_ROLE_ABI_VERSION,
