@@ -22,8 +22,9 @@
 #      that they check have landed, since they fail before): the meson suite
 #      control-plane of the normal build (tests/chaos/chaos.py's short fixed-
 #      seed run and tests/integration/test_control_plane.py, one regression
-#      test per known way to freeze vmmux or lose an event), and the
-#      supervision, live and group integration tests of the TSan build.
+#      test per known way to freeze vmmux or lose an event; its kick test
+#      runs the TSan build's vmmux, VMMUX_TSAN), and the supervision, live
+#      and group integration tests of the TSan build.
 #
 # Running suites at the same time is kept to the unit tests: the KVM
 # integration tests share the machine's two cores with the guests' vCPUs and
@@ -109,8 +110,8 @@ end "integration, ASan+UBSan"
 # 4. the control plane
 if [ "$control_plane" = 1 ]; then
 	begin "control plane: chaos short run and regression tests, normal build"
-	meson test -C "$build" --suite control-plane --print-errorlogs --num-processes 1 ||
-		status=1
+	VMMUX_TSAN="$PWD/$tsan/vmmux" meson test -C "$build" --suite control-plane \
+		--print-errorlogs --num-processes 1 || status=1
 	end "control plane, normal"
 	begin "supervision, live and group integration tests, TSan build"
 	tsan_env meson test -C "$tsan" --suite kvm --print-errorlogs --num-processes 1 \

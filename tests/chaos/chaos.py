@@ -306,7 +306,9 @@ class Run:
             try:
                 _, dt = self.probe_api.call("ping", timeout=3600)
             except Frozen:
+                # never answered: it counts with the time it waited
                 dt = now() - t0
+                self.pings.append(dt)
                 self.ping_worst = max(self.ping_worst, dt)
                 return
             self.pings.append(dt)
@@ -680,9 +682,9 @@ class Run:
         if self.frozen:
             fails.append("control socket frozen (%s)" % self.frozen)
         p99 = pct(self.pings, 99)
-        if p99 > PING_P99_LIMIT or self.ping_worst > 10:
-            fails.append("control socket p99 %.0f ms" % (max(p99, self.ping_worst) * 1e3
-                                                         if self.ping_worst > 10 else p99 * 1e3))
+        if p99 > PING_P99_LIMIT:
+            fails.append("control socket p99 %.0f ms (at most %.0f)" % (p99 * 1e3,
+                                                                       PING_P99_LIMIT * 1e3))
         if self.sigterm is None or self.sigterm > SIGTERM_LIMIT:
             fails.append("SIGTERM %s" % ("ignored" if self.sigterm is None
                                          else "took %.0f ms" % (self.sigterm * 1e3)))
@@ -777,6 +779,11 @@ def main():
         print("chaos: /dev/kvm is missing", file=sys.stderr)
         return 77 if os.environ.get("VMMUX_ALLOW_NO_KVM") == "1" else 1
     seeds = parse_seeds(o.seeds) if o.seeds else [o.seed if o.seed is not None else 1]
+
+    def terminated(signum, frame):
+        raise SystemExit("chaos: ended by signal %d" % signum)
+    # a harness ended by a signal (meson's timeout) still ends its vmmux
+    signal.signal(signal.SIGTERM, terminated)
     runs = []
     t0 = now()
     for seed in seeds:

@@ -158,19 +158,31 @@ class ControlPlane(VmmuxTest):
     """chaos.elf under vmmux with a control socket, and bounded ways to
     drive and end it."""
 
-    def launch(self, *args, kernel="chaos.elf"):
+    def launch(self, *args, kernel="chaos.elf", exe=None, env=None):
+        """chaos.elf under vmmux (EXE: another vmmux binary) with ARGS."""
         self.sock = self.path("api.sock")
         self.ctl_out = self.path("ctl.out")
         import subprocess
-        self.vm = start_vmmux(
+        import harness
+        saved = harness.VMMUX
+        if exe is not None:
+            harness.VMMUX = exe
+        try:
+            self.vm = self._start(args, kernel, env)
+        finally:
+            harness.VMMUX = saved
+        self.addCleanup(self.cleanup)
+        wait_until("vmmux's control socket", lambda: self.connect(), timeout=30)
+        return self.vm
+
+    def _start(self, args, kernel, env):
+        import subprocess
+        return start_vmmux(
             self.tmp, "run", "--kernel", guest(kernel), "--cpus", "2", "--cpu-mode", "user",
             "--no-defaults", "--api-sock", self.sock, "--watchdog", "300s",
             "--vmm", "exit=debug-exit", "--route", "io:0xf4-0xf7=exit",
             "--vmm", "ctl=uart16550,placement=main,input=stdin,output=%s" % self.ctl_out,
-            "--route", "io:0x2f8-0x2ff=ctl", *args, stdin=subprocess.PIPE)
-        self.addCleanup(self.cleanup)
-        wait_until("vmmux's control socket", lambda: self.connect(), timeout=30)
-        return self.vm
+            "--route", "io:0x2f8-0x2ff=ctl", *args, stdin=subprocess.PIPE, env=env)
 
     def connect(self):
         if not self.vm.running():
@@ -504,20 +516,37 @@ class ControlPlane(VmmuxTest):
         self.assertExactlyOnce(vals, rep["e"], "writes at the VMM and its fallback")
 
     def test_10_kick_is_never_lost(self):
-        """2000 route changes while both vCPUs write (each change kicks
+        """1000 route changes while both vCPUs write (each change kicks
         them once out of KVM_RUN to wait for its grace period): every change
-        is answered, and (under ThreadSanitizer) no race on the kick."""
+        is answered, and no race on the kick. With VMMUX_TSAN (the vmmux of
+        a ThreadSanitizer build; scripts/check.sh sets it) that vmmux runs,
+        and ThreadSanitizer sees the race itself however rarely it loses a
+        kick; without it, only a kick lost for good shows (a change that is
+        never answered)."""
         log = self.path("mon.jsonl")
+        tsan = os.environ.get("VMMUX_TSAN")
+        env = None
+        if tsan:
+            supp = os.path.join(os.environ.get("VMMUX_SRC", "."), "tests", "tsan.supp")
+            env = {"TSAN_OPTIONS": "suppressions=%s:history_size=4" % supp}
         self.launch("--vmm", "mon=monitor,output=%s" % log, "--vmm", "mon2=monitor",
-                    "--route", "io:0x80-0x87=mon", "--route", "io:0x88-0x8b=mon2;posted")
+                    "--route", "io:0x80-0x87=mon", "--route", "io:0x88-0x8b=mon2;posted",
+                    exe=tsan, env=env)
         self.wait_log(log)
-        for i in range(2000):
+        for i in range(1000):
             self.api.call("routes.replace",
                           {"spec": "io:0x88-0x8b=%s;posted" % ("mon" if i % 2 == 0 else "mon2")})
         self.report()
-        self.sigterm()
+        # the guest ends the run itself (a second byte): vCPU 0's exit
+        # request stops the machine, which kicks vCPU 1 out of KVM_RUN
+        self.vm.proc.stdin.write(b"q")
+        self.vm.proc.stdin.flush()
+        try:
+            self.vm.proc.wait(timeout=SIGTERM_WAIT * (6 if tsan else 1))
+        except Exception:
+            raise Frozen("the guest's exit did not end vmmux%s" % self.diag())
         err = self.vm.err()
-        self.assertNotIn("ThreadSanitizer", err, err[-4000:])
+        self.assertNotIn("ThreadSanitizer", err, err[-6000:])
 
     def test_11_posted_only_vmm_is_checked(self):
         """A VMM that only receives posted writes and doorbells (a few a
