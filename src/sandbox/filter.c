@@ -34,12 +34,14 @@
 #define S1   1u /* stage 1: before exec, through set-up */
 #define S2   2u /* stage 2: serving */
 #define BOTH (S1 | S2)
-/* Stage 2 of sanitized builds only: what the sanitizer runtimes need to
- * write an error report (see the rules). */
+/* Stages of sanitized builds only: what the sanitizer runtimes need to
+ * start (stage 1) and to write an error report (stage 2); see the rules. */
 #ifdef VMMUX_SANITIZED
 #define S2_SAN S2
+#define S1_SAN S1
 #else
 #define S2_SAN 0u
+#define S1_SAN 0u
 #endif
 
 /*
@@ -122,6 +124,9 @@ static const struct rule rules[] = {
 	 * (newfstatat(fd, "", AT_EMPTY_PATH)) and, for a character device,
 	 * whether it is a terminal: TCGETS, the only ioctl, on 0-2 only. */
 	R(newfstatat, BOTH),
+	/* The same question through fstat(2): ThreadSanitizer's runtime
+	 * asks it of each descriptor that arrives with a message. */
+	R(fstat, S1_SAN | S2_SAN),
 	R2(ioctl, BOTH, LE(0, 2), EQ32(1, TCGETS)),
 
 	/* Time: the sanitizer runtime reads CLOCK_MONOTONIC with the system
@@ -193,6 +198,13 @@ static const struct rule rules[] = {
 	R1(openat, S1 | S2_SAN, MASKED(2, OPEN_WRITE_FLAGS, O_RDONLY)),
 	R1(open, S1 | S2_SAN, MASKED(1, OPEN_WRITE_FLAGS, O_RDONLY)),
 	R(readlink, S1 | S2_SAN),
+	/* ThreadSanitizer's runtime creates a file at start-up
+	 * (TMPDIR/tsan.rodata.PID, O_RDWR | O_CREAT | O_EXCL) to back the
+	 * shadow of read-only data, and goes without it when the open fails:
+	 * sanitized builds answer that open EACCES instead of killing the
+	 * process. Nothing is created. */
+	FAIL1(openat, S1_SAN, EACCES, MASKED(2, OPEN_WRITE_FLAGS, O_RDWR | O_CREAT)),
+	FAIL1(open, S1_SAN, EACCES, MASKED(1, OPEN_WRITE_FLAGS, O_RDWR | O_CREAT)),
 	R(pread64, S1),
 	R(access, S1),
 	/* Building and installing stage 2. libseccomp first probes the
