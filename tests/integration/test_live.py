@@ -218,7 +218,7 @@ class HotSwapUnderLoad(VmmuxTest):
                 self.assertEqual(lines[0], "restored %d" % handled, "instance %d" % k)
             self.assertEqual(lines[-1], "done %d" % (handled + len(events)), "instance %d" % k)
             handled += len(events)
-            for _, vcpu, port, value in events:
+            for _, vcpu, port, value, _ in events:
                 self.assertEqual(int(port, 16), 0x90 + int(vcpu))
                 seen[int(vcpu)].append(int(value, 16))
         for cpu in (0, 1):

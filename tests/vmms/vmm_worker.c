@@ -4,8 +4,10 @@
  * a test counts what reached each VMM at the VMM itself, not from vmmux's
  * statistics.
  *
- * Output: one line per port event, "E VCPU PORT VALUE" for a write (E = w)
- * or a read (E = r, VALUE = the answer), decimal VCPU, hex PORT and VALUE;
+ * Output: one line per port event, "E VCPU PORT VALUE T" for a write (E =
+ * w) or a read (E = r, VALUE = the answer), decimal VCPU, hex PORT and
+ * VALUE, T the CLOCK_MONOTONIC time (ns) at which it began to handle it
+ * (comparable between VMMs: events of one vCPU are ordered by it);
  * "restored N" when it takes over the state of an instance it replaces (N =
  * the events that one had handled); "done N" when vmmux stops it.
  *
@@ -94,6 +96,7 @@ static int worker_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 			 struct vmmux_reply *rep)
 {
 	struct worker *w = vmmux_priv(ctx);
+	uint64_t t = now_ns();
 	if (ev->type != VMMUX_EV_IO)
 		return -EINVAL;
 	w->events++;
@@ -101,8 +104,9 @@ static int worker_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 		sleep_ns(w->delay_us * 1000ull);
 	bool write = ev->flags & VMMUX_EVF_WRITE;
 	tv_answer_read(ev, rep, w->read);
-	out_line(ctx, "%c %u %llx %llx\n", write ? 'w' : 'r', ev->vcpu, (unsigned long long)ev->key,
-		 (unsigned long long)(write ? ev->value : w->read));
+	out_line(ctx, "%c %u %llx %llx %llu\n", write ? 'w' : 'r', ev->vcpu,
+		 (unsigned long long)ev->key, (unsigned long long)(write ? ev->value : w->read),
+		 (unsigned long long)t);
 	return 0;
 }
 
