@@ -169,7 +169,9 @@ class Groups(VmmuxTest):
                 self.assertGreater(counts[slow], 0, counts)
 
     def test_least_loaded_avoids_member_with_request_in_flight(self):
-        # every member takes 1 ms per event, so service times match; w1 is
+        # every member takes 3 ms per event, so service times match (long
+        # enough for the host's noise to stay well under the factor of 2
+        # that one request in flight makes); w1 is
         # stopped (SIGSTOP: it stays up and healthy) and vCPU 1 writes to
         # 0x94, routed to w1 alone: w1 then has one request in flight, and
         # (stopped) uses no CPU. vCPU 0's phase 2 must go around it: it
@@ -177,8 +179,8 @@ class Groups(VmmuxTest):
         # vCPU 0's writes to w1 would hold vCPU 0 there as well.
         route = "io:0x90=group(least-loaded:w1,w2,w3);timeout=60s"
         b = self.start_wait(route, "--route", "io:0x94=w1;timeout=60s", api=True,
-                            members=self.members(w1="delay_us=1000", w2="delay_us=1000",
-                                                 w3="delay_us=1000"))
+                            members=self.members(w1="delay_us=3000", w2="delay_us=3000",
+                                                 w3="delay_us=3000"))
         self.wait_out(b, "group: waiting before phase 2")
         pid = self.vmms()["w1"]["pid"]
         self.assertIn(pid, child_pids(b.pid))
@@ -193,7 +195,7 @@ class Groups(VmmuxTest):
                                               v["service_time_ewma_ns"], v["cpu_permille"])
                                           for m, v in before.items()})
             self.send(b)
-            self.wait_out(b, "group: vcpu 0 phase 2 done")
+            self.wait_out(b, "group: vcpu 0 phase 2 done", timeout=60)
             # vCPU 1 is still held in w1: the phase cannot end
             self.assertNotIn("group: waiting before phase 3", b.out())
             after = self.vmms()
