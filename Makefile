@@ -7,6 +7,10 @@
 #                seed set (tests/chaos/chaos.py; CHAOS_SEEDS, CHAOS_DURATION)
 #   make build   build only (build/)
 #   make format  clang-format the sources in place
+#   make mutate  break the code on purpose, one mutation of tests/mutations.txt
+#                at a time, in a scratch copy (build-mutate/), and check that
+#                the tests named for each catch it (scripts/mutate.py; ONLY="ID
+#                or AREA ..." for some of them)
 #   make bench   install what is missing, build, run the benchmarks and write
 #                bench/RESULTS.md (ROUNDS=N rounds, default 5; QUICK=1 for a
 #                shorter run)
@@ -25,7 +29,7 @@ DEB_BUILD := gcc libc6-dev binutils make meson ninja-build pkg-config \
 	libjansson-dev liburcu-dev libseccomp-dev libcmocka-dev python3
 DEB_CHECK := $(DEB_BUILD) qemu-system-x86 iproute2
 
-.PHONY: all build build-asan build-tsan demo check chaos unit deps deps-check format clean bench
+.PHONY: all build build-asan build-tsan demo check chaos unit deps deps-check format clean bench mutate
 
 all: build
 
@@ -89,6 +93,12 @@ bench: deps-check
 	$(MAKE) --no-print-directory build
 	python3 bench/run.py --build $(BUILD) --rounds $(ROUNDS) $(if $(QUICK),--quick)
 
+# Mutation testing (scripts/mutate.py): fails unless every mutation of
+# tests/mutations.txt is caught by its tests.
+ONLY ?=
+mutate: deps-check
+	python3 scripts/mutate.py $(if $(ONLY),--only $(ONLY))
+
 unit: build
 	$(MESON) test -C $(BUILD) --suite unit --print-errorlogs
 
@@ -96,4 +106,4 @@ format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) build-mutate

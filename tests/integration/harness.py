@@ -23,6 +23,10 @@ GUEST_DIR = os.environ.get("VMMUX_GUEST_DIR", ".")
 SRC = os.environ.get("VMMUX_SRC", ".")
 HOST_LIMIT_PREFIX = "host limit: "
 
+# The PC-like default VMMs, in the order vmmux adds them
+# (docs/routing.md#pc-like-defaults).
+DEFAULT_VMMS = ("uart", "exit", "chipset", "smm", "fault")
+
 # Exit statuses (src/vmm/machine.h)
 EXIT_POWEROFF = 0
 EXIT_USAGE = 2
@@ -197,6 +201,16 @@ class VmmuxTest(unittest.TestCase):
             if r["spec"] == spec:
                 return r["count"]
         return 0
+
+    @staticmethod
+    def config_id(vmm, own):
+        """VMM's id as the config gives it, independently of vmmux's
+        statistics: ids 1..n in config order (docs/architecture.md), the
+        run's own VMMs OWN (names, in the order given) first, then the
+        PC-like default VMMs in the order config_finish adds them
+        (docs/routing.md#pc-like-defaults, all of them present)."""
+        order = list(own) + [d for d in DEFAULT_VMMS if d not in own]
+        return 1 + order.index(vmm)
 
     @staticmethod
     def vmm_id(stats, vmm):

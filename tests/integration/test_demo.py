@@ -98,8 +98,20 @@ class Demo(VmmuxTest):
                       "--kernel $(BUILD)/guest/demo.elf --stats", mk)
 
     def test_status_poweroff(self):
+        # Status 0 is the power-off's (EXIT_POWEROFF), and the run ended by
+        # the guest's power-off: its last line, written at its third boot
+        # just before the write to 0x604, is the last thing it printed; the
+        # write reached the chipset (its route counted once), which raised
+        # the power-off that the main VMM carried out (3 platform events:
+        # the SMI, the reset, the power-off).
         self.assertStatus(self.r, 0)
         self.assertNoCrash(self.r)
+        self.assertTrue(self.r.out.endswith("boot 3: power off through 0x604\n"), repr(self.r))
+        self.assertEqual(self.routes.get("io:0x604-0x605=chipset"), 1, repr(self.r))
+        self.assertEqual(self.types["platform"][0], 3, repr(self.r))
+        self.assertEqual(self.types["shutdown"], (1, 0), repr(self.r))
+        self.assertNotIn("guest crashed", self.r.err)
+        self.assertNotIn("watchdog", self.r.err)
 
     def test_console(self):
         addr = symbol(self.kernel, "demo_hc_arg")

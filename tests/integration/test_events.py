@@ -158,6 +158,64 @@ class Routing(VmmuxTest):
         self.assertIn("rdmsr MSR 0x40002000", r.err)
         self.assertIn("#GP injected", r.err)
 
+    def test_msr_kvm_emulates_stays_in_kvm(self):
+        # IA32_PAT and IA32_MISC_ENABLE are MSRs that KVM emulates itself:
+        # without a route neither leaves KVM (no MSR event at all) and the
+        # guest reads back what it wrote and KVM's MISC_ENABLE.
+        r, st = self.run_with_stats("msrkvm.elf")
+        self.assertStatus(r, 1)
+        self.assertNoCrash(r)
+        self.assertEqual(r.out, "pat: write ok, read 7040600070406\nmisc_enable: read 1\n")
+        self.assertEqual(st["types"]["msr"]["count"], 0)
+
+    def test_msr_kvm_emulates_routed_through_the_filter(self):
+        # Routed, IA32_PAT leaves KVM through its MSR filter (the resource in
+        # the processor) and reaches the monitor, write and read; its
+        # neighbour IA32_MISC_ENABLE, not routed, stays in KVM.
+        mon, log = self.monitor("mon", msr_read="0x1234")
+        r = self.run_guest("msrkvm.elf", *mon, "--route", "msr:0x277=mon")
+        self.assertStatus(r, 1)
+        self.assertNoCrash(r)
+        self.assertEqual(r.out, "pat: write ok, read 1234\nmisc_enable: read 1\n")
+        events = self.read_log(log)
+        self.assertEqual([(e["type"], e["key"], e["write"], e["value"], e.get("reply"),
+                           e["vcpu"], e["src"]) for e in events],
+                         [("msr", "0x277", True, "0x7040600070406", None, 0, "vcpu"),
+                          ("msr", "0x277", False, "0x0", "0x1234", 0, "vcpu")])
+        # KVM knows the MSR: it exited for the filter, not as an unknown MSR
+        for e in events:
+            self.assertNotIn("unknown_msr", e["flags"], e)
+
+    def test_mmio_range_ends(self):
+        # Two adjacent ranges: the first and last byte of each reach that
+        # range's VMM; the byte before the first and the byte after the last
+        # are unrouted (the main VMM: writes dropped, reads all ones).
+        mon, log = self.monitor("mon", read="0xa1")
+        mon2, log2 = self.monitor("mon2", read="0xb2")
+        r = self.run_guest("mmioends.elf", *mon, *mon2, "--route", "mmio:0xd0000000+0x1000=mon",
+                           "--route", "mmio:0xd0001000-0xd0001fff=mon2")
+        self.assertStatus(r, 1)
+        self.assertNoCrash(r)
+        self.assertEqual(r.out, "mmio cfffffff: ff\n"
+                                "mmio d0000000: a1\nmmio d0000fff: a1\n"
+                                "mmio d0001000: b2\nmmio d0001fff: b2\n"
+                                "mmio d0002000: ff\n")
+
+        def seen(path):
+            return [(e["type"], e["key"], e["write"], e["size"],
+                     e["value"] if e["write"] else e["reply"]) for e in self.read_log(path)]
+
+        self.assertEqual(seen(log), [("mmio", "0xd0000000", True, 1, "0x2"),
+                                     ("mmio", "0xd0000000", False, 1, "0xa1"),
+                                     ("mmio", "0xd0000fff", True, 1, "0x3"),
+                                     ("mmio", "0xd0000fff", False, 1, "0xa1")])
+        self.assertEqual(seen(log2), [("mmio", "0xd0001000", True, 1, "0x4"),
+                                      ("mmio", "0xd0001000", False, 1, "0xb2"),
+                                      ("mmio", "0xd0001fff", True, 1, "0x5"),
+                                      ("mmio", "0xd0001fff", False, 1, "0xb2")])
+        self.assertIn("unrouted vCPU 0: mmio write at 0xcfffffff", r.err)
+        self.assertIn("unrouted vCPU 0: mmio write at 0xd0002000", r.err)
+
     def test_msr_route_answering_gp(self):
         # The monitor answers #GP: msr.elf's plain WRMSR faults, its runtime
         # reports the #GP, and the default for a reported fault ends the run.
@@ -256,6 +314,13 @@ class DefaultsReplaced(VmmuxTest):
     """Every event type sent to a monitor: its built-in default does not
     happen."""
 
+    def src_id(self, st, vmm):
+        """The id of default VMM VMM in a run whose own VMM is the monitor
+        "mon": from the config's order, checked against the statistics."""
+        i = self.config_id(vmm, ["mon"])
+        self.assertEqual(self.vmm_id(st, vmm), i)
+        return i
+
     def test_type_io_to_monitor(self):
         # The monitor now answers the unrouted port: unrouted.elf's port reads
         # fail its check (code 1: the first failing read), the MMIO read keeps
@@ -333,7 +398,7 @@ class DefaultsReplaced(VmmuxTest):
         self.assertEqual(r.out, "boot 1\nno reset\n")
         self.assertEqual([(e["type"], e["key"], e["vcpu"], e["src"], e["src_id"])
                           for e in self.read_log(log)],
-                         [("platform", PLAT_RESET, 0, "vmm", self.vmm_id(st, "chipset"))])
+                         [("platform", PLAT_RESET, 0, "vmm", self.src_id(st, "chipset"))])
         self.assertEqual(self.route_count(st, "platform:reset=mon"), 1)
 
     def test_platform_poweroff_to_monitor(self):
@@ -344,7 +409,7 @@ class DefaultsReplaced(VmmuxTest):
         self.assertEqual(r.out, "poweroff\n")
         self.assertEqual([(e["type"], e["key"], e["src"], e["src_id"])
                           for e in self.read_log(log)],
-                         [("platform", PLAT_POWEROFF, "vmm", self.vmm_id(st, "chipset"))])
+                         [("platform", PLAT_POWEROFF, "vmm", self.src_id(st, "chipset"))])
 
     def test_type_platform_to_monitor(self):
         mon, log = self.monitor("mon")
@@ -363,7 +428,7 @@ class DefaultsReplaced(VmmuxTest):
         self.assertEqual(r.out, "apm status 0\n")
         self.assertEqual([(e["type"], e["key"], e["value"], e["src"], e["src_id"])
                           for e in self.read_log(log)],
-                         [("platform", PLAT_SMI, "0x42", "vmm", self.vmm_id(st, "smm"))])
+                         [("platform", PLAT_SMI, "0x42", "vmm", self.src_id(st, "smm"))])
         self.assertEqual(self.route_count(st, "platform:smi=mon"), 1)
         self.assertEqual(self.route_count(st, "platform:smi=smm"), 0)
 
@@ -378,7 +443,7 @@ class DefaultsReplaced(VmmuxTest):
         self.assertEqual([(e["type"], e["key"], e["value"], e["src"], e["src_id"])
                           for e in self.read_log(log)],
                          [("request", REQ_EXIT, hx(exit_device_status(0)), "vmm",
-                           self.vmm_id(st, "exit"))])
+                           self.src_id(st, "exit"))])
         self.assertIn("every vCPU executed HLT", r.err)
         self.assertEqual(self.route_count(st, "request:exit=mon"), 1)
         self.assertEqual(st["types"]["hlt"]["count"], 1)

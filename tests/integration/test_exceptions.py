@@ -191,7 +191,7 @@ class GuestReported(VmmuxTest):
         self.assertEqual([(e["type"], e["key"], e["value"], e["aux"], e["flags"], e["vcpu"],
                            e["src"], e["src_id"], e["action"]) for e in self.read_log(log)],
                          [("exception", 3, hx(ret), "0x0", ["guest_reported"], 0, "vmm",
-                           self.vmm_id(st, "fault"), "done")])
+                           self.config_id("fault", ["mon"]), "done")])
         self.assertEqual(self.route_count(st, "io:0x4f0-0x4f3=fault"), 1)
         self.assertEqual(self.route_count(st, "exception:3=mon"), 1)
 

@@ -17,25 +17,41 @@ import re
 import signal
 import subprocess
 
-from harness import SRC, VmmuxTest, guest, run_ctl, vmm_pids, wait_for_socket, wait_until
+from harness import (SRC, VmmuxTest, child_pids, guest, run_ctl, vmm_program,
+                     wait_for_socket, wait_until)
 
 with open(os.path.join(SRC, "guest", "tests", "group.c")) as _f:
     GROUP_N = int(re.search(r"#define GROUP_N (\d+)u", _f.read()).group(1))
 CPUS = 2
 PHASES, PHASES_WAIT = 2, 3  # group.elf, group_wait.elf
 TOTAL = PHASES * GROUP_N * CPUS  # writes to 0x90 in a group.elf run
-SLOW = "2ms"  # the slow member's delay
+SLOW = "delay_us=2000"  # the slow member's delay
 MEMBERS = ("w1", "w2", "w3")
+
+
+def proc_cpu_ns(pid):
+    """The CPU time (user + system) of process PID, in ns, as the kernel
+    accounts it (/proc/PID/stat fields 14 and 15, in clock ticks)."""
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read()
+    fields = st[st.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) * 1000000000 // os.sysconf("SC_CLK_TCK")
 
 
 class Groups(VmmuxTest):
 
-    def members(self, role="sink", **extra):
-        """--vmm options for parallel VMMs w1, w2, w3 of ROLE; EXTRA maps a
-        member's name to more of its options ("delay=2ms")."""
+    def members(self, role="worker", **extra):
+        """--vmm options for parallel VMMs w1, w2, w3 of ROLE: by default
+        tests/vmms/vmm_worker, which records each event it handles in
+        wN.txt (member_counts); EXTRA maps a member's name to more of its
+        options ("delay_us=2000")."""
         args = []
         for m in MEMBERS:
-            opt = "%s=%s,placement=parallel" % (m, role)
+            if role == "worker":
+                opt = "%s=external,program=%s,output=%s" % (m, vmm_program("vmm_worker"),
+                                                            self.path(m + ".txt"))
+            else:
+                opt = "%s=%s,placement=parallel" % (m, role)
             if role == "monitor":
                 opt += ",output=" + self.path(m + ".jsonl")
             if m in extra:
@@ -54,9 +70,26 @@ class Groups(VmmuxTest):
         self.assertNoCrash(r)
         self.assertIn("group done %d\n" % total, r.out, r)
         self.assertEqual(self.route_count(st, route), total, r)
-        counts = {m: self.vmm_count(st, m) for m in MEMBERS}
+        counts = self.member_counts()
         self.assertEqual(sum(counts.values()), total, "%r\n%r" % (counts, r))
+        # vmmux's statistics agree with what the members saw
+        self.assertEqual({m: self.vmm_count(st, m) for m in MEMBERS}, counts)
         print("%s, %d vCPU(s): %r" % (route, cpus, counts))
+        return counts
+
+    def member_counts(self):
+        """The writes to 0x90 each member has recorded so far: the lines of
+        its wN.txt (vmm_worker) or wN.jsonl (monitor), counted at the member,
+        not taken from vmmux's statistics."""
+        counts = {}
+        for m in MEMBERS:
+            if os.path.exists(self.path(m + ".txt")):
+                with open(self.path(m + ".txt")) as f:
+                    counts[m] = sum(1 for line in f if line.startswith("w ") and
+                                    line.split()[2] == "90")
+            else:
+                counts[m] = sum(1 for e in self.read_log(self.path(m + ".jsonl"))
+                                if e["key"] == "0x90")
         return counts
 
     # ---- group_wait.elf, driven from the test between its phases ----------
@@ -130,13 +163,15 @@ class Groups(VmmuxTest):
         for slow in MEMBERS:
             with self.subTest(slow=slow):
                 counts = self.run_group("io:0x90=group(least-loaded:w1,w2,w3)",
-                                        members=self.members(**{slow: "delay=" + SLOW}))
+                                        members=self.members(**{slow: SLOW}))
                 self.assertLess(counts[slow], TOTAL // 10, counts)
                 # the probes: about TOTAL / 64 / 3 (21), never none
                 self.assertGreater(counts[slow], 0, counts)
 
     def test_least_loaded_avoids_member_with_request_in_flight(self):
-        # every member takes 1 ms per event, so service times match; w1 is
+        # every member takes 3 ms per event, so service times match (long
+        # enough for the host's noise to stay well under the factor of 2
+        # that one request in flight makes); w1 is
         # stopped (SIGSTOP: it stays up and healthy) and vCPU 1 writes to
         # 0x94, routed to w1 alone: w1 then has one request in flight, and
         # (stopped) uses no CPU. vCPU 0's phase 2 must go around it: it
@@ -144,10 +179,11 @@ class Groups(VmmuxTest):
         # vCPU 0's writes to w1 would hold vCPU 0 there as well.
         route = "io:0x90=group(least-loaded:w1,w2,w3);timeout=60s"
         b = self.start_wait(route, "--route", "io:0x94=w1;timeout=60s", api=True,
-                            members=self.members(w1="delay=1ms", w2="delay=1ms",
-                                                 w3="delay=1ms"))
+                            members=self.members(w1="delay_us=3000", w2="delay_us=3000",
+                                                 w3="delay_us=3000"))
         self.wait_out(b, "group: waiting before phase 2")
-        pid = vmm_pids(b.pid)["w1"]
+        pid = self.vmms()["w1"]["pid"]
+        self.assertIn(pid, child_pids(b.pid))
         os.kill(pid, signal.SIGSTOP)
         try:
             self.send(b)
@@ -159,7 +195,7 @@ class Groups(VmmuxTest):
                                               v["service_time_ewma_ns"], v["cpu_permille"])
                                           for m, v in before.items()})
             self.send(b)
-            self.wait_out(b, "group: vcpu 0 phase 2 done")
+            self.wait_out(b, "group: vcpu 0 phase 2 done", timeout=60)
             # vCPU 1 is still held in w1: the phase cannot end
             self.assertNotIn("group: waiting before phase 3", b.out())
             after = self.vmms()
@@ -167,7 +203,7 @@ class Groups(VmmuxTest):
             self.assertEqual(after["w1"]["requests_inflight"], 1)
             self.assertEqual(sum(after[m]["requests_total"] - before[m]["requests_total"]
                                  for m in ("w2", "w3")), GROUP_N)
-            self.assertEqual(vmm_pids(b.pid).get("w1"), pid, "w1 was replaced meanwhile")
+            self.assertEqual(self.vmms()["w1"]["pid"], pid, "w1 was replaced meanwhile")
         finally:
             os.kill(pid, signal.SIGCONT)
         self.wait_out(b, "group: waiting before phase 3")
@@ -177,13 +213,68 @@ class Groups(VmmuxTest):
         self.assertEqual(self.route_count(st, route), PHASES_WAIT * GROUP_N * CPUS, r)
         self.assertNotIn("did not answer", r.err, r)
 
+    def test_least_loaded_busy_member_avoided(self):
+        # CPU share alone decides: w1 is CPU-bound in its own process
+        # (vmm_worker busy=1 spins whenever it has no request), w2 and w3
+        # idle, and none has served an event yet, so that their service
+        # times (none yet: the score's 1 us floor) and requests in flight
+        # (one vCPU) are equal. The main VMM samples each parallel VMM's CPU
+        # time from /proc/PID/stat; once that shows w1 busy and the others
+        # idle, 0x90 is routed to the group: its first event must go to w2,
+        # then w3, and w1 (first in the group, and first on a tie) must
+        # get nothing before both have had one.
+        members = self.members(w1="busy=1,input=/dev/zero")
+        self.sj = self.path("stats.json")
+        self.sock = self.path("api.sock")
+        b = self.start("run", "--kernel", guest("group_wait.elf"), "--cpu-mode", "user",
+                       "--cpus", "1", *members, "--vmm", "pre=sink", "--route", "io:0x90=pre",
+                       "--stats-json", self.sj, "--api-sock", self.sock, stdin=subprocess.PIPE)
+        wait_for_socket(self.sock, b)
+        self.wait_out(b, "group: waiting before phase 2")
+
+        def sampled():
+            v = self.vmms()
+            return v if (v["w1"]["cpu_permille"] >= 50 and v["w2"]["cpu_permille"] == 0 and
+                         v["w3"]["cpu_permille"] == 0) else None
+
+        v = wait_until("w1 busy and w2, w3 idle in the CPU samples", sampled, timeout=20)
+        print("CPU samples: %r" % {m: (x["pid"], x["cpu_time_ns"], x["cpu_permille"])
+                                   for m, x in v.items()})
+        # the measurements are the members' own processes' (/proc/PID/stat)
+        kids = child_pids(b.pid)
+        for m in MEMBERS:
+            self.assertIn(v[m]["pid"], kids, v)
+            self.assertEqual(v[m]["requests_total"], 0, v)
+        self.assertGreater(v["w1"]["cpu_time_ns"], 0, v)
+        self.assertGreaterEqual(proc_cpu_ns(v["w1"]["pid"]), v["w1"]["cpu_time_ns"], v)
+        self.assertEqual(self.member_counts(), {"w1": 0, "w2": 0, "w3": 0})
+        r = run_ctl(self.sock, "routes", "replace", "io:0x90=group(least-loaded:w1,w2,w3)")
+        self.assertEqual(r.status, 0, r)
+        self.next_phase(b, 2)
+        self.wait_out(b, "group: waiting before phase 3")
+        self.next_phase(b, 3)
+        r = b.finish()
+        self.assertStatus(r, 1)
+        self.assertIn("group done %d\n" % (PHASES_WAIT * GROUP_N), r.out, r)
+        # the group's events in the order the members began to handle them
+        # (one vCPU: one at a time)
+        order = []
+        for m in MEMBERS:
+            with open(self.path(m + ".txt")) as f:
+                order += [(int(line.split()[4]), m) for line in f if line.startswith("w ")]
+        order = [m for _, m in sorted(order)]
+        self.assertEqual(len(order), (PHASES_WAIT - 1) * GROUP_N)
+        first_w1 = order.index("w1") if "w1" in order else len(order)
+        self.assertEqual(order[:2], ["w2", "w3"], order[:10])
+        self.assertGreaterEqual(first_w1, 2, order[:10])
+
     # ---- round-robin, weighted, sticky ---------------------------------------
 
     def test_round_robin_exactly_even(self):
         # every pick takes the route's next position, whatever the vCPU: the
         # counts differ by at most 1 in all (4000 = 1334 + 1333 + 1333),
         # the slow member included (round-robin ignores load)
-        for extra in ({}, {"w3": "delay=1ms"}):
+        for extra in ({}, {"w3": "delay_us=1000"}):
             with self.subTest(slow=extra):
                 counts = self.run_group("io:0x90=group(round-robin:w1,w2,w3)",
                                         members=self.members(**extra))
@@ -221,11 +312,11 @@ class Groups(VmmuxTest):
             return [e["vcpu"] for e in self.read_log(logs[m])[start:]]
 
         self.wait_out(b, "group: waiting before phase 2")
-        self.assertEqual(self.served()[0], {"w1": GROUP_N, "w2": GROUP_N, "w3": 0})
+        self.assertEqual(self.member_counts(), {"w1": GROUP_N, "w2": GROUP_N, "w3": 0})
         self.assertEqual(run_ctl(self.sock, "vmm", "stop", "w1").status, 0)
         self.next_phase(b, 2)
         self.wait_out(b, "group: waiting before phase 3")
-        self.assertEqual(self.served()[0], {"w1": GROUP_N, "w2": 3 * GROUP_N, "w3": 0})
+        self.assertEqual(self.member_counts(), {"w1": GROUP_N, "w2": 3 * GROUP_N, "w3": 0})
         self.assertEqual(sorted(vcpus("w2", GROUP_N)), [0] * GROUP_N + [1] * GROUP_N)
         self.assertEqual(run_ctl(self.sock, "vmm", "start", "w1").status, 0)
         wait_until("w1 up again", lambda: self.served()[1]["w1"] == "up")
@@ -243,14 +334,14 @@ class Groups(VmmuxTest):
         # (its third again)
         b = self.start_wait("io:0x90=group(round-robin:w1,w2,w3)", api=True)
         self.wait_out(b, "group: waiting before phase 2")
-        c1, _ = self.served()
+        c1 = self.member_counts()
         self.assertEqual(sorted(c1.values()), [666, 667, 667], c1)
         r = run_ctl(self.sock, "vmm", "stop", "w2")
         self.assertEqual(r.status, 0, r)
         self.assertEqual(self.served()[1]["w2"], "stopped")
         self.next_phase(b, 2)
         self.wait_out(b, "group: waiting before phase 3")
-        c2, _ = self.served()
+        c2 = self.member_counts()
         self.assertEqual(c2["w2"], c1["w2"], "a stopped member got events: %r %r" % (c1, c2))
         got = {m: c2[m] - c1[m] for m in ("w1", "w3")}
         self.assertEqual(sum(got.values()), GROUP_N * CPUS, got)
@@ -262,7 +353,7 @@ class Groups(VmmuxTest):
         wait_until("w2 up again", lambda: self.served()[1]["w2"] == "up")
         self.next_phase(b, 3)
         r, st = self.finish_wait(b)
-        phase3 = self.vmm_count(st, "w2") - c2["w2"]
+        phase3 = self.member_counts()["w2"] - c2["w2"]
         self.assertIn(phase3, (666, 667), r)
 
     def test_failed_member_skipped(self):
@@ -271,9 +362,10 @@ class Groups(VmmuxTest):
         # and the two others take every event of phases 2 and 3
         mon = ["--vmm", "mon=monitor,output=" + self.path("faults.jsonl"),
                "--route", "type:fault=mon"]
-        b = self.start_wait("io:0x90=group(round-robin:w1,w2,w3)", *mon)
+        b = self.start_wait("io:0x90=group(round-robin:w1,w2,w3)", *mon, api=True)
         self.wait_out(b, "group: waiting before phase 2")
-        pid = vmm_pids(b.pid)["w2"]
+        pid = self.vmms()["w2"]["pid"]
+        self.assertIn(pid, child_pids(b.pid))
         os.kill(pid, signal.SIGKILL)
         wait_until("the fault of w2 reported",
                    lambda: any(e.get("type") == "fault"
@@ -282,7 +374,7 @@ class Groups(VmmuxTest):
         self.wait_out(b, "group: waiting before phase 3")
         self.next_phase(b, 3)
         r, st = self.finish_wait(b)
-        counts = {m: self.vmm_count(st, m) for m in MEMBERS}
+        counts = self.member_counts()
         # phase 1: positions 0..1999 in turn, w2 has those = 1 mod 3
         self.assertEqual(counts["w2"], 667, counts)
         self.assertEqual(sum(counts.values()), PHASES_WAIT * GROUP_N * CPUS, counts)

@@ -11,6 +11,7 @@ re-delivered after each EOI while the UART holds its line high). Every test
 asserts exact counts. Tests that name no placement run in both suites (the
 parallel suite adds --parallel); the others name theirs.
 """
+import json
 import re
 
 from harness import PARALLEL, VmmuxTest, exit_device_status
@@ -199,3 +200,46 @@ class NoInterrupt(IrqTest):
         r = self.run_irq("irq.elf", *uart("placement=parallel", "raise=request:exit"))
         self.assertRun(r, PROBE + NONE, IRQ_NONE)
         self.check_refused_parallel(r)
+
+
+class IrqfdPath(IrqTest):
+    """A parallel UART granted its line with a trigger raises IRQ 4 through
+    its irqfd, straight into KVM's irqchip: the guest gets every interrupt
+    while the main VMM sees none of its requests to raise the line (the
+    event trace of the run shows each IRQ request the main VMM handled; the
+    same UART in the main VMM's process makes all of them there, through
+    KVM_IRQ_LINE)."""
+
+    def irq_requests_at_main(self, guest, out, *opts):
+        """The levels of the IRQ requests that the main VMM handled in a run
+        of GUEST (its output OUT) with the UART given OPTS."""
+        trace = self.path("trace.json")
+        r = self.run_irq(guest, "--trace", trace, *uart(*opts))
+        self.assertRun(r, out, IRQ_OK)
+        with open(trace) as f:
+            text = f.read()
+        events = [json.loads(line.rstrip().rstrip(",")) for line in text.splitlines()
+                  if '"cat":"irq"' in line]
+        for e in events:
+            self.assertEqual((e["name"], e["args"]["vmm"], e["args"]["src"]),
+                             ("irq 4", "main", "vmm uart"), e)
+        return [int(e["args"]["value"], 16) for e in events]
+
+    def test_edge_irqfd_bypasses_the_main_vmm(self):
+        self.assertEqual(self.irq_requests_at_main("irq.elf", EDGE, "placement=parallel",
+                                                   "raise=irq:4:edge"), [])
+        # the same guest and UART in the main VMM's process: each request
+        # (line up, line down) reaches the main VMM
+        levels = self.irq_requests_at_main("irq.elf", EDGE, "placement=main",
+                                           "raise=irq:4:edge")
+        self.assertIn(1, levels)
+        self.assertIn(0, levels)
+
+    def test_level_irqfd_bypasses_the_main_vmm(self):
+        # level-triggered: the line goes up through the irqfd; lowering it
+        # (withdrawing a request, pvmm_irq_withdraw) is the main VMM's
+        levels = self.irq_requests_at_main("irq_level.elf", LEVEL, "placement=parallel",
+                                           "raise=irq:4:level")
+        self.assertNotIn(1, levels)
+        self.assertEqual(self.irq_requests_at_main("irq_level.elf", LEVEL, "placement=main",
+                                                   "raise=irq:4:level"), [1, 0] * len(levels))

@@ -155,3 +155,74 @@ class HotSwap(VmmuxTest):
         self.assertEqual(before["placement"], "main")
         self.assertEqual(after["placement"], "parallel")
         self.assertGreater(after["pid"], 0)
+
+
+class HotSwapUnderLoad(VmmuxTest):
+    SWAPS = 5
+    RESTORE_MS = 50
+
+    def test_swaps_hold_back_and_deliver_every_event(self):
+        # Two vCPUs write numbered values to 0x90 and 0x91, both routed to
+        # one VMM (vmm_worker, which records each value it handles), while
+        # that VMM is hot-swapped five times for a new instance. Each new
+        # instance takes 50 ms to take over the state: meanwhile vmmux holds
+        # the VMM's events back, and both vCPUs, writing without pause, have
+        # events held in every swap. Counted at the instances: every value
+        # written reached exactly one of them, in order, and each instance
+        # took over the count of events its predecessors handled.
+        prog = vmm_program("vmm_worker")
+        api_path = self.path("api.sock")
+        outs = [self.path("w%d.txt" % k) for k in range(self.SWAPS + 1)]
+
+        def worker(k):
+            return "w=external,program=%s,output=%s,restore_ms=%d" % (prog, outs[k],
+                                                                      self.RESTORE_MS)
+
+        vm = start_vmmux(
+            self.tmp, "run", "--kernel", guest("hammer.elf"), "--cpus", "2",
+            "--api-sock", api_path, "--watchdog", "120s", "--vmm", worker(0),
+            "--vmm", "stop0=sink", "--vmm", "stop1=sink,read=1",
+            "--route", "io:0x90-0x91=w", "--route", "io:0x92=stop0")
+        try:
+            api = connect(api_path)
+            for k in range(1, self.SWAPS + 1):
+                # the guest writing to the instance in place
+                wait_until("events at instance %d" % (k - 1),
+                           lambda: os.path.exists(outs[k - 1]) and
+                           os.path.getsize(outs[k - 1]) > 4096, timeout=30)
+                t0 = time.monotonic()
+                api.call("vmm.swap", name="w", spec=worker(k))
+                # the swap's window, while events were held back
+                self.assertGreaterEqual(time.monotonic() - t0, self.RESTORE_MS / 1000)
+            wait_until("events at the last instance",
+                       lambda: os.path.exists(outs[-1]) and os.path.getsize(outs[-1]) > 4096,
+                       timeout=30)
+            api.call("routes.replace", spec="io:0x92=stop1")
+            api.close()
+            r = vm.finish(timeout=120)
+        finally:
+            vm.kill()
+        self.assertStatus(r, exit_device_status(0))
+        self.assertTrue(r.out.startswith("hammer done "), r)
+        written = [int(x) for x in r.out.split()[2:4]]
+        seen = {0: [], 1: []}
+        handled = 0
+        for k, path in enumerate(outs):
+            with open(path) as f:
+                lines = f.read().splitlines()
+            events = [ln.split() for ln in lines if ln.startswith("w ")]
+            # each instance handled events, and took over its predecessors'
+            # count (its state) before its first one
+            self.assertGreater(len(events), 0, "instance %d" % k)
+            if k > 0:
+                self.assertEqual(lines[0], "restored %d" % handled, "instance %d" % k)
+            self.assertEqual(lines[-1], "done %d" % (handled + len(events)), "instance %d" % k)
+            handled += len(events)
+            for _, vcpu, port, value, _ in events:
+                self.assertEqual(int(port, 16), 0x90 + int(vcpu))
+                seen[int(vcpu)].append(int(value, 16))
+        for cpu in (0, 1):
+            # none lost, none twice, in the order written
+            self.assertEqual(seen[cpu], list(range(written[cpu])),
+                             "vCPU %d: %d values seen of %d" % (cpu, len(seen[cpu]),
+                                                                written[cpu]))

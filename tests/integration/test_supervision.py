@@ -269,7 +269,8 @@ class Supervision(VmmuxTest):
         # one fault event: key sc's id, value VMMUX_FAULT_CRASH
         self.assertEqual([(e["type"], e["key"], e["value"], e["src"])
                           for e in self.read_log(flog)],
-                         [("fault", self.vmm_id(st, "sc"), hex(FAULT_CRASH), "host")])
+                         [("fault", self.config_id("sc", ["fmon", "mon2", "sc"]),
+                           hex(FAULT_CRASH), "host")])
         got = [(e["key"], e["write"], e["size"], e["count"], e.get("value"), e.get("reply"),
                 e.get("data")) for e in self.read_log(log2)]
         outs = [g for g in got if g[0] == "0x81" and g[1]]

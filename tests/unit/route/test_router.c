@@ -600,6 +600,106 @@ static void test_concurrent_readers(void **state)
 	assert_true(router_current()->generation == 1 + PUBLISHES);
 }
 
+/*
+ * The grace period, deterministically: a reader holds the current table
+ * (online, no quiescent state) while a writer publishes another. The writer
+ * announces its wait for a grace period through the kick hook; until the
+ * reader passes a quiescent state it must neither return nor free the table
+ * the reader holds. route_table_free is wrapped (-Wl,--wrap, meson.build) to
+ * see exactly when the held table is freed.
+ */
+void __real_route_table_free(struct route_table *t);
+void __wrap_route_table_free(struct route_table *t);
+
+static const struct route_table *volatile held_table;
+static volatile int held_freed, kicked, published, reader_go, reader_ready;
+static volatile int freed_while_held;
+
+void __wrap_route_table_free(struct route_table *t)
+{
+	if (t != NULL && t == held_table)
+		__atomic_store_n(&held_freed, 1, __ATOMIC_SEQ_CST);
+	__real_route_table_free(t);
+}
+
+static void on_kick(void)
+{
+	__atomic_store_n(&kicked, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *holding_reader(void *arg)
+{
+	uint64_t *gen = arg;
+	router_thread_register(); /* online */
+	held_table = router_current();
+	__atomic_store_n(&reader_ready, 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&reader_go, __ATOMIC_SEQ_CST))
+		sched_yield();
+	/* still inside the read-side section that loaded the table */
+	freed_while_held = __atomic_load_n(&held_freed, __ATOMIC_SEQ_CST);
+	*gen = held_table->generation;
+	router_quiescent();
+	router_thread_unregister();
+	return NULL;
+}
+
+static void *publishing_writer(void *arg)
+{
+	router_publish(arg);
+	__atomic_store_n(&published, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static void test_grace_period_before_free(void **state)
+{
+	(void)state;
+	held_table = NULL;
+	held_freed = kicked = published = reader_go = reader_ready = 0;
+	freed_while_held = -1;
+	struct route_table *t0 = gen_table(1);
+	assert_non_null(t0);
+	router_init(t0);
+	router_set_kick(on_kick);
+	uint64_t gen = 0;
+	pthread_t r, w;
+	assert_int_equal(pthread_create(&r, NULL, holding_reader, &gen), 0);
+	while (!__atomic_load_n(&reader_ready, __ATOMIC_SEQ_CST))
+		sched_yield();
+	assert_ptr_equal(held_table, t0);
+	struct route_table *t1 = gen_table(2);
+	assert_non_null(t1);
+	assert_int_equal(pthread_create(&w, NULL, publishing_writer, t1), 0);
+	/* the writer either waits for the grace period (it kicks the readers
+	 * first) or, wrongly, finishes without one */
+	for (int i = 0; i < 20000 && !kicked && !published; i++)
+		sleep_ms(1);
+	assert_false(published);
+	assert_true(kicked);
+	assert_false(held_freed);
+	/* and it stays there while the reader holds the table */
+	for (int i = 0; i < 100 && !published; i++)
+		sleep_ms(1);
+	assert_false(published);
+	assert_false(held_freed);
+	__atomic_store_n(&reader_go, 1, __ATOMIC_SEQ_CST);
+	assert_int_equal(pthread_join(r, NULL), 0);
+	assert_int_equal(pthread_join(w, NULL), 0);
+	assert_int_equal(freed_while_held, 0);
+	assert_true(gen == 1);
+	/* after the reader's quiescent state: published, the old table freed */
+	assert_true(published);
+	assert_true(held_freed);
+	assert_ptr_equal(router_current(), t1);
+	router_set_kick(NULL);
+	held_table = NULL;
+}
+
 /* Two writers, each registered and online between its publishes, and a
  * reader: the writers' mutex and the grace periods must not deadlock, and
  * every publish counts once. */
@@ -656,6 +756,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_group_routes, teardown),
 	    cmocka_unit_test_teardown(test_publish, teardown),
 	    cmocka_unit_test_teardown(test_concurrent_readers, teardown),
+	    cmocka_unit_test_teardown(test_grace_period_before_free, teardown),
 	    cmocka_unit_test_teardown(test_concurrent_writers, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
