@@ -14,12 +14,14 @@
 #include "cli/ctl.h"
 #include "cli/top.h"
 #include "config/config.h"
+#include "event/event.h"
 #include "route/table.h"
 #include "util/log.h"
 #include "vmm/machine.h"
 #include "vmm/vmm.h"
 #include "hvt/hvt.h"
 #include "vmmlib/vmmlib.h"
+#include "vmmux_commit.h" /* generated: VMMUX_COMMIT (meson.build) */
 
 /* ---------------------------------------------------------------------- */
 /* Help text                                                                */
@@ -59,7 +61,7 @@ static const char help_main[] =
     "\n"
     "Options:\n"
     "  -h, --help       show this help\n"
-    "  --version        print the version and exit\n"
+    "  --version        print the version and the commit it was built from\n"
     "\n"
     "'vmmux help COMMAND' or 'vmmux COMMAND --help' shows a command's options.\n";
 
@@ -317,7 +319,8 @@ static const char help_roles[] =
 static const char help_help[] =
     "Usage: vmmux help [COMMAND]\n"
     "\n"
-    "Show the help of vmmux, or of COMMAND (run, routes, roles, top, ctl, help).\n";
+    "Show the help of vmmux, or of COMMAND (run, routes, roles, top, ctl, hvt,\n"
+    "help, vmm).\n";
 
 static void print_help_run(FILE *f)
 {
@@ -469,16 +472,37 @@ static int cmd_roles(int argc, char **argv)
 	return fflush(stdout) == 0 ? 0 : EXIT_HOST;
 }
 
+static const char help_vmm[] =
+    "Usage: vmmux vmm NAME\n"
+    "\n"
+    "Internal: serve a built-in role as a parallel VMM process. vmmux run starts\n"
+    "it in its sandbox, with its set-up socket as descriptor 3, for every VMM\n"
+    "whose placement is parallel; NAME is the VMM's name, for ps.\n";
+
+static void print_help_top(FILE *f)
+{
+	top_print_help(f); /* src/cli/top.c */
+}
+
+static void print_help_ctl(FILE *f)
+{
+	ctl_print_help(f); /* src/cli/ctl.c */
+}
+
+/* The help of every command that 'vmmux help' lists, in its order: each
+ * command listed there has an entry here (tests/integration/test_cli.py
+ * checks it). */
 static const struct {
 	const char *name;
 	void (*help)(FILE *);
 	const char *text;
 } help_topics[] = {
-    {"run", print_help_run, NULL},
-    {"routes", print_help_routes, NULL},
-    {"roles", NULL, help_roles},
-    {"help", NULL, help_help},
+    {"run", print_help_run, NULL}, {"routes", print_help_routes, NULL},
+    {"roles", NULL, help_roles},   {"top", print_help_top, NULL},
+    {"ctl", print_help_ctl, NULL}, {"hvt", NULL, hvt_usage},
+    {"help", NULL, help_help},	   {"vmm", NULL, help_vmm},
 };
+#define NHELP_TOPICS (sizeof(help_topics) / sizeof(help_topics[0]))
 
 static int cmd_help(int argc, char **argv)
 {
@@ -491,15 +515,7 @@ static int cmd_help(int argc, char **argv)
 		snprintf(msg, sizeof(msg), "help: unexpected argument '%s'", argv[2]);
 		return usage_error("help", msg);
 	}
-	if (strcmp(argv[1], "top") == 0) {
-		top_print_help(stdout); /* src/cli/top.c */
-		return 0;
-	}
-	if (strcmp(argv[1], "ctl") == 0) {
-		ctl_print_help(stdout); /* src/cli/ctl.c */
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(help_topics) / sizeof(help_topics[0]); i++) {
+	for (size_t i = 0; i < NHELP_TOPICS; i++) {
 		if (strcmp(argv[1], help_topics[i].name) != 0)
 			continue;
 		if (help_topics[i].help != NULL)
@@ -508,15 +524,23 @@ static int cmd_help(int argc, char **argv)
 			fputs(help_topics[i].text, stdout);
 		return 0;
 	}
-	fprintf(stderr,
-		"vmmux: help: unknown command '%s' (commands: run, routes, roles, top, ctl, "
-		"help)\n",
-		argv[1]);
+	fprintf(stderr, "vmmux: help: unknown command '%s' (commands:", argv[1]);
+	for (size_t i = 0; i < NHELP_TOPICS; i++)
+		fprintf(stderr, "%s %s", i ? "," : "", help_topics[i].name);
+	fprintf(stderr, ")\n");
 	return EXIT_USAGE;
+}
+
+/* event_vmm_name_fn: the registry's name of VMM ID (src/vmm/vmm.h). */
+static const char *registry_vmm_name(uint16_t id)
+{
+	struct vmm *v = vmm_get(id);
+	return v != NULL ? v->name : NULL;
 }
 
 int cli_main(int argc, char **argv)
 {
+	event_set_vmm_namer(registry_vmm_name); /* "VMM 'uart'" in messages */
 	if (argc < 2) {
 		fputs(usage_short, stderr);
 		return EXIT_USAGE;
@@ -538,14 +562,7 @@ int cli_main(int argc, char **argv)
 		return hvt_command(argc - 1, argv + 1);
 	if (strcmp(cmd, "vmm") == 0) { /* a parallel VMM: the main VMM started us */
 		if (argc > 2 && (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0)) {
-			fputs(
-			    "Usage: vmmux vmm NAME\n\n"
-			    "Internal: serve a built-in role as a parallel VMM process. vmmux run\n"
-			    "starts it in its sandbox, with its set-up socket as descriptor 3, "
-			    "for\n"
-			    "every VMM whose placement is parallel; NAME is the VMM's name, for "
-			    "ps.\n",
-			    stdout);
+			fputs(help_vmm, stdout);
 			return 0;
 		}
 		return vmmlib_run(NULL, role_find);
@@ -558,7 +575,7 @@ int cli_main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "--version") == 0) {
-		printf("vmmux %s\n", VMMUX_VERSION);
+		printf("vmmux %s (commit %s)\n", VMMUX_VERSION, VMMUX_COMMIT);
 		return 0;
 	}
 	if (cmd[0] == '-')

@@ -2,8 +2,9 @@
 errors, and the statistics options (--stats, --stats-json)."""
 import json
 import re
+import subprocess
 
-from harness import EXIT_USAGE, VmmuxTest, guest
+from harness import EXIT_USAGE, SRC, VmmuxTest, guest
 
 HELLO = "hello from vmmux\n"
 
@@ -144,6 +145,24 @@ class Help(VmmuxTest):
             self.assertTrue(any(row[0].startswith(kind + ":") and row[1] == vmm
                                 for row in table(rr.out)), "%s: %r" % (ex, rr))
 
+    def test_every_listed_command_has_help(self):
+        # Each command that 'vmmux help' lists: 'vmmux help CMD' shows its
+        # usage, the same text as 'vmmux CMD --help'.
+        main = self.vmmux("help").out
+        section = re.search(r"^Commands:\n((?:  .*\n)+)", main, re.M).group(1)
+        listed = [m.group(1) for m in re.finditer(r"(?m)^  ([a-z]+)\b", section)]
+        self.assertIn("hvt", listed)
+        self.assertGreaterEqual(len(listed), 8, listed)
+        for cmd in listed:
+            a = self.vmmux("help", cmd)
+            self.assertStatus(a, 0)
+            self.assertEqual(a.err, "")
+            self.assertTrue(a.out.startswith("Usage: vmmux %s" % cmd), a)
+            if cmd != "help":
+                b = self.vmmux(cmd, "--help")
+                self.assertStatus(b, 0)
+                self.assertEqual(a.out, b.out, cmd)
+
     def test_help_unknown_command(self):
         r = self.vmmux("help", "bogus")
         self.assertStatus(r, EXIT_USAGE)
@@ -152,10 +171,21 @@ class Help(VmmuxTest):
 
 class Version(VmmuxTest):
     def test_version(self):
+        # The version and the commit vmmux was built from: git describe
+        # --always --dirty at build time, "unknown" outside git.
         r = self.vmmux("--version")
         self.assertStatus(r, 0)
-        self.assertEqual(r.out, "vmmux 0.1.0\n")
         self.assertEqual(r.err, "")
+        m = re.match(r"^vmmux 0\.1\.0 \(commit (\S+)\)\n$", r.out)
+        self.assertTrue(m, r)
+        git = subprocess.run(["git", "-C", SRC, "describe", "--always"],
+                             capture_output=True, text=True)
+        if git.returncode == 0:
+            # built from this checkout (a commit since the build is rebuilt
+            # by meson test before it runs)
+            self.assertEqual(re.sub(r"-dirty$", "", m.group(1)), git.stdout.strip())
+        else:
+            self.assertEqual(m.group(1), "unknown")
 
 
 class Usage(VmmuxTest):
