@@ -183,6 +183,8 @@ static const char help_options[] =
     "  --log-level LEVEL      error, warn (the default), info or debug; the\n"
     "                         environment variable VMMUX_LOG sets it too, below the\n"
     "                         config file and this option\n"
+    "  --log-timestamps       start each log line with the monotonic time since\n"
+    "                         vmmux started, in seconds: [    0.123456]\n"
     "  -h, --help             show this help\n"
     "\n"
     "ADDR and N are decimal, or hexadecimal with 0x.\n";
@@ -272,7 +274,8 @@ static const char help_config[] =
     "     \"debug\":    {\"single_step\": false, \"breakpoints\": [\"0x100010\"]},\n"
     "     \"watchdog\": \"5s\", \"stats\": true, \"stats_json\": \"stats.json\",\n"
     "     \"trace\": \"trace.json\", \"trace_events\": 65536,\n"
-    "     \"log_level\": \"warn\", \"defaults\": true, \"api_sock\": \"vm.sock\"}\n"
+    "     \"log_level\": \"warn\", \"log_timestamps\": false, \"defaults\": true,\n"
+    "     \"api_sock\": \"vm.sock\"}\n"
     "  Numbers are JSON integers or strings (\"0x7c00\"); machine.mem is a size\n"
     "  string or an integer number of MiB. Relative paths are relative to the\n"
     "  file's directory.\n";
@@ -680,6 +683,7 @@ static const char *registry_vmm_name(uint16_t id)
 
 int cli_main(int argc, char **argv)
 {
+	log_start();				/* the origin of --log-timestamps */
 	event_set_vmm_namer(registry_vmm_name); /* "VMM 'uart'" in messages */
 	if (argc < 2) {
 		fputs(usage_short, stderr);

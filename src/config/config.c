@@ -1224,10 +1224,10 @@ static int load_debug(struct jctx *x, json_t *d)
 
 static int load_root(struct jctx *x, json_t *root)
 {
-	static const char *const keys[] = {"machine",	   "guest",    "vmms",	   "routes",
-					   "debug",	   "watchdog", "stats",	   "stats_json",
-					   "log_level",	   "defaults", "api_sock", "trace",
-					   "trace_events", "hvt",      NULL};
+	static const char *const keys[] = {
+	    "machine",	    "guest",	  "vmms",	    "routes",	"debug",    "watchdog",
+	    "stats",	    "stats_json", "log_level",	    "defaults", "api_sock", "trace",
+	    "trace_events", "hvt",	  "log_timestamps", NULL};
 	struct vmmux_config *c = x->c;
 	json_t *v;
 	if (!json_is_object(root)) {
@@ -1255,6 +1255,9 @@ static int load_root(struct jctx *x, json_t *root)
 		if (parse_duration(json_string_value(v), &c->watchdog_ns, x->e))
 			return jprefix(x, "watchdog");
 	}
+	if ((v = json_object_get(root, "log_timestamps")) != NULL &&
+	    jbool(x, "log_timestamps", v, &c->log_timestamps))
+		return -1;
 	if ((v = json_object_get(root, "stats")) != NULL && jbool(x, "stats", v, &c->stats))
 		return -1;
 	if ((v = json_object_get(root, "stats_json")) != NULL) {
@@ -1686,6 +1689,7 @@ int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e
 	if (c->log_level < VMMUX_LOG_ERROR || c->log_level > VMMUX_LOG_DEBUG)
 		return err_set(e, "log level %d is not known", c->log_level);
 	log_level = c->log_level;
+	log_timestamps = c->log_timestamps;
 	return 0;
 }
 

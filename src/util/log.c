@@ -1,11 +1,30 @@
 #include "util/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int log_level = VMMUX_LOG_WARN;
+bool log_timestamps;
+
+static _Atomic uint64_t origin_ns; /* 0: not set yet */
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void log_start(void)
+{
+	uint64_t none = 0;
+	atomic_compare_exchange_strong(&origin_ns, &none, monotonic_ns());
+}
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -22,7 +41,15 @@ void log_vmsg(int level, const char *prefix, const char *fmt, va_list ap)
 	if (level > log_level)
 		return;
 	char line[1024];
-	int n = snprintf(line, sizeof(line), "vmmux: %s: %s%s", level_names[level],
+	char stamp[32] = "";
+	if (log_timestamps) {
+		log_start(); /* no-op once set */
+		uint64_t t = monotonic_ns() - atomic_load(&origin_ns);
+		snprintf(stamp, sizeof(stamp), "[%5llu.%06llu] ",
+			 (unsigned long long)(t / 1000000000ull),
+			 (unsigned long long)(t % 1000000000ull / 1000ull));
+	}
+	int n = snprintf(line, sizeof(line), "%svmmux: %s: %s%s", stamp, level_names[level],
 			 prefix ? prefix : "", prefix ? ": " : "");
 	if (n < 0)
 		return;

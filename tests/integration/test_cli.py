@@ -522,3 +522,38 @@ class TopJson(VmmuxTest):
                          [True, True])
         self.assertNotIn("\x1b", r.out)
         b.kill()
+
+
+class LogTimestamps(VmmuxTest):
+    STAMP = r"^\[ *(\d+)\.(\d{6})\] vmmux: (error|warn|info|debug): "
+
+    def check_stamped(self, err):
+        lines = [l for l in err.splitlines() if l]
+        self.assertGreaterEqual(len(lines), 2, err)
+        times = []
+        for line in lines:
+            m = re.match(self.STAMP, line)
+            self.assertTrue(m, "no timestamp: %r" % line)
+            times.append(int(m.group(1)) * 1000000 + int(m.group(2)))
+        # monotonic seconds since vmmux started: in order, and small
+        self.assertEqual(times, sorted(times))
+        self.assertLess(times[-1], 60 * 1000000)
+
+    def test_option(self):
+        r = self.run_guest("hello.elf", "--log-level", "info", "--log-timestamps")
+        self.assertStatus(r, 1)
+        self.assertEqual(r.out, HELLO)
+        self.check_stamped(r.err)
+        self.assertRegex(r.err, r"(?m)^\[ +0\.\d{6}\] vmmux: info: ")
+        # without the option, no timestamps
+        r = self.run_guest("hello.elf", "--log-level", "info")
+        self.assertTrue(r.err.startswith("vmmux: info: "), r)
+
+    def test_config_key(self):
+        cfg = self.path("vm.json")
+        with open(cfg, "w") as f:
+            json.dump({"guest": {"kernel": guest("hello.elf")}, "log_level": "info",
+                       "log_timestamps": True}, f)
+        r = self.vmmux("run", "--config", cfg)
+        self.assertStatus(r, 1)
+        self.check_stamped(r.err)

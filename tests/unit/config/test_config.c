@@ -308,6 +308,22 @@ static void test_relative_paths(void **state)
 	drop(c);
 }
 
+static void test_log_timestamps_key(void **state)
+{
+	(void)state;
+	struct errbuf e;
+	int rc;
+	struct vmmux_config *c = load("{\"stats\": false}", &rc, &e);
+	assert_int_equal(rc, 0);
+	assert_false(c->log_timestamps);
+	drop(c);
+	c = load("{\"log_timestamps\": true}", &rc, &e);
+	assert_int_equal(rc, 0);
+	assert_true(c->log_timestamps);
+	drop(c);
+	expect_error("{\"log_timestamps\": 1}", "vm.json: log_timestamps: expected true or false");
+}
+
 static void test_defaults_key(void **state)
 {
 	(void)state;
@@ -1403,6 +1419,7 @@ int main(void)
 	    cmocka_unit_test(test_mem_forms),
 	    cmocka_unit_test(test_relative_paths),
 	    cmocka_unit_test(test_defaults_key),
+	    cmocka_unit_test(test_log_timestamps_key),
 	    cmocka_unit_test(test_lists_append),
 	    cmocka_unit_test(test_exact_messages),
 	    cmocka_unit_test(test_unknown_keys),
