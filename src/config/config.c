@@ -1501,6 +1501,34 @@ static size_t default_pieces(const struct route_spec *d, const struct vmmux_conf
 }
 
 /*
+ * Add what is left of default route D once the first NUSER routes of C have
+ * taken their keys (default_pieces): 0, or -1 with a message.
+ */
+static int add_uncovered(struct vmmux_config *c, const struct route_spec *d, size_t nuser,
+			 struct errbuf *e)
+{
+	struct key_piece *cut = malloc((nuser + 1) * sizeof(*cut));
+	struct key_piece *pieces = malloc((nuser + 1) * sizeof(*pieces));
+	int rc = 0;
+	if (cut == NULL || pieces == NULL) {
+		rc = err_set(e, "out of memory");
+	} else {
+		size_t n = default_pieces(d, c, nuser, cut, pieces);
+		for (size_t k = 0; k < n && rc == 0; k++) {
+			struct route_spec r = *d;
+			r.lo = pieces[k].lo;
+			r.hi = pieces[k].hi;
+			route_spec_format(&r, r.text, sizeof(r.text));
+			if (config_add_route(c, &r, e))
+				rc = err_prefix(e, "default route '%s'", r.text);
+		}
+	}
+	free(cut);
+	free(pieces);
+	return rc;
+}
+
+/*
  * The PC-like defaults (docs/routing.md, "Defaults"): each default route
  * minus the keys the user's routes take (a route io:0x3f8=main leaves
  * io:0x3f9-0x3ff=uart), and each default VMM that a route (default or the
@@ -1511,7 +1539,7 @@ static int add_defaults(struct vmmux_config *c, struct errbuf *e)
 	struct route_spec specs[NDEFAULT_ROUTES];
 	size_t nuser = c->nroutes;
 	struct key_piece *cut = malloc((nuser + 1) * sizeof(*cut));
-	struct key_piece *pieces = malloc(NDEFAULT_ROUTES * (nuser + 1) * sizeof(*pieces));
+	struct key_piece *pieces = malloc((nuser + 1) * sizeof(*pieces));
 	size_t npieces[NDEFAULT_ROUTES];
 	int rc = -1;
 	if (cut == NULL || pieces == NULL) {
@@ -1523,7 +1551,7 @@ static int add_defaults(struct vmmux_config *c, struct errbuf *e)
 			err_prefix(e, "default route");
 			goto out;
 		}
-		npieces[i] = default_pieces(&specs[i], c, nuser, cut, pieces + i * (nuser + 1));
+		npieces[i] = default_pieces(&specs[i], c, nuser, cut, pieces);
 	}
 	for (size_t d = 0; d < NDEFAULT_VMMS; d++) {
 		if (find_vmm(c, default_vmms[d].name) >= 0)
@@ -1547,20 +1575,9 @@ static int add_defaults(struct vmmux_config *c, struct errbuf *e)
 			goto out;
 		}
 	}
-	for (size_t i = 0; i < NDEFAULT_ROUTES; i++) {
-		if (find_vmm(c, specs[i].vmm) < 0)
-			continue;
-		for (size_t k = 0; k < npieces[i]; k++) {
-			struct route_spec r = specs[i];
-			r.lo = pieces[i * (nuser + 1) + k].lo;
-			r.hi = pieces[i * (nuser + 1) + k].hi;
-			route_spec_format(&r, r.text, sizeof(r.text));
-			if (config_add_route(c, &r, e)) {
-				err_prefix(e, "default route '%s'", r.text);
-				goto out;
-			}
-		}
-	}
+	for (size_t i = 0; i < NDEFAULT_ROUTES; i++)
+		if (find_vmm(c, specs[i].vmm) >= 0 && add_uncovered(c, &specs[i], nuser, e))
+			goto out;
 	rc = 0;
 out:
 	free(cut);
@@ -1865,11 +1882,9 @@ static int finish_fw_cfg(struct vmmux_config *c, struct errbuf *e)
 		struct route_spec spec;
 		if (route_spec_parse(route, &spec, e))
 			return err_prefix(e, "--fw-cfg");
-		bool taken = false;
-		for (size_t i = 0; i < c->nroutes && !taken; i++)
-			taken = specs_overlap(&spec, &c->routes[i]);
-		if (!taken && config_add_route(c, &spec, e))
-			return err_prefix(e, "--fw-cfg: route '%s'", route);
+		/* the ports a route takes are its; fwcfg keeps the others */
+		if (add_uncovered(c, &spec, c->nroutes, e))
+			return err_prefix(e, "--fw-cfg");
 	}
 	for (size_t i = 0; i < c->nvmms; i++) {
 		struct vmm_config *v = &c->vmms[i];

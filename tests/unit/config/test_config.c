@@ -1102,6 +1102,27 @@ static void test_finish_user_route_splits_default(void **state)
 	drop(c);
 }
 
+/* fw_cfg's route io:0x510-0x511=fwcfg follows the same rule: a route of the
+ * user's takes the ports it covers, fwcfg keeps the others. */
+static void test_finish_fw_cfg_route_split(void **state)
+{
+	(void)state;
+	struct vmmux_config *c = with_kernel();
+	c->fw_cfg = true;
+	add_route(c, "io:0x510=main");
+	finish_ok(c);
+	assert_true(vmm_index(c, "fwcfg") >= 0);
+	assert_true(has_route(c, "io:0x511=fwcfg"));
+	assert_false(has_route(c, "io:0x510-0x511=fwcfg"));
+	drop(c);
+
+	c = with_kernel();
+	c->fw_cfg = true;
+	finish_ok(c);
+	assert_true(has_route(c, "io:0x510-0x511=fwcfg"));
+	drop(c);
+}
+
 /* A default VMM that a user route names is added even when its own default
  * routes are all replaced. */
 static void test_finish_default_vmm_named_by_route(void **state)
@@ -1437,6 +1458,7 @@ int main(void)
 	    cmocka_unit_test(test_finish_defaults),
 	    cmocka_unit_test(test_finish_no_defaults),
 	    cmocka_unit_test(test_finish_user_route_splits_default),
+	    cmocka_unit_test(test_finish_fw_cfg_route_split),
 	    cmocka_unit_test(test_finish_default_vmm_named_by_route),
 	    cmocka_unit_test(test_finish_user_vmm_takes_default_name),
 	    cmocka_unit_test(test_finish_hypercall_port_space),
