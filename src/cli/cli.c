@@ -28,10 +28,6 @@
 /* Help text                                                                */
 /* ---------------------------------------------------------------------- */
 
-static const char usage_short[] =
-    "Usage: vmmux COMMAND [OPTIONS]\n"
-    "Commands: run, routes, roles, top, ctl, help. Try 'vmmux --help'.\n";
-
 static const char help_main[] =
     "Usage: vmmux COMMAND [OPTIONS]\n"
     "       vmmux --help | --version\n"
@@ -647,6 +643,17 @@ static const struct {
 };
 #define NHELP_TOPICS (sizeof(help_topics) / sizeof(help_topics[0]))
 
+/* "Commands: run, routes, ... Try 'vmmux --help'." (the internal vmm left
+ * out). */
+static void print_commands(FILE *f)
+{
+	fputs("Commands:", f);
+	for (size_t i = 0, n = 0; i < NHELP_TOPICS; i++)
+		if (strcmp(help_topics[i].name, "vmm") != 0)
+			fprintf(f, "%s %s", n++ ? "," : "", help_topics[i].name);
+	fputs(". Try 'vmmux --help'.\n", f);
+}
+
 static int cmd_help(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -686,7 +693,8 @@ int cli_main(int argc, char **argv)
 	log_start();				/* the origin of --log-timestamps */
 	event_set_vmm_namer(registry_vmm_name); /* "VMM 'uart'" in messages */
 	if (argc < 2) {
-		fputs(usage_short, stderr);
+		fputs("Usage: vmmux COMMAND [OPTIONS]\n", stderr);
+		print_commands(stderr);
 		return EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
@@ -729,6 +737,6 @@ int cli_main(int argc, char **argv)
 			cmd, cmd);
 	else
 		fprintf(stderr, "vmmux: unknown command '%s'\n", cmd);
-	fputs("Commands: run, routes, roles, top, ctl, help. Try 'vmmux --help'.\n", stderr);
+	print_commands(stderr);
 	return EXIT_USAGE;
 }

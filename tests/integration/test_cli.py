@@ -201,14 +201,14 @@ class Usage(VmmuxTest):
         self.assertStatus(r, EXIT_USAGE)
         self.assertEqual(r.out, "")
         self.assertIn("Usage: vmmux COMMAND", r.err)
-        self.assertIn("run, routes, roles, top, ctl, help", r.err)
+        self.assertIn("Commands: run, routes, roles, top, ctl, hvt, help.", r.err)
 
     def test_unknown_command(self):
         r = self.vmmux("bogus")
         self.assertStatus(r, EXIT_USAGE)
         self.assertEqual(r.out, "")
         self.assertIn("unknown command 'bogus'", r.err)
-        self.assertIn("run, routes, roles, top, ctl, help", r.err)
+        self.assertIn("Commands: run, routes, roles, top, ctl, hvt, help.", r.err)
 
     def test_unknown_top_level_option(self):
         r = self.vmmux("--bogus")
