@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,8 +23,26 @@ static uint64_t monotonic_ns(void)
 
 void log_start(void)
 {
+	if (atomic_load(&origin_ns) != 0)
+		return;
+	uint64_t origin = monotonic_ns();
+	const char *env = getenv(LOG_ORIGIN_ENV);
+	if (env != NULL && env[0] != '\0') {
+		char *end;
+		unsigned long long v = strtoull(env, &end, 10);
+		if (*end == '\0' && v != 0 && v <= origin) {
+			origin = v;
+			log_timestamps = true;
+		}
+	}
 	uint64_t none = 0;
-	atomic_compare_exchange_strong(&origin_ns, &none, monotonic_ns());
+	atomic_compare_exchange_strong(&origin_ns, &none, origin);
+}
+
+unsigned long long log_origin_ns(void)
+{
+	log_start();
+	return atomic_load(&origin_ns);
 }
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -42,8 +61,8 @@ void log_vmsg(int level, const char *prefix, const char *fmt, va_list ap)
 		return;
 	char line[1024];
 	char stamp[32] = "";
+	log_start(); /* once: the origin, and timestamps from the environment */
 	if (log_timestamps) {
-		log_start(); /* no-op once set */
 		uint64_t t = monotonic_ns() - atomic_load(&origin_ns);
 		snprintf(stamp, sizeof(stamp), "[%5llu.%06llu] ",
 			 (unsigned long long)(t / 1000000000ull),

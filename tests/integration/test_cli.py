@@ -548,6 +548,13 @@ class LogTimestamps(VmmuxTest):
         # without the option, no timestamps
         r = self.run_guest("hello.elf", "--log-level", "info")
         self.assertTrue(r.err.startswith("vmmux: info: "), r)
+        # parallel VMM processes stamp their own lines on vmmux's clock (the
+        # exit device's line comes from its process)
+        r = self.run_guest("hello.elf", "--log-level", "info", "--log-timestamps",
+                           "--parallel")
+        self.assertStatus(r, 1)
+        self.check_stamped(r.err)
+        self.assertRegex(r.err, r"(?m)^\[ +0\.\d{6}\] vmmux: info: vmm 'exit': guest wrote")
 
     def test_config_key(self):
         cfg = self.path("vm.json")
