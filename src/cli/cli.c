@@ -331,8 +331,7 @@ static const char help_roles[] =
 static const char help_help[] =
     "Usage: vmmux help [COMMAND]\n"
     "\n"
-    "Show the help of vmmux, or of COMMAND (run, routes, roles, top, ctl, hvt,\n"
-    "help, vmm).\n";
+    "Show the help of vmmux, or of COMMAND: any command that 'vmmux help' lists.\n";
 
 static void print_help_run(FILE *f)
 {

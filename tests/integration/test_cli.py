@@ -1,11 +1,10 @@
 """The command line: help texts, version, roles, the routes command, usage
 errors, and the statistics options (--stats, --stats-json)."""
 import json
-import os
 import re
 import subprocess
 
-from harness import EXIT_USAGE, SRC, VmmuxTest, guest, run_vmmux, wait_until
+from harness import EXIT_USAGE, SRC, VmmuxTest, guest, run_vmmux, wait_for_socket
 
 HELLO = "hello from vmmux\n"
 
@@ -503,8 +502,7 @@ class TopJson(VmmuxTest):
         sock = self.path("api.sock")
         b = self.start("run", "--kernel", guest("hlt.elf"), "--irqchip", "--api-sock", sock,
                        "--watchdog", "60s")
-        wait_until("the control socket", lambda: os.path.exists(sock) or not b.running())
-        self.assertTrue(b.running(), b.err())
+        wait_for_socket(sock, b)
         r = run_vmmux("top", "--api-sock", sock, "--once", "--json")
         self.assertStatus(r, 0)
         self.assertEqual(r.err, "")
@@ -535,9 +533,9 @@ class LogTimestamps(VmmuxTest):
             m = re.match(self.STAMP, line)
             self.assertTrue(m, "no timestamp: %r" % line)
             times.append(int(m.group(1)) * 1000000 + int(m.group(2)))
-        # monotonic seconds since vmmux started: in order, and small
-        self.assertEqual(times, sorted(times))
-        self.assertLess(times[-1], 60 * 1000000)
+        # seconds since vmmux started (lines of two threads or processes
+        # may reach stderr in either order: no order is checked)
+        self.assertLess(max(times), 60 * 1000000)
 
     def test_option(self):
         r = self.run_guest("hello.elf", "--log-level", "info", "--log-timestamps")
