@@ -6,6 +6,7 @@
  * errors go to stderr as "vmmux: message", followed for command-line errors
  * by a hint to the command's help, with exit status EXIT_USAGE.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,20 +15,18 @@
 #include "cli/ctl.h"
 #include "cli/top.h"
 #include "config/config.h"
+#include "event/event.h"
 #include "route/table.h"
 #include "util/log.h"
 #include "vmm/machine.h"
 #include "vmm/vmm.h"
 #include "hvt/hvt.h"
 #include "vmmlib/vmmlib.h"
+#include "vmmux_commit.h" /* generated: VMMUX_COMMIT (meson.build) */
 
 /* ---------------------------------------------------------------------- */
 /* Help text                                                                */
 /* ---------------------------------------------------------------------- */
-
-static const char usage_short[] =
-    "Usage: vmmux COMMAND [OPTIONS]\n"
-    "Commands: run, routes, roles, top, ctl, help. Try 'vmmux --help'.\n";
 
 static const char help_main[] =
     "Usage: vmmux COMMAND [OPTIONS]\n"
@@ -59,7 +58,7 @@ static const char help_main[] =
     "\n"
     "Options:\n"
     "  -h, --help       show this help\n"
-    "  --version        print the version and exit\n"
+    "  --version        print the version and the commit it was built from\n"
     "\n"
     "'vmmux help COMMAND' or 'vmmux COMMAND --help' shows a command's options.\n";
 
@@ -180,6 +179,8 @@ static const char help_options[] =
     "  --log-level LEVEL      error, warn (the default), info or debug; the\n"
     "                         environment variable VMMUX_LOG sets it too, below the\n"
     "                         config file and this option\n"
+    "  --log-timestamps       start each log line with the monotonic time since\n"
+    "                         vmmux started, in seconds: [    0.123456]\n"
     "  -h, --help             show this help\n"
     "\n"
     "ADDR and N are decimal, or hexadecimal with 0x.\n";
@@ -234,8 +235,9 @@ static const char help_routes_grammar[] =
 
 static const char help_defaults[] =
     "PC-LIKE DEFAULTS\n"
-    "  Unless --no-defaults is given (or a config file has \"vmms\" or \"routes\"\n"
-    "  without \"defaults\": true), these VMMs and routes are added:\n"
+    "  Unless --no-defaults is given (or \"defaults\": false in a config file),\n"
+    "  these VMMs and routes are added; the VMMs and routes of the command line\n"
+    "  and of a config file add to them:\n"
     "    uart     uart16550 on stdin/stdout  io:0x3f8-0x3ff=uart (COM1)\n"
     "    exit     debug-exit                 io:0xf4-0xf7=exit\n"
     "    chipset  chipset                    io:0x64=chipset (i8042 reset),\n"
@@ -244,8 +246,10 @@ static const char help_defaults[] =
     "    smm      smm                        io:0xb2-0xb3=smm (APM), platform:smi=smm\n"
     "    fault    fault-report               io:0x4f0-0x4f3=fault (guest faults)\n"
     "  A --vmm with a default's name replaces that default VMM (the default routes\n"
-    "  then go to yours). A default route that overlaps a route of yours is left\n"
-    "  out, and so is a default VMM left with no route.\n";
+    "  then go to yours). A route of yours replaces only the keys it covers of a\n"
+    "  default route: --route io:0x3f8=main leaves io:0x3f9-0x3ff=uart. A default\n"
+    "  route covered whole is left out, and so is a default VMM left with no\n"
+    "  route.\n";
 
 static const char help_config[] =
     "CONFIG FILE\n"
@@ -266,7 +270,8 @@ static const char help_config[] =
     "     \"debug\":    {\"single_step\": false, \"breakpoints\": [\"0x100010\"]},\n"
     "     \"watchdog\": \"5s\", \"stats\": true, \"stats_json\": \"stats.json\",\n"
     "     \"trace\": \"trace.json\", \"trace_events\": 65536,\n"
-    "     \"log_level\": \"warn\", \"defaults\": true, \"api_sock\": \"vm.sock\"}\n"
+    "     \"log_level\": \"warn\", \"log_timestamps\": false, \"defaults\": true,\n"
+    "     \"api_sock\": \"vm.sock\"}\n"
     "  Numbers are JSON integers or strings (\"0x7c00\"); machine.mem is a size\n"
     "  string or an integer number of MiB. Relative paths are relative to the\n"
     "  file's directory.\n";
@@ -293,7 +298,7 @@ static const char help_run_examples[] =
     "  vmmux run --config vm.json --mem 128M --stats\n";
 
 static const char help_routes_intro[] =
-    "Usage: vmmux routes [OPTIONS]\n"
+    "Usage: vmmux routes [--json] [OPTIONS]\n"
     "\n"
     "Check a configuration as 'vmmux run' would (the PC-like defaults added, every\n"
     "VMM name resolved, overlaps refused) and print the routing table it compiles\n"
@@ -303,21 +308,30 @@ static const char help_routes_intro[] =
     "the ones that matter here are --config, --route, --vmm, --no-defaults and\n"
     "--irqchip/--no-irqchip. Exit status 0, or 2 with the error.\n"
     "\n"
+    "The first line is a header: SPEC, VMM, OPTIONS. With --json, the table is\n"
+    "printed as JSON instead: {\"routes\": [{\"spec\", \"kind\", \"vmm\", \"implicit\",\n"
+    "\"group\", \"posted\", \"coalesced\", \"doorbell\", \"fallback\", \"from\",\n"
+    "\"timeout_ns\"}...]}, every key always there (docs/routing.md).\n"
+    "\n"
     "Example:\n"
     "  vmmux routes --vmm mon=monitor --route io:0x80=mon --route type:hlt=mon\n"
     "\n";
 
 static const char help_roles[] =
-    "Usage: vmmux roles\n"
+    "Usage: vmmux roles [--json]\n"
     "\n"
     "List the built-in VMM roles, with what each does. A role is the code of a\n"
     "VMM; '--vmm NAME=ROLE' (or \"vmms\" in a config file) starts an instance of it\n"
-    "named NAME, which routes then name.\n";
+    "named NAME, which routes then name.\n"
+    "\n"
+    "  --json   print {\"roles\": [{\"name\", \"summary\", \"args\", \"raises\"}...]}:\n"
+    "           each role's name, its one-line summary, the arguments it takes\n"
+    "           and what it raises by default (docs/routing.md)\n";
 
 static const char help_help[] =
     "Usage: vmmux help [COMMAND]\n"
     "\n"
-    "Show the help of vmmux, or of COMMAND (run, routes, roles, top, ctl, help).\n";
+    "Show the help of vmmux, or of COMMAND: any command that 'vmmux help' lists.\n";
 
 static void print_help_run(FILE *f)
 {
@@ -403,9 +417,105 @@ static int cmd_run(int argc, char **argv)
 	return status;
 }
 
+/* Print JSON to stdout, indented, with a final newline; 0 or EXIT_HOST.
+ * Takes the reference. */
+static int print_json(json_t *j)
+{
+	int rc = j != NULL && json_dumpf(j, stdout, JSON_INDENT(2)) == 0 ? 0 : EXIT_HOST;
+	json_decref(j);
+	if (rc == 0 && (fputc('\n', stdout) == EOF || fflush(stdout) != 0))
+		rc = EXIT_HOST;
+	if (rc != 0)
+		fprintf(stderr, "vmmux: cannot write the JSON output\n");
+	return rc;
+}
+
+static json_t *name_or_null(const char *s)
+{
+	return s != NULL ? json_string(s) : json_null();
+}
+
+/*
+ * `vmmux routes --json` (docs/routing.md, "vmmux routes"): {"routes": [...]}
+ * in the text table's order, each {"spec", "kind", "vmm", "implicit",
+ * "group", "posted", "coalesced", "doorbell", "fallback", "from",
+ * "timeout_ns"}: every key always present (null when it does not apply).
+ */
+static json_t *routes_json(const struct route_table *t, struct vmmux_config *c)
+{
+	json_t *a = json_array();
+	uint16_t *order = malloc(t->nroutes * sizeof(*order));
+	if (a == NULL || order == NULL) {
+		json_decref(a);
+		free(order);
+		return NULL;
+	}
+	route_table_key_order(t, order);
+	for (size_t i = 0; i < t->nroutes; i++) {
+		const struct route *r = &t->routes[order[i]];
+		json_t *group = json_null();
+		const char *vmm = r->group == NULL ? config_vmm_name(c, r->vmm) : NULL;
+		char members[ROUTE_GROUP_MAX * (VMMUX_NAME_MAX + 1)] = "";
+		if (r->group != NULL) {
+			json_t *m = json_array();
+			size_t off = 0;
+			for (unsigned k = 0; k < r->group->n; k++) {
+				const char *mn = config_vmm_name(c, r->group->member[k]);
+				json_array_append_new(m, json_pack("{s:o, s:i}", "vmm",
+								   name_or_null(mn), "weight",
+								   (int)r->group->weight[k]));
+				off += (size_t)snprintf(members + off, sizeof(members) - off,
+							"%s%s", k ? "," : "", mn ? mn : "?");
+			}
+			group = json_pack("{s:s, s:o}", "policy",
+					  route_policy_name(r->group->policy), "members", m);
+			vmm = members;
+		}
+		json_t *o = json_pack(
+		    "{s:s, s:s, s:o, s:b, s:o, s:b, s:b, s:b, s:o, s:o, s:o}", "spec", r->spec.text,
+		    "kind", route_kind_name(r->spec.kind), "vmm", name_or_null(vmm), "implicit",
+		    (r->flags & ROUTE_FLAG_IMPLICIT) != 0, "group", group, "posted",
+		    (r->flags & ROUTE_OPT_POSTED) != 0, "coalesced",
+		    (r->flags & ROUTE_OPT_COALESCED) != 0, "doorbell",
+		    (r->flags & ROUTE_OPT_DOORBELL) != 0, "fallback",
+		    name_or_null((r->flags & ROUTE_OPT_FALLBACK) ? config_vmm_name(c, r->fallback)
+								 : NULL),
+		    "from",
+		    name_or_null((r->flags & ROUTE_OPT_FROM) ? config_vmm_name(c, r->from) : NULL),
+		    "timeout_ns",
+		    (r->flags & ROUTE_OPT_TIMEOUT) ? json_integer((json_int_t)r->timeout_ns)
+						   : json_null());
+		if (o == NULL || json_array_append_new(a, o) < 0) {
+			json_decref(a);
+			free(order);
+			return NULL;
+		}
+	}
+	free(order);
+	return json_pack("{s:o}", "routes", a);
+}
+
+/* Takes "--json" out of ARGV (the other options are those of run): true
+ * when it was there. */
+static bool take_json_option(int *argc, char **argv)
+{
+	bool found = false;
+	int n = 0;
+	for (int i = 0; i < *argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--json") == 0)
+			found = true;
+		else
+			argv[n++] = argv[i];
+	}
+	argv[n] = NULL;
+	*argc = n;
+	return found;
+}
+
 static int cmd_routes(int argc, char **argv)
 {
 	int status;
+	bool json = take_json_option(&argc, argv);
 	struct vmmux_config *c = parse_config("routes", argc, argv, &status, print_help_routes);
 	if (c == NULL)
 		return status;
@@ -436,26 +546,57 @@ static int cmd_routes(int argc, char **argv)
 		fprintf(stderr, "vmmux: %s\n", e.msg);
 		status = EXIT_USAGE;
 	} else {
-		route_table_dump(stdout, t, config_vmm_name, c);
+		if (json) {
+			status = print_json(routes_json(t, c));
+		} else {
+			route_table_dump_header(stdout);
+			route_table_dump(stdout, t, config_vmm_name, c);
+			status = fflush(stdout) == 0 ? 0 : EXIT_HOST;
+		}
 		route_table_free(t);
-		status = fflush(stdout) == 0 ? 0 : EXIT_HOST;
 	}
 	config_free(c);
 	free(c);
 	return status;
 }
 
+/* `vmmux roles --json`: {"roles": [{"name", "summary", "args", "raises"}]},
+ * args and raises as the role declares them (lists, maybe empty). */
+static json_t *roles_json(void)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a != NULL && role_at(i) != NULL; i++) {
+		const struct vmmux_role *r = role_at(i);
+		json_t *args = json_array(), *raises = json_array();
+		for (size_t k = 0; r->args != NULL && r->args[k] != NULL; k++)
+			json_array_append_new(args, json_string(r->args[k]));
+		for (size_t k = 0; r->raises != NULL && r->raises[k] != NULL; k++)
+			json_array_append_new(raises, json_string(r->raises[k]));
+		json_array_append_new(a, json_pack("{s:s, s:s, s:o, s:o}", "name", r->name,
+						   "summary", r->summary ? r->summary : "", "args",
+						   args, "raises", raises));
+	}
+	return a != NULL ? json_pack("{s:o}", "roles", a) : NULL;
+}
+
 static int cmd_roles(int argc, char **argv)
 {
-	if (argc > 1) {
-		if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+	bool json = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			fputs(help_roles, stdout);
 			return 0;
 		}
+		if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+			continue;
+		}
 		char msg[300];
-		snprintf(msg, sizeof(msg), "roles: unexpected argument '%s'", argv[1]);
+		snprintf(msg, sizeof(msg), "roles: unexpected argument '%s'", argv[i]);
 		return usage_error("roles", msg);
 	}
+	if (json)
+		return print_json(roles_json());
 	size_t width = 0;
 	for (size_t i = 0; role_at(i) != NULL; i++) {
 		size_t n = strlen(role_at(i)->name);
@@ -469,16 +610,48 @@ static int cmd_roles(int argc, char **argv)
 	return fflush(stdout) == 0 ? 0 : EXIT_HOST;
 }
 
+static const char help_vmm[] =
+    "Usage: vmmux vmm NAME\n"
+    "\n"
+    "Internal: serve a built-in role as a parallel VMM process. vmmux run starts\n"
+    "it in its sandbox, with its set-up socket as descriptor 3, for every VMM\n"
+    "whose placement is parallel; NAME is the VMM's name, for ps.\n";
+
+static void print_help_top(FILE *f)
+{
+	top_print_help(f); /* src/cli/top.c */
+}
+
+static void print_help_ctl(FILE *f)
+{
+	ctl_print_help(f); /* src/cli/ctl.c */
+}
+
+/* The help of every command that 'vmmux help' lists, in its order: each
+ * command listed there has an entry here (tests/integration/test_cli.py
+ * checks it). */
 static const struct {
 	const char *name;
 	void (*help)(FILE *);
 	const char *text;
 } help_topics[] = {
-    {"run", print_help_run, NULL},
-    {"routes", print_help_routes, NULL},
-    {"roles", NULL, help_roles},
-    {"help", NULL, help_help},
+    {"run", print_help_run, NULL}, {"routes", print_help_routes, NULL},
+    {"roles", NULL, help_roles},   {"top", print_help_top, NULL},
+    {"ctl", print_help_ctl, NULL}, {"hvt", NULL, hvt_usage},
+    {"help", NULL, help_help},	   {"vmm", NULL, help_vmm},
 };
+#define NHELP_TOPICS (sizeof(help_topics) / sizeof(help_topics[0]))
+
+/* "Commands: run, routes, ... Try 'vmmux --help'." (the internal vmm left
+ * out). */
+static void print_commands(FILE *f)
+{
+	fputs("Commands:", f);
+	for (size_t i = 0, n = 0; i < NHELP_TOPICS; i++)
+		if (strcmp(help_topics[i].name, "vmm") != 0)
+			fprintf(f, "%s %s", n++ ? "," : "", help_topics[i].name);
+	fputs(". Try 'vmmux --help'.\n", f);
+}
 
 static int cmd_help(int argc, char **argv)
 {
@@ -491,15 +664,7 @@ static int cmd_help(int argc, char **argv)
 		snprintf(msg, sizeof(msg), "help: unexpected argument '%s'", argv[2]);
 		return usage_error("help", msg);
 	}
-	if (strcmp(argv[1], "top") == 0) {
-		top_print_help(stdout); /* src/cli/top.c */
-		return 0;
-	}
-	if (strcmp(argv[1], "ctl") == 0) {
-		ctl_print_help(stdout); /* src/cli/ctl.c */
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(help_topics) / sizeof(help_topics[0]); i++) {
+	for (size_t i = 0; i < NHELP_TOPICS; i++) {
 		if (strcmp(argv[1], help_topics[i].name) != 0)
 			continue;
 		if (help_topics[i].help != NULL)
@@ -508,17 +673,27 @@ static int cmd_help(int argc, char **argv)
 			fputs(help_topics[i].text, stdout);
 		return 0;
 	}
-	fprintf(stderr,
-		"vmmux: help: unknown command '%s' (commands: run, routes, roles, top, ctl, "
-		"help)\n",
-		argv[1]);
+	fprintf(stderr, "vmmux: help: unknown command '%s' (commands:", argv[1]);
+	for (size_t i = 0; i < NHELP_TOPICS; i++)
+		fprintf(stderr, "%s %s", i ? "," : "", help_topics[i].name);
+	fprintf(stderr, ")\n");
 	return EXIT_USAGE;
+}
+
+/* event_vmm_name_fn: the registry's name of VMM ID (src/vmm/vmm.h). */
+static const char *registry_vmm_name(uint16_t id)
+{
+	struct vmm *v = vmm_get(id);
+	return v != NULL ? v->name : NULL;
 }
 
 int cli_main(int argc, char **argv)
 {
+	log_start();				/* the origin of --log-timestamps */
+	event_set_vmm_namer(registry_vmm_name); /* "VMM 'uart'" in messages */
 	if (argc < 2) {
-		fputs(usage_short, stderr);
+		fputs("Usage: vmmux COMMAND [OPTIONS]\n", stderr);
+		print_commands(stderr);
 		return EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
@@ -538,14 +713,7 @@ int cli_main(int argc, char **argv)
 		return hvt_command(argc - 1, argv + 1);
 	if (strcmp(cmd, "vmm") == 0) { /* a parallel VMM: the main VMM started us */
 		if (argc > 2 && (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0)) {
-			fputs(
-			    "Usage: vmmux vmm NAME\n\n"
-			    "Internal: serve a built-in role as a parallel VMM process. vmmux run\n"
-			    "starts it in its sandbox, with its set-up socket as descriptor 3, "
-			    "for\n"
-			    "every VMM whose placement is parallel; NAME is the VMM's name, for "
-			    "ps.\n",
-			    stdout);
+			fputs(help_vmm, stdout);
 			return 0;
 		}
 		return vmmlib_run(NULL, role_find);
@@ -558,7 +726,7 @@ int cli_main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "--version") == 0) {
-		printf("vmmux %s\n", VMMUX_VERSION);
+		printf("vmmux %s (commit %s)\n", VMMUX_VERSION, VMMUX_COMMIT);
 		return 0;
 	}
 	if (cmd[0] == '-')
@@ -568,6 +736,6 @@ int cli_main(int argc, char **argv)
 			cmd, cmd);
 	else
 		fprintf(stderr, "vmmux: unknown command '%s'\n", cmd);
-	fputs("Commands: run, routes, roles, top, ctl, help. Try 'vmmux --help'.\n", stderr);
+	print_commands(stderr);
 	return EXIT_USAGE;
 }

@@ -45,6 +45,7 @@ enum {
 	OPT_INITRD,
 	OPT_MODULE,
 	OPT_FW_CFG,
+	OPT_LOG_TIMESTAMPS,
 	OPT_HELP = 'h',
 };
 
@@ -78,6 +79,7 @@ static const struct option run_options[] = {
     {"initrd", required_argument, NULL, OPT_INITRD},
     {"module", required_argument, NULL, OPT_MODULE},
     {"fw-cfg", no_argument, NULL, OPT_FW_CFG},
+    {"log-timestamps", no_argument, NULL, OPT_LOG_TIMESTAMPS},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -246,6 +248,9 @@ static int apply(struct vmmux_config *c, int opt, const char *arg, struct errbuf
 		return config_add_module(c, "--module", arg, NULL, e);
 	case OPT_FW_CFG:
 		c->fw_cfg = true;
+		return 0;
+	case OPT_LOG_TIMESTAMPS:
+		c->log_timestamps = true;
 		return 0;
 	default:
 		return 0; /* --config and --help: first pass */

@@ -39,7 +39,8 @@
 #define INTERVAL_MAX_S	 3600.0
 
 static const char help_top[] =
-    "Usage: vmmux top [--api-sock PATH] [--once] [--interval SECONDS] [--count N]\n"
+    "Usage: vmmux top [--api-sock PATH] [--once] [--json] [--interval SECONDS]\n"
+    "                 [--count N]\n"
     "\n"
     "Watch a running VM: connect to the control socket that 'vmmux run --api-sock\n"
     "PATH' opened, ask it for its metrics every interval (the metrics.get command)\n"
@@ -64,6 +65,9 @@ static const char help_top[] =
     "  --once                 print one screen, without escape codes, and exit\n"
     "                         (for scripts); its rates cover the time since the\n"
     "                         previous metrics.get, or since the start\n"
+    "  --json                 print each sample as the JSON object metrics.get\n"
+    "                         returns (docs/observability.md), one per line, in\n"
+    "                         place of a screen; with --once, one object\n"
     "  --interval SECONDS     time between screens: a number of seconds (0.5) or\n"
     "                         a duration with a unit (500ms); default 1, from\n"
     "                         0.01 to 3600\n"
@@ -84,13 +88,14 @@ void top_print_help(FILE *f)
 	fputs(help_top, f);
 }
 
-enum { OPT_API_SOCK = 256, OPT_ONCE, OPT_INTERVAL, OPT_COUNT, OPT_HELP = 'h' };
+enum { OPT_API_SOCK = 256, OPT_ONCE, OPT_INTERVAL, OPT_COUNT, OPT_JSON, OPT_HELP = 'h' };
 
 static const struct option top_options[] = {
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"once", no_argument, NULL, OPT_ONCE},
     {"interval", required_argument, NULL, OPT_INTERVAL},
     {"count", required_argument, NULL, OPT_COUNT},
+    {"json", no_argument, NULL, OPT_JSON},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -98,6 +103,7 @@ static const struct option top_options[] = {
 struct top_opts {
 	const char *sock;
 	bool once;
+	bool json; /* metrics.get's result as JSON lines, not screens */
 	double interval_s;
 	uint64_t count; /* 0: no limit */
 };
@@ -151,6 +157,9 @@ static int parse_top(int argc, char **argv, struct top_opts *o)
 			break;
 		case OPT_ONCE:
 			o->once = true;
+			break;
+		case OPT_JSON:
+			o->json = true;
 			break;
 		case OPT_INTERVAL:
 			if (parse_interval(optarg, &o->interval_s, &e) < 0)
@@ -589,7 +598,7 @@ int cmd_top(int argc, char **argv)
 	struct conn c = {.fd = -1};
 	if ((r = conn_open(&c, o.sock)) != 0)
 		return r;
-	bool tty = !o.once && isatty(STDOUT_FILENO);
+	bool tty = !o.once && !o.json && isatty(STDOUT_FILENO);
 	int status = 0;
 	for (uint64_t screen = 0;; screen++) {
 		json_t *reply = NULL;
@@ -617,6 +626,19 @@ int cmd_top(int argc, char **argv)
 			json_decref(reply);
 			status = EXIT_HOST;
 			break;
+		}
+		if (o.json) {
+			/* one line per sample: the result as the server sent it */
+			int jr = json_dumpf(result, stdout, JSON_COMPACT);
+			json_decref(reply);
+			if (jr != 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0) {
+				status = EXIT_HOST;
+				break;
+			}
+			if (o.once || (o.count && screen + 1 >= o.count))
+				break;
+			sleep_s(o.interval_s);
+			continue;
 		}
 		char *text = NULL;
 		size_t len = 0;

@@ -1224,10 +1224,10 @@ static int load_debug(struct jctx *x, json_t *d)
 
 static int load_root(struct jctx *x, json_t *root)
 {
-	static const char *const keys[] = {"machine",	   "guest",    "vmms",	   "routes",
-					   "debug",	   "watchdog", "stats",	   "stats_json",
-					   "log_level",	   "defaults", "api_sock", "trace",
-					   "trace_events", "hvt",      NULL};
+	static const char *const keys[] = {
+	    "machine",	    "guest",	  "vmms",	    "routes",	"debug",    "watchdog",
+	    "stats",	    "stats_json", "log_level",	    "defaults", "api_sock", "trace",
+	    "trace_events", "hvt",	  "log_timestamps", NULL};
 	struct vmmux_config *c = x->c;
 	json_t *v;
 	if (!json_is_object(root)) {
@@ -1255,6 +1255,9 @@ static int load_root(struct jctx *x, json_t *root)
 		if (parse_duration(json_string_value(v), &c->watchdog_ns, x->e))
 			return jprefix(x, "watchdog");
 	}
+	if ((v = json_object_get(root, "log_timestamps")) != NULL &&
+	    jbool(x, "log_timestamps", v, &c->log_timestamps))
+		return -1;
 	if ((v = json_object_get(root, "stats")) != NULL && jbool(x, "stats", v, &c->stats))
 		return -1;
 	if ((v = json_object_get(root, "stats_json")) != NULL) {
@@ -1290,8 +1293,6 @@ static int load_root(struct jctx *x, json_t *root)
 		if (config_parse_log_level(s, &c->log_level, x->e))
 			return jprefix(x, "log_level");
 	}
-	if (json_object_get(root, "vmms") != NULL || json_object_get(root, "routes") != NULL)
-		c->defaults = false;
 	if ((v = json_object_get(root, "defaults")) != NULL &&
 	    jbool(x, "defaults", v, &c->defaults))
 		return -1;
@@ -1450,25 +1451,114 @@ static bool routes_name(const struct vmmux_config *c, size_t n, const char *name
 	return false;
 }
 
+struct key_piece {
+	uint64_t lo, hi;
+};
+
+static int piece_cmp(const void *a, const void *b)
+{
+	const struct key_piece *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/*
+ * What is left of default route D once the first NUSER routes of C have
+ * taken their keys: at most NUSER + 1 disjoint pieces of D's range, in key
+ * order, written to OUT (in D's own keys: a hypercall's number, not its
+ * port). Returns their number; 0 when the user's routes cover all of D.
+ * Routes keyed by source take nothing from it.
+ */
+static size_t default_pieces(const struct route_spec *d, const struct vmmux_config *c, size_t nuser,
+			     struct key_piece *cut, struct key_piece *out)
+{
+	int space;
+	uint64_t lo, hi;
+	key_space(d, &space, &lo, &hi);
+	size_t ncut = 0;
+	for (size_t j = 0; j < nuser; j++) {
+		if (!specs_overlap(d, &c->routes[j]))
+			continue;
+		int us;
+		key_space(&c->routes[j], &us, &cut[ncut].lo, &cut[ncut].hi);
+		ncut++;
+	}
+	qsort(cut, ncut, sizeof(cut[0]), piece_cmp);
+	uint64_t base = d->kind == ROUTE_HYPERCALL ? HYPERCALL_PORT_BASE : 0;
+	size_t n = 0;
+	uint64_t cur = lo; /* the first key not yet placed */
+	bool done = false;
+	for (size_t j = 0; j < ncut && !done; j++) {
+		if (cut[j].lo > cur)
+			out[n++] = (struct key_piece){cur - base, cut[j].lo - 1 - base};
+		if (cut[j].hi >= hi)
+			done = true;
+		else if (cut[j].hi + 1 > cur)
+			cur = cut[j].hi + 1;
+	}
+	if (!done)
+		out[n++] = (struct key_piece){cur - base, hi - base};
+	return n;
+}
+
+/*
+ * Add what is left of default route D once the first NUSER routes of C have
+ * taken their keys (default_pieces): 0, or -1 with a message.
+ */
+static int add_uncovered(struct vmmux_config *c, const struct route_spec *d, size_t nuser,
+			 struct errbuf *e)
+{
+	struct key_piece *cut = malloc((nuser + 1) * sizeof(*cut));
+	struct key_piece *pieces = malloc((nuser + 1) * sizeof(*pieces));
+	int rc = 0;
+	if (cut == NULL || pieces == NULL) {
+		rc = err_set(e, "out of memory");
+	} else {
+		size_t n = default_pieces(d, c, nuser, cut, pieces);
+		for (size_t k = 0; k < n && rc == 0; k++) {
+			struct route_spec r = *d;
+			r.lo = pieces[k].lo;
+			r.hi = pieces[k].hi;
+			route_spec_format(&r, r.text, sizeof(r.text));
+			if (config_add_route(c, &r, e))
+				rc = err_prefix(e, "default route '%s'", r.text);
+		}
+	}
+	free(cut);
+	free(pieces);
+	return rc;
+}
+
+/*
+ * The PC-like defaults (docs/routing.md, "Defaults"): each default route
+ * minus the keys the user's routes take (a route io:0x3f8=main leaves
+ * io:0x3f9-0x3ff=uart), and each default VMM that a route (default or the
+ * user's) still names and the user did not define.
+ */
 static int add_defaults(struct vmmux_config *c, struct errbuf *e)
 {
 	struct route_spec specs[NDEFAULT_ROUTES];
-	bool keep[NDEFAULT_ROUTES];
 	size_t nuser = c->nroutes;
-
+	struct key_piece *cut = malloc((nuser + 1) * sizeof(*cut));
+	struct key_piece *pieces = malloc((nuser + 1) * sizeof(*pieces));
+	size_t npieces[NDEFAULT_ROUTES];
+	int rc = -1;
+	if (cut == NULL || pieces == NULL) {
+		err_set(e, "out of memory");
+		goto out;
+	}
 	for (size_t i = 0; i < NDEFAULT_ROUTES; i++) {
-		if (route_spec_parse(default_routes[i], &specs[i], e))
-			return err_prefix(e, "default route");
-		keep[i] = true;
-		for (size_t j = 0; j < nuser && keep[i]; j++)
-			keep[i] = !specs_overlap(&specs[i], &c->routes[j]);
+		if (route_spec_parse(default_routes[i], &specs[i], e)) {
+			err_prefix(e, "default route");
+			goto out;
+		}
+		npieces[i] = default_pieces(&specs[i], c, nuser, cut, pieces);
 	}
 	for (size_t d = 0; d < NDEFAULT_VMMS; d++) {
 		if (find_vmm(c, default_vmms[d].name) >= 0)
 			continue; /* the user's own VMM by that name */
 		bool needed = routes_name(c, nuser, default_vmms[d].name);
 		for (size_t i = 0; i < NDEFAULT_ROUTES && !needed; i++)
-			needed = keep[i] && strcmp(specs[i].vmm, default_vmms[d].name) == 0;
+			needed = npieces[i] > 0 && strcmp(specs[i].vmm, default_vmms[d].name) == 0;
 		if (!needed)
 			continue;
 		struct vmm_config v;
@@ -1480,16 +1570,19 @@ static int add_defaults(struct vmmux_config *c, struct errbuf *e)
 		v.output = (char *)default_vmms[d].output;
 		/* the fault-report port reads the guest's report from its memory */
 		v.memory_all = strcmp(default_vmms[d].role, "fault-report") == 0;
-		if (config_add_vmm(c, &v, e))
-			return err_prefix(e, "default VMM '%s'", default_vmms[d].name);
+		if (config_add_vmm(c, &v, e)) {
+			err_prefix(e, "default VMM '%s'", default_vmms[d].name);
+			goto out;
+		}
 	}
-	for (size_t i = 0; i < NDEFAULT_ROUTES; i++) {
-		if (!keep[i] || find_vmm(c, specs[i].vmm) < 0)
-			continue;
-		if (config_add_route(c, &specs[i], e))
-			return err_prefix(e, "default route '%s'", default_routes[i]);
-	}
-	return 0;
+	for (size_t i = 0; i < NDEFAULT_ROUTES; i++)
+		if (find_vmm(c, specs[i].vmm) >= 0 && add_uncovered(c, &specs[i], nuser, e))
+			goto out;
+	rc = 0;
+out:
+	free(cut);
+	free(pieces);
+	return rc;
 }
 
 /* "main, uart, exit" for messages, cut with ", ..." when long. */
@@ -1613,6 +1706,7 @@ int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e
 	if (c->log_level < VMMUX_LOG_ERROR || c->log_level > VMMUX_LOG_DEBUG)
 		return err_set(e, "log level %d is not known", c->log_level);
 	log_level = c->log_level;
+	log_timestamps = c->log_timestamps;
 	return 0;
 }
 
@@ -1788,11 +1882,9 @@ static int finish_fw_cfg(struct vmmux_config *c, struct errbuf *e)
 		struct route_spec spec;
 		if (route_spec_parse(route, &spec, e))
 			return err_prefix(e, "--fw-cfg");
-		bool taken = false;
-		for (size_t i = 0; i < c->nroutes && !taken; i++)
-			taken = specs_overlap(&spec, &c->routes[i]);
-		if (!taken && config_add_route(c, &spec, e))
-			return err_prefix(e, "--fw-cfg: route '%s'", route);
+		/* the ports a route takes are its; fwcfg keeps the others */
+		if (add_uncovered(c, &spec, c->nroutes, e))
+			return err_prefix(e, "--fw-cfg");
 	}
 	for (size_t i = 0; i < c->nvmms; i++) {
 		struct vmm_config *v = &c->vmms[i];

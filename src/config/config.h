@@ -126,6 +126,7 @@ struct vmmux_config {
 	char *trace;	       /* write the event trace to this path (stats/trace.h) */
 	uint32_t trace_events; /* trace records per track (vCPU, main loop); 0: default */
 	int log_level;
+	bool log_timestamps; /* log lines start with seconds since start (log.h) */
 };
 
 /* Defaults: 64 MiB, 1 vCPU, no irqchip, defaults on, log level warn. */
@@ -238,7 +239,8 @@ int config_parse_log_level(const char *s, int *out, struct errbuf *e);
  * every VMM of role fwcfg gets the args cpus, max_cpus and ram from the
  * machine unless it gives them. The multiboot modules are joined into
  * load.modules (at most MB_MODULES_MAX).
- * Finally the global log_level is set from c->log_level. Returns -1 with a
+ * Finally the global log_level and log_timestamps are set from C's.
+ * Returns -1 with a
  * message. Calling it again adds nothing more.
  */
 int config_finish(struct vmmux_config *c, struct errbuf *e);

@@ -913,6 +913,22 @@ static int cmp_route_key(const void *a, const void *b, void *arg)
 	return 0;
 }
 
+void route_table_key_order(const struct route_table *t, uint16_t *order)
+{
+	for (size_t i = 0; i < t->nroutes; i++)
+		order[i] = (uint16_t)i;
+	qsort_r(order, t->nroutes, sizeof(*order), cmp_route_key, (void *)t);
+}
+
+/* The columns of route_table_dump: spec, VMM, options. */
+#define DUMP_SPEC_WIDTH 40
+#define DUMP_VMM_WIDTH	16
+
+void route_table_dump_header(FILE *f)
+{
+	fprintf(f, "%-*s %-*s %s\n", DUMP_SPEC_WIDTH, "SPEC", DUMP_VMM_WIDTH, "VMM", "OPTIONS");
+}
+
 void route_table_dump(FILE *f, const struct route_table *t, route_vmm_name_fn name, void *arg)
 {
 	if (f == NULL || t == NULL || t->nroutes == 0)
@@ -922,9 +938,7 @@ void route_table_dump(FILE *f, const struct route_table *t, route_vmm_name_fn na
 		fprintf(f, "(out of memory)\n");
 		return;
 	}
-	for (size_t i = 0; i < t->nroutes; i++)
-		order[i] = (uint16_t)i;
-	qsort_r(order, t->nroutes, sizeof(*order), cmp_route_key, (void *)t);
+	route_table_key_order(t, order);
 
 	for (size_t i = 0; i < t->nroutes; i++) {
 		const struct route *r = &t->routes[order[i]];
@@ -974,7 +988,8 @@ void route_table_dump(FILE *f, const struct route_table *t, route_vmm_name_fn na
 			snprintf(tx, sizeof(tx), "%.*s", (int)n, at ? at + 9 : "?");
 			snprintf(opts + off, sizeof(opts) - off, " timeout=%s", tx);
 		}
-		fprintf(f, "%-40s %-16s%s\n", r->spec.text, vn, opts[0] ? opts : " -");
+		fprintf(f, "%-*s %-*s%s\n", DUMP_SPEC_WIDTH, r->spec.text, DUMP_VMM_WIDTH, vn,
+			opts[0] ? opts : " -");
 	}
 	free(order);
 }

@@ -227,4 +227,11 @@ int route_table_msr_ranges(const struct route_table *t, struct route_range *out,
 typedef const char *(*route_vmm_name_fn)(void *arg, uint16_t id);
 void route_table_dump(FILE *f, const struct route_table *t, route_vmm_name_fn name, void *arg);
 
+/* The header row of route_table_dump's columns: "SPEC  VMM  OPTIONS". */
+void route_table_dump_header(FILE *f);
+
+/* The indices of T's routes in route_table_dump's order (key order, the
+ * implicit type defaults last) into ORDER (room for t->nroutes). */
+void route_table_key_order(const struct route_table *t, uint16_t *order);
+
 #endif

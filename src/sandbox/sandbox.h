@@ -134,18 +134,21 @@ pid_t sandbox_spawn(const struct sandbox_spawn_req *req, int *pidfd, struct errb
 /*
  * The environment to give a sandboxed VMM (req.envp): a minimal one, so
  * that nothing of vmmux's environment leaks to an untrusted program: PATH;
- * in sanitized builds also ASAN_OPTIONS (the caller's, followed by
- * detect_leaks=0:symbolize=0) and UBSAN_OPTIONS (the caller's, followed by
- * symbolize=0); options too long to keep are replaced by those alone. A
- * caller that builds its own environment for a sanitized build must add
- * ASAN_OPTIONS=detect_leaks=0:symbolize=0 and UBSAN_OPTIONS=symbolize=0.
+ * with log timestamps on (util/log.h), VMMUX_LOG_ORIGIN, the clock the
+ * VMM's log lines are stamped from; in sanitized builds also ASAN_OPTIONS
+ * (the caller's, followed by detect_leaks=0:symbolize=0) and UBSAN_OPTIONS
+ * (the caller's, followed by symbolize=0); options too long to keep are
+ * replaced by those alone. A caller that builds its own environment for a
+ * sanitized build must add ASAN_OPTIONS=detect_leaks=0:symbolize=0 and
+ * UBSAN_OPTIONS=symbolize=0.
  * Options that make a runtime write files (log_path) cannot work in the
- * sandbox. Fills ENV (the caller's, no global state) and returns env->envp.
+ * sandbox. Fills ENV (the caller's) and returns env->envp.
  */
 #define SANDBOX_ENV_OPTS_MAX 1024
 struct sandbox_env {
-	char *envp[4];
+	char *envp[5];
 	char path[64];
+	char log_origin[48]; /* with log timestamps on: LOG_ORIGIN_ENV (util/log.h) */
 	char asan[SANDBOX_ENV_OPTS_MAX];
 	char ubsan[SANDBOX_ENV_OPTS_MAX];
 };

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "transport/handshake.h"
+#include "util/log.h"
 
 /* The descriptor where the child keeps its end of the error pipe until the
  * exec closes it; every descriptor above it is closed. */
@@ -412,6 +413,11 @@ char *const *sandbox_env(struct sandbox_env *env)
 	size_t n = 0;
 	snprintf(env->path, sizeof(env->path), "PATH=/usr/local/bin:/usr/bin:/bin");
 	env->envp[n++] = env->path;
+	if (log_timestamps) { /* the VMM's log lines on vmmux's clock */
+		snprintf(env->log_origin, sizeof(env->log_origin), "%s=%llu", LOG_ORIGIN_ENV,
+			 log_origin_ns());
+		env->envp[n++] = env->log_origin;
+	}
 #ifdef VMMUX_SANITIZED
 	/* No leak check (it needs /proc and ptrace-like stops at exit), and
 	 * reports without symbols: symbolizing maps the binaries, which stage

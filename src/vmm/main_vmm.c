@@ -204,10 +204,14 @@ int main_vmm_handle(struct vmmux_event *ev, struct vmmux_reply *rep)
 		stats_count_unrouted(ev->type);
 	switch (ev->type) {
 	case VMMUX_EV_IO:
-	case VMMUX_EV_MMIO:
-		log_unrouted(ev, ev->flags & VMMUX_EVF_WRITE ? "write dropped"
-							     : "read returns all ones");
+	case VMMUX_EV_MMIO: {
+		char what[64] = "write dropped";
+		if (!(ev->flags & VMMUX_EVF_WRITE))
+			snprintf(what, sizeof(what), "the guest reads 0x%llx (all ones)",
+				 (unsigned long long)rep->value);
+		log_unrouted(ev, what);
 		break;
+	}
 	case VMMUX_EV_MSR:
 		log_unrouted(ev, "#GP injected");
 		break;

@@ -32,6 +32,7 @@
 #include "vmm/machine.h"
 
 #define SETUP_TIMEOUT_MS   5000
+#define SETUP_EXIT_WAIT_MS 2000 /* a program that hung up its set-up: its exit */
 #define STOP_GRACE_MS	   200
 #define BACKOFF_MIN_NS	   10000000ull	  /* 10 ms */
 #define BACKOFF_MAX_NS	   1000000000ull  /* 1 s */
@@ -458,6 +459,39 @@ static int send_go(struct pvmm *p, struct errbuf *e)
 	return 0;
 }
 
+/*
+ * After a failed set-up exchange with P's process (program PATH): when the
+ * process is gone, or hung up its socket and is going (waited for, at most
+ * SETUP_EXIT_WAIT_MS: a program that exits at once closes its socket a
+ * moment before it can be reaped, and the message must not depend on which
+ * comes first), replace E's message by one that names PATH and its exit
+ * status or signal, and return true. Leaves the process to be reaped.
+ */
+static bool exited_before_setup(struct pvmm *p, const char *path, struct errbuf *e)
+{
+	struct pollfd ps = {.fd = p->sock, .events = POLLIN};
+	if (poll(&ps, 1, 0) == 1 && (ps.revents & (POLLHUP | POLLERR))) {
+		struct pollfd pp = {.fd = p->pidfd, .events = POLLIN};
+		while (poll(&pp, 1, SETUP_EXIT_WAIT_MS) < 0 && errno == EINTR)
+			;
+	}
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOWAIT | WNOHANG) < 0 || si.si_pid == 0)
+		return false;
+	if (si.si_code == CLD_EXITED)
+		err_set(e,
+			"vmm '%s': %s exited with status %d before it answered its set-up (is it "
+			"a vmmux VMM program?)",
+			p->v->name, path, si.si_status);
+	else
+		err_set(e,
+			"vmm '%s': %s died of signal %d (%s) before it answered its set-up (is it "
+			"a vmmux VMM program?)",
+			p->v->name, path, si.si_status, strsignal(si.si_status));
+	return true;
+}
+
 /* Kill and reap a process whose set-up failed (its owner does it). */
 static void setup_abandon(struct pvmm *p)
 {
@@ -559,20 +593,11 @@ static int setup_process(struct pvmm *p, struct errbuf *e)
 		goto fail;
 	if (hs_send(p->sock, &hello, sizeof(hello), fds, nfds) < 0) {
 		err_set(e, "vmm '%s': sending its set-up: %s", v->name, strerror(errno));
+		exited_before_setup(p, v->cfg.program ? v->cfg.program : G.self, e);
 		goto fail;
 	}
 	if (hs_recv(p->sock, &ready, sizeof(ready), NULL, 0, &nready, SETUP_TIMEOUT_MS, e) < 0) {
-		siginfo_t si;
-		memset(&si, 0, sizeof(si));
-		if (waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOWAIT | WNOHANG) == 0 &&
-		    si.si_pid != 0)
-			err_set(e,
-				"vmm '%s': %s %s %d before it answered its set-up (is it a vmmux "
-				"VMM program?)",
-				v->name, v->cfg.program ? v->cfg.program : G.self,
-				si.si_code == CLD_EXITED ? "exited with status" : "died of signal",
-				si.si_status);
-		else
+		if (!exited_before_setup(p, v->cfg.program ? v->cfg.program : G.self, e))
 			err_prefix(e, "vmm '%s': no answer to its set-up", v->name);
 		goto fail;
 	}

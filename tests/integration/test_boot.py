@@ -366,15 +366,20 @@ class ConfigFile(VmmuxTest):
         keys = sorted({e["key"] for e in log})
         self.assertEqual(keys, ["0x80", "0x81"])
 
-    def test_vmms_in_file_turn_defaults_off(self):
+    def test_vmms_in_file_add_to_defaults(self):
+        # A file's vmms and routes add to the defaults, as --vmm and --route
+        # do: the console and the exit device are there.
         self.copy_guest("hello.elf")
-        cfg = self.write_config({
-            "guest": {"kernel": "hello.elf"},
-            "vmms": [{"name": "mon", "role": "monitor"}],
-            "routes": ["io:0x80=mon"],
-        })
-        r = self.vmmux("run", "--config", cfg)
-        # No uart, no exit device: no output, and the guest halts for good.
+        doc = {"guest": {"kernel": "hello.elf"},
+               "vmms": [{"name": "mon", "role": "monitor"}],
+               "routes": ["io:0x80=mon"]}
+        r = self.vmmux("run", "--config", self.write_config(doc))
+        self.assertStatus(r, 1)
+        self.assertEqual(r.out, HELLO)
+        # "defaults": false leaves them out: no uart, no exit device, no
+        # output, and the guest halts for good.
+        doc["defaults"] = False
+        r = self.vmmux("run", "--config", self.write_config(doc))
         self.assertStatus(r, EXIT_GUEST_CRASH)
         self.assertEqual(r.out, "")
 

@@ -2,8 +2,9 @@
 errors, and the statistics options (--stats, --stats-json)."""
 import json
 import re
+import subprocess
 
-from harness import EXIT_USAGE, VmmuxTest, guest
+from harness import EXIT_USAGE, SRC, VmmuxTest, guest, run_vmmux, wait_for_socket
 
 HELLO = "hello from vmmux\n"
 
@@ -62,10 +63,16 @@ def route_examples(text):
             if re.match(r"^    [a-z]+:", line)]
 
 
+ROUTE_JSON_KEYS = {"spec", "kind", "vmm", "implicit", "group", "posted", "coalesced",
+                   "doorbell", "fallback", "from", "timeout_ns"}
+
+
 def table(out):
-    """`vmmux routes` output as [(spec, vmm, rest)]."""
+    """`vmmux routes` output as [(spec, vmm, rest)], after its header row."""
     rows = []
-    for line in out.splitlines():
+    lines = out.splitlines()
+    assert lines and lines[0].split() == ["SPEC", "VMM", "OPTIONS"], out
+    for line in lines[1:]:
         f = line.split(None, 2)
         rows.append((f[0], f[1] if len(f) > 1 else "", f[2] if len(f) > 2 else ""))
     return rows
@@ -144,6 +151,24 @@ class Help(VmmuxTest):
             self.assertTrue(any(row[0].startswith(kind + ":") and row[1] == vmm
                                 for row in table(rr.out)), "%s: %r" % (ex, rr))
 
+    def test_every_listed_command_has_help(self):
+        # Each command that 'vmmux help' lists: 'vmmux help CMD' shows its
+        # usage, the same text as 'vmmux CMD --help'.
+        main = self.vmmux("help").out
+        section = re.search(r"^Commands:\n((?:  .*\n)+)", main, re.M).group(1)
+        listed = [m.group(1) for m in re.finditer(r"(?m)^  ([a-z]+)\b", section)]
+        self.assertIn("hvt", listed)
+        self.assertGreaterEqual(len(listed), 8, listed)
+        for cmd in listed:
+            a = self.vmmux("help", cmd)
+            self.assertStatus(a, 0)
+            self.assertEqual(a.err, "")
+            self.assertTrue(a.out.startswith("Usage: vmmux %s" % cmd), a)
+            if cmd != "help":
+                b = self.vmmux(cmd, "--help")
+                self.assertStatus(b, 0)
+                self.assertEqual(a.out, b.out, cmd)
+
     def test_help_unknown_command(self):
         r = self.vmmux("help", "bogus")
         self.assertStatus(r, EXIT_USAGE)
@@ -152,10 +177,21 @@ class Help(VmmuxTest):
 
 class Version(VmmuxTest):
     def test_version(self):
+        # The version and the commit vmmux was built from: git describe
+        # --always --dirty at build time, "unknown" outside git.
         r = self.vmmux("--version")
         self.assertStatus(r, 0)
-        self.assertEqual(r.out, "vmmux 0.1.0\n")
         self.assertEqual(r.err, "")
+        m = re.match(r"^vmmux 0\.1\.0 \(commit (\S+)\)\n$", r.out)
+        self.assertTrue(m, r)
+        git = subprocess.run(["git", "-C", SRC, "describe", "--always"],
+                             capture_output=True, text=True)
+        if git.returncode == 0:
+            # built from this checkout (a commit since the build is rebuilt
+            # by meson test before it runs)
+            self.assertEqual(re.sub(r"-dirty$", "", m.group(1)), git.stdout.strip())
+        else:
+            self.assertEqual(m.group(1), "unknown")
 
 
 class Usage(VmmuxTest):
@@ -164,14 +200,14 @@ class Usage(VmmuxTest):
         self.assertStatus(r, EXIT_USAGE)
         self.assertEqual(r.out, "")
         self.assertIn("Usage: vmmux COMMAND", r.err)
-        self.assertIn("run, routes, roles, top, ctl, help", r.err)
+        self.assertIn("Commands: run, routes, roles, top, ctl, hvt, help.", r.err)
 
     def test_unknown_command(self):
         r = self.vmmux("bogus")
         self.assertStatus(r, EXIT_USAGE)
         self.assertEqual(r.out, "")
         self.assertIn("unknown command 'bogus'", r.err)
-        self.assertIn("run, routes, roles, top, ctl, help", r.err)
+        self.assertIn("Commands: run, routes, roles, top, ctl, hvt, help.", r.err)
 
     def test_unknown_top_level_option(self):
         r = self.vmmux("--bogus")
@@ -186,6 +222,21 @@ class Usage(VmmuxTest):
 
 
 class Roles(VmmuxTest):
+    def test_roles_json(self):
+        r = self.vmmux("roles", "--json")
+        self.assertStatus(r, 0)
+        j = json.loads(r.out)
+        self.assertEqual(set(j), {"roles"})
+        self.assertEqual([x["name"] for x in j["roles"]], ROLES)
+        for x in j["roles"]:
+            self.assertEqual(set(x), {"name", "summary", "args", "raises"})
+            self.assertTrue(x["summary"], x)
+        by = {x["name"]: x for x in j["roles"]}
+        self.assertEqual(by["uart16550"]["raises"], ["irq:4"])
+        self.assertIn("iobase", by["debug-exit"]["args"])
+        text = {l.split(None, 1)[0]: l.split(None, 1)[1] for l in self.vmmux("roles").out.splitlines()}
+        self.assertEqual({x["name"]: x["summary"] for x in j["roles"]}, text)
+
     def test_roles(self):
         r = self.vmmux("roles")
         self.assertStatus(r, 0)
@@ -231,13 +282,108 @@ class Routes(VmmuxTest):
         for k, v in DEFAULT_ROUTES.items():
             self.assertEqual(rows["%s=%s" % (k, v)][0], v)
 
-    def test_user_route_replaces_overlapping_default(self):
+    def test_user_route_splits_overlapping_default(self):
+        # A route of the user's replaces only what it covers of a default
+        # range: the rest keeps its VMM.
         r = self.vmmux("routes", "--route", "io:0x3f8=main")
         self.assertStatus(r, 0)
+        self.assertEqual(r.err, "")
+        rows = {s: v for s, v, _ in table(r.out)}
+        self.assertEqual(rows["io:0x3f8=main"], "main")
+        self.assertEqual(rows["io:0x3f9-0x3ff=uart"], "uart")
+        self.assertNotIn("io:0x3f8-0x3ff=uart", rows)
+        self.assertEqual(rows["io:0xf4-0xf7=exit"], "exit")
+        # In the middle: two pieces; covered whole by several: none, and
+        # the default VMM is not added.
+        r = self.vmmux("routes", "--vmm", "mon=monitor", "--route", "io:0x3fa-0x3fb=mon",
+                       "--route", "io:0xf4-0xf5=main", "--route", "io:0xf6-0xf7=mon")
+        self.assertStatus(r, 0)
         specs = [s for s, _, _ in table(r.out)]
-        self.assertIn("io:0x3f8=main", specs)
-        self.assertNotIn("io:0x3f8-0x3ff=uart", specs)
-        self.assertIn("io:0xf4-0xf7=exit", specs)
+        self.assertIn("io:0x3f8-0x3f9=uart", specs)
+        self.assertIn("io:0x3fc-0x3ff=uart", specs)
+        self.assertFalse([s for s in specs if s.endswith("=exit")], specs)
+        j = json.loads(self.vmmux("routes", "--json", "--route", "io:0xf4-0xf7=main").out)
+        self.assertNotIn("exit", [x["vmm"] for x in j["routes"]])
+
+    def test_split_default_serves_the_guest(self):
+        # With COM1's data port taken by a monitor, the UART keeps its line
+        # status register: hello.elf polls LSR (0x3fd) at the UART, and its
+        # bytes go to the monitor.
+        opt, log = self.monitor()
+        r = self.run_guest("hello.elf", *opt, "--route", "io:0x3f8=mon")
+        self.assertStatus(r, 1)
+        self.assertEqual(r.out, "")
+        data = "".join(chr(int(e["value"], 16)) for e in self.read_log(log)
+                       if e["type"] == "io" and e["key"] == "0x3f8")
+        self.assertEqual(data, HELLO)
+
+    def test_config_file_routes_add_to_defaults(self):
+        # One rule for the command line and the config file: vmms and routes
+        # of either add to the defaults, and `vmmux routes` shows the same.
+        cfg = self.path("vm.json")
+        with open(cfg, "w") as f:
+            json.dump({"vmms": [{"name": "mon", "role": "monitor"}],
+                       "routes": ["io:0x80=mon", "io:0x3f8=main"]}, f)
+        a = self.vmmux("routes", "--config", cfg)
+        b = self.vmmux("routes", "--vmm", "mon=monitor", "--route", "io:0x80=mon",
+                       "--route", "io:0x3f8=main")
+        self.assertStatus(a, 0)
+        self.assertEqual(a.out, b.out)
+        rows = {s: v for s, v, _ in table(a.out)}
+        self.assertEqual(rows["io:0x3f9-0x3ff=uart"], "uart")
+        for k, v in DEFAULT_ROUTES.items():
+            if v != "uart":
+                self.assertEqual(rows["%s=%s" % (k, v)], v)
+        # "defaults": false in the file is --no-defaults.
+        with open(cfg, "w") as f:
+            json.dump({"vmms": [{"name": "mon", "role": "monitor"}],
+                       "routes": ["io:0x80=mon"], "defaults": False}, f)
+        a = self.vmmux("routes", "--config", cfg)
+        b = self.vmmux("routes", "--no-defaults", "--vmm", "mon=monitor", "--route",
+                       "io:0x80=mon")
+        self.assertEqual(a.out, b.out)
+        self.assertEqual([s for s, _, _ in table(a.out) if not s.startswith("type:")],
+                         ["io:0x80=mon"])
+
+    def test_demo_config_means_what_it_meant(self):
+        # configs/demo.json lists the defaults itself: no default is added.
+        demo = SRC + "/configs/demo.json"
+        a = self.vmmux("routes", "--config", demo)
+        self.assertStatus(a, 0)
+        self.assertEqual(a.out, self.vmmux("routes", "--config", demo, "--no-defaults").out)
+
+    def test_routes_json(self):
+        r = self.vmmux("routes", "--json", "--vmm", "a=sink", "--vmm", "b=sink", "--route",
+                       "io:0x90=group(weighted:a*3,b);fallback=main;timeout=50ms",
+                       "--route", "io:0x80=a;posted", "--route", "io:0x3f8=main")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.err, "")
+        j = json.loads(r.out)
+        self.assertEqual(set(j), {"routes"})
+        for x in j["routes"]:
+            self.assertEqual(set(x), ROUTE_JSON_KEYS, x)
+        # the text table's rows, in its order
+        text = self.vmmux("routes", "--vmm", "a=sink", "--vmm", "b=sink", "--route",
+                          "io:0x90=group(weighted:a*3,b);fallback=main;timeout=50ms",
+                          "--route", "io:0x80=a;posted", "--route", "io:0x3f8=main")
+        self.assertEqual([x["spec"] for x in j["routes"]], [s for s, _, _ in table(text.out)])
+        by = {x["spec"]: x for x in j["routes"]}
+        g = by["io:0x90=group(weighted:a*3,b);fallback=main;timeout=50ms"]
+        self.assertEqual(g["group"], {"policy": "weighted",
+                                      "members": [{"vmm": "a", "weight": 3},
+                                                  {"vmm": "b", "weight": 1}]})
+        self.assertEqual((g["kind"], g["vmm"], g["fallback"], g["timeout_ns"], g["from"]),
+                         ("io", "a,b", "main", 50000000, None))
+        p = by["io:0x80=a;posted"]
+        self.assertEqual((p["vmm"], p["posted"], p["coalesced"], p["doorbell"], p["group"],
+                          p["implicit"]), ("a", True, False, False, None, False))
+        self.assertEqual(by["io:0x3f9-0x3ff=uart"]["vmm"], "uart")
+        t = by["type:io=main"]
+        self.assertEqual((t["kind"], t["vmm"], t["implicit"]), ("type", "main", True))
+        # errors stay on stderr, nothing on stdout
+        r = self.vmmux("routes", "--json", "--route", "io:0x80=ghost")
+        self.assertStatus(r, EXIT_USAGE)
+        self.assertEqual(r.out, "")
 
     def test_no_defaults(self):
         r = self.vmmux("routes", "--no-defaults", "--vmm", "mon=monitor", "--route",
@@ -347,3 +493,72 @@ class Stats(VmmuxTest):
         with open(sj) as f:
             stats = json.load(f)
         self.assertEqual(self.vmm_count(stats, "exit"), 1)
+
+
+class TopJson(VmmuxTest):
+    def test_top_once_json(self):
+        # A guest that halts for good, watched through its control socket:
+        # top --once --json prints metrics.get's object, one line.
+        sock = self.path("api.sock")
+        b = self.start("run", "--kernel", guest("hlt.elf"), "--irqchip", "--api-sock", sock,
+                       "--watchdog", "60s")
+        wait_for_socket(sock, b)
+        r = run_vmmux("top", "--api-sock", sock, "--once", "--json")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.err, "")
+        self.assertEqual(len(r.out.splitlines()), 1, r)
+        m = json.loads(r.out)
+        self.assertEqual(set(m), {"uptime_s", "interval_s", "generation", "events_total",
+                                  "events_rate_per_s", "unrouted_total", "types", "routes",
+                                  "vmms"})
+        self.assertIn("uart", [v["name"] for v in m["vmms"]])
+        self.assertIn("io:0x3f8-0x3ff=uart", [x["spec"] for x in m["routes"]])
+        r = run_vmmux("top", "--api-sock", sock, "--json", "--count", "2", "--interval",
+                      "0.05")
+        self.assertStatus(r, 0)
+        self.assertEqual([set(json.loads(l)) >= {"uptime_s", "vmms"} for l in r.out.splitlines()],
+                         [True, True])
+        self.assertNotIn("\x1b", r.out)
+        b.kill()
+
+
+class LogTimestamps(VmmuxTest):
+    STAMP = r"^\[ *(\d+)\.(\d{6})\] vmmux: (error|warn|info|debug): "
+
+    def check_stamped(self, err):
+        lines = [l for l in err.splitlines() if l]
+        self.assertGreaterEqual(len(lines), 2, err)
+        times = []
+        for line in lines:
+            m = re.match(self.STAMP, line)
+            self.assertTrue(m, "no timestamp: %r" % line)
+            times.append(int(m.group(1)) * 1000000 + int(m.group(2)))
+        # seconds since vmmux started (lines of two threads or processes
+        # may reach stderr in either order: no order is checked)
+        self.assertLess(max(times), 60 * 1000000)
+
+    def test_option(self):
+        r = self.run_guest("hello.elf", "--log-level", "info", "--log-timestamps")
+        self.assertStatus(r, 1)
+        self.assertEqual(r.out, HELLO)
+        self.check_stamped(r.err)
+        self.assertRegex(r.err, r"(?m)^\[ +0\.\d{6}\] vmmux: info: ")
+        # without the option, no timestamps
+        r = self.run_guest("hello.elf", "--log-level", "info")
+        self.assertTrue(r.err.startswith("vmmux: info: "), r)
+        # parallel VMM processes stamp their own lines on vmmux's clock (the
+        # exit device's line comes from its process)
+        r = self.run_guest("hello.elf", "--log-level", "info", "--log-timestamps",
+                           "--parallel")
+        self.assertStatus(r, 1)
+        self.check_stamped(r.err)
+        self.assertRegex(r.err, r"(?m)^\[ +0\.\d{6}\] vmmux: info: vmm 'exit': guest wrote")
+
+    def test_config_key(self):
+        cfg = self.path("vm.json")
+        with open(cfg, "w") as f:
+            json.dump({"guest": {"kernel": guest("hello.elf")}, "log_level": "info",
+                       "log_timestamps": True}, f)
+        r = self.vmmux("run", "--config", cfg)
+        self.assertStatus(r, 1)
+        self.check_stamped(r.err)

@@ -7,9 +7,12 @@ Malformed images are built here with struct from a minimal well-formed one
 import json
 import os
 import random
+import re
+import shutil
 import struct
 
-from harness import EXIT_IMAGE, EXIT_USAGE, Result, VmmuxTest, exit_device_status, guest
+from harness import (EXIT_IMAGE, EXIT_USAGE, Result, VmmuxTest, exit_device_status, guest,
+                     vmm_program)
 
 # mov al, 0x2a; out 0xf4, al; hlt: the same bytes in 32- and 64-bit code.
 EXIT_2A = bytes([0xb0, 0x2a, 0xe6, 0xf4, 0xf4])
@@ -421,6 +424,76 @@ class BadConfigs(VmmuxTest):
         self.assertNoCrash(r)
         # Resolved against the config's directory.
         self.assertIn(self.path("nothere.elf"), r.err)
+
+
+class Messages(VmmuxTest):
+    """What vmmux says while a guest runs: true to what happens, VMMs named
+    by their names, and the same words whatever the timing."""
+
+    def test_unrouted_read_says_what_the_guest_gets(self):
+        # A read has no value before it is answered: the warning gives the
+        # value the guest reads (all ones of its size), not "value 0x0".
+        r = self.run_guest("unrouted.elf")
+        self.assertStatus(r, exit_device_status(0))
+        self.assertNoCrash(r)
+        lines = [x for x in r.err.splitlines() if "unrouted" in x]
+        self.assertEqual(lines, [
+            "vmmux: warn: unrouted vCPU 0: io read port 0x1234 size 1: the guest reads 0xff "
+            "(all ones) (logged once per key)",
+            "vmmux: warn: unrouted vCPU 0: mmio read at 0xe0000000 size 4: the guest reads "
+            "0xffffffff (all ones) (logged once per key)"], r.err)
+        self.assertIn("in8 0x1234: ff ok\n", r.out)
+
+    def test_vmms_named_in_messages(self):
+        # A parallel VMM that raises what it was not granted: the event's
+        # source and the fault name the VMM, never its number.
+        r = self.run_guest("io.elf", "--log-level", "info", "--vmm",
+                           "r=external,program=%s" % vmm_program("vmm_raiser"),
+                           "--route", "io:0x80-0x81=r", timeout=120)
+        self.assertStatus(r, exit_device_status(0))
+        self.assertNoCrash(r)
+        self.assertIn("not granted: VMM 'r' (for vCPU 0): platform event reset", r.err)
+        self.assertIn("vmmux: fault of VMM 'r': broke the protocol (reason 3): restarting it",
+                      r.err)
+        self.assertNotRegex(r.err, r"VMM #?\d")
+        self.assertNotIn("fault key", r.err)
+
+    def refused_program(self, *vmm):
+        r = self.run_guest("io.elf", *vmm, "--route", "io:0x80-0x81=echo")
+        self.assertStatus(r, EXIT_USAGE)
+        self.assertNoCrash(r)
+        self.assertEqual(r.out, "")
+        return r.err.strip().splitlines()[-1]
+
+    def test_program_that_exits_at_once(self):
+        # The program exits before it answers its set-up: its socket hangs
+        # up a moment before it can be reaped. One message, whichever the
+        # main VMM sees first, naming the program and its status.
+        for program, status in (("true", 0), ("false", 1)):
+            path = shutil.which(program)
+            for _ in range(5):
+                last = self.refused_program("--vmm", "echo=external,program=" + path)
+                self.assertEqual(last, "vmmux: error: vmm 'echo': %s exited with status %d "
+                                 "before it answered its set-up (is it a vmmux VMM "
+                                 "program?)" % (path, status))
+
+    def test_program_killed_at_once(self):
+        # The same for a program that dies of a signal (here its own
+        # SIGKILL, or the sandbox's SIGSYS first): the signal is named.
+        cfg = {"guest": {"kernel": guest("io.elf")},
+               "vmms": [{"name": "echo", "program": shutil.which("sh"),
+                         "program_args": ["-c", "kill -9 $$"]}],
+               "routes": ["io:0x80-0x81=echo"]}
+        path = self.path("vm.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        for _ in range(5):
+            r = self.vmmux("run", "--config", path)
+            self.assertStatus(r, EXIT_USAGE)
+            self.assertNoCrash(r)
+            self.assertRegex(r.err.strip().splitlines()[-1],
+                             r"^vmmux: error: vmm 'echo': %s died of signal \d+ \([A-Za-z ]+\) "
+                             r"before it answered its set-up" % re.escape(shutil.which("sh")))
 
 
 class SanitizerCheck(VmmuxTest):

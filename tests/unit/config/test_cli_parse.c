@@ -116,7 +116,8 @@ static void test_every_option(void **state)
 			"--watchdog",
 			"250ms",
 			"--log-level",
-			"info"};
+			"info",
+			"--log-timestamps"};
 	struct vmmux_config *c = parse_ok(ARGC(argv), argv);
 	assert_string_equal(c->kernel, "guest.bin");
 	assert_int_equal(c->load.format, IMAGE_RAW);
@@ -146,6 +147,7 @@ static void test_every_option(void **state)
 	assert_int_equal(c->breakpoints[0], 0x7c00);
 	assert_int_equal(c->watchdog_ns, 250000000ull);
 	assert_int_equal(c->log_level, VMMUX_LOG_INFO);
+	assert_true(c->log_timestamps);
 	/* The config is complete: it finishes without defaults. */
 	struct errbuf e;
 	if (config_finish(c, &e) != 0)
@@ -236,7 +238,7 @@ static void test_config_then_overrides(void **state)
 	assert_int_equal(c->nbreakpoints, 4);
 	assert_int_equal(c->breakpoints[3], 0x4000);
 	assert_int_equal(c->log_level, VMMUX_LOG_ERROR);
-	assert_false(c->defaults); /* the file has vmms and routes */
+	assert_true(c->defaults); /* the file's vmms and routes add to them */
 	drop(c);
 
 	/* The file's three breakpoints and two more: the limit counts both. */

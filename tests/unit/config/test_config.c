@@ -235,7 +235,7 @@ static void test_full_config(void **state)
 	assert_string_equal(c->routes[1].fallback, "main");
 	assert_int_equal(c->routes[2].kind, ROUTE_HYPERCALL);
 	assert_int_equal(c->routes[2].lo, 2);
-	assert_false(c->defaults); /* vmms and routes given */
+	assert_true(c->defaults); /* vmms and routes add to the defaults */
 
 	assert_true(c->single_step);
 	assert_int_equal(c->nbreakpoints, 2);
@@ -308,6 +308,22 @@ static void test_relative_paths(void **state)
 	drop(c);
 }
 
+static void test_log_timestamps_key(void **state)
+{
+	(void)state;
+	struct errbuf e;
+	int rc;
+	struct vmmux_config *c = load("{\"stats\": false}", &rc, &e);
+	assert_int_equal(rc, 0);
+	assert_false(c->log_timestamps);
+	drop(c);
+	c = load("{\"log_timestamps\": true}", &rc, &e);
+	assert_int_equal(rc, 0);
+	assert_true(c->log_timestamps);
+	drop(c);
+	expect_error("{\"log_timestamps\": 1}", "vm.json: log_timestamps: expected true or false");
+}
+
 static void test_defaults_key(void **state)
 {
 	(void)state;
@@ -319,16 +335,22 @@ static void test_defaults_key(void **state)
 	assert_int_equal(rc, 0);
 	assert_true(c->defaults);
 	drop(c);
-	c = load("{\"routes\": []}", &rc, &e);
+	/* A file's VMMs and routes add to the defaults, as --vmm and --route
+	 * do: only "defaults": false (--no-defaults) leaves them out. */
+	c = load("{\"routes\": [\"io:0x80=main\"]}", &rc, &e);
 	assert_int_equal(rc, 0);
-	assert_false(c->defaults);
+	assert_true(c->defaults);
 	drop(c);
-	c = load("{\"vmms\": []}", &rc, &e);
+	c = load("{\"vmms\": [{\"name\": \"m\", \"role\": \"monitor\"}]}", &rc, &e);
 	assert_int_equal(rc, 0);
-	assert_false(c->defaults);
+	assert_true(c->defaults);
 	drop(c);
 	/* "defaults" wins wherever it is in the object. */
-	c = load("{\"defaults\": true, \"routes\": [\"io:0x80=main\"]}", &rc, &e);
+	c = load("{\"defaults\": false, \"routes\": [\"io:0x80=main\"]}", &rc, &e);
+	assert_int_equal(rc, 0);
+	assert_false(c->defaults);
+	drop(c);
+	c = load("{\"routes\": [\"io:0x80=main\"], \"defaults\": true}", &rc, &e);
 	assert_int_equal(rc, 0);
 	assert_true(c->defaults);
 	drop(c);
@@ -1028,35 +1050,76 @@ static void test_finish_no_defaults(void **state)
 	drop(c);
 }
 
-/* A user route that overlaps a default route replaces it; a default VMM
- * left with no route is not added. */
-static void test_finish_user_route_replaces_default(void **state)
+/* A user route replaces what it covers of a default route: the rest of the
+ * default range keeps its VMM; a default route it covers whole goes, and a
+ * default VMM left with no route is not added. */
+static void test_finish_user_route_splits_default(void **state)
 {
 	(void)state;
 	struct vmmux_config *c = with_kernel();
 	add_vmm(c, "mon=monitor");
-	add_route(c, "io:0x3fc=mon");	      /* inside COM1: uart's route goes */
+	add_route(c, "io:0x3fc=mon");	      /* inside COM1: uart keeps the rest */
 	add_route(c, "io:0xf0-0xf4=mon");     /* overlaps exit's first port */
 	add_route(c, "platform:smi=mon");     /* smm keeps io:0xb2-0xb3 */
 	add_route(c, "mmio:0x3f8-0x3ff=mon"); /* another key space: no effect */
+	add_route(c, "io:0x604-0x605=main");  /* all of a chipset route */
 	finish_ok(c);
 
-	assert_int_equal(c->nvmms, 4); /* mon, chipset, smm, fault */
+	assert_int_equal(c->nvmms, 6); /* mon and the five defaults */
 	assert_true(vmm_index(c, "mon") == 0);
-	assert_true(vmm_index(c, "uart") < 0);
-	assert_true(vmm_index(c, "exit") < 0);
-	assert_true(vmm_index(c, "chipset") >= 0);
-	assert_true(vmm_index(c, "smm") >= 0);
-	assert_true(vmm_index(c, "fault") >= 0);
+	assert_true(has_route(c, "io:0x3f8-0x3fb=uart"));
+	assert_true(has_route(c, "io:0x3fd-0x3ff=uart"));
 	assert_false(has_route(c, "io:0x3f8-0x3ff=uart"));
+	assert_true(has_route(c, "io:0xf5-0xf7=exit"));
 	assert_false(has_route(c, "io:0xf4-0xf7=exit"));
 	assert_false(has_route(c, "platform:smi=smm"));
 	assert_true(has_route(c, "io:0xb2-0xb3=smm"));
 	assert_true(has_route(c, "io:0x64=chipset"));
 	assert_true(has_route(c, "io:0xcf9=chipset"));
-	assert_true(has_route(c, "io:0x604-0x605=chipset"));
+	assert_false(has_route(c, "io:0x604-0x605=chipset"));
 	assert_true(has_route(c, "io:0x4f0-0x4f3=fault"));
-	assert_int_equal(c->nroutes, 4 + 5);
+	assert_int_equal(c->nroutes, 5 + 2 + 1 + 2 + 1 + 1);
+	/* the table builds: nothing overlaps */
+	struct errbuf e;
+	struct route_table *t = route_table_build(c->routes, c->nroutes, config_vmm_resolve, c, &e);
+	assert_non_null(t);
+	route_table_free(t);
+	drop(c);
+
+	/* Routes that cover a default range between them leave nothing of it,
+	 * and its VMM is not added; pieces in any order. */
+	c = with_kernel();
+	add_route(c, "io:0x3fc-0x3ff=main");
+	add_route(c, "io:0x3f0-0x3fb=main");
+	add_route(c, "io:0xf4=main");
+	add_route(c, "io:0xf6=main");
+	finish_ok(c);
+	assert_true(vmm_index(c, "uart") < 0);
+	assert_true(has_route(c, "io:0xf5=exit"));
+	assert_true(has_route(c, "io:0xf7=exit"));
+	assert_int_equal(c->nvmms, 4);
+	assert_int_equal(c->nroutes, 4 + 2 + 3 + 2 + 1);
+	drop(c);
+}
+
+/* fw_cfg's route io:0x510-0x511=fwcfg follows the same rule: a route of the
+ * user's takes the ports it covers, fwcfg keeps the others. */
+static void test_finish_fw_cfg_route_split(void **state)
+{
+	(void)state;
+	struct vmmux_config *c = with_kernel();
+	c->fw_cfg = true;
+	add_route(c, "io:0x510=main");
+	finish_ok(c);
+	assert_true(vmm_index(c, "fwcfg") >= 0);
+	assert_true(has_route(c, "io:0x511=fwcfg"));
+	assert_false(has_route(c, "io:0x510-0x511=fwcfg"));
+	drop(c);
+
+	c = with_kernel();
+	c->fw_cfg = true;
+	finish_ok(c);
+	assert_true(has_route(c, "io:0x510-0x511=fwcfg"));
 	drop(c);
 }
 
@@ -1110,13 +1173,14 @@ static void test_finish_hypercall_port_space(void **state)
 	drop(c);
 
 	/* An io route reaching into the hypercall ports and down over the fault
-	 * device's ports replaces fault's route, and fault is not added. */
+	 * device's ports takes those: fault keeps its first two. */
 	c = with_kernel();
 	add_route(c, "io:0x4f2-0x5ff=main");
 	finish_ok(c);
 	assert_false(has_route(c, "io:0x4f0-0x4f3=fault"));
-	assert_true(vmm_index(c, "fault") < 0);
-	assert_int_equal(c->nroutes, 1 + 7);
+	assert_true(has_route(c, "io:0x4f0-0x4f1=fault"));
+	assert_true(vmm_index(c, "fault") >= 0);
+	assert_int_equal(c->nroutes, 1 + 8);
 	drop(c);
 }
 
@@ -1376,6 +1440,7 @@ int main(void)
 	    cmocka_unit_test(test_mem_forms),
 	    cmocka_unit_test(test_relative_paths),
 	    cmocka_unit_test(test_defaults_key),
+	    cmocka_unit_test(test_log_timestamps_key),
 	    cmocka_unit_test(test_lists_append),
 	    cmocka_unit_test(test_exact_messages),
 	    cmocka_unit_test(test_unknown_keys),
@@ -1392,7 +1457,8 @@ int main(void)
 	    cmocka_unit_test(test_field_parsers),
 	    cmocka_unit_test(test_finish_defaults),
 	    cmocka_unit_test(test_finish_no_defaults),
-	    cmocka_unit_test(test_finish_user_route_replaces_default),
+	    cmocka_unit_test(test_finish_user_route_splits_default),
+	    cmocka_unit_test(test_finish_fw_cfg_route_split),
 	    cmocka_unit_test(test_finish_default_vmm_named_by_route),
 	    cmocka_unit_test(test_finish_user_vmm_takes_default_name),
 	    cmocka_unit_test(test_finish_hypercall_port_space),
