@@ -13,7 +13,6 @@
  */
 #include "hvt_rt.h"
 
-HVT_MANIFEST(2, HVT_BLOCK("storage"));
 
 static uint8_t buf[64 * 1024] __attribute__((aligned(4096)));
 static uint8_t buf2[64 * 1024] __attribute__((aligned(4096)));

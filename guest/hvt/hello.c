@@ -18,7 +18,6 @@
  */
 #include "hvt_rt.h"
 
-HVT_MANIFEST(1);
 
 static const char rodata_word[16] = "read-only";
 

@@ -317,10 +317,20 @@ class Malformed(HvtTest):
         self.check("descsz", r, "note does not fall within valid size")
 
     def test_manifest(self):
+        # The guests' manifest notes are laid out as Solo5's toolchain lays
+        # them out: n_descsz = 4 (padding) + 8 + 104 * entries, struct mft
+        # 8-aligned from the start of the note.
+        for src, entries in ((HELLO, 1), (BLK, 2)):
+            with open(guest(src), "rb") as f:
+                data = f.read()
+            desc, _ = _note_desc(data, MFT)
+            self.assertEqual(struct.unpack_from("<I", data, desc - 16)[0], 4 + 8 + 104 * entries)
+            self.assertEqual(struct.unpack_from("<III", data, desc), (0, 1, entries))
+
         def mft(fn):
             def p(d):
                 desc, _ = _note_desc(d, MFT)
-                fn(d, desc)
+                fn(d, desc + 4)  # struct mft, after the descriptor's padding
             return p
 
         self.check("mftver", mft(lambda d, o: struct.pack_into("<I", d, o, 2)),
