@@ -12,7 +12,6 @@
  */
 #include "hvt_rt.h"
 
-
 #define ETHERTYPE_TEST 0x88b5
 
 static uint8_t frame[2048];

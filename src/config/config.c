@@ -277,7 +277,7 @@ static int parse_window(const char *s, struct vmm_config *v, struct errbuf *e)
 		return err_set(e, "memory window '%s' is not 4 KiB-aligned (start and size)", s);
 	if (v->nwindows >= VMM_WINDOWS_MAX)
 		return err_set(e, "too many memory windows (at most %d)", VMM_WINDOWS_MAX);
-	v->windows[v->nwindows++] = (struct vmm_window){a, size};
+	v->windows[v->nwindows++] = (struct vmm_window){a, size, false};
 	return 0;
 }
 

@@ -405,9 +405,11 @@ static int find_vmm(const struct vmmux_config *c, const char *name)
 }
 
 /*
- * Add the VMM N needs, with the window a device role needs (the guest's
- * own memory, from its image up; not the page tables, boot information or
- * manifest). A VMM of the config by that name (vmms[i]) is replaced by it,
+ * Add the VMM N needs, with the windows a device role needs: the guest's
+ * own memory, from its image up, and read-only the boot information,
+ * manifest copy and command line, which the guest may pass as a buffer
+ * (Solo5's tests puts the boot information's command line); never the page
+ * tables or the GDT. A VMM of the config by that name (vmms[i]) is replaced by it,
  * keeping what the config may choose (placement, timeout, spin, cpu; the
  * console's output); it must have N's role and leave the rest to the set-up.
  */
@@ -429,10 +431,11 @@ static int add_vmm(struct vmmux_config *c, const struct vmm_need *n, uint64_t me
 	for (size_t i = 0; n->grants && n->grants[i] && v.ngrants < VMM_GRANTS_MAX; i++)
 		v.grants[v.ngrants++] = (char *)n->grants[i];
 	v.raise_set = n->grants != NULL;
-	if (mem > HVT_GUEST_MIN_BASE) {
-		v.nwindows = 1;
-		v.windows[0] = (struct vmm_window){HVT_GUEST_MIN_BASE, mem - HVT_GUEST_MIN_BASE};
-	}
+	v.windows[v.nwindows++] = (struct vmm_window){
+	    HVT_BOOT_INFO_BASE, HVT_HOST_AREA_END - HVT_BOOT_INFO_BASE, .ro = true};
+	if (mem > HVT_GUEST_MIN_BASE)
+		v.windows[v.nwindows++] =
+		    (struct vmm_window){HVT_GUEST_MIN_BASE, mem - HVT_GUEST_MIN_BASE, false};
 	int at = find_vmm(c, n->name);
 	if (at < 0)
 		return config_add_vmm(c, &v, e);

@@ -259,6 +259,9 @@ int hs_hello_check(const struct hs_hello *h, unsigned nfds, struct errbuf *e)
 		const struct hs_piece *p = &h->pieces[i];
 		if (p->size == 0)
 			return err_set(e, "hello: pieces[%u].size is 0", i);
+		if ((p->flags & ~HS_PIECE_RO) != 0 || p->reserved != 0)
+			return err_set(e, "hello: pieces[%u]: unknown flags 0x%x or reserved 0x%x",
+				       i, p->flags, p->reserved);
 		if (p->gpa + p->size < p->gpa)
 			return err_set(e,
 				       "hello: pieces[%u] (gpa 0x%llx, size 0x%llx) wraps around "

@@ -52,9 +52,13 @@
 #define HS_F_STATE  0x2u /* the VMM saves its role's state after each event */
 #define HS_F_IRQFD  0x4u /* the VMM writes irqfds itself */
 
+#define HS_PIECE_RO 0x1u /* read-only: its descriptor is opened read-only */
+
 struct hs_piece {
-	uint64_t gpa;  /* guest-physical address of the piece */
-	uint64_t size; /* bytes; the piece's memfd is exactly this long */
+	uint64_t gpa;	/* guest-physical address of the piece */
+	uint64_t size;	/* bytes; the piece's memfd is exactly this long */
+	uint32_t flags; /* HS_PIECE_RO */
+	uint32_t reserved;
 };
 
 struct hs_irq {

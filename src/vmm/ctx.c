@@ -66,7 +66,7 @@ int vmmux_gm_read(struct vmmux_ctx *ctx, uint64_t gpa, void *buf, size_t len)
 int vmmux_gm_write(struct vmmux_ctx *ctx, uint64_t gpa, const void *buf, size_t len)
 {
 	const struct gm_window *w = ctx_window(ctx, gpa, len);
-	if (w == NULL)
+	if (w == NULL || w->ro)
 		return -1;
 	memcpy(w->host + (gpa - w->gpa), buf, len);
 	return 0;

@@ -26,6 +26,7 @@ struct gm_window {
 	uint64_t gpa;
 	uint64_t size;
 	uint8_t *host; /* host address of gpa */
+	bool ro;       /* read-only: vmmux_gm_write refuses it */
 };
 
 struct vmmux_ctx {

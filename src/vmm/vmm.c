@@ -278,7 +278,7 @@ static int vmm_map_windows(struct vmm *v, struct errbuf *e)
 {
 	const struct vmm_config *c = &v->cfg;
 	if (c->memory_all && granted_mem != NULL) {
-		v->windows[0] = (struct gm_window){0, granted_mem->size, granted_mem->host};
+		v->windows[0] = (struct gm_window){0, granted_mem->size, granted_mem->host, false};
 		v->nwindows = 1;
 	}
 	for (size_t i = 0; i < c->nwindows && !c->memory_all; i++) {
@@ -288,7 +288,7 @@ static int vmm_map_windows(struct vmm *v, struct errbuf *e)
 			    e, "vmm '%s': memory window 0x%llx+0x%llx lies outside guest RAM",
 			    c->name, (unsigned long long)w->gpa, (unsigned long long)w->size);
 		v->windows[v->nwindows++] =
-		    (struct gm_window){w->gpa, w->size, granted_mem->host + w->gpa};
+		    (struct gm_window){w->gpa, w->size, granted_mem->host + w->gpa, w->ro};
 	}
 	v->ctx.windows = v->windows;
 	v->ctx.nwindows = v->nwindows;

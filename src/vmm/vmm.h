@@ -34,9 +34,13 @@ enum vmm_placement {
 	VMM_PARALLEL,	    /* runs as a separate, sandboxed process */
 };
 
-/* A window of guest RAM granted to a VMM (page-aligned). */
+/* A window of guest RAM granted to a VMM (page-aligned). A read-only one
+ * (set by vmmux's own set-up code, e.g. the hvt boot information) is mapped
+ * read-only in a parallel VMM and refused to vmmux_gm_write in both
+ * placements. */
 struct vmm_window {
 	uint64_t gpa, size;
+	bool ro;
 };
 
 /* What the config says of one VMM instance. */

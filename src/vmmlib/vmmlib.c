@@ -161,8 +161,10 @@ static int map_windows(struct lib *L, const int *fds, struct errbuf *e)
 	for (uint32_t i = 0; i < h->npieces;) {
 		uint32_t j = i;
 		uint64_t size = h->pieces[i].size;
+		bool ro = (h->pieces[i].flags & HS_PIECE_RO) != 0;
 		while (j + 1 < h->npieces &&
-		       h->pieces[j + 1].gpa == h->pieces[j].gpa + h->pieces[j].size) {
+		       h->pieces[j + 1].gpa == h->pieces[j].gpa + h->pieces[j].size &&
+		       ((h->pieces[j + 1].flags & HS_PIECE_RO) != 0) == ro) {
 			j++;
 			size += h->pieces[j].size;
 		}
@@ -174,15 +176,16 @@ static int map_windows(struct lib *L, const int *fds, struct errbuf *e)
 		}
 		for (uint32_t k = i; k <= j; k++) {
 			uint64_t off = h->pieces[k].gpa - h->pieces[i].gpa;
-			if (mmap(base + off, h->pieces[k].size, PROT_READ | PROT_WRITE,
-				 MAP_SHARED | MAP_FIXED, fds[k], 0) == MAP_FAILED) {
+			if (mmap(base + off, h->pieces[k].size,
+				 ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+				 fds[k], 0) == MAP_FAILED) {
 				set_up_error(e, "mapping guest memory at 0x%llx: %s",
 					     (unsigned long long)h->pieces[k].gpa, strerror(errno));
 				return -1;
 			}
 			close(fds[k]);
 		}
-		L->windows[L->nwindows++] = (struct gm_window){h->pieces[i].gpa, size, base};
+		L->windows[L->nwindows++] = (struct gm_window){h->pieces[i].gpa, size, base, ro};
 		i = j + 1;
 	}
 	L->ctx.windows = L->windows;

@@ -42,6 +42,15 @@ class Basics(HvtTest):
         self.assertEqual(r.out, "Hello, world\narg 1: hello\narg 2: a\narg 3: b\narg 4: c\n")
         self.assertEqual(r.err, "")
 
+    def test_puts_of_the_command_line_where_the_host_wrote_it(self):
+        # Solo5's test_hello: puts on the boot information's cmdline
+        # pointer, which lies in the low memory the host wrote (read-only
+        # to the guest and to the console VMM)
+        r = hvt("--mem=16", guest(HELLO), "cmdline", "x", "y")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.out, "Hello, World\nCommand line is: 'cmdline x y'\n")
+        self.assertEqual(r.err, "")
+
     def test_double_dash_and_default_memory(self):
         r = hvt("--", guest(HELLO), "bootinfo")
         self.assertStatus(r, 0)
@@ -198,6 +207,18 @@ class Block(HvtTest):
         r = hvt("--mem=16", "--block:storage=" + img, guest(BLK), "badbuf")
         self.assertHvtFault(r, "block read: invalid guest access")
         self.assertNotIn("returned", r.out)
+
+    def test_buffer_in_the_memory_the_host_wrote(self):
+        # a write from the command line where the host wrote it: allowed
+        # (read-only window); a read into the boot information: the guest's
+        # fault, nothing written there
+        img = self.image(4096)
+        r = hvt("--mem=16", "--block:storage=" + img, guest(BLK), "lowbuf", "from-the-host")
+        self.assertHvtFault(r, "block read: invalid guest access")
+        self.assertIn("lowbuf write ok: lowbuf from-the-host\n", r.out)
+        self.assertNotIn("returned", r.out)
+        with open(img, "rb") as f:
+            self.assertEqual(f.read(20), b"lowbuf from-the-host")
 
     def test_devices_must_match_the_manifest(self):
         img = self.image(4096)

@@ -149,7 +149,7 @@ static int block_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 			return 0;
 		}
 		a.ret = HVT_EINVAL;
-	} else if (!role_gm_range_ok(ctx, a.data, a.len)) {
+	} else if (!role_gm_range_ok_for(ctx, a.data, a.len, ev->key == HVT_HC_BLOCK_READ)) {
 		guest_fault(ctx, ev, "buffer", a.data, a.len);
 		return 0;
 	} else if (a.len == 0 || a.offset % b->block_size || a.len % b->block_size ||

@@ -156,7 +156,7 @@ static int net_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, struc
 			return 0;
 		}
 		a.ret = HVT_EINVAL;
-	} else if (!role_gm_range_ok(ctx, a.data, a.len)) {
+	} else if (!role_gm_range_ok_for(ctx, a.data, a.len, ev->key == HVT_HC_NET_READ)) {
 		guest_fault(ctx, ev, "buffer", a.data, a.len);
 		return 0;
 	} else if (ev->key == HVT_HC_NET_WRITE) {
