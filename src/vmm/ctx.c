@@ -44,6 +44,11 @@ int vmmux_output_fd(struct vmmux_ctx *ctx)
 	return ctx->out_fd;
 }
 
+int vmmux_fd(struct vmmux_ctx *ctx, unsigned i)
+{
+	return i < ctx->nfds ? ctx->fds[i] : -1;
+}
+
 const struct gm_window *ctx_window(const struct vmmux_ctx *ctx, uint64_t gpa, uint64_t len)
 {
 	for (size_t i = 0; i < ctx->nwindows; i++) {

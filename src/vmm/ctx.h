@@ -36,6 +36,8 @@ struct vmmux_ctx {
 	const struct vmm_arg *args;
 	size_t nargs;
 	int in_fd, out_fd;
+	const int *fds; /* further descriptors (vmmux_fd) */
+	size_t nfds;
 	const struct gm_window *windows; /* sorted by gpa, not overlapping */
 	size_t nwindows;
 	/* Deliver a raised event (already checked by vmmux_raise). */

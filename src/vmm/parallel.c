@@ -317,6 +317,12 @@ static int build_hello(struct pvmm *p, struct hs_hello *h, int *fds, unsigned *n
 				fds[n++] = p->resamplefd[i];
 		}
 	}
+	if (v->nfds > HS_EXTRA_FDS_MAX)
+		return err_set(e, "vmm '%s': %zu further descriptors; at most %d", v->name, v->nfds,
+			       HS_EXTRA_FDS_MAX);
+	h->nextra = (uint32_t)v->nfds;
+	for (size_t i = 0; i < v->nfds; i++)
+		fds[n++] = v->fds[i];
 	h->nargs = (uint32_t)v->cfg.nargs;
 	for (size_t i = 0; i < v->cfg.nargs && i < HS_ARGS_MAX; i++) {
 		if (strlen(v->cfg.args[i].key) >= HS_ARG_KEY_MAX ||

@@ -36,6 +36,8 @@ struct lib {
 	struct gm_window windows[HS_PIECES_MAX];
 	size_t nwindows;
 	int in_fd, out_fd;
+	unsigned nextra;
+	int extra[HS_EXTRA_FDS_MAX]; /* vmmux_fd's descriptors */
 	bool input_eof;
 	unsigned nirqs;
 	struct hs_irq irqs[HS_IRQS_MAX];
@@ -278,6 +280,9 @@ static int set_up(struct lib *L, const struct vmmux_role *own, vmmlib_find_fn fi
 				L->resamplefd[i] = fds[k++];
 		}
 	}
+	L->nextra = h->nextra;
+	for (uint32_t i = 0; i < h->nextra; i++)
+		L->extra[i] = fds[k++];
 
 	struct vmmux_ctx *c = &L->ctx;
 	snprintf(c->name, sizeof(c->name), "%s", h->name);
@@ -288,6 +293,8 @@ static int set_up(struct lib *L, const struct vmmux_role *own, vmmlib_find_fn fi
 	c->nargs = h->nargs;
 	c->in_fd = L->in_fd;
 	c->out_fd = L->out_fd;
+	c->fds = L->extra;
+	c->nfds = L->nextra;
 	c->raise = lib_raise;
 	c->host = L;
 	c->priv = calloc(1, L->role->priv_size ? L->role->priv_size : 1);

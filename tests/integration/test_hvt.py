@@ -22,6 +22,7 @@ from harness import PARALLEL, VMMUX, Result, VmmuxTest, guest, run_vmmux
 HERE = os.path.dirname(os.path.abspath(__file__))
 PLACEMENT = "--placement=" + ("parallel" if PARALLEL else "main")
 HELLO, BLK, NET = "hvt/hvt_hello.hvt", "hvt/hvt_blk.hvt", "hvt/hvt_net.hvt"
+MAXDEV = "hvt/hvt_maxdev.hvt"  # 63 devices: storage0-59 (block), service0-2 (net)
 
 
 def hvt(*args, **kw):
@@ -404,10 +405,12 @@ class Net(HvtTest):
         subprocess.run(["ip", "netns", "add", cls.ns], check=True)
         cls.addClassCleanup(subprocess.run, ["ip", "netns", "del", cls.ns])
         # No IPv6 on the tap: its router solicitations would reach the guest.
-        for cmd in (["ip", "tuntap", "add", "tap0", "mode", "tap"],
-                    ["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/tap0/disable_ipv6"],
-                    ["ip", "link", "set", "tap0", "up"], ["ip", "link", "set", "lo", "up"]):
-            subprocess.run(netns_cmd(cls.ns) + cmd, check=True)
+        for tap in ("tap0", "tap1", "tap2"):
+            for cmd in (["ip", "tuntap", "add", tap, "mode", "tap"],
+                        ["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/%s/disable_ipv6" % tap],
+                        ["ip", "link", "set", tap, "up"]):
+                subprocess.run(netns_cmd(cls.ns) + cmd, check=True)
+        subprocess.run(netns_cmd(cls.ns) + ["ip", "link", "set", "lo", "up"], check=True)
 
     def hvt_ns(self, *args, timeout=120):
         """vmmux hvt ARGS inside the namespace."""
@@ -463,6 +466,38 @@ class Net(HvtTest):
     def test_bad_buffer(self):
         r = self.hvt_ns("--mem=16", "--net:service0=tap0", guest(NET), "badbuf")
         self.assertHvtFault(r, "net write: invalid guest access")
+
+    def test_maximum_devices(self):
+        # A manifest with the most entries Solo5 allows (64: 63 devices),
+        # all attached. A VMM per device does not fit (at most 63 VMMs, and
+        # a chain of at most 9 VMMs of a kind, each handing on the requests
+        # for the others' devices), so each VMM serves up to 8 devices of
+        # one block size: 50 of 512 bytes in 7 VMMs, 10 of 4096 in 2, the
+        # 3 net devices in one; each VMM still its own sandbox in
+        # kvm-parallel.
+        args = []
+        for i in range(60):
+            p = self.path("d%d.img" % i)
+            with open(p, "wb") as f:
+                f.truncate(4096 if i % 2 else 8192)
+            args.append("--block:storage%d=%s" % (i, p))
+            if i >= 50:
+                args.append("--block-sector-size:storage%d=4096" % i)
+        for i in range(3):
+            args.append("--net:service%d=tap%d" % (i, i))
+        r = self.hvt_ns("--mem=16", "--stats", *args, guest(MAXDEV))
+        self.assertStatus(r, 0)
+        self.assertEqual(r.out, "maxdev ok 60 3\n")
+        for i in range(60):
+            with open(self.path("d%d.img" % i), "rb") as f:
+                bs = 4096 if i >= 50 else 512
+                self.assertEqual(f.read(bs), bytes([i + 1]) * bs, i)
+        vmms = [line.split()[0] for line in r.err.splitlines() if line.split()
+                and line.split()[0].rstrip("0123456789") in ("block", "net")
+                and line.split()[0][-1].isdigit()]
+        self.assertEqual(sorted(set(v for v in vmms if v.startswith("block"))),
+                         sorted("block%d" % i for i in range(9)), r.err)
+        self.assertEqual(sorted(set(v for v in vmms if v.startswith("net"))), ["net0"], r.err)
 
     def test_attach_errors(self):
         r = self.hvt_ns("--mem=16", "--net:service0=nosuch0", guest(NET), "info")
