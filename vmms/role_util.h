@@ -196,20 +196,30 @@ static inline int role_raise(struct vmmux_ctx *ctx, uint16_t type, uint16_t flag
 
 /*
  * Whether every byte of guest memory [GPA, GPA+LEN) is inside the windows
- * granted to the role (overflow included; LEN 0 is always inside). Checked
- * page by page, so that a gap between windows is found before any I/O.
+ * granted to the role (overflow included; LEN 0 is always inside), and
+ * with WRITE inside writable ones (not a read-only window). Checked page by
+ * page, so that a gap between windows is found before any I/O.
  */
-static inline bool role_gm_range_ok(struct vmmux_ctx *ctx, uint64_t gpa, uint64_t len)
+static inline bool role_gm_range_ok_for(struct vmmux_ctx *ctx, uint64_t gpa, uint64_t len,
+					bool write)
 {
-	uint8_t x;
+	uint8_t x = 0;
 	if (len == 0)
 		return true;
 	if (len - 1 > UINT64_MAX - gpa)
 		return false;
+	/* a write of 0 bytes finds the window and its mode, and writes nothing */
 	for (uint64_t off = 0; off < len; off += 4096 - ((gpa + off) & 4095))
-		if (vmmux_gm_read(ctx, gpa + off, &x, 1) < 0)
+		if ((write ? vmmux_gm_write(ctx, gpa + off, &x, 0)
+			   : vmmux_gm_read(ctx, gpa + off, &x, 1)) < 0)
 			return false;
-	return vmmux_gm_read(ctx, gpa + len - 1, &x, 1) == 0;
+	return (write ? vmmux_gm_write(ctx, gpa + len - 1, &x, 0)
+		      : vmmux_gm_read(ctx, gpa + len - 1, &x, 1)) == 0;
+}
+
+static inline bool role_gm_range_ok(struct vmmux_ctx *ctx, uint64_t gpa, uint64_t len)
+{
+	return role_gm_range_ok_for(ctx, gpa, len, false);
 }
 
 /*

@@ -8,12 +8,13 @@
  *   pattern V       fill every sector with byte V, read back, compare
  *   check V         every sector reads back as byte V
  *   badbuf          a read into a buffer outside guest memory (host ends: 1)
+ *   lowbuf          a write from the command line where the host wrote it
+ *                   (read-only low memory: allowed), read back and compared;
+ *                   then a read into the boot information (the host ends: 1)
  *   bench SIZE N    N sequential writes then N reads of SIZE bytes from
  *                   offset 0 (wrapping at the capacity): ns per phase
  */
 #include "hvt_rt.h"
-
-HVT_MANIFEST(2, HVT_BLOCK("storage"));
 
 static uint8_t buf[64 * 1024] __attribute__((aligned(4096)));
 static uint8_t buf2[64 * 1024] __attribute__((aligned(4096)));
@@ -92,6 +93,18 @@ int main(int argc, char **argv)
 		int64_t r = hvt_block_io(0, (uint64_t)h, 0,
 					 (void *)(uintptr_t)(hvt_bi->mem_size - 256), bs);
 		printf("badbuf returned %ld\n", r);
+		return 0;
+	}
+	if (strcmp(cmd, "lowbuf") == 0) {
+		const uint8_t *cl = (const uint8_t *)(uintptr_t)hvt_bi->cmdline;
+		CHECK(bs <= HVT_CMDLINE_SIZE);
+		CHECK(hvt_block_io(1, (uint64_t)h, 0, (void *)(uintptr_t)cl, bs) == HVT_OK);
+		memset(buf2, 0, bs);
+		CHECK(hvt_block_io(0, (uint64_t)h, 0, buf2, bs) == HVT_OK);
+		CHECK(memcmp(buf2, cl, bs) == 0);
+		printf("lowbuf write ok: %s\n", (const char *)buf2);
+		int64_t r = hvt_block_io(0, (uint64_t)h, 0, (void *)(uintptr_t)hvt_bi, bs);
+		printf("read into the boot information returned %ld\n", r);
 		return 0;
 	}
 	if (strcmp(cmd, "bench") == 0) {

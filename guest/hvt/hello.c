@@ -1,6 +1,9 @@
 /*
  * hello.c: the hvt test guest without devices. argv[1] picks the test:
  *   (none)          "Hello, world", the arguments, exit 0
+ *   cmdline         as Solo5's test_hello: puts of the command line where
+ *                   the host wrote it (the boot information's pointer, in
+ *                   the low memory that is read-only to the guest)
  *   exit N          exit with status N
  *   abort           halt with 255, as solo5_abort does
  *   bootinfo        print the boot information and check its invariants
@@ -17,8 +20,6 @@
  *   spin MS         busy for MS milliseconds of TSC time, then exit 0
  */
 #include "hvt_rt.h"
-
-HVT_MANIFEST(1);
 
 static const char rodata_word[16] = "read-only";
 
@@ -48,6 +49,13 @@ int main(int argc, char **argv)
 		printf("Hello, world\n");
 		for (int i = 1; i < argc; i++)
 			printf("arg %d: %s\n", i, argv[i]);
+		return 0;
+	}
+	if (strcmp(cmd, "cmdline") == 0) {
+		const char *cl = (const char *)(uintptr_t)hvt_bi->cmdline;
+		printf("Hello, World\nCommand line is: '");
+		hvt_puts(cl, strlen(cl));
+		printf("'\n");
 		return 0;
 	}
 	if (strcmp(cmd, "exit") == 0)

@@ -5,16 +5,9 @@
 
 #include <stdbool.h>
 
-/* The ABI note: hvt target, ABI version 2. */
-__attribute__((section(".note.solo5.abi"), used, aligned(4))) static const struct {
-	uint32_t namesz, descsz, type;
-	char name[8];
-	struct hvt_abi1 abi;
-} hvt_abi_note = {sizeof(HVT_NOTE_NAME),
-		  sizeof(struct hvt_abi1),
-		  HVT_NOTE_ABI,
-		  HVT_NOTE_NAME,
-		  {HVT_ABI_TARGET, HVT_ABI_VERSION, 0, 0}};
+/* The ABI note: hvt target, ABI version 2 (the manifest note is each
+ * guest's generated NAME_manifest.c). */
+HVT_ABI1_NOTE_DEFINE(hvt_abi1_note, {.abi_target = HVT_ABI_TARGET, .abi_version = HVT_ABI_VERSION});
 
 const struct hvt_boot_info *hvt_bi;
 

@@ -5,7 +5,7 @@
  * struct's address, the ABI and manifest notes, halt to end.
  *
  * A guest defines main(argc, argv) (argv: its command line split at spaces)
- * and its manifest with HVT_MANIFEST; main's return value is the exit
+ * and its manifest in NAME.json (below); main's return value is the exit
  * status. Port I/O and the rest of guest/rt/rt.h's inline helpers may be
  * used for tests that must misbehave.
  */
@@ -60,28 +60,12 @@ uint64_t hvt_atou(const char *s); /* decimal or 0x hex; stops at the first other
 
 int main(int argc, char **argv);
 
-/* The ABI note, in every guest (hvt_rt.c). The manifest note: */
-#define HVT_MANIFEST(N, ...)                                                                       \
-	__attribute__((section(".note.solo5.manifest"), used, aligned(4))) static const struct {   \
-		uint32_t namesz, descsz, type;                                                     \
-		char name[8];                                                                      \
-		uint32_t version, entries;                                                         \
-		struct hvt_mft_entry e[N];                                                         \
-	} __attribute__((packed))                                                                  \
-	hvt_manifest_note = {sizeof(HVT_NOTE_NAME),                                                \
-			     (uint32_t)HVT_MFT_SIZE(N),                                            \
-			     HVT_NOTE_MFT,                                                         \
-			     HVT_NOTE_NAME,                                                        \
-			     HVT_MFT_VERSION,                                                      \
-			     N,                                                                    \
-			     {{.name = "", .type = HVT_MFT_RESERVED_FIRST}, __VA_ARGS__}}
-#define HVT_BLOCK(n)                                                                               \
-	{                                                                                          \
-		.name = n, .type = HVT_MFT_DEV_BLOCK_BASIC                                         \
-	}
-#define HVT_NET(n)                                                                                 \
-	{                                                                                          \
-		.name = n, .type = HVT_MFT_DEV_NET_BASIC                                           \
-	}
+/*
+ * The ABI note is in every guest (hvt_rt.c). The manifest note is declared
+ * the way Solo5's toolchain declares it: each guest NAME has a manifest
+ * NAME.json (Solo5's manifest.json format), from which gen_manifest.py
+ * writes NAME_manifest.c, which defines HVT_MFT_ENTRIES and declares the
+ * note with HVT_MFT1_NOTE_DEFINE (include/vmmux/hvt_abi.h).
+ */
 
 #endif

@@ -12,8 +12,6 @@
  */
 #include "hvt_rt.h"
 
-HVT_MANIFEST(2, HVT_NET("service0"));
-
 #define ETHERTYPE_TEST 0x88b5
 
 static uint8_t frame[2048];

@@ -72,6 +72,28 @@ enum hvt_result {
 
 /* ---- notes ---------------------------------------------------------- */
 
+/*
+ * A Solo5 note is declared in C, one object per note in a section of its
+ * own (".note.solo5.abi", ".note.solo5.manifest"), each section in its own
+ * PT_NOTE: the 12-byte ELF note header and the owner name "Solo5" padded to
+ * 8 bytes (struct hvt_note_hdr, 20 bytes), then the descriptor. The
+ * descriptor is a C struct, so the compiler places it at its natural
+ * alignment from the start of the note: struct hvt_abi1 (4-aligned) right
+ * after the 20 bytes; struct hvt_mft (8-aligned: its entries hold 64-bit
+ * fields) after 4 bytes of padding, at offset 24, and those 4 bytes belong
+ * to the descriptor: n_descsz = 4 + 8 + 104 * entries (116 for one entry).
+ * n_descsz is sizeof(the note) - sizeof(struct hvt_note_hdr), so the
+ * compiler, not the declarer, fixes it. A reader finds a descriptor's
+ * struct at the start of the note plus the header rounded up to the
+ * struct's alignment (HVT_ABI1_DESC_PAD, HVT_MFT1_DESC_PAD).
+ */
+struct hvt_note_hdr {
+	uint32_t n_namesz; /* sizeof(HVT_NOTE_NAME): 6 */
+	uint32_t n_descsz; /* padding + the struct */
+	uint32_t n_type;   /* HVT_NOTE_ABI or HVT_NOTE_MFT */
+	char n_name[(sizeof(HVT_NOTE_NAME) + 3) & ~3u];
+};
+
 /* The descriptor of the ABI note. */
 struct hvt_abi1 {
 	uint32_t abi_target;  /* HVT_ABI_TARGET */
@@ -109,12 +131,64 @@ struct hvt_mft_entry {
 	uint8_t pad[7];
 };
 
-/* The manifest: the descriptor of the MFT1 note, and its copy in guest RAM. */
+/*
+ * HVT_MFT_ENTRIES: defined (to the number of entries) before this header is
+ * included by the C file that declares a manifest (guest/hvt/gen_manifest.py
+ * writes one per guest); otherwise e[] is a flexible array (the host, and
+ * the manifest copy a guest reads).
+ */
+#ifndef HVT_MFT_ENTRIES
+#define HVT_MFT_ENTRIES
+#endif
+
+/* The manifest: the descriptor of the MFT1 note (after its padding), and
+ * its copy in guest RAM. */
 struct hvt_mft {
 	uint32_t version; /* HVT_MFT_VERSION */
 	uint32_t entries; /* 1..HVT_MFT_MAX_ENTRIES; e[0] is the reserved-first */
-	struct hvt_mft_entry e[];
+	struct hvt_mft_entry e[HVT_MFT_ENTRIES];
 };
+
+/* The two notes as objects. */
+struct hvt_abi1_note {
+	struct hvt_note_hdr h;
+	struct hvt_abi1 abi;
+};
+struct hvt_mft1_note {
+	struct hvt_note_hdr h;
+	struct hvt_mft m;
+};
+
+/* Padding at the start of each descriptor: the header rounded up to the
+ * struct's alignment, less the header. */
+#define HVT_NOTE_DESC_PAD(align)                                                                   \
+	((sizeof(struct hvt_note_hdr) + (align)-1) / (align) * (align) -                           \
+	 sizeof(struct hvt_note_hdr))
+#define HVT_ABI1_DESC_PAD HVT_NOTE_DESC_PAD(_Alignof(struct hvt_abi1))
+#define HVT_MFT1_DESC_PAD HVT_NOTE_DESC_PAD(_Alignof(struct hvt_mft))
+
+/*
+ * Declare a note in the file that defines it (a guest): NAME is the
+ * object's name, the arguments its descriptor struct's initializer.
+ * aligned(4) as Solo5's toolchain writes it: the object keeps its type's
+ * larger alignment (8 for the manifest), and the section takes it.
+ */
+#define HVT_ABI1_NOTE_DEFINE(NAME, ...)                                                            \
+	__attribute__((section(".note.solo5.abi"), used, aligned(4)))                              \
+	const struct hvt_abi1_note NAME = {                                                        \
+	    .h = {.n_namesz = sizeof(HVT_NOTE_NAME),                                               \
+		  .n_descsz = sizeof(struct hvt_abi1_note) - sizeof(struct hvt_note_hdr),          \
+		  .n_type = HVT_NOTE_ABI,                                                          \
+		  .n_name = HVT_NOTE_NAME},                                                        \
+	    .abi = __VA_ARGS__}
+#define HVT_MFT1_NOTE_DEFINE(NAME, ...)                                                            \
+	__attribute__((section(".note.solo5.manifest"), used, aligned(4)))                         \
+	const struct hvt_mft1_note NAME = {                                                        \
+	    .h = {.n_namesz = sizeof(HVT_NOTE_NAME),                                               \
+		  .n_descsz = sizeof(struct hvt_mft1_note) - sizeof(struct hvt_note_hdr),          \
+		  .n_type = HVT_NOTE_MFT,                                                          \
+		  .n_name = HVT_NOTE_NAME},                                                        \
+	    .m = __VA_ARGS__}
 
 /* ---- boot information ------------------------------------------------ */
 
@@ -180,7 +254,12 @@ _Static_assert(__builtin_offsetof(struct hvt_mft_entry, type) == 68, "mft type")
 _Static_assert(__builtin_offsetof(struct hvt_mft_entry, u) == 72, "mft u");
 _Static_assert(__builtin_offsetof(struct hvt_mft_entry, hostfd) == 88, "mft hostfd");
 _Static_assert(__builtin_offsetof(struct hvt_mft_entry, attached) == 96, "mft attached");
-_Static_assert(sizeof(struct hvt_mft) == 8, "hvt_mft");
+_Static_assert(sizeof(struct hvt_note_hdr) == 20, "hvt_note_hdr");
+_Static_assert(HVT_ABI1_DESC_PAD == 0 && __builtin_offsetof(struct hvt_abi1_note, abi) == 20,
+	       "abi1 note");
+_Static_assert(_Alignof(struct hvt_mft) == 8, "hvt_mft alignment");
+_Static_assert(HVT_MFT1_DESC_PAD == 4 && __builtin_offsetof(struct hvt_mft1_note, m) == 24,
+	       "mft1 note");
 _Static_assert(sizeof(struct hvt_boot_info) == 56, "hvt_boot_info");
 _Static_assert(__builtin_offsetof(struct hvt_boot_info, host_features) == 40, "bi features");
 _Static_assert(__builtin_offsetof(struct hvt_boot_info, net_ring) == 48, "bi net_ring");
@@ -189,7 +268,13 @@ _Static_assert(sizeof(struct hvt_hc_block_io) == 40, "block io");
 _Static_assert(sizeof(struct hvt_hc_net_read) == 32, "net read");
 _Static_assert(sizeof(struct hvt_hc_halt) == 16, "halt");
 
-/* Bytes of a manifest note descriptor with N entries. */
-#define HVT_MFT_SIZE(n) (sizeof(struct hvt_mft) + (uint64_t)(n) * sizeof(struct hvt_mft_entry))
+/* Bytes of the manifest (struct hvt_mft) with N entries, and n_descsz of
+ * its note (the padding included). */
+#define HVT_MFT_SIZE(n)                                                                            \
+	(__builtin_offsetof(struct hvt_mft, e) + (uint64_t)(n) * sizeof(struct hvt_mft_entry))
+#define HVT_MFT1_DESCSZ(n) (HVT_MFT1_DESC_PAD + HVT_MFT_SIZE(n))
+/* The largest n_descsz of each note. */
+#define HVT_ABI1_DESCSZ	    (HVT_ABI1_DESC_PAD + sizeof(struct hvt_abi1))
+#define HVT_MFT1_DESCSZ_MAX HVT_MFT1_DESCSZ(HVT_MFT_MAX_ENTRIES)
 
 #endif /* VMMUX_HVT_ABI_H */

@@ -198,6 +198,13 @@ VMMUX_API const char *vmmux_arg(struct vmmux_ctx *ctx, const char *key);
  */
 VMMUX_API int vmmux_input_fd(struct vmmux_ctx *ctx);
 VMMUX_API int vmmux_output_fd(struct vmmux_ctx *ctx);
+/*
+ * Further descriptors the host opened for the VMM, numbered from 0 in the
+ * order its set-up gave them (only vmmux's own set-up code gives any: e.g.
+ * the disk images of an hvt block VMM that serves several devices); -1
+ * past the last.
+ */
+VMMUX_API int vmmux_fd(struct vmmux_ctx *ctx, unsigned i);
 
 /*
  * Checked access to guest memory: [gpa, gpa+len) must lie inside a window

@@ -277,7 +277,7 @@ static int parse_window(const char *s, struct vmm_config *v, struct errbuf *e)
 		return err_set(e, "memory window '%s' is not 4 KiB-aligned (start and size)", s);
 	if (v->nwindows >= VMM_WINDOWS_MAX)
 		return err_set(e, "too many memory windows (at most %d)", VMM_WINDOWS_MAX);
-	v->windows[v->nwindows++] = (struct vmm_window){a, size};
+	v->windows[v->nwindows++] = (struct vmm_window){a, size, false};
 	return 0;
 }
 
@@ -402,6 +402,8 @@ int config_add_vmm(struct vmmux_config *c, const struct vmm_config *v, struct er
 	d->memory_all = v->memory_all;
 	d->nwindows = v->nwindows < VMM_WINDOWS_MAX ? v->nwindows : VMM_WINDOWS_MAX;
 	memcpy(d->windows, v->windows, d->nwindows * sizeof(d->windows[0]));
+	d->nfds = v->nfds < VMM_FDS_MAX ? v->nfds : VMM_FDS_MAX;
+	memcpy(d->fds, v->fds, d->nfds * sizeof(d->fds[0]));
 	d->raise_set = v->raise_set;
 	d->timeout_ns = v->timeout_ns;
 	d->spin_set = v->spin_set;
@@ -1690,12 +1692,24 @@ int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e
 				       missing, list);
 		}
 	}
+	/* RAM is cut at each distinct edge of the parallel VMMs' windows
+	 * (windows that several VMMs share cut it once) */
 	size_t edges = 0;
+	uint64_t edge[GM_PIECES_MAX];
 	for (size_t i = 0; i < c->nvmms; i++) {
 		if (check_vmm_memory(c, &c->vmms[i], e))
 			return -1;
-		if (c->vmms[i].placement == VMM_PARALLEL && !c->vmms[i].memory_all)
-			edges += 2 * c->vmms[i].nwindows;
+		const struct vmm_config *v = &c->vmms[i];
+		if (v->placement != VMM_PARALLEL || v->memory_all)
+			continue;
+		for (size_t w = 0; w < 2 * v->nwindows; w++) {
+			uint64_t x = v->windows[w / 2].gpa + (w % 2 ? v->windows[w / 2].size : 0);
+			bool seen = false;
+			for (size_t k = 0; k < edges && k < GM_PIECES_MAX && !seen; k++)
+				seen = edge[k] == x;
+			if (!seen && edges++ < GM_PIECES_MAX)
+				edge[edges - 1] = x;
+		}
 	}
 	if (edges > GM_PIECES_MAX - 1)
 		return err_set(

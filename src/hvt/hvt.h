@@ -72,6 +72,16 @@ int hvt_mft_find(const struct hvt_mft *m, const char *name, uint32_t type);
 /* Where the boot information, manifest copy and command line go. */
 #define HVT_MFT_GPA	(HVT_BOOT_INFO_BASE + 0x40u)
 #define HVT_CMDLINE_GPA (HVT_MFT_GPA + 0x2000u)
+/*
+ * The memory the host writes for the guest and the guest may pass to a
+ * hypercall (the boot information, the manifest copy, the command line;
+ * read-only in the guest's page tables): [HVT_BOOT_INFO_BASE,
+ * HVT_HOST_AREA_END), granted read-only to the console, block and net VMMs
+ * besides the guest's own memory from HVT_GUEST_MIN_BASE.
+ */
+#define HVT_HOST_AREA_END ((HVT_CMDLINE_GPA + HVT_CMDLINE_SIZE + 0xfffu) & ~0xfffu)
+_Static_assert(HVT_MFT_GPA + HVT_MFT_SIZE(HVT_MFT_MAX_ENTRIES) <= HVT_CMDLINE_GPA,
+	       "the manifest copy fits below the command line");
 
 /*
  * Write the hvt boot state into M for image IM: GDT (null, code, data),

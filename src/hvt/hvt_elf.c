@@ -70,13 +70,24 @@ static int check_entry(const char *name, const struct hvt_mft *m, uint32_t i, st
 	return 0;
 }
 
-/* Validate the manifest descriptor D (N bytes) and copy it to *out. */
+/*
+ * Validate the manifest note's descriptor D (N = n_descsz bytes: the
+ * padding, then struct hvt_mft) and copy the manifest to *out.
+ */
 static int take_mft(const char *name, const uint8_t *d, uint64_t n, struct hvt_image *out,
 		    struct errbuf *e)
 {
-	if (n < sizeof(struct hvt_mft))
-		return err_set(e, "%s: manifest note is %llu bytes, too short for its header", name,
-			       (unsigned long long)n);
+	if (n < HVT_MFT1_DESCSZ(1) || n > HVT_MFT1_DESCSZ_MAX ||
+	    (n - HVT_MFT1_DESCSZ(0)) % sizeof(struct hvt_mft_entry) != 0)
+		return err_set(e,
+			       "%s: manifest note does not fall within valid size (n_descsz %llu; "
+			       "%u bytes of padding, 8 of header and 1 to %u entries of 104 make "
+			       "%llu to %llu)",
+			       name, (unsigned long long)n, (unsigned)HVT_MFT1_DESC_PAD,
+			       HVT_MFT_MAX_ENTRIES, (unsigned long long)HVT_MFT1_DESCSZ(1),
+			       (unsigned long long)HVT_MFT1_DESCSZ_MAX);
+	d += HVT_MFT1_DESC_PAD;
+	n -= HVT_MFT1_DESC_PAD;
 	struct hvt_mft h;
 	memcpy(&h, d, sizeof(h));
 	if (h.version != HVT_MFT_VERSION)
@@ -86,9 +97,11 @@ static int take_mft(const char *name, const uint8_t *d, uint64_t n, struct hvt_i
 		return err_set(e, "%s: manifest has %u entries (1 to %u allowed)", name, h.entries,
 			       HVT_MFT_MAX_ENTRIES);
 	if (n != HVT_MFT_SIZE(h.entries))
-		return err_set(
-		    e, "%s: manifest note is %llu bytes, but %u entries need exactly %llu", name,
-		    (unsigned long long)n, h.entries, (unsigned long long)HVT_MFT_SIZE(h.entries));
+		return err_set(e,
+			       "%s: manifest note does not fall within valid size (n_descsz %llu, "
+			       "but %u entries need exactly %llu)",
+			       name, (unsigned long long)(n + HVT_MFT1_DESC_PAD), h.entries,
+			       (unsigned long long)HVT_MFT1_DESCSZ(h.entries));
 	struct hvt_mft *m = malloc(n);
 	if (m == NULL)
 		return err_set(e, "%s: out of memory", name);
@@ -129,11 +142,13 @@ static int scan_notes(const char *name, const uint8_t *img, size_t len, uint64_t
 		if (solo5 && nh.n_type == HVT_NOTE_ABI) {
 			if (*have_abi)
 				return err_set(e, "%s: more than one Solo5 ABI note", name);
-			if (nh.n_descsz != sizeof(struct hvt_abi1))
-				return err_set(e, "%s: Solo5 ABI note is %u bytes, not %zu", name,
-					       nh.n_descsz, sizeof(struct hvt_abi1));
+			if (nh.n_descsz != HVT_ABI1_DESCSZ)
+				return err_set(e,
+					       "%s: ABI note does not fall within valid size "
+					       "(n_descsz %u, not %zu)",
+					       name, nh.n_descsz, (size_t)HVT_ABI1_DESCSZ);
 			struct hvt_abi1 a;
-			memcpy(&a, desc, sizeof(a));
+			memcpy(&a, desc + HVT_ABI1_DESC_PAD, sizeof(a));
 			if (a.abi_target != HVT_ABI_TARGET)
 				return err_set(e,
 					       "%s: built for Solo5 ABI target %u, not hvt (%u): "

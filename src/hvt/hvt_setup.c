@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
@@ -390,6 +391,8 @@ struct vmm_need {
 	const char *name, *role;
 	bool parallel; /* the default placement */
 	const char *input, *output;
+	const int *fds; /* further descriptors (vmmux_fd) */
+	size_t nfds;
 	const char *const *args; /* key, value, ..., NULL */
 	const char *const *grants;
 	const char *why; /* for messages: what the VMM serves */
@@ -405,9 +408,11 @@ static int find_vmm(const struct vmmux_config *c, const char *name)
 }
 
 /*
- * Add the VMM N needs, with the window a device role needs (the guest's
- * own memory, from its image up; not the page tables, boot information or
- * manifest). A VMM of the config by that name (vmms[i]) is replaced by it,
+ * Add the VMM N needs, with the windows a device role needs: the guest's
+ * own memory, from its image up, and read-only the boot information,
+ * manifest copy and command line, which the guest may pass as a buffer
+ * (Solo5's tests puts the boot information's command line); never the page
+ * tables or the GDT. A VMM of the config by that name (vmms[i]) is replaced by it,
  * keeping what the config may choose (placement, timeout, spin, cpu; the
  * console's output); it must have N's role and leave the rest to the set-up.
  */
@@ -421,6 +426,9 @@ static int add_vmm(struct vmmux_config *c, const struct vmm_need *n, uint64_t me
 	v.placement_set = true;
 	v.input = (char *)n->input;
 	v.output = (char *)n->output;
+	v.nfds = n->nfds;
+	for (size_t i = 0; i < n->nfds && i < VMM_FDS_MAX; i++)
+		v.fds[i] = n->fds[i];
 	for (size_t i = 0; n->args && n->args[i] && n->args[i + 1] && v.nargs < VMM_ARGS_MAX;
 	     i += 2) {
 		v.args[v.nargs].key = (char *)n->args[i];
@@ -429,10 +437,11 @@ static int add_vmm(struct vmmux_config *c, const struct vmm_need *n, uint64_t me
 	for (size_t i = 0; n->grants && n->grants[i] && v.ngrants < VMM_GRANTS_MAX; i++)
 		v.grants[v.ngrants++] = (char *)n->grants[i];
 	v.raise_set = n->grants != NULL;
-	if (mem > HVT_GUEST_MIN_BASE) {
-		v.nwindows = 1;
-		v.windows[0] = (struct vmm_window){HVT_GUEST_MIN_BASE, mem - HVT_GUEST_MIN_BASE};
-	}
+	v.windows[v.nwindows++] = (struct vmm_window){
+	    HVT_BOOT_INFO_BASE, HVT_HOST_AREA_END - HVT_BOOT_INFO_BASE, .ro = true};
+	if (mem > HVT_GUEST_MIN_BASE)
+		v.windows[v.nwindows++] =
+		    (struct vmm_window){HVT_GUEST_MIN_BASE, mem - HVT_GUEST_MIN_BASE, false};
 	int at = find_vmm(c, n->name);
 	if (at < 0)
 		return config_add_vmm(c, &v, e);
@@ -496,52 +505,160 @@ static int add_route(struct vmmux_config *c, size_t nuser, const char *text, str
 	return config_add_route(c, &r, e);
 }
 
-/* The VMMs and routes of one kind of device, chained by handle. */
+/* The block size of device D (0 for a net device). */
+static uint64_t dev_bs(const struct hvt_dev *d)
+{
+	return d->cfg->net ? 0 : d->cfg->sector ? d->cfg->sector : 512;
+}
+
+/*
+ * The VMMs of one kind of device: groups of at most PER devices (of one
+ * block size), in manifest order, each group one VMM. Returns the number of
+ * VMMs, and with G fills G[i] with the group of run.dev[i] (-1: another
+ * kind).
+ */
+static unsigned group_devices(bool net, unsigned per, int *g)
+{
+	unsigned ngroups = 0;
+	int open[HVT_DEVS_MAX];	     /* the group being filled, per first device of its size */
+	unsigned fill[HVT_DEVS_MAX]; /* its count */
+	for (unsigned i = 0; i < run.ndev; i++) {
+		if (g)
+			g[i] = -1;
+		if (run.dev[i].cfg->net != net)
+			continue;
+		unsigned first = i; /* the first device of this block size */
+		for (unsigned j = 0; j < i; j++)
+			if (run.dev[j].cfg->net == net &&
+			    dev_bs(&run.dev[j]) == dev_bs(&run.dev[i])) {
+				first = j;
+				break;
+			}
+		if (first == i || fill[first] == per) {
+			open[first] = (int)ngroups++;
+			fill[first] = 0;
+		}
+		fill[first]++;
+		if (g)
+			g[i] = open[first];
+	}
+	return ngroups;
+}
+
+/*
+ * The VMMs and routes of one kind of device, chained by handle: a VMM per
+ * group of devices (group_devices; PER 1: a VMM per device, its descriptors
+ * the input and output; more: its devices' handles in "handles" and their
+ * descriptors as its further descriptors, for net an epoll descriptor of
+ * the taps as its input).
+ */
 static int add_devices(struct vmmux_config *c, size_t nuser, bool net, bool parallel, uint64_t mem,
-		       struct errbuf *e)
+		       unsigned per, struct errbuf *e)
 {
 	const char *prefix = net ? "net" : "block";
 	unsigned lo = net ? HVT_HC_NET_WRITE : HVT_HC_BLOCK_WRITE;
-	unsigned n = 0, total = 0;
-	for (unsigned i = 0; i < run.ndev; i++)
-		total += run.dev[i].cfg->net == net;
-	for (unsigned i = 0; i < run.ndev; i++) {
-		struct hvt_dev *d = &run.dev[i];
-		if (d->cfg->net != net)
-			continue;
-		char name[32], in[32], out[32], handle[16], bs[24], route[96], why[96];
-		snprintf(name, sizeof(name), "%s%u", prefix, n);
-		snprintf(in, sizeof(in), "fd:%d", d->fd);
-		snprintf(out, sizeof(out), "fd:%d", d->ready_fd);
-		snprintf(handle, sizeof(handle), "%d", d->index);
-		snprintf(bs, sizeof(bs), "%llu",
-			 (unsigned long long)(d->cfg->sector ? d->cfg->sector : 512));
-		snprintf(why, sizeof(why), "%s device '%s'", prefix, d->cfg->name);
-		bool next = n + 1 < total;
-		const char *args[] = {
-		    "handle", handle, "next", next ? "yes" : "no", net ? NULL : "block_size",
-		    bs,	      NULL};
-		static const char *const chain_grants[] = {"request:exit", "forward", NULL};
+	int g[HVT_DEVS_MAX];
+	unsigned total = group_devices(net, per, g);
+	for (unsigned k = 0; k < total; k++) {
+		char name[32], in[32], out[32], handles[256], bs[24], route[96], why[192];
 		struct vmm_need need = {
-		    .name = name,
-		    .role = net ? "hvt-net" : "hvt-block",
-		    .parallel = parallel,
-		    .input = in,
-		    .output = net ? out : NULL,
-		    .args = args,
-		    .grants = next ? chain_grants : NULL,
-		    .why = why,
-		};
-		if (add_vmm(c, &need, mem, e) < 0)
+		    .name = name, .role = net ? "hvt-net" : "hvt-block", .parallel = parallel};
+		int fds[VMM_FDS_MAX];
+		size_t nfds = 0, at = 0, ndev = 0;
+		uint64_t size = 512;
+		handles[0] = '\0';
+		const struct hvt_dev *one = NULL;
+		for (unsigned i = 0; i < run.ndev; i++) {
+			if (g[i] != (int)k)
+				continue;
+			struct hvt_dev *d = &run.dev[i];
+			one = d;
+			size = d->cfg->sector ? d->cfg->sector : 512;
+			at += (size_t)snprintf(handles + at, sizeof(handles) - at, "%s%d",
+					       ndev ? "," : "", d->index);
+			fds[nfds++] = d->fd;
+			if (net)
+				fds[nfds++] = d->ready_fd;
+			ndev++;
+		}
+		snprintf(name, sizeof(name), "%s%u", prefix, k);
+		snprintf(bs, sizeof(bs), "%llu", (unsigned long long)size);
+		if (ndev == 1)
+			snprintf(why, sizeof(why), "%s device '%s'", prefix, one->cfg->name);
+		else
+			snprintf(why, sizeof(why), "%s devices %s (manifest indices)", prefix,
+				 handles);
+		bool next = k + 1 < total;
+		const char *args[] = {
+		    ndev == 1 ? "handle" : "handles", handles, "next", next ? "yes" : "no",
+		    net ? NULL : "block_size",	      bs,      NULL};
+		static const char *const chain_grants[] = {"request:exit", "forward", NULL};
+		need.args = args;
+		need.grants = next ? chain_grants : NULL;
+		need.why = why;
+		int epfd = -1;
+		if (ndev == 1) {
+			snprintf(in, sizeof(in), "fd:%d", one->fd);
+			snprintf(out, sizeof(out), "fd:%d", one->ready_fd);
+			need.input = in;
+			need.output = net ? out : NULL;
+		} else {
+			need.fds = fds;
+			need.nfds = nfds;
+			if (net) {
+				/* the taps, polled by the host as the VMM's input */
+				epfd = epoll_create1(EPOLL_CLOEXEC);
+				for (size_t f = 0; epfd >= 0 && f < nfds; f += 2) {
+					struct epoll_event ev = {.events = EPOLLIN};
+					if (epoll_ctl(epfd, EPOLL_CTL_ADD, fds[f], &ev) < 0) {
+						close(epfd);
+						epfd = -1;
+					}
+				}
+				if (epfd < 0)
+					return err_set(e, "epoll for the taps of %s: %s", name,
+						       strerror(errno));
+				snprintf(in, sizeof(in), "fd:%d", epfd);
+				need.input = in;
+			}
+		}
+		int rc = add_vmm(c, &need, mem, e);
+		if (epfd >= 0)
+			close(epfd); /* the VMM holds its own duplicate */
+		if (rc < 0)
 			return -1;
-		if (n == 0)
+		if (k == 0)
 			snprintf(route, sizeof(route), "hypercall:%u-%u=%s", lo, lo + 1, name);
 		else
 			snprintf(route, sizeof(route), "hypercall:%u-%u=%s;from=%s%u", lo, lo + 1,
-				 name, prefix, n - 1);
+				 name, prefix, k - 1);
 		if (add_route(c, nuser, route, e) < 0)
 			return -1;
-		n++;
+	}
+	return 0;
+}
+
+/*
+ * The VMMs of one kind hand a request for another's device on along their
+ * chain, one raise per hop: a chain may be as long as a raised event may go
+ * deep (vmm.h: deeper than 8 raises is refused), 9 VMMs.
+ */
+#define HVT_CHAIN_MAX 9u
+
+/*
+ * Devices per VMM: 1 while a VMM per device fits (besides the console and
+ * the config's own VMMs, and at most HVT_CHAIN_MAX VMMs of a kind), else
+ * the fewest that fit; 0 when nothing fits.
+ */
+static unsigned devices_per_vmm(const struct vmmux_config *c)
+{
+	for (unsigned per = 1; per <= HVT_DEVS_MAX; per++) {
+		unsigned nb = group_devices(false, per, NULL), nn = group_devices(true, per, NULL);
+		unsigned need = 1 + (unsigned)c->nvmms + nb + nn;
+		if (find_vmm(c, "console") >= 0)
+			need--;
+		if (need <= CONFIG_VMMS_MAX && nb <= HVT_CHAIN_MAX && nn <= HVT_CHAIN_MAX)
+			return per;
 	}
 	return 0;
 }
@@ -682,9 +799,17 @@ static int prepare(struct vmmux_config *c, bool parallel)
 	c->defaults = false;
 	struct vmm_need console = {
 	    .name = "console", .role = "hvt-console", .output = "stdout", .why = "console (puts)"};
+	unsigned per = devices_per_vmm(c);
+	if (per == 0) {
+		fprintf(stderr,
+			"vmmux hvt: %sthe devices need more VMMs than fit besides the config's "
+			"%zu (at most %d in all)\n",
+			pfx, c->nvmms, CONFIG_VMMS_MAX);
+		return -1;
+	}
 	if (add_vmm(c, &console, mem, &e) < 0 ||
-	    add_devices(c, nuser, false, parallel, mem, &e) < 0 ||
-	    add_devices(c, nuser, true, parallel, mem, &e) < 0) {
+	    add_devices(c, nuser, false, parallel, mem, per, &e) < 0 ||
+	    add_devices(c, nuser, true, parallel, mem, per, &e) < 0) {
 		fprintf(stderr, "vmmux hvt: %s%s\n", pfx, e.msg);
 		return -1;
 	}

@@ -233,6 +233,7 @@ unsigned hs_hello_nfds(const struct hs_hello *h)
 	for (unsigned i = 0; i < nirqs; i++)
 		if (h->irqs[i].wired)
 			n += h->irqs[i].level ? 2 : 1;
+	n += h->nextra < HS_EXTRA_FDS_MAX ? h->nextra : HS_EXTRA_FDS_MAX;
 	return n;
 }
 
@@ -255,10 +256,15 @@ int hs_hello_check(const struct hs_hello *h, unsigned nfds, struct errbuf *e)
 		return err_set(e, "hello: nslots %u is outside 1..%u", h->nslots, TP_SLOTS_MAX);
 	if (h->npieces > HS_PIECES_MAX)
 		return err_set(e, "hello: npieces %u exceeds %u", h->npieces, HS_PIECES_MAX);
+	if (h->nextra > HS_EXTRA_FDS_MAX)
+		return err_set(e, "hello: nextra %u exceeds %u", h->nextra, HS_EXTRA_FDS_MAX);
 	for (unsigned i = 0; i < h->npieces; i++) {
 		const struct hs_piece *p = &h->pieces[i];
 		if (p->size == 0)
 			return err_set(e, "hello: pieces[%u].size is 0", i);
+		if ((p->flags & ~HS_PIECE_RO) != 0 || p->reserved != 0)
+			return err_set(e, "hello: pieces[%u]: unknown flags 0x%x or reserved 0x%x",
+				       i, p->flags, p->reserved);
 		if (p->gpa + p->size < p->gpa)
 			return err_set(e,
 				       "hello: pieces[%u] (gpa 0x%llx, size 0x%llx) wraps around "

@@ -11,7 +11,7 @@
  *      memfd, the VMM doorbell eventfd, the async eventfd, one memfd per
  *      window piece, the input and output descriptors (when the config gives
  *      them), one irqfd per wired IRQ line (and its resample fd for level
- *      lines).
+ *      lines), then the nextra further descriptors (vmmux_fd).
  *   2. VMM -> main  ready: the version it chose (within main's range), the
  *      features it accepts, its role's name, and a status (0, or -errno with
  *      a message when its set-up failed: bad role, bad arguments, a window it
@@ -44,7 +44,8 @@
 #define HS_WINDOWS_MAX	 16
 #define HS_PIECES_MAX	 64 /* window pieces (memfds) in all */
 #define HS_IRQS_MAX	 8
-#define HS_FDS_MAX	 (3 + HS_PIECES_MAX + 2 + 2 * HS_IRQS_MAX)
+#define HS_EXTRA_FDS_MAX 128 /* vmmux_fd's descriptors */
+#define HS_FDS_MAX	 (3 + HS_PIECES_MAX + 2 + 2 * HS_IRQS_MAX + HS_EXTRA_FDS_MAX)
 #define HS_MSG_MAX	 256
 
 /* Feature bits. */
@@ -52,9 +53,13 @@
 #define HS_F_STATE  0x2u /* the VMM saves its role's state after each event */
 #define HS_F_IRQFD  0x4u /* the VMM writes irqfds itself */
 
+#define HS_PIECE_RO 0x1u /* read-only: its descriptor is opened read-only */
+
 struct hs_piece {
-	uint64_t gpa;  /* guest-physical address of the piece */
-	uint64_t size; /* bytes; the piece's memfd is exactly this long */
+	uint64_t gpa;	/* guest-physical address of the piece */
+	uint64_t size;	/* bytes; the piece's memfd is exactly this long */
+	uint32_t flags; /* HS_PIECE_RO */
+	uint32_t reserved;
 };
 
 struct hs_irq {
@@ -83,6 +88,7 @@ struct hs_hello {
 	char arg_value[HS_ARGS_MAX][HS_ARG_VALUE_MAX];
 	uint64_t spin_ns;
 	uint32_t log_level;
+	uint32_t nextra; /* further descriptors (vmmux_fd), last in the fds */
 };
 
 struct hs_ready {

@@ -44,6 +44,11 @@ int vmmux_output_fd(struct vmmux_ctx *ctx)
 	return ctx->out_fd;
 }
 
+int vmmux_fd(struct vmmux_ctx *ctx, unsigned i)
+{
+	return i < ctx->nfds ? ctx->fds[i] : -1;
+}
+
 const struct gm_window *ctx_window(const struct vmmux_ctx *ctx, uint64_t gpa, uint64_t len)
 {
 	for (size_t i = 0; i < ctx->nwindows; i++) {
@@ -66,7 +71,7 @@ int vmmux_gm_read(struct vmmux_ctx *ctx, uint64_t gpa, void *buf, size_t len)
 int vmmux_gm_write(struct vmmux_ctx *ctx, uint64_t gpa, const void *buf, size_t len)
 {
 	const struct gm_window *w = ctx_window(ctx, gpa, len);
-	if (w == NULL)
+	if (w == NULL || w->ro)
 		return -1;
 	memcpy(w->host + (gpa - w->gpa), buf, len);
 	return 0;

@@ -26,6 +26,7 @@ struct gm_window {
 	uint64_t gpa;
 	uint64_t size;
 	uint8_t *host; /* host address of gpa */
+	bool ro;       /* read-only: vmmux_gm_write refuses it */
 };
 
 struct vmmux_ctx {
@@ -35,6 +36,8 @@ struct vmmux_ctx {
 	const struct vmm_arg *args;
 	size_t nargs;
 	int in_fd, out_fd;
+	const int *fds; /* further descriptors (vmmux_fd) */
+	size_t nfds;
 	const struct gm_window *windows; /* sorted by gpa, not overlapping */
 	size_t nwindows;
 	/* Deliver a raised event (already checked by vmmux_raise). */

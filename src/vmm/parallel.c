@@ -255,9 +255,20 @@ static void unwire_irqs(struct pvmm *p)
 	p->nirqs = 0;
 }
 
-/* The hello of V, and its descriptors in order. */
-static int build_hello(struct pvmm *p, struct hs_hello *h, int *fds, unsigned *nfds,
-		       struct errbuf *e)
+/* A read-only descriptor of memfd FD (the same file, reopened O_RDONLY:
+ * the VMM can map it for reading only, and mprotect cannot change that). */
+static int reopen_ro(int fd)
+{
+	char path[40];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+/* The hello of V, and its descriptors in order; RO_FDS (*NRO of them)
+ * gets the read-only descriptors opened for it, which the caller closes
+ * once they are sent. */
+static int build_hello(struct pvmm *p, struct hs_hello *h, int *fds, unsigned *nfds, int *ro_fds,
+		       unsigned *nro, struct errbuf *e)
 {
 	struct vmm *v = p->v;
 	const struct guest_mem *m = &machine_vm()->mem;
@@ -280,19 +291,31 @@ static int build_hello(struct pvmm *p, struct hs_hello *h, int *fds, unsigned *n
 	/* the pieces of RAM inside the granted windows */
 	for (unsigned i = 0; i < m->npieces; i++) {
 		const struct gm_piece *pc = &m->pieces[i];
-		bool in = v->cfg.memory_all;
-		for (size_t w = 0; w < v->nwindows && !in; w++)
+		bool in = v->cfg.memory_all, ro = false;
+		for (size_t w = 0; w < v->nwindows && !in; w++) {
 			in = pc->gpa >= v->windows[w].gpa &&
 			     pc->gpa + pc->size <= v->windows[w].gpa + v->windows[w].size;
+			ro = in && v->windows[w].ro;
+		}
 		if (!in)
 			continue;
 		if (h->npieces >= HS_PIECES_MAX)
 			return err_set(e, "vmm '%s': more than %d pieces of guest RAM granted",
 				       v->name, HS_PIECES_MAX);
+		int fd = pc->memfd;
+		if (ro) {
+			fd = reopen_ro(pc->memfd);
+			if (fd < 0)
+				return err_set(e,
+					       "vmm '%s': a read-only descriptor of guest RAM: %s",
+					       v->name, strerror(errno));
+			ro_fds[(*nro)++] = fd;
+			h->pieces[h->npieces].flags = HS_PIECE_RO;
+		}
 		h->pieces[h->npieces].gpa = pc->gpa;
 		h->pieces[h->npieces].size = pc->size;
 		h->npieces++;
-		fds[n++] = pc->memfd;
+		fds[n++] = fd;
 	}
 	if (v->in_fd >= 0) {
 		h->has_input = 1;
@@ -311,6 +334,12 @@ static int build_hello(struct pvmm *p, struct hs_hello *h, int *fds, unsigned *n
 				fds[n++] = p->resamplefd[i];
 		}
 	}
+	if (v->nfds > HS_EXTRA_FDS_MAX)
+		return err_set(e, "vmm '%s': %zu further descriptors; at most %d", v->name, v->nfds,
+			       HS_EXTRA_FDS_MAX);
+	h->nextra = (uint32_t)v->nfds;
+	for (size_t i = 0; i < v->nfds; i++)
+		fds[n++] = v->fds[i];
 	h->nargs = (uint32_t)v->cfg.nargs;
 	for (size_t i = 0; i < v->cfg.nargs && i < HS_ARGS_MAX; i++) {
 		if (strlen(v->cfg.args[i].key) >= HS_ARG_KEY_MAX ||
@@ -589,10 +618,17 @@ static int setup_process(struct pvmm *p, struct errbuf *e)
 	unsigned nfds = 0;
 	struct hs_ready ready;
 	unsigned nready = 0;
-	if (build_hello(p, &hello, fds, &nfds, e) < 0)
+	int ro_fds[HS_PIECES_MAX];
+	unsigned nro = 0;
+	int built = build_hello(p, &hello, fds, &nfds, ro_fds, &nro, e);
+	int sent = built < 0 ? -1 : hs_send(p->sock, &hello, sizeof(hello), fds, nfds);
+	int err = errno;
+	for (unsigned i = 0; i < nro; i++)
+		close(ro_fds[i]);
+	if (built < 0)
 		goto fail;
-	if (hs_send(p->sock, &hello, sizeof(hello), fds, nfds) < 0) {
-		err_set(e, "vmm '%s': sending its set-up: %s", v->name, strerror(errno));
+	if (sent < 0) {
+		err_set(e, "vmm '%s': sending its set-up: %s", v->name, strerror(err));
 		exited_before_setup(p, v->cfg.program ? v->cfg.program : G.self, e);
 		goto fail;
 	}

@@ -222,6 +222,8 @@ static void vmm_free(struct vmm *v)
 		pvmm_stop(v);
 	close_own_fd(v->in_fd);
 	close_own_fd(v->out_fd);
+	for (size_t i = 0; i < v->nfds; i++)
+		close_own_fd(v->fds[i]);
 	pthread_mutex_destroy(&v->lock);
 	free(v->priv);
 	free(v);
@@ -278,7 +280,7 @@ static int vmm_map_windows(struct vmm *v, struct errbuf *e)
 {
 	const struct vmm_config *c = &v->cfg;
 	if (c->memory_all && granted_mem != NULL) {
-		v->windows[0] = (struct gm_window){0, granted_mem->size, granted_mem->host};
+		v->windows[0] = (struct gm_window){0, granted_mem->size, granted_mem->host, false};
 		v->nwindows = 1;
 	}
 	for (size_t i = 0; i < c->nwindows && !c->memory_all; i++) {
@@ -288,7 +290,7 @@ static int vmm_map_windows(struct vmm *v, struct errbuf *e)
 			    e, "vmm '%s': memory window 0x%llx+0x%llx lies outside guest RAM",
 			    c->name, (unsigned long long)w->gpa, (unsigned long long)w->size);
 		v->windows[v->nwindows++] =
-		    (struct gm_window){w->gpa, w->size, granted_mem->host + w->gpa};
+		    (struct gm_window){w->gpa, w->size, granted_mem->host + w->gpa, w->ro};
 	}
 	v->ctx.windows = v->windows;
 	v->ctx.nwindows = v->nwindows;
@@ -325,6 +327,14 @@ struct vmm *vmm_create(const struct vmm_config *c, uint16_t id, struct errbuf *e
 		rc = -1;
 	if (rc == 0 && (v->out_fd = open_output(c, e)) == -2)
 		rc = -1;
+	for (size_t i = 0; rc == 0 && i < c->nfds && i < VMM_FDS_MAX; i++) {
+		int fd = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			rc = err_set(e, "vmm '%s': descriptor %zu (%d): %s", c->name, i, c->fds[i],
+				     strerror(errno));
+		else
+			v->fds[v->nfds++] = fd;
+	}
 	if (rc < 0) {
 		v->in_fd = v->in_fd < 0 ? -1 : v->in_fd;
 		v->out_fd = v->out_fd < 0 ? -1 : v->out_fd;
@@ -333,6 +343,8 @@ struct vmm *vmm_create(const struct vmm_config *c, uint16_t id, struct errbuf *e
 	}
 	v->ctx.in_fd = v->in_fd;
 	v->ctx.out_fd = v->out_fd;
+	v->ctx.fds = v->fds;
+	v->ctx.nfds = v->nfds;
 	if (v->placement == VMM_PARALLEL)
 		rc = pvmm_start(v, e);
 	else if (role->init && role->init(&v->ctx) < 0)

@@ -27,6 +27,7 @@
 #define VMM_WINDOWS_MAX	       16
 #define VMM_PROGRAM_ARGS_MAX   16
 #define VMM_GRANTS_MAX	       16
+#define VMM_FDS_MAX	       128	     /* further descriptors (vmmux_fd) */
 #define VMM_TIMEOUT_DEFAULT_NS 1000000000ull /* a parallel VMM's reply deadline */
 
 enum vmm_placement {
@@ -34,9 +35,13 @@ enum vmm_placement {
 	VMM_PARALLEL,	    /* runs as a separate, sandboxed process */
 };
 
-/* A window of guest RAM granted to a VMM (page-aligned). */
+/* A window of guest RAM granted to a VMM (page-aligned). A read-only one
+ * (set by vmmux's own set-up code, e.g. the hvt boot information) is mapped
+ * read-only in a parallel VMM and refused to vmmux_gm_write in both
+ * placements. */
 struct vmm_window {
 	uint64_t gpa, size;
+	bool ro;
 };
 
 /* What the config says of one VMM instance. */
@@ -47,6 +52,11 @@ struct vmm_config {
 	bool placement_set; /* given explicitly (run --parallel changes the others) */
 	char *input;	    /* "stdin", a path, or NULL for none */
 	char *output;	    /* "stdout", "stderr", a path, or NULL for none */
+	/* further descriptors vmmux holds for it (internal only, like "fd:N":
+	 * only vmmux's own set-up code gives them, e.g. an hvt VMM serving
+	 * several devices); the VMM gets its own duplicates, as vmmux_fd(i) */
+	size_t nfds;
+	int fds[VMM_FDS_MAX];
 	size_t nargs;
 	struct vmm_arg args[VMM_ARGS_MAX];
 	/* an external program (always parallel); NULL for a built-in role */
@@ -83,6 +93,8 @@ struct vmm {
 	struct vmmux_ctx ctx;
 	void *priv;
 	int in_fd, out_fd;
+	size_t nfds;
+	int fds[VMM_FDS_MAX]; /* its duplicates of cfg.fds */
 	bool input_eof;
 	pthread_mutex_t lock;
 	/* events raised during the current callback, routed after it */

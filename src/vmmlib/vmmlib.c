@@ -36,6 +36,8 @@ struct lib {
 	struct gm_window windows[HS_PIECES_MAX];
 	size_t nwindows;
 	int in_fd, out_fd;
+	unsigned nextra;
+	int extra[HS_EXTRA_FDS_MAX]; /* vmmux_fd's descriptors */
 	bool input_eof;
 	unsigned nirqs;
 	struct hs_irq irqs[HS_IRQS_MAX];
@@ -161,8 +163,10 @@ static int map_windows(struct lib *L, const int *fds, struct errbuf *e)
 	for (uint32_t i = 0; i < h->npieces;) {
 		uint32_t j = i;
 		uint64_t size = h->pieces[i].size;
+		bool ro = (h->pieces[i].flags & HS_PIECE_RO) != 0;
 		while (j + 1 < h->npieces &&
-		       h->pieces[j + 1].gpa == h->pieces[j].gpa + h->pieces[j].size) {
+		       h->pieces[j + 1].gpa == h->pieces[j].gpa + h->pieces[j].size &&
+		       ((h->pieces[j + 1].flags & HS_PIECE_RO) != 0) == ro) {
 			j++;
 			size += h->pieces[j].size;
 		}
@@ -174,15 +178,16 @@ static int map_windows(struct lib *L, const int *fds, struct errbuf *e)
 		}
 		for (uint32_t k = i; k <= j; k++) {
 			uint64_t off = h->pieces[k].gpa - h->pieces[i].gpa;
-			if (mmap(base + off, h->pieces[k].size, PROT_READ | PROT_WRITE,
-				 MAP_SHARED | MAP_FIXED, fds[k], 0) == MAP_FAILED) {
+			if (mmap(base + off, h->pieces[k].size,
+				 ro ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+				 fds[k], 0) == MAP_FAILED) {
 				set_up_error(e, "mapping guest memory at 0x%llx: %s",
 					     (unsigned long long)h->pieces[k].gpa, strerror(errno));
 				return -1;
 			}
 			close(fds[k]);
 		}
-		L->windows[L->nwindows++] = (struct gm_window){h->pieces[i].gpa, size, base};
+		L->windows[L->nwindows++] = (struct gm_window){h->pieces[i].gpa, size, base, ro};
 		i = j + 1;
 	}
 	L->ctx.windows = L->windows;
@@ -275,6 +280,9 @@ static int set_up(struct lib *L, const struct vmmux_role *own, vmmlib_find_fn fi
 				L->resamplefd[i] = fds[k++];
 		}
 	}
+	L->nextra = h->nextra;
+	for (uint32_t i = 0; i < h->nextra; i++)
+		L->extra[i] = fds[k++];
 
 	struct vmmux_ctx *c = &L->ctx;
 	snprintf(c->name, sizeof(c->name), "%s", h->name);
@@ -285,6 +293,8 @@ static int set_up(struct lib *L, const struct vmmux_role *own, vmmlib_find_fn fi
 	c->nargs = h->nargs;
 	c->in_fd = L->in_fd;
 	c->out_fd = L->out_fd;
+	c->fds = L->extra;
+	c->nfds = L->nextra;
 	c->raise = lib_raise;
 	c->host = L;
 	c->priv = calloc(1, L->role->priv_size ? L->role->priv_size : 1);

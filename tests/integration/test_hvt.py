@@ -22,6 +22,7 @@ from harness import PARALLEL, VMMUX, Result, VmmuxTest, guest, run_vmmux
 HERE = os.path.dirname(os.path.abspath(__file__))
 PLACEMENT = "--placement=" + ("parallel" if PARALLEL else "main")
 HELLO, BLK, NET = "hvt/hvt_hello.hvt", "hvt/hvt_blk.hvt", "hvt/hvt_net.hvt"
+MAXDEV = "hvt/hvt_maxdev.hvt"  # 63 devices: storage0-59 (block), service0-2 (net)
 
 
 def hvt(*args, **kw):
@@ -40,6 +41,15 @@ class Basics(HvtTest):
         r = hvt("--mem=32", guest(HELLO), "hello", "a", "b c")
         self.assertStatus(r, 0)
         self.assertEqual(r.out, "Hello, world\narg 1: hello\narg 2: a\narg 3: b\narg 4: c\n")
+        self.assertEqual(r.err, "")
+
+    def test_puts_of_the_command_line_where_the_host_wrote_it(self):
+        # Solo5's test_hello: puts on the boot information's cmdline
+        # pointer, which lies in the low memory the host wrote (read-only
+        # to the guest and to the console VMM)
+        r = hvt("--mem=16", guest(HELLO), "cmdline", "x", "y")
+        self.assertStatus(r, 0)
+        self.assertEqual(r.out, "Hello, World\nCommand line is: 'cmdline x y'\n")
         self.assertEqual(r.err, "")
 
     def test_double_dash_and_default_memory(self):
@@ -199,6 +209,18 @@ class Block(HvtTest):
         self.assertHvtFault(r, "block read: invalid guest access")
         self.assertNotIn("returned", r.out)
 
+    def test_buffer_in_the_memory_the_host_wrote(self):
+        # a write from the command line where the host wrote it: allowed
+        # (read-only window); a read into the boot information: the guest's
+        # fault, nothing written there
+        img = self.image(4096)
+        r = hvt("--mem=16", "--block:storage=" + img, guest(BLK), "lowbuf", "from-the-host")
+        self.assertHvtFault(r, "block read: invalid guest access")
+        self.assertIn("lowbuf write ok: lowbuf from-the-host\n", r.out)
+        self.assertNotIn("returned", r.out)
+        with open(img, "rb") as f:
+            self.assertEqual(f.read(20), b"lowbuf from-the-host")
+
     def test_devices_must_match_the_manifest(self):
         img = self.image(4096)
         r = hvt("--mem=16", guest(BLK), "info")
@@ -317,10 +339,20 @@ class Malformed(HvtTest):
         self.check("descsz", r, "note does not fall within valid size")
 
     def test_manifest(self):
+        # The guests' manifest notes are laid out as Solo5's toolchain lays
+        # them out: n_descsz = 4 (padding) + 8 + 104 * entries, struct mft
+        # 8-aligned from the start of the note.
+        for src, entries in ((HELLO, 1), (BLK, 2)):
+            with open(guest(src), "rb") as f:
+                data = f.read()
+            desc, _ = _note_desc(data, MFT)
+            self.assertEqual(struct.unpack_from("<I", data, desc - 16)[0], 4 + 8 + 104 * entries)
+            self.assertEqual(struct.unpack_from("<III", data, desc), (0, 1, entries))
+
         def mft(fn):
             def p(d):
                 desc, _ = _note_desc(d, MFT)
-                fn(d, desc)
+                fn(d, desc + 4)  # struct mft, after the descriptor's padding
             return p
 
         self.check("mftver", mft(lambda d, o: struct.pack_into("<I", d, o, 2)),
@@ -373,10 +405,12 @@ class Net(HvtTest):
         subprocess.run(["ip", "netns", "add", cls.ns], check=True)
         cls.addClassCleanup(subprocess.run, ["ip", "netns", "del", cls.ns])
         # No IPv6 on the tap: its router solicitations would reach the guest.
-        for cmd in (["ip", "tuntap", "add", "tap0", "mode", "tap"],
-                    ["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/tap0/disable_ipv6"],
-                    ["ip", "link", "set", "tap0", "up"], ["ip", "link", "set", "lo", "up"]):
-            subprocess.run(netns_cmd(cls.ns) + cmd, check=True)
+        for tap in ("tap0", "tap1", "tap2"):
+            for cmd in (["ip", "tuntap", "add", tap, "mode", "tap"],
+                        ["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/%s/disable_ipv6" % tap],
+                        ["ip", "link", "set", tap, "up"]):
+                subprocess.run(netns_cmd(cls.ns) + cmd, check=True)
+        subprocess.run(netns_cmd(cls.ns) + ["ip", "link", "set", "lo", "up"], check=True)
 
     def hvt_ns(self, *args, timeout=120):
         """vmmux hvt ARGS inside the namespace."""
@@ -432,6 +466,38 @@ class Net(HvtTest):
     def test_bad_buffer(self):
         r = self.hvt_ns("--mem=16", "--net:service0=tap0", guest(NET), "badbuf")
         self.assertHvtFault(r, "net write: invalid guest access")
+
+    def test_maximum_devices(self):
+        # A manifest with the most entries Solo5 allows (64: 63 devices),
+        # all attached. A VMM per device does not fit (at most 63 VMMs, and
+        # a chain of at most 9 VMMs of a kind, each handing on the requests
+        # for the others' devices), so each VMM serves up to 8 devices of
+        # one block size: 50 of 512 bytes in 7 VMMs, 10 of 4096 in 2, the
+        # 3 net devices in one; each VMM still its own sandbox in
+        # kvm-parallel.
+        args = []
+        for i in range(60):
+            p = self.path("d%d.img" % i)
+            with open(p, "wb") as f:
+                f.truncate(4096 if i % 2 else 8192)
+            args.append("--block:storage%d=%s" % (i, p))
+            if i >= 50:
+                args.append("--block-sector-size:storage%d=4096" % i)
+        for i in range(3):
+            args.append("--net:service%d=tap%d" % (i, i))
+        r = self.hvt_ns("--mem=16", "--stats", *args, guest(MAXDEV))
+        self.assertStatus(r, 0)
+        self.assertEqual(r.out, "maxdev ok 60 3\n")
+        for i in range(60):
+            with open(self.path("d%d.img" % i), "rb") as f:
+                bs = 4096 if i >= 50 else 512
+                self.assertEqual(f.read(bs), bytes([i + 1]) * bs, i)
+        vmms = [line.split()[0] for line in r.err.splitlines() if line.split()
+                and line.split()[0].rstrip("0123456789") in ("block", "net")
+                and line.split()[0][-1].isdigit()]
+        self.assertEqual(sorted(set(v for v in vmms if v.startswith("block"))),
+                         sorted("block%d" % i for i in range(9)), r.err)
+        self.assertEqual(sorted(set(v for v in vmms if v.startswith("net"))), ["net0"], r.err)
 
     def test_attach_errors(self):
         r = self.hvt_ns("--mem=16", "--net:service0=nosuch0", guest(NET), "info")

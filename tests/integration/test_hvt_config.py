@@ -106,6 +106,21 @@ class Hello(HvtConfigTest):
         self.assertEqual(routes.get("hypercall:2=mon"), len(events))
         self.assertNotIn("hypercall:2=console", routes)
 
+    def test_command_line_puts_in_each_placement(self):
+        # the boot information's cmdline pointer (low memory the host wrote)
+        # passed to puts: the console's read-only window, in-process and as
+        # a sandboxed parallel VMM (whose mapping of it is read-only)
+        for where in ("main", "parallel"):
+            with self.subTest(where=where):
+                doc = hello("cmdline", "z", vmms=[{"name": "console", "role": "hvt-console",
+                                                   "placement": where}])
+                r = self.run_config(doc)
+                self.assertStatus(r, 0)
+                self.assertEqual(r.out, "Hello, World\nCommand line is: 'cmdline z'\n")
+                row = {row[0]: row for row in stats_rows(r.err, "vmm (where)")}["console"]
+                self.assertEqual(" ".join(row[1:3]).startswith("(pid"), where == "parallel",
+                                 row)
+
     def test_console_output_to_a_file(self):
         doc = hello("hello", vmms=[{"name": "console", "role": "hvt-console",
                                     "output": "console.txt"}])

@@ -13,8 +13,13 @@
  * include/vmmux/vmmux.h only: it runs in the main VMM or as a sandboxed
  * parallel VMM.
  *
+ * Several devices (all of one block size) in one VMM: "handles" instead of
+ * "handle", the images as its further descriptors (vmmux_fd 0, 1, ... in
+ * the order of the list).
+ *
  * Arguments:
  *   handle=N        its manifest index (the guest's handle), 1-63
+ *   handles=N,M,... the manifest indices of the devices it serves
  *   block_size=N    the sector size, a power of two >= 512 (default 512)
  *   next=yes|no     a request for another handle is handed on (grant
  *                   "forward"; a route with from=THIS VMM takes it) rather
@@ -39,63 +44,54 @@
 #include <vmmux/hvt_abi.h>
 #include <vmmux/vmmux.h>
 
+#include "../hvt_handles.h"
 #include "../role_util.h"
 
-struct block {
+/* One device. */
+struct block_dev {
 	int fd;
 	uint64_t handle;
-	uint64_t block_size;
 	uint64_t capacity;
-	bool next;
 	uint8_t *map; /* the image, mapped shared read-write */
 };
 
-static int block_init(struct vmmux_ctx *ctx)
+struct block {
+	uint64_t block_size;
+	bool next;
+	unsigned ndev;
+	struct block_dev dev[HVT_MFT_MAX_ENTRIES - 1];
+};
+
+/* Check and map device D's image (descriptor D->fd). */
+static int dev_open(struct vmmux_ctx *ctx, struct block *b, struct block_dev *d)
 {
-	struct block *b = vmmux_priv(ctx);
-	static const char *const yn[] = {"no", "yes"};
-	size_t next = 0;
-	if (role_arg_u64(ctx, "handle", 0, 1, HVT_MFT_MAX_ENTRIES - 1, &b->handle) < 0 ||
-	    role_arg_u64(ctx, "block_size", 512, 512, 1u << 30, &b->block_size) < 0 ||
-	    role_arg_choice(ctx, "next", yn, 2, 0, &next) < 0)
-		return -EINVAL;
-	b->next = next == 1;
-	if (vmmux_arg(ctx, "handle") == NULL) {
-		vmmux_log(ctx, VMMUX_LOG_ERROR, "arg \"handle\" (its manifest index) is required");
-		return -EINVAL;
-	}
-	if (b->block_size & (b->block_size - 1)) {
-		vmmux_log(ctx, VMMUX_LOG_ERROR,
-			  "Block size must be a multiple of 2 greater than or equal 512 (%llu)",
-			  (unsigned long long)b->block_size);
-		return -EINVAL;
-	}
-	b->fd = vmmux_input_fd(ctx);
 	struct stat st;
-	if (b->fd < 0 || fstat(b->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (d->fd < 0 || fstat(d->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		vmmux_log(ctx, VMMUX_LOG_ERROR,
-			  "its input must be the disk image, a regular file opened read-write");
+			  "device %llu: its descriptor must be the disk image, a regular file "
+			  "opened read-write",
+			  (unsigned long long)d->handle);
 		return -EINVAL;
 	}
-	b->capacity = (uint64_t)st.st_size;
-	if (b->capacity % b->block_size) {
+	d->capacity = (uint64_t)st.st_size;
+	if (d->capacity % b->block_size) {
 		vmmux_log(ctx, VMMUX_LOG_ERROR, "Backing storage size must be block aligned");
 		return -EINVAL;
 	}
-	if (b->capacity > SIZE_MAX / 2) {
+	if (d->capacity > SIZE_MAX / 2) {
 		vmmux_log(ctx, VMMUX_LOG_ERROR, "disk image of %llu bytes is too large to map",
-			  (unsigned long long)b->capacity);
+			  (unsigned long long)d->capacity);
 		return -EINVAL;
 	}
-	if (b->capacity > 0) {
+	if (d->capacity > 0) {
 		void *m =
-		    mmap(NULL, (size_t)b->capacity, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, 0);
+		    mmap(NULL, (size_t)d->capacity, PROT_READ | PROT_WRITE, MAP_SHARED, d->fd, 0);
 		if (m == MAP_FAILED) {
 			vmmux_log(ctx, VMMUX_LOG_ERROR, "mapping the disk image: %s",
 				  strerror(errno));
 			return -EINVAL;
 		}
-		b->map = m;
+		d->map = m;
 	}
 	return 0;
 }
@@ -103,9 +99,43 @@ static int block_init(struct vmmux_ctx *ctx)
 static void block_fini(struct vmmux_ctx *ctx)
 {
 	struct block *b = vmmux_priv(ctx);
-	if (b->map)
-		munmap(b->map, (size_t)b->capacity);
-	b->map = NULL;
+	for (unsigned i = 0; i < b->ndev; i++) {
+		if (b->dev[i].map)
+			munmap(b->dev[i].map, (size_t)b->dev[i].capacity);
+		b->dev[i].map = NULL;
+	}
+	b->ndev = 0;
+}
+
+static int block_init(struct vmmux_ctx *ctx)
+{
+	struct block *b = vmmux_priv(ctx);
+	static const char *const yn[] = {"no", "yes"};
+	size_t next = 0;
+	if (role_arg_u64(ctx, "block_size", 512, 512, 1u << 30, &b->block_size) < 0 ||
+	    role_arg_choice(ctx, "next", yn, 2, 0, &next) < 0)
+		return -EINVAL;
+	b->next = next == 1;
+	if (b->block_size & (b->block_size - 1)) {
+		vmmux_log(ctx, VMMUX_LOG_ERROR,
+			  "Block size must be a multiple of 2 greater than or equal 512 (%llu)",
+			  (unsigned long long)b->block_size);
+		return -EINVAL;
+	}
+	uint64_t h[HVT_MFT_MAX_ENTRIES - 1];
+	int multi, n = hvt_arg_handles(ctx, h, &multi);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		struct block_dev *d = &b->dev[b->ndev++];
+		d->handle = h[i];
+		d->fd = multi ? vmmux_fd(ctx, (unsigned)i) : vmmux_input_fd(ctx);
+		if (dev_open(ctx, b, d) < 0) {
+			block_fini(ctx);
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 /* role_guest_fault for this device's calls. */
@@ -119,11 +149,11 @@ static void guest_fault(struct vmmux_ctx *ctx, const struct vmmux_event *ev, con
 /* Copy between the window and the image's mapping: no system call, no
  * bounce buffer (a parallel VMM's sandbox admits neither pread nor lseek
  * once it serves). */
-static int64_t do_io(struct block *b, struct vmmux_ctx *ctx, bool write, uint64_t off, uint64_t gpa,
-		     uint64_t len)
+static int64_t do_io(struct block_dev *d, struct vmmux_ctx *ctx, bool write, uint64_t off,
+		     uint64_t gpa, uint64_t len)
 {
-	int r = write ? vmmux_gm_read(ctx, gpa, b->map + off, (size_t)len)
-		      : vmmux_gm_write(ctx, gpa, b->map + off, (size_t)len);
+	int r = write ? vmmux_gm_read(ctx, gpa, d->map + off, (size_t)len)
+		      : vmmux_gm_write(ctx, gpa, d->map + off, (size_t)len);
 	return r == 0 ? HVT_OK : HVT_EUNSPEC;
 }
 
@@ -140,7 +170,11 @@ static int block_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 		guest_fault(ctx, ev, "argument", ev->value, sizeof(a));
 		return 0;
 	}
-	if (a.handle != b->handle) {
+	struct block_dev *d = NULL;
+	for (unsigned i = 0; i < b->ndev && d == NULL; i++)
+		if (b->dev[i].handle == a.handle)
+			d = &b->dev[i];
+	if (d == NULL) {
 		if (b->next) {
 			/* another block VMM's device: its route (from= this one) */
 			struct vmmux_event copy = *ev;
@@ -149,14 +183,14 @@ static int block_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 			return 0;
 		}
 		a.ret = HVT_EINVAL;
-	} else if (!role_gm_range_ok(ctx, a.data, a.len)) {
+	} else if (!role_gm_range_ok_for(ctx, a.data, a.len, ev->key == HVT_HC_BLOCK_READ)) {
 		guest_fault(ctx, ev, "buffer", a.data, a.len);
 		return 0;
 	} else if (a.len == 0 || a.offset % b->block_size || a.len % b->block_size ||
-		   a.offset > b->capacity || a.len > b->capacity - a.offset) {
+		   a.offset > d->capacity || a.len > d->capacity - a.offset) {
 		a.ret = HVT_EINVAL;
 	} else {
-		a.ret = do_io(b, ctx, ev->key == HVT_HC_BLOCK_WRITE, a.offset, a.data, a.len);
+		a.ret = do_io(d, ctx, ev->key == HVT_HC_BLOCK_WRITE, a.offset, a.data, a.len);
 	}
 	if (vmmux_gm_write(ctx, ev->value + offsetof(struct hvt_hc_block_io, ret), &a.ret,
 			   sizeof(a.ret)) < 0)
@@ -164,7 +198,7 @@ static int block_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 	return 0;
 }
 
-static const char *const block_args[] = {"handle", "block_size", "next", NULL};
+static const char *const block_args[] = {"handle", "handles", "block_size", "next", NULL};
 static const char *const block_raises[] = {"request:exit", NULL};
 
 const struct vmmux_role vmmux_role_hvt_block = {

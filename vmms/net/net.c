@@ -15,8 +15,14 @@
  * include/vmmux/vmmux.h only: it runs in the main VMM or as a sandboxed
  * parallel VMM.
  *
+ * Several devices in one VMM: "handles" instead of "handle"; its further
+ * descriptors (vmmux_fd) are each device's tap and eventfd in turn (2i,
+ * 2i + 1, in the order of the list), its input an epoll descriptor of
+ * every tap, which the host polls for it.
+ *
  * Arguments:
  *   handle=N     its manifest index (the guest's handle), 1-63
+ *   handles=N,.. the manifest indices of the devices it serves
  *   next=yes|no  a request for another handle is handed on (grant
  *                "forward") rather than refused with EINVAL (default no)
  *
@@ -29,29 +35,37 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <vmmux/hvt_abi.h>
 #include <vmmux/vmmux.h>
 
+#include "../hvt_handles.h"
 #include "../role_util.h"
 
 #define FRAME_MAX (64u * 1024u)
 #define RING	  32u /* frames taken from the tap and not yet read by the guest */
 
-struct net {
+/* One device: its tap, its readiness, its ring. */
+struct net_dev {
 	int tap, ready;
 	uint64_t handle;
-	bool next;
 	bool is_ready; /* what the eventfd says */
 	unsigned head, count;
 	uint32_t len[RING];
 	uint8_t frame[RING][FRAME_MAX];
+};
+
+struct net {
+	bool next;
+	unsigned ndev;
+	struct net_dev *dev[HVT_MFT_MAX_ENTRIES - 1]; /* allocated by init */
 	uint8_t buf[FRAME_MAX];
 };
 
-static void set_ready(struct net *n, bool on)
+static void set_ready(struct net_dev *n, bool on)
 {
 	uint64_t v = 1;
 	if (on == n->is_ready)
@@ -68,7 +82,7 @@ static void set_ready(struct net *n, bool on)
 
 /* Take what waits on the tap into the ring, while there is room. Returns
  * the bytes taken, or -1 when the tap failed. */
-static long fill(struct net *n)
+static long fill(struct net_dev *n)
 {
 	long total = 0;
 	while (n->count < RING) {
@@ -85,44 +99,75 @@ static long fill(struct net *n)
 	return total;
 }
 
+static void net_fini(struct vmmux_ctx *ctx)
+{
+	struct net *n = vmmux_priv(ctx);
+	for (unsigned i = 0; i < n->ndev; i++)
+		free(n->dev[i]);
+	n->ndev = 0;
+}
+
 static int net_init(struct vmmux_ctx *ctx)
 {
 	struct net *n = vmmux_priv(ctx);
 	static const char *const yn[] = {"no", "yes"};
 	size_t next = 0;
-	if (role_arg_u64(ctx, "handle", 0, 1, HVT_MFT_MAX_ENTRIES - 1, &n->handle) < 0 ||
-	    role_arg_choice(ctx, "next", yn, 2, 0, &next) < 0)
+	if (role_arg_choice(ctx, "next", yn, 2, 0, &next) < 0)
 		return -EINVAL;
-	if (vmmux_arg(ctx, "handle") == NULL) {
-		vmmux_log(ctx, VMMUX_LOG_ERROR, "arg \"handle\" (its manifest index) is required");
-		return -EINVAL;
-	}
 	n->next = next == 1;
-	n->tap = vmmux_input_fd(ctx);
-	n->ready = vmmux_output_fd(ctx);
-	if (n->tap < 0 || n->ready < 0) {
-		vmmux_log(ctx, VMMUX_LOG_ERROR,
-			  "its input must be the tap and its output the readiness eventfd (vmmux "
-			  "hvt opens both)");
-		return -EINVAL;
+	uint64_t h[HVT_MFT_MAX_ENTRIES - 1];
+	int multi, cnt = hvt_arg_handles(ctx, h, &multi);
+	if (cnt < 0)
+		return cnt;
+	for (int i = 0; i < cnt; i++) {
+		struct net_dev *d = calloc(1, sizeof(*d));
+		if (d == NULL) {
+			vmmux_log(ctx, VMMUX_LOG_ERROR, "out of memory");
+			net_fini(ctx);
+			return -ENOMEM;
+		}
+		n->dev[n->ndev++] = d;
+		d->handle = h[i];
+		d->tap = multi ? vmmux_fd(ctx, 2u * (unsigned)i) : vmmux_input_fd(ctx);
+		d->ready = multi ? vmmux_fd(ctx, 2u * (unsigned)i + 1) : vmmux_output_fd(ctx);
+		if (d->tap < 0 || d->ready < 0 || (multi && vmmux_input_fd(ctx) < 0)) {
+			vmmux_log(ctx, VMMUX_LOG_ERROR,
+				  multi ? "its further descriptors must be each device's tap and "
+					  "readiness eventfd, and its input an epoll descriptor of "
+					  "the taps (vmmux hvt opens them)"
+					: "its input must be the tap and its output the readiness "
+					  "eventfd (vmmux hvt opens both)");
+			net_fini(ctx);
+			return -EINVAL;
+		}
+		d->is_ready = true;
+		set_ready(d, false);
 	}
-	n->is_ready = true;
-	set_ready(n, false);
 	return 0;
 }
 
-/* The tap is readable: take its frames into the ring (so that the host
- * keeps polling the tap without a pause) and publish the readiness. With
- * the ring full nothing is taken: 0, the host polls again a little later
- * (the guest is behind, and its reads refill the ring). */
+/* A tap is readable (the input: the tap, or an epoll descriptor of every
+ * device's tap): take the frames into the rings (so that the host keeps
+ * polling without a pause) and publish the readiness. With every ring full
+ * nothing is taken: 0, the host polls again a little later (the guest is
+ * behind, and its reads refill the rings). */
 static int net_input(struct vmmux_ctx *ctx)
 {
 	struct net *n = vmmux_priv(ctx);
-	if (n->count == RING)
-		return 0;
-	long r = fill(n);
-	set_ready(n, n->count > 0);
-	return r < 0 ? -1 : 1;
+	long taken = 0;
+	bool failed = false;
+	for (unsigned i = 0; i < n->ndev; i++) {
+		struct net_dev *d = n->dev[i];
+		if (d->count == RING)
+			continue;
+		long r = fill(d);
+		set_ready(d, d->count > 0);
+		if (r < 0)
+			failed = true;
+		else
+			taken += r;
+	}
+	return failed ? -1 : taken > 0 ? 1 : 0;
 }
 
 /* role_guest_fault for this device's calls. */
@@ -135,7 +180,7 @@ static void guest_fault(struct vmmux_ctx *ctx, const struct vmmux_event *ev, con
 
 static int net_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, struct vmmux_reply *rep)
 {
-	struct net *n = vmmux_priv(ctx);
+	struct net *nt = vmmux_priv(ctx);
 	rep->action = VMMUX_ACT_DONE;
 	if (ev->type != VMMUX_EV_HYPERCALL ||
 	    (ev->key != HVT_HC_NET_WRITE && ev->key != HVT_HC_NET_READ))
@@ -148,23 +193,27 @@ static int net_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, struc
 		guest_fault(ctx, ev, "argument", ev->value, sizeof(a));
 		return 0;
 	}
-	if (a.handle != n->handle) {
-		if (n->next) {
+	struct net_dev *n = NULL;
+	for (unsigned i = 0; i < nt->ndev && n == NULL; i++)
+		if (nt->dev[i]->handle == a.handle)
+			n = nt->dev[i];
+	if (n == NULL) {
+		if (nt->next) {
 			struct vmmux_event copy = *ev;
 			copy.data = NULL;
 			vmmux_raise(ctx, &copy);
 			return 0;
 		}
 		a.ret = HVT_EINVAL;
-	} else if (!role_gm_range_ok(ctx, a.data, a.len)) {
+	} else if (!role_gm_range_ok_for(ctx, a.data, a.len, ev->key == HVT_HC_NET_READ)) {
 		guest_fault(ctx, ev, "buffer", a.data, a.len);
 		return 0;
 	} else if (ev->key == HVT_HC_NET_WRITE) {
 		ssize_t w = -1;
 		if (a.len > 0 && a.len <= FRAME_MAX &&
-		    vmmux_gm_read(ctx, a.data, n->buf, (size_t)a.len) == 0) {
+		    vmmux_gm_read(ctx, a.data, nt->buf, (size_t)a.len) == 0) {
 			do
-				w = write(n->tap, n->buf, (size_t)a.len);
+				w = write(n->tap, nt->buf, (size_t)a.len);
 			while (w < 0 && errno == EINTR);
 		}
 		a.ret = w == (ssize_t)a.len ? HVT_OK : a.len > FRAME_MAX ? HVT_EINVAL : HVT_EUNSPEC;
@@ -194,7 +243,7 @@ static int net_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, struc
 	return 0;
 }
 
-static const char *const net_args[] = {"handle", "next", NULL};
+static const char *const net_args[] = {"handle", "handles", "next", NULL};
 static const char *const net_raises[] = {"request:exit", NULL};
 
 const struct vmmux_role vmmux_role_hvt_net = {
@@ -204,6 +253,7 @@ const struct vmmux_role vmmux_role_hvt_net = {
 	       "readiness on its eventfd (output)",
     .priv_size = sizeof(struct net),
     .init = net_init,
+    .fini = net_fini,
     .handle = net_handle,
     .input = net_input,
     .args = net_args,

@@ -17,23 +17,37 @@
 
 #define MEM (16u << 20)
 
-/* Layout: ehdr, 4 phdrs (text, data, note ABI, note MFT), notes, text. */
+/*
+ * Layout: ehdr, 4 phdrs (text, data, note ABI, note MFT), notes, text. The
+ * notes are C structs as Solo5's toolchain (and guest/hvt/) declares them:
+ * the compiler puts the manifest, 8-aligned, after 4 bytes of padding.
+ */
+struct mft1_note2 {
+	struct hvt_note_hdr h;
+	struct {
+		uint32_t version, entries;
+		struct hvt_mft_entry e[2];
+	} m;
+};
 struct img {
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[4];
-	struct {
-		Elf64_Nhdr nh;
-		char name[8];
-		struct hvt_abi1 abi;
-	} abi;
-	struct {
-		Elf64_Nhdr nh;
-		char name[8];
-		uint32_t version, entries;
-		struct hvt_mft_entry e[2];
-	} __attribute__((packed)) mft;
+	struct hvt_abi1_note abi;
+	struct mft1_note2 mft;
 	uint8_t text[64];
 };
+_Static_assert(offsetof(struct mft1_note2, m) == 24, "the compiler pads the manifest");
+_Static_assert(sizeof(struct mft1_note2) - sizeof(struct hvt_note_hdr) == 4 + 8 + 2 * 104 &&
+		   HVT_MFT1_DESCSZ(2) == 4 + 8 + 2 * 104 && HVT_MFT1_DESCSZ(1) == 116,
+	       "n_descsz of the manifest note");
+
+/* The same manifest note as an earlier reader wrongly expected it:
+ * struct mft right after the name, no padding (n_descsz 8 + 104 * 2). */
+struct old_mft_note {
+	struct hvt_note_hdr h;
+	uint32_t version, entries;
+	struct hvt_mft_entry e[2];
+} __attribute__((packed));
 
 static void build(struct img *m)
 {
@@ -64,16 +78,16 @@ static void build(struct img *m)
 	    .p_type = PT_NOTE, .p_offset = offsetof(struct img, abi), .p_filesz = sizeof(m->abi)};
 	m->ph[3] = (Elf64_Phdr){
 	    .p_type = PT_NOTE, .p_offset = offsetof(struct img, mft), .p_filesz = sizeof(m->mft)};
-	m->abi.nh = (Elf64_Nhdr){6, sizeof(struct hvt_abi1), HVT_NOTE_ABI};
-	memcpy(m->abi.name, "Solo5", 6);
+	m->abi.h =
+	    (struct hvt_note_hdr){6, sizeof(m->abi) - sizeof(m->abi.h), HVT_NOTE_ABI, "Solo5"};
 	m->abi.abi = (struct hvt_abi1){HVT_ABI_TARGET, HVT_ABI_VERSION, 0, 0};
-	m->mft.nh = (Elf64_Nhdr){6, (uint32_t)HVT_MFT_SIZE(2), HVT_NOTE_MFT};
-	memcpy(m->mft.name, "Solo5", 6);
-	m->mft.version = 1;
-	m->mft.entries = 2;
-	m->mft.e[0].type = HVT_MFT_RESERVED_FIRST;
-	memcpy(m->mft.e[1].name, "disk", 5);
-	m->mft.e[1].type = HVT_MFT_DEV_BLOCK_BASIC;
+	m->mft.h =
+	    (struct hvt_note_hdr){6, sizeof(m->mft) - sizeof(m->mft.h), HVT_NOTE_MFT, "Solo5"};
+	m->mft.m.version = 1;
+	m->mft.m.entries = 2;
+	m->mft.m.e[0].type = HVT_MFT_RESERVED_FIRST;
+	memcpy(m->mft.m.e[1].name, "disk", 5);
+	m->mft.m.e[1].type = HVT_MFT_DEV_BLOCK_BASIC;
 }
 
 static int parse(struct img *m, char *msg, size_t len)
@@ -184,43 +198,98 @@ static void test_notes(void **state)
 	m.abi.abi.abi_target = 2;
 	expect_error(&m, "not hvt");
 	build(&m);
-	m.abi.nh.n_descsz = 0xfffffff0u; /* huge descriptor */
+	m.abi.h.n_descsz = 0xfffffff0u; /* huge descriptor */
 	expect_error(&m, "note does not fall within valid size");
 	build(&m);
 	m.ph[3].p_filesz = 0xffffffffffffff00ull;
 	expect_error(&m, "note does not fall within valid size");
 	build(&m);
-	m.abi.nh.n_type = 1;
+	m.abi.h.n_type = 1;
 	expect_error(&m, "no Solo5 ABI note");
 	build(&m);
-	m.mft.nh.n_type = 1;
+	m.mft.h.n_type = 1;
 	expect_error(&m, "no Solo5 manifest note");
 	build(&m);
-	m.mft.entries = 65;
+	m.mft.m.entries = 65;
 	expect_error(&m, "65 entries");
 	build(&m);
-	m.mft.entries = 1;
-	expect_error(&m, "need exactly");
+	m.mft.m.entries = 1;
+	expect_error(&m, "1 entries need exactly");
 	build(&m);
-	m.mft.version = 0;
+	m.mft.m.version = 0;
 	expect_error(&m, "manifest version 0");
 	build(&m);
-	memset(m.mft.e[1].name, 'a', sizeof(m.mft.e[1].name));
+	memset(m.mft.m.e[1].name, 'a', sizeof(m.mft.m.e[1].name));
 	expect_error(&m, "not NUL-terminated");
 	build(&m);
-	m.mft.e[1].attached = true;
+	m.mft.m.e[1].attached = true;
 	expect_error(&m, "marked attached");
 	build(&m);
-	m.mft.e[0].type = HVT_MFT_DEV_NET_BASIC;
+	m.mft.m.e[0].type = HVT_MFT_DEV_NET_BASIC;
 	expect_error(&m, "not the reserved first");
 	build(&m);
-	memcpy(m.mft.e[0].name, "disk", 5);
-	m.mft.e[0].type = HVT_MFT_RESERVED_FIRST;
-	m.mft.e[1].type = 9;
+	memcpy(m.mft.m.e[0].name, "disk", 5);
+	m.mft.m.e[0].type = HVT_MFT_RESERVED_FIRST;
+	m.mft.m.e[1].type = 9;
 	expect_error(&m, "unknown device type 9");
 	build(&m);
 	m.ph[2].p_offset = sizeof(m) - 4;
 	expect_error(&m, "note does not fall within valid size");
+}
+
+/*
+ * The manifest note built both ways: as the compiler lays out the C struct
+ * (Solo5's toolchain, guest/hvt/) and packed without the padding. The
+ * first is read; the second is refused; and the reading that took the
+ * descriptor's first word for the version sees 0 in the first (the bug
+ * that refused every real unikernel).
+ */
+static void test_mft_layout(void **state)
+{
+	(void)state;
+	struct img m;
+	build(&m);
+	assert_int_equal(m.mft.h.n_descsz, 4 + 8 + 2 * 104);
+	struct hvt_image im;
+	struct errbuf e;
+	assert_int_equal(hvt_image_parse("t", (const uint8_t *)&m, sizeof(m), MEM, &im, &e), 0);
+	assert_int_equal(im.mft->version, 1);
+	assert_int_equal(im.mft->entries, 2);
+	assert_string_equal(im.mft->e[1].name, "disk");
+	assert_int_equal(im.mft_size, HVT_MFT_SIZE(2));
+	hvt_image_free(&im);
+	uint32_t first_word;
+	memcpy(&first_word, (const uint8_t *)&m.mft + sizeof(struct hvt_note_hdr), 4);
+	assert_int_equal(first_word, 0); /* padding, not the version */
+
+	/* the packed layout, in the same place */
+	struct old_mft_note old;
+	memset(&old, 0, sizeof(old));
+	old.h = (struct hvt_note_hdr){6, sizeof(old) - sizeof(old.h), HVT_NOTE_MFT, "Solo5"};
+	old.version = 1;
+	old.entries = 2;
+	old.e[0].type = HVT_MFT_RESERVED_FIRST;
+	memcpy(old.e[1].name, "disk", 5);
+	old.e[1].type = HVT_MFT_DEV_BLOCK_BASIC;
+	_Static_assert(sizeof(old) <= sizeof(m.mft), "fits");
+	memset(&m.mft, 0, sizeof(m.mft));
+	memcpy(&m.mft, &old, sizeof(old));
+	m.ph[3].p_filesz = sizeof(old);
+	expect_error(&m, "manifest note does not fall within valid size");
+
+	/* exact sizes: one byte more or less than the entries need */
+	build(&m);
+	m.mft.h.n_descsz -= 1;
+	expect_error(&m, "note does not fall within valid size");
+	build(&m);
+	m.mft.h.n_descsz = 4 + 8 + 104 - 1;
+	expect_error(&m, "note does not fall within valid size");
+	build(&m);
+	m.mft.m.entries = 1; /* 2 entries' bytes */
+	expect_error(&m, "note does not fall within valid size");
+	build(&m);
+	m.abi.h.n_descsz = 12; /* not the 16 bytes of struct hvt_abi1 */
+	expect_error(&m, "ABI note does not fall within valid size");
 }
 
 int main(void)
@@ -229,6 +298,7 @@ int main(void)
 	    cmocka_unit_test(test_good),
 	    cmocka_unit_test(test_segments),
 	    cmocka_unit_test(test_notes),
+	    cmocka_unit_test(test_mft_layout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

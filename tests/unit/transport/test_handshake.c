@@ -196,8 +196,11 @@ static void test_too_many_fds(void **state)
 	struct hs_go go = {.magic = HS_MAGIC, .go = 1}, got;
 	struct errbuf e = {{0}};
 	int before = open_fds();
-	int fds[100];
-	for (unsigned i = 0; i < 100; i++) {
+	/* more than HS_FDS_MAX, fewer than the kernel's limit per message (253) */
+	enum { NFDS = HS_FDS_MAX + 7 };
+	_Static_assert(NFDS <= 253, "SCM_MAX_FD");
+	int fds[NFDS];
+	for (unsigned i = 0; i < NFDS; i++) {
 		fds[i] = eventfd(0, EFD_CLOEXEC);
 		assert_true(fds[i] >= 0);
 	}
@@ -215,7 +218,7 @@ static void test_too_many_fds(void **state)
 	assert_int_equal(errno, EINVAL);
 
 	/* more than any message may carry, sent by hand: MSG_CTRUNC */
-	char cbuf[CMSG_SPACE(sizeof(int) * 100)];
+	char cbuf[CMSG_SPACE(sizeof(int) * NFDS)];
 	memset(cbuf, 0, sizeof(cbuf));
 	struct iovec iov = {.iov_base = &go, .iov_len = sizeof(go)};
 	struct msghdr mh = {
@@ -223,8 +226,8 @@ static void test_too_many_fds(void **state)
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int) * 100);
-	memcpy(CMSG_DATA(c), fds, sizeof(int) * 100);
+	c->cmsg_len = CMSG_LEN(sizeof(int) * NFDS);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * NFDS);
 	assert_int_equal(sendmsg(sv[0], &mh, 0), (ssize_t)sizeof(go));
 	assert_int_equal(hs_recv(sv[1], &got, sizeof(got), rfds, HS_FDS_MAX, &n, 1000, &e), -1);
 	assert_int_equal(errno, EPROTO);
@@ -238,7 +241,7 @@ static void test_too_many_fds(void **state)
 		same_object(rfds[i], fds[i]);
 		close(rfds[i]);
 	}
-	for (unsigned i = 0; i < 100; i++)
+	for (unsigned i = 0; i < NFDS; i++)
 		close(fds[i]);
 	assert_int_equal(open_fds(), before); /* nothing leaked */
 	close(sv[0]);
@@ -355,7 +358,8 @@ static void test_hello_check(void **state)
 	assert_int_equal(hs_hello_nfds(&h), GOOD_NFDS + 1 + 2 - 2);
 	/* counts out of range: hs_hello_nfds stays within the arrays */
 	memset(&h, 0xff, sizeof(h));
-	assert_int_equal(hs_hello_nfds(&h), 3 + HS_PIECES_MAX + 2 + 2 * HS_IRQS_MAX);
+	assert_int_equal(hs_hello_nfds(&h),
+			 3 + HS_PIECES_MAX + 2 + 2 * HS_IRQS_MAX + HS_EXTRA_FDS_MAX);
 	assert_int_equal(hs_hello_nfds(&h), HS_FDS_MAX);
 	hello_bad(&h, HS_FDS_MAX, "magic");
 }

@@ -215,6 +215,11 @@ int vmmux_output_fd(struct vmmux_ctx *ctx)
 	return ctx->out_fd;
 }
 
+int vmmux_fd(struct vmmux_ctx *ctx, unsigned i)
+{
+	return i < ctx->nfds ? ctx->fds[i] : -1;
+}
+
 static bool host_gm_range(struct vmmux_ctx *ctx, uint64_t gpa, size_t len)
 {
 	if (!ctx->gm || gpa < ctx->gm_base)

@@ -33,6 +33,8 @@ struct vmmux_ctx {
 		char value[64];
 	} args[HOST_ARGS_MAX];
 	int in_fd, out_fd;
+	int fds[8]; /* further descriptors (vmmux_fd), not owned */
+	size_t nfds;
 	/* guest memory: gm_size bytes at guest-physical gm_base */
 	uint8_t *gm;
 	uint64_t gm_base;
