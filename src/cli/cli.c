@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/ctl.h"
+#include "cli/qemu.h"
 #include "cli/top.h"
 #include "config/config.h"
 #include "route/table.h"
@@ -519,6 +520,12 @@ static int cmd_help(int argc, char **argv)
 
 int cli_main(int argc, char **argv)
 {
+	if (argc > 0 && qemu_is_name(argv[0])) /* started as qemu-system-x86_64 */
+		return qemu_main(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "qemu") == 0) { /* QEMU's options (cli/qemu.h) */
+		argv[1] = (char *)"vmmux qemu";
+		return qemu_main(argc - 1, argv + 1);
+	}
 	if (argc < 2) {
 		fputs(usage_short, stderr);
 		return EXIT_USAGE;
