@@ -34,6 +34,7 @@
 #include "util/log.h"
 #include "vmm/machine.h"
 #include "vmm/main_vmm.h"
+#include "vmm/hint.h"
 #include "vmm/parallel.h"
 #include "vmm/vmm.h"
 
@@ -207,6 +208,8 @@ int main_vmm_handle(struct vmmux_event *ev, struct vmmux_reply *rep)
 	case VMMUX_EV_MMIO:
 		log_unrouted(ev, ev->flags & VMMUX_EVF_WRITE ? "write dropped"
 							     : "read returns all ones");
+		if (ev->flags & VMMUX_EVF_UNROUTED)
+			hint_unrouted(ev); /* a device the machine lacks (vmm/hint.h) */
 		break;
 	case VMMUX_EV_MSR:
 		log_unrouted(ev, "#GP injected");

@@ -339,3 +339,54 @@ class Differential(VmmuxTest):
         out = self.compare(cpus=3, initrd="%s,%s z" % (f.m3, f.m1))
         self.assertEqual(out, expected(guest(KERNEL), "", [(f.m3, b""), (f.m1 + " z", M1)],
                                        cpus=3))
+
+
+class MissingDevice(VmmuxTest):
+    """mb_spin polls one device 5000 times: without the device, one hint
+    names the option that provides it (src/vmm/hint.h); with it, none."""
+
+    GAVE_UP = exit_device_status(0x20)
+    ANSWERED = exit_device_status(0x21)
+
+    def spin(self, device, *args):
+        r = self.run_guest("mb_spin.mb", "--append", device, *args)
+        self.assertNoCrash(r)
+        return r
+
+    def hints(self, r):
+        return [ln for ln in r.err.splitlines() if " keeps " in ln]
+
+    def test_pc_machine_has_them(self):
+        for device in ("lapic", "fwcfg"):
+            with self.subTest(device=device):
+                r = self.spin(device)
+                self.assertStatus(r, self.ANSWERED)
+                self.assertEqual(self.hints(r), [], r)
+
+    def test_no_irqchip(self):
+        r = self.spin("lapic", "--no-irqchip")
+        self.assertStatus(r, self.GAVE_UP)
+        self.assertEqual(self.hints(r), [
+            "vmmux: warn: vCPU 0 keeps reading the local APIC at 0xfee00300 (1000 accesses); "
+            "this machine has no irqchip: give --irqchip (drop --no-irqchip or "
+            "machine.irqchip false)"], r)
+
+    def test_no_fw_cfg(self):
+        r = self.spin("fwcfg", "--no-fw-cfg")
+        self.assertStatus(r, self.GAVE_UP)
+        h = self.hints(r)
+        self.assertEqual(len(h), 1, r)
+        self.assertRegex(h[0], r"vCPU 0 keeps (reading|writing) fw_cfg at port 0x51[01] "
+                         r"\(1000 accesses\); this machine has no fw_cfg: give --fw-cfg "
+                         r"\(drop --no-fw-cfg or machine.fw_cfg false\)$")
+
+    def test_unrouted_port(self):
+        r = self.spin("port")
+        self.assertStatus(r, self.GAVE_UP)
+        self.assertEqual(self.hints(r), [
+            "vmmux: warn: vCPU 0 keeps reading port 0x1234 (1000 accesses), which no route "
+            "takes: route it to a VMM that serves it (--route io:0x1234=VMM)"], r)
+        # routed, nothing to hint
+        r = self.spin("port", "--vmm", "z=sink", "--route", "io:0x1234=z")
+        self.assertStatus(r, self.ANSWERED)
+        self.assertEqual(self.hints(r), [], r)
