@@ -1583,10 +1583,10 @@ static int finish_machine(struct vmmux_config *c, struct errbuf *e)
 {
 	c->pc = !c->hvt.on && c->kernel != NULL && c->load.format == IMAGE_AUTO &&
 		kernel_is_multiboot(c->kernel);
-	if (!c->irqchip_set)
-		c->irqchip = c->pc;
-	if (!c->fw_cfg_set)
-		c->fw_cfg = c->pc;
+	if (c->pc && !c->irqchip_set)
+		c->irqchip = true;
+	if (c->pc && !c->fw_cfg_set)
+		c->fw_cfg = true;
 	if (c->pc && c->mem_bytes >= PC_RAM_MAX)
 		return err_set(e,
 			       "memory size: %llu MiB is too much for QEMU's pc machine in vmmux: "
@@ -1629,9 +1629,10 @@ int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e
 				       "route '%s': HLT is handled inside KVM when the in-kernel "
 				       "irqchip is on%s; use --no-irqchip",
 				       r->text,
-				       c->irqchip_set ? ""
-						      : " (QEMU's pc machine, the default for "
-							"multiboot kernels)");
+				       c->irqchip_set || !c->pc
+					   ? ""
+					   : " (QEMU's pc machine, the default for "
+					     "multiboot kernels)");
 		const char *missing = NULL;
 		if (!vmm_known(c, r->vmm))
 			missing = r->vmm;
