@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/ctl.h"
+#include "cli/qemu.h"
 #include "cli/top.h"
 #include "config/config.h"
 #include "event/event.h"
@@ -108,16 +109,18 @@ static const char help_options[] =
     "                         units), a bare number meaning MiB as QEMU's -m; a\n"
     "                         multiple of 4K from 1M to 4G (default 64M)\n"
     "  --cpus N               number of vCPUs, 1 to 64 (default 1)\n"
-    "  --irqchip              use KVM's in-kernel interrupt controllers and PIT\n"
-    "  --no-irqchip           do not (the default): HLT then exits to vmmux, where a\n"
-    "                         type:hlt route can send it to a VMM. A multiboot\n"
-    "                         kernel's other vCPUs wait for INIT and SIPI from its\n"
-    "                         first one through the in-kernel local APIC, so an\n"
-    "                         SMP multiboot kernel needs --irqchip\n"
+    "  The machine: a multiboot kernel (what qemu -kernel boots) gets QEMU's pc\n"
+    "  machine, with the in-kernel irqchip and fw_cfg; ELF64 and raw images get\n"
+    "  neither unless asked for; hvt unikernels get solo5-hvt's machine.\n"
+    "  --irqchip              use KVM's in-kernel local APIC, I/O APIC and PIT\n"
+    "  --no-irqchip           do not: HLT then exits to vmmux, where a type:hlt\n"
+    "                         route can send it to a VMM; a multiboot kernel's\n"
+    "                         other vCPUs then never get their INIT and SIPI\n"
     "  --fw-cfg               QEMU's firmware configuration interface: a VMM\n"
     "                         'fwcfg' (role fwcfg) on io:0x510-0x511 that gives\n"
     "                         the signature, the CPU count, the maximum CPU count,\n"
     "                         the RAM size and the file etc/e820\n"
+    "  --no-fw-cfg            no fw_cfg\n"
     "\n"
     "Routing:\n"
     "  --route SPEC           add a route (repeatable); see ROUTES below\n"
@@ -691,6 +694,12 @@ int cli_main(int argc, char **argv)
 {
 	log_start();				/* the origin of --log-timestamps */
 	event_set_vmm_namer(registry_vmm_name); /* "VMM 'uart'" in messages */
+	if (argc > 0 && qemu_is_name(argv[0])) /* started as qemu-system-x86_64 */
+		return qemu_main(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "qemu") == 0) { /* QEMU's options (cli/qemu.h) */
+		argv[1] = (char *)"vmmux qemu";
+		return qemu_main(argc - 1, argv + 1);
+	}
 	if (argc < 2) {
 		fputs("Usage: vmmux COMMAND [OPTIONS]\n", stderr);
 		print_commands(stderr);

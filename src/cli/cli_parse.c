@@ -46,6 +46,7 @@ enum {
 	OPT_MODULE,
 	OPT_FW_CFG,
 	OPT_LOG_TIMESTAMPS,
+	OPT_NO_FW_CFG,
 	OPT_HELP = 'h',
 };
 
@@ -80,6 +81,7 @@ static const struct option run_options[] = {
     {"module", required_argument, NULL, OPT_MODULE},
     {"fw-cfg", no_argument, NULL, OPT_FW_CFG},
     {"log-timestamps", no_argument, NULL, OPT_LOG_TIMESTAMPS},
+    {"no-fw-cfg", no_argument, NULL, OPT_NO_FW_CFG},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -186,10 +188,9 @@ static int apply(struct vmmux_config *c, int opt, const char *arg, struct errbuf
 		c->cpus = (unsigned)n;
 		return 0;
 	case OPT_IRQCHIP:
-		c->irqchip = true;
-		return 0;
 	case OPT_NO_IRQCHIP:
-		c->irqchip = false;
+		c->irqchip = opt == OPT_IRQCHIP;
+		c->irqchip_set = true;
 		return 0;
 	case OPT_ROUTE:
 		if (route_spec_parse(arg, &spec, e) || config_add_route(c, &spec, e))
@@ -247,7 +248,9 @@ static int apply(struct vmmux_config *c, int opt, const char *arg, struct errbuf
 	case OPT_MODULE:
 		return config_add_module(c, "--module", arg, NULL, e);
 	case OPT_FW_CFG:
-		c->fw_cfg = true;
+	case OPT_NO_FW_CFG:
+		c->fw_cfg = opt == OPT_FW_CFG;
+		c->fw_cfg_set = true;
 		return 0;
 	case OPT_LOG_TIMESTAMPS:
 		c->log_timestamps = true;

@@ -24,6 +24,7 @@
 #include "util/log.h"
 #include "vm/guest_mem.h"
 #include "util/parse.h"
+#include "../../vmms/fwcfg/pc_memmap.h"
 
 #define CONFIG_FILE_MAX (16u << 20) /* larger is not a config file */
 #define JPATH_MAX	160	    /* JSON path text in messages */
@@ -833,11 +834,16 @@ static int load_machine(struct jctx *x, json_t *m)
 			return jprefix(x, "machine.cpus");
 		c->cpus = (unsigned)n;
 	}
-	if ((v = json_object_get(m, "irqchip")) != NULL &&
-	    jbool(x, "machine.irqchip", v, &c->irqchip))
-		return -1;
-	if ((v = json_object_get(m, "fw_cfg")) != NULL && jbool(x, "machine.fw_cfg", v, &c->fw_cfg))
-		return -1;
+	if ((v = json_object_get(m, "irqchip")) != NULL) {
+		if (jbool(x, "machine.irqchip", v, &c->irqchip))
+			return -1;
+		c->irqchip_set = true;
+	}
+	if ((v = json_object_get(m, "fw_cfg")) != NULL) {
+		if (jbool(x, "machine.fw_cfg", v, &c->fw_cfg))
+			return -1;
+		c->fw_cfg_set = true;
+	}
 	if ((v = json_object_get(m, "cpu_mode")) != NULL) {
 		const char *s;
 		if (jstring(x, "machine.cpu_mode", v, &s))
@@ -1646,11 +1652,51 @@ static int check_vmm_memory(struct vmmux_config *c, struct vmm_config *v, struct
 static int finish_fw_cfg(struct vmmux_config *c, struct errbuf *e);
 static int finish_modules(struct vmmux_config *c, struct errbuf *e);
 
+/* True when the file PATH starts (first 8 KiB) with a multiboot v1 header;
+ * a file that cannot be read is not (the loader reports it). */
+static bool kernel_is_multiboot(const char *path)
+{
+	uint8_t buf[8192];
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	return multiboot_find_header(buf, n) >= 0;
+}
+
+/*
+ * The machine (docs/guests.md, "Which machine"): a multiboot kernel, what
+ * `qemu -kernel` boots, gets QEMU's pc machine: KVM's in-kernel local APIC,
+ * I/O APIC and PIT, and fw_cfg, each unless the options or the file turn it
+ * off, and at most 3.5 GiB of RAM (QEMU's pc machine moves RAM above that
+ * to 4 GiB; vmmux keeps RAM below 4 GiB). ELF64 and raw images get vmmux's
+ * bare machine (neither, unless asked for); Solo5 hvt unikernels get
+ * solo5-hvt's (src/hvt/, which never calls this with hvt.on unset).
+ */
+static int finish_machine(struct vmmux_config *c, struct errbuf *e)
+{
+	c->pc = !c->hvt.on && c->kernel != NULL && c->load.format == IMAGE_AUTO &&
+		kernel_is_multiboot(c->kernel);
+	if (c->pc && !c->irqchip_set)
+		c->irqchip = true;
+	if (c->pc && !c->fw_cfg_set)
+		c->fw_cfg = true;
+	if (c->pc && c->mem_bytes >= PC_RAM_MAX)
+		return err_set(e,
+			       "memory size: %llu MiB is too much for QEMU's pc machine in vmmux: "
+			       "at most %llu MiB (QEMU moves RAM from 3 GiB up above 4 GiB; "
+			       "vmmux keeps guest RAM below 4 GiB)",
+			       (unsigned long long)(c->mem_bytes >> 20),
+			       (unsigned long long)((PC_RAM_MAX >> 20) - 1));
+	return 0;
+}
+
 int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e)
 {
 	if (c->defaults && add_defaults(c, e))
 		return -1;
-	if (finish_fw_cfg(c, e) || finish_modules(c, e))
+	if (finish_machine(c, e) || finish_fw_cfg(c, e) || finish_modules(c, e))
 		return -1;
 
 	if (!(flags & CONFIG_FINISH_NO_KERNEL) && c->kernel == NULL)
@@ -1676,8 +1722,12 @@ int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e
 		    VMMUX_EV_HLT <= r->hi)
 			return err_set(e,
 				       "route '%s': HLT is handled inside KVM when the in-kernel "
-				       "irqchip is on; use --no-irqchip",
-				       r->text);
+				       "irqchip is on%s; use --no-irqchip",
+				       r->text,
+				       c->irqchip_set || !c->pc
+					   ? ""
+					   : " (QEMU's pc machine, the default for "
+					     "multiboot kernels)");
 		const char *missing = NULL;
 		if (!vmm_known(c, r->vmm))
 			missing = r->vmm;

@@ -88,6 +88,9 @@ struct vmmux_config {
 	uint64_t mem_bytes; /* multiple of 4 KiB, MEM_MIN..MEM_MAX */
 	unsigned cpus;	    /* 1..CPUS_MAX */
 	bool irqchip;	    /* in-kernel irqchip and PIT */
+	bool irqchip_set;   /* irqchip was given (option or file); else the machine's default */
+	bool fw_cfg_set;    /* fw_cfg was given; else the machine's default */
+	bool pc;	    /* set by config_finish: the guest gets QEMU's pc machine */
 	/* guest */
 	char *kernel;	       /* path; NULL until given */
 	struct load_opts load; /* format, load_addr, entry, mode (cmdline unset) */
@@ -129,7 +132,8 @@ struct vmmux_config {
 	bool log_timestamps; /* log lines start with seconds since start (log.h) */
 };
 
-/* Defaults: 64 MiB, 1 vCPU, no irqchip, defaults on, log level warn. */
+/* Defaults: 64 MiB, 1 vCPU, irqchip and fw_cfg not given (config_finish
+ * decides them by the guest), defaults on, log level warn. */
 void config_init(struct vmmux_config *c);
 /* Free every string C owns and leave C as config_init makes it. */
 void config_free(struct vmmux_config *c);

@@ -17,6 +17,7 @@
  */
 #include "loader/loader.h"
 #include "loader/modules.h"
+#include "../../vmms/fwcfg/pc_memmap.h"
 
 #include <elf.h>
 #include <stdio.h>
@@ -58,16 +59,11 @@
 #define MB_BOOT_DEVICE 0x8000ffffu /* first BIOS disk, no partition */
 #define MB_MMAP_ENTRY  24u	   /* u32 size (20), u64 base, u64 len, u32 type */
 #define MB_MOD_ENTRY   16u	   /* u32 mod_start, mod_end, string, reserved */
-#define MB_MMAP_AVAIL  1u
-#define MB_MMAP_RSVD   2u
 #define MB_LOADER_NAME "vmmux"
 
-#define PAGE	   0x1000ull
-#define FOUR_GIB   0x100000000ull
-#define ONE_MIB	   0x100000ull
-#define LOW_END	   0x9fc00ull /* conventional memory ends, EBDA begins */
-#define HOLE_START 0xa0000ull
-#define BIOS_START 0xf0000ull
+#define PAGE	 0x1000ull
+#define FOUR_GIB 0x100000000ull
+#define LOW_END	 0x9fc00ull /* conventional memory ends, EBDA begins */
 
 static uint32_t le32(const uint8_t *p)
 {
@@ -393,24 +389,6 @@ struct mb_mod {
 	uint64_t addr;
 };
 
-struct mmap_ent {
-	uint64_t base, len;
-	uint32_t type;
-};
-
-/* The PC memory map for RAM bytes of RAM at 0 (no BIOS: the reserved
- * entries are the places where a PC has its EBDA and BIOS ROM). */
-static size_t build_mmap(uint64_t ram, struct mmap_ent ents[4])
-{
-	size_t n = 0;
-	ents[n++] = (struct mmap_ent){0, ram < LOW_END ? ram : LOW_END, MB_MMAP_AVAIL};
-	ents[n++] = (struct mmap_ent){LOW_END, HOLE_START - LOW_END, MB_MMAP_RSVD};
-	ents[n++] = (struct mmap_ent){BIOS_START, ONE_MIB - BIOS_START, MB_MMAP_RSVD};
-	if (ram > ONE_MIB)
-		ents[n++] = (struct mmap_ent){ONE_MIB, ram - ONE_MIB, MB_MMAP_AVAIL};
-	return n;
-}
-
 static uint64_t align_up(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) & ~(a - 1);
@@ -492,8 +470,10 @@ int loader_multiboot(const char *name, const uint8_t *img, size_t len, size_t hd
 	 * name, command line, module strings, in that order. */
 	const char *cmdline = o->cmdline != NULL ? o->cmdline : "";
 	size_t cmdlen = strlen(cmdline) + 1;
-	struct mmap_ent ents[4];
-	size_t nents = build_mmap(m->size, ents);
+	/* QEMU's pc machine's memory map as SeaBIOS reports it (pc_memmap.h). */
+	struct pc_memmap_ent ents[PC_MEMMAP_MAX];
+	uint32_t upper_kib;
+	size_t nents = pc_bios_e820(m->size, pc_amd_ht_hole(), ents, &upper_kib);
 	uint64_t off_mmap = align_up(MBI_SIZE, 8);
 	uint64_t off_mods = off_mmap + nents * MB_MMAP_ENTRY;
 	uint64_t off_name = off_mods + (uint64_t)o->nmodules * MB_MOD_ENTRY;
@@ -546,13 +526,12 @@ int loader_multiboot(const char *name, const uint8_t *img, size_t len, size_t hd
 		goto out;
 	}
 	memset(r, 0, region);
-	uint64_t upper_end = m->size < FOUR_GIB ? m->size : FOUR_GIB;
 	put32(r + MBI_OFF_FLAGS,
 	      MBI_MEM | MBI_BOOT_DEVICE | MBI_CMDLINE | MBI_MODS | MBI_MMAP | MBI_LOADER_NAME);
 	/* KiB of RAM below the EBDA (0x9fc00), as a PC's firmware reports. */
 	put32(r + MBI_OFF_MEM_LOWER, (uint32_t)((m->size < LOW_END ? m->size : LOW_END) / 1024));
-	put32(r + MBI_OFF_MEM_UPPER,
-	      upper_end > ONE_MIB ? (uint32_t)((upper_end - ONE_MIB) / 1024) : 0);
+	/* KiB of RAM from 1 MiB up to SeaBIOS's reserved top 128 KiB. */
+	put32(r + MBI_OFF_MEM_UPPER, upper_kib);
 	put32(r + MBI_OFF_BOOT_DEVICE, MB_BOOT_DEVICE);
 	put32(r + MBI_OFF_CMDLINE, (uint32_t)(base + off_cmd));
 	put32(r + MBI_OFF_MODS_COUNT, (uint32_t)o->nmodules);

@@ -34,6 +34,7 @@
 #include "util/log.h"
 #include "vmm/machine.h"
 #include "vmm/main_vmm.h"
+#include "vmm/hint.h"
 #include "vmm/parallel.h"
 #include "vmm/vmm.h"
 
@@ -210,6 +211,8 @@ int main_vmm_handle(struct vmmux_event *ev, struct vmmux_reply *rep)
 			snprintf(what, sizeof(what), "the guest reads 0x%llx (all ones)",
 				 (unsigned long long)rep->value);
 		log_unrouted(ev, what);
+		if (ev->flags & VMMUX_EVF_UNROUTED)
+			hint_unrouted(ev); /* a device the machine lacks (vmm/hint.h) */
 		break;
 	}
 	case VMMUX_EV_MSR:

@@ -136,15 +136,57 @@ class MbKernel(VmmuxTest):
         self.assertEqual(r.out, expected(guest(KERNEL), "", [], ram_mib=128), r)
         self.assertStatus(r, OK)
 
+    def test_pc_machine_by_default(self):
+        # A multiboot kernel gets QEMU's pc machine without asking: the
+        # in-kernel irqchip (the AP comes up) and fw_cfg.
+        r = self.run_kernel("--cpus", "2")
+        self.assertEqual(r.out, expected(guest(KERNEL), "", []), r)
+        self.assertStatus(r, OK)
+        r = self.run_kernel("--cpus", "2", "--no-irqchip", "--irqchip", "--no-fw-cfg",
+                            "--fw-cfg")  # the last one counts
+        self.assertStatus(r, OK)
+
     def test_without_fw_cfg(self):
-        r = self.run_kernel("--cpus", "2", "--irqchip")
+        r = self.run_kernel("--cpus", "2", "--no-fw-cfg")
         self.assertStatus(r, NO_FWCFG)
         self.assertTrue(r.out.endswith("fw_cfg: no signature\n"), r)
+
+    def test_machine_keys_off(self):
+        # machine.irqchip / machine.fw_cfg false in a file turn them off; the
+        # command line overrides the file.
+        path = self.path("vm.json")
+        with open(path, "w") as fp:
+            json.dump({"machine": {"cpus": 2, "fw_cfg": False},
+                       "guest": {"kernel": guest(KERNEL)}}, fp)
+        r = self.vmmux("run", "--config", path)
+        self.assertNoCrash(r)
+        self.assertStatus(r, NO_FWCFG)
+        r = self.vmmux("run", "--config", path, "--fw-cfg")
+        self.assertStatus(r, OK)
+        with open(path, "w") as fp:
+            json.dump({"machine": {"cpus": 2, "irqchip": False},
+                       "guest": {"kernel": guest(KERNEL)}}, fp)
+        r = self.vmmux("run", "--config", path)
+        self.assertStatus(r, AP_DOWN)
+
+    def test_hlt_route_needs_no_irqchip(self):
+        # The pc machine handles HLT inside KVM: a HLT route is refused with
+        # the option that allows it.
+        r = self.run_kernel("--route", "type:hlt=main")
+        self.assertStatus(r, EXIT_USAGE)
+        self.assertIn("the default for multiboot kernels); use --no-irqchip", r.err)
+        r = self.run_kernel("--route", "type:hlt=main", "--no-irqchip")
+        self.assertStatus(r, OK)
+
+    def test_pc_machine_ram_limit(self):
+        r = self.run_kernel("--mem", "3584M")
+        self.assertStatus(r, EXIT_USAGE)
+        self.assertIn("at most 3583 MiB", r.err)
 
     def test_without_irqchip_the_ap_stays_down(self):
         # Without the in-kernel LAPIC the INIT and SIPI are MMIO writes that
         # nothing routes: the second vCPU keeps waiting, as it should.
-        r = self.run_kernel("--cpus", "2", "--fw-cfg")
+        r = self.run_kernel("--cpus", "2", "--no-irqchip")
         self.assertStatus(r, AP_DOWN)
         self.assertTrue(r.out.endswith("bsp: apic id 0\nap 1: did not come up (reported 0)\n"),
                         r)
@@ -297,3 +339,54 @@ class Differential(VmmuxTest):
         out = self.compare(cpus=3, initrd="%s,%s z" % (f.m3, f.m1))
         self.assertEqual(out, expected(guest(KERNEL), "", [(f.m3, b""), (f.m1 + " z", M1)],
                                        cpus=3))
+
+
+class MissingDevice(VmmuxTest):
+    """mb_spin polls one device 5000 times: without the device, one hint
+    names the option that provides it (src/vmm/hint.h); with it, none."""
+
+    GAVE_UP = exit_device_status(0x20)
+    ANSWERED = exit_device_status(0x21)
+
+    def spin(self, device, *args):
+        r = self.run_guest("mb_spin.mb", "--append", device, *args)
+        self.assertNoCrash(r)
+        return r
+
+    def hints(self, r):
+        return [ln for ln in r.err.splitlines() if " keeps " in ln]
+
+    def test_pc_machine_has_them(self):
+        for device in ("lapic", "fwcfg"):
+            with self.subTest(device=device):
+                r = self.spin(device)
+                self.assertStatus(r, self.ANSWERED)
+                self.assertEqual(self.hints(r), [], r)
+
+    def test_no_irqchip(self):
+        r = self.spin("lapic", "--no-irqchip")
+        self.assertStatus(r, self.GAVE_UP)
+        self.assertEqual(self.hints(r), [
+            "vmmux: warn: vCPU 0 keeps reading the local APIC at 0xfee00300 (1000 accesses); "
+            "this machine has no irqchip: give --irqchip (drop --no-irqchip or "
+            "machine.irqchip false)"], r)
+
+    def test_no_fw_cfg(self):
+        r = self.spin("fwcfg", "--no-fw-cfg")
+        self.assertStatus(r, self.GAVE_UP)
+        h = self.hints(r)
+        self.assertEqual(len(h), 1, r)
+        self.assertRegex(h[0], r"vCPU 0 keeps (reading|writing) fw_cfg at port 0x51[01] "
+                         r"\(1000 accesses\); this machine has no fw_cfg: give --fw-cfg "
+                         r"\(drop --no-fw-cfg or machine.fw_cfg false\)$")
+
+    def test_unrouted_port(self):
+        r = self.spin("port")
+        self.assertStatus(r, self.GAVE_UP)
+        self.assertEqual(self.hints(r), [
+            "vmmux: warn: vCPU 0 keeps reading port 0x1234 (1000 accesses), which no route "
+            "takes: route it to a VMM that serves it (--route io:0x1234=VMM)"], r)
+        # routed, nothing to hint
+        r = self.spin("port", "--vmm", "z=sink", "--route", "io:0x1234=z")
+        self.assertStatus(r, self.ANSWERED)
+        self.assertEqual(self.hints(r), [], r)

@@ -23,7 +23,10 @@
  *   0x000f max CPUs   u16
  *   0x0019 file dir   u32 count, then per file: u32 size, u16 selector,
  *                     u16 reserved, char name[56]
- *   0x0020 "etc/e820" one entry: u64 address 0, u64 length = RAM, u32 type 1
+ *   0x0020 "etc/e820" QEMU's pc machine's table (pc_memmap.h): reserved
+ *                     0xfeffc000 +16 KiB, reserved 0xfd00000000 +12 GiB on an
+ *                     AMD host (QEMU's HyperTransport range), RAM from 0;
+ *                     entries of u64 address, u64 length, u32 type
  *
  * Args: cpus (1-255, required), max_cpus (cpus-255, default cpus), ram
  * (bytes, 1 MiB to 1 TiB, required), iobase (default 0x510). vmmux fills in
@@ -43,6 +46,7 @@
 #include "../role_util.h"
 #include "../roles.h"
 #include "fwcfg.h"
+#include "pc_memmap.h"
 
 #define FWCFG_IOBASE 0x510
 
@@ -58,6 +62,7 @@
 #define FILE_ENTRY    64u
 #define NFILES	      1u
 #define E820_ENTRY    20u
+#define E820_MAX      3u
 
 #define FWCFG_STATE_MAGIC   0x47464346u /* "FCFG" */
 #define FWCFG_STATE_VERSION 1
@@ -72,7 +77,8 @@ struct fwcfg {
 	uint8_t cpus[2];
 	uint8_t max_cpus[2];
 	uint8_t dir[4 + NFILES * FILE_ENTRY];
-	uint8_t e820[E820_ENTRY];
+	uint8_t e820[E820_MAX * E820_ENTRY];
+	uint32_t e820_len;
 };
 
 struct fwcfg_state_v1 {
@@ -122,14 +128,19 @@ static int fwcfg_init(struct vmmux_ctx *ctx)
 	put_le(f->max_cpus, max_cpus, 2);
 	put_be(f->dir, NFILES, 4);
 	uint8_t *ent = f->dir + 4;
-	put_be(ent, E820_ENTRY, 4);
+	struct pc_memmap_ent map[E820_MAX];
+	size_t n = pc_fwcfg_e820(ram, pc_amd_ht_hole(), map);
+	f->e820_len = (uint32_t)(n * E820_ENTRY);
+	for (size_t i = 0; i < n; i++) {
+		put_le(f->e820 + i * E820_ENTRY, map[i].base, 8);
+		put_le(f->e820 + i * E820_ENTRY + 8, map[i].len, 8);
+		put_le(f->e820 + i * E820_ENTRY + 16, map[i].type, 4);
+	}
+	put_be(ent, f->e820_len, 4);
 	put_be(ent + 4, KEY_E820, 2);
 	static const char e820_name[] = "etc/e820";
 	_Static_assert(sizeof(e820_name) <= FILE_NAME_LEN, "file name length");
 	memcpy(ent + 8, e820_name, sizeof(e820_name));
-	put_le(f->e820, 0, 8);
-	put_le(f->e820 + 8, ram, 8);
-	put_le(f->e820 + 16, 1, 4);
 	return 0;
 }
 
@@ -157,7 +168,7 @@ static const uint8_t *item(const struct fwcfg *f, uint16_t key, uint32_t *len)
 		*len = sizeof(f->dir);
 		return f->dir;
 	case KEY_E820:
-		*len = sizeof(f->e820);
+		*len = f->e820_len;
 		return f->e820;
 	default:
 		*len = 0;
