@@ -45,6 +45,8 @@ enum {
 	OPT_INITRD,
 	OPT_MODULE,
 	OPT_FW_CFG,
+	OPT_GDB,
+	OPT_GDB_WAIT,
 	OPT_HELP = 'h',
 };
 
@@ -78,6 +80,8 @@ static const struct option run_options[] = {
     {"initrd", required_argument, NULL, OPT_INITRD},
     {"module", required_argument, NULL, OPT_MODULE},
     {"fw-cfg", no_argument, NULL, OPT_FW_CFG},
+    {"gdb", required_argument, NULL, OPT_GDB},
+    {"gdb-wait", no_argument, NULL, OPT_GDB_WAIT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -246,6 +250,11 @@ static int apply(struct vmmux_config *c, int opt, const char *arg, struct errbuf
 		return config_add_module(c, "--module", arg, NULL, e);
 	case OPT_FW_CFG:
 		c->fw_cfg = true;
+		return 0;
+	case OPT_GDB:
+		return set_string(&c->gdb, name, arg, e);
+	case OPT_GDB_WAIT:
+		c->gdb_wait = true;
 		return 0;
 	default:
 		return 0; /* --config and --help: first pass */
