@@ -5,7 +5,8 @@
  * global spin is non-zero (a debugger sets it), the guest spins in
  * spin_wait() until the debugger clears it. main returns counter + poke
  * (a debugger may write poke): 15 when nobody touched anything, so the
- * run's status is 31 ((15 << 1) | 1).
+ * run's status is 31 ((15 << 1) | 1). In long mode the other vCPUs (--cpus)
+ * execute HLT for good.
  */
 #include "multiboot.h"
 #include "rt.h"
@@ -29,8 +30,9 @@ __attribute__((noinline)) void spin_wait(void)
 int main(unsigned cpu, unsigned ncpus)
 {
 	(void)ncpus;
-	if (cpu != 0)
-		return 0;
+	if (cpu != 0) /* the other vCPUs halt for good (threads for the debugger) */
+		for (;;)
+			__asm__ volatile("hlt");
 #else
 int main(uint32_t magic, const struct multiboot_info *mbi)
 {

@@ -987,12 +987,14 @@ static int client_input(struct gdbstub *g)
 static void *stub_thread(void *arg)
 {
 	struct gdbstub *g = arg;
-	while (!atomic_load(&g->quit)) {
+	for (;;) {
 		struct pollfd p[2] = {
 		    {.fd = g->wake_fd, .events = POLLIN},
 		    {.fd = g->client_fd >= 0 ? g->client_fd : g->listen_fd, .events = POLLIN}};
 		/* Once the run ends nothing is accepted: only the wake-up. */
-		int r = poll(p, machine_stopping() && g->client_fd < 0 ? 1 : 2, 50);
+		int r = atomic_load(&g->quit)
+			    ? 0
+			    : poll(p, machine_stopping() && g->client_fd < 0 ? 1 : 2, 50);
 		if ((machine_stopping() || atomic_load(&g->quit)) && g->client_fd >= 0 &&
 		    !g->detached) {
 			/* The run ended: to the debugger, its process exited with
