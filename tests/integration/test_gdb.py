@@ -309,6 +309,7 @@ class GdbTest(VmmuxTest):
         self.assertEqual(c.cmd("M%x,4:00000000" % spin), "OK")
         self.assertEqual(c.cmd("D"), "OK")
         r = b.finish(timeout=60)
+        self.assertNoCrash(r)
         self.assertStatus(r, UNTOUCHED)
 
     def test_protocol_errors(self):
@@ -334,6 +335,7 @@ class GdbTest(VmmuxTest):
         self.assertEqual(c.cmd("G" + regs), "OK")  # written back unchanged
         self.assertEqual(c.cmd("D"), "OK")
         r = b.finish(timeout=60)
+        self.assertNoCrash(r)
         self.assertStatus(r, UNTOUCHED)
 
     # ---- refusals ---------------------------------------------------------------
