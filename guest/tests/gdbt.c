@@ -6,7 +6,8 @@
  * spin_wait() until the debugger clears it. main returns counter + poke
  * (a debugger may write poke): 15 when nobody touched anything, so the
  * run's status is 31 ((15 << 1) | 1). In long mode the other vCPUs (--cpus)
- * execute HLT for good.
+ * call other(cpu), which adds cpu to the global others, and then execute
+ * HLT for good; vCPU 0 ends the run once every other(cpu) is done.
  */
 #include "multiboot.h"
 #include "rt.h"
@@ -14,10 +15,16 @@
 volatile unsigned counter;
 volatile unsigned poke;
 volatile unsigned spin;
+volatile unsigned others; /* what the other vCPUs added */
 
 __attribute__((noinline)) void tick(unsigned i)
 {
 	counter += i;
+}
+
+__attribute__((noinline)) void other(unsigned cpu)
+{
+	others += cpu;
 }
 
 __attribute__((noinline)) void spin_wait(void)
@@ -29,10 +36,11 @@ __attribute__((noinline)) void spin_wait(void)
 #ifdef __x86_64__
 int main(unsigned cpu, unsigned ncpus)
 {
-	(void)ncpus;
-	if (cpu != 0) /* the other vCPUs halt for good (threads for the debugger) */
+	if (cpu != 0) { /* the other vCPUs: other(cpu), then HLT for good */
+		other(cpu);
 		for (;;)
 			__asm__ volatile("hlt");
+	}
 #else
 int main(uint32_t magic, const struct multiboot_info *mbi)
 {
@@ -42,5 +50,10 @@ int main(uint32_t magic, const struct multiboot_info *mbi)
 	for (unsigned i = 1; i <= 5; i++)
 		tick(i);
 	spin_wait();
+#ifdef __x86_64__
+	/* the end waits for the other vCPUs' other(cpu) */
+	while (others != ncpus * (ncpus - 1) / 2)
+		__asm__ volatile("pause");
+#endif
 	return (int)(counter + poke);
 }

@@ -224,6 +224,24 @@ class GdbTest(VmmuxTest):
         self.assertIn("Switching to thread 2", out)
         self.assertRegex(out, r"rip\s+0x%x\s" % symbol("gdbt.elf", "tick"))
 
+    def test_stop_on_second_vcpu(self):
+        """A breakpoint hit by vCPU 1 stops the guest on thread 2, while
+        vCPU 0 runs its own code; both run on to the usual end."""
+        out, r = self.session(
+            "gdbt",
+            "hbreak other", "continue",
+            "info threads",
+            "print cpu", "print others",
+            "delete", "continue",
+            extra=("--cpus", "2"))
+        self.assertStatus(r, UNTOUCHED)
+        self.assertIn("[Switching to Thread 2]", out)
+        self.assertIn("Thread 2 hit Breakpoint 1, other (cpu=1)", out)
+        self.assertRegex(out, r"\* 2\s+Thread 2 \(vCPU 1\)")
+        self.assertIn("$1 = 1", out)
+        self.assertIn("$2 = 0", out)
+        self.assertIn("exited with code 0%o" % UNTOUCHED, out)
+
     def test_tcp(self):
         """--gdb tcp::PORT listens on 127.0.0.1."""
         s = socket.socket()
