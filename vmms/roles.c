@@ -12,7 +12,7 @@
 static const struct vmmux_role *const role_table[] = {
     &vmmux_role_uart16550, &vmmux_role_debug_exit,   &vmmux_role_chipset, &vmmux_role_smm,
     &vmmux_role_monitor,   &vmmux_role_fault_report, &vmmux_role_sink,	  &vmmux_role_fwcfg,
-    &hvt_console_role,	   &vmmux_role_hvt_block,    &vmmux_role_hvt_net,
+    &hvt_console_role,	   &vmmux_role_hvt_block,    &vmmux_role_hvt_net, &vmmux_role_gdbstub,
 };
 
 const struct vmmux_role *role_find(const char *name)

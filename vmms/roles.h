@@ -18,5 +18,7 @@ extern const struct vmmux_role vmmux_role_smm;		/* "smm" */
 extern const struct vmmux_role vmmux_role_monitor;	/* "monitor" */
 extern const struct vmmux_role vmmux_role_fault_report; /* "fault-report" */
 extern const struct vmmux_role vmmux_role_sink;		/* "sink" */
+/* "gdbstub": main VMM only (it needs the machine, src/vmm/debug.h) */
+extern const struct vmmux_role vmmux_role_gdbstub;
 
 #endif

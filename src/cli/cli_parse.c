@@ -47,6 +47,8 @@ enum {
 	OPT_FW_CFG,
 	OPT_LOG_TIMESTAMPS,
 	OPT_NO_FW_CFG,
+	OPT_GDB,
+	OPT_GDB_WAIT,
 	OPT_HELP = 'h',
 };
 
@@ -82,6 +84,8 @@ static const struct option run_options[] = {
     {"fw-cfg", no_argument, NULL, OPT_FW_CFG},
     {"log-timestamps", no_argument, NULL, OPT_LOG_TIMESTAMPS},
     {"no-fw-cfg", no_argument, NULL, OPT_NO_FW_CFG},
+    {"gdb", required_argument, NULL, OPT_GDB},
+    {"gdb-wait", no_argument, NULL, OPT_GDB_WAIT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -254,6 +258,11 @@ static int apply(struct vmmux_config *c, int opt, const char *arg, struct errbuf
 		return 0;
 	case OPT_LOG_TIMESTAMPS:
 		c->log_timestamps = true;
+		return 0;
+	case OPT_GDB:
+		return set_string(&c->gdb, name, arg, e);
+	case OPT_GDB_WAIT:
+		c->gdb_wait = true;
 		return 0;
 	default:
 		return 0; /* --config and --help: first pass */

@@ -77,6 +77,7 @@ void config_free(struct vmmux_config *c)
 	free(c->stats_json);
 	free(c->api_sock);
 	free(c->trace);
+	free(c->gdb);
 	for (size_t i = 0; i < c->nvmms && i < CONFIG_VMMS_MAX; i++)
 		config_vmm_clear(&c->vmms[i]);
 	config_hvt_free(&c->hvt);
@@ -1201,9 +1202,22 @@ static int load_routes(struct jctx *x, json_t *a)
 
 static int load_debug(struct jctx *x, json_t *d)
 {
-	static const char *const keys[] = {"single_step", "sw_breakpoints", "breakpoints", NULL};
+	static const char *const keys[] = {"single_step", "sw_breakpoints", "breakpoints",
+					   "gdb",	  "gdb_wait",	    NULL};
 	json_t *v;
+	const char *str;
 	if (jobject(x, "debug", d) || jkeys(x, "debug", d, keys, "debug"))
+		return -1;
+	if ((v = json_object_get(d, "gdb")) != NULL) {
+		if (jstring_ne(x, "debug.gdb", v, &str))
+			return -1;
+		char *dup = strdup(str);
+		if (dup == NULL)
+			return jerr(x, "debug.gdb", "out of memory");
+		set_owned(&x->c->gdb, dup);
+	}
+	if ((v = json_object_get(d, "gdb_wait")) != NULL &&
+	    jbool(x, "debug.gdb_wait", v, &x->c->gdb_wait))
 		return -1;
 	if ((v = json_object_get(d, "sw_breakpoints")) != NULL &&
 	    jbool(x, "debug.sw_breakpoints", v, &x->c->sw_breakpoints))
@@ -1650,6 +1664,7 @@ static int check_vmm_memory(struct vmmux_config *c, struct vmm_config *v, struct
 }
 
 static int finish_fw_cfg(struct vmmux_config *c, struct errbuf *e);
+static int finish_gdb(struct vmmux_config *c, struct errbuf *e);
 static int finish_modules(struct vmmux_config *c, struct errbuf *e);
 
 /* True when the file PATH starts (first 8 KiB) with a multiboot v1 header;
@@ -1696,7 +1711,7 @@ int config_finish_flags(struct vmmux_config *c, unsigned flags, struct errbuf *e
 {
 	if (c->defaults && add_defaults(c, e))
 		return -1;
-	if (finish_machine(c, e) || finish_fw_cfg(c, e) || finish_modules(c, e))
+	if (finish_machine(c, e) || finish_fw_cfg(c, e) || finish_modules(c, e) || finish_gdb(c, e))
 		return -1;
 
 	if (!(flags & CONFIG_FINISH_NO_KERNEL) && c->kernel == NULL)
@@ -1958,6 +1973,76 @@ static int finish_fw_cfg(struct vmmux_config *c, struct errbuf *e)
 		    vmm_default_arg(v, "max_cpus", c->cpus, e) ||
 		    vmm_default_arg(v, "ram", c->mem_bytes, e))
 			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The GDB stub: a gdbstub VMM runs in the main VMM's process only (it needs
+ * the vCPUs' registers and KVM guest debug); one without a placement stays
+ * there even under run --parallel. --gdb adds the VMM 'gdb' and routes the
+ * debug exceptions (#DB, #BP) to it.
+ */
+static int finish_gdb(struct vmmux_config *c, struct errbuf *e)
+{
+	static const char *const routes[] = {"exception:1=gdb", "exception:3=gdb"};
+	if (c->gdb_wait && c->gdb == NULL)
+		return err_set(e, "--gdb-wait needs --gdb tcp::PORT or --gdb unix:PATH");
+	if (c->gdb != NULL && (c->single_step || c->nbreakpoints))
+		return err_set(e, "--gdb cannot be given with %s: the debugger sets breakpoints "
+				  "and single-steps itself (hbreak, stepi)",
+			       c->single_step ? "--single-step" : "--break");
+	if (c->gdb != NULL && find_vmm(c, "gdb") < 0) {
+		struct vmm_config v;
+		memset(&v, 0, sizeof(v));
+		memcpy(v.name, "gdb", sizeof("gdb"));
+		memcpy(v.role, "gdbstub", sizeof("gdbstub"));
+		v.placement = VMM_IN_PROCESS;
+		v.placement_set = true;
+		v.nargs = 2;
+		v.args[0].key = strdup("listen");
+		v.args[0].value = strdup(c->gdb);
+		v.args[1].key = strdup("wait");
+		v.args[1].value = strdup(c->gdb_wait ? "yes" : "no");
+		int rc = -1;
+		if (v.args[0].key && v.args[0].value && v.args[1].key && v.args[1].value)
+			rc = config_add_vmm(c, &v, e);
+		else
+			err_set(e, "out of memory");
+		config_vmm_clear(&v);
+		if (rc)
+			return err_prefix(e, "--gdb");
+	}
+	for (size_t i = 0; c->gdb != NULL && i < sizeof(routes) / sizeof(routes[0]); i++) {
+		struct route_spec spec;
+		if (route_spec_parse(routes[i], &spec, e))
+			return err_prefix(e, "--gdb");
+		bool have = false;
+		for (size_t j = 0; j < c->nroutes && !have; j++) {
+			if (!specs_overlap(&spec, &c->routes[j]))
+				continue;
+			if (strcmp(c->routes[j].vmm, "gdb") != 0)
+				return err_set(e,
+					       "--gdb needs the route %s, but route '%s' takes that "
+					       "exception",
+					       routes[i], c->routes[j].text);
+			have = true;
+		}
+		if (!have && config_add_route(c, &spec, e))
+			return err_prefix(e, "--gdb: route '%s'", routes[i]);
+	}
+	for (size_t i = 0; i < c->nvmms; i++) {
+		struct vmm_config *v = &c->vmms[i];
+		if (strcmp(v->role, "gdbstub") != 0)
+			continue;
+		if (v->placement_set && v->placement == VMM_PARALLEL)
+			return err_set(e,
+				       "VMM '%s': role gdbstub runs in the main VMM's process only "
+				       "(it needs the vCPUs' registers and KVM guest debug); "
+				       "placement=parallel is refused",
+				       v->name);
+		v->placement = VMM_IN_PROCESS;
+		v->placement_set = true;
 	}
 	return 0;
 }

@@ -18,7 +18,8 @@
  *                  "output": "stdout", "args": {"key": "value"}}],
  *     "routes":  ["io:0x3f8-0x3ff=uart", "type:hlt=main"],
  *     "debug":   {"single_step": false, "sw_breakpoints": false,
- *                 "breakpoints": ["0x100010"]},
+ *                 "breakpoints": ["0x100010"], "gdb": "tcp::1234",
+ *                 "gdb_wait": false},
  *     "watchdog": "5s",
  *     "stats":   true,
  *     "stats_json": "stats.json",
@@ -121,6 +122,11 @@ struct vmmux_config {
 	bool sw_breakpoints; /* KVM_GUESTDBG_USE_SW_BP: int3 exits as #BP */
 	size_t nbreakpoints;
 	uint64_t breakpoints[CONFIG_BREAKPOINTS_MAX];
+	/* --gdb: the GDB stub's socket ("tcp::PORT", "tcp:HOST:PORT" or
+	 * "unix:PATH"), or NULL; config_finish adds the VMM 'gdb' (role
+	 * gdbstub) and the routes exception:1=gdb and exception:3=gdb */
+	char *gdb;
+	bool gdb_wait; /* --gdb-wait: hold the vCPUs until the debugger continues */
 	/* run */
 	uint64_t watchdog_ns;  /* 0 = none */
 	bool stats;	       /* print statistics at exit */

@@ -16,6 +16,7 @@
 #include "util/log.h"
 #include "vm/ioregion.h"
 #include "vm/vm.h"
+#include "vmm/debug.h"
 #include "vmm/machine.h"
 #include "vmm/parallel.h"
 #include "vmm/vmm.h"
@@ -111,8 +112,9 @@ static bool step_over_done(struct vm *vm, unsigned index, const struct kvm_run *
 	struct errbuf e;
 	if (vm_vcpu_guest_debug(vm, index, machine_config(), false, &e) < 0)
 		log_error("%s", e.msg);
-	/* With --single-step on, the step is also the user's event. */
-	return !machine_config()->single_step;
+	/* With --single-step on, or a debugger stepping this vCPU, the step
+	 * is also the user's event. */
+	return !machine_config()->single_step && !debug_vcpu_stepping(index);
 }
 
 static void fatal_exit(struct vm *vm, unsigned index, const char *msg)
@@ -134,6 +136,10 @@ void *vcpu_thread_main(void *arg)
 	pvmm_thread_slot = index; /* this vCPU's request slot in parallel VMMs */
 
 	while (machine_vcpu_gate(index)) {
+		/* Held by a debugger (vmm/debug.h): wait, then through the
+		 * gate again. One load when no debugger holds a vCPU. */
+		if (debug_hold_pending() && debug_vcpu_hold(index, stepping_over[index]))
+			continue;
 		/* Online across KVM_RUN, with a quiescent state announced before
 		 * it (one load when no writer waits), instead of going offline
 		 * and online around it (three memory fences on every exit). A

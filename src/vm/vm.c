@@ -369,13 +369,20 @@ int vm_vcpu_guest_debug(struct vm *vm, unsigned index, const struct vmmux_config
 			struct errbuf *e)
 {
 	struct kvm_guest_debug dbg = {.control = 0};
-	if (c->single_step || c->nbreakpoints || c->sw_breakpoints || step_over)
+	const struct vm_debug *d = vm->dbg != NULL && vm->dbg->on ? vm->dbg : NULL;
+	bool step = c->single_step || step_over || (d != NULL && d->step[index]);
+	if (c->single_step || c->nbreakpoints || c->sw_breakpoints || step_over || d != NULL)
 		dbg.control = KVM_GUESTDBG_ENABLE;
-	if (c->single_step || step_over)
+	if (step)
 		dbg.control |= KVM_GUESTDBG_SINGLESTEP;
 	if (c->sw_breakpoints)
 		dbg.control |= KVM_GUESTDBG_USE_SW_BP;
-	if (c->nbreakpoints && !step_over) {
+	if (d != NULL && (d->dr7 & 0xff) && !step_over) {
+		dbg.control |= KVM_GUESTDBG_USE_HW_BP;
+		for (size_t i = 0; i < 4; i++)
+			dbg.arch.debugreg[i] = d->dr[i];
+		dbg.arch.debugreg[7] = d->dr7;
+	} else if (c->nbreakpoints && !step_over) {
 		dbg.control |= KVM_GUESTDBG_USE_HW_BP;
 		uint64_t dr7 = 0;
 		for (size_t i = 0; i < c->nbreakpoints && i < 4; i++) {

@@ -29,6 +29,17 @@ struct vm_slot {
 };
 #define VM_SLOTS_MAX (GM_PIECES_MAX + 64)
 
+/*
+ * Guest debug set by a debugger (vmm/debug.h): merged with the config's
+ * (--single-step, --break, --sw-breakpoints) by vm_vcpu_guest_debug. While
+ * on, the debugger's DR0-DR3/DR7 replace the config's breakpoints.
+ */
+struct vm_debug {
+	bool on;
+	uint64_t dr[4], dr7;
+	bool step[CPUS_MAX];
+};
+
 struct vm {
 	int kvm_fd;
 	int vm_fd;
@@ -42,6 +53,7 @@ struct vm {
 	unsigned nslots;	  /* KVM memory slots, in no particular order */
 	struct vm_slot slots[VM_SLOTS_MAX];
 	uint32_t next_slot_id;
+	const struct vm_debug *dbg; /* the debugger's, or NULL */
 };
 
 /*
@@ -65,9 +77,10 @@ int vm_set_msr_filter(struct vm *vm, const struct route_table *t, struct errbuf 
 int vm_set_guest_debug(struct vm *vm, const struct vmmux_config *c, struct errbuf *e);
 
 /*
- * The same for one vCPU. With STEP_OVER the hardware breakpoints are off and
- * single-step is on, so that the vCPU executes the instruction at a
- * breakpoint once (the emulator here does not honour RFLAGS.RF).
+ * The same for one vCPU, with the debugger's state (vm->dbg) merged in. With
+ * STEP_OVER the hardware breakpoints are off and single-step is on, so that
+ * the vCPU executes the instruction at a breakpoint once (the emulator here
+ * does not honour RFLAGS.RF).
  */
 int vm_vcpu_guest_debug(struct vm *vm, unsigned index, const struct vmmux_config *c, bool step_over,
 			struct errbuf *e);

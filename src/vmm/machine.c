@@ -102,6 +102,14 @@ bool machine_stopping(void)
 	return atomic_load(&M.stopping);
 }
 
+int machine_exit_status(void)
+{
+	pthread_mutex_lock(&M.lock);
+	int s = M.status;
+	pthread_mutex_unlock(&M.lock);
+	return s;
+}
+
 unsigned machine_resets(void)
 {
 	pthread_mutex_lock(&M.lock);
@@ -200,6 +208,14 @@ void machine_vcpu_halt(unsigned index)
 	if (all)
 		machine_stop(EXIT_GUEST_CRASH, "guest halted: every vCPU executed HLT and "
 					       "nothing can wake them (no in-kernel irqchip)");
+}
+
+bool machine_vcpu_parked(unsigned index)
+{
+	pthread_mutex_lock(&M.lock);
+	bool parked = M.halted != NULL && index < M.vm.ncpus && M.halted[index];
+	pthread_mutex_unlock(&M.lock);
+	return parked;
 }
 
 void machine_set_boot_hook(const struct machine_boot_hook *h)

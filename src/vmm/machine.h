@@ -62,6 +62,9 @@ bool machine_wait_event(uint64_t ticket, uint64_t timeout_ns);
  * process was handed back to it). Any thread; never waits. */
 void machine_wake_supervisor(void);
 
+/* The status the run ends with (meaningful once machine_stopping()). */
+int machine_exit_status(void);
+
 /* Raise or lower an IRQ line (in-kernel irqchip); -1 without one. */
 int machine_irq_line(uint32_t line, int level);
 
@@ -106,6 +109,10 @@ const struct vmmux_config *machine_config(void);
  * waits here is offline for the router (it may wait for long).
  */
 bool machine_vcpu_gate(unsigned index);
+
+/* True when vCPU INDEX waits in the gate, halted for good (it runs no guest
+ * code until a reset); for the debugger (vmm/debug.h). */
+bool machine_vcpu_parked(unsigned index);
 
 /* vCPU INDEX executed HLT and nothing can wake it: stop it; when every vCPU
  * is stopped the run ends as a guest crash. */

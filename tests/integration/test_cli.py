@@ -11,10 +11,10 @@ HELLO = "hello from vmmux\n"
 RUN_OPTIONS = ["--kernel", "--mem", "--cpus", "--cpu-mode", "--route", "--vmm", "--config",
                "--stats", "--stats-json", "--break", "--single-step", "--sw-breakpoints",
                "--watchdog", "--log-level", "--append", "--format", "--load-addr", "--entry",
-               "--irqchip", "--no-irqchip", "--no-defaults"]
+               "--irqchip", "--no-irqchip", "--no-defaults", "--gdb", "--gdb-wait"]
 
 ROLES = ["uart16550", "debug-exit", "chipset", "smm", "monitor", "fault-report", "sink",
-         "fwcfg", "hvt-console", "hvt-block", "hvt-net"]
+         "fwcfg", "hvt-console", "hvt-block", "hvt-net", "gdbstub"]
 
 DEFAULT_ROUTES = {
     "io:0x3f8-0x3ff": "uart",

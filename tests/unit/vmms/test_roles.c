@@ -16,7 +16,7 @@
 
 static const char *const names[] = {"uart16550",   "smm",	   "chipset", "debug-exit",
 				    "monitor",	   "fault-report", "sink",    "fwcfg",
-				    "hvt-console", "hvt-block",	   "hvt-net"};
+				    "hvt-console", "hvt-block",	   "hvt-net", "gdbstub"};
 
 static void test_find(void **state)
 {
@@ -28,6 +28,7 @@ static void test_find(void **state)
 	assert_ptr_equal(role_find("monitor"), &vmmux_role_monitor);
 	assert_ptr_equal(role_find("fault-report"), &vmmux_role_fault_report);
 	assert_ptr_equal(role_find("sink"), &vmmux_role_sink);
+	assert_ptr_equal(role_find("gdbstub"), &vmmux_role_gdbstub);
 	assert_null(role_find(NULL));
 	assert_null(role_find(""));
 	assert_null(role_find("uart"));
