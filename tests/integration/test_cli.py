@@ -310,9 +310,15 @@ class Routes(VmmuxTest):
         # status register: hello.elf polls LSR (0x3fd) at the UART, and its
         # bytes go to the monitor.
         opt, log = self.monitor()
-        r = self.run_guest("hello.elf", *opt, "--route", "io:0x3f8=mon")
+        r = self.run_guest("hello.elf", *opt, "--route", "io:0x3f8=mon", "--stats-json",
+                           self.path("s.json"))
         self.assertStatus(r, 1)
         self.assertEqual(r.out, "")
+        self.assertNotIn("unrouted", r.err)
+        with open(self.path("s.json")) as f:
+            st = json.load(f)
+        self.assertEqual(st["types"]["io"]["unrouted"], 0)
+        self.assertGreater(self.route_count(st, "io:0x3f9-0x3ff=uart"), 0)
         data = "".join(chr(int(e["value"], 16)) for e in self.read_log(log)
                        if e["type"] == "io" and e["key"] == "0x3f8")
         self.assertEqual(data, HELLO)
