@@ -69,6 +69,9 @@ const char hvt_usage[] =
     "                                 parallel VMM processes (default) or inside\n"
     "                                 vmmux\n"
     "  --stats                        print vmmux's event statistics at exit\n"
+    "solo5-hvt-debug options:\n"
+    "  --dumpcore=DIR                 on an abort or a guest trap, write an ELF core\n"
+    "                                 of the guest to DIR/core.solo5-hvt.PID\n"
     "  -h, --help                     show this help\n"
     "\n"
     "Every device the unikernel's manifest declares must be attached.\n"
@@ -92,6 +95,7 @@ struct opts {
 	uint64_t mem_mib;
 	bool parallel;
 	bool stats;
+	const char *dumpcore; /* --dumpcore=DIR */
 	const char *kernel;
 	int nargs;
 	char **args;
@@ -185,6 +189,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		}
 		if (strcmp(a, "--stats") == 0) {
 			o->stats = true;
+			continue;
+		}
+		if (strncmp(a, "--dumpcore=", 11) == 0) {
+			if (a[11] == '\0')
+				return usage_fail("%s: give the directory for the core file", a);
+			o->dumpcore = a + 11;
 			continue;
 		}
 		int r;
@@ -911,6 +921,16 @@ int hvt_command(int argc, char **argv)
 	}
 	config_init(c);
 	int status = parse_opts(argc, argv, o);
+	struct errbuf e;
+	if (status < 0 && o->dumpcore != NULL) {
+		hvt_host.dumpcore_dir_fd = hvt_dumpcore_open_dir(o->dumpcore, &e);
+		if (hvt_host.dumpcore_dir_fd < 0) {
+			fprintf(stderr, "vmmux hvt: %s\n", e.msg);
+			status = 1;
+		}
+		hvt_host.dumpcore_dir = o->dumpcore;
+		hvt_host.dumpcore_on = hvt_host.dumpcore_dir_fd >= 0;
+	}
 	if (status < 0) {
 		if (opts_to_config(o, c) < 0) {
 			fprintf(stderr, "vmmux hvt: out of memory\n");
@@ -919,6 +939,9 @@ int hvt_command(int argc, char **argv)
 			status = hvt_run_config(c, o->parallel);
 		}
 	}
+	if (hvt_host.dumpcore_on)
+		close(hvt_host.dumpcore_dir_fd);
+	hvt_host.dumpcore_on = false;
 	config_free(c);
 	free(o);
 	free(c);

@@ -157,6 +157,58 @@ class Faults(HvtTest):
                                     "invalid guest hypercall: num=%s" % nr)
 
 
+class DumpCore(HvtTest):
+    """--dumpcore=DIR, as solo5-hvt-debug: an ELF core of the guest on an
+    abort, read with Debian's gdb in batch mode."""
+
+    def gdb(self, core, *cmds):
+        gdb = shutil.which("gdb")
+        self.assertIsNotNone(gdb, "the dumpcore tests need gdb (Debian package gdb)")
+        args = [gdb, "-nx", "-batch"]
+        for c in cmds:
+            args += ["-ex", c]
+        p = subprocess.run(args + [guest(HELLO), core], capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return p.stdout
+
+    def dump(self, test):
+        d = self.path("cores-" + test)
+        os.mkdir(d)
+        r = hvt("--mem=16", "--dumpcore=" + d, guest(HELLO), test)
+        self.assertStatus(r, 255)
+        self.assertEqual(r.out, "aborting\n")
+        cores = os.listdir(d)
+        self.assertEqual(len(cores), 1, cores)
+        self.assertRegex(cores[0], r"^core\.solo5-hvt\.[0-9]+$")
+        self.assertIn("dumping guest core to: %s/%s" % (d, cores[0]), r.err)
+        core = os.path.join(d, cores[0])
+        self.assertEqual(os.stat(core).st_mode & 0o777, 0o600)
+        return core
+
+    def test_abort_with_a_trap_frame(self):
+        core = self.dump("dumptrap")
+        out = self.gdb(core, "info registers rip", "x/gx &dump_marker", "info registers cs")
+        self.assertRegex(out, r"rip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <trap_site>")
+        self.assertIn("<dump_marker>:\t0x5eedc0de12345678", out)
+        self.assertRegex(out, r"cs\s+0x8\s")
+
+    def test_abort_without_a_trap_frame(self):
+        core = self.dump("dumpabort")
+        out = self.gdb(core, "info symbol $rip", "x/gx &dump_marker")
+        self.assertIn("hvt_halt_cookie", out)  # the halt hypercall's registers
+        self.assertIn("<dump_marker>:\t0x5eedc0de12345678", out)
+
+    def test_no_core_without_an_abort_and_bad_directories(self):
+        d = self.path("cores")
+        os.mkdir(d)
+        self.assertStatus(hvt("--mem=16", "--dumpcore=" + d, guest(HELLO), "exit", "3"), 3)
+        self.assertEqual(os.listdir(d), [])
+        r = hvt("--mem=16", "--dumpcore=" + self.path("missing"), guest(HELLO))
+        self.assertHvtFault(r, "cannot open the directory")
+        self.assertHvtFault(hvt("--dumpcore=", guest(HELLO)), "give the directory")
+
+
 class Block(HvtTest):
     def image(self, size, name="disk.img"):
         p = self.path(name)
