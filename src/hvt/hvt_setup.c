@@ -12,6 +12,13 @@
  *   blockK    hvt-block    parallel (default)    input: the image
  *   netK      hvt-net      parallel (default)    input: the tap, output: readiness
  *
+ * each device VMM with two windows: guest memory from HVT_GUEST_MIN_BASE,
+ * and read-only what the host wrote for the guest (HVT_HOST_AREA_END). When
+ * a VMM per device does not fit (devices_per_vmm), a block or net VMM
+ * serves a group of devices: "handles", its devices' descriptors as its
+ * further descriptors (vmmux_fd), for net an epoll descriptor of the taps
+ * as its input.
+ *
  *   hypercall:1=main  hypercall:3=main  hypercall:8=main  hypercall:2=console
  *   hypercall:4-5=block0 (block1 from block0 ...)   hypercall:6-7=net0 (...)
  *   type:io=main type:mmio=main type:hlt=main type:shutdown=main
