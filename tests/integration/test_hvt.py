@@ -519,14 +519,7 @@ class Net(HvtTest):
         r = self.hvt_ns("--mem=16", "--net:service0=tap0", guest(NET), "badbuf")
         self.assertHvtFault(r, "net write: invalid guest access")
 
-    def test_maximum_devices(self):
-        # A manifest with the most entries Solo5 allows (64: 63 devices),
-        # all attached. A VMM per device does not fit (at most 63 VMMs, and
-        # a chain of at most 9 VMMs of a kind, each handing on the requests
-        # for the others' devices), so each VMM serves up to 8 devices of
-        # one block size: 50 of 512 bytes in 7 VMMs, 10 of 4096 in 2, the
-        # 3 net devices in one; each VMM still its own sandbox in
-        # kvm-parallel.
+    def maxdev_args(self):
         args = []
         for i in range(60):
             p = self.path("d%d.img" % i)
@@ -537,7 +530,38 @@ class Net(HvtTest):
                 args.append("--block-sector-size:storage%d=4096" % i)
         for i in range(3):
             args.append("--net:service%d=tap%d" % (i, i))
-        r = self.hvt_ns("--mem=16", "--stats", *args, guest(MAXDEV))
+        return args
+
+    def test_echo_through_a_vmm_of_several_net_devices(self):
+        # service1 (manifest index 62) is served, with service0 and
+        # service2, by one net VMM: frames and readiness reach the guest
+        n = 20
+        peer = subprocess.Popen(
+            netns_cmd(self.ns) + [sys.executable,
+             os.path.join(HERE, "test_hvt_peer.py"), "tap1", self.MAC, str(n), "90"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            r = self.hvt_ns("--mem=16", "--net-mac:service1=" + self.MAC, *self.maxdev_args(),
+                            guest(MAXDEV), "echo", "62", str(n))
+            out, err = peer.communicate(timeout=120)
+        finally:
+            if peer.poll() is None:
+                peer.kill()
+                peer.wait()
+        self.assertStatus(r, 0)
+        self.assertIn("echo done %d" % n, r.out)
+        self.assertEqual(peer.returncode, 0, (out, err))
+        self.assertIn(b"echoed %d of %d" % (n, n), out)
+
+    def test_maximum_devices(self):
+        # A manifest with the most entries Solo5 allows (64: 63 devices),
+        # all attached. A VMM per device does not fit (at most 63 VMMs, and
+        # a chain of at most 9 VMMs of a kind, each handing on the requests
+        # for the others' devices), so each VMM serves up to 8 devices of
+        # one block size: 50 of 512 bytes in 7 VMMs, 10 of 4096 in 2, the
+        # 3 net devices in one; each VMM still its own sandbox in
+        # kvm-parallel.
+        r = self.hvt_ns("--mem=16", "--stats", *self.maxdev_args(), guest(MAXDEV))
         self.assertStatus(r, 0)
         self.assertEqual(r.out, "maxdev ok 60 3\n")
         for i in range(60):
