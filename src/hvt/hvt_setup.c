@@ -577,7 +577,7 @@ static int add_devices(struct vmmux_config *c, size_t nuser, bool net, bool para
 	int g[HVT_DEVS_MAX];
 	unsigned total = group_devices(net, per, g);
 	for (unsigned k = 0; k < total; k++) {
-		char name[32], in[32], out[32], handles[256], bs[24], route[96], why[192];
+		char name[32], in[32], out[32], handles[256], bs[24], route[96], why[300];
 		struct vmm_need need = {
 		    .name = name, .role = net ? "hvt-net" : "hvt-block", .parallel = parallel};
 		int fds[VMM_FDS_MAX];
