@@ -6,6 +6,9 @@
  *                   the low memory that is read-only to the guest)
  *   exit N          exit with status N
  *   abort           halt with 255, as solo5_abort does
+ *   dumpabort       dump_marker set, then halt with 255 (no trap frame)
+ *   dumptrap        dump_marker set, then halt with 255 and a trap frame
+ *                   whose rip is trap_site (as Solo5's trap handler does)
  *   bootinfo        print the boot information and check its invariants
  *   walltime        two readings, increasing and after 2020
  *   poll NS         poll with no device: ret, ready set, time waited (ms)
@@ -22,6 +25,15 @@
 #include "hvt_rt.h"
 
 static const char rodata_word[16] = "read-only";
+
+/* Read back from a core file by gdb (dumpabort, dumptrap). */
+volatile uint64_t dump_marker;
+
+/* The rip of dumptrap's trap frame. */
+__attribute__((noinline)) void trap_site(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
 
 static int cmd_bootinfo(void)
 {
@@ -63,6 +75,19 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "abort") == 0) {
 		printf("aborting\n");
 		hvt_halt(255);
+	}
+	if (strcmp(cmd, "dumpabort") == 0 || strcmp(cmd, "dumptrap") == 0) {
+		dump_marker = 0x5eedc0de12345678ull;
+		uint64_t rsp;
+		__asm__ volatile("mov %%rsp, %0" : "=r"(rsp));
+		static uint64_t frame[7];
+		frame[2] = (uint64_t)(uintptr_t)&trap_site; /* rip */
+		frame[3] = HVT_SEL_CODE;
+		frame[4] = 0x2; /* rflags */
+		frame[5] = rsp;
+		frame[6] = HVT_SEL_DATA;
+		printf("aborting\n");
+		hvt_halt_cookie(255, cmd[4] == 't' ? frame : NULL);
 	}
 	if (strcmp(cmd, "bootinfo") == 0)
 		return cmd_bootinfo();

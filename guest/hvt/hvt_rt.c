@@ -139,7 +139,13 @@ int64_t hvt_net_read(uint64_t handle, void *buf, uint64_t *len)
 
 void hvt_halt(int status)
 {
-	volatile struct hvt_hc_halt a = {.cookie = 0, .exit_status = status};
+	hvt_halt_cookie(status, NULL);
+}
+
+void hvt_halt_cookie(int status, const void *cookie)
+{
+	volatile struct hvt_hc_halt a = {.cookie = (uint64_t)(uintptr_t)cookie,
+					 .exit_status = status};
 	for (;;)
 		hvt_call(HVT_HC_HALT, &a);
 }

@@ -48,6 +48,9 @@ int64_t hvt_block_io(int write, uint64_t handle, uint64_t off, void *buf, uint64
 int64_t hvt_net_write(uint64_t handle, const void *buf, uint64_t len);
 int64_t hvt_net_read(uint64_t handle, void *buf, uint64_t *len);
 __attribute__((noreturn)) void hvt_halt(int status);
+/* halt with COOKIE: NULL, or a trap frame (cr2, ec, rip, cs, rflags, rsp,
+ * ss; 8 bytes each) as Solo5's trap handler passes it with status 255 */
+__attribute__((noreturn)) void hvt_halt_cookie(int status, const void *cookie);
 /* The manifest entry NAME of TYPE (the host's filled-in copy), or -1. */
 int hvt_device(const char *name, uint32_t type, const struct hvt_mft_entry **out);
 

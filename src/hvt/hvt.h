@@ -115,6 +115,10 @@ struct hvt_host {
 	unsigned nnet;
 	int net_ready_fd[HVT_DEVS_MAX];
 	unsigned net_index[HVT_DEVS_MAX];
+	/* --dumpcore=DIR: the directory, open until the one dump (hvt_dumpcore) */
+	bool dumpcore_on;
+	int dumpcore_dir_fd;
+	const char *dumpcore_dir;
 	/* the run's outcome */
 	_Atomic bool halted;  /* the guest halted (its status below) */
 	_Atomic int status;   /* the guest's exit status */
@@ -137,6 +141,18 @@ void hvt_core_remove(void);
  * stops the machine with status 1, as solo5-hvt exits 1.
  */
 void hvt_fault(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * --dumpcore=DIR (hvt_dumpcore.c): open DIR for the dump, checked writable
+ * (the descriptor, or -1 with a message naming the option). hvt_dumpcore
+ * writes DIR/core.solo5-hvt.PID, an ELF core of the guest (NT_PRSTATUS of
+ * vCPU VCPU, with the trap frame at guest-physical COOKIE when it is not 0;
+ * all of guest memory as one PT_LOAD at 0), once per run, when
+ * hvt_host.dumpcore_on; WHY names the cause in its message. Runs on the
+ * vCPU thread (it reads the vCPU's registers).
+ */
+int hvt_dumpcore_open_dir(const char *dir, struct errbuf *e);
+void hvt_dumpcore(unsigned vcpu, uint64_t cookie, const char *why);
 
 /* `vmmux hvt ARGS`: returns the exit status (see docs/guests.md). */
 int hvt_command(int argc, char **argv);

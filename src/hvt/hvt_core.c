@@ -150,6 +150,8 @@ static void do_halt(const struct vmmux_event *ev)
 	if (a == NULL)
 		return;
 	int status = (int)(a->exit_status & 0xff);
+	if (status == 255) /* an abort (solo5_abort, or a trap with its frame) */
+		hvt_dumpcore(ev->vcpu, a->cookie, "abort");
 	atomic_store(&hvt_host.status, status);
 	atomic_store(&hvt_host.halted, true);
 	machine_stop(status, "hvt guest halted with status %d", status);
@@ -205,10 +207,12 @@ static bool core_handle(struct vmmux_event *ev, struct vmmux_reply *rep)
 		machine_stop(0, "hvt guest executed HLT");
 		break;
 	case VMMUX_EV_SHUTDOWN:
+		hvt_dumpcore(ev->vcpu, 0, "guest triple fault");
 		hvt_fault("guest triple fault (KVM_EXIT_SHUTDOWN)");
 		rep->action = VMMUX_ACT_END;
 		break;
 	case VMMUX_EV_EXCEPTION:
+		hvt_dumpcore(ev->vcpu, 0, "guest exception");
 		hvt_fault("guest exception %llu at RIP 0x%llx", (unsigned long long)ev->key,
 			  (unsigned long long)ev->value);
 		if (ev->flags & VMMUX_EVF_GUEST_REPORTED)

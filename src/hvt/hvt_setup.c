@@ -12,6 +12,13 @@
  *   blockK    hvt-block    parallel (default)    input: the image
  *   netK      hvt-net      parallel (default)    input: the tap, output: readiness
  *
+ * each device VMM with two windows: guest memory from HVT_GUEST_MIN_BASE,
+ * and read-only what the host wrote for the guest (HVT_HOST_AREA_END). When
+ * a VMM per device does not fit (devices_per_vmm), a block or net VMM
+ * serves a group of devices: "handles", its devices' descriptors as its
+ * further descriptors (vmmux_fd), for net an epoll descriptor of the taps
+ * as its input.
+ *
  *   hypercall:1=main  hypercall:3=main  hypercall:8=main  hypercall:2=console
  *   hypercall:4-5=block0 (block1 from block0 ...)   hypercall:6-7=net0 (...)
  *   type:io=main type:mmio=main type:hlt=main type:shutdown=main
@@ -69,6 +76,9 @@ const char hvt_usage[] =
     "                                 parallel VMM processes (default) or inside\n"
     "                                 vmmux\n"
     "  --stats                        print vmmux's event statistics at exit\n"
+    "solo5-hvt-debug options:\n"
+    "  --dumpcore=DIR                 on an abort or a guest trap, write an ELF core\n"
+    "                                 of the guest to DIR/core.solo5-hvt.PID\n"
     "  -h, --help                     show this help\n"
     "\n"
     "Every device the unikernel's manifest declares must be attached.\n"
@@ -92,6 +102,7 @@ struct opts {
 	uint64_t mem_mib;
 	bool parallel;
 	bool stats;
+	const char *dumpcore; /* --dumpcore=DIR */
 	const char *kernel;
 	int nargs;
 	char **args;
@@ -185,6 +196,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		}
 		if (strcmp(a, "--stats") == 0) {
 			o->stats = true;
+			continue;
+		}
+		if (strncmp(a, "--dumpcore=", 11) == 0) {
+			if (a[11] == '\0')
+				return usage_fail("%s: give the directory for the core file", a);
+			o->dumpcore = a + 11;
 			continue;
 		}
 		int r;
@@ -560,7 +577,7 @@ static int add_devices(struct vmmux_config *c, size_t nuser, bool net, bool para
 	int g[HVT_DEVS_MAX];
 	unsigned total = group_devices(net, per, g);
 	for (unsigned k = 0; k < total; k++) {
-		char name[32], in[32], out[32], handles[256], bs[24], route[96], why[192];
+		char name[32], in[32], out[32], handles[256], bs[24], route[96], why[300];
 		struct vmm_need need = {
 		    .name = name, .role = net ? "hvt-net" : "hvt-block", .parallel = parallel};
 		int fds[VMM_FDS_MAX];
@@ -911,6 +928,16 @@ int hvt_command(int argc, char **argv)
 	}
 	config_init(c);
 	int status = parse_opts(argc, argv, o);
+	struct errbuf e;
+	if (status < 0 && o->dumpcore != NULL) {
+		hvt_host.dumpcore_dir_fd = hvt_dumpcore_open_dir(o->dumpcore, &e);
+		if (hvt_host.dumpcore_dir_fd < 0) {
+			fprintf(stderr, "vmmux hvt: %s\n", e.msg);
+			status = 1;
+		}
+		hvt_host.dumpcore_dir = o->dumpcore;
+		hvt_host.dumpcore_on = hvt_host.dumpcore_dir_fd >= 0;
+	}
 	if (status < 0) {
 		if (opts_to_config(o, c) < 0) {
 			fprintf(stderr, "vmmux hvt: out of memory\n");
@@ -919,6 +946,9 @@ int hvt_command(int argc, char **argv)
 			status = hvt_run_config(c, o->parallel);
 		}
 	}
+	if (hvt_host.dumpcore_on)
+		close(hvt_host.dumpcore_dir_fd);
+	hvt_host.dumpcore_on = false;
 	config_free(c);
 	free(o);
 	free(c);

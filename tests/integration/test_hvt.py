@@ -157,6 +157,58 @@ class Faults(HvtTest):
                                     "invalid guest hypercall: num=%s" % nr)
 
 
+class DumpCore(HvtTest):
+    """--dumpcore=DIR, as solo5-hvt-debug: an ELF core of the guest on an
+    abort, read with Debian's gdb in batch mode."""
+
+    def gdb(self, core, *cmds):
+        gdb = shutil.which("gdb")
+        self.assertIsNotNone(gdb, "the dumpcore tests need gdb (Debian package gdb)")
+        args = [gdb, "-nx", "-batch"]
+        for c in cmds:
+            args += ["-ex", c]
+        p = subprocess.run(args + [guest(HELLO), core], capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return p.stdout
+
+    def dump(self, test):
+        d = self.path("cores-" + test)
+        os.mkdir(d)
+        r = hvt("--mem=16", "--dumpcore=" + d, guest(HELLO), test)
+        self.assertStatus(r, 255)
+        self.assertEqual(r.out, "aborting\n")
+        cores = os.listdir(d)
+        self.assertEqual(len(cores), 1, cores)
+        self.assertRegex(cores[0], r"^core\.solo5-hvt\.[0-9]+$")
+        self.assertIn("dumping guest core to: %s/%s" % (d, cores[0]), r.err)
+        core = os.path.join(d, cores[0])
+        self.assertEqual(os.stat(core).st_mode & 0o777, 0o600)
+        return core
+
+    def test_abort_with_a_trap_frame(self):
+        core = self.dump("dumptrap")
+        out = self.gdb(core, "info registers rip", "x/gx &dump_marker", "info registers cs")
+        self.assertRegex(out, r"rip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <trap_site>")
+        self.assertIn("<dump_marker>:\t0x5eedc0de12345678", out)
+        self.assertRegex(out, r"cs\s+0x8\s")
+
+    def test_abort_without_a_trap_frame(self):
+        core = self.dump("dumpabort")
+        out = self.gdb(core, "info symbol $rip", "x/gx &dump_marker")
+        self.assertIn("hvt_halt_cookie", out)  # the halt hypercall's registers
+        self.assertIn("<dump_marker>:\t0x5eedc0de12345678", out)
+
+    def test_no_core_without_an_abort_and_bad_directories(self):
+        d = self.path("cores")
+        os.mkdir(d)
+        self.assertStatus(hvt("--mem=16", "--dumpcore=" + d, guest(HELLO), "exit", "3"), 3)
+        self.assertEqual(os.listdir(d), [])
+        r = hvt("--mem=16", "--dumpcore=" + self.path("missing"), guest(HELLO))
+        self.assertHvtFault(r, "cannot open the directory")
+        self.assertHvtFault(hvt("--dumpcore=", guest(HELLO)), "give the directory")
+
+
 class Block(HvtTest):
     def image(self, size, name="disk.img"):
         p = self.path(name)
@@ -467,14 +519,7 @@ class Net(HvtTest):
         r = self.hvt_ns("--mem=16", "--net:service0=tap0", guest(NET), "badbuf")
         self.assertHvtFault(r, "net write: invalid guest access")
 
-    def test_maximum_devices(self):
-        # A manifest with the most entries Solo5 allows (64: 63 devices),
-        # all attached. A VMM per device does not fit (at most 63 VMMs, and
-        # a chain of at most 9 VMMs of a kind, each handing on the requests
-        # for the others' devices), so each VMM serves up to 8 devices of
-        # one block size: 50 of 512 bytes in 7 VMMs, 10 of 4096 in 2, the
-        # 3 net devices in one; each VMM still its own sandbox in
-        # kvm-parallel.
+    def maxdev_args(self):
         args = []
         for i in range(60):
             p = self.path("d%d.img" % i)
@@ -485,7 +530,38 @@ class Net(HvtTest):
                 args.append("--block-sector-size:storage%d=4096" % i)
         for i in range(3):
             args.append("--net:service%d=tap%d" % (i, i))
-        r = self.hvt_ns("--mem=16", "--stats", *args, guest(MAXDEV))
+        return args
+
+    def test_echo_through_a_vmm_of_several_net_devices(self):
+        # service1 (manifest index 62) is served, with service0 and
+        # service2, by one net VMM: frames and readiness reach the guest
+        n = 20
+        peer = subprocess.Popen(
+            netns_cmd(self.ns) + [sys.executable,
+             os.path.join(HERE, "test_hvt_peer.py"), "tap1", self.MAC, str(n), "90"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            r = self.hvt_ns("--mem=16", "--net-mac:service1=" + self.MAC, *self.maxdev_args(),
+                            guest(MAXDEV), "echo", "62", str(n))
+            out, err = peer.communicate(timeout=120)
+        finally:
+            if peer.poll() is None:
+                peer.kill()
+                peer.wait()
+        self.assertStatus(r, 0)
+        self.assertIn("echo done %d" % n, r.out)
+        self.assertEqual(peer.returncode, 0, (out, err))
+        self.assertIn(b"echoed %d of %d" % (n, n), out)
+
+    def test_maximum_devices(self):
+        # A manifest with the most entries Solo5 allows (64: 63 devices),
+        # all attached. A VMM per device does not fit (at most 63 VMMs, and
+        # a chain of at most 9 VMMs of a kind, each handing on the requests
+        # for the others' devices), so each VMM serves up to 8 devices of
+        # one block size: 50 of 512 bytes in 7 VMMs, 10 of 4096 in 2, the
+        # 3 net devices in one; each VMM still its own sandbox in
+        # kvm-parallel.
+        r = self.hvt_ns("--mem=16", "--stats", *self.maxdev_args(), guest(MAXDEV))
         self.assertStatus(r, 0)
         self.assertEqual(r.out, "maxdev ok 60 3\n")
         for i in range(60):
