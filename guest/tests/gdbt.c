@@ -24,7 +24,7 @@ __attribute__((noinline)) void tick(unsigned i)
 
 __attribute__((noinline)) void other(unsigned cpu)
 {
-	others += cpu;
+	__atomic_fetch_add(&others, cpu, __ATOMIC_SEQ_CST); /* vCPUs run it at once */
 }
 
 __attribute__((noinline)) void spin_wait(void)

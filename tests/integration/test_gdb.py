@@ -242,6 +242,25 @@ class GdbTest(VmmuxTest):
         self.assertIn("$2 = 0", out)
         self.assertIn("exited with code 0%o" % UNTOUCHED, out)
 
+    def test_simultaneous_stops(self):
+        """Three vCPUs hit breakpoints at about the same time: every hit is
+        reported once, each on its own thread, a vCPU's stop only when gdb
+        resumes that vCPU (gdb steps one thread over its breakpoint while
+        the others stay stopped)."""
+        out, r = self.session(
+            "gdbt",
+            "hbreak tick", "hbreak other",
+            *(["continue"] * 8),
+            extra=("--cpus", "3"))
+        self.assertStatus(r, UNTOUCHED)
+        self.assertNotIn("internal-error", out)
+        self.assertEqual(out.count("hit Breakpoint"), 7, out)  # tick 1..5, other 1, 2
+        for i in range(1, 6):
+            self.assertIn("Thread 1 hit Breakpoint 1, tick (i=i@entry=%d)" % i, out)
+        self.assertIn("Thread 2 hit Breakpoint 2, other (cpu=1)", out)
+        self.assertIn("Thread 3 hit Breakpoint 2, other (cpu=2)", out)
+        self.assertIn("exited with code 0%o" % UNTOUCHED, out)
+
     def test_tcp(self):
         """--gdb tcp::PORT listens on 127.0.0.1."""
         s = socket.socket()
