@@ -7,6 +7,7 @@ multiboot), and a raw remote-protocol client for what batch gdb cannot do
 gdbt adds 1..5 to its global counter in tick(i), spins in spin_wait() while
 its global spin is set, and exits with counter + poke: status 31 untouched.
 """
+import json
 import os
 import re
 import shutil
@@ -22,6 +23,7 @@ KILLED = 137  # the run's status after gdb's kill
 
 
 FILES = {"gdbt": "gdbt.elf", "mb_gdbt": "mb_gdbt.mb"}
+HVT_HELLO = "hvt/hvt_hello.hvt"
 
 
 def status_of(v):
@@ -311,6 +313,33 @@ class GdbTest(VmmuxTest):
                               "print poke", "detach")
         self.assertStatus(r, status_of(15 + 3))
         self.assertIn("$1 = 3", out)
+
+    # ---- a Solo5 hvt unikernel, from a config file ------------------------------
+
+    def test_hvt_config(self):
+        """debug.gdb and debug.gdb_wait in a config file, with an hvt guest
+        (vmmux run --config): stopped before its first instruction, a
+        breakpoint on its halt, detach, its normal end."""
+        sock = self.path("h.sock")
+        cfg = self.path("vm.json")
+        with open(cfg, "w") as f:
+            json.dump({"guest": {"kernel": guest(HVT_HELLO), "format": "hvt", "args": []},
+                       "debug": {"gdb": "unix:" + sock, "gdb_wait": True}}, f)
+        b = self.start("run", "--config", cfg)
+        for _ in range(600):
+            if os.path.exists(sock) or not b.running():
+                break
+            time.sleep(0.05)
+        args = [GDB, "-batch", "-nx", "-ex", "target remote " + sock, "-ex", "hbreak hvt_halt",
+                "-ex", "continue", "-ex", "bt", "-ex", "detach", guest(HVT_HELLO)]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
+        r = b.finish(timeout=60)
+        self.assertNoCrash(r)
+        self.assertStatus(r, 0)
+        self.assertIn("Hello, world", r.out)
+        self.assertIn("in _start ()", out)
+        self.assertIn("Breakpoint 1, 0x%016x in hvt_halt ()" % symbol(HVT_HELLO, "hvt_halt"), out)
+        self.assertIn("in hvt_rt_start ()", out)
 
     # ---- the interrupt (Ctrl-C), through the raw protocol ---------------------
 
