@@ -162,8 +162,8 @@ static int gdb_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, struc
 	if (ev->type != VMMUX_EV_EXCEPTION || ev->vcpu >= g->ncpus)
 		return 0;
 	struct stop s = {.pending = true, .sig = vector_signal(ev->key), .pc = ev->value};
-	if (ev->key == VMMUX_VEC_BP) {
-		s.kind = STOP_SWBREAK;
+	if (ev->key == VMMUX_VEC_BP && (ev->flags & VMMUX_EVF_HOSTDEBUG)) {
+		s.kind = STOP_SWBREAK; /* an int3 the stub planted (--sw-breakpoints) */
 	} else if (ev->key == VMMUX_VEC_DB && (ev->flags & VMMUX_EVF_HOSTDEBUG)) {
 		s.kind = STOP_STEP;
 		pthread_mutex_lock(&g->lock);
