@@ -22,7 +22,7 @@ UNTOUCHED = 31  # ((15 << 1) | 1)
 KILLED = 137  # the run's status after gdb's kill
 
 
-FILES = {"gdbt": "gdbt.elf", "mb_gdbt": "mb_gdbt.mb"}
+FILES = {"gdbt": "gdbt.elf", "mb_gdbt": "mb_gdbt.mb", "gdbt_spin": "gdbt_spin.elf"}
 HVT_HELLO = "hvt/hvt_hello.hvt"
 
 
@@ -372,6 +372,22 @@ class GdbTest(VmmuxTest):
         time.sleep(0.2)
         self.assertEqual(c.cmd("p10"), rip1)
         self.assertEqual(len(rip1), 16)
+        self.assertEqual(c.cmd("M%x,4:00000000" % spin), "OK")
+        self.assertEqual(c.cmd("D"), "OK")
+        r = b.finish(timeout=60)
+        self.assertNoCrash(r)
+        self.assertStatus(r, UNTOUCHED)
+
+    def test_attach_to_running_guest(self):
+        """Without --gdb-wait the guest runs at once; a debugger that
+        connects later stops it, and lets it finish after a memory write."""
+        b, sock = self.start_stub("gdbt_spin", wait=False)
+        c = Rsp(sock)
+        self.addCleanup(c.close)
+        self.assertEqual(c.cmd("?"), "T05thread:1;")
+        spin = symbol("gdbt_spin.elf", "spin")
+        self.assertEqual(c.cmd("m%x,4" % spin), "01000000")
+        self.assertTrue(b.running())
         self.assertEqual(c.cmd("M%x,4:00000000" % spin), "OK")
         self.assertEqual(c.cmd("D"), "OK")
         r = b.finish(timeout=60)
