@@ -27,7 +27,7 @@ NINJA      ?= ninja
 # What building and testing need from Debian.
 DEB_BUILD := gcc libc6-dev binutils make meson ninja-build pkg-config \
 	libjansson-dev liburcu-dev libseccomp-dev libcmocka-dev python3
-DEB_CHECK := $(DEB_BUILD) qemu-system-x86 iproute2
+DEB_CHECK := $(DEB_BUILD) qemu-system-x86 iproute2 gdb
 
 .PHONY: all build build-asan build-tsan demo check chaos unit deps deps-check format clean bench mutate
 

@@ -14,7 +14,11 @@
 
 volatile unsigned counter;
 volatile unsigned poke;
+#ifdef GDBT_SPIN
+volatile unsigned spin = 1; /* gdbt_spin.elf: spins until a debugger clears it */
+#else
 volatile unsigned spin;
+#endif
 volatile unsigned others; /* what the other vCPUs added */
 
 __attribute__((noinline)) void tick(unsigned i)
@@ -24,7 +28,7 @@ __attribute__((noinline)) void tick(unsigned i)
 
 __attribute__((noinline)) void other(unsigned cpu)
 {
-	others += cpu;
+	__atomic_fetch_add(&others, cpu, __ATOMIC_SEQ_CST); /* vCPUs run it at once */
 }
 
 __attribute__((noinline)) void spin_wait(void)

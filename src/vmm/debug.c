@@ -138,7 +138,9 @@ bool debug_vcpu_hold(unsigned index, bool stepping_over)
 {
 	bool waited = false;
 	pthread_mutex_lock(&D.lock);
-	while (D.hold[index] && !machine_stopping()) {
+	/* A reset waits for every vCPU in the machine's gate: a held vCPU
+	 * goes there (returning true), and holds again after the reset. */
+	while (D.hold[index] && !machine_stopping() && !machine_reset_pending()) {
 		if (!waited) {
 			router_thread_offline();
 			waited = true;
@@ -150,6 +152,13 @@ bool debug_vcpu_hold(unsigned index, bool stepping_over)
 		wait_a_little();
 	}
 	D.held[index] = false;
+	if (D.hold[index] && !machine_stopping()) {
+		/* left for a reset: through the gate, then back here */
+		pthread_mutex_unlock(&D.lock);
+		if (waited)
+			router_thread_online();
+		return true;
+	}
 	bool apply = D.applied[index] != D.gen;
 	D.applied[index] = D.gen;
 	pthread_mutex_unlock(&D.lock);

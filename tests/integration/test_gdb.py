@@ -7,6 +7,7 @@ multiboot), and a raw remote-protocol client for what batch gdb cannot do
 gdbt adds 1..5 to its global counter in tick(i), spins in spin_wait() while
 its global spin is set, and exits with counter + poke: status 31 untouched.
 """
+import json
 import os
 import re
 import shutil
@@ -21,7 +22,8 @@ UNTOUCHED = 31  # ((15 << 1) | 1)
 KILLED = 137  # the run's status after gdb's kill
 
 
-FILES = {"gdbt": "gdbt.elf", "mb_gdbt": "mb_gdbt.mb"}
+FILES = {"gdbt": "gdbt.elf", "mb_gdbt": "mb_gdbt.mb", "gdbt_spin": "gdbt_spin.elf"}
+HVT_HELLO = "hvt/hvt_hello.hvt"
 
 
 def status_of(v):
@@ -242,6 +244,25 @@ class GdbTest(VmmuxTest):
         self.assertIn("$2 = 0", out)
         self.assertIn("exited with code 0%o" % UNTOUCHED, out)
 
+    def test_simultaneous_stops(self):
+        """Three vCPUs hit breakpoints at about the same time: every hit is
+        reported once, each on its own thread, a vCPU's stop only when gdb
+        resumes that vCPU (gdb steps one thread over its breakpoint while
+        the others stay stopped)."""
+        out, r = self.session(
+            "gdbt",
+            "hbreak tick", "hbreak other",
+            *(["continue"] * 8),
+            extra=("--cpus", "3"))
+        self.assertStatus(r, UNTOUCHED)
+        self.assertNotIn("internal-error", out)
+        self.assertEqual(out.count("hit Breakpoint"), 7, out)  # tick 1..5, other 1, 2
+        for i in range(1, 6):
+            self.assertIn("Thread 1 hit Breakpoint 1, tick (i=i@entry=%d)" % i, out)
+        self.assertIn("Thread 2 hit Breakpoint 2, other (cpu=1)", out)
+        self.assertIn("Thread 3 hit Breakpoint 2, other (cpu=2)", out)
+        self.assertIn("exited with code 0%o" % UNTOUCHED, out)
+
     def test_tcp(self):
         """--gdb tcp::PORT listens on 127.0.0.1."""
         s = socket.socket()
@@ -293,6 +314,33 @@ class GdbTest(VmmuxTest):
         self.assertStatus(r, status_of(15 + 3))
         self.assertIn("$1 = 3", out)
 
+    # ---- a Solo5 hvt unikernel, from a config file ------------------------------
+
+    def test_hvt_config(self):
+        """debug.gdb and debug.gdb_wait in a config file, with an hvt guest
+        (vmmux run --config): stopped before its first instruction, a
+        breakpoint on its halt, detach, its normal end."""
+        sock = self.path("h.sock")
+        cfg = self.path("vm.json")
+        with open(cfg, "w") as f:
+            json.dump({"guest": {"kernel": guest(HVT_HELLO), "format": "hvt", "args": []},
+                       "debug": {"gdb": "unix:" + sock, "gdb_wait": True}}, f)
+        b = self.start("run", "--config", cfg)
+        for _ in range(600):
+            if os.path.exists(sock) or not b.running():
+                break
+            time.sleep(0.05)
+        args = [GDB, "-batch", "-nx", "-ex", "target remote " + sock, "-ex", "hbreak hvt_halt",
+                "-ex", "continue", "-ex", "bt", "-ex", "detach", guest(HVT_HELLO)]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
+        r = b.finish(timeout=60)
+        self.assertNoCrash(r)
+        self.assertStatus(r, 0)
+        self.assertIn("Hello, world", r.out)
+        self.assertIn("in _start ()", out)
+        self.assertIn("Breakpoint 1, 0x%016x in hvt_halt ()" % symbol(HVT_HELLO, "hvt_halt"), out)
+        self.assertIn("in hvt_rt_start ()", out)
+
     # ---- the interrupt (Ctrl-C), through the raw protocol ---------------------
 
     def test_interrupt(self):
@@ -324,6 +372,22 @@ class GdbTest(VmmuxTest):
         time.sleep(0.2)
         self.assertEqual(c.cmd("p10"), rip1)
         self.assertEqual(len(rip1), 16)
+        self.assertEqual(c.cmd("M%x,4:00000000" % spin), "OK")
+        self.assertEqual(c.cmd("D"), "OK")
+        r = b.finish(timeout=60)
+        self.assertNoCrash(r)
+        self.assertStatus(r, UNTOUCHED)
+
+    def test_attach_to_running_guest(self):
+        """Without --gdb-wait the guest runs at once; a debugger that
+        connects later stops it, and lets it finish after a memory write."""
+        b, sock = self.start_stub("gdbt_spin", wait=False)
+        c = Rsp(sock)
+        self.addCleanup(c.close)
+        self.assertEqual(c.cmd("?"), "T05thread:1;")
+        spin = symbol("gdbt_spin.elf", "spin")
+        self.assertEqual(c.cmd("m%x,4" % spin), "01000000")
+        self.assertTrue(b.running())
         self.assertEqual(c.cmd("M%x,4:00000000" % spin), "OK")
         self.assertEqual(c.cmd("D"), "OK")
         r = b.finish(timeout=60)

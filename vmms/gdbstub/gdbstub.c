@@ -72,6 +72,7 @@ struct stop {
 	enum stop_kind kind;
 	int sig;
 	uint64_t addr; /* watch: the data address */
+	uint64_t pc;   /* RIP at the stop (a hardware breakpoint's address) */
 };
 
 struct hwbp {
@@ -160,9 +161,9 @@ static int gdb_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev, struc
 	rep->value = 0;
 	if (ev->type != VMMUX_EV_EXCEPTION || ev->vcpu >= g->ncpus)
 		return 0;
-	struct stop s = {.pending = true, .sig = vector_signal(ev->key)};
-	if (ev->key == VMMUX_VEC_BP) {
-		s.kind = STOP_SWBREAK;
+	struct stop s = {.pending = true, .sig = vector_signal(ev->key), .pc = ev->value};
+	if (ev->key == VMMUX_VEC_BP && (ev->flags & VMMUX_EVF_HOSTDEBUG)) {
+		s.kind = STOP_SWBREAK; /* an int3 the stub planted (--sw-breakpoints) */
 	} else if (ev->key == VMMUX_VEC_DB && (ev->flags & VMMUX_EVF_HOSTDEBUG)) {
 		s.kind = STOP_STEP;
 		pthread_mutex_lock(&g->lock);
@@ -273,28 +274,55 @@ static int hold_all(struct gdbstub *g)
 	return debug_wait_held();
 }
 
-static bool has_stop(struct gdbstub *g)
+/* Whether vCPU I counts for ACT: NULL (any vCPU) or its action is not HOLD. */
+static bool resumed(const enum action *act, unsigned i)
 {
-	bool any = false;
+	return act == NULL || act[i] != ACT_HOLD;
+}
+
+/* A stop of a vCPU that ACT resumed is pending (g->lock held by caller). */
+static bool has_stop_locked(struct gdbstub *g, const enum action *act)
+{
+	for (unsigned i = 0; i < g->ncpus; i++)
+		if (g->stops[i].pending && resumed(act, i))
+			return true;
+	return false;
+}
+
+static bool has_stop(struct gdbstub *g, const enum action *act)
+{
 	pthread_mutex_lock(&g->lock);
-	for (unsigned i = 0; i < g->ncpus && !any; i++)
-		any = g->stops[i].pending;
+	bool any = has_stop_locked(g, act);
 	pthread_mutex_unlock(&g->lock);
 	return any;
 }
 
-/* A pending stop (first by vCPU index): its vCPU, or -1. Clears it. */
-static int take_stop(struct gdbstub *g, struct stop *out)
+/*
+ * A pending stop of a vCPU that ACT resumes (NULL: any), first by vCPU
+ * index: its vCPU, or -1. Clears it. A vCPU's stop stays pending while the
+ * debugger keeps that vCPU stopped (gdb must not hear of a thread it did not
+ * resume). A hardware breakpoint's stop whose breakpoint the debugger has
+ * removed meanwhile is dropped: the instruction there has not run yet.
+ */
+static int take_stop(struct gdbstub *g, struct stop *out, const enum action *act)
 {
 	int cpu = -1;
 	pthread_mutex_lock(&g->lock);
-	for (unsigned i = 0; i < g->ncpus; i++) {
-		if (g->stops[i].pending) {
-			*out = g->stops[i];
-			g->stops[i].pending = false;
-			cpu = (int)i;
-			break;
+	for (unsigned i = 0; i < g->ncpus && cpu < 0; i++) {
+		struct stop *s = &g->stops[i];
+		if (!s->pending || !resumed(act, i))
+			continue;
+		s->pending = false;
+		if (s->kind == STOP_HWBREAK) {
+			bool still = false;
+			for (unsigned k = 0; k < 4; k++)
+				still |=
+				    g->hw[k].used && g->hw[k].type == 1 && g->hw[k].addr == s->pc;
+			if (!still)
+				continue;
 		}
+		*out = *s;
+		cpu = (int)i;
 	}
 	pthread_mutex_unlock(&g->lock);
 	return cpu;
@@ -316,7 +344,7 @@ static bool stepwatch_absorb(struct gdbstub *g)
 	int stepper = -1;
 	pthread_mutex_lock(&g->lock);
 	for (unsigned i = 0; i < g->ncpus; i++) {
-		if (!g->stops[i].pending)
+		if (!g->stops[i].pending || g->last_act[i] == ACT_HOLD)
 			continue;
 		if (g->stops[i].kind == STOP_STEP && g->last_act[i] == ACT_CONT) {
 			g->stops[i].pending = false;
@@ -355,10 +383,13 @@ static int report_stop(struct gdbstub *g, bool interrupted)
 	for (unsigned i = 0; i < g->ncpus; i++)
 		debug_set_step(i, false);
 	struct stop s;
-	int cpu = take_stop(g, &s);
+	int cpu = take_stop(g, &s, g->last_act);
 	if (cpu < 0) {
-		if (!interrupted)
-			return 0; /* a stale wake-up */
+		if (!interrupted) {
+			/* nothing to report after all (a stop dropped): run on */
+			resume_vcpus(g);
+			return 0;
+		}
 		s = (struct stop){.pending = true, .kind = STOP_SIGNAL, .sig = GDB_SIGINT};
 		cpu = (int)g->c_cpu;
 	}
@@ -528,7 +559,7 @@ static int resume(struct gdbstub *g, const enum action *act)
 	/* A vCPU that stopped while another's stop was being reported: report
 	 * it now, without running anything. */
 	struct stop s;
-	int cpu = take_stop(g, &s);
+	int cpu = take_stop(g, &s, act);
 	if (cpu >= 0) {
 		g->c_cpu = g->g_cpu = (unsigned)cpu;
 		format_stop(g, (unsigned)cpu, &s);
@@ -923,7 +954,7 @@ static int attach(struct gdbstub *g, int fd)
 	if (hold_all(g) < 0)
 		return -1;
 	struct stop s;
-	int cpu = take_stop(g, &s);
+	int cpu = take_stop(g, &s, NULL);
 	if (cpu < 0) {
 		cpu = 0;
 		s = (struct stop){.pending = true, .kind = STOP_SIGNAL, .sig = GDB_SIGTRAP};
@@ -1019,7 +1050,7 @@ static void *stub_thread(void *arg)
 			continue;
 		if (p[0].revents & POLLIN) {
 			drain_wake(g);
-			if (g->client_fd >= 0 && g->running && has_stop(g) &&
+			if (g->client_fd >= 0 && g->running && has_stop(g, g->last_act) &&
 			    report_stop(g, false) < 0)
 				continue;
 		}

@@ -390,6 +390,66 @@ static void test_help(void **state)
 }
 
 /* The parser may be called several times in one process (getopt reset). */
+/* --gdb adds the VMM 'gdb' (role gdbstub, in the main VMM even under
+ * --parallel) and routes #DB and #BP to it; what cannot go with it. */
+static void test_gdb(void **state)
+{
+	(void)state;
+	char *argv[] = {"run",	 "--kernel",	     "k.elf",	  "--parallel",
+			"--gdb", "unix:/tmp/g.sock", "--gdb-wait"};
+	struct vmmux_config *c = parse_ok(ARGC(argv), argv);
+	assert_string_equal(c->gdb, "unix:/tmp/g.sock");
+	assert_true(c->gdb_wait);
+	struct errbuf e;
+	if (config_finish(c, &e) != 0)
+		fail_msg("%s", e.msg);
+	size_t g = c->nvmms;
+	for (size_t i = 0; i < c->nvmms; i++)
+		if (strcmp(c->vmms[i].name, "gdb") == 0)
+			g = i;
+	assert_true(g < c->nvmms);
+	assert_string_equal(c->vmms[g].role, "gdbstub");
+	assert_int_equal(c->vmms[g].placement, VMM_IN_PROCESS);
+	assert_int_equal(c->vmms[g].nargs, 2);
+	assert_string_equal(c->vmms[g].args[0].key, "listen");
+	assert_string_equal(c->vmms[g].args[0].value, "unix:/tmp/g.sock");
+	assert_string_equal(c->vmms[g].args[1].value, "yes");
+	unsigned routes = 0;
+	for (size_t i = 0; i < c->nroutes; i++)
+		routes += strcmp(c->routes[i].text, "exception:1=gdb") == 0 ||
+			  strcmp(c->routes[i].text, "exception:3=gdb") == 0;
+	assert_int_equal(routes, 2);
+	drop(c);
+
+	char *wait_alone[] = {"run", "--kernel", "k.elf", "--gdb-wait"};
+	char *with_break[] = {"run", "--kernel", "k.elf", "--gdb", "tcp::1", "--break", "0x1000"};
+	char *parallel[] = {"run", "--kernel", "k.elf", "--vmm",
+			    "d=gdbstub,listen=tcp::1,placement=parallel"};
+	char *taken[] = {"run",	   "--kernel", "k.elf",		  "--gdb",
+			 "tcp::1", "--route",  "exception:3=main"};
+	struct {
+		int argc;
+		char **argv;
+		const char *msg;
+	} bad[] = {
+	    {ARGC(wait_alone), wait_alone, "--gdb-wait needs --gdb"},
+	    {ARGC(with_break), with_break, "--gdb cannot be given with --break"},
+	    {ARGC(parallel), parallel, "VMM 'd': role gdbstub runs in the main VMM's process only"},
+	    {ARGC(taken), taken, "--gdb needs the route exception:3=gdb, but route "},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c = parse_ok(bad[i].argc, bad[i].argv);
+		memset(&e, 0, sizeof(e));
+		assert_int_equal(config_finish(c, &e), -1);
+		if (strncmp(e.msg, bad[i].msg, strlen(bad[i].msg)) != 0)
+			fail_msg("\"%s\" does not start with \"%s\"", e.msg, bad[i].msg);
+		drop(c);
+	}
+	/* --gdb needs a value */
+	char *empty[] = {"run", "--gdb", ""};
+	parse_fails(ARGC(empty), empty, "--gdb: the value is empty");
+}
+
 static void test_parse_twice(void **state)
 {
 	(void)state;
@@ -416,6 +476,7 @@ int main(void)
 	    cmocka_unit_test(test_syntax),
 	    cmocka_unit_test(test_help),
 	    cmocka_unit_test(test_parse_twice),
+	    cmocka_unit_test(test_gdb),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
