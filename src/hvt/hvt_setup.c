@@ -79,6 +79,10 @@ const char hvt_usage[] =
     "solo5-hvt-debug options:\n"
     "  --dumpcore=DIR                 on an abort or a guest trap, write an ELF core\n"
     "                                 of the guest to DIR/core.solo5-hvt.PID\n"
+    "  --gdb[=PORT], --gdb-port=PORT  serve the GDB remote protocol on TCP PORT\n"
+    "                                 (default 1234) and wait for the debugger\n"
+    "                                 before the first instruction\n"
+    "                                 (docs/debugging.md)\n"
     "  -h, --help                     show this help\n"
     "\n"
     "Every device the unikernel's manifest declares must be attached.\n"
@@ -103,6 +107,7 @@ struct opts {
 	bool parallel;
 	bool stats;
 	const char *dumpcore; /* --dumpcore=DIR */
+	char gdb[32];	      /* --gdb[=PORT], --gdb-port=PORT: "tcp::PORT", or "" */
 	const char *kernel;
 	int nargs;
 	char **args;
@@ -196,6 +201,17 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		}
 		if (strcmp(a, "--stats") == 0) {
 			o->stats = true;
+			continue;
+		}
+		if (strcmp(a, "--gdb") == 0 || strncmp(a, "--gdb=", 6) == 0 ||
+		    strncmp(a, "--gdb-port=", 11) == 0) {
+			const char *port = a[5] == '\0' ? "1234" : strchr(a, '=') + 1;
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(port, &end, 10);
+			if (errno || end == port || *end || port[0] == '-' || v == 0 || v > 65535)
+				return usage_fail("'%s': not a TCP port (1-65535)", a);
+			snprintf(o->gdb, sizeof(o->gdb), "tcp::%lu", v);
 			continue;
 		}
 		if (strncmp(a, "--dumpcore=", 11) == 0) {
@@ -892,6 +908,11 @@ static int opts_to_config(const struct opts *o, struct vmmux_config *c)
 	c->cpus = 1;
 	c->stats = o->stats;
 	c->defaults = false;
+	if (o->gdb[0] != '\0') { /* solo5-hvt-debug waits for the debugger */
+		if ((c->gdb = strdup(o->gdb)) == NULL)
+			return -1;
+		c->gdb_wait = true;
+	}
 	if ((c->kernel = strdup(o->kernel)) == NULL)
 		return -1;
 	if (o->nargs > 0 && (h->args = calloc((size_t)o->nargs, sizeof(char *))) == NULL)

@@ -210,11 +210,6 @@ void machine_vcpu_halt(unsigned index)
 					       "nothing can wake them (no in-kernel irqchip)");
 }
 
-bool machine_reset_pending(void)
-{
-	return atomic_load(&M.reset_pending);
-}
-
 bool machine_vcpu_parked(unsigned index)
 {
 	pthread_mutex_lock(&M.lock);

@@ -110,10 +110,6 @@ const struct vmmux_config *machine_config(void);
  */
 bool machine_vcpu_gate(unsigned index);
 
-/* True while a reset waits for the vCPUs to arrive in the gate (a vCPU a
- * debugger holds goes there first; vmm/debug.h). */
-bool machine_reset_pending(void);
-
 /* True when vCPU INDEX waits in the gate, halted for good (it runs no guest
  * code until a reset); for the debugger (vmm/debug.h). */
 bool machine_vcpu_parked(unsigned index);

@@ -341,6 +341,36 @@ class GdbTest(VmmuxTest):
         self.assertIn("Breakpoint 1, 0x%016x in hvt_halt ()" % symbol(HVT_HELLO, "hvt_halt"), out)
         self.assertIn("in hvt_rt_start ()", out)
 
+    def test_hvt_gdb_port(self):
+        """vmmux hvt --gdb=PORT, as solo5-hvt-debug: the unikernel waits for
+        the debugger on TCP PORT before its first instruction; a breakpoint
+        on its halt, detach, its normal end."""
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        b = self.start("hvt", "--gdb=%d" % port, guest(HVT_HELLO))
+        out = ""
+        for _ in range(100):
+            args = [GDB, "-batch", "-nx", "-ex", "target remote 127.0.0.1:%d" % port,
+                    "-ex", "hbreak hvt_halt", "-ex", "continue", "-ex", "bt", "-ex", "detach",
+                    guest(HVT_HELLO)]
+            out = subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
+            if "in _start ()" in out or not b.running():
+                break
+            time.sleep(0.1)  # not listening yet
+        r = b.finish(timeout=60)
+        self.assertNoCrash(r)
+        self.assertStatus(r, 0)
+        self.assertIn("Hello, world", r.out)
+        self.assertIn("in _start ()", out)
+        self.assertIn("Breakpoint 1, 0x%016x in hvt_halt ()" % symbol(HVT_HELLO, "hvt_halt"), out)
+
+    def test_hvt_gdb_bad_port(self):
+        r = self.vmmux("hvt", "--gdb=70000", guest(HVT_HELLO))
+        self.assertStatus(r, 1)
+        self.assertIn("'--gdb=70000': not a TCP port", r.err)
+
     # ---- the interrupt (Ctrl-C), through the raw protocol ---------------------
 
     def test_interrupt(self):
