@@ -454,10 +454,17 @@ int live_vmm_swap(const char *name, const struct vmm_config *c, struct errbuf *e
 		return err_set(e, "swap of '%s': its in-flight events did not finish within 2 s",
 			       name);
 	}
-	/* 3. Its state into the new one. */
+	/* 3. Nothing more reaches it behind the held-back events: its doorbells
+	 * leave KVM (what its process has not read goes to the new one), and
+	 * what it raised on its own and nobody took yet is routed. Then its
+	 * state, into the new one. */
+	ioregion_vmm_quiesce(old);
+	if (old->placement == VMM_PARALLEL)
+		pvmm_async_handoff(old);
 	static uint8_t state[STATE_MAX];
 	long len = take_state(old, state, sizeof(state));
 	if (len < 0 || give_state(nw, state, len > 0 ? (size_t)len : 0, e) < 0) {
+		ioregion_vmm_unquiesce(old);
 		vmm_swap_end(old);
 		vmm_destroy(nw);
 		if (len < 0)
@@ -471,9 +478,10 @@ int live_vmm_swap(const char *name, const struct vmm_config *c, struct errbuf *e
 	/* Its doorbells move to the new instance (ioregion.h). */
 	ioregion_sync(router_current());
 	/* 5. The old one stopped. */
-	if (old->placement == VMM_PARALLEL)
-		pvmm_retire(old); /* its region is freed with the registry */
-	else if (old->role->fini) {
+	if (old->placement == VMM_PARALLEL) {
+		pvmm_retire(old);	 /* its region is freed with the registry */
+		pvmm_async_handoff(old); /* what it raised before it stopped */
+	} else if (old->role->fini) {
 		/* not while a delivery still holds it (a fallback, a reset that
 		 * took it before the replacement): bounded */
 		uint64_t until = stats_now_ns() + SWAP_DRAIN_NS;

@@ -388,9 +388,10 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond;
 	struct vmmux_event q[HOSTQ_MAX];
-	uint64_t posted; /* tickets handed out (queue tail) */
-	uint64_t taken;	 /* events taken (queue head) */
-	uint64_t done;	 /* events delivered */
+	uint16_t src[HOSTQ_MAX]; /* VMM_ID_NONE: the host; else the VMM that raised it */
+	uint64_t posted;	 /* tickets handed out (queue tail) */
+	uint64_t taken;		 /* events taken (queue head) */
+	uint64_t done;		 /* events delivered */
 	uint64_t dropped;
 	int efd; /* written for each event; the dispatcher polls it */
 } H = {
@@ -399,7 +400,19 @@ static struct {
     .efd = -1,
 };
 
+static uint64_t post(uint16_t src, const struct vmmux_event *ev);
+
 uint64_t machine_post_event(const struct vmmux_event *ev)
+{
+	return post(VMM_ID_NONE, ev);
+}
+
+uint64_t machine_post_raised(uint16_t src, const struct vmmux_event *ev)
+{
+	return post(src, ev);
+}
+
+static uint64_t post(uint16_t src, const struct vmmux_event *ev)
 {
 	if (machine_stopping())
 		return 0;
@@ -415,6 +428,7 @@ uint64_t machine_post_event(const struct vmmux_event *ev)
 		return 0;
 	}
 	H.q[H.posted % HOSTQ_MAX] = *ev;
+	H.src[H.posted % HOSTQ_MAX] = src;
 	uint64_t ticket = ++H.posted;
 	pthread_mutex_unlock(&H.lock);
 	uint64_t one = 1;
@@ -456,9 +470,10 @@ static void host_events(void)
 			return;
 		}
 		struct vmmux_event ev = H.q[H.taken % HOSTQ_MAX];
+		uint16_t src = H.src[H.taken % HOSTQ_MAX];
 		H.taken++;
 		pthread_mutex_unlock(&H.lock);
-		vmm_dispatch_raised(VMM_ID_NONE, &ev, 0);
+		vmm_dispatch_raised(src, &ev, src == VMM_ID_NONE ? 0 : 1);
 		pthread_mutex_lock(&H.lock);
 		H.done++;
 		pthread_cond_broadcast(&H.done_cond);

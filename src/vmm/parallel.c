@@ -80,7 +80,8 @@ struct pvmm {
 	 * supervisor may reap and restart it; otherwise the owner alone
 	 * spawns, sets up, stops, reaps (see own_try, own_wait). */
 	int owner;
-	int errfd; /* the read end of its stderr pipe (non-blocking), or -1 */
+	pthread_mutex_t async_lock; /* one consumer of the async ring at a time */
+	int errfd;		    /* the read end of its stderr pipe (non-blocking), or -1 */
 	char errline[256];
 	size_t errlen;
 	unsigned setup_pending, setup_busy; /* re-delivered by the restart under way */
@@ -626,6 +627,7 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 	p->v = v;
 	p->pidfd = p->sock = p->errfd = -1;
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->async_lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	if (tp_region_create(&p->region, G.nslots, spin_of(v)) < 0) {
 		free(p);
@@ -806,6 +808,7 @@ void pvmm_stop(struct vmm *v)
 	tp_region_destroy(&p->region);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->async_lock);
 	free(p);
 	v->p = NULL;
 }
@@ -1277,19 +1280,55 @@ void pvmm_sup_ready(struct vmm *v, int fd)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* Take what V raised on its async ring (at most TP_ASYNC_ENTRIES). */
+static unsigned async_take(struct pvmm *p, struct vmmux_event *raised)
+{
+	pthread_mutex_lock(&p->async_lock);
+	uint64_t cnt;
+	ssize_t rd = read(p->region.async_efd, &cnt, sizeof(cnt));
+	(void)rd;
+	unsigned n = 0;
+	while (n < TP_ASYNC_ENTRIES && tp_main_async_pop(&p->region, &raised[n]))
+		n++;
+	pthread_mutex_unlock(&p->async_lock);
+	return n;
+}
+
 void pvmm_async_ready(struct vmm *v)
 {
 	struct pvmm *p = v->p;
 	if (p == NULL)
 		return;
-	uint64_t cnt;
-	ssize_t rd = read(p->region.async_efd, &cnt, sizeof(cnt));
-	(void)rd;
 	struct vmmux_event raised[TP_ASYNC_ENTRIES];
-	unsigned n = 0;
-	while (n < TP_ASYNC_ENTRIES && tp_main_async_pop(&p->region, &raised[n]))
-		n++;
+	unsigned n = async_take(p, raised);
 	vmm_dispatch_raised_from(v, raised, n);
+}
+
+unsigned pvmm_async_handoff(struct vmm *v)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL)
+		return 0;
+	unsigned total = 0;
+	for (;;) {
+		struct vmmux_event raised[TP_ASYNC_ENTRIES];
+		unsigned n = async_take(p, raised);
+		for (unsigned i = 0; i < n; i++) {
+			raised[i].src_kind = VMMUX_SRC_VMM;
+			raised[i].src_id = v->id;
+			raised[i].data = NULL;
+			if (!grant_allows(&v->grants, &raised[i])) {
+				char desc[256];
+				log_warn("vmm '%s' raised an event it was not granted: %s; dropped",
+					 v->name, event_describe(&raised[i], desc, sizeof(desc)));
+				continue;
+			}
+			machine_post_raised(v->id, &raised[i]);
+			total++;
+		}
+		if (n < TP_ASYNC_ENTRIES)
+			return total;
+	}
 }
 
 #define CPU_SAMPLE_NS 250000000ull /* the CPU time of parallel VMMs, every 250 ms */
