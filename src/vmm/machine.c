@@ -358,7 +358,14 @@ static void raise_watchdog(void)
 	ev.key = VMMUX_PLAT_WATCHDOG;
 	ev.count = 1;
 	ev.vcpu = VMMUX_NO_VCPU;
-	machine_post_event(&ev); /* delivered by the dispatcher */
+	/* Routed to the main VMM (the default: the run ends), the supervisor
+	 * delivers it itself, whatever the dispatcher is waiting for; routed
+	 * to a VMM, the dispatcher delivers it. */
+	router_thread_online();
+	int r = vmm_host_deliver_main(&ev);
+	router_thread_offline();
+	if (r == 1)
+		machine_post_event(&ev);
 }
 
 #define POLL_MAX       (3 * VMM_MAX + 4)

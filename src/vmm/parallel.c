@@ -1087,20 +1087,14 @@ static void raise_fault(struct pvmm *p, int reason, int status)
 	ev.aux = (uint64_t)(unsigned)status;
 	ev.count = 1;
 	ev.vcpu = VMMUX_NO_VCPU;
-	/* The main VMM's default for a fault is the restart: scheduled here at
-	 * once, since the dispatcher may itself be waiting for this VMM's
-	 * successor (a host event it delivers to it); the event still goes to
-	 * the dispatcher (statistics, the main VMM's handler, which finds the
-	 * restart scheduled). A type:fault route to another VMM replaces the
-	 * default: then only that VMM decides. */
-	ev.src_kind = VMMUX_SRC_HOST;
+	/* The main VMM's default for a fault is the restart: the supervisor
+	 * delivers it itself (the handling never waits), since the dispatcher
+	 * may be waiting for this VMM's successor; a type:fault route to a VMM
+	 * replaces the default: the dispatcher delivers the event to it. */
 	router_thread_online();
-	bool to_main = router_resolve(router_current(), &ev).vmm == VMM_ID_MAIN;
+	int r = vmm_host_deliver_main(&ev);
 	router_thread_offline();
-	ev.flags = 0;
-	if (to_main)
-		pvmm_schedule_restart(p->v->id);
-	if (machine_post_event(&ev) == 0 && !to_main && !machine_stopping())
+	if (r == 1 && machine_post_event(&ev) == 0 && !machine_stopping())
 		log_error("vmm '%s': its fault event could not be routed (the host's queue is "
 			  "full); it is not restarted",
 			  p->v->name);

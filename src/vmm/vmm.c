@@ -693,7 +693,24 @@ static const struct vmm_load *member_load(void *arg, uint16_t id)
 	return v ? &v->load : NULL;
 }
 
+static int route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth,
+			 bool main_only);
+
 int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth)
+{
+	return route_deliver(ev, rep, depth, false);
+}
+
+int vmm_host_deliver_main(struct vmmux_event *ev)
+{
+	struct vmmux_reply rep;
+	ev->src_kind = VMMUX_SRC_HOST;
+	ev->src_id = 0;
+	return route_deliver(ev, &rep, 0, true);
+}
+
+static int route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth,
+			 bool main_only)
 {
 	uint64_t t0 = stats_now_ns();
 	struct route_target tg;
@@ -701,6 +718,8 @@ int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned 
 	for (;;) {
 		ev->flags &= (uint16_t)~VMMUX_EVF_UNROUTED;
 		tg = router_resolve(router_current(), ev);
+		if (main_only && tg.vmm != VMM_ID_MAIN)
+			return 1;	    /* not the main VMM's: the caller hands it on */
 		if (tg.vmm == VMM_ID_GROUP) /* a group: its policy picks the member now */
 			tg.vmm = policy_pick(tg.r, ev, tg.exclude, member_load, NULL);
 		v = vmm_get(tg.vmm);
