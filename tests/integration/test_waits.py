@@ -11,10 +11,11 @@ from harness import VmmuxTest, exit_device_status, start_vmmux, guest, wait_unti
 from test_live import connect
 
 
-def pid_of(api, name):
+def pid_of(api, name, up=False):
+    """The pid of VMM NAME (with UP: 0 unless it is up)."""
     for v in api.call("vmms.list")["vmms"]:
         if v["name"] == name:
-            return v["pid"]
+            return v["pid"] if not up or v["state"] == "up" else 0
     raise AssertionError("no VMM %s" % name)
 
 
@@ -96,3 +97,40 @@ class Waits(VmmuxTest):
         self.assertIn("vmm 'smm': parallel VMM did not answer within 1000 ms; killed", r.err)
         # the raised SMIs waited for smm's successor: none got the default
         self.assertNotIn("for vmmux: platform event smi", r.err)
+
+    def test_quick_faults_lose_nothing(self):
+        # mon1 is killed again as soon as each successor is up, a dozen
+        # times: the restart backoff grows to 1 s, longer than mon1's reply
+        # deadline. A write pending meanwhile waits for the successor (its
+        # deadline starts when the successor is up): none gets the
+        # built-in default, none is lost, no successor is killed as late.
+        vm, api = self.hammer()
+        try:
+            wait_until("events at mon1", lambda: os.path.exists(self.logs["mon1"]) and
+                       os.path.getsize(self.logs["mon1"]) > 0, timeout=20)
+            pid = pid_of(api, "mon1")
+            for _ in range(12):
+                os.kill(pid, signal.SIGKILL)
+                old = pid
+                pid = wait_until("mon1's successor",
+                                 lambda: (lambda p: p if p not in (0, old) else None)(
+                                     pid_of(api, "mon1", up=True)), timeout=30,
+                                 interval=0.01)
+            api.call("routes.replace", spec="io:0x92=stop1")
+            api.sock.close()
+            r = vm.finish(timeout=120)
+        finally:
+            vm.kill()
+        self.assertStatus(r, exit_device_status(0))
+        self.assertNotIn("no answer", r.err)
+        self.assertNotIn("did not answer", r.err)
+        self.assertEqual(r.err.count("vmm 'mon1': parallel VMM died of signal Killed"), 12, r)
+        written = [int(x) for x in r.out.split()[2:4]]
+        seen = {0: set(), 1: set()}
+        for path in self.logs.values():
+            for e in self.read_log(path):
+                seen[e["vcpu"]].add(int(e["value"], 16))
+        for cpu in (0, 1):
+            missing = set(range(written[cpu])) - seen[cpu]
+            self.assertEqual(missing, set(), "vCPU %d lost %d of %d writes" %
+                             (cpu, len(missing), written[cpu]))
