@@ -1,11 +1,13 @@
 /*
  * machine.c: the life of a run (machine.h).
  *
- * Threads: one per vCPU (exit/vcpu.c) and the main thread, which runs the
- * main loop: in-process VMMs' inputs (the UART's stdin), parallel VMMs'
- * exits (pidfds), their own raises (async eventfds) and their restarts, the
- * watchdog timer, signals, and the wake-up when the run ends. Lifecycle
- * state lives under one mutex; the vCPU fast path reads three atomics only
+ * Threads (docs/architecture.md, "Threads and who waits for whom"): one per
+ * vCPU (exit/vcpu.c); the supervisor (the main thread: signals, the
+ * watchdog timer, parallel VMMs' exits, stderr and restarts; it never
+ * waits); the dispatcher (the host's own deliveries, the events VMMs raise
+ * on their own, in-process VMMs' inputs such as the UART's stdin); the
+ * control thread (the API socket and live changes). Lifecycle state lives
+ * under one mutex; the vCPU fast path reads three atomics only
  * (machine_vcpu_gate).
  *
  * Reset is a rendezvous: machine_reset marks it pending and kicks every vCPU
@@ -17,6 +19,7 @@
 #include "vm/ioregion.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -909,7 +912,10 @@ int machine_run(struct vmmux_config *c)
 		have_control = pthread_create(&control, NULL, control_main, NULL) == 0;
 		if (!have_dispatcher || !have_control)
 			machine_stop(EXIT_HOST, "cannot start the dispatcher or control thread");
-		/* the supervisor reads no route: offline for as long as it runs */
+		/* The supervisor is offline for as long as it runs, and has no
+		 * request slot or trace track (the dispatcher has the host's): it
+		 * delivers only to the main VMM (vmm_host_deliver_main). */
+		pvmm_thread_slot = UINT_MAX;
 		router_thread_offline();
 		supervise(sig_fd, timer_fd);
 		router_thread_online();
@@ -922,7 +928,8 @@ int machine_run(struct vmmux_config *c)
 		pthread_join(dispatcher, NULL);
 	if (have_control)
 		pthread_join(control, NULL);
-	router_set_kick(NULL); /* no vCPU thread left to kick */
+	pvmm_thread_slot = M.vm.ncpus; /* the host's slot is free again */
+	router_set_kick(NULL);	       /* no vCPU thread left to kick */
 	/* What the routes compiled into KVM still hold (the coalesced ring,
 	 * doorbell counts) is delivered before the statistics are written. */
 	ioregion_fini();
