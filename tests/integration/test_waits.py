@@ -3,6 +3,7 @@ socket keep working whatever a parallel VMM does. A monitor stopped with
 SIGSTOP under load does not freeze route changes; a platform event raised
 through the control socket to a stopped VMM neither freezes the socket nor
 keeps SIGTERM from ending the run."""
+import json
 import os
 import signal
 import time
@@ -134,3 +135,29 @@ class Waits(VmmuxTest):
             missing = set(range(written[cpu])) - seen[cpu]
             self.assertEqual(missing, set(), "vCPU %d lost %d of %d writes" %
                              (cpu, len(missing), written[cpu]))
+
+    def test_long_hvt_poll_holds_back_no_route_change(self):
+        # An hvt guest blocks in a 30 s poll hypercall: its vCPU waits
+        # offline for the router, so route changes and the control socket
+        # answer meanwhile, and SIGTERM ends the poll and the run.
+        doc = {"machine": {"mem": "16M"},
+               "guest": {"kernel": guest("hvt/hvt_hello.hvt"), "format": "hvt",
+                         "args": ["poll", "30000000000"]}}
+        cfg = self.path("vm.json")
+        with open(cfg, "w") as f:
+            json.dump(doc, f)
+        api_path = self.path("api.sock")
+        vm = start_vmmux(self.tmp, "run", "--config", cfg, "--api-sock", api_path)
+        try:
+            api = connect(api_path)
+            time.sleep(0.5)  # the guest reaches its poll (a test of nothing if not)
+            for _ in range(5):
+                api.call("routes.add", spec="io:0x80=main")
+                api.call("routes.delete", spec="io:0x80")
+            api.sock.close()
+            vm.proc.send_signal(signal.SIGTERM)
+            r = vm.finish(timeout=20)
+        finally:
+            vm.kill()
+        self.assertIn(r.status, (-signal.SIGTERM, 128 + signal.SIGTERM), r)
+        self.assertNotIn("poll ret", r.out)  # the poll did not run to its end
