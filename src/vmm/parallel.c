@@ -607,11 +607,16 @@ static int start_process(struct pvmm *p, struct errbuf *e)
 static void bring_up(struct pvmm *p)
 {
 	struct errbuf e;
+	/* The go and the state change at once, under the lock: no delivering
+	 * thread takes a pending request back once the process may serve, and
+	 * no other message (pvmm_send: only to a VMM that is up) reaches the
+	 * socket before the go. */
 	pthread_mutex_lock(&p->lock);
+	int rc = send_go(p, &e);
 	set_state(p, PV_UP);
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
-	if (send_go(p, &e) < 0) {
+	if (rc < 0) {
 		log_error("%s", e.msg);
 		pvmm_fault(p->v, "could not be started");
 		return;
@@ -644,8 +649,11 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 		v->p = NULL;
 		return -1;
 	}
+	pthread_mutex_lock(&p->lock);
+	int rc = send_go(p, e);
 	set_state(p, PV_UP);
-	if (send_go(p, e) < 0) {
+	pthread_mutex_unlock(&p->lock);
+	if (rc < 0) {
 		p->owner = OWN_NONE;
 		pvmm_stop(v);
 		return -1;
@@ -1485,7 +1493,7 @@ int pvmm_send(struct vmm *v, const void *msg, size_t len, int fd)
 	 * when it reaps. */
 	pthread_mutex_lock(&p->lock);
 	int rc = -1, err = 0;
-	if (p->sock >= 0 && p->pid > 0) {
+	if (p->sock >= 0 && p->pid > 0 && atomic_load(&p->state) == PV_UP) {
 		rc = hs_send(p->sock, msg, len, fd >= 0 ? &fd : NULL, fd >= 0 ? 1u : 0u);
 		err = rc < 0 ? errno : 0;
 	}

@@ -8,7 +8,8 @@ import os
 import signal
 import time
 
-from harness import VmmuxTest, exit_device_status, start_vmmux, guest, wait_until
+from harness import (VmmuxTest, exit_device_status, start_vmmux, guest, wait_until,
+                     vmm_program)
 from test_live import connect
 
 
@@ -161,3 +162,29 @@ class Waits(VmmuxTest):
             vm.kill()
         self.assertIn(r.status, (-signal.SIGTERM, 128 + signal.SIGTERM), r)
         self.assertNotIn("poll ret", r.out)  # the poll did not run to its end
+
+    def test_vmm_that_never_reads_its_socket(self):
+        # deaf stops reading its set-up socket once set up; every doorbell
+        # route change sends it a message. When its socket is full, that is
+        # its protocol fault (killed, restarted): no thread of vmmux ever
+        # blocks on the send, and the socket keeps answering.
+        api_path = self.path("api.sock")
+        vm = start_vmmux(
+            self.tmp, "run", "--kernel", guest("hammer.elf"), "--cpus", "2",
+            "--api-sock", api_path, "--watchdog", "120s",
+            "--vmm", "s=sink", "--vmm", "stop0=sink", "--vmm", "stop1=sink,read=1",
+            "--vmm", "deaf=external,program=%s" % vmm_program("vmm_deaf"),
+            "--route", "io:0x90-0x91=s", "--route", "io:0x92=stop0")
+        try:
+            api = connect(api_path)
+            for _ in range(300):
+                api.call("routes.add", spec="io:0x510=deaf;doorbell")
+                api.call("routes.delete", spec="io:0x510")
+            api.call("routes.replace", spec="io:0x92=stop1")
+            api.sock.close()
+            r = vm.finish(timeout=60)
+        finally:
+            vm.kill()
+        self.assertStatus(r, exit_device_status(0))
+        self.assertIn("vmm 'deaf': parallel VMM does not read its set-up socket (full); killed",
+                      r.err)
