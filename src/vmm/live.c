@@ -510,7 +510,8 @@ int live_vmm_swap(const char *name, const struct vmm_config *c, struct errbuf *e
 		 * took it before the replacement): bounded */
 		uint64_t until = stats_now_ns() + SWAP_DRAIN_NS;
 		bool on = router_wait_begin();
-		while (atomic_load(&old->load.inflight) != 0 && stats_now_ns() < until) {
+		while (atomic_load(&old->load.inflight) != 0 && stats_now_ns() < until &&
+		       !machine_stopping()) {
 			struct timespec ts = {0, 1000000};
 			nanosleep(&ts, NULL);
 		}

@@ -830,6 +830,10 @@ void pvmm_abort_waits(void)
 			continue;
 		pthread_mutex_lock(&p->lock);
 		atomic_store(&p->dead, true);
+		/* a set-up under way ends now (its process killed), so that no
+		 * thread waits out the set-up timeout when the run ends */
+		if (atomic_load(&p->state) == PV_STARTING && p->pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 		tp_main_wake_all(&p->region);

@@ -659,7 +659,7 @@ int vmm_swap_begin(struct vmm *v, uint64_t timeout_ns)
 	 * swapping; here swapping is set, then inflight read. */
 	while (atomic_load(&v->load.inflight) != 0 ||
 	       (v->placement == VMM_PARALLEL && !pvmm_drained(v))) {
-		if (stats_now_ns() >= deadline) {
+		if (stats_now_ns() >= deadline || machine_stopping()) {
 			rc = -1;
 			break;
 		}

@@ -188,3 +188,35 @@ class Waits(VmmuxTest):
         self.assertStatus(r, exit_device_status(0))
         self.assertIn("vmm 'deaf': parallel VMM does not read its set-up socket (full); killed",
                       r.err)
+
+    def state_of(self, api, name):
+        for v in api.call("vmms.list")["vmms"]:
+            if v["name"] == name:
+                return v["state"], v["pid"]
+        raise AssertionError("no VMM %s" % name)
+
+    def test_slow_setup_holds_no_other_restart(self):
+        # slow answers its set-up after 3 s. While its successor is being
+        # set up, mon1 is killed: the supervisor restarts mon1 at once (the
+        # set-up runs on a worker), before slow is up.
+        vm, api = self.hammer("--vmm", "slow=external,program=%s,delay_ms=3000" %
+                              vmm_program("vmm_slow"))
+        try:
+            wait_until("events at mon1", lambda: os.path.exists(self.logs["mon1"]) and
+                       os.path.getsize(self.logs["mon1"]) > 0, timeout=20)
+            os.kill(self.state_of(api, "slow")[1], signal.SIGKILL)
+            wait_until("slow's successor being set up",
+                       lambda: self.state_of(api, "slow")[0] == "starting", timeout=10)
+            mon1 = pid_of(api, "mon1")
+            os.kill(mon1, signal.SIGKILL)
+            wait_until("mon1's successor", lambda: pid_of(api, "mon1", up=True) not in (0, mon1),
+                       timeout=30, interval=0.01)
+            self.assertEqual(self.state_of(api, "slow")[0], "starting")
+            wait_until("slow up", lambda: self.state_of(api, "slow")[0] == "up", timeout=30,
+                       interval=0.05)
+            api.call("routes.replace", spec="io:0x92=stop1")
+            api.sock.close()
+            r = vm.finish(timeout=60)
+        finally:
+            vm.kill()
+        self.assertStatus(r, exit_device_status(0))
