@@ -137,6 +137,8 @@ static void wake_main_loop(void)
 	}
 }
 
+static void host_queue_wake(void);
+
 static void kick_all(void)
 {
 	for (unsigned i = 0; i < M.vm.ncpus; i++)
@@ -169,6 +171,7 @@ void machine_stop(int status, const char *fmt, ...)
 	pvmm_abort_waits();
 	kick_all();
 	wake_main_loop();
+	host_queue_wake(); /* a control thread waiting for a raise stops waiting */
 }
 
 void machine_reset(const char *why)
@@ -445,6 +448,13 @@ static uint64_t post(uint16_t src, const struct vmmux_event *ev)
 	ssize_t w = write(H.efd, &one, sizeof(one));
 	(void)w;
 	return ticket;
+}
+
+static void host_queue_wake(void)
+{
+	pthread_mutex_lock(&H.lock);
+	pthread_cond_broadcast(&H.done_cond);
+	pthread_mutex_unlock(&H.lock);
 }
 
 bool machine_wait_event(uint64_t ticket, uint64_t timeout_ns)
