@@ -220,3 +220,37 @@ class Waits(VmmuxTest):
         finally:
             vm.kill()
         self.assertStatus(r, exit_device_status(0))
+
+    def test_doorbells_of_a_stopped_vmm_go_to_the_fallback(self):
+        # db takes the guest's doorbell rings in its own process (it reads
+        # the eventfd); once it is stopped, no process reads them: vmmux's
+        # compiled-routes thread does, and the rings go to the route's
+        # fallback, counted, instead of piling up unseen.
+        api_path = self.path("api.sock")
+        logs = {m: self.path(m + ".jsonl") for m in ("db", "fb")}
+        vm = start_vmmux(
+            self.tmp, "run", "--kernel", guest("compiled_loop.elf"), "--cpu-mode", "user",
+            "--api-sock", api_path, "--watchdog", "120s",
+            "--vmm", "db=monitor,placement=parallel,output=%s" % logs["db"],
+            "--vmm", "fb=monitor,output=%s" % logs["fb"],
+            "--vmm", "co=sink", "--vmm", "stop0=sink", "--vmm", "stop1=sink,read=1",
+            "--route", "io:0x520-0x527=co;coalesced",
+            "--route", "io:0x510=db;doorbell;fallback=fb", "--route", "io:0x92=stop0")
+        try:
+            api = connect(api_path)
+
+            def events(m):
+                return os.path.exists(logs[m]) and os.path.getsize(logs[m]) > 0
+
+            wait_until("rings at db", lambda: events("db"), timeout=30)
+            api.call("vmm.stop", name="db")
+            wait_until("rings at fb", lambda: events("fb"), timeout=30)
+            api.call("routes.replace", spec="io:0x92=stop1")
+            api.sock.close()
+            r = vm.finish(timeout=120)
+        finally:
+            vm.kill()
+        self.assertNoCrash(r)
+        self.assertStatus(r, exit_device_status(0))
+        fb = [e for e in self.read_log(logs["fb"]) if e["type"] == "io"]
+        self.assertTrue(all(e["key"] == "0x510" and e["write"] for e in fb), fb[:3])
