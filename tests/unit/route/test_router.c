@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <time.h>
 
@@ -743,6 +744,44 @@ static void test_concurrent_writers(void **state)
 	assert_true(router_current()->generation == 1 + 2 * 200);
 }
 
+/* A reader that stays online (a vCPU held in a delivery, a long hypercall)
+ * holds no writer: router_publish returns without waiting for it (the old
+ * tables are reclaimed by call_rcu once it passes a quiescent state), and
+ * the readers are told a reclamation is pending until then. */
+static _Atomic int stuck_state; /* 0 starting, 1 online with a table, 2 let go */
+
+static void *stuck_reader_main(void *arg)
+{
+	(void)arg;
+	router_thread_register();
+	const struct route_table *t = router_current();
+	atomic_store(&stuck_state, 1);
+	while (atomic_load(&stuck_state) != 2)
+		sched_yield();
+	/* the table it held is still readable: not freed under it */
+	assert_true(t->generation >= 1);
+	router_thread_unregister();
+	return NULL;
+}
+
+static void test_publish_never_waits_for_readers(void **state)
+{
+	(void)state;
+	router_init(gen_table(1));
+	atomic_store(&stuck_state, 0);
+	pthread_t r;
+	assert_int_equal(pthread_create(&r, NULL, stuck_reader_main, NULL), 0);
+	while (atomic_load(&stuck_state) != 1)
+		sched_yield();
+	/* would never return if a publish waited for a grace period */
+	for (int i = 0; i < 3; i++)
+		router_publish(gen_table(0));
+	assert_true(router_current()->generation == 4);
+	assert_true(router_gp_pending());
+	atomic_store(&stuck_state, 2);
+	assert_int_equal(pthread_join(r, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -752,6 +791,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_sourced_routes, teardown),
 	    cmocka_unit_test_teardown(test_group_routes, teardown),
 	    cmocka_unit_test_teardown(test_publish, teardown),
+	    cmocka_unit_test_teardown(test_publish_never_waits_for_readers, teardown),
 	    cmocka_unit_test_teardown(test_concurrent_readers, teardown),
 	    cmocka_unit_test_teardown(test_grace_period_before_free, teardown),
 	    cmocka_unit_test_teardown(test_concurrent_writers, teardown),
