@@ -717,7 +717,7 @@ bool tp_main_progress_stalled(struct tp_region *r, bool doorbell_pending, uint64
 
 /* ---- VMM side ------------------------------------------------------------------ */
 
-static void posted_resume(struct tp_region *r);
+static void region_resume(struct tp_region *r);
 
 int tp_region_attach(struct tp_region *r, int memfd, int vmm_efd, int async_efd)
 {
@@ -751,7 +751,7 @@ int tp_region_attach(struct tp_region *r, int memfd, int vmm_efd, int async_efd)
 	r->vmm_seen = atomic_load(&h->doorbell) - 1;
 	r->vmm_progress = atomic_load(&h->progress);
 	tp_vmm_progress(r); /* a successor: the heartbeat's count starts again */
-	posted_resume(r);
+	region_resume(r);
 	return 0;
 }
 
@@ -803,9 +803,50 @@ static void posted_consume(struct tp_ring *q, struct tp_ring_entry *e, uint64_t 
 	atomic_store_explicit(&e->seq, pos + TP_RING_ENTRIES, memory_order_release);
 }
 
-/* A successor's first look at the posted ring (tp_region_attach). */
-static void posted_resume(struct tp_region *r)
+/* Publish REC as the reply of slot S (BUSY): reply, result, raised events,
+ * reply_seq, then DONE, waking a sleeping waiter. */
+static void slot_reply(struct tp_slot *s, uint32_t seq, const struct tp_record *rec)
 {
+	memcpy(&s->rep, &rec->rep, sizeof(rec->rep));
+	memcpy(s->raised, rec->raised, (size_t)rec->nraised * sizeof(rec->raised[0]));
+	STORE1(&s->result, rec->result);
+	STORE1(&s->nraised, rec->nraised);
+	STORE1(&s->reply_seq, seq);
+	atomic_store(&s->state, TP_DONE);
+	if (atomic_load(&s->waiting))
+		futex_wake(&s->state, 1);
+}
+
+/*
+ * A successor's first look at the region (tp_region_attach), before it
+ * handles anything: the one request that its predecessor may have applied
+ * and committed without finishing (a VMM finishes each request before it
+ * takes the next) is finished now, from the record, before a new commit
+ * replaces the record. A slot: its reply published. A posted entry: its
+ * raised events that did not reach the async ring pushed, then consumed.
+ */
+static void region_resume(struct tp_region *r)
+{
+	uint64_t seq = atomic_load_explicit(&r->hdr->state_seq, memory_order_acquire);
+	uint64_t recx = seq != 0 ? LOAD1(&r->hdr->saved[seq & 1].rec.xseq) : 0;
+	if (recx != 0 && !(recx & TP_SEQ_POSTED)) {
+		for (unsigned i = 0; i < r->nslots; i++) {
+			struct tp_slot *s = &r->slots[i];
+			uint32_t st = atomic_load(&s->state);
+			if ((st != TP_REQ && st != TP_BUSY) || LOAD1(&s->xseq) != recx ||
+			    !atomic_compare_exchange_strong(&s->state, &st, TP_BUSY))
+				continue;
+			const struct tp_record *done = record_of(r, recx);
+			if (done == NULL) { /* cannot happen: nobody else commits */
+				atomic_store(&s->state, TP_REQ);
+				break;
+			}
+			struct tp_record rec;
+			record_copy(&rec, done);
+			slot_reply(s, LOAD1(&s->seq), &rec);
+			break;
+		}
+	}
 	struct tp_ring *q = r->posted;
 	ring_repair(q, false);
 	uint64_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
@@ -899,14 +940,7 @@ static void serve_slot(struct tp_region *r, struct tp_slot *s, tp_handler_fn han
 			record_commit(r, &rec, save, arg);
 		}
 	}
-	memcpy(&s->rep, &rec.rep, sizeof(rec.rep));
-	memcpy(s->raised, rec.raised, (size_t)rec.nraised * sizeof(rec.raised[0]));
-	STORE1(&s->result, rec.result);
-	STORE1(&s->nraised, rec.nraised);
-	STORE1(&s->reply_seq, seq);
-	atomic_store(&s->state, TP_DONE);
-	if (atomic_load(&s->waiting))
-		futex_wake(&s->state, 1);
+	slot_reply(s, seq, &rec);
 	tp_vmm_progress(r);
 }
 

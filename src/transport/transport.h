@@ -55,7 +55,11 @@
  * successor restores the state of the previous commit and applies the
  * request once. A death after 4 leaves the record: the successor answers
  * from it (posted: pushes the raised events the async ring's head shows
- * missing, TP_SEQ_POSTED entries record the head before their pushes).
+ * missing, TP_SEQ_POSTED entries record the head before their pushes), in
+ * tp_region_attach, before it applies anything else: a VMM finishes each
+ * request before it takes the next, so only the request of the committed
+ * record can be applied and unfinished, and a new commit would replace the
+ * record.
  * A death between the tail store and the release leaves an entry consumed
  * but not free: tp_main_recover (and the successor's tp_region_attach)
  * release it. Effects outside the saved state and the reply (guest-memory
@@ -398,10 +402,11 @@ bool tp_main_progress_stalled(struct tp_region *r, bool doorbell_pending, uint64
  * descriptors (tp_region_detach closes them); on failure (-1, errno EPROTO
  * for a region that fails the checks) they stay the caller's. A successor's
  * attach finishes what its predecessor left: it releases a consumed posted
- * entry that was not released, completes the posted entry at tail when the
- * committed record shows it applied (pushing the raised events that did
- * not reach the async ring, then consuming it), and bumps the progress
- * counter.
+ * entry that was not released; it finishes the request of the committed
+ * record when that is still pending: a slot in REQ or BUSY with that
+ * number gets the recorded reply (DONE), the posted entry at tail with that
+ * number gets its raised events that did not reach the async ring pushed
+ * and is consumed; and it bumps the progress counter.
  */
 int tp_region_attach(struct tp_region *r, int memfd, int vmm_efd, int async_efd);
 void tp_region_detach(struct tp_region *r);

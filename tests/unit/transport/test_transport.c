@@ -1470,6 +1470,15 @@ static struct vmmux_event add_ev(uint64_t value, bool write)
 	return ev;
 }
 
+/* Post ADD 1..N. */
+static void post_adds(struct tp_region *r, uint64_t from, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct vmmux_event ev = add_ev(from + i, true);
+		assert_int_equal(tp_main_post(r, &ev), TP_OK);
+	}
+}
+
 /* A synchronous ADD whose VMM dies at step AT: after recovery, a successor
  * gives the guest one reply that reflects exactly one application. */
 static void slot_death_at(enum die_at at)
@@ -1508,12 +1517,14 @@ static void slot_death_at(enum die_at at)
 		assert_int_equal(tp_main_seq(&r, 0), xseq); /* the same number */
 	}
 
-	/* the successor */
+	/* the successor: a committed request is answered as it attaches */
 	attach_view(&r, &v);
+	if (at == DIE_AFTER_RECORD)
+		assert_int_equal(atomic_load(&r.slots[0].state), TP_DONE);
 	struct counter c;
 	counter_restore(&c, &v);
 	assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, counter_save),
-			 at == DIE_AFTER_REPLY ? 0 : 1);
+			 at == DIE_BEFORE_APPLY || at == DIE_AFTER_APPLY ? 1 : 0);
 	if (at == DIE_BEFORE_APPLY || at == DIE_AFTER_APPLY) {
 		/* nothing was committed: applied by the successor, once */
 		assert_int_equal(c.applied, 1);
@@ -1570,6 +1581,38 @@ static void test_once_after_reply(void **state)
 {
 	(void)state;
 	slot_death_at(DIE_AFTER_REPLY);
+}
+
+/* A request committed and not answered when its VMM died, with posted
+ * writes waiting: the successor answers it from the record before it
+ * applies anything else (which would replace the record). */
+static void test_once_record_first(void **state)
+{
+	(void)state;
+	struct tp_region r, v;
+	assert_int_equal(tp_region_create(&r, 2, 0), 0);
+	attach_view(&r, &v);
+	struct counter c;
+	counter_restore(&c, &v);
+	struct vmmux_event ev = add_ev(5, true);
+	assert_int_equal(tp_main_call(&r, 1, &ev, NULL, NULL, NULL, NULL, 0, NULL), TP_TIMEOUT);
+	assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, counter_save), 1);
+	atomic_store(&r.slots[1].state, TP_BUSY); /* died after its record */
+	tp_region_detach(&v);
+	post_adds(&r, 1, 3); /* posted writes wait, served before slots */
+	assert_int_equal(tp_main_recover(&r, NULL), 1);
+	attach_view(&r, &v);
+	counter_restore(&c, &v);
+	assert_int_equal(c.total, 5);
+	assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, counter_save), 3);
+	assert_int_equal(c.applied, 3);
+	assert_int_equal(c.total, 11);
+	struct vmmux_reply rep;
+	assert_int_equal(tp_main_wait(&r, 1, &ev, &rep, NULL, NULL, NULL, tp_now_ns() + MS, NULL),
+			 TP_OK);
+	assert_int_equal(rep.value, 5); /* its own reply, computed before the death */
+	tp_region_detach(&v);
+	tp_region_destroy(&r);
 }
 
 /* Sequence numbers: one counter per region, never reused; the record
@@ -1671,15 +1714,6 @@ static unsigned pop_keys(struct tp_region *r, uint64_t *keys, unsigned max)
 		if (n < max)
 			keys[n++] = ev.key;
 	return n;
-}
-
-/* Post ADD 1..N. */
-static void post_adds(struct tp_region *r, uint64_t from, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++) {
-		struct vmmux_event ev = add_ev(from + i, true);
-		assert_int_equal(tp_main_post(r, &ev), TP_OK);
-	}
 }
 
 /* The consumer dies in the handler of a posted entry, before or after it
@@ -1974,6 +2008,7 @@ int main(void)
 	    cmocka_unit_test(test_once_after_apply),
 	    cmocka_unit_test(test_once_after_record),
 	    cmocka_unit_test(test_once_after_reply),
+	    cmocka_unit_test(test_once_record_first),
 	    cmocka_unit_test(test_seq_numbers),
 	    cmocka_unit_test(test_once_string_in),
 	    cmocka_unit_test(test_posted_die_before_apply),
