@@ -42,6 +42,9 @@
  * applied: its number, reply, result and raised events. A request found
  * again after a crash whose number equals the committed record's is
  * answered from the record and not handed to the handler: applied once.
+ * tp_main_recover hands a successor the requests whose handler may have
+ * started with VMMUX_EVF_REDELIVERED in their flags, for roles that make
+ * their external effects idempotent by number (vmmux_event_seq).
  * The order of the VMM's writes for one request (slot or posted entry):
  *   1. BUSY (slot; CAS from REQ): the handler may start;
  *   2. the handler runs, changing only the process's private memory (and
@@ -74,7 +77,8 @@
  * What the main side keeps to itself. struct tp_region holds, outside the
  * shared region, what the main side must not take from the VMM: the slot
  * count, the spin budget, for each slot whether a request is pending and its
- * number, and the async ring's tail. The copies in the region are for the
+ * numbers (reply and exactly-once), the exactly-once counter, the async
+ * ring's tail and the heartbeat's last look. The copies in the region are for the
  * VMM to read.
  *
  * System calls of the VMM side: futex (wake), poll, read and write on the
