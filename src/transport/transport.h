@@ -221,17 +221,21 @@ struct tp_region {
 	int vmm_efd;   /* eventfd: main -> VMM doorbell (the VMM polls it) */
 	int async_efd; /* eventfd: VMM -> main loop (async raises) */
 
-	unsigned nslots;	    /* as created, or as checked by tp_region_attach */
-	_Atomic uint64_t spin_ns;   /* main side: its spin budget (not the header's) */
-	uint64_t async_tail;	    /* main side: next async entry to take */
-	uint32_t vmm_seen;	    /* VMM side: doorbell when the last serve began */
-	uint64_t vmm_extra_ns;	    /* VMM side: when tp_vmm_wait last polled extras */
-	uint64_t vmm_xseq;	    /* VMM side: number of the request being handled */
-	uint64_t vmm_progress;	    /* VMM side: last value stored in hdr->progress */
-	struct tp_record *vmm_rec;  /* VMM side: the record tp_state_store commits */
-	_Atomic uint64_t xseq_next; /* main side: last sequence number given */
-	uint64_t watch_progress;    /* main side: progress when last looked at */
-	uint64_t watch_since;	    /* main side: since when it has not moved (0: idle) */
+	unsigned nslots;	   /* as created, or as checked by tp_region_attach */
+	_Atomic uint64_t spin_ns;  /* main side: its spin budget (not the header's) */
+	uint64_t async_tail;	   /* main side: next async entry to take */
+	uint32_t vmm_seen;	   /* VMM side: doorbell when the last serve began */
+	uint64_t vmm_extra_ns;	   /* VMM side: when tp_vmm_wait last polled extras */
+	uint64_t vmm_xseq;	   /* VMM side: number of the request being handled */
+	uint64_t vmm_progress;	   /* VMM side: last value stored in hdr->progress */
+	struct tp_record *vmm_rec; /* VMM side: the record tp_state_store commits */
+	/* main side: last sequence number given; written by every delivering
+	 * thread, so on a line of its own (not the read-mostly fields') */
+	char xseq_pad0[64];
+	_Atomic uint64_t xseq_next;
+	char xseq_pad1[56];
+	uint64_t watch_progress; /* main side: progress when last looked at */
+	uint64_t watch_since;	 /* main side: since when it has not moved (0: idle) */
 	struct tp_main_slot main[TP_SLOTS_MAX];
 };
 
