@@ -608,6 +608,7 @@ static void record_copy(struct tp_record *dst, const struct tp_record *src)
 		nr = TP_RAISE_MAX;
 	dst->xseq = LOAD1(&src->xseq);
 	dst->async_head = LOAD1(&src->async_head);
+	dst->db_token = LOAD1(&src->db_token);
 	dst->result = LOAD1(&src->result);
 	dst->nraised = nr;
 	memcpy(&dst->rep, &src->rep, sizeof(dst->rep));
@@ -638,12 +639,15 @@ static void saved_commit(struct tp_region *r, const void *buf, size_t len, bool 
 	if (len != 0)
 		memcpy(next->state, buf, len);
 	STORE1(&next->len, (uint32_t)len);
+	uint64_t db = seq != 0 ? LOAD1(&cur->rec.db_token) : 0;
 	if (rec != NULL)
 		record_copy(&next->rec, rec);
 	else if (seq != 0)
 		record_copy(&next->rec, &cur->rec);
 	else
 		STORE1(&next->rec.xseq, 0);
+	/* the doorbell batch being applied, else the last one applied */
+	STORE1(&next->rec.db_token, r->vmm_db_token != 0 ? r->vmm_db_token : db);
 	atomic_store_explicit(&h->state_seq, seq + 1, memory_order_release);
 }
 
@@ -682,6 +686,54 @@ static void record_commit(struct tp_region *r, struct tp_record *rec, void (*sav
 		r->vmm_rec = NULL;
 		saved_commit(r, NULL, 0, true, rec);
 	}
+}
+
+int tp_vmm_db_begin(struct tp_region *r, const void *desc, size_t len, uint64_t n)
+{
+	if (len > TP_DB_DESC_MAX || n == 0 || (len != 0 && desc == NULL)) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct tp_header *h = r->hdr;
+	/* note first, count last: a note with db_n != 0 is whole */
+	atomic_store_explicit(&h->db_n, 0, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	uint64_t token = LOAD1(&h->db_token) + 1;
+	memset(h->db_desc, 0, sizeof(h->db_desc));
+	if (len != 0)
+		memcpy(h->db_desc, desc, len);
+	STORE1(&h->db_token, token);
+	atomic_store_explicit(&h->db_n, n, memory_order_release);
+	r->vmm_db_token = token;
+	return 0;
+}
+
+void tp_vmm_db_end(struct tp_region *r)
+{
+	uint64_t token = r->vmm_db_token;
+	if (token == 0)
+		return;
+	uint64_t seq = atomic_load_explicit(&r->hdr->state_seq, memory_order_relaxed);
+	if (seq == 0 || LOAD1(&r->hdr->saved[seq & 1].rec.db_token) != token)
+		saved_commit(r, NULL, 0, true, NULL); /* nothing stored: commit it */
+	r->vmm_db_token = 0;
+	atomic_store_explicit(&r->hdr->db_n, 0, memory_order_release);
+}
+
+bool tp_vmm_db_pending(struct tp_region *r, void *desc, size_t cap, uint64_t *n)
+{
+	const struct tp_header *h = r->hdr;
+	uint64_t count = atomic_load_explicit(&h->db_n, memory_order_acquire);
+	if (count == 0)
+		return false;
+	uint64_t seq = atomic_load_explicit(&h->state_seq, memory_order_acquire);
+	uint64_t token = LOAD1(&h->db_token);
+	if (seq != 0 && LOAD1(&h->saved[seq & 1].rec.db_token) == token)
+		return false; /* committed: its death fell after the commit */
+	memcpy(desc, h->db_desc, cap < TP_DB_DESC_MAX ? cap : TP_DB_DESC_MAX);
+	*n = count;
+	r->vmm_db_token = token; /* the successor's commit applies it */
+	return true;
 }
 
 void tp_vmm_progress(struct tp_region *r)

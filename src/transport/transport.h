@@ -105,6 +105,7 @@
 #define TP_DOORBELLS_MAX 16u	  /* = HS_DOORBELLS_MAX */
 #define TP_SPIN_NS_MAX	 1000000u /* the longest spin budget (1 ms) */
 #define TP_CPU_UNKNOWN	 0xffffffffu
+#define TP_DB_DESC_MAX	 64u /* bytes of a doorbell's description (tp_vmm_db_begin) */
 /* Sequence numbers of posted entries: this bit | the entry's ring position. */
 #define TP_SEQ_POSTED (1ull << 63)
 
@@ -159,6 +160,7 @@ struct tp_async_ring {
 struct tp_record {
 	uint64_t xseq;	     /* its sequence number; 0: none */
 	uint64_t async_head; /* posted: the async ring's head before its raises */
+	uint64_t db_token;   /* the last doorbell batch applied (tp_vmm_db_begin) */
 	int32_t result;
 	uint32_t nraised; /* <= TP_RAISE_MAX */
 	struct vmmux_reply rep;
@@ -196,6 +198,10 @@ struct tp_header {
 	_Atomic uint64_t doorbell_rings[TP_DOORBELLS_MAX];
 	/* heartbeat: bumped by the VMM (tp_vmm_progress); its own line */
 	_Atomic uint64_t progress __attribute__((aligned(64)));
+	/* the doorbell batch the VMM is handling (tp_vmm_db_begin); VMM side */
+	uint64_t db_token;     /* its number (0: none yet) */
+	_Atomic uint64_t db_n; /* rings read and not yet committed (0: none) */
+	uint8_t db_desc[TP_DB_DESC_MAX];
 	/* saved role state and exactly-once record: buffer state_seq & 1 is
 	 * the newest complete one (0: none yet); written by the VMM */
 	_Atomic uint64_t state_seq;
@@ -229,6 +235,7 @@ struct tp_region {
 	uint64_t vmm_xseq;	   /* VMM side: number of the request being handled */
 	uint64_t vmm_progress;	   /* VMM side: last value stored in hdr->progress */
 	struct tp_record *vmm_rec; /* VMM side: the record tp_state_store commits */
+	uint64_t vmm_db_token;	   /* VMM side: the batch the next commit applies */
 	/* main side: last sequence number given; written by every delivering
 	 * thread, so on a line of its own (not the read-mostly fields') */
 	char xseq_pad0[64];
@@ -476,6 +483,24 @@ uint64_t tp_vmm_seq(const struct tp_region *r);
 
 /* VMM side: bump the heartbeat counter (one store to a line of its own). */
 void tp_vmm_progress(struct tp_region *r);
+
+/*
+ * Doorbell rings, exactly once across a death (VMM side; doorbells are read
+ * from eventfds by the VMM itself, which consumes their counts). Right after
+ * reading N rings of a doorbell: tp_vmm_db_begin(DESC, LEN <= TP_DB_DESC_MAX,
+ * N) notes the batch in the region (the doorbell's description, opaque to
+ * the transport, and N); then the rings are handled; the next state commit
+ * (tp_state_store, or tp_vmm_db_end's own when nothing was stored) records
+ * the batch as applied, with the state; tp_vmm_db_end then clears the note.
+ * A successor calls tp_vmm_db_pending before it handles anything else: true
+ * (DESC, *N filled) when a predecessor died with a batch read and not
+ * committed, which it applies and ends the same way. A death between the
+ * eventfd read and tp_vmm_db_begin still loses that count. -1 (EINVAL) from
+ * begin for LEN too large or N zero.
+ */
+int tp_vmm_db_begin(struct tp_region *r, const void *desc, size_t len, uint64_t n);
+void tp_vmm_db_end(struct tp_region *r);
+bool tp_vmm_db_pending(struct tp_region *r, void *desc, size_t cap, uint64_t *n);
 
 /* ---- shared ------------------------------------------------------------- */
 

@@ -2126,6 +2126,71 @@ static void test_slot_chaos(void **state)
 	tp_region_destroy(&r);
 }
 
+/* Doorbell batches: read, noted, applied, committed, ended; a successor
+ * finds a batch that was noted and not committed, and only that. */
+static void test_doorbell_batches(void **state)
+{
+	(void)state;
+	struct tp_region r, v;
+	assert_int_equal(tp_region_create(&r, 1, 0), 0);
+	attach_view(&r, &v);
+	char desc[TP_DB_DESC_MAX];
+	uint64_t n = 0, total = 0;
+	assert_false(tp_vmm_db_pending(&v, desc, sizeof(desc), &n));
+	assert_int_equal(tp_vmm_db_begin(&v, "x", TP_DB_DESC_MAX + 1, 1), -1);
+	assert_int_equal(tp_vmm_db_begin(&v, "x", 1, 0), -1);
+
+	/* a whole batch: nothing pending after */
+	assert_int_equal(tp_vmm_db_begin(&v, "bell-1", 7, 3), 0);
+	total = 3;
+	assert_int_equal(tp_state_store(&v, &total, sizeof(total)), 0);
+	tp_vmm_db_end(&v);
+	tp_region_detach(&v);
+	attach_view(&r, &v);
+	assert_false(tp_vmm_db_pending(&v, desc, sizeof(desc), &n));
+
+	/* death before the commit: the successor gets it, even after commits
+	 * of other requests (which carry the last batch applied) */
+	assert_int_equal(tp_vmm_db_begin(&v, "bell-2", 7, 5), 0);
+	tp_region_detach(&v);
+	attach_view(&r, &v);
+	struct srv *s = calloc(1, sizeof(*s));
+	struct vmmux_event ev = io_ev(0x1000, 1, true);
+	assert_int_equal(tp_main_post(&r, &ev), TP_OK);
+	assert_int_equal(tp_vmm_serve(&v, echo_handler, s, NULL), 1); /* a commit */
+	assert_true(tp_vmm_db_pending(&v, desc, sizeof(desc), &n));
+	assert_int_equal(n, 5);
+	assert_string_equal(desc, "bell-2");
+	total = 8;
+	assert_int_equal(tp_state_store(&v, &total, sizeof(total)), 0);
+	tp_vmm_db_end(&v);
+	tp_region_detach(&v);
+	attach_view(&r, &v);
+	assert_false(tp_vmm_db_pending(&v, desc, sizeof(desc), &n));
+	assert_int_equal(tp_state_load(&r, &total, sizeof(total)), sizeof(total));
+	assert_int_equal(total, 8);
+
+	/* death after the commit, before the end: applied, not pending */
+	assert_int_equal(tp_vmm_db_begin(&v, "bell-3", 7, 2), 0);
+	total = 10;
+	assert_int_equal(tp_state_store(&v, &total, sizeof(total)), 0);
+	tp_region_detach(&v);
+	attach_view(&r, &v);
+	assert_false(tp_vmm_db_pending(&v, desc, sizeof(desc), &n));
+
+	/* a role without a state: the end commits the batch itself */
+	assert_int_equal(tp_vmm_db_begin(&v, "bell-4", 7, 1), 0);
+	tp_vmm_db_end(&v);
+	tp_region_detach(&v);
+	attach_view(&r, &v);
+	assert_false(tp_vmm_db_pending(&v, desc, sizeof(desc), &n));
+	assert_int_equal(tp_state_load(&r, &total, sizeof(total)), sizeof(total));
+	assert_int_equal(total, 10); /* the state stays */
+	free(s);
+	tp_region_detach(&v);
+	tp_region_destroy(&r);
+}
+
 /* ---- heartbeat ------------------------------------------------------------------- */
 
 static void test_heartbeat(void **state)
@@ -2257,6 +2322,7 @@ int main(void)
 	    cmocka_unit_test(test_posted_attach_repairs),
 	    cmocka_unit_test(test_posted_chaos),
 	    cmocka_unit_test(test_slot_chaos),
+	    cmocka_unit_test(test_doorbell_batches),
 	    cmocka_unit_test(test_heartbeat),
 	    cmocka_unit_test(test_heartbeat_stopped_process),
 	};
