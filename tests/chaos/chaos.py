@@ -592,18 +592,20 @@ class Run:
                         streams["p1"].append((path, gen, value))
                     elif key == 0x8c:
                         doorbells += 1
-        uart, garbage = [], 0
+        # the UART's output files in the order of the swaps that made them:
+        # a line may begin in one instance's file and end in the next one's
+        uart, data = [], b""
         for path in self.files("uart", "out"):
             with open(path, "rb") as f:
-                data = f.read()
-            # a line cut short at the end of the file is the one being
-            # written when the run ended (a frozen run's), not garbage
-            data = data[:data.rfind(b"\n") + 1]
-            covered = 0
-            for m in UART_RE.finditer(data):
-                uart.append((path, 0, int(m.group(1))))
-                covered += len(m.group(0))
-            garbage += len(data) - covered
+                data += f.read()
+        # a line cut short at the end is the one being written when the run
+        # ended (a frozen run's), not garbage
+        data = data[:data.rfind(b"\n") + 1]
+        covered = 0
+        for m in UART_RE.finditer(data):
+            uart.append(("uart", 0, int(m.group(1))))
+            covered += len(m.group(0))
+        garbage = len(data) - covered
         ext = []
         for path in self.files("ext", "log"):
             with open(path, "rb") as f:
