@@ -57,7 +57,6 @@ timing of the machine does the rest, so a failure is reproduced by its
 seed in most runs, not all.
 """
 import argparse
-import bisect
 import glob
 import heapq
 import json
