@@ -95,7 +95,7 @@ class FrontEnd(VmmuxTest):
             with self.subTest(args=args):
                 self.assertIn("fw_cfg ram_size 0x%x\n" % ram, self.meminfo(*args))
         out = self.meminfo("-smp", "cpus=3", "-cpu", "host,+x2apic,-svm", "-M",
-                           "pc,accel=kvm", "-enable-kvm", "-name", "t", "-vga", "none",
+                           "pc,accel=kvm", "-enable-kvm", "-name", "t", "-vga", "none", "-no-user-config",
                            "-no-reboot", "-no-shutdown")
         self.assertIn("fw_cfg nb_cpus 3\n", out)
 
