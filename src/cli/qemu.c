@@ -292,8 +292,9 @@ static int parse_chardev(struct qopts *q, const char *s)
 		}
 	}
 	if (c->id == NULL || (c->kind == BACKEND_FILE && c->path == NULL)) {
-		rc = qerr(q, "chardev", "'%s': needs id=%s", s,
-			  c->kind == BACKEND_FILE ? " and path=" : "");
+		bool no_path = c->kind == BACKEND_FILE && c->path == NULL;
+		rc = qerr(q, "chardev", "'%s': needs %s%s%s", s, c->id == NULL ? "id=" : "",
+			  c->id == NULL && no_path ? " and " : "", no_path ? "path=" : "");
 		goto out;
 	}
 	if (find_chardev(q, c->id) != NULL) {
