@@ -108,8 +108,8 @@ static void print_help(void)
 	      "-accel kvm, -enable-kvm     KVM (the only accelerator)\n"
 	      "-cpu host|max|qemu64|kvm64[,+flag|-flag|flag=on|off]  accepted; CPUID\n"
 	      "                  comes from KVM (the host's)\n"
-	      "-nodefaults, -nographic, -display none, -vga none, -name string\n"
-	      "-no-reboot        a guest reset ends the run with status 0\n"
+	      "-nodefaults, -no-user-config, -nographic, -display none, -vga none, -name string\n"
+	      "-no-reboot        a triple fault ends the run with status 0\n"
 	      "-no-shutdown      accepted; power-off ends the run with status 0\n"
 	      "-serial stdio|mon:stdio|file:path|null|none|chardev:id  COM1's backend\n"
 	      "-chardev file,id=id,path=path | stdio,id=id | null,id=id\n"
@@ -292,8 +292,9 @@ static int parse_chardev(struct qopts *q, const char *s)
 		}
 	}
 	if (c->id == NULL || (c->kind == BACKEND_FILE && c->path == NULL)) {
-		rc = qerr(q, "chardev", "'%s': needs id=%s", s,
-			  c->kind == BACKEND_FILE ? " and path=" : "");
+		bool no_path = c->kind == BACKEND_FILE && c->path == NULL;
+		rc = qerr(q, "chardev", "'%s': needs %s%s%s", s, c->id == NULL ? "id=" : "",
+			  c->id == NULL && no_path ? " and " : "", no_path ? "path=" : "");
 		goto out;
 	}
 	if (find_chardev(q, c->id) != NULL) {
@@ -393,9 +394,9 @@ static int parse_device(struct qopts *q, const char *s)
 static const char *const with_arg[] = {
     "kernel", "append",	 "initrd", "smp",  "m",	      "machine", "M",	"accel", "cpu",
     "serial", "chardev", "device", "name", "display", "vga",	 "gdb", NULL};
-static const char *const without_arg[] = {"enable-kvm",	 "nodefaults", "nographic", "no-reboot",
-					  "no-shutdown", "S",	       "s",	    "help",
-					  "h",		 "version",    NULL};
+static const char *const without_arg[] = {
+    "enable-kvm", "nodefaults", "no-user-config", "nographic", "no-reboot", "no-shutdown",
+    "S",	  "s",		"help",		  "h",	       "version",   NULL};
 
 static bool in_list(const char *const *l, const char *s)
 {

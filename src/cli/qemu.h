@@ -10,7 +10,7 @@
  * refused with one line that names it.
  *
  * Exit status as QEMU's: the guest's isa-debug-exit status ((V << 1) | 1),
- * 0 at power-off (and at a guest reset with -no-reboot), 1 on every error
+ * 0 at power-off (and at a triple fault with -no-reboot), 1 on every error
  * (bad option, image refused, host failure).
  */
 #ifndef VMMUX_CLI_QEMU_H

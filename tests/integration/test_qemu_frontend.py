@@ -63,6 +63,9 @@ class FrontEnd(VmmuxTest):
                           (["-device", "isa-debug-exit,foo=1"], "property 'foo=1'"),
                           (["-serial", "tcp::4444"], "'tcp::4444' is not supported"),
                           (["-serial", "chardev:nope"], "no -chardev with id 'nope'"),
+                          (["-chardev", "file,id=a"], "'file,id=a': needs path="),
+                          (["-chardev", "file,path=p"], "'file,path=p': needs id="),
+                          (["-chardev", "pty,id=a"], "backend 'pty' is not supported"),
                           (["-display", "gtk"], "'gtk' is not supported"),
                           (["-m", "12X"], "unknown size suffix 'X'"),
                           (["-m", "8G"], "out of range"),
@@ -95,7 +98,7 @@ class FrontEnd(VmmuxTest):
             with self.subTest(args=args):
                 self.assertIn("fw_cfg ram_size 0x%x\n" % ram, self.meminfo(*args))
         out = self.meminfo("-smp", "cpus=3", "-cpu", "host,+x2apic,-svm", "-M",
-                           "pc,accel=kvm", "-enable-kvm", "-name", "t", "-vga", "none",
+                           "pc,accel=kvm", "-enable-kvm", "-name", "t", "-vga", "none", "-no-user-config",
                            "-no-reboot", "-no-shutdown")
         self.assertIn("fw_cfg nb_cpus 3\n", out)
 
