@@ -52,6 +52,8 @@ static const char help_main[] =
     "                   platform events, read its statistics\n"
     "  hvt              run a Solo5 hvt unikernel, as solo5-hvt does (vmmux hvt\n"
     "                   --help)\n"
+    "  qemu ARGS        run a kernel from qemu-system-x86_64's command line, also\n"
+    "                   when started as qemu-system-x86_64 (vmmux qemu -help)\n"
     "  help [COMMAND]   show this help, or the help of COMMAND\n"
     "  vmm NAME         (internal) serve a built-in role as a parallel VMM process;\n"
     "                   vmmux run starts it, in its sandbox, for a VMM whose\n"

@@ -51,6 +51,20 @@ class FrontEnd(VmmuxTest):
                     "isa-debug-exit", "pc-testdev", "-name", "-S ", "-s ", "-gdb"):
             self.assertIn(opt, out)
 
+    def test_device_list(self):
+        # runners probe the devices: `$QEMU -device '?' | grep '"pc-testdev"'`
+        for arg in ("?", "help"):
+            st, out, err = self.qemu("-device", arg)
+            self.assertEqual(st, 0, err)
+            self.assertIn('name "pc-testdev", bus ISA\n', out)
+            self.assertIn('name "isa-debug-exit", bus ISA\n', out)
+        # and then run the kernel the way they do
+        st, out, err = self.qemu("-enable-kvm", "-device", "pc-testdev", "-device",
+                                 "isa-debug-exit,iobase=0xf4,iosize=0x4", "-vnc", "none",
+                                 "-serial", "stdio", "-kernel", guest("mb_hello.mb"))
+        self.assertEqual(st, 85, err)
+        self.assertTrue(out.startswith("multiboot ok\n"), out)
+
     def test_refused_options(self):
         for args, msg in ((["-foo"], "qemu-system-x86_64: -foo: option not supported by vmmux"),
                           (["-monitor", "stdio"], "-monitor: option not supported"),
@@ -67,6 +81,7 @@ class FrontEnd(VmmuxTest):
                           (["-chardev", "file,path=p"], "'file,path=p': needs id="),
                           (["-chardev", "pty,id=a"], "backend 'pty' is not supported"),
                           (["-display", "gtk"], "'gtk' is not supported"),
+                          (["-vnc", ":1"], "-vnc: ':1' is not supported"),
                           (["-m", "12X"], "unknown size suffix 'X'"),
                           (["-m", "8G"], "out of range"),
                           (["-smp", "2,sockets=2"], "only a CPU count"),
