@@ -85,17 +85,18 @@ static int qerr(const struct qopts *q, const char *opt, const char *fmt, ...)
 	return -1;
 }
 
-static void print_version(void)
+static void print_version(FILE *f)
 {
-	printf("QEMU emulator version " QEMU_VERSION " (vmmux %s, not QEMU: vmmux's "
-	       "QEMU-compatible front end)\n"
-	       "vmmux runs the guest under KVM on QEMU's pc machine; see vmmux qemu -help\n",
-	       VMMUX_VERSION);
+	fprintf(f,
+		"QEMU emulator version " QEMU_VERSION " (vmmux %s, not QEMU: vmmux's "
+		"QEMU-compatible front end)\n"
+		"vmmux runs the guest under KVM on QEMU's pc machine; see vmmux qemu -help\n",
+		VMMUX_VERSION);
 }
 
-static void print_help(void)
+void qemu_help(FILE *f)
 {
-	print_version();
+	print_version(f);
 	fputs("usage: qemu-system-x86_64 [options] -kernel FILE\n"
 	      "\n"
 	      "The options vmmux accepts (every other one is refused):\n"
@@ -125,7 +126,7 @@ static void print_help(void)
 	      "-help, -version\n"
 	      "\n"
 	      "Exit status: the isa-debug-exit status, 0 at power-off, 1 on error.\n",
-	      stdout);
+	      f);
 }
 
 /* QEMU's size syntax for -m: a number (fractions allowed), an optional
@@ -428,11 +429,11 @@ static int parse(struct qopts *q, int argc, char **argv)
 			o++;
 		if (in_list(without_arg, o)) {
 			if (strcmp(o, "help") == 0 || strcmp(o, "h") == 0) {
-				print_help();
+				qemu_help(stdout);
 				return 1;
 			}
 			if (strcmp(o, "version") == 0) {
-				print_version();
+				print_version(stdout);
 				return 1;
 			}
 			if (strcmp(o, "nographic") == 0)

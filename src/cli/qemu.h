@@ -17,9 +17,13 @@
 #define VMMUX_CLI_QEMU_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 /* The program names under which vmmux is the QEMU front end. */
 bool qemu_is_name(const char *argv0);
+
+/* The front end's -help text (also `vmmux help qemu`). */
+void qemu_help(FILE *f);
 
 /* Run QEMU's command line ARGV[1..ARGC-1]; ARGV[0] names the program in
  * messages ("qemu-system-x86_64: -foo: ..."). Returns the exit status. */

@@ -412,23 +412,33 @@ static void own_wait(struct pvmm *p, bool kill_setup)
 /* ---------------------------------------------------------------------- */
 
 /* Print one line of P's stderr (escaped already). A line the VMM library
- * logged names its VMM already ("vmmux: LEVEL: vmm 'NAME': ..."): when NAME
- * is P's own, it is printed as it is; any other line is prefixed with
- * "vmm 'NAME': ", so that every line says which VMM it came from. */
+ * logged names its VMM already ("vmmux: LEVEL: vmm 'NAME': ...", after the
+ * "[    0.123456] " of --log-timestamps when it is on): when NAME is P's
+ * own, it is printed as it is; any other line is prefixed with
+ * "vmm 'NAME': " (after its timestamp, if it starts with one), so that every
+ * line says which VMM it came from. */
 static void stderr_line(struct pvmm *p)
 {
 	const char *l = p->errline;
+	int stamp = 0; /* the length of a leading "[ seconds.micros] " */
+	if (l[0] == '[') {
+		const char *close = strchr(l, ']');
+		if (close != NULL && close - l <= 20 && close[1] == ' ' &&
+		    strspn(l + 1, " 0123456789.") == (size_t)(close - l - 1))
+			stamp = (int)(close - l) + 2;
+	}
+	const char *body = l + stamp;
 	char own[VMMUX_NAME_MAX + 16];
 	snprintf(own, sizeof(own), "vmm '%s': ", p->v->name);
-	if (strncmp(l, "vmmux: ", 7) == 0) {
-		const char *lvl_end = strstr(l + 7, ": ");
-		if (lvl_end && lvl_end - (l + 7) <= 8 &&
+	if (strncmp(body, "vmmux: ", 7) == 0) {
+		const char *lvl_end = strstr(body + 7, ": ");
+		if (lvl_end && lvl_end - (body + 7) <= 8 &&
 		    strncmp(lvl_end + 2, own, strlen(own)) == 0) {
 			fprintf(stderr, "%s\n", l);
 			return;
 		}
 	}
-	fprintf(stderr, "%s%s\n", own, l);
+	fprintf(stderr, "%.*s%s%s\n", stamp, l, own, body);
 }
 
 /* Print what P's process wrote to its standard error, line by line,
