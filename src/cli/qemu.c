@@ -667,12 +667,7 @@ int qemu_main(int argc, char **argv)
 	memcpy(argv_copy, r.v, sizeof(argv_copy));
 	int rc = cli_parse_run(r.n, argv_copy, c, &e);
 	if (rc != 0) {
-		if (q.gdb != NULL || q.gdb_wait) /* mapped to run's --gdb, --gdb-wait */
-			qerr(&q, q.gdb_wait ? "S" : "gdb",
-			     "needs vmmux run's --gdb ADDR and --gdb-wait: %s",
-			     rc == CLI_HELP ? "refused" : e.msg);
-		else
-			qerr(&q, NULL, "%s", rc == CLI_HELP ? "internal: help" : e.msg);
+		qerr(&q, NULL, "%s", rc == CLI_HELP ? "internal: help" : e.msg);
 	} else if (config_finish(c, &e)) {
 		qerr(&q, NULL, "%s", e.msg);
 	} else {

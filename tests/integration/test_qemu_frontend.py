@@ -12,6 +12,7 @@ The other tests check the options one by one against what QEMU does."""
 import os
 import shutil
 import subprocess
+import time
 
 from harness import VMMUX, VmmuxTest, SRC, guest
 
@@ -177,6 +178,37 @@ class FrontEnd(VmmuxTest):
             p.wait()
             p.stderr.close()
         self.assertIn(" --gdb tcp::1234 --gdb-wait", line)
+
+    def test_gdb_session_through_the_front_end(self):
+        # -gdb unix:PATH -S as a runner passes them: the guest waits for gdb,
+        # which stops it at a hardware breakpoint, reads a variable and
+        # detaches; the run then ends with the guest's own status
+        gdb = shutil.which("gdb")
+        self.assertIsNotNone(gdb, "gdb is not installed (make check installs it)")
+        sock = self.path("g.sock")
+        p = subprocess.Popen([self.link, "-nographic", *EXIT_ARGS, "-gdb", "unix:" + sock,
+                              "-S", "-kernel", guest("mb_gdbt.mb")],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            for _ in range(600):
+                if os.path.exists(sock) or p.poll() is not None:
+                    break
+                time.sleep(0.05)
+            out = subprocess.run([gdb, "-batch", "-nx", "-ex", "target remote " + sock,
+                                  "-ex", "hbreak tick", "-ex", "continue", "-ex", "print i",
+                                  "-ex", "detach", guest("mb_gdbt.mb")],
+                                 capture_output=True, text=True, timeout=120).stdout
+            status = p.wait(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+            p.stderr.close()
+        self.assertIn("Breakpoint 1, tick", out)
+        self.assertIn("$1 = 1", out)
+        self.assertEqual(status, 31)  # (15 << 1) | 1: the guest's own end
 
     def test_vmmux_qemu_command(self):
         # `vmmux qemu` is the same front end
