@@ -598,6 +598,34 @@ static void *dispatch_main(void *arg)
  * state restore goes to the new instance, which no other thread reaches
  * yet, through the host's slot).
  */
+/*
+ * The control thread forks the parallel VMMs that live changes start (it is
+ * their parent for PR_SET_PDEATHSIG, which fires when that thread ends), so
+ * it outlives them: after its loop it parks until the teardown has stopped
+ * every VMM (control_release), and only then ends. Otherwise a VMM started
+ * by vmm.swap or vmm.start would be killed at the run's end without its
+ * graceful stop (its fini, the flush of what it holds).
+ */
+static pthread_mutex_t control_park_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t control_park_cond = PTHREAD_COND_INITIALIZER;
+static bool control_released;
+
+static void control_park(void)
+{
+	pthread_mutex_lock(&control_park_lock);
+	while (!control_released)
+		pthread_cond_wait(&control_park_cond, &control_park_lock);
+	pthread_mutex_unlock(&control_park_lock);
+}
+
+static void control_release(void)
+{
+	pthread_mutex_lock(&control_park_lock);
+	control_released = true;
+	pthread_cond_broadcast(&control_park_cond);
+	pthread_mutex_unlock(&control_park_lock);
+}
+
 static void *control_main(void *arg)
 {
 	(void)arg;
@@ -623,6 +651,7 @@ static void *control_main(void *arg)
 			api_ready(pf[1].fd);
 	}
 	router_thread_unregister();
+	control_park(); /* until the VMMs it forked are stopped */
 	return NULL;
 }
 
@@ -863,6 +892,7 @@ static void machine_teardown(void)
 		log_error("%s", te.msg);
 	metrics_stop();
 	vmm_registry_fini();
+	control_release(); /* every VMM stopped: the control thread may end */
 	live_fini();
 	pvmm_global_fini();
 	router_fini();
@@ -935,6 +965,7 @@ int machine_run(struct vmmux_config *c)
 		machine_stop(EXIT_HOST, "out of memory");
 	} else {
 		have_dispatcher = pthread_create(&dispatcher, NULL, dispatch_main, NULL) == 0;
+		control_released = false;
 		have_control = pthread_create(&control, NULL, control_main, NULL) == 0;
 		if (!have_dispatcher || !have_control)
 			machine_stop(EXIT_HOST, "cannot start the dispatcher or control thread");
@@ -952,8 +983,6 @@ int machine_run(struct vmmux_config *c)
 	free(tids);
 	if (have_dispatcher)
 		pthread_join(dispatcher, NULL);
-	if (have_control)
-		pthread_join(control, NULL);
 	pvmm_thread_slot = M.vm.ncpus; /* the host's slot is free again */
 	router_set_kick(NULL);	       /* no vCPU thread left to kick */
 	/* What the routes compiled into KVM still hold (the coalesced ring,
@@ -967,7 +996,9 @@ int machine_run(struct vmmux_config *c)
 	close(sig_fd);
 	if (timer_fd >= 0)
 		close(timer_fd);
-	machine_teardown();
+	machine_teardown(); /* releases the control thread (control_park) */
+	if (have_control)
+		pthread_join(control, NULL);
 	if (sig) {
 		/* Die of the signal, as a shell expects, once the terminal is back. */
 		signal(sig, SIG_DFL);
