@@ -312,7 +312,14 @@ static void perform_reset(void)
 {
 	struct errbuf e;
 	log_info("resetting the VM (reset %u)", M.resets + 1);
+	/* The roles' resets may wait for a parallel VMM (and its successor):
+	 * not under the machine's mutex, which the supervisor takes (a signal
+	 * ends the run through machine_stop). The other vCPUs wait for
+	 * reset_gen meanwhile; every vCPU has arrived, so none reads what is
+	 * reset below. */
+	pthread_mutex_unlock(&M.lock);
 	vmm_reset_all();
+	pthread_mutex_lock(&M.lock);
 	if (boot_machine(true, &e) < 0) {
 		pthread_mutex_unlock(&M.lock);
 		machine_stop(EXIT_HOST, "reset failed: %s", e.msg);

@@ -449,7 +449,10 @@ static void stderr_drain(struct pvmm *p, bool all)
 {
 	if (p->errfd < 0)
 		return;
-	for (;;) {
+	/* at most 16 KiB a call (the rest on the next round; 128 KiB once the
+	 * process is gone): a VMM that writes without end does not hold the
+	 * supervisor */
+	for (unsigned rounds = 0; rounds < (all ? 256u : 32u); rounds++) {
 		char buf[512];
 		ssize_t n = read(p->errfd, buf, sizeof(buf));
 		if (n <= 0) {
