@@ -1,0 +1,77 @@
+"""Who waits for whom, attacked (docs/architecture.md, "Threads and who
+waits for whom"): ways left for a parallel VMM that stalls in one of its
+control callbacks to freeze vmmux. Each test bounds every wait: an answer
+that does not come within ANSWER seconds, or a SIGTERM not obeyed within
+SIGTERM_WAIT seconds, is a failure, not a hang.
+
+  - reset_stall_then_sigterm: the vCPU that performs a reset holds the
+    machine's mutex while it delivers the reset to every VMM
+    (machine.c perform_reset -> vmm_reset_all -> pvmm_reset). A VMM that
+    stalls in its reset makes it wait, mutex held, for the VMM's deadline,
+    then for the supervisor to reap the killed process (wait_replaced). A
+    SIGTERM meanwhile sends the supervisor into machine_stop, which takes
+    the same mutex: neither ever proceeds, and vmmux never ends.
+  - swap_into_a_vmm_that_stalls_in_restore: vmm.swap gives the old
+    instance's state to the new one (pvmm_state_restore) before the new
+    one is in the registry. A new program that never answers is killed at
+    its deadline, then the control thread waits (wait_replaced) for a reap
+    that the supervisor never makes (it watches registered VMMs only): the
+    control socket never answers again.
+"""
+import os
+import signal
+import time
+
+from harness import VmmuxTest, guest, start_vmmux, vmm_program, wait_until, exit_device_status
+from test_control_plane import Api, Frozen
+
+ANSWER = 15.0       # s: a control-socket answer
+SIGTERM_WAIT = 10.0  # s: vmmux ending after SIGTERM
+
+
+class Review(VmmuxTest):
+    def test_reset_stall_then_sigterm(self):
+        prog = vmm_program("vmm_stall")
+        vm = start_vmmux(
+            self.tmp, "run", "--kernel", guest("reset.elf"), "--watchdog", "120s",
+            "--log-level", "info",
+            "--vmm", "st=external,program=%s,stall=reset,timeout=3s" % prog)
+        try:
+            wait_until("the reset delivered to st", lambda: "stalling in reset" in vm.err(),
+                       timeout=30)
+            os.kill(vm.pid, signal.SIGTERM)
+            try:
+                vm.proc.wait(timeout=SIGTERM_WAIT)
+            except Exception:
+                self.fail("vmmux did not end within %gs of SIGTERM while a reset waited "
+                          "for a stalled VMM (the supervisor is blocked on the machine's "
+                          "mutex, which the resetting vCPU holds)\nstderr: %s" %
+                          (SIGTERM_WAIT, vm.err()[-2000:]))
+        finally:
+            vm.kill()
+
+    def test_swap_into_a_vmm_that_stalls_in_restore(self):
+        prog = vmm_program("vmm_stall")
+        api_path = self.path("api.sock")
+        vm = start_vmmux(
+            self.tmp, "run", "--kernel", guest("swapseq.elf"), "--api-sock", api_path,
+            "--watchdog", "120s", "--no-defaults",
+            "--vmm", "uart=uart16550,output=stdout",
+            "--vmm", "exit=debug-exit", "--route", "io:0x3f8-0x3ff=uart",
+            "--route", "io:0xf4-0xf7=exit")
+        try:
+            wait_until("the guest printing", lambda: vm.out().count("\n") > 20, timeout=30)
+            api = Api(api_path, lambda: "\nstderr: %s" % vm.err()[-2000:])
+            spec = "uart=external,program=%s,stall=restore,timeout=1s,output=stdout" % prog
+            try:
+                rep = api.request("vmm.swap", {"name": "uart", "spec": spec}, within=ANSWER)
+            except Frozen as e:
+                self.fail("vmm.swap to a VMM that never takes the state froze the control "
+                          "socket: %s" % e)
+            self.assertFalse(rep.get("ok"), rep)  # refused: the state was not taken
+            api.call("ping", within=ANSWER)
+            api.close()
+            r = vm.finish(timeout=120)
+            self.assertStatus(r, exit_device_status(0))
+        finally:
+            vm.kill()
