@@ -17,7 +17,15 @@ SIGTERM_WAIT seconds, is a failure, not a hang.
     its deadline, then the control thread waits (wait_replaced) for a reap
     that the supervisor never makes (it watches registered VMMs only): the
     control socket never answers again.
+  - doorbell_change_during_a_restart_set_up: a route change that gives or
+    takes a doorbell of a parallel VMM sends the message on its set-up
+    socket at once (ioregion.c outbox_flush -> pvmm_send), also while a
+    successor is being set up (state starting: pid and socket set). The
+    message lands between the hello and the go; the successor reads it as
+    its go message, fails and exits: a route change kills a healthy VMM
+    and counts a restart.
 """
+import json
 import os
 import signal
 import time
@@ -75,3 +83,42 @@ class Review(VmmuxTest):
             self.assertStatus(r, exit_device_status(0))
         finally:
             vm.kill()
+
+    def vmm(self, api, name):
+        for v in api.call("vmms.list", within=ANSWER)["vmms"]:
+            if v["name"] == name:
+                return v
+        raise AssertionError("no VMM %s" % name)
+
+    def test_doorbell_change_during_a_restart_set_up(self):
+        prog = vmm_program("vmm_hostile")
+        api_path = self.path("api.sock")
+        vm = start_vmmux(
+            self.tmp, "run", "--kernel", guest("hammer.elf"), "--cpus", "2",
+            "--api-sock", api_path, "--watchdog", "120s",
+            "--vmm", "mon=monitor", "--vmm", "stop0=sink", "--vmm", "stop1=sink,read=1",
+            "--vmm", "slow=external,program=%s,hello_delay=1500" % prog,
+            "--route", "io:0x90-0x91=mon", "--route", "io:0x92=stop0",
+            "--route", "io:0x9c=slow;doorbell")
+        try:
+            api = Api(wait_until("the control socket", lambda: os.path.exists(api_path) and
+                                 api_path, timeout=20),
+                      lambda: "\nstderr: %s" % vm.err()[-2000:])
+            wait_until("slow up", lambda: self.vmm(api, "slow")["state"] == "up", timeout=30)
+            os.kill(self.vmm(api, "slow")["pid"], signal.SIGKILL)
+            wait_until("slow's successor being set up",
+                       lambda: self.vmm(api, "slow")["state"] == "starting", timeout=10)
+            # within the successor's 1.5 s set-up: a doorbell taken, another given
+            api.call("routes.replace", {"spec": "io:0x9c=slow;doorbell=1"}, within=ANSWER)
+            wait_until("slow up again", lambda: self.vmm(api, "slow")["state"] == "up",
+                       timeout=30)
+            time.sleep(2.0)  # a successor that failed its go is reaped meanwhile
+            v = self.vmm(api, "slow")
+            api.call("routes.replace", {"spec": "io:0x92=stop1"}, within=ANSWER)
+            api.close()
+            r = vm.finish(timeout=120)
+        finally:
+            vm.kill()
+        self.assertNotIn("malformed go", r.err)
+        self.assertEqual(v["restarts"], 1, "one SIGKILL, %d restarts; stderr: %s" %
+                         (v["restarts"], r.err[-2000:]))
