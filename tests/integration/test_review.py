@@ -24,8 +24,12 @@ SIGTERM_WAIT seconds, is a failure, not a hang.
     message lands between the hello and the go; the successor reads it as
     its go message, fails and exits: a route change kills a healthy VMM
     and counts a restart.
+  - ping_while_a_slow_vmm_starts: the control thread executes live changes
+    inline; vmm.start of a VMM whose set-up takes 3 s (allowed: 5 s) keeps
+    every other client of the socket (a ping) waiting as long.
 """
 import json
+import threading
 import os
 import signal
 import time
@@ -122,3 +126,35 @@ class Review(VmmuxTest):
         self.assertNotIn("malformed go", r.err)
         self.assertEqual(v["restarts"], 1, "one SIGKILL, %d restarts; stderr: %s" %
                          (v["restarts"], r.err[-2000:]))
+
+    def test_ping_while_a_slow_vmm_starts(self):
+        prog = vmm_program("vmm_hostile")
+        api_path = self.path("api.sock")
+        vm = start_vmmux(
+            self.tmp, "run", "--kernel", guest("hammer.elf"), "--cpus", "2",
+            "--api-sock", api_path, "--watchdog", "120s",
+            "--vmm", "mon=monitor", "--vmm", "stop0=sink", "--vmm", "stop1=sink,read=1",
+            "--vmm", "slow=external,program=%s,hello_delay=3000" % prog,
+            "--route", "io:0x90-0x91=mon", "--route", "io:0x92=stop0",
+            "--route", "io:0x9d=slow")
+        try:
+            api = Api(wait_until("the control socket", lambda: os.path.exists(api_path) and
+                                 api_path, timeout=20))
+            wait_until("slow up", lambda: self.vmm(api, "slow")["state"] == "up", timeout=30)
+            api.call("vmm.stop", {"name": "slow"})
+            other = Api(api_path)
+            t = threading.Thread(target=lambda: api.call("vmm.start", {"name": "slow"}))
+            t.start()
+            time.sleep(0.3)  # vmm.start is under way: its set-up takes 3 s
+            t0 = time.monotonic()
+            other.call("ping")
+            waited = time.monotonic() - t0
+            t.join(timeout=30)
+            other.call("routes.replace", {"spec": "io:0x92=stop1"})
+            other.close()
+            api.close()
+            vm.finish(timeout=120)
+        finally:
+            vm.kill()
+        self.assertLess(waited, 1.0, "a ping waited %.2fs for another client's vmm.start" %
+                        waited)
