@@ -24,6 +24,13 @@ SIGTERM_WAIT seconds, is a failure, not a hang.
     message lands between the hello and the go; the successor reads it as
     its go message, fails and exits: a route change kills a healthy VMM
     and counts a restart.
+  - posted_ring_full_keeps_order: a posted route whose VMM is slower than
+    the guest: when the ring is full, a write goes synchronous
+    (parallel.c pvmm_deliver). The VMM serves the slots whenever it stops
+    reading the posted ring (transport.c tp_vmm_serve: after one lap, or at
+    an entry another vCPU reserved but has not published yet), so the
+    synchronous write can be applied before an older posted write of the
+    same vCPU to the same port still in the ring.
   - ping_while_a_slow_vmm_starts: the control thread executes live changes
     inline; vmm.start of a VMM whose set-up takes 3 s (allowed: 5 s) keeps
     every other client of the socket (a ping) waiting as long.
@@ -158,3 +165,32 @@ class Review(VmmuxTest):
             vm.kill()
         self.assertLess(waited, 1.0, "a ping waited %.2fs for another client's vmm.start" %
                         waited)
+
+    def test_posted_ring_full_keeps_order(self):
+        import re
+        prog = vmm_program("vmm_chaos")
+        api_path = self.path("api.sock")
+        vm = start_vmmux(
+            self.tmp, "run", "--kernel", guest("hammer.elf"), "--cpus", "2",
+            "--api-sock", api_path, "--watchdog", "120s",
+            "--vmm", "a=external,program=%s,delay=2000,output=stdout" % prog,
+            "--vmm", "stop0=sink", "--vmm", "stop1=sink,read=1",
+            "--route", "io:0x90-0x91=a;posted", "--route", "io:0x92=stop0")
+        try:
+            api = Api(wait_until("the control socket", lambda: os.path.exists(api_path) and
+                                 api_path, timeout=20))
+            wait_until("writes at a", lambda: vm.out().count("\n") > 50, timeout=30)
+            time.sleep(1.0)
+            api.call("routes.replace", {"spec": "io:0x92=stop1"})
+            api.close()
+            r = vm.finish(timeout=120)
+        finally:
+            vm.kill()
+        last = {}
+        bad = []
+        for m in re.finditer(r"w (?:\d+|-) 0x(9[01]) 0x([0-9a-f]+)\n", r.out):
+            port, val = int(m.group(1), 16), int(m.group(2), 16)
+            if port in last and val <= last[port]:
+                bad.append((hex(port), last[port], val))
+            last[port] = val
+        self.assertEqual(bad, [], "writes applied out of order (port, before, after)")
