@@ -31,6 +31,13 @@ SIGTERM_WAIT seconds, is a failure, not a hang.
     an entry another vCPU reserved but has not published yet), so the
     synchronous write can be applied before an older posted write of the
     same vCPU to the same port still in the ring.
+  - vmm_restarted_by_the_api_ends_cleanly: a process that the control
+    thread spawns (vmm.restart, vmm.start, vmm.add, vmm.swap) has that
+    thread as its parent for PR_SET_PDEATHSIG (sandbox/spawn.c); the
+    control thread is joined before the registry stops the VMMs
+    (machine.c machine_run), so at the end of every run those processes
+    are SIGKILLed instead of stopped: their role's fini never runs (output
+    not flushed, last doorbell rings not read).
   - ping_while_a_slow_vmm_starts: the control thread executes live changes
     inline; vmm.start of a VMM whose set-up takes 3 s (allowed: 5 s) keeps
     every other client of the socket (a ping) waiting as long.
@@ -194,3 +201,31 @@ class Review(VmmuxTest):
                 bad.append((hex(port), last[port], val))
             last[port] = val
         self.assertEqual(bad, [], "writes applied out of order (port, before, after)")
+
+    def test_vmm_restarted_by_the_api_ends_cleanly(self):
+        prog = vmm_program("vmm_worker")
+        api_path = self.path("api.sock")
+        out = self.path("w.txt")
+        vm = start_vmmux(
+            self.tmp, "run", "--kernel", guest("hammer.elf"), "--cpus", "2",
+            "--api-sock", api_path, "--watchdog", "120s",
+            "--vmm", "w=external,program=%s,output=%s" % (prog, out),
+            "--vmm", "stop0=sink", "--vmm", "stop1=sink,read=1",
+            "--route", "io:0x90-0x91=w", "--route", "io:0x92=stop0")
+        try:
+            api = Api(wait_until("the control socket", lambda: os.path.exists(api_path) and
+                                 api_path, timeout=20))
+            wait_until("events at w", lambda: os.path.exists(out) and
+                       os.path.getsize(out) > 4096, timeout=30)
+            api.call("vmm.restart", {"name": "w"})
+            time.sleep(0.5)
+            api.call("routes.replace", {"spec": "io:0x92=stop1"})
+            api.close()
+            r = vm.finish(timeout=120)
+        finally:
+            vm.kill()
+        with open(out) as f:
+            lines = f.read().splitlines()
+        self.assertTrue(lines and lines[-1].startswith("done "),
+                        "w's output does not end with its fini's line: %r\nstderr: %s" %
+                        (lines[-2:], r.err[-1500:]))
