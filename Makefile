@@ -55,7 +55,7 @@ build-asan: deps $(BUILD_ASAN)/build.ninja
 # and group integration tests run on it (scripts/check.sh), with the
 # suppressions of tests/tsan.supp.
 $(BUILD_TSAN)/build.ninja:
-	$(MESON) setup $(BUILD_TSAN) --buildtype=debug -Db_sanitize=thread -Db_lundef=false
+	$(MESON) setup $(BUILD_TSAN) --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false
 
 build-tsan: deps $(BUILD_TSAN)/build.ninja
 	$(NINJA) -C $(BUILD_TSAN)

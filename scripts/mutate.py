@@ -19,6 +19,9 @@ build is incremental):
      suite kvm-parallel runs it: parallel VMMs, --spin 0s);
   4. the file is restored.
 
+Every mutation must be named in docs/claims.md (a "- Mutations:" item of the
+claim it breaks), and every name there must be a mutation of the list.
+
 A mutation is caught when at least one of its tests fails (or times out),
 survived when all pass, stale when its text is not found exactly once (the
 code moved: update the entry), and unbuilt when the mutated copy does not
@@ -110,6 +113,23 @@ def parse_list(path):
     return muts
 
 
+def check_claims(muts, path):
+    """Problems between the mutations and docs/claims.md: every mutation is
+    named in some section's "Mutations:" item, and every name there is a
+    mutation of the list."""
+    import re
+    with open(path) as f:
+        text = f.read()
+    named = set()
+    for item in re.findall(r"^- Mutations:(.*?)(?=^\S|^- |\Z)", text, re.M | re.S):
+        named.update(re.findall(r"`([a-z0-9-]+)`", item))
+    ids = {m.id for m in muts}
+    return (["mutation %s is named in no claim's Mutations in %s" % (i, os.path.relpath(path, ROOT))
+             for i in sorted(ids - named)] +
+            ["%s names %s, which is not in the list" % (os.path.relpath(path, ROOT), i)
+             for i in sorted(named - ids)])
+
+
 def sync_tree(tree):
     """Copy the source tree's files (tracked, and untracked ones git does
     not ignore) into TREE, only those whose content differs, so that the
@@ -194,6 +214,9 @@ def main():
     a = ap.parse_args()
     t_start = time.monotonic()
     muts = parse_list(a.list)
+    problems = check_claims(muts, os.path.join(ROOT, "docs", "claims.md"))
+    if problems:
+        sys.exit("mutate: " + "\nmutate: ".join(problems))
     if a.only:
         muts = [m for m in muts if m.id in a.only or m.area in a.only or
                 m.area.replace(" ", "-") in a.only]

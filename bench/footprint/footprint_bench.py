@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -170,9 +171,16 @@ def main():
     a = ap.parse_args()
     qemu = not a.no_qemu and shutil.which(QEMU) is not None
     first = os.path.join(a.guest_dir, "bench_first.mb")
+    # vmmux's QEMU front end: the same QEMU command line, vmmux started
+    # through a symlink named qemu-system-x86_64 (src/cli/qemu.h)
+    linkdir = tempfile.mkdtemp(prefix="vmmux-footprint-")
+    link = os.path.join(linkdir, QEMU)
+    os.symlink(os.path.abspath(a.vmmux), link)
     starts = [("vmmux, VMMs in its process", [a.vmmux, "run", "--kernel", first]),
-              ("vmmux --parallel (5 parallel VMM processes)",
-               [a.vmmux, "run", "--parallel", "--kernel", first])]
+              ("vmmux --parallel (6 parallel VMM processes)",
+               [a.vmmux, "run", "--parallel", "--kernel", first]),
+              ("vmmux's QEMU front end (qemu-system-x86_64 -> vmmux)",
+               [link] + QEMU_ARGS + ["-kernel", first])]
     if qemu:
         starts.append(("QEMU 7.2 (SeaBIOS, multiboot option ROM)",
                        [QEMU] + QEMU_ARGS + ["-kernel", first]))
@@ -193,6 +201,7 @@ def main():
         if m:
             mem_par.append(m)
 
+    shutil.rmtree(linkdir, ignore_errors=True)
     out = ["## Memory and start-up", ""]
     out += ["Start-up: `bench_first.mb` writes '!' to COM1 as its first instruction; time "
             "from spawning the VMM to that byte on its stdout, and to its exit; %d rounds, "

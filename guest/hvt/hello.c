@@ -12,7 +12,9 @@
  *   bootinfo        print the boot information and check its invariants
  *   walltime        two readings, increasing and after 2020
  *   poll NS         poll with no device: ret, ready set, time waited (ms)
- *   badputs         puts of a string outside guest memory (host ends: 1)
+ *   badputs [1]     puts of a string outside guest memory (host ends: 1);
+ *                   with 1, a string whose first 4 KiB lie inside guest
+ *                   memory and whose end does not (nothing may be written)
  *   badarg NR       hypercall NR with its struct outside guest memory (1)
  *   writecode       write to its own code (translation fault: 1)
  *   writerodata     write to its read-only data (the same)
@@ -106,6 +108,10 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "badputs") == 0) {
 		volatile struct hvt_hc_puts a = {.data = hvt_bi->mem_size - 4, .len = 16};
+		if (arg == 1) {
+			a.data = hvt_bi->mem_size - 4100;
+			a.len = 8192;
+		}
 		hvt_call(HVT_HC_PUTS, &a);
 		printf("badputs returned\n");
 		return 0;

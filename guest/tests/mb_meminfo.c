@@ -5,6 +5,9 @@
  * `qemu-system-x86_64 -accel kvm -kernel` for the same -m and -smp:
  *
  *   mbi flags F                      the information structure's flags
+ *   mbi at A, mmap at M              where the structure and the memory map
+ *                                    lie (QEMU: 0x9500, 0x9000, out of the
+ *                                    way of a kernel's own allocations)
  *   mem_lower L KiB / mem_upper U KiB
  *   mmap I: base B len N type T      every entry of the multiboot memory map
  *   fw_cfg signature S               QEMU's fw_cfg at 0x510/0x511 (16-bit
@@ -17,8 +20,8 @@
  *   end                              then exit through port 0xf4 with 0x10
  *                                    (status 33)
  *
- * Nothing whose value is the loader's own choice (where the structure or
- * the command line lie, the loader's name) is printed, nor QEMU's kernel
+ * Nothing else whose value is the loader's own choice (where the command
+ * line and modules lie, the loader's name) is printed, nor QEMU's kernel
  * loading items (0x07-0x18: the image QEMU's option ROM copies; vmmux loads
  * the kernel itself and has none of them; kvm-unit-tests reads 0x11 as a
  * RAM limit, where QEMU's kernel bytes and vmmux's 0 both mean none). Without fw_cfg (no
@@ -136,6 +139,7 @@ int main(uint32_t magic, const struct multiboot_info *mbi)
 		return EXIT_MAGIC;
 	}
 	printf("mbi flags 0x%x\n", mbi->flags);
+	printf("mbi at %p, mmap at 0x%x\n", (const void *)mbi, mbi->mmap_addr);
 	if (mbi->flags & MBI_FLAG_MEM)
 		printf("mem_lower %u KiB\nmem_upper %u KiB\n", mbi->mem_lower, mbi->mem_upper);
 	if (mbi->flags & MBI_FLAG_MMAP) {

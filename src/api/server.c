@@ -2,8 +2,10 @@
  * server.c: the control socket (api.h): the listening socket, its clients,
  * and the framing of their newline-delimited requests and replies.
  *
- * Everything runs on the main thread, from the main loop, and never blocks:
- * the main loop polls one epoll descriptor (api_poll_fds), in which the
+ * Everything runs on the control thread (src/vmm/machine.c control_main;
+ * docs/architecture.md, "Threads and who waits for whom"), and the socket
+ * calls never block: the control thread polls one epoll descriptor
+ * (api_poll_fds), in which the
  * listening socket and every client are registered, a client for output as
  * well while its replies wait to be sent; api_ready handles what is ready
  * with non-blocking calls. Per client: an input buffer of one line
@@ -13,9 +15,10 @@
  * out with MSG_NOSIGNAL: a client that has gone costs a close, no SIGPIPE.
  * Each api_ready handles at most API_REQUESTS_PER_READY requests of each
  * client, so that a client that sends thousands of requests at once does
- * not hold the main loop (parallel VMMs' restarts, inputs, the watchdog):
- * the rest wait in its buffer (it is not read meanwhile), and an eventfd in
- * the epoll set keeps the main loop coming back until they are answered.
+ * not starve the others: the rest wait in its buffer (it is not read
+ * meanwhile), and an eventfd in the epoll set keeps the control thread
+ * coming back until they are answered. Supervision (restarts, signals, the
+ * watchdog) runs on another thread and never waits for this one.
  *
  * Creating the socket without a window in which another user could reach
  * it, whatever the umask: the socket is bound inside a fresh private

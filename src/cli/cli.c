@@ -52,6 +52,8 @@ static const char help_main[] =
     "                   platform events, read its statistics\n"
     "  hvt              run a Solo5 hvt unikernel, as solo5-hvt does (vmmux hvt\n"
     "                   --help)\n"
+    "  qemu ARGS        run a kernel from qemu-system-x86_64's command line, also\n"
+    "                   when started as qemu-system-x86_64 (vmmux qemu -help)\n"
     "  help [COMMAND]   show this help, or the help of COMMAND\n"
     "  vmm NAME         (internal) serve a built-in role as a parallel VMM process;\n"
     "                   vmmux run starts it, in its sandbox, for a VMM whose\n"
@@ -640,15 +642,29 @@ static void print_help_ctl(FILE *f)
 /* The help of every command that 'vmmux help' lists, in its order: each
  * command listed there has an entry here (tests/integration/test_cli.py
  * checks it). */
+/* vmmux help qemu: the front end's own -help, after how to call it. */
+static void print_help_qemu(FILE *f)
+{
+	fputs("Usage: vmmux qemu [QEMU OPTIONS...]\n"
+	      "   or: qemu-system-x86_64 [QEMU OPTIONS...]   (vmmux under that name, a symlink)\n"
+	      "\n"
+	      "Runs a multiboot kernel from qemu-system-x86_64's command line, so that test\n"
+	      "runners written for QEMU drive vmmux unchanged (docs/guests.md, 'Coming from\n"
+	      "QEMU'). What it prints for -help:\n\n",
+	      f);
+	qemu_help(f);
+}
+
 static const struct {
 	const char *name;
 	void (*help)(FILE *);
 	const char *text;
 } help_topics[] = {
-    {"run", print_help_run, NULL}, {"routes", print_help_routes, NULL},
-    {"roles", NULL, help_roles},   {"top", print_help_top, NULL},
-    {"ctl", print_help_ctl, NULL}, {"hvt", NULL, hvt_usage},
-    {"help", NULL, help_help},	   {"vmm", NULL, help_vmm},
+    {"run", print_help_run, NULL},   {"routes", print_help_routes, NULL},
+    {"roles", NULL, help_roles},     {"top", print_help_top, NULL},
+    {"ctl", print_help_ctl, NULL},   {"hvt", NULL, hvt_usage},
+    {"qemu", print_help_qemu, NULL}, {"help", NULL, help_help},
+    {"vmm", NULL, help_vmm},
 };
 #define NHELP_TOPICS (sizeof(help_topics) / sizeof(help_topics[0]))
 
@@ -701,7 +717,7 @@ int cli_main(int argc, char **argv)
 {
 	log_start();				/* the origin of --log-timestamps */
 	event_set_vmm_namer(registry_vmm_name); /* "VMM 'uart'" in messages */
-	if (argc > 0 && qemu_is_name(argv[0])) /* started as qemu-system-x86_64 */
+	if (argc > 0 && qemu_is_name(argv[0]))	/* started as qemu-system-x86_64 */
 		return qemu_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "qemu") == 0) { /* QEMU's options (cli/qemu.h) */
 		argv[1] = (char *)"vmmux qemu";

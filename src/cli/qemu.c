@@ -85,17 +85,18 @@ static int qerr(const struct qopts *q, const char *opt, const char *fmt, ...)
 	return -1;
 }
 
-static void print_version(void)
+static void print_version(FILE *f)
 {
-	printf("QEMU emulator version " QEMU_VERSION " (vmmux %s, not QEMU: vmmux's "
-	       "QEMU-compatible front end)\n"
-	       "vmmux runs the guest under KVM on QEMU's pc machine; see vmmux qemu -help\n",
-	       VMMUX_VERSION);
+	fprintf(f,
+		"QEMU emulator version " QEMU_VERSION " (vmmux %s, not QEMU: vmmux's "
+		"QEMU-compatible front end)\n"
+		"vmmux runs the guest under KVM on QEMU's pc machine; see vmmux qemu -help\n",
+		VMMUX_VERSION);
 }
 
-static void print_help(void)
+void qemu_help(FILE *f)
 {
-	print_version();
+	print_version(f);
 	fputs("usage: qemu-system-x86_64 [options] -kernel FILE\n"
 	      "\n"
 	      "The options vmmux accepts (every other one is refused):\n"
@@ -108,13 +109,15 @@ static void print_help(void)
 	      "-accel kvm, -enable-kvm     KVM (the only accelerator)\n"
 	      "-cpu host|max|qemu64|kvm64[,+flag|-flag|flag=on|off]  accepted; CPUID\n"
 	      "                  comes from KVM (the host's)\n"
-	      "-nodefaults, -nographic, -display none, -vga none, -name string\n"
-	      "-no-reboot        a guest reset ends the run with status 0\n"
+	      "-nodefaults, -no-user-config, -nographic, -display none, -vga none,\n"
+	      "-vnc none, -name string\n"
+	      "-no-reboot        a triple fault ends the run with status 0\n"
 	      "-no-shutdown      accepted; power-off ends the run with status 0\n"
 	      "-serial stdio|mon:stdio|file:path|null|none|chardev:id  COM1's backend\n"
 	      "-chardev file,id=id,path=path | stdio,id=id | null,id=id\n"
 	      "-device isa-debug-exit[,iobase=0x501][,iosize=0x02]\n"
 	      "                  a write of V ends the run with status (V << 1) | 1\n"
+	      "-device help      the devices (isa-debug-exit, pc-testdev)\n"
 	      "-device pc-testdev  its ports (0xe0-0xe7, 0x2000-0x2017) and MMIO\n"
 	      "                  (0xff000000, 64 KiB): writes taken, reads 0\n"
 	      "-s                shorthand for -gdb tcp::1234\n"
@@ -123,7 +126,7 @@ static void print_help(void)
 	      "-help, -version\n"
 	      "\n"
 	      "Exit status: the isa-debug-exit status, 0 at power-off, 1 on error.\n",
-	      stdout);
+	      f);
 }
 
 /* QEMU's size syntax for -m: a number (fractions allowed), an optional
@@ -292,8 +295,9 @@ static int parse_chardev(struct qopts *q, const char *s)
 		}
 	}
 	if (c->id == NULL || (c->kind == BACKEND_FILE && c->path == NULL)) {
-		rc = qerr(q, "chardev", "'%s': needs id=%s", s,
-			  c->kind == BACKEND_FILE ? " and path=" : "");
+		bool no_path = c->kind == BACKEND_FILE && c->path == NULL;
+		rc = qerr(q, "chardev", "'%s': needs %s%s%s", s, c->id == NULL ? "id=" : "",
+			  c->id == NULL && no_path ? " and " : "", no_path ? "path=" : "");
 		goto out;
 	}
 	if (find_chardev(q, c->id) != NULL) {
@@ -350,6 +354,14 @@ static int parse_ulong(const char *s, unsigned long *out)
 
 static int parse_device(struct qopts *q, const char *s)
 {
+	if (strcmp(s, "help") == 0 || strcmp(s, "?") == 0) {
+		/* QEMU's list, for runners that probe it (grep '"pc-testdev"') */
+		fputs("Misc devices:\n"
+		      "name \"isa-debug-exit\", bus ISA\n"
+		      "name \"pc-testdev\", bus ISA\n",
+		      stdout);
+		return 1;
+	}
 	char buf[256];
 	if (strlen(s) >= sizeof(buf))
 		return qerr(q, "device", "'%s': too long", s);
@@ -392,10 +404,10 @@ static int parse_device(struct qopts *q, const char *s)
 /* The options that take an argument, and those that do not. */
 static const char *const with_arg[] = {
     "kernel", "append",	 "initrd", "smp",  "m",	      "machine", "M",	"accel", "cpu",
-    "serial", "chardev", "device", "name", "display", "vga",	 "gdb", NULL};
-static const char *const without_arg[] = {"enable-kvm",	 "nodefaults", "nographic", "no-reboot",
-					  "no-shutdown", "S",	       "s",	    "help",
-					  "h",		 "version",    NULL};
+    "serial", "chardev", "device", "name", "display", "vga",	 "vnc", "gdb",	 NULL};
+static const char *const without_arg[] = {
+    "enable-kvm", "nodefaults", "no-user-config", "nographic", "no-reboot", "no-shutdown",
+    "S",	  "s",		"help",		  "h",	       "version",   NULL};
 
 static bool in_list(const char *const *l, const char *s)
 {
@@ -417,11 +429,11 @@ static int parse(struct qopts *q, int argc, char **argv)
 			o++;
 		if (in_list(without_arg, o)) {
 			if (strcmp(o, "help") == 0 || strcmp(o, "h") == 0) {
-				print_help();
+				qemu_help(stdout);
 				return 1;
 			}
 			if (strcmp(o, "version") == 0) {
-				print_version();
+				print_version(stdout);
 				return 1;
 			}
 			if (strcmp(o, "nographic") == 0)
@@ -474,9 +486,11 @@ static int parse(struct qopts *q, int argc, char **argv)
 			if (parse_chardev(q, v) < 0)
 				return -1;
 		} else if (strcmp(o, "device") == 0) {
-			if (parse_device(q, v) < 0)
-				return -1;
-		} else if (strcmp(o, "display") == 0 || strcmp(o, "vga") == 0) {
+			int d = parse_device(q, v);
+			if (d != 0)
+				return d;
+		} else if (strcmp(o, "display") == 0 || strcmp(o, "vga") == 0 ||
+			   strcmp(o, "vnc") == 0) {
 			if (strcmp(v, "none") != 0)
 				return qerr(
 				    q, o, "'%s' is not supported (none: vmmux has no display)", v);
@@ -653,12 +667,7 @@ int qemu_main(int argc, char **argv)
 	memcpy(argv_copy, r.v, sizeof(argv_copy));
 	int rc = cli_parse_run(r.n, argv_copy, c, &e);
 	if (rc != 0) {
-		if (q.gdb != NULL || q.gdb_wait) /* mapped to run's --gdb, --gdb-wait */
-			qerr(&q, q.gdb_wait ? "S" : "gdb",
-			     "needs vmmux run's --gdb ADDR and --gdb-wait: %s",
-			     rc == CLI_HELP ? "refused" : e.msg);
-		else
-			qerr(&q, NULL, "%s", rc == CLI_HELP ? "internal: help" : e.msg);
+		qerr(&q, NULL, "%s", rc == CLI_HELP ? "internal: help" : e.msg);
 	} else if (config_finish(c, &e)) {
 		qerr(&q, NULL, "%s", e.msg);
 	} else {

@@ -10,16 +10,20 @@
  * refused with one line that names it.
  *
  * Exit status as QEMU's: the guest's isa-debug-exit status ((V << 1) | 1),
- * 0 at power-off (and at a guest reset with -no-reboot), 1 on every error
+ * 0 at power-off (and at a triple fault with -no-reboot), 1 on every error
  * (bad option, image refused, host failure).
  */
 #ifndef VMMUX_CLI_QEMU_H
 #define VMMUX_CLI_QEMU_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 /* The program names under which vmmux is the QEMU front end. */
 bool qemu_is_name(const char *argv0);
+
+/* The front end's -help text (also `vmmux help qemu`). */
+void qemu_help(FILE *f);
 
 /* Run QEMU's command line ARGV[1..ARGC-1]; ARGV[0] names the program in
  * messages ("qemu-system-x86_64: -foo: ..."). Returns the exit status. */

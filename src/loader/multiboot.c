@@ -8,7 +8,9 @@
  * multiboot information structure, the memory map, the module entries, the
  * boot loader name, the command line and the module strings then go into
  * one region on the first page boundary after the last module (or the
- * kernel). Modules and region are placed by mb_place (modules.h): never in
+ * kernel), except the structure and the memory map, which go to QEMU's
+ * 0x9500 and 0x9000 unless the kernel lies there (then they open the
+ * region). Modules and region are placed by mb_place (modules.h): never in
  * page 0, never across [0x9fc00, 1 MiB), inside guest RAM and below 4 GiB.
  * The kernel is entered in 32-bit protected mode (cpu_setup puts 0x2BADB002
  * in EAX and the information structure's address in EBX).
@@ -60,6 +62,8 @@
 #define MB_MMAP_ENTRY  24u	   /* u32 size (20), u64 base, u64 len, u32 type */
 #define MB_MOD_ENTRY   16u	   /* u32 mod_start, mod_end, string, reserved */
 #define MB_LOADER_NAME "vmmux"
+#define MB_LOW_MMAP    0x9000u /* QEMU's places: the memory map (0x500 bytes at most) */
+#define MB_LOW_MBI     0x9500u /* and the information structure */
 
 #define PAGE	 0x1000ull
 #define FOUR_GIB 0x100000000ull
@@ -129,6 +133,15 @@ struct mb_kernel {
 	uint64_t lo, hi; /* extent of all segments, bss included */
 	uint64_t entry;
 };
+
+/* Does a segment of K overlap [LO, HI)? */
+static bool kernel_overlaps(const struct mb_kernel *k, uint64_t lo, uint64_t hi)
+{
+	for (size_t s = 0; s < k->nsegs; s++)
+		if (k->segs[s].addr < hi && lo < k->segs[s].addr + k->segs[s].memsz)
+			return true;
+	return false;
+}
 
 /* Limit for kernel addresses: RAM and the 32-bit physical address space. */
 static uint64_t addr_limit(const struct guest_mem *m)
@@ -474,8 +487,14 @@ int loader_multiboot(const char *name, const uint8_t *img, size_t len, size_t hd
 	struct pc_memmap_ent ents[PC_MEMMAP_MAX];
 	uint32_t upper_kib;
 	size_t nents = pc_bios_e820(m->size, pc_amd_ht_hole(), ents, &upper_kib);
-	uint64_t off_mmap = align_up(MBI_SIZE, 8);
-	uint64_t off_mods = off_mmap + nents * MB_MMAP_ENTRY;
+	/* QEMU puts the structure at 0x9500 and the memory map at 0x9000, out
+	 * of the way of a kernel that allocates from its own end (kvm-unit-tests
+	 * hands out the pages after its image and reads the memory map later);
+	 * so does vmmux, unless the kernel lies there. Then they open the region
+	 * after the kernel and modules, as the rest does. */
+	bool low = !kernel_overlaps(&k, MB_LOW_MMAP, MB_LOW_MBI + MBI_SIZE);
+	uint64_t off_mmap = low ? 0 : align_up(MBI_SIZE, 8);
+	uint64_t off_mods = low ? 0 : off_mmap + nents * MB_MMAP_ENTRY;
 	uint64_t off_name = off_mods + (uint64_t)o->nmodules * MB_MOD_ENTRY;
 	uint64_t off_cmd = off_name + sizeof(MB_LOADER_NAME);
 	uint64_t off_strings = off_cmd + cmdlen;
@@ -526,21 +545,33 @@ int loader_multiboot(const char *name, const uint8_t *img, size_t len, size_t hd
 		goto out;
 	}
 	memset(r, 0, region);
-	put32(r + MBI_OFF_FLAGS,
+	uint64_t mbi_gpa = low ? MB_LOW_MBI : base;
+	uint64_t mmap_gpa = low ? MB_LOW_MMAP : base + off_mmap;
+	uint8_t *mbi = low ? gm_ptr(m, MB_LOW_MMAP, MB_LOW_MBI + MBI_SIZE - MB_LOW_MMAP) : r;
+	if (mbi == NULL) {
+		rc = err_set(e, "%s: multiboot information leaves guest RAM", name);
+		goto out;
+	}
+	uint8_t *mmap = low ? mbi : r + off_mmap;
+	if (low) {
+		memset(mbi, 0, MB_LOW_MBI + MBI_SIZE - MB_LOW_MMAP);
+		mbi += MB_LOW_MBI - MB_LOW_MMAP;
+	}
+	put32(mbi + MBI_OFF_FLAGS,
 	      MBI_MEM | MBI_BOOT_DEVICE | MBI_CMDLINE | MBI_MODS | MBI_MMAP | MBI_LOADER_NAME);
 	/* KiB of RAM below the EBDA (0x9fc00), as a PC's firmware reports. */
-	put32(r + MBI_OFF_MEM_LOWER, (uint32_t)((m->size < LOW_END ? m->size : LOW_END) / 1024));
+	put32(mbi + MBI_OFF_MEM_LOWER, (uint32_t)((m->size < LOW_END ? m->size : LOW_END) / 1024));
 	/* KiB of RAM from 1 MiB up to SeaBIOS's reserved top 128 KiB. */
-	put32(r + MBI_OFF_MEM_UPPER, upper_kib);
-	put32(r + MBI_OFF_BOOT_DEVICE, MB_BOOT_DEVICE);
-	put32(r + MBI_OFF_CMDLINE, (uint32_t)(base + off_cmd));
-	put32(r + MBI_OFF_MODS_COUNT, (uint32_t)o->nmodules);
-	put32(r + MBI_OFF_MODS_ADDR, (uint32_t)(base + off_mods));
-	put32(r + MBI_OFF_MMAP_LENGTH, (uint32_t)(nents * MB_MMAP_ENTRY));
-	put32(r + MBI_OFF_MMAP_ADDR, (uint32_t)(base + off_mmap));
-	put32(r + MBI_OFF_LOADER_NAME, (uint32_t)(base + off_name));
+	put32(mbi + MBI_OFF_MEM_UPPER, upper_kib);
+	put32(mbi + MBI_OFF_BOOT_DEVICE, MB_BOOT_DEVICE);
+	put32(mbi + MBI_OFF_CMDLINE, (uint32_t)(base + off_cmd));
+	put32(mbi + MBI_OFF_MODS_COUNT, (uint32_t)o->nmodules);
+	put32(mbi + MBI_OFF_MODS_ADDR, (uint32_t)(base + off_mods));
+	put32(mbi + MBI_OFF_MMAP_LENGTH, (uint32_t)(nents * MB_MMAP_ENTRY));
+	put32(mbi + MBI_OFF_MMAP_ADDR, (uint32_t)mmap_gpa);
+	put32(mbi + MBI_OFF_LOADER_NAME, (uint32_t)(base + off_name));
 	for (size_t i = 0; i < nents; i++) {
-		uint8_t *p = r + off_mmap + i * MB_MMAP_ENTRY;
+		uint8_t *p = mmap + i * MB_MMAP_ENTRY;
 		put32(p, MB_MMAP_ENTRY - 4);
 		put64(p + 4, ents[i].base);
 		put64(p + 12, ents[i].len);
@@ -564,7 +595,7 @@ int loader_multiboot(const char *name, const uint8_t *img, size_t len, size_t hd
 	out->entry = k.entry;
 	out->image_lo = k.lo;
 	out->image_hi = k.hi;
-	out->mb_info = (uint32_t)base;
+	out->mb_info = (uint32_t)mbi_gpa;
 	rc = 0;
 out:
 	free(k.segs);

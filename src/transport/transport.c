@@ -608,6 +608,7 @@ static void record_copy(struct tp_record *dst, const struct tp_record *src)
 		nr = TP_RAISE_MAX;
 	dst->xseq = LOAD1(&src->xseq);
 	dst->async_head = LOAD1(&src->async_head);
+	dst->db_token = LOAD1(&src->db_token);
 	dst->result = LOAD1(&src->result);
 	dst->nraised = nr;
 	memcpy(&dst->rep, &src->rep, sizeof(dst->rep));
@@ -638,12 +639,15 @@ static void saved_commit(struct tp_region *r, const void *buf, size_t len, bool 
 	if (len != 0)
 		memcpy(next->state, buf, len);
 	STORE1(&next->len, (uint32_t)len);
+	uint64_t db = seq != 0 ? LOAD1(&cur->rec.db_token) : 0;
 	if (rec != NULL)
 		record_copy(&next->rec, rec);
 	else if (seq != 0)
 		record_copy(&next->rec, &cur->rec);
 	else
 		STORE1(&next->rec.xseq, 0);
+	/* the doorbell batch being applied, else the last one applied */
+	STORE1(&next->rec.db_token, r->vmm_db_token != 0 ? r->vmm_db_token : db);
 	atomic_store_explicit(&h->state_seq, seq + 1, memory_order_release);
 }
 
@@ -684,6 +688,54 @@ static void record_commit(struct tp_region *r, struct tp_record *rec, void (*sav
 	}
 }
 
+int tp_vmm_db_begin(struct tp_region *r, const void *desc, size_t len, uint64_t n)
+{
+	if (len > TP_DB_DESC_MAX || n == 0 || (len != 0 && desc == NULL)) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct tp_header *h = r->hdr;
+	/* note first, count last: a note with db_n != 0 is whole */
+	atomic_store_explicit(&h->db_n, 0, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	uint64_t token = LOAD1(&h->db_token) + 1;
+	memset(h->db_desc, 0, sizeof(h->db_desc));
+	if (len != 0)
+		memcpy(h->db_desc, desc, len);
+	STORE1(&h->db_token, token);
+	atomic_store_explicit(&h->db_n, n, memory_order_release);
+	r->vmm_db_token = token;
+	return 0;
+}
+
+void tp_vmm_db_end(struct tp_region *r)
+{
+	uint64_t token = r->vmm_db_token;
+	if (token == 0)
+		return;
+	uint64_t seq = atomic_load_explicit(&r->hdr->state_seq, memory_order_relaxed);
+	if (seq == 0 || LOAD1(&r->hdr->saved[seq & 1].rec.db_token) != token)
+		saved_commit(r, NULL, 0, true, NULL); /* nothing stored: commit it */
+	r->vmm_db_token = 0;
+	atomic_store_explicit(&r->hdr->db_n, 0, memory_order_release);
+}
+
+bool tp_vmm_db_pending(struct tp_region *r, void *desc, size_t cap, uint64_t *n)
+{
+	const struct tp_header *h = r->hdr;
+	uint64_t count = atomic_load_explicit(&h->db_n, memory_order_acquire);
+	if (count == 0)
+		return false;
+	uint64_t seq = atomic_load_explicit(&h->state_seq, memory_order_acquire);
+	uint64_t token = LOAD1(&h->db_token);
+	if (seq != 0 && LOAD1(&h->saved[seq & 1].rec.db_token) == token)
+		return false; /* committed: its death fell after the commit */
+	memcpy(desc, h->db_desc, cap < TP_DB_DESC_MAX ? cap : TP_DB_DESC_MAX);
+	*n = count;
+	r->vmm_db_token = token; /* the successor's commit applies it */
+	return true;
+}
+
 void tp_vmm_progress(struct tp_region *r)
 {
 	atomic_store_explicit(&r->hdr->progress, ++r->vmm_progress, memory_order_release);
@@ -717,7 +769,7 @@ bool tp_main_progress_stalled(struct tp_region *r, bool doorbell_pending, uint64
 
 /* ---- VMM side ------------------------------------------------------------------ */
 
-static void posted_resume(struct tp_region *r);
+static void region_resume(struct tp_region *r);
 
 int tp_region_attach(struct tp_region *r, int memfd, int vmm_efd, int async_efd)
 {
@@ -751,7 +803,7 @@ int tp_region_attach(struct tp_region *r, int memfd, int vmm_efd, int async_efd)
 	r->vmm_seen = atomic_load(&h->doorbell) - 1;
 	r->vmm_progress = atomic_load(&h->progress);
 	tp_vmm_progress(r); /* a successor: the heartbeat's count starts again */
-	posted_resume(r);
+	region_resume(r);
 	return 0;
 }
 
@@ -803,9 +855,50 @@ static void posted_consume(struct tp_ring *q, struct tp_ring_entry *e, uint64_t 
 	atomic_store_explicit(&e->seq, pos + TP_RING_ENTRIES, memory_order_release);
 }
 
-/* A successor's first look at the posted ring (tp_region_attach). */
-static void posted_resume(struct tp_region *r)
+/* Publish REC as the reply of slot S (BUSY): reply, result, raised events,
+ * reply_seq, then DONE, waking a sleeping waiter. */
+static void slot_reply(struct tp_slot *s, uint32_t seq, const struct tp_record *rec)
 {
+	memcpy(&s->rep, &rec->rep, sizeof(rec->rep));
+	memcpy(s->raised, rec->raised, (size_t)rec->nraised * sizeof(rec->raised[0]));
+	STORE1(&s->result, rec->result);
+	STORE1(&s->nraised, rec->nraised);
+	STORE1(&s->reply_seq, seq);
+	atomic_store(&s->state, TP_DONE);
+	if (atomic_load(&s->waiting))
+		futex_wake(&s->state, 1);
+}
+
+/*
+ * A successor's first look at the region (tp_region_attach), before it
+ * handles anything: the one request that its predecessor may have applied
+ * and committed without finishing (a VMM finishes each request before it
+ * takes the next) is finished now, from the record, before a new commit
+ * replaces the record. A slot: its reply published. A posted entry: its
+ * raised events that did not reach the async ring pushed, then consumed.
+ */
+static void region_resume(struct tp_region *r)
+{
+	uint64_t seq = atomic_load_explicit(&r->hdr->state_seq, memory_order_acquire);
+	uint64_t recx = seq != 0 ? LOAD1(&r->hdr->saved[seq & 1].rec.xseq) : 0;
+	if (recx != 0 && !(recx & TP_SEQ_POSTED)) {
+		for (unsigned i = 0; i < r->nslots; i++) {
+			struct tp_slot *s = &r->slots[i];
+			uint32_t st = atomic_load(&s->state);
+			if ((st != TP_REQ && st != TP_BUSY) || LOAD1(&s->xseq) != recx ||
+			    !atomic_compare_exchange_strong(&s->state, &st, TP_BUSY))
+				continue;
+			const struct tp_record *done = record_of(r, recx);
+			if (done == NULL) { /* cannot happen: nobody else commits */
+				atomic_store(&s->state, TP_REQ);
+				break;
+			}
+			struct tp_record rec;
+			record_copy(&rec, done);
+			slot_reply(s, LOAD1(&s->seq), &rec);
+			break;
+		}
+	}
 	struct tp_ring *q = r->posted;
 	ring_repair(q, false);
 	uint64_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
@@ -899,14 +992,7 @@ static void serve_slot(struct tp_region *r, struct tp_slot *s, tp_handler_fn han
 			record_commit(r, &rec, save, arg);
 		}
 	}
-	memcpy(&s->rep, &rec.rep, sizeof(rec.rep));
-	memcpy(s->raised, rec.raised, (size_t)rec.nraised * sizeof(rec.raised[0]));
-	STORE1(&s->result, rec.result);
-	STORE1(&s->nraised, rec.nraised);
-	STORE1(&s->reply_seq, seq);
-	atomic_store(&s->state, TP_DONE);
-	if (atomic_load(&s->waiting))
-		futex_wake(&s->state, 1);
+	slot_reply(s, seq, &rec);
 	tp_vmm_progress(r);
 }
 

@@ -42,6 +42,9 @@
  * applied: its number, reply, result and raised events. A request found
  * again after a crash whose number equals the committed record's is
  * answered from the record and not handed to the handler: applied once.
+ * tp_main_recover hands a successor the requests whose handler may have
+ * started with VMMUX_EVF_REDELIVERED in their flags, for roles that make
+ * their external effects idempotent by number (vmmux_event_seq).
  * The order of the VMM's writes for one request (slot or posted entry):
  *   1. BUSY (slot; CAS from REQ): the handler may start;
  *   2. the handler runs, changing only the process's private memory (and
@@ -55,7 +58,11 @@
  * successor restores the state of the previous commit and applies the
  * request once. A death after 4 leaves the record: the successor answers
  * from it (posted: pushes the raised events the async ring's head shows
- * missing, TP_SEQ_POSTED entries record the head before their pushes).
+ * missing, TP_SEQ_POSTED entries record the head before their pushes), in
+ * tp_region_attach, before it applies anything else: a VMM finishes each
+ * request before it takes the next, so only the request of the committed
+ * record can be applied and unfinished, and a new commit would replace the
+ * record.
  * A death between the tail store and the release leaves an entry consumed
  * but not free: tp_main_recover (and the successor's tp_region_attach)
  * release it. Effects outside the saved state and the reply (guest-memory
@@ -70,7 +77,8 @@
  * What the main side keeps to itself. struct tp_region holds, outside the
  * shared region, what the main side must not take from the VMM: the slot
  * count, the spin budget, for each slot whether a request is pending and its
- * number, and the async ring's tail. The copies in the region are for the
+ * numbers (reply and exactly-once), the exactly-once counter, the async
+ * ring's tail and the heartbeat's last look. The copies in the region are for the
  * VMM to read.
  *
  * System calls of the VMM side: futex (wake), poll, read and write on the
@@ -97,6 +105,7 @@
 #define TP_DOORBELLS_MAX 16u	  /* = HS_DOORBELLS_MAX */
 #define TP_SPIN_NS_MAX	 1000000u /* the longest spin budget (1 ms) */
 #define TP_CPU_UNKNOWN	 0xffffffffu
+#define TP_DB_DESC_MAX	 64u /* bytes of a doorbell's description (tp_vmm_db_begin) */
 /* Sequence numbers of posted entries: this bit | the entry's ring position. */
 #define TP_SEQ_POSTED (1ull << 63)
 
@@ -151,6 +160,7 @@ struct tp_async_ring {
 struct tp_record {
 	uint64_t xseq;	     /* its sequence number; 0: none */
 	uint64_t async_head; /* posted: the async ring's head before its raises */
+	uint64_t db_token;   /* the last doorbell batch applied (tp_vmm_db_begin) */
 	int32_t result;
 	uint32_t nraised; /* <= TP_RAISE_MAX */
 	struct vmmux_reply rep;
@@ -188,6 +198,10 @@ struct tp_header {
 	_Atomic uint64_t doorbell_rings[TP_DOORBELLS_MAX];
 	/* heartbeat: bumped by the VMM (tp_vmm_progress); its own line */
 	_Atomic uint64_t progress __attribute__((aligned(64)));
+	/* the doorbell batch the VMM is handling (tp_vmm_db_begin); VMM side */
+	uint64_t db_token;     /* its number (0: none yet) */
+	_Atomic uint64_t db_n; /* rings read and not yet committed (0: none) */
+	uint8_t db_desc[TP_DB_DESC_MAX];
 	/* saved role state and exactly-once record: buffer state_seq & 1 is
 	 * the newest complete one (0: none yet); written by the VMM */
 	_Atomic uint64_t state_seq;
@@ -213,17 +227,22 @@ struct tp_region {
 	int vmm_efd;   /* eventfd: main -> VMM doorbell (the VMM polls it) */
 	int async_efd; /* eventfd: VMM -> main loop (async raises) */
 
-	unsigned nslots;	    /* as created, or as checked by tp_region_attach */
-	_Atomic uint64_t spin_ns;   /* main side: its spin budget (not the header's) */
-	uint64_t async_tail;	    /* main side: next async entry to take */
-	uint32_t vmm_seen;	    /* VMM side: doorbell when the last serve began */
-	uint64_t vmm_extra_ns;	    /* VMM side: when tp_vmm_wait last polled extras */
-	uint64_t vmm_xseq;	    /* VMM side: number of the request being handled */
-	uint64_t vmm_progress;	    /* VMM side: last value stored in hdr->progress */
-	struct tp_record *vmm_rec;  /* VMM side: the record tp_state_store commits */
-	_Atomic uint64_t xseq_next; /* main side: last sequence number given */
-	uint64_t watch_progress;    /* main side: progress when last looked at */
-	uint64_t watch_since;	    /* main side: since when it has not moved (0: idle) */
+	unsigned nslots;	   /* as created, or as checked by tp_region_attach */
+	_Atomic uint64_t spin_ns;  /* main side: its spin budget (not the header's) */
+	uint64_t async_tail;	   /* main side: next async entry to take */
+	uint32_t vmm_seen;	   /* VMM side: doorbell when the last serve began */
+	uint64_t vmm_extra_ns;	   /* VMM side: when tp_vmm_wait last polled extras */
+	uint64_t vmm_xseq;	   /* VMM side: number of the request being handled */
+	uint64_t vmm_progress;	   /* VMM side: last value stored in hdr->progress */
+	struct tp_record *vmm_rec; /* VMM side: the record tp_state_store commits */
+	uint64_t vmm_db_token;	   /* VMM side: the batch the next commit applies */
+	/* main side: last sequence number given; written by every delivering
+	 * thread, so on a line of its own (not the read-mostly fields') */
+	char xseq_pad0[64];
+	_Atomic uint64_t xseq_next;
+	char xseq_pad1[56];
+	uint64_t watch_progress; /* main side: progress when last looked at */
+	uint64_t watch_since;	 /* main side: since when it has not moved (0: idle) */
 	struct tp_main_slot main[TP_SLOTS_MAX];
 };
 
@@ -398,10 +417,11 @@ bool tp_main_progress_stalled(struct tp_region *r, bool doorbell_pending, uint64
  * descriptors (tp_region_detach closes them); on failure (-1, errno EPROTO
  * for a region that fails the checks) they stay the caller's. A successor's
  * attach finishes what its predecessor left: it releases a consumed posted
- * entry that was not released, completes the posted entry at tail when the
- * committed record shows it applied (pushing the raised events that did
- * not reach the async ring, then consuming it), and bumps the progress
- * counter.
+ * entry that was not released; it finishes the request of the committed
+ * record when that is still pending: a slot in REQ or BUSY with that
+ * number gets the recorded reply (DONE), the posted entry at tail with that
+ * number gets its raised events that did not reach the async ring pushed
+ * and is consumed; and it bumps the progress counter.
  */
 int tp_region_attach(struct tp_region *r, int memfd, int vmm_efd, int async_efd);
 void tp_region_detach(struct tp_region *r);
@@ -463,6 +483,24 @@ uint64_t tp_vmm_seq(const struct tp_region *r);
 
 /* VMM side: bump the heartbeat counter (one store to a line of its own). */
 void tp_vmm_progress(struct tp_region *r);
+
+/*
+ * Doorbell rings, exactly once across a death (VMM side; doorbells are read
+ * from eventfds by the VMM itself, which consumes their counts). Right after
+ * reading N rings of a doorbell: tp_vmm_db_begin(DESC, LEN <= TP_DB_DESC_MAX,
+ * N) notes the batch in the region (the doorbell's description, opaque to
+ * the transport, and N); then the rings are handled; the next state commit
+ * (tp_state_store, or tp_vmm_db_end's own when nothing was stored) records
+ * the batch as applied, with the state; tp_vmm_db_end then clears the note.
+ * A successor calls tp_vmm_db_pending before it handles anything else: true
+ * (DESC, *N filled) when a predecessor died with a batch read and not
+ * committed, which it applies and ends the same way. A death between the
+ * eventfd read and tp_vmm_db_begin still loses that count. -1 (EINVAL) from
+ * begin for LEN too large or N zero.
+ */
+int tp_vmm_db_begin(struct tp_region *r, const void *desc, size_t len, uint64_t n);
+void tp_vmm_db_end(struct tp_region *r);
+bool tp_vmm_db_pending(struct tp_region *r, void *desc, size_t cap, uint64_t *n);
 
 /* ---- shared ------------------------------------------------------------- */
 

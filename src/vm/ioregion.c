@@ -57,12 +57,14 @@ struct doorbell {
 	uint8_t len;
 	bool datamatch;
 	uint64_t addr, value;
-	uint16_t vmm;	/* VMM id */
-	struct vmm *v;	/* that VMM instance (a swap replaces it) */
-	bool parallel;	/* its eventfd is in V's process */
-	unsigned index; /* parallel: its number in V (< HS_DOORBELLS_MAX) */
-	uint64_t base;	/* parallel: V's count on that number when given */
-	int fd;		/* eventfd, non-blocking */
+	uint16_t vmm;	 /* VMM id */
+	struct vmm *v;	 /* that VMM instance (a swap replaces it) */
+	bool parallel;	 /* its eventfd is in V's process */
+	unsigned index;	 /* parallel: its number in V (< HS_DOORBELLS_MAX) */
+	uint64_t base;	 /* parallel: V's count on that number when given */
+	int fd;		 /* eventfd, non-blocking */
+	bool deassigned; /* out of KVM already (a swap quiesced its VMM) */
+	uint64_t held;	 /* rings read from fd while quiesced, delivered when retired */
 	uint64_t generation;
 	char spec[ROUTE_SPEC_TEXT_MAX];
 };
@@ -394,7 +396,7 @@ static void outbox_flush(struct outbox *o)
  * to drop its copy, so each ring is read once, by it or by the thread. */
 static void db_remove(struct doorbell *d, struct outbox *o)
 {
-	if (ioeventfd(d, true) < 0)
+	if (!d->deassigned && ioeventfd(d, true) < 0)
 		log_error("KVM_IOEVENTFD deassign of the doorbell of route '%s': %s", d->spec,
 			  strerror(errno));
 	if (!d->parallel) {
@@ -655,6 +657,53 @@ bool ioregion_doorbells_waiting(struct vmm *v)
 	return waiting;
 }
 
+static uint64_t read_count(int fd);
+
+void ioregion_vmm_quiesce(struct vmm *v)
+{
+	if (!I.on)
+		return;
+	pthread_mutex_lock(&I.lock);
+	for (size_t k = 0; k < IOREGION_DOORBELLS_MAX; k++) {
+		struct doorbell *d = &I.db[k];
+		if (d->state != DB_ACTIVE || d->v != v || d->deassigned)
+			continue;
+		if (ioeventfd(d, true) < 0) {
+			log_error("KVM_IOEVENTFD deassign of the doorbell of route '%s': %s",
+				  d->spec, strerror(errno));
+			continue;
+		}
+		d->deassigned = true;
+		/* what V's process has not read: taken now, it goes to the
+		 * instance that replaces V when the doorbell is retired */
+		if (d->parallel)
+			d->held += read_count(d->fd);
+	}
+	pthread_mutex_unlock(&I.lock);
+}
+
+void ioregion_vmm_unquiesce(struct vmm *v)
+{
+	if (!I.on)
+		return;
+	pthread_mutex_lock(&I.lock);
+	for (size_t k = 0; k < IOREGION_DOORBELLS_MAX; k++) {
+		struct doorbell *d = &I.db[k];
+		if (d->state != DB_ACTIVE || d->v != v || !d->deassigned)
+			continue;
+		if (d->held) { /* back where V's process reads them */
+			ssize_t w = write(d->fd, &d->held, sizeof(d->held));
+			(void)w;
+			d->held = 0;
+		}
+		if (ioeventfd(d, false) < 0)
+			log_error("route '%s': KVM_IOEVENTFD: %s; its writes exit", d->spec,
+				  strerror(errno));
+		d->deassigned = false;
+	}
+	pthread_mutex_unlock(&I.lock);
+}
+
 uint64_t ioregion_route_reported(const char *spec)
 {
 	uint64_t n = 0;
@@ -723,8 +772,9 @@ static void *thread_main(void *arg)
 				struct doorbell c = *d;
 				d->state = DB_FREE;
 				d->fd = -1;
+				d->held = 0;
 				pthread_mutex_unlock(&I.lock);
-				deliver_rings(&c, read_count(c.fd));
+				deliver_rings(&c, read_count(c.fd) + c.held);
 				close(c.fd);
 				pthread_mutex_lock(&I.lock);
 				continue;

@@ -32,8 +32,10 @@
  * reaches the VMM of the old table or of the new one, never a third, and is
  * never lost) are in docs/routing.md.
  *
- * Threads: ioregion_init, ioregion_sync, ioregion_check, ioregion_fini and
- * ioregion_vmm_started run on the main thread; ioregion_drain on any
+ * Threads: ioregion_init and ioregion_fini run on the main thread,
+ * ioregion_sync, ioregion_check and the quiesce calls on the control
+ * thread, ioregion_vmm_started on a set-up worker or the control thread;
+ * no socket send happens under the ioregion lock; ioregion_drain on any
  * registered router reader that delivers (vCPU threads, the main thread, the
  * compiled-routes thread, which uses request slot ncpus + 1 of parallel
  * VMMs: pvmm_global_init reserves it).
@@ -88,6 +90,17 @@ void ioregion_sync(const struct route_table *t);
 /* Deliver every entry of KVM's coalesced ring, in order; returns how many.
  * Costs two loads when the ring is empty (or no zone was ever registered). */
 unsigned ioregion_drain(void);
+
+/*
+ * A swap of V (the control thread, V's events held back): its doorbells
+ * leave KVM, so that its writes exit and wait for the new instance, and
+ * what its process has not read of them is taken, to go to the new
+ * instance when the next ioregion_sync retires them. ioregion_vmm_unquiesce
+ * undoes it (a swap that failed): the rings taken go back to V.
+ */
+struct vmm;
+void ioregion_vmm_quiesce(struct vmm *v);
+void ioregion_vmm_unquiesce(struct vmm *v);
 
 /* V's process (re)started: give it the eventfds of its doorbells again. */
 void ioregion_vmm_started(struct vmm *v);

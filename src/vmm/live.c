@@ -166,6 +166,27 @@ static int check_machine(const struct route_table *t, struct errbuf *e)
 	return 0;
 }
 
+/* Whether tables A and B make the same MSR filter (vm_set_msr_filter):
+ * the same ranges, and in them the same MSRs routed. */
+static bool same_msr_filter(const struct route_table *a, const struct route_table *b)
+{
+	struct route_range ra[16], rb[16];
+	struct errbuf e;
+	int na = route_table_msr_ranges(a, ra, 16, &e);
+	int nb = route_table_msr_ranges(b, rb, 16, &e);
+	if (na < 0 || nb < 0 || na != nb)
+		return false;
+	for (int i = 0; i < na; i++) {
+		if (ra[i].lo != rb[i].lo || ra[i].hi != rb[i].hi)
+			return false;
+		for (uint64_t k = ra[i].lo; k <= ra[i].hi; k++)
+			if ((route_lookup_msr(a, (uint32_t)k) != ROUTE_NONE) !=
+			    (route_lookup_msr(b, (uint32_t)k) != ROUTE_NONE))
+				return false;
+	}
+	return true;
+}
+
 int live_routes_apply(const struct live_change *c, size_t n, uint64_t *generation, struct errbuf *e)
 {
 	size_t wn = set.n, cap = set.n;
@@ -185,13 +206,16 @@ int live_routes_apply(const struct live_change *c, size_t n, uint64_t *generatio
 		free(work);
 		return -1;
 	}
+	bool same_msrs = same_msr_filter(router_current(), t);
 	/* One atomic store: every vCPU's next event meets the new table. */
 	router_publish(t);
 	const struct route_table *now = router_current();
 	if (generation)
 		*generation = now->generation;
-	/* Then what KVM holds of it: an MSR that newly exits finds its route. */
-	if (vm_set_msr_filter(machine_vm(), now, e) < 0)
+	/* Then what KVM holds of it: an MSR that newly exits finds its route
+	 * (unless the filter would not change: the ioctl waits for KVM's own
+	 * readers, for nothing). */
+	if (!same_msrs && vm_set_msr_filter(machine_vm(), now, e) < 0)
 		log_error("routes changed, but %s", e->msg);
 	/* And the routes compiled into KVM: removed registrations first, then
 	 * the new ones, then the coalesced ring drained (ioregion.h). */
@@ -454,10 +478,17 @@ int live_vmm_swap(const char *name, const struct vmm_config *c, struct errbuf *e
 		return err_set(e, "swap of '%s': its in-flight events did not finish within 2 s",
 			       name);
 	}
-	/* 3. Its state into the new one. */
+	/* 3. Nothing more reaches it behind the held-back events: its doorbells
+	 * leave KVM (what its process has not read goes to the new one), and
+	 * what it raised on its own and nobody took yet is routed. Then its
+	 * state, into the new one. */
+	ioregion_vmm_quiesce(old);
+	if (old->placement == VMM_PARALLEL)
+		pvmm_async_handoff(old);
 	static uint8_t state[STATE_MAX];
 	long len = take_state(old, state, sizeof(state));
 	if (len < 0 || give_state(nw, state, len > 0 ? (size_t)len : 0, e) < 0) {
+		ioregion_vmm_unquiesce(old);
 		vmm_swap_end(old);
 		vmm_destroy(nw);
 		if (len < 0)
@@ -471,14 +502,16 @@ int live_vmm_swap(const char *name, const struct vmm_config *c, struct errbuf *e
 	/* Its doorbells move to the new instance (ioregion.h). */
 	ioregion_sync(router_current());
 	/* 5. The old one stopped. */
-	if (old->placement == VMM_PARALLEL)
-		pvmm_retire(old); /* its region is freed with the registry */
-	else if (old->role->fini) {
+	if (old->placement == VMM_PARALLEL) {
+		pvmm_retire(old);	 /* its region is freed with the registry */
+		pvmm_async_handoff(old); /* what it raised before it stopped */
+	} else if (old->role->fini) {
 		/* not while a delivery still holds it (a fallback, a reset that
 		 * took it before the replacement): bounded */
 		uint64_t until = stats_now_ns() + SWAP_DRAIN_NS;
 		bool on = router_wait_begin();
-		while (atomic_load(&old->load.inflight) != 0 && stats_now_ns() < until) {
+		while (atomic_load(&old->load.inflight) != 0 && stats_now_ns() < until &&
+		       !machine_stopping()) {
 			struct timespec ts = {0, 1000000};
 			nanosleep(&ts, NULL);
 		}

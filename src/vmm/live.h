@@ -1,9 +1,12 @@
 /*
  * live.h: changing a running machine, without pausing the guest.
  *
- * The control API (src/api) calls these on the main thread, which serialises
- * them with the supervisor's restarts; they never block the vCPUs beyond one
- * event (a VMM being swapped holds its events back while it drains).
+ * The control API (src/api) calls these on the control thread, one at a
+ * time; their waits are bounded and offline for the router (route
+ * publication never waits for readers: call_rcu), and the supervisor never
+ * waits for them (a process is managed by one thread at a time). They never
+ * block the vCPUs beyond one event (a VMM being swapped holds its events
+ * back while it drains).
  *
  * Routes. The live route set starts as the config's routes. A change is one
  * operation or a batch applied all at once: the new set is checked and

@@ -1,11 +1,13 @@
 /*
  * machine.c: the life of a run (machine.h).
  *
- * Threads: one per vCPU (exit/vcpu.c) and the main thread, which runs the
- * main loop: in-process VMMs' inputs (the UART's stdin), parallel VMMs'
- * exits (pidfds), their own raises (async eventfds) and their restarts, the
- * watchdog timer, signals, and the wake-up when the run ends. Lifecycle
- * state lives under one mutex; the vCPU fast path reads three atomics only
+ * Threads (docs/architecture.md, "Threads and who waits for whom"): one per
+ * vCPU (exit/vcpu.c); the supervisor (the main thread: signals, the
+ * watchdog timer, parallel VMMs' exits, stderr and restarts; it never
+ * waits); the dispatcher (the host's own deliveries, the events VMMs raise
+ * on their own, in-process VMMs' inputs such as the UART's stdin); the
+ * control thread (the API socket and live changes). Lifecycle state lives
+ * under one mutex; the vCPU fast path reads three atomics only
  * (machine_vcpu_gate).
  *
  * Reset is a rendezvous: machine_reset marks it pending and kicks every vCPU
@@ -17,6 +19,7 @@
 #include "vm/ioregion.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -142,6 +145,8 @@ static void wake_main_loop(void)
 	}
 }
 
+static void host_queue_wake(void);
+
 static void kick_all(void)
 {
 	for (unsigned i = 0; i < M.vm.ncpus; i++)
@@ -174,6 +179,7 @@ void machine_stop(int status, const char *fmt, ...)
 	pvmm_abort_waits();
 	kick_all();
 	wake_main_loop();
+	host_queue_wake(); /* a control thread waiting for a raise stops waiting */
 }
 
 void machine_reset(const char *why)
@@ -374,7 +380,14 @@ static void raise_watchdog(void)
 	ev.key = VMMUX_PLAT_WATCHDOG;
 	ev.count = 1;
 	ev.vcpu = VMMUX_NO_VCPU;
-	machine_post_event(&ev); /* delivered by the dispatcher */
+	/* Routed to the main VMM (the default: the run ends), the supervisor
+	 * delivers it itself, whatever the dispatcher is waiting for; routed
+	 * to a VMM, the dispatcher delivers it. */
+	router_thread_online();
+	int r = vmm_host_deliver_main(&ev);
+	router_thread_offline();
+	if (r == 1)
+		machine_post_event(&ev);
 }
 
 #define POLL_MAX       (3 * VMM_MAX + 4)
@@ -404,9 +417,10 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond;
 	struct vmmux_event q[HOSTQ_MAX];
-	uint64_t posted; /* tickets handed out (queue tail) */
-	uint64_t taken;	 /* events taken (queue head) */
-	uint64_t done;	 /* events delivered */
+	uint16_t src[HOSTQ_MAX]; /* VMM_ID_NONE: the host; else the VMM that raised it */
+	uint64_t posted;	 /* tickets handed out (queue tail) */
+	uint64_t taken;		 /* events taken (queue head) */
+	uint64_t done;		 /* events delivered */
 	uint64_t dropped;
 	int efd; /* written for each event; the dispatcher polls it */
 } H = {
@@ -415,7 +429,19 @@ static struct {
     .efd = -1,
 };
 
+static uint64_t post(uint16_t src, const struct vmmux_event *ev);
+
 uint64_t machine_post_event(const struct vmmux_event *ev)
+{
+	return post(VMM_ID_NONE, ev);
+}
+
+uint64_t machine_post_raised(uint16_t src, const struct vmmux_event *ev)
+{
+	return post(src, ev);
+}
+
+static uint64_t post(uint16_t src, const struct vmmux_event *ev)
 {
 	if (machine_stopping())
 		return 0;
@@ -431,12 +457,20 @@ uint64_t machine_post_event(const struct vmmux_event *ev)
 		return 0;
 	}
 	H.q[H.posted % HOSTQ_MAX] = *ev;
+	H.src[H.posted % HOSTQ_MAX] = src;
 	uint64_t ticket = ++H.posted;
 	pthread_mutex_unlock(&H.lock);
 	uint64_t one = 1;
 	ssize_t w = write(H.efd, &one, sizeof(one));
 	(void)w;
 	return ticket;
+}
+
+static void host_queue_wake(void)
+{
+	pthread_mutex_lock(&H.lock);
+	pthread_cond_broadcast(&H.done_cond);
+	pthread_mutex_unlock(&H.lock);
 }
 
 bool machine_wait_event(uint64_t ticket, uint64_t timeout_ns)
@@ -472,9 +506,10 @@ static void host_events(void)
 			return;
 		}
 		struct vmmux_event ev = H.q[H.taken % HOSTQ_MAX];
+		uint16_t src = H.src[H.taken % HOSTQ_MAX];
 		H.taken++;
 		pthread_mutex_unlock(&H.lock);
-		vmm_dispatch_raised(VMM_ID_NONE, &ev, 0);
+		vmm_dispatch_raised(src, &ev, src == VMM_ID_NONE ? 0 : 1);
 		pthread_mutex_lock(&H.lock);
 		H.done++;
 		pthread_cond_broadcast(&H.done_cond);
@@ -563,6 +598,34 @@ static void *dispatch_main(void *arg)
  * state restore goes to the new instance, which no other thread reaches
  * yet, through the host's slot).
  */
+/*
+ * The control thread forks the parallel VMMs that live changes start (it is
+ * their parent for PR_SET_PDEATHSIG, which fires when that thread ends), so
+ * it outlives them: after its loop it parks until the teardown has stopped
+ * every VMM (control_release), and only then ends. Otherwise a VMM started
+ * by vmm.swap or vmm.start would be killed at the run's end without its
+ * graceful stop (its fini, the flush of what it holds).
+ */
+static pthread_mutex_t control_park_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t control_park_cond = PTHREAD_COND_INITIALIZER;
+static bool control_released;
+
+static void control_park(void)
+{
+	pthread_mutex_lock(&control_park_lock);
+	while (!control_released)
+		pthread_cond_wait(&control_park_cond, &control_park_lock);
+	pthread_mutex_unlock(&control_park_lock);
+}
+
+static void control_release(void)
+{
+	pthread_mutex_lock(&control_park_lock);
+	control_released = true;
+	pthread_cond_broadcast(&control_park_cond);
+	pthread_mutex_unlock(&control_park_lock);
+}
+
 static void *control_main(void *arg)
 {
 	(void)arg;
@@ -588,6 +651,7 @@ static void *control_main(void *arg)
 			api_ready(pf[1].fd);
 	}
 	router_thread_unregister();
+	control_park(); /* until the VMMs it forked are stopped */
 	return NULL;
 }
 
@@ -828,6 +892,7 @@ static void machine_teardown(void)
 		log_error("%s", te.msg);
 	metrics_stop();
 	vmm_registry_fini();
+	control_release(); /* every VMM stopped: the control thread may end */
 	live_fini();
 	pvmm_global_fini();
 	router_fini();
@@ -900,10 +965,14 @@ int machine_run(struct vmmux_config *c)
 		machine_stop(EXIT_HOST, "out of memory");
 	} else {
 		have_dispatcher = pthread_create(&dispatcher, NULL, dispatch_main, NULL) == 0;
+		control_released = false;
 		have_control = pthread_create(&control, NULL, control_main, NULL) == 0;
 		if (!have_dispatcher || !have_control)
 			machine_stop(EXIT_HOST, "cannot start the dispatcher or control thread");
-		/* the supervisor reads no route: offline for as long as it runs */
+		/* The supervisor is offline for as long as it runs, and has no
+		 * request slot or trace track (the dispatcher has the host's): it
+		 * delivers only to the main VMM (vmm_host_deliver_main). */
+		pvmm_thread_slot = UINT_MAX;
 		router_thread_offline();
 		supervise(sig_fd, timer_fd);
 		router_thread_online();
@@ -914,9 +983,8 @@ int machine_run(struct vmmux_config *c)
 	free(tids);
 	if (have_dispatcher)
 		pthread_join(dispatcher, NULL);
-	if (have_control)
-		pthread_join(control, NULL);
-	router_set_kick(NULL); /* no vCPU thread left to kick */
+	pvmm_thread_slot = M.vm.ncpus; /* the host's slot is free again */
+	router_set_kick(NULL);	       /* no vCPU thread left to kick */
 	/* What the routes compiled into KVM still hold (the coalesced ring,
 	 * doorbell counts) is delivered before the statistics are written. */
 	ioregion_fini();
@@ -928,7 +996,9 @@ int machine_run(struct vmmux_config *c)
 	close(sig_fd);
 	if (timer_fd >= 0)
 		close(timer_fd);
-	machine_teardown();
+	machine_teardown(); /* releases the control thread (control_park) */
+	if (have_control)
+		pthread_join(control, NULL);
 	if (sig) {
 		/* Die of the signal, as a shell expects, once the terminal is back. */
 		signal(sig, SIG_DFL);

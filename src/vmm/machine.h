@@ -56,6 +56,9 @@ bool machine_reset_pending(void);
  */
 struct vmmux_event;
 uint64_t machine_post_event(const struct vmmux_event *ev);
+/* The same for an event VMM SRC raised (checked against its grants
+ * already): routed with SRC as its source. */
+uint64_t machine_post_raised(uint16_t src, const struct vmmux_event *ev);
 bool machine_wait_event(uint64_t ticket, uint64_t timeout_ns);
 
 /* Make the supervisor build its poll set again (a restart was scheduled, a

@@ -81,7 +81,8 @@ struct pvmm {
 	 * supervisor may reap and restart it; otherwise the owner alone
 	 * spawns, sets up, stops, reaps (see own_try, own_wait). */
 	int owner;
-	int errfd; /* the read end of its stderr pipe (non-blocking), or -1 */
+	pthread_mutex_t async_lock; /* one consumer of the async ring at a time */
+	int errfd;		    /* the read end of its stderr pipe (non-blocking), or -1 */
 	char errline[256];
 	size_t errlen;
 	unsigned setup_pending, setup_busy; /* re-delivered by the restart under way */
@@ -411,23 +412,33 @@ static void own_wait(struct pvmm *p, bool kill_setup)
 /* ---------------------------------------------------------------------- */
 
 /* Print one line of P's stderr (escaped already). A line the VMM library
- * logged names its VMM already ("vmmux: LEVEL: vmm 'NAME': ..."): when NAME
- * is P's own, it is printed as it is; any other line is prefixed with
- * "vmm 'NAME': ", so that every line says which VMM it came from. */
+ * logged names its VMM already ("vmmux: LEVEL: vmm 'NAME': ...", after the
+ * "[    0.123456] " of --log-timestamps when it is on): when NAME is P's
+ * own, it is printed as it is; any other line is prefixed with
+ * "vmm 'NAME': " (after its timestamp, if it starts with one), so that every
+ * line says which VMM it came from. */
 static void stderr_line(struct pvmm *p)
 {
 	const char *l = p->errline;
+	int stamp = 0; /* the length of a leading "[ seconds.micros] " */
+	if (l[0] == '[') {
+		const char *close = strchr(l, ']');
+		if (close != NULL && close - l <= 20 && close[1] == ' ' &&
+		    strspn(l + 1, " 0123456789.") == (size_t)(close - l - 1))
+			stamp = (int)(close - l) + 2;
+	}
+	const char *body = l + stamp;
 	char own[VMMUX_NAME_MAX + 16];
 	snprintf(own, sizeof(own), "vmm '%s': ", p->v->name);
-	if (strncmp(l, "vmmux: ", 7) == 0) {
-		const char *lvl_end = strstr(l + 7, ": ");
-		if (lvl_end && lvl_end - (l + 7) <= 8 &&
+	if (strncmp(body, "vmmux: ", 7) == 0) {
+		const char *lvl_end = strstr(body + 7, ": ");
+		if (lvl_end && lvl_end - (body + 7) <= 8 &&
 		    strncmp(lvl_end + 2, own, strlen(own)) == 0) {
 			fprintf(stderr, "%s\n", l);
 			return;
 		}
 	}
-	fprintf(stderr, "%s%s\n", own, l);
+	fprintf(stderr, "%.*s%s%s\n", stamp, l, own, body);
 }
 
 /* Print what P's process wrote to its standard error, line by line,
@@ -667,11 +678,16 @@ static int start_process(struct pvmm *p, struct errbuf *e)
 static void bring_up(struct pvmm *p)
 {
 	struct errbuf e;
+	/* The go and the state change at once, under the lock: no delivering
+	 * thread takes a pending request back once the process may serve, and
+	 * no other message (pvmm_send: only to a VMM that is up) reaches the
+	 * socket before the go. */
 	pthread_mutex_lock(&p->lock);
+	int rc = send_go(p, &e);
 	set_state(p, PV_UP);
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
-	if (send_go(p, &e) < 0) {
+	if (rc < 0) {
 		log_error("%s", e.msg);
 		pvmm_fault(p->v, "could not be started");
 		return;
@@ -687,6 +703,7 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 	p->v = v;
 	p->pidfd = p->sock = p->errfd = -1;
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->async_lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	if (tp_region_create(&p->region, G.nslots, spin_of(v)) < 0) {
 		free(p);
@@ -703,8 +720,11 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 		v->p = NULL;
 		return -1;
 	}
+	pthread_mutex_lock(&p->lock);
+	int rc = send_go(p, e);
 	set_state(p, PV_UP);
-	if (send_go(p, e) < 0) {
+	pthread_mutex_unlock(&p->lock);
+	if (rc < 0) {
 		p->owner = OWN_NONE;
 		pvmm_stop(v);
 		return -1;
@@ -870,6 +890,7 @@ void pvmm_stop(struct vmm *v)
 	tp_region_destroy(&p->region);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->async_lock);
 	free(p);
 	v->p = NULL;
 }
@@ -883,6 +904,10 @@ void pvmm_abort_waits(void)
 			continue;
 		pthread_mutex_lock(&p->lock);
 		atomic_store(&p->dead, true);
+		/* a set-up under way ends now (its process killed), so that no
+		 * thread waits out the set-up timeout when the run ends */
+		if (atomic_load(&p->state) == PV_STARTING && p->pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 		tp_main_wake_all(&p->region);
@@ -1148,20 +1173,14 @@ static void raise_fault(struct pvmm *p, int reason, int status)
 	ev.aux = (uint64_t)(unsigned)status;
 	ev.count = 1;
 	ev.vcpu = VMMUX_NO_VCPU;
-	/* The main VMM's default for a fault is the restart: scheduled here at
-	 * once, since the dispatcher may itself be waiting for this VMM's
-	 * successor (a host event it delivers to it); the event still goes to
-	 * the dispatcher (statistics, the main VMM's handler, which finds the
-	 * restart scheduled). A type:fault route to another VMM replaces the
-	 * default: then only that VMM decides. */
-	ev.src_kind = VMMUX_SRC_HOST;
+	/* The main VMM's default for a fault is the restart: the supervisor
+	 * delivers it itself (the handling never waits), since the dispatcher
+	 * may be waiting for this VMM's successor; a type:fault route to a VMM
+	 * replaces the default: the dispatcher delivers the event to it. */
 	router_thread_online();
-	bool to_main = router_resolve(router_current(), &ev).vmm == VMM_ID_MAIN;
+	int r = vmm_host_deliver_main(&ev);
 	router_thread_offline();
-	ev.flags = 0;
-	if (to_main)
-		pvmm_schedule_restart(p->v->id);
-	if (machine_post_event(&ev) == 0 && !to_main && !machine_stopping())
+	if (r == 1 && machine_post_event(&ev) == 0 && !machine_stopping())
 		log_error("vmm '%s': its fault event could not be routed (the host's queue is "
 			  "full); it is not restarted",
 			  p->v->name);
@@ -1341,19 +1360,55 @@ void pvmm_sup_ready(struct vmm *v, int fd)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* Take what V raised on its async ring (at most TP_ASYNC_ENTRIES). */
+static unsigned async_take(struct pvmm *p, struct vmmux_event *raised)
+{
+	pthread_mutex_lock(&p->async_lock);
+	uint64_t cnt;
+	ssize_t rd = read(p->region.async_efd, &cnt, sizeof(cnt));
+	(void)rd;
+	unsigned n = 0;
+	while (n < TP_ASYNC_ENTRIES && tp_main_async_pop(&p->region, &raised[n]))
+		n++;
+	pthread_mutex_unlock(&p->async_lock);
+	return n;
+}
+
 void pvmm_async_ready(struct vmm *v)
 {
 	struct pvmm *p = v->p;
 	if (p == NULL)
 		return;
-	uint64_t cnt;
-	ssize_t rd = read(p->region.async_efd, &cnt, sizeof(cnt));
-	(void)rd;
 	struct vmmux_event raised[TP_ASYNC_ENTRIES];
-	unsigned n = 0;
-	while (n < TP_ASYNC_ENTRIES && tp_main_async_pop(&p->region, &raised[n]))
-		n++;
+	unsigned n = async_take(p, raised);
 	vmm_dispatch_raised_from(v, raised, n);
+}
+
+unsigned pvmm_async_handoff(struct vmm *v)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL)
+		return 0;
+	unsigned total = 0;
+	for (;;) {
+		struct vmmux_event raised[TP_ASYNC_ENTRIES];
+		unsigned n = async_take(p, raised);
+		for (unsigned i = 0; i < n; i++) {
+			raised[i].src_kind = VMMUX_SRC_VMM;
+			raised[i].src_id = v->id;
+			raised[i].data = NULL;
+			if (!grant_allows(&v->grants, &raised[i])) {
+				char desc[256];
+				log_warn("vmm '%s' raised an event it was not granted: %s; dropped",
+					 v->name, event_describe(&raised[i], desc, sizeof(desc)));
+				continue;
+			}
+			machine_post_raised(v->id, &raised[i]);
+			total++;
+		}
+		if (n < TP_ASYNC_ENTRIES)
+			return total;
+	}
 }
 
 #define CPU_SAMPLE_NS 250000000ull /* the CPU time of parallel VMMs, every 250 ms */
@@ -1534,7 +1589,7 @@ int pvmm_send(struct vmm *v, const void *msg, size_t len, int fd)
 	 * when it reaps. */
 	pthread_mutex_lock(&p->lock);
 	int rc = -1, err = 0;
-	if (p->sock >= 0 && p->pid > 0) {
+	if (p->sock >= 0 && p->pid > 0 && atomic_load(&p->state) == PV_UP) {
 		rc = hs_send(p->sock, msg, len, fd >= 0 ? &fd : NULL, fd >= 0 ? 1u : 0u);
 		err = rc < 0 ? errno : 0;
 	}

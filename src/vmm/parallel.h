@@ -122,6 +122,10 @@ void pvmm_sup_ready(struct vmm *v, int fd);
  * raised on its own (validated and dispatched; may wait for a VMM). */
 int pvmm_async_fd(struct vmm *v);
 void pvmm_async_ready(struct vmm *v);
+/* A swap: what V raised on its async ring and nobody took yet is handed to
+ * the dispatcher (checked against V's grants, routed with V as its source)
+ * without waiting; returns how many. Any thread. */
+unsigned pvmm_async_handoff(struct vmm *v);
 
 /* Schedule the restart of VMM ID after a fault, with backoff: the main
  * VMM's default handling of a VMMUX_EV_FAULT event. */

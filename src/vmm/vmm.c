@@ -671,7 +671,7 @@ int vmm_swap_begin(struct vmm *v, uint64_t timeout_ns)
 	 * swapping; here swapping is set, then inflight read. */
 	while (atomic_load(&v->load.inflight) != 0 ||
 	       (v->placement == VMM_PARALLEL && !pvmm_drained(v))) {
-		if (stats_now_ns() >= deadline) {
+		if (stats_now_ns() >= deadline || machine_stopping()) {
 			rc = -1;
 			break;
 		}
@@ -705,7 +705,24 @@ static const struct vmm_load *member_load(void *arg, uint16_t id)
 	return v ? &v->load : NULL;
 }
 
+static int route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth,
+			 bool main_only);
+
 int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth)
+{
+	return route_deliver(ev, rep, depth, false);
+}
+
+int vmm_host_deliver_main(struct vmmux_event *ev)
+{
+	struct vmmux_reply rep;
+	ev->src_kind = VMMUX_SRC_HOST;
+	ev->src_id = 0;
+	return route_deliver(ev, &rep, 0, true);
+}
+
+static int route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth,
+			 bool main_only)
 {
 	uint64_t t0 = stats_now_ns();
 	struct route_target tg;
@@ -713,6 +730,8 @@ int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned 
 	for (;;) {
 		ev->flags &= (uint16_t)~VMMUX_EVF_UNROUTED;
 		tg = router_resolve(router_current(), ev);
+		if (main_only && tg.vmm != VMM_ID_MAIN)
+			return 1;	    /* not the main VMM's: the caller hands it on */
 		if (tg.vmm == VMM_ID_GROUP) /* a group: its policy picks the member now */
 			tg.vmm = policy_pick(tg.r, ev, tg.exclude, member_load, NULL);
 		v = vmm_get(tg.vmm);

@@ -217,6 +217,15 @@ void vmm_dispatch_raised_from(struct vmm *v, struct vmmux_event *raised, unsigne
  */
 int vmm_route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth);
 
+/*
+ * For the supervisor, which never waits: route EV as the host's and deliver
+ * it only when the table gives it to the main VMM, whose handling never
+ * waits (the default of a fault: schedule the restart; of the watchdog:
+ * end the run); returns 1 without delivering otherwise (the caller hands
+ * it to the dispatcher). The calling thread must be online.
+ */
+int vmm_host_deliver_main(struct vmmux_event *ev);
+
 /* Guest RAM, in which each VMM's memory windows (its "memory" grants) lie;
  * a VMM, in-process or parallel, accesses only its windows. */
 struct guest_mem;

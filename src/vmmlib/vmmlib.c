@@ -336,22 +336,18 @@ static int lock_down(struct errbuf *e)
 	return 0;
 }
 
-/*
- * Doorbell I: read what its eventfd counts (N rings since the last read) and
- * give the role N write events, as for a posted write: outside a request
- * (what it raises goes on the async ring), its state saved after them.
- */
-static void doorbell_rings(struct lib *L, unsigned i)
+_Static_assert(sizeof(struct hs_doorbell) <= TP_DB_DESC_MAX, "a doorbell fits its note");
+
+/* N rings of doorbell D: N write events to the role, as for a posted write:
+ * outside a request (what it raises goes on the async ring), its state
+ * saved after them, with the batch noted applied (tp_vmm_db_begin). */
+static void doorbell_apply(struct lib *L, const struct hs_doorbell *d, uint64_t n, uint16_t flags)
 {
-	uint64_t n = 0;
-	if (L->dbfd[i] < 0 || read(L->dbfd[i], &n, sizeof(n)) != (ssize_t)sizeof(n) || n == 0)
-		return;
-	const struct hs_doorbell *d = &L->db[i];
-	atomic_fetch_add_explicit(&L->region.hdr->doorbell_rings[i], n, memory_order_relaxed);
 	for (uint64_t k = 0; k < n; k++) {
 		struct vmmux_event ev;
 		hs_doorbell_event(&ev, d->type, d->size, d->key, d->datamatch, d->value);
 		ev.generation = d->generation;
+		ev.flags |= flags;
 		struct vmmux_reply rep;
 		memset(&rep, 0, sizeof(rep));
 		L->in_request = false;
@@ -359,6 +355,39 @@ static void doorbell_rings(struct lib *L, unsigned i)
 		tp_vmm_progress(&L->region); /* the heartbeat vmmux watches */
 	}
 	lib_save(L);
+	tp_vmm_db_end(&L->region);
+}
+
+/* Doorbell I: read what its eventfd counts (N rings since the last read),
+ * note the batch in the region, and apply it. */
+static void doorbell_rings(struct lib *L, unsigned i)
+{
+	uint64_t n = 0;
+	if (L->dbfd[i] < 0 || read(L->dbfd[i], &n, sizeof(n)) != (ssize_t)sizeof(n) || n == 0)
+		return;
+	tp_vmm_db_begin(&L->region, &L->db[i], sizeof(L->db[i]), n);
+	atomic_fetch_add_explicit(&L->region.hdr->doorbell_rings[i], n, memory_order_relaxed);
+	doorbell_apply(L, &L->db[i], n, 0);
+}
+
+/* A batch of rings that a predecessor read and died before applying: the
+ * successor applies it before anything else, flagged (the dead handler may
+ * have had effects outside the state). */
+static void doorbell_resume(struct lib *L)
+{
+	struct hs_doorbell d;
+	uint64_t n = 0;
+	if (!tp_vmm_db_pending(&L->region, &d, sizeof(d), &n))
+		return;
+	if ((d.type != VMMUX_EV_IO && d.type != VMMUX_EV_MMIO) || n > (1ull << 32)) {
+		tp_vmm_db_end(&L->region); /* not a note this library wrote */
+		return;
+	}
+	vmmux_log(&L->ctx, VMMUX_LOG_INFO,
+		  "%llu doorbell ring(s) of 0x%llx that the previous instance read and did not "
+		  "apply: applied now",
+		  (unsigned long long)n, (unsigned long long)d.key);
+	doorbell_apply(L, &d, n, VMMUX_EVF_REDELIVERED);
 }
 
 static void doorbell_close(struct lib *L, unsigned i)
@@ -402,6 +431,7 @@ static void serve(struct lib *L)
 	uint64_t input_resume_ns = 0;
 	for (unsigned i = 0; i < HS_DOORBELLS_MAX; i++)
 		L->dbfd[i] = -1;
+	doorbell_resume(L);
 	for (;;) {
 		tp_vmm_serve(&L->region, lib_handle, L, lib_save);
 		int extra[2 + HS_IRQS_MAX + HS_DOORBELLS_MAX];

@@ -57,7 +57,6 @@ timing of the machine does the rest, so a failure is reproduced by its
 seed in most runs, not all.
 """
 import argparse
-import bisect
 import glob
 import heapq
 import json
@@ -485,8 +484,9 @@ class Run:
             n[0] += 1
             heapq.heappush(later, (now() + delay, n[0], what, arg))
 
-        names = [o for o, _ in OPS]
-        weights = [w for _, w in OPS]
+        ops = [(o, w) for o, w in OPS if self.o.ops is None or o in self.o.ops]
+        names = [o for o, _ in ops]
+        weights = [w for _, w in ops]
         deadline = t_start + self.o.duration
         next_op = now() + self.rng.expovariate(1.0 / self.o.interval)
         try:
@@ -591,15 +591,20 @@ class Run:
                         streams["p1"].append((path, gen, value))
                     elif key == 0x8c:
                         doorbells += 1
-        uart, garbage = [], 0
+        # the UART's output files in the order of the swaps that made them:
+        # a line may begin in one instance's file and end in the next one's
+        uart, data = [], b""
         for path in self.files("uart", "out"):
             with open(path, "rb") as f:
-                data = f.read()
-            covered = 0
-            for m in UART_RE.finditer(data):
-                uart.append((path, 0, int(m.group(1))))
-                covered += len(m.group(0))
-            garbage += len(data) - covered
+                data += f.read()
+        # a line cut short at the end is the one being written when the run
+        # ended (a frozen run's), not garbage
+        data = data[:data.rfind(b"\n") + 1]
+        covered = 0
+        for m in UART_RE.finditer(data):
+            uart.append(("uart", 0, int(m.group(1))))
+            covered += len(m.group(0))
+        garbage = len(data) - covered
         ext = []
         for path in self.files("ext", "log"):
             with open(path, "rb") as f:
@@ -766,6 +771,8 @@ def main():
     ap.add_argument("--duration", type=float, default=20.0, help="seconds of chaos per run")
     ap.add_argument("--interval", type=float, default=0.05,
                     help="mean seconds between two operations")
+    ap.add_argument("--ops", help="only these operations (comma-separated, of: %s)" %
+                    ", ".join(o for o, _ in OPS))
     ap.add_argument("--json", help="write every run's figures to this file")
     ap.add_argument("--keep", action="store_true", help="keep each run's directory")
     o = ap.parse_args()
@@ -779,6 +786,11 @@ def main():
         print("chaos: /dev/kvm is missing", file=sys.stderr)
         return 77 if os.environ.get("VMMUX_ALLOW_NO_KVM") == "1" else 1
     seeds = parse_seeds(o.seeds) if o.seeds else [o.seed if o.seed is not None else 1]
+    if o.ops is not None:
+        o.ops = o.ops.split(",")
+        bad = [x for x in o.ops if x not in dict(OPS)]
+        if bad or not o.ops:
+            ap.error("--ops: unknown operation(s) %s" % ", ".join(bad))
 
     def terminated(signum, frame):
         raise SystemExit("chaos: ended by signal %d" % signum)

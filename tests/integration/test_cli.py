@@ -167,7 +167,11 @@ class Help(VmmuxTest):
             if cmd != "help":
                 b = self.vmmux(cmd, "--help")
                 self.assertStatus(b, 0)
-                self.assertEqual(a.out, b.out, cmd)
+                if cmd == "qemu":  # QEMU's own -help shape, which runners probe
+                    self.assertTrue(b.out.startswith("QEMU emulator version"), b)
+                    self.assertIn(b.out, a.out)
+                else:
+                    self.assertEqual(a.out, b.out, cmd)
 
     def test_help_unknown_command(self):
         r = self.vmmux("help", "bogus")
@@ -200,14 +204,14 @@ class Usage(VmmuxTest):
         self.assertStatus(r, EXIT_USAGE)
         self.assertEqual(r.out, "")
         self.assertIn("Usage: vmmux COMMAND", r.err)
-        self.assertIn("Commands: run, routes, roles, top, ctl, hvt, help.", r.err)
+        self.assertIn("Commands: run, routes, roles, top, ctl, hvt, qemu, help.", r.err)
 
     def test_unknown_command(self):
         r = self.vmmux("bogus")
         self.assertStatus(r, EXIT_USAGE)
         self.assertEqual(r.out, "")
         self.assertIn("unknown command 'bogus'", r.err)
-        self.assertIn("Commands: run, routes, roles, top, ctl, hvt, help.", r.err)
+        self.assertIn("Commands: run, routes, roles, top, ctl, hvt, qemu, help.", r.err)
 
     def test_unknown_top_level_option(self):
         r = self.vmmux("--bogus")

@@ -1,5 +1,5 @@
 """What a multiboot kernel is told about memory: mb_meminfo.mb prints the
-multiboot flags, mem_lower, mem_upper, every memory map entry, fw_cfg's
+multiboot flags, where the structure and memory map lie, mem_lower, mem_upper, every memory map entry, fw_cfg's
 signature, RAM size and CPU counts, and every entry of fw_cfg's etc/e820.
 
 vmmux must tell it what QEMU's pc machine tells it (vmms/fwcfg/pc_memmap.h):
@@ -36,7 +36,7 @@ def expected(mib, cpus):
     ram = mib << 20
     top = ram - 0x20000
     ht = amd_ht()
-    out = ["mbi flags 0x24f", "mem_lower 639 KiB", "mem_upper %d KiB" % ((top - (1 << 20)) // 1024),
+    out = ["mbi flags 0x24f", "mbi at 0x9500, mmap at 0x9000", "mem_lower 639 KiB", "mem_upper %d KiB" % ((top - (1 << 20)) // 1024),
            "mmap 0: base 0x0 len 0x9fc00 type 1", "mmap 1: base 0x9fc00 len 0x400 type 2",
            "mmap 2: base 0xf0000 len 0x10000 type 2",
            "mmap 3: base 0x100000 len 0x%x type 1" % (top - (1 << 20)),

@@ -12,6 +12,7 @@ The other tests check the options one by one against what QEMU does."""
 import os
 import shutil
 import subprocess
+import time
 
 from harness import VMMUX, VmmuxTest, SRC, guest
 
@@ -51,6 +52,20 @@ class FrontEnd(VmmuxTest):
                     "isa-debug-exit", "pc-testdev", "-name", "-S ", "-s ", "-gdb"):
             self.assertIn(opt, out)
 
+    def test_device_list(self):
+        # runners probe the devices: `$QEMU -device '?' | grep '"pc-testdev"'`
+        for arg in ("?", "help"):
+            st, out, err = self.qemu("-device", arg)
+            self.assertEqual(st, 0, err)
+            self.assertIn('name "pc-testdev", bus ISA\n', out)
+            self.assertIn('name "isa-debug-exit", bus ISA\n', out)
+        # and then run the kernel the way they do
+        st, out, err = self.qemu("-enable-kvm", "-device", "pc-testdev", "-device",
+                                 "isa-debug-exit,iobase=0xf4,iosize=0x4", "-vnc", "none",
+                                 "-serial", "stdio", "-kernel", guest("mb_hello.mb"))
+        self.assertEqual(st, 85, err)
+        self.assertTrue(out.startswith("multiboot ok\n"), out)
+
     def test_refused_options(self):
         for args, msg in ((["-foo"], "qemu-system-x86_64: -foo: option not supported by vmmux"),
                           (["-monitor", "stdio"], "-monitor: option not supported"),
@@ -63,7 +78,11 @@ class FrontEnd(VmmuxTest):
                           (["-device", "isa-debug-exit,foo=1"], "property 'foo=1'"),
                           (["-serial", "tcp::4444"], "'tcp::4444' is not supported"),
                           (["-serial", "chardev:nope"], "no -chardev with id 'nope'"),
+                          (["-chardev", "file,id=a"], "'file,id=a': needs path="),
+                          (["-chardev", "file,path=p"], "'file,path=p': needs id="),
+                          (["-chardev", "pty,id=a"], "backend 'pty' is not supported"),
                           (["-display", "gtk"], "'gtk' is not supported"),
+                          (["-vnc", ":1"], "-vnc: ':1' is not supported"),
                           (["-m", "12X"], "unknown size suffix 'X'"),
                           (["-m", "8G"], "out of range"),
                           (["-smp", "2,sockets=2"], "only a CPU count"),
@@ -95,7 +114,7 @@ class FrontEnd(VmmuxTest):
             with self.subTest(args=args):
                 self.assertIn("fw_cfg ram_size 0x%x\n" % ram, self.meminfo(*args))
         out = self.meminfo("-smp", "cpus=3", "-cpu", "host,+x2apic,-svm", "-M",
-                           "pc,accel=kvm", "-enable-kvm", "-name", "t", "-vga", "none",
+                           "pc,accel=kvm", "-enable-kvm", "-name", "t", "-vga", "none", "-no-user-config",
                            "-no-reboot", "-no-shutdown")
         self.assertIn("fw_cfg nb_cpus 3\n", out)
 
@@ -159,6 +178,37 @@ class FrontEnd(VmmuxTest):
             p.wait()
             p.stderr.close()
         self.assertIn(" --gdb tcp::1234 --gdb-wait", line)
+
+    def test_gdb_session_through_the_front_end(self):
+        # -gdb unix:PATH -S as a runner passes them: the guest waits for gdb,
+        # which stops it at a hardware breakpoint, reads a variable and
+        # detaches; the run then ends with the guest's own status
+        gdb = shutil.which("gdb")
+        self.assertIsNotNone(gdb, "gdb is not installed (make check installs it)")
+        sock = self.path("g.sock")
+        p = subprocess.Popen([self.link, "-nographic", *EXIT_ARGS, "-gdb", "unix:" + sock,
+                              "-S", "-kernel", guest("mb_gdbt.mb")],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            for _ in range(600):
+                if os.path.exists(sock) or p.poll() is not None:
+                    break
+                time.sleep(0.05)
+            out = subprocess.run([gdb, "-batch", "-nx", "-ex", "target remote " + sock,
+                                  "-ex", "hbreak tick", "-ex", "continue", "-ex", "print i",
+                                  "-ex", "detach", guest("mb_gdbt.mb")],
+                                 capture_output=True, text=True, timeout=120).stdout
+            status = p.wait(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+            p.stderr.close()
+        self.assertIn("Breakpoint 1, tick", out)
+        self.assertIn("$1 = 1", out)
+        self.assertEqual(status, 31)  # (15 << 1) | 1: the guest's own end
 
     def test_vmmux_qemu_command(self):
         # `vmmux qemu` is the same front end

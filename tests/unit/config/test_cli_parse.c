@@ -166,8 +166,16 @@ static void test_last_wins(void **state)
 	struct vmmux_config *c = parse_ok(ARGC(argv), argv);
 	assert_int_equal(c->mem_bytes, 256u << 20); /* a bare number is MiB */
 	assert_false(c->irqchip);
+	assert_true(c->irqchip_set); /* given: the machine's default does not apply */
+	assert_false(c->fw_cfg_set);
 	assert_string_equal(c->kernel, "b.elf");
 	assert_int_equal(c->load.format, IMAGE_AUTO);
+	drop(c);
+	char *argv2[] = {"run", "--fw-cfg", "--no-fw-cfg"};
+	c = parse_ok(ARGC(argv2), argv2);
+	assert_false(c->fw_cfg);
+	assert_true(c->fw_cfg_set);
+	assert_false(c->irqchip_set);
 	drop(c);
 }
 

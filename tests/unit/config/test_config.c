@@ -1184,6 +1184,58 @@ static void test_finish_hypercall_port_space(void **state)
 	drop(c);
 }
 
+/* A file holding a multiboot v1 header at offset 0 (MB) or not. */
+static char *kernel_file(bool mb)
+{
+	char *path = strdup("/tmp/vmmux-test-kernel-XXXXXX");
+	assert_non_null(path);
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	uint32_t hdr[4] = {0x1BADB002u, 0, (uint32_t)-0x1BADB002, 0};
+	if (!mb)
+		hdr[0] = 0x464c457f; /* "\x7fELF", no multiboot header */
+	assert_int_equal(write(fd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+	close(fd);
+	return path;
+}
+
+/* A multiboot kernel gets QEMU's pc machine (irqchip, fw_cfg, at most
+ * 3583 MiB) unless told otherwise; any other image does not. */
+static void test_finish_machine(void **state)
+{
+	(void)state;
+	char *mb = kernel_file(true), *other = kernel_file(false);
+	struct vmmux_config *c = new_config();
+	c->kernel = strdup(mb);
+	finish_ok(c);
+	assert_true(c->pc && c->irqchip && c->fw_cfg);
+	drop(c);
+	c = new_config();
+	c->kernel = strdup(mb);
+	c->irqchip_set = true; /* --no-irqchip */
+	c->fw_cfg_set = true;  /* --no-fw-cfg */
+	finish_ok(c);
+	assert_true(c->pc);
+	assert_false(c->irqchip || c->fw_cfg);
+	drop(c);
+	c = new_config();
+	c->kernel = strdup(mb);
+	c->mem_bytes = 3584ull << 20;
+	struct errbuf e;
+	assert_int_equal(config_finish(c, &e), -1);
+	assert_non_null(strstr(e.msg, "at most 3583 MiB"));
+	drop(c);
+	c = new_config();
+	c->kernel = strdup(other);
+	finish_ok(c);
+	assert_false(c->pc || c->irqchip || c->fw_cfg);
+	drop(c);
+	unlink(mb);
+	unlink(other);
+	free(mb);
+	free(other);
+}
+
 static void test_finish_checks(void **state)
 {
 	(void)state;
@@ -1463,6 +1515,7 @@ int main(void)
 	    cmocka_unit_test(test_finish_user_vmm_takes_default_name),
 	    cmocka_unit_test(test_finish_hypercall_port_space),
 	    cmocka_unit_test(test_finish_checks),
+	    cmocka_unit_test(test_finish_machine),
 	    cmocka_unit_test(test_finish_sets_log_level),
 	    cmocka_unit_test(test_parallel_fields),
 	    cmocka_unit_test(test_resolve_ids),

@@ -333,22 +333,26 @@ static void test_load_modules(void **state)
 		for (size_t j = 0; j < lens[i]; j++)
 			assert_int_equal(data[j], (j * 7 + 1) & 0xff);
 		assert_string_equal((const char *)lat(f, str, strlen(strs[i]) + 1), strs[i]);
-		assert_true(str >= f->out.mb_info);
+		assert_true(str >= mods); /* the region after the modules */
 		prev_end = end;
 	}
 	/* m1 after the bss, m2 (empty) and m3 at the same next page, as QEMU */
 	assert_int_equal(rd32(lat(f, mods, 16)), 0x104000);
 	assert_int_equal(rd32(lat(f, mods + 16, 16)), 0x106000);
 	assert_int_equal(rd32(lat(f, mods + 32, 16)), 0x106000);
-	/* the information region follows the last module, on a page boundary */
-	assert_int_equal(f->out.mb_info, 0x107000);
-	assert_true(f->out.mb_info >= prev_end);
+	/* the structure and memory map at QEMU's 0x9500 and 0x9000; the rest of
+	 * the information follows the last module, on a page boundary */
+	assert_int_equal(f->out.mb_info, 0x9500);
+	assert_int_equal(rd32(mbi + 48), 0x9000);
+	assert_int_equal(mods, 0x107000);
+	assert_true(mods >= prev_end);
 	assert_string_equal((const char *)lat(f, rd32(mbi + 16), 1), NAME " console=ttyS0");
-	assert_true(mods > f->out.mb_info && rd32(mbi + 16) > f->out.mb_info);
+	assert_true(rd32(mbi + 16) > mods);
 	assert_int_equal(f->t.m.host[0], 0xcc); /* page 0 untouched */
 	/* a second load (a reset) gives the same layout */
 	expect_ok(lload(f), &f->e);
-	assert_int_equal(f->out.mb_info, 0x107000);
+	assert_int_equal(f->out.mb_info, 0x9500);
+	assert_int_equal(rd32(mbi + 24), 0x107000);
 }
 
 static void test_no_modules(void **state)
@@ -360,8 +364,8 @@ static void test_no_modules(void **state)
 	const uint8_t *mbi = lat(f, f->out.mb_info, 116);
 	assert_true(rd32(mbi) & (1u << 3)); /* MODS, with none, as QEMU */
 	assert_int_equal(rd32(mbi + 20), 0);
-	assert_true(rd32(mbi + 24) > f->out.mb_info);
-	assert_int_equal(f->out.mb_info, 0x104000);
+	assert_int_equal(f->out.mb_info, 0x9500);
+	assert_int_equal(rd32(mbi + 24), 0x104000); /* the region after the kernel */
 }
 
 static void test_module_missing(void **state)
@@ -441,7 +445,8 @@ static void test_low_kernel(void **state)
 	const uint8_t *mbi = lat(f, f->out.mb_info, 116);
 	const uint8_t *m = lat(f, rd32(mbi + 24), 16);
 	assert_int_equal(rd32(m), MIB);
-	assert_int_equal(f->out.mb_info, MIB + 0x2000);
+	assert_int_equal(f->out.mb_info, 0x9500);
+	assert_int_equal(rd32(mbi + 24), MIB + 0x2000);
 	for (uint64_t p = LOW_END; p < MIB; p++)
 		assert_int_equal(f->t.m.host[p], 0xcc);
 }

@@ -111,16 +111,19 @@ static const uint8_t *at(struct fx *f, uint64_t gpa)
 	return f->t.m.host + gpa;
 }
 
-/* The whole information region: structure, memory map, name, command line. */
+/* The whole information: the structure and memory map at QEMU's 0x9500 and
+ * 0x9000 (or, when the kernel lies there, opening the region), the module
+ * entries, loader name and command line in the region at WANT_BASE. */
 static void check_mbi(struct fx *f, uint32_t want_base, const char *cmdline)
 {
 	uint64_t ram = f->t.m.size;
-	uint32_t base = f->out.mb_info;
-	assert_int_equal(base, want_base);
+	bool low = !(f->out.image_lo < 0x9500 + 116 && 0x9000 < f->out.image_hi);
+	uint32_t base = want_base;
+	assert_int_equal(f->out.mb_info, low ? 0x9500 : want_base);
 	assert_true(base >= 0x1000);
 	assert_int_equal(base % 0x1000, 0);
 	assert_true(base >= f->out.image_hi);
-	const uint8_t *mbi = at(f, base);
+	const uint8_t *mbi = at(f, f->out.mb_info);
 	assert_int_equal(rd32(mbi + 0), MBI_FLAGS_WANT);
 	assert_int_equal(rd32(mbi + 4), 639); /* KiB below the EBDA at 0x9fc00 */
 	/* KiB from 1 MiB to SeaBIOS's reserved top 128 KiB, as under QEMU */
@@ -128,13 +131,17 @@ static void check_mbi(struct fx *f, uint32_t want_base, const char *cmdline)
 	assert_int_equal(rd32(mbi + 12), 0x8000ffffu);
 	assert_int_equal(rd32(mbi + 20), 0); /* mods_count */
 
-	/* every pointer lands in the same region, after the structure */
+	/* every pointer lands in the region (the memory map at 0x9000 or in it) */
 	uint32_t cmd = rd32(mbi + 16), mmap_len = rd32(mbi + 44), mmap = rd32(mbi + 48);
 	uint32_t lname = rd32(mbi + 64);
+	uint32_t first = low ? base : base + 88;
 	uint32_t region_end = base + 0x1000 + (uint32_t)strlen(cmdline);
-	assert_true(cmd >= base + 88 && cmd < region_end);
-	assert_true(mmap >= base + 88 && mmap + mmap_len <= region_end);
-	assert_true(lname >= base + 88 && lname < region_end);
+	assert_true(cmd >= first && cmd < region_end);
+	if (low)
+		assert_int_equal(mmap, 0x9000);
+	else
+		assert_true(mmap >= first && mmap + mmap_len <= region_end);
+	assert_true(lname >= first && lname < region_end);
 	assert_string_equal((const char *)at(f, cmd), cmdline);
 	assert_string_equal((const char *)at(f, lname), "vmmux");
 
@@ -517,6 +524,21 @@ static void test_mbi_skips_low_hole(void **state)
 	check_mbi(f, 0x93000, f->o.cmdline);
 }
 
+static void test_mbi_where_the_kernel_lies(void **state)
+{
+	struct fx *f = *state;
+	/* a kernel over QEMU's 0x9000-0x9574: the structure and the memory map
+	 * open the region after it instead */
+	f->a.load_addr = 0x8000;
+	f->a.header_addr = 0x8040;
+	f->a.load_end = 0xa000;
+	f->a.bss_end = 0xa000;
+	f->a.entry = 0x8100;
+	build_a(f);
+	expect_ok(load(f), &f->e);
+	check_mbi(f, 0xa000, f->o.cmdline);
+}
+
 static int setup_small(void **state)
 {
 	return setup_ram(state, 2 * MIB);
@@ -565,6 +587,7 @@ int main(void)
 	    T(test_header_search),
 	    T(test_bad_checksum),
 	    T(test_mbi_skips_low_hole),
+	    T(test_mbi_where_the_kernel_lies),
 	    cmocka_unit_test_setup_teardown(test_ram_too_small_for_mbi, setup_small, teardown),
 #undef T
 	};

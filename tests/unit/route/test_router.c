@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <time.h>
 
@@ -638,7 +639,8 @@ static void *holding_reader(void *arg)
 		sched_yield();
 	/* still inside the read-side section that loaded the table */
 	freed_while_held = __atomic_load_n(&held_freed, __ATOMIC_SEQ_CST);
-	*gen = held_table->generation;
+	if (!freed_while_held) /* (a wrong router freed it: the test fails) */
+		*gen = held_table->generation;
 	router_quiescent();
 	router_thread_unregister();
 	return NULL;
@@ -677,23 +679,29 @@ static void test_grace_period_before_free(void **state)
 	assert_non_null(t1);
 	assert_int_equal(pthread_create(&w, NULL, publishing_writer, t1), 0);
 	/* the writer returns without waiting for the reader, having kicked it */
-	assert_int_equal(pthread_join(w, NULL), 0);
-	assert_true(published);
-	assert_true(kicked);
-	assert_ptr_equal(router_current(), t1);
+	for (int i = 0; i < 20000 && !published; i++)
+		sleep_ms(1);
+	int published_at_once = published, kicked_first = kicked;
 	/* the held table stays while the reader holds it */
 	for (int i = 0; i < 100 && !held_freed; i++)
 		sleep_ms(1);
-	assert_false(held_freed);
+	int freed_early = held_freed;
+	/* let the reader go before any check, so that a failure leaves no
+	 * thread behind online (the call_rcu thread would wait for it forever) */
 	__atomic_store_n(&reader_go, 1, __ATOMIC_SEQ_CST);
 	assert_int_equal(pthread_join(r, NULL), 0);
+	assert_int_equal(pthread_join(w, NULL), 0);
+	router_set_kick(NULL);
+	assert_true(published_at_once);
+	assert_true(kicked_first);
+	assert_false(freed_early);
+	assert_ptr_equal(router_current(), t1);
 	assert_int_equal(freed_while_held, 0);
 	assert_true(gen == 1);
 	/* after the reader's quiescent state the call_rcu thread frees it */
 	for (int i = 0; i < 20000 && !held_freed; i++)
 		sleep_ms(1);
 	assert_true(held_freed);
-	router_set_kick(NULL);
 	held_table = NULL;
 }
 
@@ -743,6 +751,44 @@ static void test_concurrent_writers(void **state)
 	assert_true(router_current()->generation == 1 + 2 * 200);
 }
 
+/* A reader that stays online (a vCPU held in a delivery, a long hypercall)
+ * holds no writer: router_publish returns without waiting for it (the old
+ * tables are reclaimed by call_rcu once it passes a quiescent state), and
+ * the readers are told a reclamation is pending until then. */
+static _Atomic int stuck_state; /* 0 starting, 1 online with a table, 2 let go */
+
+static void *stuck_reader_main(void *arg)
+{
+	(void)arg;
+	router_thread_register();
+	const struct route_table *t = router_current();
+	atomic_store(&stuck_state, 1);
+	while (atomic_load(&stuck_state) != 2)
+		sched_yield();
+	/* the table it held is still readable: not freed under it */
+	assert_true(t->generation >= 1);
+	router_thread_unregister();
+	return NULL;
+}
+
+static void test_publish_never_waits_for_readers(void **state)
+{
+	(void)state;
+	router_init(gen_table(1));
+	atomic_store(&stuck_state, 0);
+	pthread_t r;
+	assert_int_equal(pthread_create(&r, NULL, stuck_reader_main, NULL), 0);
+	while (atomic_load(&stuck_state) != 1)
+		sched_yield();
+	/* would never return if a publish waited for a grace period */
+	for (int i = 0; i < 3; i++)
+		router_publish(gen_table(0));
+	assert_true(router_current()->generation == 4);
+	assert_true(router_gp_pending());
+	atomic_store(&stuck_state, 2);
+	assert_int_equal(pthread_join(r, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -752,6 +798,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_sourced_routes, teardown),
 	    cmocka_unit_test_teardown(test_group_routes, teardown),
 	    cmocka_unit_test_teardown(test_publish, teardown),
+	    cmocka_unit_test_teardown(test_publish_never_waits_for_readers, teardown),
 	    cmocka_unit_test_teardown(test_concurrent_readers, teardown),
 	    cmocka_unit_test_teardown(test_grace_period_before_free, teardown),
 	    cmocka_unit_test_teardown(test_concurrent_writers, teardown),

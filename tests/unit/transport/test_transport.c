@@ -1431,10 +1431,16 @@ static int counter_handler(void *arg, struct vmmux_event *ev, struct vmmux_reply
 	return 0;
 }
 
+/* When set (before forking a child), save lingers 100 us after its
+ * commit: a death then often falls between the commit and the reply. */
+static bool counter_slow_save;
+
 static void counter_save(void *arg)
 {
 	struct counter *c = arg;
 	assert_int_equal(tp_state_store(c->v, &c->total, sizeof(c->total)), 0);
+	for (uint64_t end = tp_now_ns() + 100000; counter_slow_save && tp_now_ns() < end;)
+		sched_yield();
 	if (c->die_at == DIE_AFTER_RECORD && c->current_value == c->die_value)
 		_exit(7);
 }
@@ -1477,6 +1483,15 @@ static struct vmmux_event add_ev(uint64_t value, bool write)
 	return ev;
 }
 
+/* Post ADD 1..N. */
+static void post_adds(struct tp_region *r, uint64_t from, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct vmmux_event ev = add_ev(from + i, true);
+		assert_int_equal(tp_main_post(r, &ev), TP_OK);
+	}
+}
+
 /* A synchronous ADD whose VMM dies at step AT: after recovery, a successor
  * gives the guest one reply that reflects exactly one application. */
 static void slot_death_at(enum die_at at)
@@ -1515,12 +1530,14 @@ static void slot_death_at(enum die_at at)
 		assert_int_equal(tp_main_seq(&r, 0), xseq); /* the same number */
 	}
 
-	/* the successor */
+	/* the successor: a committed request is answered as it attaches */
 	attach_view(&r, &v);
+	if (at == DIE_AFTER_RECORD)
+		assert_int_equal(atomic_load(&r.slots[0].state), TP_DONE);
 	struct counter c;
 	counter_restore(&c, &v);
 	assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, counter_save),
-			 at == DIE_AFTER_REPLY ? 0 : 1);
+			 at == DIE_BEFORE_APPLY || at == DIE_AFTER_APPLY ? 1 : 0);
 	if (at == DIE_BEFORE_APPLY || at == DIE_AFTER_APPLY) {
 		/* nothing was committed: applied by the successor, once */
 		assert_int_equal(c.applied, 1);
@@ -1577,6 +1594,38 @@ static void test_once_after_reply(void **state)
 {
 	(void)state;
 	slot_death_at(DIE_AFTER_REPLY);
+}
+
+/* A request committed and not answered when its VMM died, with posted
+ * writes waiting: the successor answers it from the record before it
+ * applies anything else (which would replace the record). */
+static void test_once_record_first(void **state)
+{
+	(void)state;
+	struct tp_region r, v;
+	assert_int_equal(tp_region_create(&r, 2, 0), 0);
+	attach_view(&r, &v);
+	struct counter c;
+	counter_restore(&c, &v);
+	struct vmmux_event ev = add_ev(5, true);
+	assert_int_equal(tp_main_call(&r, 1, &ev, NULL, NULL, NULL, NULL, 0, NULL), TP_TIMEOUT);
+	assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, counter_save), 1);
+	atomic_store(&r.slots[1].state, TP_BUSY); /* died after its record */
+	tp_region_detach(&v);
+	post_adds(&r, 1, 3); /* posted writes wait, served before slots */
+	assert_int_equal(tp_main_recover(&r, NULL), 1);
+	attach_view(&r, &v);
+	counter_restore(&c, &v);
+	assert_int_equal(c.total, 5);
+	assert_int_equal(tp_vmm_serve(&v, counter_handler, &c, counter_save), 3);
+	assert_int_equal(c.applied, 3);
+	assert_int_equal(c.total, 11);
+	struct vmmux_reply rep;
+	assert_int_equal(tp_main_wait(&r, 1, &ev, &rep, NULL, NULL, NULL, tp_now_ns() + MS, NULL),
+			 TP_OK);
+	assert_int_equal(rep.value, 5); /* its own reply, computed before the death */
+	tp_region_detach(&v);
+	tp_region_destroy(&r);
 }
 
 /* Sequence numbers: one counter per region, never reused; the record
@@ -1678,15 +1727,6 @@ static unsigned pop_keys(struct tp_region *r, uint64_t *keys, unsigned max)
 		if (n < max)
 			keys[n++] = ev.key;
 	return n;
-}
-
-/* Post ADD 1..N. */
-static void post_adds(struct tp_region *r, uint64_t from, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++) {
-		struct vmmux_event ev = add_ev(from + i, true);
-		assert_int_equal(tp_main_post(r, &ev), TP_OK);
-	}
 }
 
 /* The consumer dies in the handler of a posted entry, before or after it
@@ -1862,6 +1902,302 @@ static void test_posted_attach_repairs(void **state)
 	tp_region_destroy(&r);
 }
 
+/*
+ * The posted ring under real deaths at arbitrary points: a child consumer
+ * (a counting role with a saved state) is SIGKILLed at random moments while
+ * two threads post, vmmux's recovery runs with producers active, and a new
+ * child takes over, many times. Every posted value is applied exactly once
+ * to the saved state (count and sum), every raised event reaches the async
+ * ring exactly once, and the ring ends empty and usable.
+ */
+#define CHAOS_VALUES  20000u
+#define CHAOS_THREADS 2u
+
+struct chaos_state {
+	uint64_t count, sum;
+};
+
+struct chaos_role {
+	struct tp_region *v;
+	struct chaos_state st;
+};
+
+static int chaos_handler(void *arg, struct vmmux_event *ev, struct vmmux_reply *rep,
+			 struct vmmux_event *raised, uint32_t *nraised)
+{
+	struct chaos_role *c = arg;
+	(void)rep;
+	c->st.count++;
+	c->st.sum += ev->value;
+	raised[0] = (struct vmmux_event){.type = VMMUX_EV_IRQ, .key = ev->value, .count = 1};
+	*nraised = 1;
+	return 0;
+}
+
+static void chaos_save(void *arg)
+{
+	struct chaos_role *c = arg;
+	tp_state_store(c->v, &c->st, sizeof(c->st));
+}
+
+static pid_t start_chaos_child(const struct tp_region *r)
+{
+	pid_t pid = fork_child();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct tp_region v;
+		struct chaos_role c = {.v = &v};
+		if (tp_region_attach(&v, r->memfd, r->vmm_efd, r->async_efd) != 0)
+			_exit(2);
+		long n = tp_state_load(&v, &c.st, sizeof(c.st));
+		if (n != 0 && n != (long)sizeof(c.st))
+			_exit(3);
+		for (;;) {
+			tp_vmm_wait(&v, NULL, 0, 5);
+			tp_vmm_serve(&v, chaos_handler, &c, chaos_save);
+		}
+	}
+	return pid;
+}
+
+struct chaos_producer {
+	struct tp_region *r;
+	unsigned id;
+	_Atomic unsigned *posted;
+};
+
+static void *chaos_post(void *p)
+{
+	struct chaos_producer *cp = p;
+	for (uint64_t v = 1 + cp->id; v <= CHAOS_VALUES; v += CHAOS_THREADS) {
+		struct vmmux_event ev = io_ev(0x1000, v, true);
+		while (tp_main_post(cp->r, &ev) == TP_FULL)
+			sched_yield();
+		atomic_fetch_add(cp->posted, 1);
+	}
+	return NULL;
+}
+
+static void chaos_pop(struct tp_region *r, uint8_t *seen, unsigned *dups, unsigned *bad)
+{
+	struct vmmux_event ev;
+	while (tp_main_async_pop(r, &ev)) {
+		if (ev.key == 0 || ev.key > CHAOS_VALUES)
+			(*bad)++;
+		else if (seen[ev.key]++ != 0)
+			(*dups)++;
+	}
+}
+
+static void test_posted_chaos(void **state)
+{
+	(void)state;
+	struct tp_region r;
+	assert_int_equal(tp_region_create(&r, 1, 0), 0);
+	uint8_t *seen = calloc(CHAOS_VALUES + 1, 1);
+	assert_non_null(seen);
+	_Atomic unsigned posted = 0;
+	struct chaos_producer cp[CHAOS_THREADS];
+	pthread_t pt[CHAOS_THREADS];
+	for (unsigned i = 0; i < CHAOS_THREADS; i++) {
+		cp[i] = (struct chaos_producer){.r = &r, .id = i, .posted = &posted};
+		assert_int_equal(pthread_create(&pt[i], NULL, chaos_post, &cp[i]), 0);
+	}
+	unsigned kills = 0, dups = 0, bad = 0;
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	for (;;) {
+		pid_t pid = start_chaos_child(&r);
+		bool last = atomic_load(&posted) == CHAOS_VALUES;
+		/* let it run 0-3 ms (the last one until the ring is empty) */
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t until = tp_now_ns() + (seed >> 33) % (3 * MS);
+		while (last ? !tp_main_posted_empty(&r) : tp_now_ns() < until) {
+			chaos_pop(&r, seen, &dups, &bad);
+			sched_yield();
+		}
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		if (last)
+			break;
+		kills++;
+		tp_main_recover(&r, NULL); /* producers keep posting meanwhile */
+	}
+	for (unsigned i = 0; i < CHAOS_THREADS; i++)
+		pthread_join(pt[i], NULL);
+	/* the last child was killed after the ring emptied: a successor
+	 * finishes what it may have left (a record not yet pushed) */
+	tp_main_recover(&r, NULL);
+	struct tp_region v;
+	attach_view(&r, &v);
+	chaos_pop(&r, seen, &dups, &bad);
+	struct chaos_state st;
+	assert_int_equal(tp_state_load(&r, &st, sizeof(st)), sizeof(st));
+	unsigned missing = 0;
+	for (uint64_t k = 1; k <= CHAOS_VALUES; k++)
+		missing += seen[k] == 0;
+	print_message("posted chaos: %u kills, %llu applied, %u raised events duplicated, %u "
+		      "missing\n",
+		      kills, (unsigned long long)st.count, dups, missing);
+	assert_int_equal(bad, 0);
+	assert_int_equal(st.count, CHAOS_VALUES);
+	assert_int_equal(st.sum, (uint64_t)CHAOS_VALUES * (CHAOS_VALUES + 1) / 2);
+	assert_int_equal(dups, 0);
+	assert_int_equal(missing, 0);
+	assert_true(tp_main_posted_empty(&r));
+	assert_true(kills > 10);
+	tp_region_detach(&v);
+	free(seen);
+	tp_region_destroy(&r);
+}
+
+/*
+ * Synchronous requests under real deaths at arbitrary points: a supervisor
+ * thread SIGKILLs the serving child at random moments, recovers the region
+ * (while the requester waits) and starts a successor; the requester sends
+ * ADD 1 requests one after the other and waits through the deaths. The
+ * role lingers after each commit, so that many deaths fall between a
+ * commit and its reply. Each reply is the total after exactly one more
+ * application, with its raised event once, and the saved total ends equal
+ * to the number of requests.
+ */
+#define SLOT_CHAOS_CALLS 5000u
+
+struct slot_chaos {
+	struct tp_region *r;
+	_Atomic bool dead;
+	_Atomic bool done;
+	unsigned kills;
+};
+
+static void *slot_chaos_supervisor(void *p)
+{
+	struct slot_chaos *sc = p;
+	uint64_t seed = 0x2545f4914f6cdd1dull;
+	while (!atomic_load(&sc->done)) {
+		pid_t pid = start_counter_child(sc->r, DIE_NONE, 0);
+		atomic_store(&sc->dead, false);
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t until = tp_now_ns() + (seed >> 33) % (3 * MS);
+		while (tp_now_ns() < until && !atomic_load(&sc->done))
+			sched_yield();
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		atomic_store(&sc->dead, true);
+		tp_main_wake_all(sc->r);
+		tp_main_recover(sc->r, NULL);
+		sc->kills++;
+	}
+	return NULL;
+}
+
+static void test_slot_chaos(void **state)
+{
+	(void)state;
+	struct tp_region r;
+	assert_int_equal(tp_region_create(&r, 1, 0), 0);
+	struct slot_chaos sc = {.r = &r, .dead = true};
+	counter_slow_save = true;
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, slot_chaos_supervisor, &sc), 0);
+	for (unsigned i = 1; i <= SLOT_CHAOS_CALLS; i++) {
+		struct vmmux_event ev = add_ev(1, true);
+		struct vmmux_reply rep;
+		int32_t res;
+		struct vmmux_event raised[TP_RAISE_MAX];
+		uint32_t nr = 0;
+		while (atomic_load(&sc.dead))
+			sched_yield();
+		enum tp_result tr = tp_main_call(&r, 0, &ev, &rep, &res, raised, &nr,
+						 tp_now_ns() + 10000 * MS, &sc.dead);
+		while (tr == TP_ABORTED) {
+			while (atomic_load(&sc.dead))
+				sched_yield();
+			tr = tp_main_wait(&r, 0, &ev, &rep, &res, raised, &nr,
+					  tp_now_ns() + 10000 * MS, &sc.dead);
+		}
+		if (tr != TP_OK)
+			fail_msg("request %u: result %d", i, tr);
+		if (rep.value != i || nr != 1 || raised[0].key != 1)
+			fail_msg("request %u: reply %llu (the total after it), %u raised", i,
+				 (unsigned long long)rep.value, nr);
+	}
+	atomic_store(&sc.done, true);
+	pthread_join(t, NULL);
+	counter_slow_save = false;
+	uint64_t total = 0;
+	assert_int_equal(tp_state_load(&r, &total, sizeof(total)), sizeof(total));
+	print_message("slot chaos: %u kills, %u requests, total %llu\n", sc.kills, SLOT_CHAOS_CALLS,
+		      (unsigned long long)total);
+	assert_int_equal(total, SLOT_CHAOS_CALLS);
+	assert_true(sc.kills > 10);
+	tp_region_destroy(&r);
+}
+
+/* Doorbell batches: read, noted, applied, committed, ended; a successor
+ * finds a batch that was noted and not committed, and only that. */
+static void test_doorbell_batches(void **state)
+{
+	(void)state;
+	struct tp_region r, v;
+	assert_int_equal(tp_region_create(&r, 1, 0), 0);
+	attach_view(&r, &v);
+	char desc[TP_DB_DESC_MAX];
+	uint64_t n = 0, total = 0;
+	assert_false(tp_vmm_db_pending(&v, desc, sizeof(desc), &n));
+	assert_int_equal(tp_vmm_db_begin(&v, "x", TP_DB_DESC_MAX + 1, 1), -1);
+	assert_int_equal(tp_vmm_db_begin(&v, "x", 1, 0), -1);
+
+	/* a whole batch: nothing pending after */
+	assert_int_equal(tp_vmm_db_begin(&v, "bell-1", 7, 3), 0);
+	total = 3;
+	assert_int_equal(tp_state_store(&v, &total, sizeof(total)), 0);
+	tp_vmm_db_end(&v);
+	tp_region_detach(&v);
+	attach_view(&r, &v);
+	assert_false(tp_vmm_db_pending(&v, desc, sizeof(desc), &n));
+
+	/* death before the commit: the successor gets it, even after commits
+	 * of other requests (which carry the last batch applied) */
+	assert_int_equal(tp_vmm_db_begin(&v, "bell-2", 7, 5), 0);
+	tp_region_detach(&v);
+	attach_view(&r, &v);
+	struct srv *s = calloc(1, sizeof(*s));
+	struct vmmux_event ev = io_ev(0x1000, 1, true);
+	assert_int_equal(tp_main_post(&r, &ev), TP_OK);
+	assert_int_equal(tp_vmm_serve(&v, echo_handler, s, NULL), 1); /* a commit */
+	assert_true(tp_vmm_db_pending(&v, desc, sizeof(desc), &n));
+	assert_int_equal(n, 5);
+	assert_string_equal(desc, "bell-2");
+	total = 8;
+	assert_int_equal(tp_state_store(&v, &total, sizeof(total)), 0);
+	tp_vmm_db_end(&v);
+	tp_region_detach(&v);
+	attach_view(&r, &v);
+	assert_false(tp_vmm_db_pending(&v, desc, sizeof(desc), &n));
+	assert_int_equal(tp_state_load(&r, &total, sizeof(total)), sizeof(total));
+	assert_int_equal(total, 8);
+
+	/* death after the commit, before the end: applied, not pending */
+	assert_int_equal(tp_vmm_db_begin(&v, "bell-3", 7, 2), 0);
+	total = 10;
+	assert_int_equal(tp_state_store(&v, &total, sizeof(total)), 0);
+	tp_region_detach(&v);
+	attach_view(&r, &v);
+	assert_false(tp_vmm_db_pending(&v, desc, sizeof(desc), &n));
+
+	/* a role without a state: the end commits the batch itself */
+	assert_int_equal(tp_vmm_db_begin(&v, "bell-4", 7, 1), 0);
+	tp_vmm_db_end(&v);
+	tp_region_detach(&v);
+	attach_view(&r, &v);
+	assert_false(tp_vmm_db_pending(&v, desc, sizeof(desc), &n));
+	assert_int_equal(tp_state_load(&r, &total, sizeof(total)), sizeof(total));
+	assert_int_equal(total, 10); /* the state stays */
+	free(s);
+	tp_region_detach(&v);
+	tp_region_destroy(&r);
+}
+
 /* ---- heartbeat ------------------------------------------------------------------- */
 
 static void test_heartbeat(void **state)
@@ -1981,6 +2317,7 @@ int main(void)
 	    cmocka_unit_test(test_once_after_apply),
 	    cmocka_unit_test(test_once_after_record),
 	    cmocka_unit_test(test_once_after_reply),
+	    cmocka_unit_test(test_once_record_first),
 	    cmocka_unit_test(test_seq_numbers),
 	    cmocka_unit_test(test_once_string_in),
 	    cmocka_unit_test(test_posted_die_before_apply),
@@ -1990,6 +2327,9 @@ int main(void)
 	    cmocka_unit_test(test_posted_die_before_tail),
 	    cmocka_unit_test(test_posted_die_before_release),
 	    cmocka_unit_test(test_posted_attach_repairs),
+	    cmocka_unit_test(test_posted_chaos),
+	    cmocka_unit_test(test_slot_chaos),
+	    cmocka_unit_test(test_doorbell_batches),
 	    cmocka_unit_test(test_heartbeat),
 	    cmocka_unit_test(test_heartbeat_stopped_process),
 	};
