@@ -616,11 +616,27 @@ static void *dispatch_main(void *arg)
 static pthread_mutex_t control_park_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t control_park_cond = PTHREAD_COND_INITIALIZER;
 static bool control_released;
+static bool control_parked; /* out of its loop: it touches nothing any more */
 
 static void control_park(void)
 {
 	pthread_mutex_lock(&control_park_lock);
+	control_parked = true;
+	pthread_cond_broadcast(&control_park_cond);
 	while (!control_released)
+		pthread_cond_wait(&control_park_cond, &control_park_lock);
+	pthread_mutex_unlock(&control_park_lock);
+}
+
+/* Wait until the control thread has left its loop (a request it was
+ * executing when the run began to end, its reply included, is finished):
+ * only then may the run's end close the control socket, stop the compiled
+ * routes and the VMMs. Bounded: every wait of the control thread ends
+ * when the machine stops, or at its own deadline. */
+static void control_wait_parked(void)
+{
+	pthread_mutex_lock(&control_park_lock);
+	while (!control_parked)
 		pthread_cond_wait(&control_park_cond, &control_park_lock);
 	pthread_mutex_unlock(&control_park_lock);
 }
@@ -973,6 +989,7 @@ int machine_run(struct vmmux_config *c)
 	} else {
 		have_dispatcher = pthread_create(&dispatcher, NULL, dispatch_main, NULL) == 0;
 		control_released = false;
+		control_parked = false;
 		have_control = pthread_create(&control, NULL, control_main, NULL) == 0;
 		if (!have_dispatcher || !have_control)
 			machine_stop(EXIT_HOST, "cannot start the dispatcher or control thread");
@@ -990,6 +1007,8 @@ int machine_run(struct vmmux_config *c)
 	free(tids);
 	if (have_dispatcher)
 		pthread_join(dispatcher, NULL);
+	if (have_control)
+		control_wait_parked(); /* no request of the socket runs any more */
 	pvmm_thread_slot = M.vm.ncpus; /* the host's slot is free again */
 	router_set_kick(NULL);	       /* no vCPU thread left to kick */
 	/* What the routes compiled into KVM still hold (the coalesced ring,

@@ -738,12 +738,30 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 
 static void kill_process(struct pvmm *p, int reason, const char *why);
 
-/* Mark P stopped and end its process (P owned by the caller): its socket
+/* End P's process and mark P stopped (P owned by the caller): its socket
  * closes (the library then returns), or after a grace period it is
- * killed; then it is reaped. Bounded by STOP_GRACE_MS. A stop the control
- * API asks for is not a fault. */
+ * killed; then it is reaped. Only then is P marked stopped and its waiters
+ * released: until the process is gone it may still complete the request
+ * it is handling, and that reply must be taken (deliver_sync's take_done),
+ * not withdrawn and handed to a fallback or the default as well. Bounded
+ * by STOP_GRACE_MS. A stop the control API asks for is not a fault. */
 static void stop_owned(struct pvmm *p)
 {
+	pthread_mutex_lock(&p->lock);
+	p->restart_at_ns = 0;
+	int pidfd = p->pidfd;
+	pid_t pid = p->pid;
+	close_fd(&p->sock); /* the VMM sees the socket close and exits */
+	pthread_mutex_unlock(&p->lock);
+	if (pid > 0) {
+		bool on = router_wait_begin();
+		struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+		if (poll(&pfd, 1, STOP_GRACE_MS) <= 0)
+			syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+		waitpid(pid, NULL, 0);
+		router_wait_end(on);
+		stderr_drain(p, true);
+	}
 	pthread_mutex_lock(&p->lock);
 	if (p->fault_reason) {
 		/* killed for a fault that the supervisor has not reported yet
@@ -754,29 +772,14 @@ static void stop_owned(struct pvmm *p)
 	set_state(p, PV_STOPPED);
 	atomic_store(&p->dead, true);
 	p->restart_at_ns = 0;
-	pthread_cond_broadcast(&p->cond);
-	int pidfd = p->pidfd;
-	pid_t pid = p->pid;
-	close_fd(&p->sock); /* the VMM sees the socket close and exits */
-	pthread_mutex_unlock(&p->lock);
-	tp_main_wake_all(&p->region);
 	if (pid > 0) {
-		bool on = router_wait_begin();
-		struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-		if (poll(&pfd, 1, STOP_GRACE_MS) <= 0)
-			syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-		waitpid(pid, NULL, 0);
-		router_wait_end(on);
-		stderr_drain(p, true);
-		pthread_mutex_lock(&p->lock);
 		p->pid = 0;
 		atomic_fetch_add(&p->generation, 1);
-		pthread_cond_broadcast(&p->cond);
-		pthread_mutex_unlock(&p->lock);
 	}
-	pthread_mutex_lock(&p->lock);
 	close_fd(&p->pidfd);
+	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	tp_main_wake_all(&p->region);
 	close_fd(&p->errfd);
 }
 

@@ -46,7 +46,7 @@ ANSWER = 10.0        # s: a control-socket answer (a frozen socket fails at this
 SIGTERM_WAIT = 5.0   # s: vmmux ending after SIGTERM
 REPORT_WAIT = 60.0   # s: the guest's report after the stop byte
 REPORT_RE = re.compile(r"chaos ((?:\w+=\d+ ?)+)\n")
-MON_RE = re.compile(r'"key":"(0x[0-9a-f]+)".*?"value":"(0x[0-9a-f]+)"')
+MON_RE = re.compile(r'"write":true,"key":"(0x[0-9a-f]+)".*?"value":"(0x[0-9a-f]+)"')
 EXT_RE = re.compile(r"w (\d+|-) 0x([0-9a-f]+) 0x([0-9a-f]+)\n")
 
 
