@@ -510,8 +510,8 @@ static void *reader_main(void *arg)
 		uint16_t want = (uint16_t)(g % K);
 		if (g < r->last_gen)
 			r->backwards++;
-		if (g != r->last_gen)
-			r->changes++;
+		if (g != r->last_gen) /* read by the writer while this runs */
+			__atomic_fetch_add(&r->changes, 1, __ATOMIC_RELAXED);
 		r->last_gen = g;
 		for (unsigned p = PORT_LO; p <= PORT_HI; p += 7) {
 			uint16_t ri = route_lookup_port(t, (uint16_t)p);
@@ -633,9 +633,9 @@ static void test_concurrent_readers(void **state)
 void __real_route_table_free(struct route_table *t);
 void __wrap_route_table_free(struct route_table *t);
 
-static const struct route_table *volatile held_table;
-static volatile int held_freed, kicked, published, reader_go, reader_ready;
-static volatile int freed_while_held;
+static const struct route_table *_Atomic held_table;
+static _Atomic int held_freed, kicked, published, reader_go, reader_ready;
+static _Atomic int freed_while_held;
 
 void __wrap_route_table_free(struct route_table *t)
 {
@@ -683,7 +683,13 @@ static void test_grace_period_before_free(void **state)
 {
 	(void)state;
 	held_table = NULL;
-	held_freed = kicked = published = reader_go = reader_ready = 0;
+	/* the call_rcu thread may still free an earlier test's tables (and
+	 * read held_freed's neighbours in __wrap_route_table_free) */
+	__atomic_store_n(&held_freed, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&kicked, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&published, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&reader_go, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&reader_ready, 0, __ATOMIC_SEQ_CST);
 	freed_while_held = -1;
 	struct route_table *t0 = gen_table(1);
 	assert_non_null(t0);
