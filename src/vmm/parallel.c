@@ -857,6 +857,8 @@ static int control_request(struct vmm *v, unsigned slot, uint16_t type)
 	return pvmm_deliver(v, slot, NULL, &ev, &rep, raised, &n, &fb);
 }
 
+static uint64_t timeout_for(const struct vmm *v, const struct route *r);
+
 int pvmm_state_restore(struct vmm *v, const void *buf, size_t len, struct errbuf *e)
 {
 	struct pvmm *p = v->p;
@@ -864,9 +866,53 @@ int pvmm_state_restore(struct vmm *v, const void *buf, size_t len, struct errbuf
 		return err_set(e, "vmm '%s' is not a parallel VMM", v->name);
 	if (tp_state_store(&p->region, buf, len) < 0)
 		return err_set(e, "vmm '%s': a state of %zu bytes does not fit", v->name, len);
-	if (control_request(v, pvmm_thread_slot, TP_CTL_RESTORE) != 0)
-		return err_set(e, "vmm '%s' did not take the state", v->name);
-	return 0;
+	if (vmm_get(v->id) == v) {
+		if (control_request(v, pvmm_thread_slot, TP_CTL_RESTORE) != 0)
+			return err_set(e, "vmm '%s' did not take the state", v->name);
+		return 0;
+	}
+	/* An instance that is not in the registry (a swap's new one): the
+	 * supervisor does not watch it, so nobody would replace it if it failed.
+	 * One try, bounded by its timeout; on failure its process is killed and
+	 * reaped here, and the caller keeps the old instance. */
+	struct vmmux_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = TP_CTL_RESTORE;
+	ev.count = 1;
+	ev.vcpu = VMMUX_NO_VCPU;
+	struct vmmux_reply rep;
+	struct vmmux_event raised[VMM_RAISE_MAX];
+	uint32_t n = 0;
+	int32_t result = 0;
+	uint64_t timeout = timeout_for(v, NULL);
+	unsigned slot = pvmm_thread_slot;
+	if (atomic_load(&p->state) != PV_UP || slot >= G.nslots)
+		return err_set(e, "vmm '%s': the new instance is not up to take the state",
+			       v->name);
+	bool on = router_wait_begin();
+	enum tp_result tr = tp_main_call(&p->region, slot, &ev, &rep, &result, raised, &n,
+					 now_ns() + timeout, &p->dead);
+	router_wait_end(on);
+	if (tr == TP_OK && result >= 0)
+		return 0;
+	if (tr == TP_OK)
+		return err_set(e, "vmm '%s' refused the state of the instance it replaces",
+			       v->name);
+	pthread_mutex_lock(&p->lock);
+	if (p->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+	pthread_mutex_unlock(&p->lock);
+	stop_process(p); /* reaped now: nobody else would */
+	tp_main_cancel(&p->region, slot);
+	if (tr == TP_TIMEOUT)
+		return err_set(e,
+			       "vmm '%s': the new instance did not take the state within %llu ms "
+			       "(its timeout); it was killed",
+			       v->name, (unsigned long long)(timeout / 1000000ull));
+	return err_set(e,
+		       "vmm '%s': the new instance failed while taking the state (%s); it was "
+		       "killed",
+		       v->name, tr == TP_PROTOCOL ? "a malformed reply" : "it died");
 }
 
 bool pvmm_drained(const struct vmm *v)

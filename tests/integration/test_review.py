@@ -97,6 +97,9 @@ class Review(VmmuxTest):
                 self.fail("vmm.swap to a VMM that never takes the state froze the control "
                           "socket: %s" % e)
             self.assertFalse(rep.get("ok"), rep)  # refused: the state was not taken
+            self.assertIn("did not take the state within", rep["error"]["message"])
+            # the old instance stays in place, up
+            self.assertEqual(self.vmm(api, "uart")["state"], "in-process")
             api.call("ping", within=ANSWER)
             api.close()
             r = vm.finish(timeout=120)
