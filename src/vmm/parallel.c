@@ -74,7 +74,9 @@ struct pvmm {
 	_Atomic int state;
 	_Atomic bool dead;	     /* waiters stop waiting for the current process */
 	_Atomic uint64_t generation; /* bumped when a process is reaped */
-	pid_t pid;
+	/* Written by whichever thread manages the process (under lock), read
+	 * without it by vmms.list, statistics and the CPU sampling: atomics. */
+	_Atomic pid_t pid;
 	int pidfd;
 	int sock; /* vmmux's end of the set-up socket: non-blocking */
 	/* Which thread manages the process now (under lock): OWN_NONE, the
@@ -88,14 +90,14 @@ struct pvmm {
 	unsigned setup_pending, setup_busy; /* re-delivered by the restart under way */
 	int fault_reason;		    /* why the current process is being killed */
 	char fault_why[160];
-	unsigned restarts;
+	_Atomic unsigned restarts; /* read without the lock (vmms.list, statistics) */
 	unsigned recent_restarts;
 	uint64_t window_start_ns;
-	uint64_t up_since_ns;
+	_Atomic uint64_t up_since_ns; /* set by a set-up worker, read by the supervisor */
 	uint64_t backoff_ns;
-	uint64_t restart_at_ns;	   /* 0: none scheduled */
-	uint64_t maybe_duplicated; /* re-delivered after their handler had started */
-	uint64_t redelivered;	   /* re-delivered in all */
+	uint64_t restart_at_ns;		   /* 0: none scheduled */
+	_Atomic uint64_t maybe_duplicated; /* re-delivered after their handler had started */
+	_Atomic uint64_t redelivered;	   /* re-delivered in all (both read without the lock) */
 	int irqfd[HS_IRQS_MAX], resamplefd[HS_IRQS_MAX];
 	struct hs_irq irqs[HS_IRQS_MAX];
 	unsigned nirqs;
@@ -1500,9 +1502,10 @@ static void sample_cpu(uint64_t now)
 	for (size_t id = 1; id < vmm_count() && id < VMM_MAX; id++) {
 		struct vmm *v = vmm_get((uint16_t)id);
 		struct pvmm *p = v ? v->p : NULL;
-		if (p == NULL || p->pid <= 0)
+		pid_t pid = p != NULL ? atomic_load(&p->pid) : 0;
+		if (pid <= 0)
 			continue;
-		uint64_t cpu = process_cpu_ns(p->pid);
+		uint64_t cpu = process_cpu_ns(pid);
 		atomic_store(&v->load.cpu_ns, cpu);
 		if (prev_at[id] && now > prev_at[id] && cpu >= prev_cpu[id])
 			atomic_store(&v->load.cpu_permille,
@@ -1579,7 +1582,7 @@ const char *pvmm_where(const struct vmm *v, char *buf, size_t len)
 	}
 	switch (atomic_load(&p->state)) {
 	case PV_UP:
-		snprintf(buf, len, "pid %d", (int)p->pid);
+		snprintf(buf, len, "pid %d", (int)atomic_load(&p->pid));
 		break;
 	case PV_FAILED:
 		snprintf(buf, len, "failed");
@@ -1620,12 +1623,13 @@ const char *pvmm_state_name(const struct vmm *v)
 
 int pvmm_pid(const struct vmm *v)
 {
-	return v->p && v->p->pid > 0 ? (int)v->p->pid : 0;
+	pid_t pid = v->p ? atomic_load(&v->p->pid) : 0;
+	return pid > 0 ? (int)pid : 0;
 }
 
 unsigned pvmm_restarts(const struct vmm *v)
 {
-	return v->p ? v->p->restarts : 0;
+	return v->p ? atomic_load(&v->p->restarts) : 0;
 }
 
 int pvmm_send(struct vmm *v, const void *msg, size_t len, int fd)
@@ -1663,7 +1667,7 @@ void pvmm_stats_extra(uint16_t id, struct stats_vmm_extra *x)
 	const struct pvmm *p = v ? v->p : NULL;
 	if (p == NULL)
 		return;
-	x->restarts = p->restarts;
-	x->redelivered = p->redelivered;
-	x->maybe_duplicated = p->maybe_duplicated;
+	x->restarts = atomic_load(&p->restarts);
+	x->redelivered = atomic_load(&p->redelivered);
+	x->maybe_duplicated = atomic_load(&p->maybe_duplicated);
 }
