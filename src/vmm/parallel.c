@@ -58,6 +58,9 @@ enum pvmm_owner {
 	OWN_CONTROL,  /* the control thread (stop, resume, swap) */
 };
 
+#define STDERR_ROUND_LINES 64u	      /* a VMM's stderr lines printed per supervisor round */
+#define STDERR_ROUND_BYTES (8u << 10) /* and bytes */
+
 enum pvmm_state {
 	PV_STARTING = 0,
 	PV_UP,
@@ -87,6 +90,9 @@ struct pvmm {
 	int errfd;		    /* the read end of its stderr pipe (non-blocking), or -1 */
 	char errline[256];
 	size_t errlen;
+	unsigned err_lines;		    /* lines printed this supervisor round */
+	size_t err_bytes;		    /* bytes printed this supervisor round */
+	uint64_t err_dropped;		    /* lines over the round's budget, not reported yet */
 	unsigned setup_pending, setup_busy; /* re-delivered by the restart under way */
 	int fault_reason;		    /* why the current process is being killed */
 	char fault_why[160];
@@ -413,6 +419,38 @@ static void own_wait(struct pvmm *p, bool kill_setup)
 /* A VMM's standard error                                                   */
 /* ---------------------------------------------------------------------- */
 
+/* Lines of VMMs' standard error that vmmux's own standard error could not
+ * take at once (a pipe nobody reads, a stopped terminal), not reported yet. */
+static _Atomic uint64_t own_stderr_dropped;
+
+/*
+ * Write LINE (LEN bytes, its newline included) to vmmux's standard error
+ * without blocking for long: only when it can take more now (poll, no
+ * wait); otherwise the line is counted and the count reported with the
+ * next line that goes out. One write(2) a line: lines from threads do not
+ * mix.
+ */
+static void own_stderr_write(const char *line, size_t len)
+{
+	struct pollfd pf = {.fd = STDERR_FILENO, .events = POLLOUT};
+	if (poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT)) {
+		atomic_fetch_add(&own_stderr_dropped, 1);
+		return;
+	}
+	uint64_t lost = atomic_exchange(&own_stderr_dropped, 0);
+	if (lost > 0) {
+		char note[128];
+		int n = snprintf(note, sizeof(note),
+				 "vmmux: warning: %llu lines of parallel VMMs' standard error "
+				 "dropped (vmmux's standard error was not writable)\n",
+				 (unsigned long long)lost);
+		ssize_t w = write(STDERR_FILENO, note, (size_t)n);
+		(void)w;
+	}
+	ssize_t w = write(STDERR_FILENO, line, len);
+	(void)w;
+}
+
 /* Print one line of P's stderr (escaped already). A line the VMM library
  * logged names its VMM already ("vmmux: LEVEL: vmm 'NAME': ...", after the
  * "[    0.123456] " of --log-timestamps when it is on): when NAME is P's
@@ -436,11 +474,48 @@ static void stderr_line(struct pvmm *p)
 		const char *lvl_end = strstr(body + 7, ": ");
 		if (lvl_end && lvl_end - (body + 7) <= 8 &&
 		    strncmp(lvl_end + 2, own, strlen(own)) == 0) {
-			fprintf(stderr, "%s\n", l);
-			return;
+			stamp = 0;
+			body = l;
+			own[0] = '\0';
 		}
 	}
-	fprintf(stderr, "%.*s%s%s\n", stamp, l, own, body);
+	char out[sizeof(p->errline) + sizeof(own) + 2];
+	int n = snprintf(out, sizeof(out), "%.*s%s%s\n", stamp, l, own, body);
+	if (n < 0)
+		return;
+	size_t len = (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1;
+	out[len - 1] = '\n';
+	p->err_lines++;
+	p->err_bytes += len;
+	own_stderr_write(out, len);
+}
+
+/* Report the lines of P's stderr dropped for its budget. */
+static void stderr_report_dropped(struct pvmm *p)
+{
+	if (p->err_dropped == 0)
+		return;
+	char out[VMMUX_NAME_MAX + 160];
+	int n = snprintf(out, sizeof(out),
+			 "vmmux: warning: vmm '%s': %llu lines of its standard error dropped (at "
+			 "most %u lines or %u KiB are printed per supervisor round)\n",
+			 p->v->name, (unsigned long long)p->err_dropped, STDERR_ROUND_LINES,
+			 STDERR_ROUND_BYTES >> 10);
+	p->err_dropped = 0;
+	if (n > 0)
+		own_stderr_write(out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
+}
+
+/* One complete line of P's stderr: printed, or counted when the round's
+ * budget is spent (not when ALL: the process is gone, what it said last
+ * matters most, and the bound is the drain's). */
+static void stderr_take_line(struct pvmm *p, bool all)
+{
+	if (!all && (p->err_lines >= STDERR_ROUND_LINES || p->err_bytes >= STDERR_ROUND_BYTES)) {
+		p->err_dropped++;
+		return;
+	}
+	stderr_line(p);
 }
 
 /* Print what P's process wrote to its standard error, line by line,
@@ -451,9 +526,12 @@ static void stderr_drain(struct pvmm *p, bool all)
 {
 	if (p->errfd < 0)
 		return;
-	/* at most 16 KiB a call (the rest on the next round; 128 KiB once the
-	 * process is gone): a VMM that writes without end does not hold the
-	 * supervisor */
+	/* at most 16 KiB read a call (the rest on the next round; 128 KiB once
+	 * the process is gone), and at most STDERR_ROUND_LINES lines or
+	 * STDERR_ROUND_BYTES printed (the other lines counted and reported): a
+	 * VMM that writes without end does not hold the supervisor */
+	p->err_lines = 0;
+	p->err_bytes = 0;
 	for (unsigned rounds = 0; rounds < (all ? 256u : 32u); rounds++) {
 		char buf[512];
 		ssize_t n = read(p->errfd, buf, sizeof(buf));
@@ -466,7 +544,7 @@ static void stderr_drain(struct pvmm *p, bool all)
 			unsigned char c = (unsigned char)buf[i];
 			if (c == '\n' || p->errlen + 5 >= sizeof(p->errline)) {
 				p->errline[p->errlen] = '\0';
-				stderr_line(p);
+				stderr_take_line(p, all);
 				p->errlen = 0;
 				if (c == '\n')
 					continue;
@@ -486,6 +564,7 @@ static void stderr_drain(struct pvmm *p, bool all)
 		stderr_line(p);
 		p->errlen = 0;
 	}
+	stderr_report_dropped(p); /* one line a round at most */
 }
 
 /* ---------------------------------------------------------------------- */

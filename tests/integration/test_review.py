@@ -38,6 +38,10 @@ SIGTERM_WAIT seconds, is a failure, not a hang.
     (machine.c machine_run), so at the end of every run those processes
     are SIGKILLed instead of stopped: their role's fini never runs (output
     not flushed, last doorbell rings not read).
+  - vmm_flooding_its_stderr: the supervisor printed every line of a VMM's
+    stderr (blocking fprintf, no bound on lines): a VMM that writes without
+    end held it. At most 64 lines / 8 KiB a VMM per round are printed, the
+    rest counted ("N lines of its standard error dropped").
   - ping_while_a_slow_vmm_starts: the control thread executed live changes
     inline; vmm.start of a VMM whose set-up takes 3 s (allowed: 5 s) kept
     every other client of the socket (vmms.list, a ping) waiting as long.
@@ -184,6 +188,34 @@ class Review(VmmuxTest):
         self.assertEqual(rep.get("id"), "start")
         self.assertTrue(start_pending, "the ping was answered only after another client's "
                         "vmm.start had ended")
+
+    def test_vmm_flooding_its_stderr(self):
+        prog = vmm_program("vmm_hostile")
+        api_path = self.path("api.sock")
+        lines = 20000
+        vm = start_vmmux(
+            self.tmp, "run", "--kernel", guest("hammer.elf"), "--cpus", "2",
+            "--api-sock", api_path, "--watchdog", "120s",
+            "--vmm", "mon=monitor", "--vmm", "stop0=sink", "--vmm", "stop1=sink,read=1",
+            "--vmm", "loud=external,program=%s,spew=%d" % (prog, lines),
+            "--route", "io:0x90-0x91=mon", "--route", "io:0x92=stop0")
+        try:
+            api = Api(wait_until("the control socket", lambda: os.path.exists(api_path) and
+                                 api_path, timeout=20))
+            wait_until("loud's flood read", lambda: "spew %d of %d" % (lines, lines) in
+                       vm.err() or "lines of its standard error dropped" in vm.err(),
+                       timeout=60)
+            api.call("ping", within=ANSWER)
+            self.assertEqual(self.vmm(api, "loud")["state"], "up")
+            api.call("routes.replace", {"spec": "io:0x92=stop1"}, within=ANSWER)
+            api.close()
+            r = vm.finish(timeout=120)
+        finally:
+            vm.kill()
+        printed = r.err.count("vmm_hostile: spew ")
+        self.assertIn("vmm 'loud': ", r.err)
+        self.assertIn("lines of its standard error dropped", r.err)
+        self.assertLess(printed, lines, "every line of a flood was printed")
 
     def posted_ring_full_run(self, n):
         import re
