@@ -217,6 +217,64 @@ class Review(VmmuxTest):
         self.assertIn("lines of its standard error dropped", r.err)
         self.assertLess(printed, lines, "every line of a flood was printed")
 
+    def test_vmms_list_while_a_vmm_restarts(self):
+        """vmms.list and stats.get (control thread) while the supervisor and
+        set-up workers restart a VMM again and again: its pid, restart count
+        and counters are read without its lock. With VMMUX_TSAN (the vmmux
+        of a ThreadSanitizer build) that vmmux runs and must report no race;
+        without it, every answer must still be consistent."""
+        prog = vmm_program("vmm_hostile")
+        api_path = self.path("api.sock")
+        tsan = os.environ.get("VMMUX_TSAN")
+        env = None
+        if tsan:
+            supp = os.path.join(os.environ.get("VMMUX_SRC", "."), "tests", "tsan.supp")
+            env = {"TSAN_OPTIONS": "suppressions=%s:history_size=4" % supp}
+        import harness
+        saved = harness.VMMUX
+        harness.VMMUX = tsan or saved
+        try:
+            vm = start_vmmux(
+                self.tmp, "run", "--kernel", guest("hammer.elf"), "--cpus", "2",
+                "--api-sock", api_path, "--watchdog", "120s",
+                "--vmm", "mon=monitor", "--vmm", "stop0=sink", "--vmm", "stop1=sink,read=1",
+                "--vmm", "victim=external,program=%s" % prog,
+                "--route", "io:0x90-0x91=mon", "--route", "io:0x92=stop0",
+                "--route", "io:0x9d=victim", env=env)
+        finally:
+            harness.VMMUX = saved
+        kills = 0
+        try:
+            api = Api(wait_until("the control socket", lambda: os.path.exists(api_path) and
+                                 api_path, timeout=60))
+            last = 0
+            for _ in range(6):
+                v = wait_until("victim up (a new process)",
+                               lambda: (lambda v: v if v["state"] == "up" and
+                                        v["pid"] not in (0, last) else None)(
+                                            self.vmm(api, "victim")), timeout=60)
+                last = v["pid"]
+                os.kill(last, signal.SIGKILL)
+                kills += 1
+                for _ in range(20):  # while it is reaped and restarted
+                    w = self.vmm(api, "victim")
+                    self.assertGreaterEqual(w["restarts"], kills - 1)
+                    api.call("stats.get", within=ANSWER)
+            wait_until("victim up (a new process)",
+                       lambda: (lambda v: v["state"] == "up" and v["pid"] not in (0, last))(
+                           self.vmm(api, "victim")), timeout=60)
+            restarts = self.vmm(api, "victim")["restarts"]
+            api.close()
+            vm.proc.send_signal(signal.SIGTERM)
+            vm.proc.wait(timeout=SIGTERM_WAIT * (6 if tsan else 1))
+            err = vm.err()
+        finally:
+            vm.kill()
+        self.assertEqual(restarts, kills)
+        if "ThreadSanitizer" in err:
+            i = err.index("WARNING: ThreadSanitizer")
+            self.fail("ThreadSanitizer reports a race:\n%s" % err[i:i + 4000])
+
     def posted_ring_full_run(self, n):
         import re
         prog = vmm_program("vmm_chaos")
