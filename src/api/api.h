@@ -34,4 +34,23 @@ unsigned api_poll_fds(int *fds, unsigned max);
 /* FD is readable (or hung up): accept, read, answer. Never blocks. */
 void api_ready(int fd);
 
+/*
+ * The live-change worker (docs/architecture.md, "Threads and who waits for
+ * whom"). api_ready answers read-only requests at once and hands every
+ * live change (commands.h api_request_begin) to one worker thread, in the
+ * order it reads them; a client with a change at the worker is not read
+ * until its reply is queued, so each connection's replies keep the order
+ * of its requests. The worker loops on api_job_next (blocks until a change
+ * is queued; NULL once api_worker_stop was called) and api_job_run (runs
+ * the change, however long it waits, and hands the reply back: the control
+ * thread sends it, never blocking). api_worker_stop (the control thread
+ * leaving its loop): the worker takes nothing more; api_close, once the
+ * worker has ended its last change, sends the replies it left and drops
+ * the changes it did not take.
+ */
+struct api_job;
+struct api_job *api_job_next(void);
+void api_job_run(struct api_job *j);
+void api_worker_stop(void);
+
 #endif

@@ -160,6 +160,7 @@ struct command {
 	const char *name;
 	cmd_fn run;
 	const struct arg_spec *args; /* ends with a NULL name */
+	bool waits;		     /* a live change: may wait; runs on the live-change worker */
 };
 
 static const char *type_text(enum arg_type t)
@@ -629,22 +630,22 @@ static const struct arg_spec raise_args[] = {
     {"event", ARG_STRING, true}, {"value", ARG_NUMBER, false}, {NULL, ARG_STRING, false}};
 
 static const struct command commands[] = {
-    {"ping", cmd_ping, no_args},
-    {"version", cmd_version, no_args},
-    {"routes.list", cmd_routes_list, no_args},
-    {"routes.add", cmd_routes_add, spec_args},
-    {"routes.delete", cmd_routes_delete, spec_args},
-    {"routes.replace", cmd_routes_replace, spec_args},
-    {"routes.batch", cmd_routes_batch, batch_args},
-    {"vmms.list", cmd_vmms_list, no_args},
-    {"vmm.add", cmd_vmm_add, add_args},
-    {"vmm.start", cmd_vmm_start, name_args},
-    {"vmm.stop", cmd_vmm_stop, name_args},
-    {"vmm.restart", cmd_vmm_restart, name_args},
-    {"vmm.swap", cmd_vmm_swap, swap_args},
-    {"platform.raise", cmd_platform_raise, raise_args},
-    {"stats.get", cmd_stats_get, no_args},
-    {"metrics.get", cmd_metrics_get, no_args},
+    {"ping", cmd_ping, no_args, false},
+    {"version", cmd_version, no_args, false},
+    {"routes.list", cmd_routes_list, no_args, false},
+    {"routes.add", cmd_routes_add, spec_args, true},
+    {"routes.delete", cmd_routes_delete, spec_args, true},
+    {"routes.replace", cmd_routes_replace, spec_args, true},
+    {"routes.batch", cmd_routes_batch, batch_args, true},
+    {"vmms.list", cmd_vmms_list, no_args, false},
+    {"vmm.add", cmd_vmm_add, add_args, true},
+    {"vmm.start", cmd_vmm_start, name_args, true},
+    {"vmm.stop", cmd_vmm_stop, name_args, true},
+    {"vmm.restart", cmd_vmm_restart, name_args, true},
+    {"vmm.swap", cmd_vmm_swap, swap_args, true},
+    {"platform.raise", cmd_platform_raise, raise_args, true},
+    {"stats.get", cmd_stats_get, no_args, false},
+    {"metrics.get", cmd_metrics_get, no_args, false},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -691,8 +692,27 @@ bool api_line_blank(const char *s, size_t len)
 	return true;
 }
 
-json_t *api_request(const char *line, size_t len)
+struct api_deferred {
+	json_t *req; /* the request (holds id and args) */
+	const struct command *cmd;
+};
+
+/* Run CMD with ARGS (checked) for the request whose id is ID: the reply. */
+static json_t *run_command(const struct command *cmd, json_t *id, json_t *args)
 {
+	struct cmd_error err = {.code = NULL};
+	json_t *result = cmd->run(args, &err);
+	if (result != NULL)
+		return json_pack("{s:O, s:b, s:o}", "id", id, "ok", 1, "result", result);
+	return reply_error(id, err.code != NULL ? err.code : "internal",
+			   err.code != NULL ? err.msg : "out of memory");
+}
+
+/* api_request and api_request_begin: DEFER NULL runs every command here. */
+static json_t *request(const char *line, size_t len, struct api_deferred **defer)
+{
+	if (defer != NULL)
+		*defer = NULL;
 	if (api_line_blank(line, len))
 		return NULL;
 	json_error_t je;
@@ -704,7 +724,7 @@ json_t *api_request(const char *line, size_t len)
 
 	char d[QUOTE_MAX + 32], q[QUOTE_MAX + 4];
 	struct cmd_error err = {.code = NULL};
-	json_t *reply = NULL, *id = NULL, *result = NULL;
+	json_t *reply = NULL, *id = NULL;
 	if (!json_is_object(req)) {
 		reply = api_error_reply(NULL, "bad_request",
 					"the request is %s, not an object such as {\"id\": 1, "
@@ -774,15 +794,53 @@ json_t *api_request(const char *line, size_t len)
 					describe(args, d, sizeof(d)));
 		goto out;
 	}
-	if (check_args(cmd, args, &err) == 0)
-		result = cmd->run(args, &err);
+	if (check_args(cmd, args, &err) < 0) {
+		json_decref(empty);
+		reply = reply_error(id, err.code, err.msg);
+		goto out;
+	}
+	if (defer != NULL && cmd->waits) {
+		struct api_deferred *d = malloc(sizeof(*d));
+		if (d == NULL) {
+			json_decref(empty);
+			goto out;
+		}
+		if (empty != NULL)
+			json_object_set_new(req, "args", empty); /* the request owns it */
+		d->req = req;
+		d->cmd = cmd;
+		*defer = d;
+		return NULL;
+	}
+	reply = run_command(cmd, id, args);
 	json_decref(empty);
-	if (result != NULL)
-		reply = json_pack("{s:O, s:b, s:o}", "id", id, "ok", 1, "result", result);
-	else
-		reply = reply_error(id, err.code != NULL ? err.code : "internal",
-				    err.code != NULL ? err.msg : "out of memory");
 out:
 	json_decref(req);
 	return reply;
+}
+
+json_t *api_request(const char *line, size_t len)
+{
+	return request(line, len, NULL);
+}
+
+json_t *api_request_begin(const char *line, size_t len, struct api_deferred **defer)
+{
+	return request(line, len, defer);
+}
+
+json_t *api_deferred_run(struct api_deferred *d)
+{
+	json_t *reply =
+	    run_command(d->cmd, json_object_get(d->req, "id"), json_object_get(d->req, "args"));
+	api_deferred_free(d);
+	return reply;
+}
+
+void api_deferred_free(struct api_deferred *d)
+{
+	if (d == NULL)
+		return;
+	json_decref(d->req);
+	free(d);
 }

@@ -3,7 +3,12 @@
  * and the framing of their newline-delimited requests and replies.
  *
  * Everything runs on the control thread (src/vmm/machine.c control_main;
- * docs/architecture.md, "Threads and who waits for whom"), and the socket
+ * docs/architecture.md, "Threads and who waits for whom") but the live
+ * changes, which may wait and run on the live-change worker (api.h
+ * api_job_next): the control thread only reads, parses, answers read-only
+ * requests and sends the replies, and never waits for the worker (it
+ * hands changes over and takes replies back through two queues under a
+ * short mutex, woken by the work eventfd). The socket
  * calls never block: the control thread polls one epoll descriptor
  * (api_poll_fds), in which the
  * listening socket and every client are registered, a client for output as
@@ -35,6 +40,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,7 +78,30 @@ struct client {
 	uint32_t events;  /* what it is registered for in the epoll set */
 	bool backlog;	  /* complete requests wait in `in`: not read meanwhile */
 	bool read_closed; /* no more requests: closed once the replies are out */
+	bool waiting;	  /* a live change of its at the worker: its next
+			   * requests wait (replies keep the requests' order) */
 };
+
+/* A live change handed to the worker, then its reply handed back. */
+struct api_job {
+	struct api_deferred *req;
+	json_t *reply; /* set by the worker */
+	unsigned slot;
+	uint32_t serial; /* the client's: it may have gone meanwhile */
+	struct api_job *next;
+};
+
+/* The two queues between the control thread and the worker (FIFO). */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* the worker waits for `todo` */
+	struct api_job *todo, **todo_tail;
+	struct api_job *done, **done_tail;
+	bool stopping; /* api_worker_stop: the worker takes nothing more */
+} W = {.lock = PTHREAD_MUTEX_INITIALIZER,
+       .cond = PTHREAD_COND_INITIALIZER,
+       .todo_tail = &W.todo,
+       .done_tail = &W.done};
 
 static struct {
 	int lfd, efd, spare_fd;
@@ -122,7 +151,7 @@ static void client_close(unsigned slot)
 static int client_poll_set(unsigned slot)
 {
 	struct client *cl = S.c[slot];
-	uint32_t want = (cl->read_closed || cl->backlog ? 0u : (uint32_t)EPOLLIN) |
+	uint32_t want = (cl->read_closed || cl->backlog || cl->waiting ? 0u : (uint32_t)EPOLLIN) |
 			(cl->out_off < cl->out_len ? (uint32_t)EPOLLOUT : 0u);
 	if (want == cl->events)
 		return 0;
@@ -168,7 +197,7 @@ static int client_flush(unsigned slot)
 	}
 	if (cl->out_off == cl->out_len) {
 		cl->out_off = cl->out_len = 0;
-		if (cl->read_closed && !cl->backlog) {
+		if (cl->read_closed && !cl->backlog && !cl->waiting) {
 			client_close(slot);
 			return -1;
 		}
@@ -231,16 +260,48 @@ static int client_reply(unsigned slot, json_t *reply)
 	return client_flush(slot);
 }
 
+/* Hand the client's live change D to the worker; the client waits for its
+ * reply. -1 (the client closed) when the run is ending. */
+static int client_defer(unsigned slot, struct api_deferred *d)
+{
+	struct client *cl = S.c[slot];
+	struct api_job *j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		api_deferred_free(d);
+		return client_reply(slot, NULL); /* out of memory: closed */
+	}
+	j->req = d;
+	j->slot = slot;
+	j->serial = cl->serial;
+	pthread_mutex_lock(&W.lock);
+	bool stopping = W.stopping;
+	if (!stopping) {
+		*W.todo_tail = j;
+		W.todo_tail = &j->next;
+		pthread_cond_signal(&W.cond);
+	}
+	pthread_mutex_unlock(&W.lock);
+	if (stopping) {
+		api_deferred_free(d);
+		free(j);
+		client_close(slot);
+		return -1;
+	}
+	cl->waiting = true;
+	return 0;
+}
+
 /* Answer the complete lines in the input buffer, at most
- * API_REQUESTS_PER_READY of them; sets the backlog flag when more wait. -1
- * when the client was closed. */
+ * API_REQUESTS_PER_READY of them, up to the first live change (handed to
+ * the worker: the lines after it wait for its reply); sets the backlog
+ * flag when more wait. -1 when the client was closed. */
 static int client_lines(unsigned slot)
 {
 	struct client *cl = S.c[slot];
 	size_t start = 0;
 	unsigned answered = 0;
-	char *nl;
-	while ((nl = memchr(cl->in + start, '\n', cl->in_len - start)) != NULL) {
+	char *nl = NULL;
+	while (!cl->waiting && (nl = memchr(cl->in + start, '\n', cl->in_len - start)) != NULL) {
 		if (answered == API_REQUESTS_PER_READY)
 			break;
 		size_t len = (size_t)(nl - (cl->in + start));
@@ -249,13 +310,21 @@ static int client_lines(unsigned slot)
 		if (api_line_blank(line, len))
 			continue; /* no request, no reply */
 		answered++;
+		struct api_deferred *d;
+		json_t *r = api_request_begin(line, len, &d);
+		if (d != NULL) {
+			if (client_defer(slot, d) < 0)
+				return -1;
+			continue; /* the loop ends: the client waits */
+		}
 		/* NULL: out of memory, and client_reply closes the client */
-		if (client_reply(slot, api_request(line, len)) < 0)
+		if (client_reply(slot, r) < 0)
 			return -1;
 	}
 	memmove(cl->in, cl->in + start, cl->in_len - start);
 	cl->in_len -= start;
-	cl->backlog = nl != NULL;
+	/* a waiting client's lines are taken up again when its reply comes */
+	cl->backlog = !cl->waiting && nl != NULL;
 	if (cl->backlog)
 		work_signal();
 	return client_poll_set(slot);
@@ -304,14 +373,14 @@ static void client_read(unsigned slot)
 					  cl->serial, cl->in_len);
 			cl->in_len = 0;
 			cl->read_closed = true;
-			if (cl->out_off == cl->out_len)
+			if (cl->out_off == cl->out_len && !cl->waiting)
 				client_close(slot);
 			else
 				client_poll_set(slot);
 			return;
 		}
 		cl->in_len += (size_t)n;
-		if (client_lines(slot) < 0 || cl->backlog)
+		if (client_lines(slot) < 0 || cl->backlog || cl->waiting)
 			return; /* closed, or not read until its backlog is answered */
 		if (cl->in_len > (size_t)API_LINE_MAX) {
 			client_too_long(slot);
@@ -320,24 +389,94 @@ static void client_read(unsigned slot)
 	}
 }
 
-/* Go on answering the clients' backlogs (a TAG_WORK event). */
+/* After a client's line was answered (its backlog, or its live change):
+ * answer its next lines, read it again, or close it if it has left. */
+static void client_resume(unsigned slot)
+{
+	struct client *cl = S.c[slot];
+	if (client_lines(slot) < 0 || cl->backlog || cl->waiting)
+		return;
+	if (cl->in_len > (size_t)API_LINE_MAX)
+		client_too_long(slot);
+	else if (cl->read_closed && cl->out_off == cl->out_len)
+		client_close(slot);
+}
+
+/* The worker's replies, to their clients in the order of their requests
+ * (one live change of a client at a time). Replies of clients that have
+ * gone are dropped. */
+static void clients_replies(void)
+{
+	pthread_mutex_lock(&W.lock);
+	struct api_job *j = W.done;
+	W.done = NULL;
+	W.done_tail = &W.done;
+	pthread_mutex_unlock(&W.lock);
+	while (j != NULL) {
+		struct api_job *next = j->next;
+		struct client *cl = j->slot < API_CLIENTS_MAX ? S.c[j->slot] : NULL;
+		if (cl != NULL && cl->serial == j->serial && cl->waiting) {
+			cl->waiting = false;
+			if (client_reply(j->slot, j->reply) == 0)
+				client_resume(j->slot);
+		} else {
+			json_decref(j->reply);
+		}
+		free(j);
+		j = next;
+	}
+}
+
+/* Go on answering the clients' backlogs and give them the worker's replies
+ * (a TAG_WORK event). */
 static void clients_work(void)
 {
 	uint64_t v;
 	ssize_t r = read(S.work_fd, &v, sizeof(v));
 	(void)r;
+	clients_replies();
 	for (unsigned slot = 0; slot < API_CLIENTS_MAX; slot++) {
 		struct client *cl = S.c[slot];
 		if (cl == NULL || !cl->backlog)
 			continue;
-		if (client_lines(slot) < 0 || cl->backlog)
-			continue;
-		/* answered: read it again, or close it if it has left */
-		if (cl->in_len > (size_t)API_LINE_MAX)
-			client_too_long(slot);
-		else if (cl->read_closed && cl->out_off == cl->out_len)
-			client_close(slot);
+		client_resume(slot);
 	}
+}
+
+struct api_job *api_job_next(void)
+{
+	pthread_mutex_lock(&W.lock);
+	while (W.todo == NULL && !W.stopping)
+		pthread_cond_wait(&W.cond, &W.lock);
+	struct api_job *j = NULL;
+	if (!W.stopping) {
+		j = W.todo;
+		W.todo = j->next;
+		if (W.todo == NULL)
+			W.todo_tail = &W.todo;
+		j->next = NULL;
+	}
+	pthread_mutex_unlock(&W.lock);
+	return j;
+}
+
+void api_job_run(struct api_job *j)
+{
+	j->reply = api_deferred_run(j->req);
+	j->req = NULL;
+	pthread_mutex_lock(&W.lock);
+	*W.done_tail = j;
+	W.done_tail = &j->next;
+	pthread_mutex_unlock(&W.lock);
+	work_signal(); /* the control thread sends it */
+}
+
+void api_worker_stop(void)
+{
+	pthread_mutex_lock(&W.lock);
+	W.stopping = true;
+	pthread_cond_broadcast(&W.cond);
+	pthread_mutex_unlock(&W.lock);
 }
 
 /* Tell a connection we do not serve why (the error reply R, consumed; one
@@ -480,7 +619,11 @@ void api_ready(int fd)
 		uint32_t e = evs[i].events;
 		if ((e & EPOLLOUT) && client_flush(slot) < 0)
 			continue;
-		if (cl->backlog)
+		if (cl->waiting && (e & (EPOLLHUP | EPOLLERR))) {
+			client_close(slot); /* gone: its reply has nobody to read it */
+			continue;
+		}
+		if (cl->backlog || cl->waiting)
 			continue; /* read once its backlog is answered */
 		if (!cl->read_closed && (e & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 			client_read(slot);
@@ -669,6 +812,9 @@ int api_open(const char *path, struct errbuf *e)
 	S.ino = st.st_ino;
 	S.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	S.accept_error_logged = false;
+	pthread_mutex_lock(&W.lock);
+	W.stopping = false;
+	pthread_mutex_unlock(&W.lock);
 	lfd = efd = wfd = -1;
 	rc = 0;
 	log_info("control socket listening on %s", path);
@@ -692,6 +838,26 @@ out:
 
 void api_close(void)
 {
+	/* The worker has stopped (api_worker_stop, and its last change ended):
+	 * the replies it left go out with the rest, the changes it did not
+	 * take are dropped. */
+	if (S.efd >= 0)
+		clients_replies();
+	pthread_mutex_lock(&W.lock);
+	for (struct api_job *j = W.todo, *next; j != NULL; j = next) {
+		next = j->next;
+		api_deferred_free(j->req);
+		free(j);
+	}
+	for (struct api_job *j = W.done, *next; j != NULL; j = next) {
+		next = j->next;
+		json_decref(j->reply);
+		free(j);
+	}
+	W.todo = W.done = NULL;
+	W.todo_tail = &W.todo;
+	W.done_tail = &W.done;
+	pthread_mutex_unlock(&W.lock);
 	for (unsigned i = 0; i < API_CLIENTS_MAX; i++)
 		if (S.c[i] != NULL) {
 			/* what was answered goes out if the socket takes it */

@@ -599,44 +599,52 @@ static void *dispatch_main(void *arg)
 }
 
 /*
- * The control thread: the API socket and the live changes it asks for. Its
- * waits are bounded (docs/architecture.md); it never delivers to a
- * registered parallel VMM (platform.raise goes to the dispatcher; a swap's
- * state restore goes to the new instance, which no other thread reaches
- * yet, through the host's slot).
- */
-/*
- * The control thread forks the parallel VMMs that live changes start (it is
- * their parent for PR_SET_PDEATHSIG, which fires when that thread ends), so
- * it outlives them: after its loop it parks until the teardown has stopped
+ * The control thread: the API socket. It reads, parses and answers
+ * read-only requests, and sends the replies, never waiting: every live
+ * change goes to the live-change worker (below), in order, and its reply
+ * comes back through the socket's work eventfd (src/api/api.h).
+ *
+ * The live-change worker: the live changes (src/vmm/live.c), one at a
+ * time in the order they were received. Its waits are bounded
+ * (docs/architecture.md); it never delivers to a registered parallel VMM
+ * (platform.raise goes to the dispatcher; a swap's state restore goes to
+ * the new instance, which no other thread reaches yet, through the host's
+ * slot).
+ *
+ * The worker forks the parallel VMMs that live changes start (it is their
+ * parent for PR_SET_PDEATHSIG, which fires when that thread ends), so it
+ * outlives them: after its loop it parks until the teardown has stopped
  * every VMM (control_release), and only then ends. Otherwise a VMM started
  * by vmm.swap or vmm.start would be killed at the run's end without its
- * graceful stop (its fini, the flush of what it holds).
+ * graceful stop (its fini, the flush of what it holds). The control thread
+ * parks likewise, so that the run's end knows both have left their loops.
  */
 static pthread_mutex_t control_park_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t control_park_cond = PTHREAD_COND_INITIALIZER;
 static bool control_released;
-static bool control_parked; /* out of its loop: it touches nothing any more */
+static unsigned control_parked;	 /* threads out of their loop: they touch nothing any more */
+static unsigned control_threads; /* the control thread and the worker, once started */
 
 static void control_park(void)
 {
 	pthread_mutex_lock(&control_park_lock);
-	control_parked = true;
+	control_parked++;
 	pthread_cond_broadcast(&control_park_cond);
 	while (!control_released)
 		pthread_cond_wait(&control_park_cond, &control_park_lock);
 	pthread_mutex_unlock(&control_park_lock);
 }
 
-/* Wait until the control thread has left its loop (a request it was
- * executing when the run began to end, its reply included, is finished):
- * only then may the run's end close the control socket, stop the compiled
- * routes and the VMMs. Bounded: every wait of the control thread ends
- * when the machine stops, or at its own deadline. */
+/* Wait until the control thread and the worker have left their loops (a
+ * change the worker was executing when the run began to end is finished,
+ * its reply queued): only then may the run's end close the control
+ * socket, stop the compiled routes and the VMMs. Bounded: every wait of
+ * the worker ends when the machine stops, or at its own deadline; the
+ * control thread waits for nothing. */
 static void control_wait_parked(void)
 {
 	pthread_mutex_lock(&control_park_lock);
-	while (!control_parked)
+	while (control_parked < control_threads)
 		pthread_cond_wait(&control_park_cond, &control_park_lock);
 	pthread_mutex_unlock(&control_park_lock);
 }
@@ -672,6 +680,25 @@ static void *control_main(void *arg)
 		}
 		if (n > 1 && pf[1].revents && !machine_stopping())
 			api_ready(pf[1].fd);
+	}
+	api_worker_stop(); /* the worker ends its change and takes no more */
+	router_thread_unregister();
+	control_park();
+	return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+	(void)arg;
+	router_thread_register();
+	pvmm_thread_slot = M.vm.ncpus; /* a swapped-in VMM's state restore */
+	for (;;) {
+		router_thread_offline();
+		struct api_job *j = api_job_next();
+		router_thread_online();
+		if (j == NULL)
+			break;
+		api_job_run(j);
 	}
 	router_thread_unregister();
 	control_park(); /* until the VMMs it forked are stopped */
@@ -915,7 +942,7 @@ static void machine_teardown(void)
 		log_error("%s", te.msg);
 	metrics_stop();
 	vmm_registry_fini();
-	control_release(); /* every VMM stopped: the control thread may end */
+	control_release(); /* every VMM stopped: the worker may end */
 	live_fini();
 	pvmm_global_fini();
 	router_fini();
@@ -982,17 +1009,24 @@ int machine_run(struct vmmux_config *c)
 			break;
 		}
 	}
-	pthread_t dispatcher, control;
-	bool have_dispatcher = false, have_control = false;
+	pthread_t dispatcher, control, worker;
+	bool have_dispatcher = false, have_control = false, have_worker = false;
 	if (tids == NULL) {
 		machine_stop(EXIT_HOST, "out of memory");
 	} else {
 		have_dispatcher = pthread_create(&dispatcher, NULL, dispatch_main, NULL) == 0;
 		control_released = false;
-		control_parked = false;
+		control_parked = 0;
+		control_threads = 0;
+		have_worker = pthread_create(&worker, NULL, worker_main, NULL) == 0;
+		control_threads += have_worker;
 		have_control = pthread_create(&control, NULL, control_main, NULL) == 0;
-		if (!have_dispatcher || !have_control)
-			machine_stop(EXIT_HOST, "cannot start the dispatcher or control thread");
+		control_threads += have_control;
+		if (!have_control && have_worker)
+			api_worker_stop(); /* nobody else would stop it */
+		if (!have_dispatcher || !have_control || !have_worker)
+			machine_stop(EXIT_HOST,
+				     "cannot start the dispatcher, control or live-change thread");
 		/* The supervisor is offline for as long as it runs, and has no
 		 * request slot or trace track (the dispatcher has the host's): it
 		 * delivers only to the main VMM (vmm_host_deliver_main). */
@@ -1007,8 +1041,7 @@ int machine_run(struct vmmux_config *c)
 	free(tids);
 	if (have_dispatcher)
 		pthread_join(dispatcher, NULL);
-	if (have_control)
-		control_wait_parked(); /* no request of the socket runs any more */
+	control_wait_parked();	       /* no request of the socket runs any more */
 	pvmm_thread_slot = M.vm.ncpus; /* the host's slot is free again */
 	router_set_kick(NULL);	       /* no vCPU thread left to kick */
 	/* What the routes compiled into KVM still hold (the coalesced ring,
@@ -1022,9 +1055,11 @@ int machine_run(struct vmmux_config *c)
 	close(sig_fd);
 	if (timer_fd >= 0)
 		close(timer_fd);
-	machine_teardown(); /* releases the control thread (control_park) */
+	machine_teardown(); /* releases the control thread and the worker (control_park) */
 	if (have_control)
 		pthread_join(control, NULL);
+	if (have_worker)
+		pthread_join(worker, NULL);
 	if (sig) {
 		/* Die of the signal, as a shell expects, once the terminal is back. */
 		signal(sig, SIG_DFL);

@@ -58,6 +58,9 @@ enum pvmm_owner {
 	OWN_CONTROL,  /* the control thread (stop, resume, swap) */
 };
 
+#define STDERR_ROUND_LINES 64u	      /* a VMM's stderr lines printed per supervisor round */
+#define STDERR_ROUND_BYTES (8u << 10) /* and bytes */
+
 enum pvmm_state {
 	PV_STARTING = 0,
 	PV_UP,
@@ -74,7 +77,9 @@ struct pvmm {
 	_Atomic int state;
 	_Atomic bool dead;	     /* waiters stop waiting for the current process */
 	_Atomic uint64_t generation; /* bumped when a process is reaped */
-	pid_t pid;
+	/* Written by whichever thread manages the process (under lock), read
+	 * without it by vmms.list, statistics and the CPU sampling: atomics. */
+	_Atomic pid_t pid;
 	int pidfd;
 	int sock; /* vmmux's end of the set-up socket: non-blocking */
 	/* Which thread manages the process now (under lock): OWN_NONE, the
@@ -85,17 +90,20 @@ struct pvmm {
 	int errfd;		    /* the read end of its stderr pipe (non-blocking), or -1 */
 	char errline[256];
 	size_t errlen;
+	unsigned err_lines;		    /* lines printed this supervisor round */
+	size_t err_bytes;		    /* bytes printed this supervisor round */
+	uint64_t err_dropped;		    /* lines over the round's budget, not reported yet */
 	unsigned setup_pending, setup_busy; /* re-delivered by the restart under way */
 	int fault_reason;		    /* why the current process is being killed */
 	char fault_why[160];
-	unsigned restarts;
+	_Atomic unsigned restarts; /* read without the lock (vmms.list, statistics) */
 	unsigned recent_restarts;
 	uint64_t window_start_ns;
-	uint64_t up_since_ns;
+	_Atomic uint64_t up_since_ns; /* set by a set-up worker, read by the supervisor */
 	uint64_t backoff_ns;
-	uint64_t restart_at_ns;	   /* 0: none scheduled */
-	uint64_t maybe_duplicated; /* re-delivered after their handler had started */
-	uint64_t redelivered;	   /* re-delivered in all */
+	uint64_t restart_at_ns;		   /* 0: none scheduled */
+	_Atomic uint64_t maybe_duplicated; /* re-delivered after their handler had started */
+	_Atomic uint64_t redelivered;	   /* re-delivered in all (both read without the lock) */
 	int irqfd[HS_IRQS_MAX], resamplefd[HS_IRQS_MAX];
 	struct hs_irq irqs[HS_IRQS_MAX];
 	unsigned nirqs;
@@ -411,6 +419,38 @@ static void own_wait(struct pvmm *p, bool kill_setup)
 /* A VMM's standard error                                                   */
 /* ---------------------------------------------------------------------- */
 
+/* Lines of VMMs' standard error that vmmux's own standard error could not
+ * take at once (a pipe nobody reads, a stopped terminal), not reported yet. */
+static _Atomic uint64_t own_stderr_dropped;
+
+/*
+ * Write LINE (LEN bytes, its newline included) to vmmux's standard error
+ * without blocking for long: only when it can take more now (poll, no
+ * wait); otherwise the line is counted and the count reported with the
+ * next line that goes out. One write(2) a line: lines from threads do not
+ * mix.
+ */
+static void own_stderr_write(const char *line, size_t len)
+{
+	struct pollfd pf = {.fd = STDERR_FILENO, .events = POLLOUT};
+	if (poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT)) {
+		atomic_fetch_add(&own_stderr_dropped, 1);
+		return;
+	}
+	uint64_t lost = atomic_exchange(&own_stderr_dropped, 0);
+	if (lost > 0) {
+		char note[128];
+		int n = snprintf(note, sizeof(note),
+				 "vmmux: warning: %llu lines of parallel VMMs' standard error "
+				 "dropped (vmmux's standard error was not writable)\n",
+				 (unsigned long long)lost);
+		ssize_t w = write(STDERR_FILENO, note, (size_t)n);
+		(void)w;
+	}
+	ssize_t w = write(STDERR_FILENO, line, len);
+	(void)w;
+}
+
 /* Print one line of P's stderr (escaped already). A line the VMM library
  * logged names its VMM already ("vmmux: LEVEL: vmm 'NAME': ...", after the
  * "[    0.123456] " of --log-timestamps when it is on): when NAME is P's
@@ -434,11 +474,48 @@ static void stderr_line(struct pvmm *p)
 		const char *lvl_end = strstr(body + 7, ": ");
 		if (lvl_end && lvl_end - (body + 7) <= 8 &&
 		    strncmp(lvl_end + 2, own, strlen(own)) == 0) {
-			fprintf(stderr, "%s\n", l);
-			return;
+			stamp = 0;
+			body = l;
+			own[0] = '\0';
 		}
 	}
-	fprintf(stderr, "%.*s%s%s\n", stamp, l, own, body);
+	char out[sizeof(p->errline) + sizeof(own) + 2];
+	int n = snprintf(out, sizeof(out), "%.*s%s%s\n", stamp, l, own, body);
+	if (n < 0)
+		return;
+	size_t len = (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1;
+	out[len - 1] = '\n';
+	p->err_lines++;
+	p->err_bytes += len;
+	own_stderr_write(out, len);
+}
+
+/* Report the lines of P's stderr dropped for its budget. */
+static void stderr_report_dropped(struct pvmm *p)
+{
+	if (p->err_dropped == 0)
+		return;
+	char out[VMMUX_NAME_MAX + 160];
+	int n = snprintf(out, sizeof(out),
+			 "vmmux: warning: vmm '%s': %llu lines of its standard error dropped (at "
+			 "most %u lines or %u KiB are printed per supervisor round)\n",
+			 p->v->name, (unsigned long long)p->err_dropped, STDERR_ROUND_LINES,
+			 STDERR_ROUND_BYTES >> 10);
+	p->err_dropped = 0;
+	if (n > 0)
+		own_stderr_write(out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
+}
+
+/* One complete line of P's stderr: printed, or counted when the round's
+ * budget is spent (not when ALL: the process is gone, what it said last
+ * matters most, and the bound is the drain's). */
+static void stderr_take_line(struct pvmm *p, bool all)
+{
+	if (!all && (p->err_lines >= STDERR_ROUND_LINES || p->err_bytes >= STDERR_ROUND_BYTES)) {
+		p->err_dropped++;
+		return;
+	}
+	stderr_line(p);
 }
 
 /* Print what P's process wrote to its standard error, line by line,
@@ -449,9 +526,12 @@ static void stderr_drain(struct pvmm *p, bool all)
 {
 	if (p->errfd < 0)
 		return;
-	/* at most 16 KiB a call (the rest on the next round; 128 KiB once the
-	 * process is gone): a VMM that writes without end does not hold the
-	 * supervisor */
+	/* at most 16 KiB read a call (the rest on the next round; 128 KiB once
+	 * the process is gone), and at most STDERR_ROUND_LINES lines or
+	 * STDERR_ROUND_BYTES printed (the other lines counted and reported): a
+	 * VMM that writes without end does not hold the supervisor */
+	p->err_lines = 0;
+	p->err_bytes = 0;
 	for (unsigned rounds = 0; rounds < (all ? 256u : 32u); rounds++) {
 		char buf[512];
 		ssize_t n = read(p->errfd, buf, sizeof(buf));
@@ -464,7 +544,7 @@ static void stderr_drain(struct pvmm *p, bool all)
 			unsigned char c = (unsigned char)buf[i];
 			if (c == '\n' || p->errlen + 5 >= sizeof(p->errline)) {
 				p->errline[p->errlen] = '\0';
-				stderr_line(p);
+				stderr_take_line(p, all);
 				p->errlen = 0;
 				if (c == '\n')
 					continue;
@@ -484,6 +564,7 @@ static void stderr_drain(struct pvmm *p, bool all)
 		stderr_line(p);
 		p->errlen = 0;
 	}
+	stderr_report_dropped(p); /* one line a round at most */
 }
 
 /* ---------------------------------------------------------------------- */
@@ -857,6 +938,8 @@ static int control_request(struct vmm *v, unsigned slot, uint16_t type)
 	return pvmm_deliver(v, slot, NULL, &ev, &rep, raised, &n, &fb);
 }
 
+static uint64_t timeout_for(const struct vmm *v, const struct route *r);
+
 int pvmm_state_restore(struct vmm *v, const void *buf, size_t len, struct errbuf *e)
 {
 	struct pvmm *p = v->p;
@@ -864,9 +947,53 @@ int pvmm_state_restore(struct vmm *v, const void *buf, size_t len, struct errbuf
 		return err_set(e, "vmm '%s' is not a parallel VMM", v->name);
 	if (tp_state_store(&p->region, buf, len) < 0)
 		return err_set(e, "vmm '%s': a state of %zu bytes does not fit", v->name, len);
-	if (control_request(v, pvmm_thread_slot, TP_CTL_RESTORE) != 0)
-		return err_set(e, "vmm '%s' did not take the state", v->name);
-	return 0;
+	if (vmm_get(v->id) == v) {
+		if (control_request(v, pvmm_thread_slot, TP_CTL_RESTORE) != 0)
+			return err_set(e, "vmm '%s' did not take the state", v->name);
+		return 0;
+	}
+	/* An instance that is not in the registry (a swap's new one): the
+	 * supervisor does not watch it, so nobody would replace it if it failed.
+	 * One try, bounded by its timeout; on failure its process is killed and
+	 * reaped here, and the caller keeps the old instance. */
+	struct vmmux_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = TP_CTL_RESTORE;
+	ev.count = 1;
+	ev.vcpu = VMMUX_NO_VCPU;
+	struct vmmux_reply rep;
+	struct vmmux_event raised[VMM_RAISE_MAX];
+	uint32_t n = 0;
+	int32_t result = 0;
+	uint64_t timeout = timeout_for(v, NULL);
+	unsigned slot = pvmm_thread_slot;
+	if (atomic_load(&p->state) != PV_UP || slot >= G.nslots)
+		return err_set(e, "vmm '%s': the new instance is not up to take the state",
+			       v->name);
+	bool on = router_wait_begin();
+	enum tp_result tr = tp_main_call(&p->region, slot, &ev, &rep, &result, raised, &n,
+					 now_ns() + timeout, &p->dead);
+	router_wait_end(on);
+	if (tr == TP_OK && result >= 0)
+		return 0;
+	if (tr == TP_OK)
+		return err_set(e, "vmm '%s' refused the state of the instance it replaces",
+			       v->name);
+	pthread_mutex_lock(&p->lock);
+	if (p->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+	pthread_mutex_unlock(&p->lock);
+	stop_process(p); /* reaped now: nobody else would */
+	tp_main_cancel(&p->region, slot);
+	if (tr == TP_TIMEOUT)
+		return err_set(e,
+			       "vmm '%s': the new instance did not take the state within %llu ms "
+			       "(its timeout); it was killed",
+			       v->name, (unsigned long long)(timeout / 1000000ull));
+	return err_set(e,
+		       "vmm '%s': the new instance failed while taking the state (%s); it was "
+		       "killed",
+		       v->name, tr == TP_PROTOCOL ? "a malformed reply" : "it died");
 }
 
 bool pvmm_drained(const struct vmm *v)
@@ -1454,9 +1581,10 @@ static void sample_cpu(uint64_t now)
 	for (size_t id = 1; id < vmm_count() && id < VMM_MAX; id++) {
 		struct vmm *v = vmm_get((uint16_t)id);
 		struct pvmm *p = v ? v->p : NULL;
-		if (p == NULL || p->pid <= 0)
+		pid_t pid = p != NULL ? atomic_load(&p->pid) : 0;
+		if (pid <= 0)
 			continue;
-		uint64_t cpu = process_cpu_ns(p->pid);
+		uint64_t cpu = process_cpu_ns(pid);
 		atomic_store(&v->load.cpu_ns, cpu);
 		if (prev_at[id] && now > prev_at[id] && cpu >= prev_cpu[id])
 			atomic_store(&v->load.cpu_permille,
@@ -1533,7 +1661,7 @@ const char *pvmm_where(const struct vmm *v, char *buf, size_t len)
 	}
 	switch (atomic_load(&p->state)) {
 	case PV_UP:
-		snprintf(buf, len, "pid %d", (int)p->pid);
+		snprintf(buf, len, "pid %d", (int)atomic_load(&p->pid));
 		break;
 	case PV_FAILED:
 		snprintf(buf, len, "failed");
@@ -1574,12 +1702,13 @@ const char *pvmm_state_name(const struct vmm *v)
 
 int pvmm_pid(const struct vmm *v)
 {
-	return v->p && v->p->pid > 0 ? (int)v->p->pid : 0;
+	pid_t pid = v->p ? atomic_load(&v->p->pid) : 0;
+	return pid > 0 ? (int)pid : 0;
 }
 
 unsigned pvmm_restarts(const struct vmm *v)
 {
-	return v->p ? v->p->restarts : 0;
+	return v->p ? atomic_load(&v->p->restarts) : 0;
 }
 
 int pvmm_send(struct vmm *v, const void *msg, size_t len, int fd)
@@ -1617,7 +1746,7 @@ void pvmm_stats_extra(uint16_t id, struct stats_vmm_extra *x)
 	const struct pvmm *p = v ? v->p : NULL;
 	if (p == NULL)
 		return;
-	x->restarts = p->restarts;
-	x->redelivered = p->redelivered;
-	x->maybe_duplicated = p->maybe_duplicated;
+	x->restarts = atomic_load(&p->restarts);
+	x->redelivered = atomic_load(&p->redelivered);
+	x->maybe_duplicated = atomic_load(&p->maybe_duplicated);
 }

@@ -797,9 +797,16 @@ int vmm_input_fd(uint16_t id)
 
 int vmm_input(uint16_t id)
 {
-	struct vmm *v = vmm_get(id);
-	if (vmm_input_fd(id) < 0)
+	/* A reference, like any delivery: a swap does not finalise the role
+	 * (nor a stop take it) while its input callback runs. */
+	struct vmm *v = vmm_ref(id);
+	if (v == NULL)
 		return -1;
+	if (v->placement != VMM_IN_PROCESS || v->role == NULL || v->role->input == NULL ||
+	    v->input_eof) {
+		vmm_unref(v);
+		return -1;
+	}
 	struct vmmux_event raised[VMM_RAISE_MAX];
 	pthread_mutex_lock(&v->lock);
 	v->cur_vcpu = VMMUX_NO_VCPU;
@@ -811,6 +818,7 @@ int vmm_input(uint16_t id)
 		v->input_eof = true;
 	pthread_mutex_unlock(&v->lock);
 	dispatch_raised_list(v, raised, nraised, 0);
+	vmm_unref(v);
 	return r;
 }
 

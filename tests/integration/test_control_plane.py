@@ -77,6 +77,13 @@ class Api:
         except OSError as e:
             time.sleep(0.2)
             raise Frozen("the control socket is gone (%s) at %s%s" % (e, cmd, self.diag()))
+        return self.read_reply(within, cmd, args, t0)
+
+    def read_reply(self, within=ANSWER, cmd="a request", args=None, t0=None):
+        """The next reply line (a dict), or Frozen when none comes within
+        WITHIN s of T0 (default: now)."""
+        if t0 is None:
+            t0 = time.monotonic()
         while b"\n" not in self.buf:
             left = t0 + within - time.monotonic()
             if left <= 0:

@@ -19,6 +19,9 @@
  *                   delivered by vmmux's main loop
  *   smi=reply       the same SMI raised with the reply, routed on the
  *                   delivering thread
+ *   spew=N          after the go message, write N lines to its standard
+ *                   error as fast as it can ("vmm_hostile: spew K of N"),
+ *                   then serve
  *
  * Raising needs the grant (raise=platform:smi in its --vmm). SMIs it
  * receives are answered DONE and never raise again. Port reads return the
@@ -143,6 +146,10 @@ int main(void)
 	if (!raw_go(&R))
 		return 0;
 	raw_attach(&R);
+	uint64_t spew = raw_arg_u64(&R, "spew", 0);
+	for (uint64_t k = 1; k <= spew; k++)
+		fprintf(stderr, "vmm_hostile: spew %llu of %llu\n", (unsigned long long)k,
+			(unsigned long long)spew);
 	serve(&R, deaf, &h);
 	return 0;
 }
