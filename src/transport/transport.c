@@ -52,6 +52,17 @@ _Static_assert(sizeof(struct tp_async_ring) % 64 == 0, "async ring 64-byte align
 #define LOAD1(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE1(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
+#ifdef TP_TEST_HOOKS
+void (*tp_test_hook)(enum tp_test_point pt, struct tp_region *r, unsigned slot);
+#define TEST_POINT(pt, r, i)                                                                       \
+	do {                                                                                       \
+		if (tp_test_hook != NULL)                                                          \
+			tp_test_hook((pt), (r), (i));                                              \
+	} while (0)
+#else
+#define TEST_POINT(pt, r, i) ((void)0)
+#endif
+
 uint64_t tp_now_ns(void)
 {
 	struct timespec ts;
@@ -374,8 +385,9 @@ enum tp_result tp_main_call(struct tp_region *r, unsigned slot, struct vmmux_eve
 		return TP_INVAL;
 	struct tp_slot *s = &r->slots[slot];
 	uint32_t seq = atomic_load_explicit(&m->seq, memory_order_relaxed) + 1;
-	atomic_store_explicit(&m->seq, seq, memory_order_relaxed);
+	atomic_store_explicit(&m->seq, seq, memory_order_release);
 	atomic_store(&m->pending, 1);
+	TEST_POINT(TP_PT_CALL_PENDING, r, slot);
 
 	struct vmmux_event copy = *ev;
 	copy.data = NULL; /* no pointer of ours reaches the VMM */
@@ -388,6 +400,9 @@ enum tp_result tp_main_call(struct tp_region *r, unsigned slot, struct vmmux_eve
 	STORE1(&s->xseq, xseq);
 	publish_cpu(&r->hdr->main_cpu, this_cpu());
 	atomic_store(&s->state, TP_REQ);
+	/* armed after REQ: tp_main_recover re-arms only a slot whose call
+	 * stored all of the above (see tp_main_recover) */
+	atomic_store_explicit(&m->armed, seq, memory_order_release);
 	ring_doorbell(r);
 	return wait_reply(r, slot, ev, bytes, rep, result, raised, nraised, deadline_ns, abort);
 }
@@ -494,7 +509,15 @@ unsigned tp_main_recover(struct tp_region *r, unsigned *pending)
 	for (unsigned i = 0; i < r->nslots; i++) {
 		struct tp_slot *s = &r->slots[i];
 		struct tp_main_slot *m = &r->main[i];
-		/* state before pending: collect() clears pending before IDLE */
+		/* armed, then state, then pending, then seq (all sequentially
+		 * consistent). collect() clears pending before IDLE, so a state
+		 * IDLE that a collection stored comes with pending 0, or with
+		 * the pending of a new call whose seq (stored before its
+		 * pending) is then read, differs from armed, and skips. armed
+		 * == seq: that call stored its numbers and REQ before armed
+		 * was read; they are final (a later call needs this one
+		 * collected, from DONE, which no dead VMM can store). */
+		uint32_t armed = atomic_load(&m->armed);
 		uint32_t st = atomic_load(&s->state);
 		if (!atomic_load(&m->pending)) {
 			/* Nothing of ours: whatever the VMM left there goes. A call
@@ -508,7 +531,9 @@ unsigned tp_main_recover(struct tp_region *r, unsigned *pending)
 			continue;
 		}
 		npending++;
-		uint32_t seq = atomic_load_explicit(&m->seq, memory_order_relaxed);
+		uint32_t seq = atomic_load(&m->seq);
+		if (armed != seq)
+			continue; /* a call storing its request: it publishes REQ */
 		if (st == TP_REQ)
 			continue;
 		if (st == TP_DONE && LOAD1(&s->reply_seq) == seq &&
@@ -517,8 +542,10 @@ unsigned tp_main_recover(struct tp_region *r, unsigned *pending)
 		/* BUSY (the handler may have run), or a state the VMM had no
 		 * business leaving: deliver again, flagged, under its own
 		 * numbers (the successor compares xseq with its record). */
+		uint64_t xseq = m->xseq;
+		TEST_POINT(TP_PT_RECOVER_REARM, r, i);
 		STORE1(&s->seq, seq);
-		STORE1(&s->xseq, m->xseq);
+		STORE1(&s->xseq, xseq);
 		__atomic_fetch_or(&s->ev.flags, (uint16_t)VMMUX_EVF_REDELIVERED, __ATOMIC_RELAXED);
 		if (atomic_compare_exchange_strong(&s->state, &st, TP_REQ))
 			busy++;

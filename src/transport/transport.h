@@ -213,7 +213,12 @@ struct tp_main_slot {
 	_Atomic uint32_t pending; /* a request was sent and not yet collected */
 	_Atomic uint32_t seq;	  /* its number (what reply_seq must echo) */
 	uint64_t xseq;		  /* its exactly-once sequence number */
+	/* seq of the last request whose slot tp_main_call finished writing (its
+	 * numbers, then REQ): while armed != seq the call is still storing
+	 * them, and tp_main_recover leaves the slot to it */
+	_Atomic uint32_t armed;
 };
+
 
 /* The region, as each process maps it. Everything after async_efd is
  * private to the process that holds this struct. */
@@ -245,6 +250,16 @@ struct tp_region {
 	uint64_t watch_since;	 /* main side: since when it has not moved (0: idle) */
 	struct tp_main_slot main[TP_SLOTS_MAX];
 };
+
+#ifdef TP_TEST_HOOKS
+/* Unit tests only: called at named points of the main side's calls, to
+ * run a chosen interleaving of two threads. */
+enum tp_test_point {
+	TP_PT_CALL_PENDING, /* tp_main_call: pending set, numbers not yet stored */
+	TP_PT_RECOVER_REARM /* tp_main_recover: numbers read, slot not yet written */
+};
+extern void (*tp_test_hook)(enum tp_test_point pt, struct tp_region *r, unsigned slot);
+#endif
 
 /* Byte offsets of the parts of a region of NSLOTS slots (each 64-byte
  * aligned); both sides compute them the same way. */
@@ -351,7 +366,13 @@ uint64_t tp_main_seq(const struct tp_region *r, unsigned slot);
  * range, DONE with a reply that fails the checks) is set back to REQ and
  * counted like a BUSY one; a slot with no request pending becomes IDLE
  * whatever its state. A complete DONE reply stays for tp_main_wait. Safe
- * while vCPU threads wait on their slots.
+ * while vCPU threads wait on their slots, and while one is inside
+ * tp_main_call (it checked that the VMM was up just before it died): a slot
+ * whose call has not finished storing its request (main slot armed != seq)
+ * is counted pending and left alone, since the call publishes REQ itself
+ * with its own numbers; re-arming it would store the previous request's
+ * number over the new one, and the successor would answer the new request
+ * from the record of the old one.
  */
 unsigned tp_main_recover(struct tp_region *r, unsigned *pending);
 

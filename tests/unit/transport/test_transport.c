@@ -2286,6 +2286,121 @@ static void test_heartbeat_stopped_process(void **state)
 	tp_region_destroy(&r);
 }
 
+/*
+ * tp_main_recover running while a vCPU is inside tp_main_call (it checked
+ * the VMM was up just before it died): the call has set pending and not yet
+ * stored its request's numbers when recover looks at the slot. Recover must
+ * leave the slot to the call; re-arming it would store the previous
+ * request's exactly-once number over the new one, and the successor would
+ * answer the new request from the record of the old one without applying
+ * it. The hooks run this interleaving: the call stops after pending; recover
+ * runs; if it reaches its re-arm, it waits there until the call published
+ * REQ, then writes the slot.
+ */
+struct race_call {
+	struct tp_region *r;
+	struct vmmux_event ev;
+	struct vmmux_reply rep;
+	enum tp_result res;
+};
+
+static _Atomic int race_stage; /* 0 off, 1 armed, 2 call at pending, 3 recover seen */
+
+static void race_wait(int stage)
+{
+	for (uint64_t end = tp_now_ns() + 5000 * MS; atomic_load(&race_stage) < stage;) {
+		if (tp_now_ns() > end)
+			fail_msg("interleaving: stage %d never came", stage);
+		sched_yield();
+	}
+}
+
+static void race_hook(enum tp_test_point pt, struct tp_region *r, unsigned slot)
+{
+	if (pt == TP_PT_CALL_PENDING && atomic_load(&race_stage) == 1) {
+		atomic_store(&race_stage, 2);
+		race_wait(3); /* until recover looked at the slot */
+	} else if (pt == TP_PT_RECOVER_REARM && atomic_load(&race_stage) == 2) {
+		atomic_store(&race_stage, 3);
+		/* the call goes on and publishes its request */
+		for (uint64_t end = tp_now_ns() + 5000 * MS;
+		     atomic_load(&r->slots[slot].state) != TP_REQ;) {
+			if (tp_now_ns() > end)
+				fail_msg("the call never published its request");
+			sched_yield();
+		}
+	}
+}
+
+static void *race_call_thread(void *p)
+{
+	struct race_call *rc = p;
+	rc->res = tp_main_call(rc->r, 0, &rc->ev, &rc->rep, NULL, NULL, NULL,
+			       tp_now_ns() + 5000 * MS, NULL);
+	return NULL;
+}
+
+/* Serve V with the counter C until the call thread T is done. */
+static void race_serve(struct tp_region *v, struct counter *c, struct race_call *rc, pthread_t t)
+{
+	rc->res = (enum tp_result) - 1;
+	for (uint64_t end = tp_now_ns() + 5000 * MS;
+	     tp_main_pending(rc->r, 0) || atomic_load(&rc->r->slots[0].state) != TP_IDLE;) {
+		if (tp_now_ns() > end)
+			fail_msg("the request was never answered");
+		tp_vmm_wait(v, NULL, 0, 20);
+		tp_vmm_serve(v, counter_handler, c, counter_save);
+	}
+	pthread_join(t, NULL);
+}
+
+static void test_recover_races_call(void **state)
+{
+	(void)state;
+	struct tp_region r, v1, v2;
+	struct counter c1, c2;
+	struct race_call rc = {.r = &r};
+	pthread_t t;
+	unsigned pending;
+
+	assert_int_equal(tp_region_create(&r, 2, 0), 0);
+	/* request 1 (ADD 5), applied and committed by the first instance */
+	attach_view(&r, &v1);
+	counter_restore(&c1, &v1);
+	rc.ev = add_ev(5, true);
+	assert_int_equal(pthread_create(&t, NULL, race_call_thread, &rc), 0);
+	while (!tp_main_pending(&r, 0) && atomic_load(&r.slots[0].state) == TP_IDLE)
+		sched_yield();
+	race_serve(&v1, &c1, &rc, t);
+	assert_int_equal(rc.res, TP_OK);
+	assert_int_equal(rc.rep.value, 5);
+	tp_region_detach(&v1); /* the VMM dies */
+
+	/* request 2 (ADD 7) starts as recovery runs */
+	tp_test_hook = race_hook;
+	atomic_store(&race_stage, 1);
+	rc.ev = add_ev(7, true);
+	assert_int_equal(pthread_create(&t, NULL, race_call_thread, &rc), 0);
+	race_wait(2);
+	tp_main_recover(&r, &pending);
+	assert_int_equal(pending, 1);
+	if (atomic_load(&race_stage) < 3)
+		atomic_store(&race_stage, 3); /* recover left the slot alone */
+	tp_test_hook = NULL;
+
+	/* the successor applies request 2: once, with its own number */
+	attach_view(&r, &v2);
+	counter_restore(&c2, &v2);
+	assert_int_equal(c2.total, 5);
+	race_serve(&v2, &c2, &rc, t);
+	assert_int_equal(rc.res, TP_OK);
+	assert_int_equal(c2.applied, 1);
+	assert_int_equal(c2.seen_seq, 2);
+	assert_int_equal(rc.rep.value, 12);
+	tp_region_detach(&v2);
+	tp_region_destroy(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2309,6 +2424,7 @@ int main(void)
 	    cmocka_unit_test(test_abort),
 	    cmocka_unit_test(test_crash_recovery),
 	    cmocka_unit_test(test_recover_states),
+	    cmocka_unit_test(test_recover_races_call),
 	    cmocka_unit_test(test_protocol_errors),
 	    cmocka_unit_test(test_hostile_vmm),
 	    cmocka_unit_test(test_state),
