@@ -33,13 +33,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TP_PAGE		 4096u
-#define TP_SLICE_NS	 10000000ull /* longest futex sleep of a waiter */
-#define TP_EXTRA_POLL_NS 1000000ull  /* extras polled at least this often */
-#define TP_POST_TRIES	 4096u	     /* producer retries before "full" */
-#define TP_STATE_TRIES	 64u	     /* state_load retries */
-#define TP_ASYNC_WAIT_MS 100	     /* room wait for raises of posted events */
-#define TP_CLOCK_EVERY	 64u	     /* spin iterations between clock reads */
+#define TP_PAGE		     4096u
+#define TP_SLICE_NS	     10000000ull  /* longest futex sleep of a waiter */
+#define TP_EXTRA_POLL_NS     1000000ull	  /* extras polled at least this often */
+#define TP_POST_TRIES	     4096u	  /* producer retries before "full" */
+#define TP_STATE_TRIES	     64u	  /* state_load retries */
+#define TP_ASYNC_WAIT_MS     100	  /* room wait for raises of posted events */
+#define TP_CLOCK_EVERY	     64u	  /* spin iterations between clock reads */
+#define TP_PUBLISH_WAIT_NS   100000000ull /* wait for a reserved posted entry */
+#define TP_BEHIND_POSTED_MAX 8u		  /* deadline windows behind posted writes */
 
 _Static_assert((TP_RING_ENTRIES & (TP_RING_ENTRIES - 1)) == 0, "ring size a power of two");
 _Static_assert((TP_ASYNC_ENTRIES & (TP_ASYNC_ENTRIES - 1)) == 0, "ring size a power of two");
@@ -321,6 +323,10 @@ static enum tp_result wait_reply(struct tp_region *r, unsigned i, struct vmmux_e
 {
 	struct tp_slot *s = &r->slots[i];
 	uint64_t now = tp_now_ns();
+	/* for a request queued behind posted writes (see the sleep phase) */
+	uint64_t window = deadline_ns > now ? deadline_ns - now : 0;
+	uint64_t progress = atomic_load_explicit(&r->hdr->progress, memory_order_relaxed);
+	unsigned extended = 0;
 	uint64_t spin = atomic_load_explicit(&r->spin_ns, memory_order_relaxed);
 	uint32_t cpu = this_cpu();
 	if (cpu != TP_CPU_UNKNOWN &&
@@ -362,6 +368,18 @@ static enum tp_result wait_reply(struct tp_region *r, unsigned i, struct vmmux_e
 			return TP_ABORTED;
 		}
 		now = tp_now_ns();
+		if (now >= deadline_ns && st == TP_REQ && extended < TP_BEHIND_POSTED_MAX &&
+		    !tp_main_posted_empty(r)) {
+			/* Not started, and the VMM serves posted writes first
+			 * (tp_vmm_serve): while it makes progress on them, the
+			 * request gets another window. */
+			uint64_t p = atomic_load_explicit(&r->hdr->progress, memory_order_relaxed);
+			if (p != progress) {
+				progress = p;
+				deadline_ns = now + window;
+				extended++;
+			}
+		}
 		if (now >= deadline_ns) {
 			atomic_store(&s->waiting, 0);
 			return TP_TIMEOUT;
@@ -985,6 +1003,41 @@ static unsigned serve_posted(struct tp_region *r, tp_handler_fn handler, void *a
 	return n;
 }
 
+/*
+ * Apply every posted entry at a position before HEAD (the ring's head read
+ * after a slot was seen in REQ), so that a request is served after the
+ * posted writes its vCPU published before it: a write that found the ring
+ * full, or the VMM down, and went synchronously does not overtake them.
+ * Entries published later are applied too (serve_posted takes what is
+ * there). An entry a producer reserved and has not yet published (a vCPU
+ * thread between its head CAS and its release store) is waited for, yielding,
+ * at most TP_PUBLISH_WAIT_NS; HEAD comes from the main side, and a value
+ * more than a ring ahead of tail is not waited for.
+ */
+static unsigned serve_posted_before(struct tp_region *r, uint64_t head, tp_handler_fn handler,
+				    void *arg, void (*save)(void *arg))
+{
+	struct tp_ring *q = r->posted;
+	unsigned n = 0;
+	uint64_t end = 0;
+	for (;;) {
+		uint64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+		int64_t ahead = (int64_t)(head - tail);
+		if (ahead <= 0 || ahead > (int64_t)TP_RING_ENTRIES)
+			return n;
+		unsigned m = serve_posted(r, handler, arg, save);
+		n += m;
+		if (m != 0)
+			continue;
+		uint64_t now = tp_now_ns();
+		if (end == 0)
+			end = now + TP_PUBLISH_WAIT_NS;
+		else if (now >= end)
+			return n;
+		sched_yield();
+	}
+}
+
 static void serve_slot(struct tp_region *r, struct tp_slot *s, tp_handler_fn handler, void *arg,
 		       void (*save)(void *arg))
 {
@@ -1034,8 +1087,12 @@ unsigned tp_vmm_serve(struct tp_region *r, tp_handler_fn handler, void *arg,
 	for (unsigned i = 0; i < r->nslots; i++) {
 		struct tp_slot *s = &r->slots[i];
 		uint32_t st = TP_REQ;
-		if (atomic_load_explicit(&s->state, memory_order_relaxed) != TP_REQ ||
-		    !atomic_compare_exchange_strong(&s->state, &st, TP_BUSY))
+		if (atomic_load(&s->state) != TP_REQ)
+			continue;
+		/* the posted writes published before this request first (a
+		 * vCPU's own are: it finished posting before it stored REQ) */
+		n += serve_posted_before(r, atomic_load(&r->posted->head), handler, arg, save);
+		if (!atomic_compare_exchange_strong(&s->state, &st, TP_BUSY))
 			continue;
 		serve_slot(r, s, handler, arg, save);
 		n++;

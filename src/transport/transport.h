@@ -219,7 +219,6 @@ struct tp_main_slot {
 	_Atomic uint32_t armed;
 };
 
-
 /* The region, as each process maps it. Everything after async_efd is
  * private to the process that holds this struct. */
 struct tp_region {
@@ -307,6 +306,11 @@ enum tp_result {
  * bytes from ev->data; at most TP_SLOT_DATA) into the slot, ring the
  * doorbell, wait for the reply: spin for spin_ns, then futex-wait in slices
  * no longer than 10 ms, until DONE, DEADLINE_NS (CLOCK_MONOTONIC) or *ABORT.
+ * A request the VMM has not started (REQ) while posted writes are queued,
+ * which the VMM applies first (tp_vmm_serve), gets its window again at the
+ * deadline when the VMM's progress counter moved during the last one, at
+ * most 8 times: a VMM busy with the writes queued before the request is not
+ * taken for hung.
  * On TP_OK: *rep, *result, the raised events (copied to RAISED, at most
  * TP_RAISE_MAX, count in *nraised, each with data NULL) and, for an INS, the
  * bytes copied back to ev->data; the slot is IDLE again. On TP_TIMEOUT or
@@ -458,7 +462,12 @@ typedef int (*tp_handler_fn)(void *arg, struct vmmux_event *ev, struct vmmux_rep
 /*
  * Serve everything pending: first every posted ring entry in order, then
  * every slot in REQ state (BUSY while the handler runs, then DONE, waking a
- * sleeping waiter). A request whose sequence number equals the committed
+ * sleeping waiter). Before it takes a slot's request, every posted entry at
+ * a position before the ring's head as read after the slot was seen in REQ
+ * is applied (an entry reserved and not yet published is waited for, up to
+ * 100 ms): a vCPU's posted writes and its later synchronous events (a write
+ * that found the ring full and went synchronously included) are applied in
+ * the order the vCPU made them. A request whose sequence number equals the committed
  * record's is answered from the record without calling HANDLER (see
  * "Exactly once" above). After each handled event, SAVE (when not NULL) is
  * called so the role's state can be stored with tp_state_store, which

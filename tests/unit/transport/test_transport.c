@@ -607,6 +607,84 @@ static void test_posted_full(void **state)
 	tp_region_destroy(&r);
 }
 
+/*
+ * A vCPU's posted writes and its later synchronous event are applied in
+ * order. The VMM's serve takes at most a ring's worth of posted entries and
+ * then the slots; while it handles the last entry of such a batch, the vCPU
+ * posts more and then (as when the ring is full) makes a synchronous write.
+ * The VMM must apply the entries published before that request first.
+ */
+struct order_srv {
+	struct tp_region *r; /* the main side's view (the vCPU posts there) */
+	uint64_t seen[2 * TP_RING_ENTRIES];
+	unsigned nseen;
+	bool fired;
+	pthread_t caller;
+};
+
+#define ORDER_SYNC 0x5ec
+
+static void *order_call(void *p)
+{
+	struct tp_region *r = p;
+	struct vmmux_event ev = io_ev(0x1000, ORDER_SYNC, true);
+	struct vmmux_reply rep;
+	assert_int_equal(
+	    tp_main_call(r, 0, &ev, &rep, NULL, NULL, NULL, tp_now_ns() + 5000 * MS, NULL), TP_OK);
+	return NULL;
+}
+
+static int order_handler(void *arg, struct vmmux_event *ev, struct vmmux_reply *rep,
+			 struct vmmux_event *raised, uint32_t *nraised)
+{
+	struct order_srv *o = arg;
+	(void)rep;
+	(void)raised;
+	(void)nraised;
+	if (o->nseen < 2 * TP_RING_ENTRIES)
+		o->seen[o->nseen++] = ev->value;
+	if (!o->fired && ev->value == TP_RING_ENTRIES - 1) {
+		o->fired = true;
+		for (uint64_t k = 0; k < 40; k++) {
+			struct vmmux_event p = io_ev(0x1000, TP_RING_ENTRIES + k, true);
+			assert_int_equal(tp_main_post(o->r, &p), TP_OK);
+		}
+		assert_int_equal(pthread_create(&o->caller, NULL, order_call, o->r), 0);
+		while (atomic_load(&o->r->slots[0].state) != TP_REQ)
+			sched_yield();
+	}
+	return 0;
+}
+
+static void test_posted_then_sync_in_order(void **state)
+{
+	(void)state;
+	struct tp_region r, v;
+	assert_int_equal(tp_region_create(&r, 1, 0), 0);
+	attach_view(&r, &v);
+	struct order_srv *o = calloc(1, sizeof(*o));
+	assert_non_null(o);
+	o->r = &r;
+	for (uint64_t i = 0; i < TP_RING_ENTRIES; i++) {
+		struct vmmux_event ev = io_ev(0x1000, i, true);
+		assert_int_equal(tp_main_post(&r, &ev), TP_OK);
+	}
+	for (uint64_t end = tp_now_ns() + 5000 * MS; o->nseen < TP_RING_ENTRIES + 41;) {
+		if (tp_now_ns() > end)
+			fail_msg("only %u events applied", o->nseen);
+		tp_vmm_serve(&v, order_handler, o, NULL);
+	}
+	pthread_join(o->caller, NULL);
+	for (unsigned i = 0; i < TP_RING_ENTRIES + 40; i++)
+		if (o->seen[i] != i)
+			fail_msg("event %u applied was %llu (the synchronous write is %#x)", i,
+				 (unsigned long long)o->seen[i], ORDER_SYNC);
+	assert_int_equal(o->seen[TP_RING_ENTRIES + 40], ORDER_SYNC);
+	free(o);
+	tp_region_detach(&v);
+	tp_region_destroy(&r);
+}
+
 #define PRODUCERS    4
 #define PER_PRODUCER 10000u
 
@@ -2415,6 +2493,7 @@ int main(void)
 	    cmocka_unit_test(test_raised),
 	    cmocka_unit_test(test_posted_wrap),
 	    cmocka_unit_test(test_posted_full),
+	    cmocka_unit_test(test_posted_then_sync_in_order),
 	    cmocka_unit_test(test_posted_mpsc),
 	    cmocka_unit_test(test_posted_crash),
 	    cmocka_unit_test(test_async),
