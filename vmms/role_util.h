@@ -184,6 +184,9 @@ static inline int role_write_all(int fd, const void *buf, size_t len)
  * successor (same descriptor) rewrites from the committed offset; a swap
  * that gives the new instance another file (or the same path truncated
  * again by vmmux's open) keeps that file's end, never the old file's offset.
+ * Bytes a dead process wrote for an event that is not given again (the
+ * fallback took it) are overwritten in place by the successor's next
+ * writes; a stale tail longer than those can remain at the file's end.
  */
 struct role_out {
 	int fd;		   /* -1: no output */
