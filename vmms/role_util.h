@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <vmmux/vmmux.h>
@@ -153,6 +155,135 @@ static inline int role_write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/*
+ * A role's output descriptor, written exactly once across crashes where the
+ * output is a regular file (docs/parallel-vmm.md, "Exactly-once delivery").
+ *
+ * A parallel VMM that dies after its handler wrote and before the library
+ * committed the event's record is given the event again; its successor
+ * restores the state committed before the event. A role that writes at the
+ * file's shared offset would append the bytes a second time. A positioned
+ * output instead writes with pwrite(2) at an offset the role keeps in its
+ * saved state: the offset advances with each write and is committed with
+ * the state, so the successor re-applying the event writes the same bytes at
+ * the same place (idempotent), and later events continue after them.
+ *
+ * Positioned: a regular file whose open file description lacks O_APPEND
+ * (Linux's pwrite ignores the offset under O_APPEND). vmmux gives a VMM
+ * whose output is "stdout" or "stderr", when that is a regular file, a
+ * description of its own opened with O_APPEND (src/vmm/vmm.c), so that
+ * several VMMs sharing it append instead of overwriting each other: such an
+ * output, a pipe, a terminal or a socket is written with write(2) at the
+ * shared offset, and a line written just before a crash may appear twice.
+ *
+ * The offset starts at the file's end when the instance is initialised.
+ * role_out_restore takes the saved offset only when the saved state names
+ * the same file (device and inode) and the offset is within it: a restarted
+ * successor (same descriptor) rewrites from the committed offset; a swap
+ * that gives the new instance another file (or the same path truncated
+ * again by vmmux's open) keeps that file's end, never the old file's offset.
+ * Bytes a dead process wrote for an event that is not given again (the
+ * fallback took it) are overwritten in place by the successor's next
+ * writes; a stale tail longer than those can remain at the file's end.
+ */
+struct role_out {
+	int fd;		   /* -1: no output */
+	bool positioned;   /* pwrite at off; else write(2) */
+	uint64_t off;	   /* offset of the next byte (positioned) */
+	uint64_t dev, ino; /* the file (positioned) */
+	uint64_t end;	   /* the file's size at init, or as far as written since */
+};
+
+/* Saved with the role's state (little-endian, the host's order). */
+struct role_out_state {
+	uint64_t off;
+	uint64_t dev, ino;
+};
+
+/*
+ * Look at the output descriptor (call from init: it makes fstat and fcntl
+ * calls, which the sandbox allows only before the lock-down).
+ */
+static inline void role_out_init(struct vmmux_ctx *ctx, struct role_out *o)
+{
+	struct stat st;
+	int fl;
+
+	memset(o, 0, sizeof(*o));
+	o->fd = vmmux_output_fd(ctx);
+	if (o->fd < 0 || fstat(o->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	fl = fcntl(o->fd, F_GETFL);
+	if (fl < 0 || (fl & O_APPEND))
+		return;
+	o->positioned = true;
+	o->dev = (uint64_t)st.st_dev;
+	o->ino = (uint64_t)st.st_ino;
+	o->end = (uint64_t)st.st_size;
+	o->off = o->end;
+}
+
+/*
+ * Write LEN bytes of BUF to the output; 0 (also without an output), or -1
+ * with errno set (the offset not advanced). A descriptor other than the one
+ * role_out_init examined is written with write(2).
+ */
+static inline int role_out_write(struct vmmux_ctx *ctx, struct role_out *o, const void *buf,
+				 size_t len)
+{
+	const uint8_t *p = buf;
+	int fd = vmmux_output_fd(ctx);
+	uint64_t off;
+
+	if (fd < 0)
+		return 0;
+	if (!o->positioned || fd != o->fd)
+		return role_write_all(fd, buf, len);
+	off = o->off;
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	o->off = off;
+	if (off > o->end)
+		o->end = off;
+	return 0;
+}
+
+/* What to save with the state. */
+static inline void role_out_save(const struct role_out *o, struct role_out_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	if (!o->positioned)
+		return;
+	s->off = o->off;
+	s->dev = o->dev;
+	s->ino = o->ino;
+}
+
+/*
+ * Take a saved offset (untrusted: from the region): only for the same file
+ * and within its size (at init, or as far as this instance wrote); else the
+ * offset stays where it is (the file's end for a new instance).
+ */
+static inline void role_out_restore(struct role_out *o, const struct role_out_state *s)
+{
+	if (o->positioned && s->dev == o->dev && s->ino == o->ino && s->off <= o->end)
+		o->off = s->off;
 }
 
 /* Mask of the low SIZE bytes (SIZE 1 to 8). */

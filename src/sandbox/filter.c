@@ -94,9 +94,13 @@ static const struct rule rules[] = {
 	 * doorbell and async eventfds, irqfds, the input and output, stdio),
 	 * wait on them, close them. writev: libc's fatal error messages (heap
 	 * corruption, stack smashing) go out with it. sched_yield: the
-	 * bounded spin before a doorbell wait. */
+	 * bounded spin before a doorbell wait. pwrite64: the built-in roles
+	 * write a regular output file at the offset kept in their saved state,
+	 * so that an event re-applied after a crash rewrites its bytes in
+	 * place (docs/parallel-vmm.md, "Exactly-once delivery"). */
 	R(read, BOTH),
 	R(write, BOTH),
+	R(pwrite64, BOTH),
 	R(writev, BOTH),
 	R(poll, BOTH),
 	R(ppoll, BOTH),

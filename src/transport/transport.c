@@ -33,13 +33,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TP_PAGE		 4096u
-#define TP_SLICE_NS	 10000000ull /* longest futex sleep of a waiter */
-#define TP_EXTRA_POLL_NS 1000000ull  /* extras polled at least this often */
-#define TP_POST_TRIES	 4096u	     /* producer retries before "full" */
-#define TP_STATE_TRIES	 64u	     /* state_load retries */
-#define TP_ASYNC_WAIT_MS 100	     /* room wait for raises of posted events */
-#define TP_CLOCK_EVERY	 64u	     /* spin iterations between clock reads */
+#define TP_PAGE		     4096u
+#define TP_SLICE_NS	     10000000ull  /* longest futex sleep of a waiter */
+#define TP_EXTRA_POLL_NS     1000000ull	  /* extras polled at least this often */
+#define TP_POST_TRIES	     4096u	  /* producer retries before "full" */
+#define TP_STATE_TRIES	     64u	  /* state_load retries */
+#define TP_ASYNC_WAIT_MS     100	  /* room wait for raises of posted events */
+#define TP_CLOCK_EVERY	     64u	  /* spin iterations between clock reads */
+#define TP_PUBLISH_WAIT_NS   100000000ull /* wait for a reserved posted entry */
+#define TP_BEHIND_POSTED_MAX 8u		  /* deadline windows behind posted writes */
 
 _Static_assert((TP_RING_ENTRIES & (TP_RING_ENTRIES - 1)) == 0, "ring size a power of two");
 _Static_assert((TP_ASYNC_ENTRIES & (TP_ASYNC_ENTRIES - 1)) == 0, "ring size a power of two");
@@ -51,6 +53,17 @@ _Static_assert(sizeof(struct tp_async_ring) % 64 == 0, "async ring 64-byte align
 /* Relaxed single reads and writes of plain fields of the shared region. */
 #define LOAD1(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE1(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+#ifdef TP_TEST_HOOKS
+void (*tp_test_hook)(enum tp_test_point pt, struct tp_region *r, unsigned slot);
+#define TEST_POINT(pt, r, i)                                                                       \
+	do {                                                                                       \
+		if (tp_test_hook != NULL)                                                          \
+			tp_test_hook((pt), (r), (i));                                              \
+	} while (0)
+#else
+#define TEST_POINT(pt, r, i) ((void)0)
+#endif
 
 uint64_t tp_now_ns(void)
 {
@@ -310,6 +323,10 @@ static enum tp_result wait_reply(struct tp_region *r, unsigned i, struct vmmux_e
 {
 	struct tp_slot *s = &r->slots[i];
 	uint64_t now = tp_now_ns();
+	/* for a request queued behind posted writes (see the sleep phase) */
+	uint64_t window = deadline_ns > now ? deadline_ns - now : 0;
+	uint64_t progress = atomic_load_explicit(&r->hdr->progress, memory_order_relaxed);
+	unsigned extended = 0;
 	uint64_t spin = atomic_load_explicit(&r->spin_ns, memory_order_relaxed);
 	uint32_t cpu = this_cpu();
 	if (cpu != TP_CPU_UNKNOWN &&
@@ -351,6 +368,18 @@ static enum tp_result wait_reply(struct tp_region *r, unsigned i, struct vmmux_e
 			return TP_ABORTED;
 		}
 		now = tp_now_ns();
+		if (now >= deadline_ns && st == TP_REQ && extended < TP_BEHIND_POSTED_MAX &&
+		    !tp_main_posted_empty(r)) {
+			/* Not started, and the VMM serves posted writes first
+			 * (tp_vmm_serve): while it makes progress on them, the
+			 * request gets another window. */
+			uint64_t p = atomic_load_explicit(&r->hdr->progress, memory_order_relaxed);
+			if (p != progress) {
+				progress = p;
+				deadline_ns = now + window;
+				extended++;
+			}
+		}
 		if (now >= deadline_ns) {
 			atomic_store(&s->waiting, 0);
 			return TP_TIMEOUT;
@@ -374,8 +403,9 @@ enum tp_result tp_main_call(struct tp_region *r, unsigned slot, struct vmmux_eve
 		return TP_INVAL;
 	struct tp_slot *s = &r->slots[slot];
 	uint32_t seq = atomic_load_explicit(&m->seq, memory_order_relaxed) + 1;
-	atomic_store_explicit(&m->seq, seq, memory_order_relaxed);
+	atomic_store_explicit(&m->seq, seq, memory_order_release);
 	atomic_store(&m->pending, 1);
+	TEST_POINT(TP_PT_CALL_PENDING, r, slot);
 
 	struct vmmux_event copy = *ev;
 	copy.data = NULL; /* no pointer of ours reaches the VMM */
@@ -388,6 +418,9 @@ enum tp_result tp_main_call(struct tp_region *r, unsigned slot, struct vmmux_eve
 	STORE1(&s->xseq, xseq);
 	publish_cpu(&r->hdr->main_cpu, this_cpu());
 	atomic_store(&s->state, TP_REQ);
+	/* armed after REQ: tp_main_recover re-arms only a slot whose call
+	 * stored all of the above (see tp_main_recover) */
+	atomic_store_explicit(&m->armed, seq, memory_order_release);
 	ring_doorbell(r);
 	return wait_reply(r, slot, ev, bytes, rep, result, raised, nraised, deadline_ns, abort);
 }
@@ -494,7 +527,15 @@ unsigned tp_main_recover(struct tp_region *r, unsigned *pending)
 	for (unsigned i = 0; i < r->nslots; i++) {
 		struct tp_slot *s = &r->slots[i];
 		struct tp_main_slot *m = &r->main[i];
-		/* state before pending: collect() clears pending before IDLE */
+		/* armed, then state, then pending, then seq (all sequentially
+		 * consistent). collect() clears pending before IDLE, so a state
+		 * IDLE that a collection stored comes with pending 0, or with
+		 * the pending of a new call whose seq (stored before its
+		 * pending) is then read, differs from armed, and skips. armed
+		 * == seq: that call stored its numbers and REQ before armed
+		 * was read; they are final (a later call needs this one
+		 * collected, from DONE, which no dead VMM can store). */
+		uint32_t armed = atomic_load(&m->armed);
 		uint32_t st = atomic_load(&s->state);
 		if (!atomic_load(&m->pending)) {
 			/* Nothing of ours: whatever the VMM left there goes. A call
@@ -508,7 +549,9 @@ unsigned tp_main_recover(struct tp_region *r, unsigned *pending)
 			continue;
 		}
 		npending++;
-		uint32_t seq = atomic_load_explicit(&m->seq, memory_order_relaxed);
+		uint32_t seq = atomic_load(&m->seq);
+		if (armed != seq)
+			continue; /* a call storing its request: it publishes REQ */
 		if (st == TP_REQ)
 			continue;
 		if (st == TP_DONE && LOAD1(&s->reply_seq) == seq &&
@@ -517,8 +560,10 @@ unsigned tp_main_recover(struct tp_region *r, unsigned *pending)
 		/* BUSY (the handler may have run), or a state the VMM had no
 		 * business leaving: deliver again, flagged, under its own
 		 * numbers (the successor compares xseq with its record). */
+		uint64_t xseq = m->xseq;
+		TEST_POINT(TP_PT_RECOVER_REARM, r, i);
 		STORE1(&s->seq, seq);
-		STORE1(&s->xseq, m->xseq);
+		STORE1(&s->xseq, xseq);
 		__atomic_fetch_or(&s->ev.flags, (uint16_t)VMMUX_EVF_REDELIVERED, __ATOMIC_RELAXED);
 		if (atomic_compare_exchange_strong(&s->state, &st, TP_REQ))
 			busy++;
@@ -958,6 +1003,41 @@ static unsigned serve_posted(struct tp_region *r, tp_handler_fn handler, void *a
 	return n;
 }
 
+/*
+ * Apply every posted entry at a position before HEAD (the ring's head read
+ * after a slot was seen in REQ), so that a request is served after the
+ * posted writes its vCPU published before it: a write that found the ring
+ * full, or the VMM down, and went synchronously does not overtake them.
+ * Entries published later are applied too (serve_posted takes what is
+ * there). An entry a producer reserved and has not yet published (a vCPU
+ * thread between its head CAS and its release store) is waited for, yielding,
+ * at most TP_PUBLISH_WAIT_NS; HEAD comes from the main side, and a value
+ * more than a ring ahead of tail is not waited for.
+ */
+static unsigned serve_posted_before(struct tp_region *r, uint64_t head, tp_handler_fn handler,
+				    void *arg, void (*save)(void *arg))
+{
+	struct tp_ring *q = r->posted;
+	unsigned n = 0;
+	uint64_t end = 0;
+	for (;;) {
+		uint64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+		int64_t ahead = (int64_t)(head - tail);
+		if (ahead <= 0 || ahead > (int64_t)TP_RING_ENTRIES)
+			return n;
+		unsigned m = serve_posted(r, handler, arg, save);
+		n += m;
+		if (m != 0)
+			continue;
+		uint64_t now = tp_now_ns();
+		if (end == 0)
+			end = now + TP_PUBLISH_WAIT_NS;
+		else if (now >= end)
+			return n;
+		sched_yield();
+	}
+}
+
 static void serve_slot(struct tp_region *r, struct tp_slot *s, tp_handler_fn handler, void *arg,
 		       void (*save)(void *arg))
 {
@@ -1007,8 +1087,12 @@ unsigned tp_vmm_serve(struct tp_region *r, tp_handler_fn handler, void *arg,
 	for (unsigned i = 0; i < r->nslots; i++) {
 		struct tp_slot *s = &r->slots[i];
 		uint32_t st = TP_REQ;
-		if (atomic_load_explicit(&s->state, memory_order_relaxed) != TP_REQ ||
-		    !atomic_compare_exchange_strong(&s->state, &st, TP_BUSY))
+		if (atomic_load(&s->state) != TP_REQ)
+			continue;
+		/* the posted writes published before this request first (a
+		 * vCPU's own are: it finished posting before it stored REQ) */
+		n += serve_posted_before(r, atomic_load(&r->posted->head), handler, arg, save);
+		if (!atomic_compare_exchange_strong(&s->state, &st, TP_BUSY))
 			continue;
 		serve_slot(r, s, handler, arg, save);
 		n++;

@@ -213,6 +213,10 @@ struct tp_main_slot {
 	_Atomic uint32_t pending; /* a request was sent and not yet collected */
 	_Atomic uint32_t seq;	  /* its number (what reply_seq must echo) */
 	uint64_t xseq;		  /* its exactly-once sequence number */
+	/* seq of the last request whose slot tp_main_call finished writing (its
+	 * numbers, then REQ): while armed != seq the call is still storing
+	 * them, and tp_main_recover leaves the slot to it */
+	_Atomic uint32_t armed;
 };
 
 /* The region, as each process maps it. Everything after async_efd is
@@ -245,6 +249,16 @@ struct tp_region {
 	uint64_t watch_since;	 /* main side: since when it has not moved (0: idle) */
 	struct tp_main_slot main[TP_SLOTS_MAX];
 };
+
+#ifdef TP_TEST_HOOKS
+/* Unit tests only: called at named points of the main side's calls, to
+ * run a chosen interleaving of two threads. */
+enum tp_test_point {
+	TP_PT_CALL_PENDING, /* tp_main_call: pending set, numbers not yet stored */
+	TP_PT_RECOVER_REARM /* tp_main_recover: numbers read, slot not yet written */
+};
+extern void (*tp_test_hook)(enum tp_test_point pt, struct tp_region *r, unsigned slot);
+#endif
 
 /* Byte offsets of the parts of a region of NSLOTS slots (each 64-byte
  * aligned); both sides compute them the same way. */
@@ -292,6 +306,11 @@ enum tp_result {
  * bytes from ev->data; at most TP_SLOT_DATA) into the slot, ring the
  * doorbell, wait for the reply: spin for spin_ns, then futex-wait in slices
  * no longer than 10 ms, until DONE, DEADLINE_NS (CLOCK_MONOTONIC) or *ABORT.
+ * A request the VMM has not started (REQ) while posted writes are queued,
+ * which the VMM applies first (tp_vmm_serve), gets its window again at the
+ * deadline when the VMM's progress counter moved during the last one, at
+ * most 8 times: a VMM busy with the writes queued before the request is not
+ * taken for hung.
  * On TP_OK: *rep, *result, the raised events (copied to RAISED, at most
  * TP_RAISE_MAX, count in *nraised, each with data NULL) and, for an INS, the
  * bytes copied back to ev->data; the slot is IDLE again. On TP_TIMEOUT or
@@ -351,7 +370,13 @@ uint64_t tp_main_seq(const struct tp_region *r, unsigned slot);
  * range, DONE with a reply that fails the checks) is set back to REQ and
  * counted like a BUSY one; a slot with no request pending becomes IDLE
  * whatever its state. A complete DONE reply stays for tp_main_wait. Safe
- * while vCPU threads wait on their slots.
+ * while vCPU threads wait on their slots, and while one is inside
+ * tp_main_call (it checked that the VMM was up just before it died): a slot
+ * whose call has not finished storing its request (main slot armed != seq)
+ * is counted pending and left alone, since the call publishes REQ itself
+ * with its own numbers; re-arming it would store the previous request's
+ * number over the new one, and the successor would answer the new request
+ * from the record of the old one.
  */
 unsigned tp_main_recover(struct tp_region *r, unsigned *pending);
 
@@ -437,7 +462,12 @@ typedef int (*tp_handler_fn)(void *arg, struct vmmux_event *ev, struct vmmux_rep
 /*
  * Serve everything pending: first every posted ring entry in order, then
  * every slot in REQ state (BUSY while the handler runs, then DONE, waking a
- * sleeping waiter). A request whose sequence number equals the committed
+ * sleeping waiter). Before it takes a slot's request, every posted entry at
+ * a position before the ring's head as read after the slot was seen in REQ
+ * is applied (an entry reserved and not yet published is waited for, up to
+ * 100 ms): a vCPU's posted writes and its later synchronous events (a write
+ * that found the ring full and went synchronously included) are applied in
+ * the order the vCPU made them. A request whose sequence number equals the committed
  * record's is answered from the record without calling HANDLER (see
  * "Exactly once" above). After each handled event, SAVE (when not NULL) is
  * called so the role's state can be stored with tp_state_store, which

@@ -155,14 +155,34 @@ static int open_input(const struct vmm_config *c, struct errbuf *e)
 	return fd;
 }
 
+/*
+ * vmmux's STDFD as a VMM's output. Several VMMs may share it, so a regular
+ * file gets a description of the VMM's own opened with O_APPEND: the roles
+ * write a regular file without O_APPEND at an offset of their own (pwrite,
+ * vmms/role_util.h, role_out), which would overwrite each other's lines in a
+ * shared file; appending keeps each write whole at the end. Anything else
+ * (a terminal, a pipe), or a failed reopen, is STDFD itself.
+ */
+static int open_shared_output(int stdfd)
+{
+	struct stat st;
+	char path[32];
+
+	if (fstat(stdfd, &st) < 0 || !S_ISREG(st.st_mode))
+		return stdfd;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", stdfd);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+	return fd < 0 ? stdfd : fd;
+}
+
 static int open_output(const struct vmm_config *c, struct errbuf *e)
 {
 	if (c->output == NULL || strcmp(c->output, "none") == 0)
 		return -1;
 	if (strcmp(c->output, "stdout") == 0)
-		return STDOUT_FILENO;
+		return open_shared_output(STDOUT_FILENO);
 	if (strcmp(c->output, "stderr") == 0)
-		return STDERR_FILENO;
+		return open_shared_output(STDERR_FILENO);
 	int held = dup_held_fd(c, "output", c->output, e);
 	if (held != -1)
 		return held;

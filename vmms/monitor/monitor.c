@@ -2,8 +2,13 @@
  * monitor.c: an introspection monitor (role "monitor").
  *
  * Every event routed to the monitor is written as one JSON object on one line
- * to its output descriptor (one write(2) per line), then answered with a
- * reply configured by args:
+ * to its output descriptor, then answered with a reply configured by args.
+ * A regular output file is written with one pwrite(2) per line at an offset
+ * kept in the saved state, so that a parallel monitor that dies after
+ * writing a line and before its record is committed has the line rewritten
+ * in place, not repeated, by its successor; any other output (a pipe, a
+ * terminal, a file opened O_APPEND) gets one write(2) per line, and such a
+ * line may repeat after a crash (vmms/role_util.h, role_out). Args:
  *
  *   read=N          IN and MMIO read value (default 0); an INS fills every
  *                   element with it
@@ -53,8 +58,18 @@ struct monitor {
 	uint64_t msr_read_value;
 	size_t msr_mode, exception_mode, shutdown_mode;
 	size_t forward; /* hand device events on (needs the "forward" grant) */
+	struct role_out out;
 	bool output_error_logged;
 };
+
+/* Saved state, version 1: where the next line goes in the output file. */
+#define MONITOR_STATE_MAGIC   0x314e4f4du /* "MON1" */
+#define MONITOR_STATE_VERSION 1
+struct monitor_state_v1 {
+	struct role_state_hdr hdr;
+	struct role_out_state out;
+};
+_Static_assert(sizeof(struct monitor_state_v1) == 32, "monitor state layout");
 
 static const char *const forward_modes[] = {"no", "yes"};
 
@@ -301,7 +316,7 @@ static int monitor_handle(struct vmmux_ctx *ctx, const struct vmmux_event *ev,
 			  MONITOR_LINE_MAX);
 		return 0;
 	}
-	if (role_write_all(fd, l.buf, l.len) < 0 && !m->output_error_logged) {
+	if (role_out_write(ctx, &m->out, l.buf, l.len) < 0 && !m->output_error_logged) {
 		vmmux_log(ctx, VMMUX_LOG_WARN, "output descriptor %d: %s; event lines are dropped",
 			  fd, strerror(errno));
 		m->output_error_logged = true;
@@ -322,10 +337,47 @@ static int monitor_init(struct vmmux_ctx *ctx)
 		0 ||
 	    role_arg_choice(ctx, "forward", forward_modes, 2, 0, &m->forward) < 0)
 		return -EINVAL;
+	role_out_init(ctx, &m->out);
 	if (vmmux_output_fd(ctx) < 0)
 		vmmux_log(ctx, VMMUX_LOG_WARN,
 			  "no output configured: events are answered, not "
 			  "logged");
+	return 0;
+}
+
+static long monitor_save(struct vmmux_ctx *ctx, void *buf, size_t cap)
+{
+	struct monitor *m = vmmux_priv(ctx);
+	struct monitor_state_v1 st;
+
+	if (!buf || cap < sizeof(st))
+		return -1;
+	memset(&st, 0, sizeof(st));
+	st.hdr.magic = MONITOR_STATE_MAGIC;
+	st.hdr.version = MONITOR_STATE_VERSION;
+	st.hdr.size = sizeof(st);
+	role_out_save(&m->out, &st.out);
+	memcpy(buf, &st, sizeof(st));
+	return (long)sizeof(st);
+}
+
+static int monitor_restore(struct vmmux_ctx *ctx, const void *buf, size_t len)
+{
+	struct monitor *m = vmmux_priv(ctx);
+	struct monitor_state_v1 st;
+
+	if (!buf || len != sizeof(st)) {
+		vmmux_log(ctx, VMMUX_LOG_ERROR, "restore: state of %zu bytes, not %zu", len,
+			  sizeof(st));
+		return -EINVAL;
+	}
+	memcpy(&st, buf, sizeof(st));
+	if (st.hdr.magic != MONITOR_STATE_MAGIC || st.hdr.version != MONITOR_STATE_VERSION ||
+	    st.hdr.size != sizeof(st)) {
+		vmmux_log(ctx, VMMUX_LOG_ERROR, "restore: not a monitor state (magic or version)");
+		return -EINVAL;
+	}
+	role_out_restore(&m->out, &st.out);
 	return 0;
 }
 
@@ -339,5 +391,7 @@ const struct vmmux_role vmmux_role_monitor = {
     .priv_size = sizeof(struct monitor),
     .init = monitor_init,
     .handle = monitor_handle,
+    .save = monitor_save,
+    .restore = monitor_restore,
     .args = monitor_args,
 };

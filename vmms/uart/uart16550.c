@@ -6,12 +6,15 @@
  * single-byte accesses are accepted (INS/OUTS with size 1 included).
  *
  * Transmit never blocks the guest: a THR write goes to the output descriptor
- * at once (one write(2) per event, a whole OUTS in one write), so THRE and
- * TEMT are always set. Receive: the input callback reads the input descriptor
- * into a 4 KiB line buffer, from which bytes move into the receive FIFO (16
- * bytes, or a single holding register while FIFOs are disabled) whenever it
- * has room. Interrupt causes follow the 16550A priorities; each change of the
- * interrupt output raises VMMUX_EV_IRQ on the configured line.
+ * at once (one write per event, a whole OUTS in one write), so THRE and
+ * TEMT are always set. A regular output file is written with pwrite(2) at an
+ * offset kept in the saved state, so that a successor re-applying a write
+ * after a crash rewrites the same bytes in place; other outputs get write(2),
+ * and bytes written just before a crash may repeat (role_util.h, role_out). Receive: the input
+ * callback reads the input descriptor into a 4 KiB line buffer, from which bytes move into the
+ * receive FIFO (16 bytes, or a single holding register while FIFOs are disabled) whenever it has
+ * room. Interrupt causes follow the 16550A priorities; each change of the interrupt output raises
+ * VMMUX_EV_IRQ on the configured line.
  *
  * Not modelled: baud rate and character timing (the divisor latch only
  * stores), parity/framing errors and breaks (never happen on a byte stream),
@@ -110,12 +113,17 @@ struct uart {
 	unsigned buf_head, buf_count;
 	/* configuration and host-side state */
 	uint32_t irq;
+	struct role_out out;
 	bool output_error_logged;
 };
 
-/* Saved state, version 1: this struct followed by buf_count line bytes. */
+/*
+ * Saved state, version 2: struct uart_state_v1, the output's offset (struct
+ * role_out_state), then buf_count line bytes. Version 1 (no offset) is still
+ * taken: the output then continues at its file's end.
+ */
 #define UART_STATE_MAGIC   0x41363155u /* "U16A" */
-#define UART_STATE_VERSION 1
+#define UART_STATE_VERSION 2
 struct uart_state_v1 {
 	struct role_state_hdr hdr;
 	uint8_t ier, lcr, mcr, fcr, scr, dll, dlm, lsr_err;
@@ -125,6 +133,11 @@ struct uart_state_v1 {
 	uint16_t reserved;
 };
 _Static_assert(sizeof(struct uart_state_v1) == 40, "uart state layout");
+struct uart_state_v2 {
+	struct uart_state_v1 v1; /* hdr.version 2, hdr.size sizeof(struct uart_state_v2) */
+	struct role_out_state out;
+};
+_Static_assert(sizeof(struct uart_state_v2) == 64, "uart state layout");
 
 static bool uart_fifo_enabled(const struct uart *u)
 {
@@ -244,7 +257,7 @@ static void uart_output(struct vmmux_ctx *ctx, struct uart *u, const void *bytes
 
 	if (fd < 0 || len == 0)
 		return;
-	if (role_write_all(fd, bytes, len) < 0 && !u->output_error_logged) {
+	if (role_out_write(ctx, &u->out, bytes, len) < 0 && !u->output_error_logged) {
 		vmmux_log(ctx, VMMUX_LOG_WARN,
 			  "output descriptor %d: %s; transmitted bytes are dropped", fd,
 			  strerror(errno));
@@ -482,6 +495,7 @@ static int uart_init(struct vmmux_ctx *ctx)
 	u->irq = (uint32_t)irq;
 	uart_power_on(u);
 	u->irq_level = false;
+	role_out_init(ctx, &u->out);
 	return 0;
 }
 
@@ -497,8 +511,9 @@ static void uart_reset(struct vmmux_ctx *ctx)
 static long uart_save(struct vmmux_ctx *ctx, void *buf, size_t cap)
 {
 	struct uart *u = vmmux_priv(ctx);
+	struct uart_state_v2 st2;
 	struct uart_state_v1 st;
-	size_t len = sizeof(st) + u->buf_count;
+	size_t len = sizeof(st2) + u->buf_count;
 	uint8_t *out = buf;
 
 	if (!buf || cap < len)
@@ -506,7 +521,7 @@ static long uart_save(struct vmmux_ctx *ctx, void *buf, size_t cap)
 	memset(&st, 0, sizeof(st));
 	st.hdr.magic = UART_STATE_MAGIC;
 	st.hdr.version = UART_STATE_VERSION;
-	st.hdr.size = sizeof(st);
+	st.hdr.size = sizeof(st2);
 	st.ier = u->ier;
 	st.lcr = u->lcr;
 	st.mcr = u->mcr;
@@ -522,9 +537,11 @@ static long uart_save(struct vmmux_ctx *ctx, void *buf, size_t cap)
 	for (unsigned i = 0; i < u->rx_count; i++)
 		st.rx[i] = u->rx[(u->rx_head + i) % UART_FIFO_SIZE];
 	st.buf_count = (uint16_t)u->buf_count;
-	memcpy(out, &st, sizeof(st));
+	st2.v1 = st;
+	role_out_save(&u->out, &st2.out);
+	memcpy(out, &st2, sizeof(st2));
 	for (unsigned i = 0; i < u->buf_count; i++)
-		out[sizeof(st) + i] = u->buf[(u->buf_head + i) % UART_BUF_SIZE];
+		out[sizeof(st2) + i] = u->buf[(u->buf_head + i) % UART_BUF_SIZE];
 	return (long)len;
 }
 
@@ -532,6 +549,8 @@ static int uart_restore(struct vmmux_ctx *ctx, const void *buf, size_t len)
 {
 	struct uart *u = vmmux_priv(ctx);
 	struct uart_state_v1 st;
+	struct role_out_state out;
+	size_t fixed = 0;
 	const char *bad = NULL;
 
 	if (!buf || len < sizeof(st)) {
@@ -539,11 +558,19 @@ static int uart_restore(struct vmmux_ctx *ctx, const void *buf, size_t len)
 		return -EINVAL;
 	}
 	memcpy(&st, buf, sizeof(st));
+	memset(&out, 0, sizeof(out));
+	if (st.hdr.version == 1 && st.hdr.size == sizeof(st))
+		fixed = sizeof(st);
+	else if (st.hdr.version == UART_STATE_VERSION &&
+		 st.hdr.size == sizeof(struct uart_state_v2) && len >= sizeof(struct uart_state_v2))
+		fixed = sizeof(struct uart_state_v2);
+	if (fixed == sizeof(struct uart_state_v2))
+		memcpy(&out, (const uint8_t *)buf + sizeof(st), sizeof(out));
 	if (st.hdr.magic != UART_STATE_MAGIC)
 		bad = "not a uart16550 state (bad magic)";
-	else if (st.hdr.version != UART_STATE_VERSION || st.hdr.size != sizeof(st))
+	else if (fixed == 0)
 		bad = "unsupported state version";
-	else if (len != sizeof(st) + st.buf_count || st.buf_count > UART_BUF_SIZE)
+	else if (len != fixed + st.buf_count || st.buf_count > UART_BUF_SIZE)
 		bad = "line buffer length does not match the state size";
 	else if ((st.ier & ~IER_MASK) || (st.mcr & ~MCR_MASK) || (st.fcr & ~FCR_KEPT) ||
 		 (st.lsr_err & ~LSR_ERR) || (st.msr_delta & ~MSR_DELTA) || st.thri > 1 ||
@@ -571,7 +598,9 @@ static int uart_restore(struct vmmux_ctx *ctx, const void *buf, size_t len)
 	memcpy(u->rx, st.rx, sizeof(u->rx));
 	u->buf_head = 0;
 	u->buf_count = st.buf_count;
-	memcpy(u->buf, (const uint8_t *)buf + sizeof(st), st.buf_count);
+	memcpy(u->buf, (const uint8_t *)buf + fixed, st.buf_count);
+	if (fixed == sizeof(struct uart_state_v2))
+		role_out_restore(&u->out, &out);
 	uart_update_irq(ctx, u); /* no-op for a consistent state */
 	return 0;
 }

@@ -607,6 +607,84 @@ static void test_posted_full(void **state)
 	tp_region_destroy(&r);
 }
 
+/*
+ * A vCPU's posted writes and its later synchronous event are applied in
+ * order. The VMM's serve takes at most a ring's worth of posted entries and
+ * then the slots; while it handles the last entry of such a batch, the vCPU
+ * posts more and then (as when the ring is full) makes a synchronous write.
+ * The VMM must apply the entries published before that request first.
+ */
+struct order_srv {
+	struct tp_region *r; /* the main side's view (the vCPU posts there) */
+	uint64_t seen[2 * TP_RING_ENTRIES];
+	unsigned nseen;
+	bool fired;
+	pthread_t caller;
+};
+
+#define ORDER_SYNC 0x5ec
+
+static void *order_call(void *p)
+{
+	struct tp_region *r = p;
+	struct vmmux_event ev = io_ev(0x1000, ORDER_SYNC, true);
+	struct vmmux_reply rep;
+	assert_int_equal(
+	    tp_main_call(r, 0, &ev, &rep, NULL, NULL, NULL, tp_now_ns() + 5000 * MS, NULL), TP_OK);
+	return NULL;
+}
+
+static int order_handler(void *arg, struct vmmux_event *ev, struct vmmux_reply *rep,
+			 struct vmmux_event *raised, uint32_t *nraised)
+{
+	struct order_srv *o = arg;
+	(void)rep;
+	(void)raised;
+	(void)nraised;
+	if (o->nseen < 2 * TP_RING_ENTRIES)
+		o->seen[o->nseen++] = ev->value;
+	if (!o->fired && ev->value == TP_RING_ENTRIES - 1) {
+		o->fired = true;
+		for (uint64_t k = 0; k < 40; k++) {
+			struct vmmux_event p = io_ev(0x1000, TP_RING_ENTRIES + k, true);
+			assert_int_equal(tp_main_post(o->r, &p), TP_OK);
+		}
+		assert_int_equal(pthread_create(&o->caller, NULL, order_call, o->r), 0);
+		while (atomic_load(&o->r->slots[0].state) != TP_REQ)
+			sched_yield();
+	}
+	return 0;
+}
+
+static void test_posted_then_sync_in_order(void **state)
+{
+	(void)state;
+	struct tp_region r, v;
+	assert_int_equal(tp_region_create(&r, 1, 0), 0);
+	attach_view(&r, &v);
+	struct order_srv *o = calloc(1, sizeof(*o));
+	assert_non_null(o);
+	o->r = &r;
+	for (uint64_t i = 0; i < TP_RING_ENTRIES; i++) {
+		struct vmmux_event ev = io_ev(0x1000, i, true);
+		assert_int_equal(tp_main_post(&r, &ev), TP_OK);
+	}
+	for (uint64_t end = tp_now_ns() + 5000 * MS; o->nseen < TP_RING_ENTRIES + 41;) {
+		if (tp_now_ns() > end)
+			fail_msg("only %u events applied", o->nseen);
+		tp_vmm_serve(&v, order_handler, o, NULL);
+	}
+	pthread_join(o->caller, NULL);
+	for (unsigned i = 0; i < TP_RING_ENTRIES + 40; i++)
+		if (o->seen[i] != i)
+			fail_msg("event %u applied was %llu (the synchronous write is %#x)", i,
+				 (unsigned long long)o->seen[i], ORDER_SYNC);
+	assert_int_equal(o->seen[TP_RING_ENTRIES + 40], ORDER_SYNC);
+	free(o);
+	tp_region_detach(&v);
+	tp_region_destroy(&r);
+}
+
 #define PRODUCERS    4
 #define PER_PRODUCER 10000u
 
@@ -2286,6 +2364,121 @@ static void test_heartbeat_stopped_process(void **state)
 	tp_region_destroy(&r);
 }
 
+/*
+ * tp_main_recover running while a vCPU is inside tp_main_call (it checked
+ * the VMM was up just before it died): the call has set pending and not yet
+ * stored its request's numbers when recover looks at the slot. Recover must
+ * leave the slot to the call; re-arming it would store the previous
+ * request's exactly-once number over the new one, and the successor would
+ * answer the new request from the record of the old one without applying
+ * it. The hooks run this interleaving: the call stops after pending; recover
+ * runs; if it reaches its re-arm, it waits there until the call published
+ * REQ, then writes the slot.
+ */
+struct race_call {
+	struct tp_region *r;
+	struct vmmux_event ev;
+	struct vmmux_reply rep;
+	enum tp_result res;
+};
+
+static _Atomic int race_stage; /* 0 off, 1 armed, 2 call at pending, 3 recover seen */
+
+static void race_wait(int stage)
+{
+	for (uint64_t end = tp_now_ns() + 5000 * MS; atomic_load(&race_stage) < stage;) {
+		if (tp_now_ns() > end)
+			fail_msg("interleaving: stage %d never came", stage);
+		sched_yield();
+	}
+}
+
+static void race_hook(enum tp_test_point pt, struct tp_region *r, unsigned slot)
+{
+	if (pt == TP_PT_CALL_PENDING && atomic_load(&race_stage) == 1) {
+		atomic_store(&race_stage, 2);
+		race_wait(3); /* until recover looked at the slot */
+	} else if (pt == TP_PT_RECOVER_REARM && atomic_load(&race_stage) == 2) {
+		atomic_store(&race_stage, 3);
+		/* the call goes on and publishes its request */
+		for (uint64_t end = tp_now_ns() + 5000 * MS;
+		     atomic_load(&r->slots[slot].state) != TP_REQ;) {
+			if (tp_now_ns() > end)
+				fail_msg("the call never published its request");
+			sched_yield();
+		}
+	}
+}
+
+static void *race_call_thread(void *p)
+{
+	struct race_call *rc = p;
+	rc->res = tp_main_call(rc->r, 0, &rc->ev, &rc->rep, NULL, NULL, NULL,
+			       tp_now_ns() + 5000 * MS, NULL);
+	return NULL;
+}
+
+/* Serve V with the counter C until the call thread T is done. */
+static void race_serve(struct tp_region *v, struct counter *c, struct race_call *rc, pthread_t t)
+{
+	rc->res = (enum tp_result) - 1;
+	for (uint64_t end = tp_now_ns() + 5000 * MS;
+	     tp_main_pending(rc->r, 0) || atomic_load(&rc->r->slots[0].state) != TP_IDLE;) {
+		if (tp_now_ns() > end)
+			fail_msg("the request was never answered");
+		tp_vmm_wait(v, NULL, 0, 20);
+		tp_vmm_serve(v, counter_handler, c, counter_save);
+	}
+	pthread_join(t, NULL);
+}
+
+static void test_recover_races_call(void **state)
+{
+	(void)state;
+	struct tp_region r, v1, v2;
+	struct counter c1, c2;
+	struct race_call rc = {.r = &r};
+	pthread_t t;
+	unsigned pending;
+
+	assert_int_equal(tp_region_create(&r, 2, 0), 0);
+	/* request 1 (ADD 5), applied and committed by the first instance */
+	attach_view(&r, &v1);
+	counter_restore(&c1, &v1);
+	rc.ev = add_ev(5, true);
+	assert_int_equal(pthread_create(&t, NULL, race_call_thread, &rc), 0);
+	while (!tp_main_pending(&r, 0) && atomic_load(&r.slots[0].state) == TP_IDLE)
+		sched_yield();
+	race_serve(&v1, &c1, &rc, t);
+	assert_int_equal(rc.res, TP_OK);
+	assert_int_equal(rc.rep.value, 5);
+	tp_region_detach(&v1); /* the VMM dies */
+
+	/* request 2 (ADD 7) starts as recovery runs */
+	tp_test_hook = race_hook;
+	atomic_store(&race_stage, 1);
+	rc.ev = add_ev(7, true);
+	assert_int_equal(pthread_create(&t, NULL, race_call_thread, &rc), 0);
+	race_wait(2);
+	tp_main_recover(&r, &pending);
+	assert_int_equal(pending, 1);
+	if (atomic_load(&race_stage) < 3)
+		atomic_store(&race_stage, 3); /* recover left the slot alone */
+	tp_test_hook = NULL;
+
+	/* the successor applies request 2: once, with its own number */
+	attach_view(&r, &v2);
+	counter_restore(&c2, &v2);
+	assert_int_equal(c2.total, 5);
+	race_serve(&v2, &c2, &rc, t);
+	assert_int_equal(rc.res, TP_OK);
+	assert_int_equal(c2.applied, 1);
+	assert_int_equal(c2.seen_seq, 2);
+	assert_int_equal(rc.rep.value, 12);
+	tp_region_detach(&v2);
+	tp_region_destroy(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2300,6 +2493,7 @@ int main(void)
 	    cmocka_unit_test(test_raised),
 	    cmocka_unit_test(test_posted_wrap),
 	    cmocka_unit_test(test_posted_full),
+	    cmocka_unit_test(test_posted_then_sync_in_order),
 	    cmocka_unit_test(test_posted_mpsc),
 	    cmocka_unit_test(test_posted_crash),
 	    cmocka_unit_test(test_async),
@@ -2309,6 +2503,7 @@ int main(void)
 	    cmocka_unit_test(test_abort),
 	    cmocka_unit_test(test_crash_recovery),
 	    cmocka_unit_test(test_recover_states),
+	    cmocka_unit_test(test_recover_races_call),
 	    cmocka_unit_test(test_protocol_errors),
 	    cmocka_unit_test(test_hostile_vmm),
 	    cmocka_unit_test(test_state),

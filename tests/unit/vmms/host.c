@@ -83,6 +83,65 @@ int host_output(struct vmmux_ctx *ctx)
 	return sv[0];
 }
 
+void host_output_file(struct vmmux_ctx *ctx, const char *path, int flags)
+{
+	int fd = open(path, flags | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		perror(path);
+		abort();
+	}
+	ctx->out_fd = fd;
+}
+
+char *host_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (!f || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+		perror(path);
+		abort();
+	}
+	buf = calloc(1, (size_t)n + 1);
+	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		perror(path);
+		abort();
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+char *host_temp_file(const char *name)
+{
+	char dir[] = "/tmp/vmmux-role-test-XXXXXX";
+	char *path;
+
+	if (!mkdtemp(dir) || asprintf(&path, "%s/%s", dir, name) < 0) {
+		perror("test host: temporary file");
+		abort();
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		perror(path);
+		abort();
+	}
+	close(fd);
+	return path;
+}
+
+void host_temp_remove(char *path)
+{
+	char *slash = strrchr(path, '/');
+
+	unlink(path);
+	*slash = '\0';
+	rmdir(path);
+	free(path);
+}
+
 int host_input(struct vmmux_ctx *ctx)
 {
 	int p[2];

@@ -65,6 +65,17 @@ void host_free(struct vmmux_ctx *ctx);
  * one message.
  */
 int host_output(struct vmmux_ctx *ctx);
+/*
+ * Give the instance an output descriptor opened on the file PATH with FLAGS
+ * (O_WRONLY and the like; O_CLOEXEC is added, mode 0644); before host_init.
+ */
+void host_output_file(struct vmmux_ctx *ctx, const char *path, int flags);
+/* The whole content of the file PATH, NUL-terminated (free it); *len its size. */
+char *host_read_file(const char *path, size_t *len);
+/* A fresh empty file's path in a new temporary directory (free it). */
+char *host_temp_file(const char *name);
+/* Remove what host_temp_file made (the file, its directory) and free PATH. */
+void host_temp_remove(char *path);
 /* Give the instance an input pipe; returns its write end. */
 int host_input(struct vmmux_ctx *ctx);
 /* Grant SIZE bytes of zeroed guest memory at BASE; returns the bytes. */

@@ -1,11 +1,13 @@
 /*
  * test_monitor.c: the monitor role's JSON lines and configured replies.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -419,14 +421,191 @@ static void test_no_output(void **state)
 	host_free(ctx);
 }
 
+/* A monitor writing the file PATH, opened with FLAGS. */
+static struct vmmux_ctx *mon_on_file(const char *path, int flags)
+{
+	struct vmmux_ctx *ctx = host_new(&vmmux_role_monitor, "mon");
+
+	host_output_file(ctx, path, flags);
+	assert_int_equal(host_init(ctx), 0);
+	return ctx;
+}
+
+/* An OUT of VALUE to port 0x80 (one line). */
+static void mon_out(struct vmmux_ctx *ctx, uint64_t value)
+{
+	struct vmmux_event ev = host_event(VMMUX_EV_IO, 0x80, 1, value);
+	struct vmmux_reply rep;
+
+	ev.flags = VMMUX_EVF_WRITE;
+	assert_int_equal(host_handle(ctx, &ev, &rep), 0);
+}
+
+/* How many lines of the file at PATH have "value":"0xV"; *total all lines. */
+static int lines_with(const char *path, unsigned v, int *total)
+{
+	char needle[32];
+	size_t len;
+	char *buf = host_read_file(path, &len);
+	int n = 0;
+
+	snprintf(needle, sizeof(needle), "\"value\":\"0x%x\"", v);
+	*total = 0;
+	for (char *line = buf; *line;) {
+		char *nl = strchr(line, '\n');
+
+		assert_non_null(nl); /* whole lines only */
+		*nl = '\0';
+		if (strstr(line, needle))
+			n++;
+		(*total)++;
+		line = nl + 1;
+	}
+	free(buf);
+	return n;
+}
+
+/*
+ * A parallel monitor that dies after writing an event's line and before the
+ * record of that event is committed: its successor restores the state saved
+ * before the event and applies the event again. The line is in the file
+ * once, and the next event's line follows it.
+ */
+static void test_reapplied_event_writes_once(void **state)
+{
+	char *path = host_temp_file("mon.jsonl");
+	struct vmmux_ctx *a = mon_on_file(path, O_WRONLY);
+	struct vmmux_ctx *b;
+	uint8_t st[8192];
+	long len;
+	int total;
+
+	(void)state;
+	mon_out(a, 1);
+	len = a->role->save(a, st, sizeof(st)); /* committed with event 1 */
+	assert_true(len > 0);
+	mon_out(a, 2); /* written, then the process dies: never committed */
+	host_free(a);
+
+	b = mon_on_file(path, O_WRONLY); /* the successor, same file */
+	assert_int_equal(b->role->restore(b, st, (size_t)len), 0);
+	mon_out(b, 2); /* re-delivered */
+	mon_out(b, 3);
+	assert_int_equal(lines_with(path, 1, &total), 1);
+	assert_int_equal(lines_with(path, 2, &total), 1);
+	assert_int_equal(lines_with(path, 3, &total), 1);
+	assert_int_equal(total, 3);
+
+	/* the same event re-applied twice more after restores: still once */
+	len = b->role->save(b, st, sizeof(st));
+	mon_out(b, 4);
+	assert_int_equal(b->role->restore(b, st, (size_t)len), 0);
+	mon_out(b, 4);
+	assert_int_equal(lines_with(path, 4, &total), 1);
+	assert_int_equal(total, 4);
+
+	/* malformed states are refused */
+	st[0] ^= 0xff;
+	assert_true(b->role->restore(b, st, (size_t)len) < 0);
+	assert_true(b->role->restore(b, st, 8) < 0);
+	host_free(b);
+	host_temp_remove(path);
+}
+
+/*
+ * A swap hands the state to an instance with another output file: its lines
+ * go at that file's end, not at the old file's offset; the same path
+ * truncated again (vmmux opens a swap's output with O_TRUNC) starts at 0.
+ */
+static void test_swap_to_other_file(void **state)
+{
+	char *p1 = host_temp_file("old.jsonl");
+	char *p2 = host_temp_file("new.jsonl");
+	struct vmmux_ctx *a = mon_on_file(p1, O_WRONLY);
+	struct vmmux_ctx *b, *c;
+	uint8_t st[8192];
+	long len;
+	int total, fd;
+	size_t n;
+	char *buf;
+
+	(void)state;
+	mon_out(a, 1);
+	mon_out(a, 2);
+	len = a->role->save(a, st, sizeof(st));
+	host_free(a);
+
+	fd = open(p2, O_WRONLY | O_CLOEXEC);
+	assert_int_equal(write(fd, "x\n", 2), 2);
+	close(fd);
+	b = mon_on_file(p2, O_WRONLY);
+	assert_int_equal(b->role->restore(b, st, (size_t)len), 0);
+	mon_out(b, 3);
+	host_free(b);
+	buf = host_read_file(p2, &n);
+	assert_memory_equal(buf, "x\n{", 3);
+	free(buf);
+	assert_int_equal(lines_with(p2, 3, &total), 1);
+	assert_int_equal(total, 2);
+
+	c = mon_on_file(p1, O_WRONLY | O_TRUNC);
+	assert_int_equal(c->role->restore(c, st, (size_t)len), 0);
+	mon_out(c, 4);
+	host_free(c);
+	assert_int_equal(lines_with(p1, 4, &total), 1);
+	assert_int_equal(total, 1); /* no hole before it */
+	host_temp_remove(p1);
+	host_temp_remove(p2);
+}
+
+/*
+ * An output opened with O_APPEND (Linux's pwrite ignores the offset there)
+ * is appended to with write(2): lines are whole and in order, and the offset
+ * a state carries does not move them.
+ */
+static void test_append_output(void **state)
+{
+	char *path = host_temp_file("app.jsonl");
+	struct vmmux_ctx *a = mon_on_file(path, O_WRONLY | O_APPEND);
+	struct vmmux_ctx *b;
+	uint8_t st[8192];
+	long len;
+	int total;
+
+	(void)state;
+	mon_out(a, 1);
+	len = a->role->save(a, st, sizeof(st));
+	mon_out(a, 2);
+	b = mon_on_file(path, O_WRONLY | O_APPEND);
+	assert_int_equal(b->role->restore(b, st, (size_t)len), 0);
+	mon_out(b, 3);
+	mon_out(a, 4);
+	host_free(a);
+	host_free(b);
+	assert_int_equal(lines_with(path, 1, &total), 1);
+	assert_int_equal(lines_with(path, 2, &total), 1);
+	assert_int_equal(lines_with(path, 3, &total), 1);
+	assert_int_equal(lines_with(path, 4, &total), 1);
+	assert_int_equal(total, 4);
+	host_temp_remove(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_io_write_line),   cmocka_unit_test(test_read_replies),
-	    cmocka_unit_test(test_defaults),	    cmocka_unit_test(test_msr_gp),
-	    cmocka_unit_test(test_exception_modes), cmocka_unit_test(test_other_types),
-	    cmocka_unit_test(test_string_io),	    cmocka_unit_test(test_bad_args),
-	    cmocka_unit_test(test_refused_events),  cmocka_unit_test(test_no_output),
+	    cmocka_unit_test(test_io_write_line),
+	    cmocka_unit_test(test_read_replies),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_msr_gp),
+	    cmocka_unit_test(test_exception_modes),
+	    cmocka_unit_test(test_other_types),
+	    cmocka_unit_test(test_string_io),
+	    cmocka_unit_test(test_bad_args),
+	    cmocka_unit_test(test_refused_events),
+	    cmocka_unit_test(test_no_output),
+	    cmocka_unit_test(test_reapplied_event_writes_once),
+	    cmocka_unit_test(test_swap_to_other_file),
+	    cmocka_unit_test(test_append_output),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

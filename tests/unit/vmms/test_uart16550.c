@@ -1,10 +1,12 @@
 /*
  * test_uart16550.c: the 16550A UART role through its vmmux_role callbacks.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -528,18 +530,84 @@ static void test_refused_events(void **state)
 	host_free(ctx);
 }
 
+/*
+ * A parallel UART that dies after transmitting and before the record of
+ * that write is committed: the successor restores the state saved before
+ * it and applies the write again; the byte is in the output file once. A
+ * state of version 1 (no offset) is taken, the output continuing at the
+ * file's end.
+ */
+static void test_reapplied_write_once(void **state)
+{
+	char *path = host_temp_file("uart.out");
+	struct vmmux_ctx *a = host_new(&vmmux_role_uart16550, "com1");
+	struct vmmux_ctx *b = host_new(&vmmux_role_uart16550, "com1");
+	struct vmmux_ctx *c = host_new(&vmmux_role_uart16550, "com1");
+	uint8_t st[8192], v1[64];
+	long len;
+	size_t n;
+	char *buf;
+
+	(void)state;
+	host_output_file(a, path, O_WRONLY);
+	assert_int_equal(host_init(a), 0);
+	out(a, THR, 'a');
+	out(a, SCR, 0x55);
+	len = a->role->save(a, st, sizeof(st)); /* committed with 'a' */
+	assert_true(len > 0);
+	out(a, THR, 'b'); /* written, then the process dies */
+	host_free(a);
+
+	host_output_file(b, path, O_WRONLY);
+	assert_int_equal(host_init(b), 0);
+	assert_int_equal(b->role->restore(b, st, (size_t)len), 0);
+	assert_int_equal(in(b, SCR), 0x55);
+	out(b, THR, 'b'); /* re-delivered */
+	out(b, THR, 'c');
+	buf = host_read_file(path, &n);
+	assert_int_equal(n, 3);
+	assert_string_equal(buf, "abc");
+	free(buf);
+
+	/* version 1: the 40-byte fixed part, no offset */
+	memcpy(v1, st, 40);
+	v1[4] = 1;  /* version */
+	v1[6] = 40; /* size */
+	host_output_file(c, path, O_WRONLY);
+	assert_int_equal(host_init(c), 0);
+	assert_int_equal(c->role->restore(c, v1, 40), 0);
+	assert_int_equal(in(c, SCR), 0x55);
+	out(c, THR, 'd');
+	buf = host_read_file(path, &n);
+	assert_string_equal(buf, "abcd");
+	free(buf);
+	host_free(b);
+	host_free(c);
+	host_temp_remove(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_thr_output),	 cmocka_unit_test(test_outs_one_write),
-	    cmocka_unit_test(test_no_output_fd), cmocka_unit_test(test_lsr_and_power_on),
-	    cmocka_unit_test(test_dlab),	 cmocka_unit_test(test_scr),
-	    cmocka_unit_test(test_loopback),	 cmocka_unit_test(test_loopback_holds_input),
-	    cmocka_unit_test(test_overrun),	 cmocka_unit_test(test_rx),
-	    cmocka_unit_test(test_rx_fifo),	 cmocka_unit_test(test_rx_buffer_full),
-	    cmocka_unit_test(test_ins),		 cmocka_unit_test(test_irq_sequence),
-	    cmocka_unit_test(test_save_restore), cmocka_unit_test(test_reset),
-	    cmocka_unit_test(test_bad_args),	 cmocka_unit_test(test_refused_events),
+	    cmocka_unit_test(test_thr_output),
+	    cmocka_unit_test(test_outs_one_write),
+	    cmocka_unit_test(test_no_output_fd),
+	    cmocka_unit_test(test_lsr_and_power_on),
+	    cmocka_unit_test(test_dlab),
+	    cmocka_unit_test(test_scr),
+	    cmocka_unit_test(test_loopback),
+	    cmocka_unit_test(test_loopback_holds_input),
+	    cmocka_unit_test(test_overrun),
+	    cmocka_unit_test(test_rx),
+	    cmocka_unit_test(test_rx_fifo),
+	    cmocka_unit_test(test_rx_buffer_full),
+	    cmocka_unit_test(test_ins),
+	    cmocka_unit_test(test_irq_sequence),
+	    cmocka_unit_test(test_save_restore),
+	    cmocka_unit_test(test_reapplied_write_once),
+	    cmocka_unit_test(test_reset),
+	    cmocka_unit_test(test_bad_args),
+	    cmocka_unit_test(test_refused_events),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
