@@ -487,6 +487,13 @@ int live_vmm_swap(const char *name, const struct vmm_config *c, struct errbuf *e
 		pvmm_async_handoff(old);
 	static uint8_t state[STATE_MAX];
 	long len = take_state(old, state, sizeof(state));
+	if (len > 0 && nw->role != NULL && nw->role->restore == NULL) {
+		/* a role that keeps no state (a sink in place of a monitor): the
+		 * old one's has nowhere to go */
+		log_info("swap of '%s': role '%s' takes no state; the old instance's is dropped",
+			 name, nw->role->name);
+		len = 0;
+	}
 	if (len < 0 || give_state(nw, state, len > 0 ? (size_t)len : 0, e) < 0) {
 		ioregion_vmm_unquiesce(old);
 		vmm_swap_end(old);
