@@ -2421,7 +2421,6 @@ static void *race_call_thread(void *p)
 /* Serve V with the counter C until the call thread T is done. */
 static void race_serve(struct tp_region *v, struct counter *c, struct race_call *rc, pthread_t t)
 {
-	rc->res = (enum tp_result) - 1;
 	for (uint64_t end = tp_now_ns() + 5000 * MS;
 	     tp_main_pending(rc->r, 0) || atomic_load(&rc->r->slots[0].state) != TP_IDLE;) {
 		if (tp_now_ns() > end)
@@ -2446,6 +2445,7 @@ static void test_recover_races_call(void **state)
 	attach_view(&r, &v1);
 	counter_restore(&c1, &v1);
 	rc.ev = add_ev(5, true);
+	rc.res = (enum tp_result) - 1; /* set by the call thread when it returns */
 	assert_int_equal(pthread_create(&t, NULL, race_call_thread, &rc), 0);
 	while (!tp_main_pending(&r, 0) && atomic_load(&r.slots[0].state) == TP_IDLE)
 		sched_yield();
@@ -2458,6 +2458,7 @@ static void test_recover_races_call(void **state)
 	tp_test_hook = race_hook;
 	atomic_store(&race_stage, 1);
 	rc.ev = add_ev(7, true);
+	rc.res = (enum tp_result) - 1; /* set by the call thread when it returns */
 	assert_int_equal(pthread_create(&t, NULL, race_call_thread, &rc), 0);
 	race_wait(2);
 	tp_main_recover(&r, &pending);
