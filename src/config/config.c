@@ -1989,8 +1989,9 @@ static int finish_gdb(struct vmmux_config *c, struct errbuf *e)
 	if (c->gdb_wait && c->gdb == NULL)
 		return err_set(e, "--gdb-wait needs --gdb tcp::PORT or --gdb unix:PATH");
 	if (c->gdb != NULL && (c->single_step || c->nbreakpoints))
-		return err_set(e, "--gdb cannot be given with %s: the debugger sets breakpoints "
-				  "and single-steps itself (hbreak, stepi)",
+		return err_set(e,
+			       "--gdb cannot be given with %s: the debugger sets breakpoints "
+			       "and single-steps itself (hbreak, stepi)",
 			       c->single_step ? "--single-step" : "--break");
 	if (c->gdb != NULL && find_vmm(c, "gdb") < 0) {
 		struct vmm_config v;
@@ -2022,10 +2023,11 @@ static int finish_gdb(struct vmmux_config *c, struct errbuf *e)
 			if (!specs_overlap(&spec, &c->routes[j]))
 				continue;
 			if (strcmp(c->routes[j].vmm, "gdb") != 0)
-				return err_set(e,
-					       "--gdb needs the route %s, but route '%s' takes that "
-					       "exception",
-					       routes[i], c->routes[j].text);
+				return err_set(
+				    e,
+				    "--gdb needs the route %s, but route '%s' takes that "
+				    "exception",
+				    routes[i], c->routes[j].text);
 			have = true;
 		}
 		if (!have && config_add_route(c, &spec, e))
