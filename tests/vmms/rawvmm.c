@@ -175,26 +175,32 @@ void raw_answer(struct tp_slot *s, const struct vmmux_event *ev, uint32_t seq, u
 	raw_publish(s, TP_DONE);
 }
 
+void raw_serve_pending(struct raw_vmm *R, raw_handler_fn handler, void *arg)
+{
+	struct tp_region *r = &R->region;
+	r->vmm_seen = atomic_load(&r->hdr->doorbell);
+	for (unsigned i = 0; i < r->nslots; i++) {
+		struct tp_slot *s = &r->slots[i];
+		uint32_t st = TP_REQ;
+		if (!atomic_compare_exchange_strong(&s->state, &st, TP_BUSY))
+			continue;
+		struct vmmux_event ev;
+		memcpy(&ev, &s->ev, sizeof(ev));
+		ev.data = NULL;
+		uint32_t seq = s->seq;
+		if (ev.type == TP_CTL_RESET)
+			raw_answer(s, &ev, seq, 0);
+		else
+			handler(R, s, &ev, seq, arg);
+	}
+}
+
 void raw_serve(struct raw_vmm *R, raw_handler_fn handler, void *arg)
 {
 	struct tp_region *r = &R->region;
 	int sock = HS_SOCKET_FD;
 	for (;;) {
-		r->vmm_seen = atomic_load(&r->hdr->doorbell);
-		for (unsigned i = 0; i < r->nslots; i++) {
-			struct tp_slot *s = &r->slots[i];
-			uint32_t st = TP_REQ;
-			if (!atomic_compare_exchange_strong(&s->state, &st, TP_BUSY))
-				continue;
-			struct vmmux_event ev;
-			memcpy(&ev, &s->ev, sizeof(ev));
-			ev.data = NULL;
-			uint32_t seq = s->seq;
-			if (ev.type == TP_CTL_RESET)
-				raw_answer(s, &ev, seq, 0);
-			else
-				handler(R, s, &ev, seq, arg);
-		}
+		raw_serve_pending(R, handler, arg);
 		unsigned ready = tp_vmm_wait(r, &sock, 1, -1);
 		if (ready & 2u) {
 			char b;

@@ -99,24 +99,9 @@ static void serve(struct raw_vmm *R, bool deaf, struct hostile *h)
 		raw_serve(R, handle, h);
 		return;
 	}
-	struct tp_region *r = &R->region;
-	for (;;) {
-		r->vmm_seen = atomic_load(&r->hdr->doorbell);
-		for (unsigned i = 0; i < r->nslots; i++) {
-			struct tp_slot *s = &r->slots[i];
-			uint32_t st = TP_REQ;
-			if (!atomic_compare_exchange_strong(&s->state, &st, TP_BUSY))
-				continue;
-			struct vmmux_event ev;
-			memcpy(&ev, &s->ev, sizeof(ev));
-			ev.data = NULL;
-			uint32_t seq = s->seq;
-			if (ev.type == TP_CTL_RESET)
-				raw_answer(s, &ev, seq, 0);
-			else
-				handle(R, s, &ev, seq, h);
-		}
-		(void)tp_vmm_wait(r, NULL, 0, -1);
+	for (;;) { /* the socket never read */
+		raw_serve_pending(R, handle, h);
+		(void)tp_vmm_wait(&R->region, NULL, 0, -1);
 	}
 }
 
