@@ -481,19 +481,14 @@ class ControlPlane(VmmuxTest):
             self.assertExactlyOnce(self.monitor_values([mon] + fbs, keys), rep[k],
                                    "%s's writes at the monitor and its fallback" % k)
 
-    # KNOWN BROKEN (scenario 8 is not fixed yet): across 30 swaps of an
-    # external VMM that counts doorbell rings in its state, the last
-    # instance's count falls short of the guest's rings by hundreds (a
-    # swap's state hand-over loses what the old process counted after the
-    # state was taken, or a restore is dropped; under investigation). It
-    # runs, and the suite fails as soon as it passes, so that the marker is
-    # removed with the fix.
-    @unittest.expectedFailure
     def test_08_swap_keeps_what_arrives_meanwhile(self):
         """A VMM that counts the guest's doorbell rings in its state is
         swapped 30 times while the guest rings: the state that ends up in
         the last instance counts every ring, and every write reached one
-        instance once."""
+        instance once. A ring the guest makes while a swap has the doorbell
+        out of KVM exits: it must reach the VMM as a ring (flagged
+        VMMUX_EVF_DOORBELL), not as a plain write of the guest's value,
+        which this VMM would store over the count."""
         logs = [self.path("ext.%d.log" % i) for i in range(31)]
         prog = self.program("ext", "vmm_chaos")
         self.launch("--vmm", "ext=external,program=%s,output=%s" % (prog, logs[0]),
