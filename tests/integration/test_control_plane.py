@@ -18,6 +18,8 @@ raced. One test per scenario, named after it:
      rings in between are lost from the state
   9. stop/restart throw away a reply the VMM completed: the side effect
      happened and the fallback handles the event again
+     (9b: a vmm.restart without a fallback: a request waiting through its
+     stop got the built-in default; found by make chaos)
  10. a kick lost to the plain store that clears immediate_exit (under
      ThreadSanitizer a reported race; otherwise route changes while both
      vCPUs alternate exits and exit-free spins)
@@ -528,6 +530,27 @@ class ControlPlane(VmmuxTest):
         self.sigterm()
         vals = self.ext_values(logs) + self.monitor_values([fb], [0x90])
         self.assertExactlyOnce(vals, rep["e"], "writes at the VMM and its fallback")
+
+    def test_09b_restart_keeps_waiting_requests(self):
+        """A VMM with no fallback that waits 20 ms before each reply is
+        restarted 20 times through the control API while the guest writes
+        to it: a request that waits for it during the restart (between the
+        old process's stop and the new one's start) stays pending and
+        reaches the new process; none gets the built-in default (lost),
+        none is applied twice."""
+        logs = [self.path("ext.log")]
+        self.launch("--vmm", "ext=external,program=%s,delay=20000,output=%s" % (
+            self.program("ext", "vmm_chaos"), logs[0]),
+            "--route", "io:0x90-0x93=ext")
+        self.wait_log(logs[0], size=256)
+        for i in range(20):
+            self.api.call("vmm.restart", {"name": "ext"})
+            time.sleep(0.05)
+        rep = self.report()
+        self.sigterm()
+        self.assertEqual(rep["bad_e"], 0, "reads that did not return the value written: %r" % rep)
+        self.assertExactlyOnce(self.ext_values(logs), rep["e"], "writes at the restarted VMM")
+        self.assertNotIn("the built-in default applies", self.vm.err())
 
     def test_10_kick_is_never_lost(self):
         """1000 route changes while both vCPUs write (each change kicks
