@@ -537,6 +537,17 @@ class Run:
         path = os.path.join(self.dir, "%s-threads.txt" % what)
         try:
             with open(path, "wb") as f:
+                # the kernel's side first (where a system call waits), then gdb's
+                for tid in sorted(os.listdir("/proc/%d/task" % self.proc.pid), key=int):
+                    try:
+                        with open("/proc/%d/task/%s/comm" % (self.proc.pid, tid), "rb") as c:
+                            name = c.read().strip()
+                        with open("/proc/%d/task/%s/stack" % (self.proc.pid, tid), "rb") as k:
+                            stack = k.read()
+                    except OSError:
+                        continue
+                    f.write(b"== kernel stack of thread %s (%s)\n%s" % (tid.encode(), name, stack))
+                f.flush()
                 subprocess.run(["gdb", "-batch", "-nx", "-p", str(self.proc.pid),
                                 "-ex", "thread apply all bt"], stdout=f,
                                stderr=subprocess.STDOUT, timeout=60)
