@@ -12,5 +12,10 @@
 /* The main VMM stored a state in the region (a swap): the role restores it
  * (tp_state_load, role->restore); reply DONE, or a failed result. */
 #define TP_CTL_RESTORE 0xff02u
+/* A round trip, nothing else: reply DONE. The library serves requests
+ * between doorbell batches, never inside one, so once it answers, a batch
+ * it had read before the request was made is applied and saved (a swap asks
+ * this after taking the doorbells back and before taking the state). */
+#define TP_CTL_SYNC 0xff03u
 
 #endif

@@ -862,7 +862,7 @@ static bool event_consistent(const struct vmmux_event *ev, size_t *bytes)
 {
 	/* control requests (control.h) are answered by the VMM library */
 	return (ev->type < VMMUX_EV__COUNT || ev->type == TP_CTL_RESET ||
-		ev->type == TP_CTL_RESTORE) &&
+		ev->type == TP_CTL_RESTORE || ev->type == TP_CTL_SYNC) &&
 	       event_bytes(ev, bytes);
 }
 

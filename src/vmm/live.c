@@ -480,8 +480,15 @@ int live_vmm_swap(const char *name, const struct vmm_config *c, struct errbuf *e
 	 * what it raised on its own and nobody took yet is routed. Then its
 	 * state, into the new one. */
 	ioregion_vmm_quiesce(old);
-	if (old->placement == VMM_PARALLEL)
+	if (old->placement == VMM_PARALLEL) {
+		/* a batch of rings its process read just before the doorbells
+		 * left KVM: applied and saved before its state is taken */
+		if (pvmm_sync(old) < 0)
+			log_info("swap of '%s': the old instance did not answer a round trip; its "
+				 "state is taken as it is",
+				 name);
 		pvmm_async_handoff(old);
+	}
 	static uint8_t state[STATE_MAX];
 	long len = take_state(old, state, sizeof(state));
 	if (len > 0 && nw->role != NULL && nw->role->restore == NULL) {

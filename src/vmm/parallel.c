@@ -1295,6 +1295,11 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 	return rc;
 }
 
+int pvmm_sync(struct vmm *v)
+{
+	return control_request(v, pvmm_thread_slot, TP_CTL_SYNC) == 0 ? 0 : -1;
+}
+
 void pvmm_reset(struct vmm *v, unsigned slot)
 {
 	if (control_request(v, slot, TP_CTL_RESET) != 0)

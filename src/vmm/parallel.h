@@ -101,6 +101,11 @@ int pvmm_resume(struct vmm *v, struct errbuf *e);
  * then a start would hand them to the fallback or the default between). */
 int pvmm_restart(struct vmm *v, struct errbuf *e);
 
+/* A round trip to V's process (TP_CTL_SYNC): 0 once it answered, -1 when it
+ * did not within its timeout. A doorbell batch it read before the call is
+ * applied and its state saved when this returns 0. */
+int pvmm_sync(struct vmm *v);
+
 /* The role state V saved last (see tp_state_load), and giving a state to V's
  * role (stored in its region, then a control request makes it restore). */
 long pvmm_state_save(struct vmm *v, void *buf, size_t cap);

@@ -131,6 +131,9 @@ static int lib_handle(void *arg, struct vmmux_event *ev, struct vmmux_reply *rep
 			L->role->reset(&L->ctx);
 		rep->action = VMMUX_ACT_DONE;
 		r = 0;
+	} else if (ev->type == TP_CTL_SYNC) {
+		rep->action = VMMUX_ACT_DONE;
+		r = 0;
 	} else if (ev->type == TP_CTL_RESTORE) {
 		/* a swap: the state of the instance this one replaces */
 		long len = tp_state_load(&L->region, L->state, sizeof(L->state));

@@ -188,7 +188,7 @@ void raw_serve_pending(struct raw_vmm *R, raw_handler_fn handler, void *arg)
 		memcpy(&ev, &s->ev, sizeof(ev));
 		ev.data = NULL;
 		uint32_t seq = s->seq;
-		if (ev.type == TP_CTL_RESET)
+		if (ev.type == TP_CTL_RESET || ev.type == TP_CTL_SYNC)
 			raw_answer(s, &ev, seq, 0);
 		else
 			handler(R, s, &ev, seq, arg);

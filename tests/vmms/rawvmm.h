@@ -73,11 +73,11 @@ void raw_answer(struct tp_slot *s, const struct vmmux_event *ev, uint32_t seq, u
 void raw_publish(struct tp_slot *s, uint32_t state);
 
 /* One pass over the slots: every request waiting (REQ) goes to HANDLER, a
- * control request (TP_CTL_RESET) is answered DONE without it. */
+ * control request (TP_CTL_RESET, TP_CTL_SYNC) is answered DONE without it. */
 void raw_serve_pending(struct raw_vmm *R, raw_handler_fn handler, void *arg);
 
 /* Serve the slots until the main VMM closes the set-up socket; control
- * requests (TP_CTL_RESET) are answered DONE without calling HANDLER. */
+ * requests (TP_CTL_RESET, TP_CTL_SYNC) are answered DONE without calling HANDLER. */
 void raw_serve(struct raw_vmm *R, raw_handler_fn handler, void *arg);
 
 #endif
