@@ -438,9 +438,10 @@ int machine_pause(uint64_t timeout_ns, struct errbuf *e)
 	if (atomic_load(&M.stopping) || atomic_load(&M.reset_pending) ||
 	    atomic_load(&M.pause_pending)) {
 		pthread_mutex_unlock(&M.lock);
-		return err_set(e, "the machine is %s", atomic_load(&M.stopping) ? "stopping"
-							: atomic_load(&M.reset_pending) ? "being reset"
-											  : "paused already");
+		return err_set(e, "the machine is %s",
+			       atomic_load(&M.stopping)	       ? "stopping"
+			       : atomic_load(&M.reset_pending) ? "being reset"
+							       : "paused already");
 	}
 	atomic_store(&M.pause_pending, true);
 	pthread_mutex_unlock(&M.lock);
