@@ -880,7 +880,7 @@ int snapshot_restore_open(const char *path, int *argc, char ***argv, const char 
 		return err_set(e, "%s: not a regular file", path);
 	R.map_len = (uint64_t)st.st_size;
 	if (R.map_len == 0)
-		return err_set(e, "%s: header: the file is empty", path);
+		return err_set(e, "%s: header: the file is truncated (it is empty)", path);
 	void *p = mmap(NULL, R.map_len, PROT_READ, MAP_PRIVATE, R.fd, 0);
 	if (p == MAP_FAILED)
 		return err_set(e, "%s: mmap: %s", path, strerror(errno));
@@ -973,6 +973,8 @@ int snapshot_restore_routes(struct route_spec **specs, size_t *n, uint64_t *gene
 	*specs = s;
 	*n = v->nroutes;
 	*generation = v->generation;
+	log_info("restore: the routing table of generation %llu (%u routes)",
+		 (unsigned long long)v->generation, v->nroutes);
 	return 0;
 }
 
