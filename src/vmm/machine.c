@@ -444,6 +444,7 @@ int machine_pause(uint64_t timeout_ns, struct errbuf *e)
 							       : "paused already");
 	}
 	atomic_store(&M.pause_pending, true);
+	pthread_cond_broadcast(&M.cond); /* halted vCPUs wait on it */
 	pthread_mutex_unlock(&M.lock);
 	kick_all();
 	wake_dispatcher(); /* it holds at the top of its loop */
