@@ -399,11 +399,8 @@ int live_vmm_restart(const char *name, struct errbuf *e)
 	struct vmm *v = find(name, e);
 	if (v == NULL)
 		return -1;
-	if (v->placement == VMM_PARALLEL) {
-		if (pvmm_pid(v) > 0 && pvmm_halt(v, e) < 0)
-			return -1;
-		return pvmm_resume(v, e);
-	}
+	if (v->placement == VMM_PARALLEL)
+		return pvmm_restart(v, e);
 	/* In-process: the role starts over, its guest-visible state kept. */
 	static uint8_t state[STATE_MAX];
 	pthread_mutex_lock(&v->lock);

@@ -94,6 +94,8 @@ struct pvmm {
 	size_t err_bytes;		    /* bytes printed this supervisor round */
 	uint64_t err_dropped;		    /* lines over the round's budget, not reported yet */
 	unsigned setup_pending, setup_busy; /* re-delivered by the restart under way */
+	bool restarting;		    /* a vmm.restart between its stop and its start: waiters
+					     * keep their requests pending for the new process */
 	int fault_reason;		    /* why the current process is being killed */
 	char fault_why[160];
 	_Atomic unsigned restarts; /* read without the lock (vmms.list, statistics) */
@@ -881,6 +883,8 @@ int pvmm_halt(struct vmm *v, struct errbuf *e)
 	return 0;
 }
 
+static int start_owned(struct pvmm *p, struct errbuf *e);
+
 int pvmm_resume(struct vmm *v, struct errbuf *e)
 {
 	struct pvmm *p = v->p;
@@ -892,9 +896,39 @@ int pvmm_resume(struct vmm *v, struct errbuf *e)
 		own_release(p);
 		return err_set(e, "vmm '%s' is running already", v->name);
 	}
-	if (p->pid > 0)
-		stop_owned(p); /* a down one whose process is still being reaped */
+	int rc = start_owned(p, e);
+	own_release(p);
+	return rc;
+}
+
+int pvmm_restart(struct vmm *v, struct errbuf *e)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL)
+		return err_set(e, "vmm '%s' is not a parallel VMM", v->name);
+	own_wait(p, true);
+	/* One owner from the stop to the start, and the requests that wait
+	 * for this VMM keep waiting through the stop (wait_up, wait_replaced):
+	 * a restart the operator asks for loses nothing. */
 	pthread_mutex_lock(&p->lock);
+	p->restarting = true;
+	pthread_mutex_unlock(&p->lock);
+	int rc = start_owned(p, e);
+	own_release(p);
+	if (rc == 0)
+		log_info("vmm '%s': restarted", v->name);
+	return rc;
+}
+
+/* Start P's process again (P owned by the caller): a process still there
+ * (up, or down and not reaped yet) is stopped first; its pending requests
+ * and saved state carry over. Clears p->restarting. */
+static int start_owned(struct pvmm *p, struct errbuf *e)
+{
+	if (p->pid > 0)
+		stop_owned(p); /* a running one (restart), or a down one not reaped yet */
+	pthread_mutex_lock(&p->lock);
+	p->restarting = false;
 	unsigned pending = 0;
 	p->maybe_duplicated += tp_main_recover(&p->region, &pending);
 	p->redelivered += pending;
@@ -913,7 +947,6 @@ int pvmm_resume(struct vmm *v, struct errbuf *e)
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 	}
-	own_release(p);
 	return rc;
 }
 
@@ -1110,10 +1143,10 @@ static bool wait_up(struct pvmm *p, uint64_t timeout_ns)
 		int st = atomic_load(&p->state);
 		if (st == PV_UP)
 			return true;
-		if (st == PV_FAILED || st == PV_STOPPED || machine_stopping())
+		if (st == PV_FAILED || (st == PV_STOPPED && !p->restarting) || machine_stopping())
 			return false;
 		uint64_t now = now_ns();
-		if (st == PV_STARTING || p->restart_at_ns != 0 || p->pid > 0)
+		if (st == PV_STARTING || p->restart_at_ns != 0 || p->pid > 0 || p->restarting)
 			deadline = now + timeout_ns; /* a successor is on its way */
 		if (now >= deadline)
 			return false;
@@ -1132,7 +1165,7 @@ static void wait_replaced(struct pvmm *p, uint64_t gen)
 	pthread_mutex_lock(&p->lock);
 	while (atomic_load(&p->generation) == gen && !machine_stopping()) {
 		int st = atomic_load(&p->state);
-		if (st == PV_STOPPED || st == PV_FAILED)
+		if ((st == PV_STOPPED && !p->restarting) || st == PV_FAILED)
 			break;
 		struct timespec ts = slice_from_now(10000000ull);
 		pthread_cond_timedwait(&p->cond, &p->lock, &ts);

@@ -96,6 +96,10 @@ void pvmm_abort_waits(void);
  * start it again (its pending requests and saved state carried over). */
 int pvmm_halt(struct vmm *v, struct errbuf *e);
 int pvmm_resume(struct vmm *v, struct errbuf *e);
+/* Stop V's process and start a new one, as one live operation: requests
+ * waiting for V stay pending through it and reach the new process (a stop
+ * then a start would hand them to the fallback or the default between). */
+int pvmm_restart(struct vmm *v, struct errbuf *e);
 
 /* The role state V saved last (see tp_state_load), and giving a state to V's
  * role (stored in its region, then a control request makes it restore). */

@@ -741,6 +741,29 @@ int vmm_host_deliver_main(struct vmmux_event *ev)
 	return route_deliver(ev, &rep, 0, true);
 }
 
+/*
+ * A write that a doorbell route would have signalled, but that exited: its
+ * doorbell was out of KVM for a moment (a live change or a swap moves it
+ * between steps 3 and 5, docs/routing.md) or not yet in. The VMM gets what
+ * the signal would have given it (VMMUX_EVF_DOORBELL, the doorbell's value,
+ * not the written one), so that a doorbell route means the same event
+ * however the write travelled. Other accesses to the route (reads, other
+ * sizes, other values of a datamatch doorbell) stay ordinary events.
+ */
+static void doorbell_exited(const struct route *r, struct vmmux_event *ev)
+{
+	if (!(r->flags & ROUTE_OPT_DOORBELL) || !(ev->flags & VMMUX_EVF_WRITE) ||
+	    (ev->flags & (VMMUX_EVF_STRING | VMMUX_EVF_DOORBELL | VMMUX_EVF_COALESCED)) ||
+	    (ev->type != VMMUX_EV_IO && ev->type != VMMUX_EV_MMIO) || ev->key != r->spec.lo ||
+	    ev->size != r->spec.hi - r->spec.lo + 1)
+		return;
+	bool dm = (r->flags & ROUTE_OPT_DATAMATCH) != 0;
+	if (dm && ev->value != r->spec.doorbell_value)
+		return;
+	ev->flags |= VMMUX_EVF_DOORBELL;
+	ev->value = dm ? r->spec.doorbell_value : 0;
+}
+
 static int route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsigned depth,
 			 bool main_only)
 {
@@ -769,6 +792,9 @@ static int route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsign
 	struct route_stats *rs = tg.r->stats;
 	uint16_t handled = tg.vmm; /* a fallback, when the route's VMM was down */
 	ev->generation = tg.generation;
+	bool exited = !(ev->flags & (VMMUX_EVF_COALESCED | VMMUX_EVF_DOORBELL));
+	if (depth == 0 && ev->src_kind == VMMUX_SRC_VCPU)
+		doorbell_exited(tg.r, ev);
 	int r = vmm_deliver_route(tg.vmm, tg.r, ev, rep, depth, &handled);
 	uint64_t dt = stats_now_ns() - t0;
 	if (v) {
@@ -781,7 +807,7 @@ static int route_deliver(struct vmmux_event *ev, struct vmmux_reply *rep, unsign
 	}
 	stats_record(ev->type, handled, rs, dt);
 	if (depth == 0 && ev->src_kind == VMMUX_SRC_VCPU) /* from an exit, or KVM without one */
-		stats_route_origin(rs, !(ev->flags & (VMMUX_EVF_COALESCED | VMMUX_EVF_DOORBELL)));
+		stats_route_origin(rs, exited);
 	trace_record(pvmm_thread_slot, ev, rep, handled, rs, t0, dt, r, depth); /* --trace */
 	return r;
 }
