@@ -201,6 +201,7 @@ class Run:
         self.detect = []          # seconds from SIGSTOP to vmmux killing the process
         self.undetected = 0       # stops that ended by our SIGCONT first
         self.frozen = None        # why the control socket was given up
+        self.slow_dumped = False  # --dump-slow: one dump per run
         self.sigterm = None       # seconds to exit after SIGTERM (None: never)
         self.exit_status = None
         self.report = None
@@ -354,7 +355,19 @@ class Run:
         self.ops[op] = self.ops.get(op, 0) + 1
 
     def call(self, op, cmd, args):
-        rep, dt = self.api.call(cmd, args)
+        timer = None
+        if self.o.dump_slow and not self.slow_dumped and (
+                not self.o.dump_ops or op in self.o.dump_ops.split(",")):
+            def dump():
+                self.slow_dumped = True
+                self.dump_threads("slow-%s" % op)
+            timer = threading.Timer(self.o.dump_slow, dump)
+            timer.start()
+        try:
+            rep, dt = self.api.call(cmd, args)
+        finally:
+            if timer is not None:
+                timer.cancel()
         self.op_lat.setdefault(op, []).append(dt)
         if not rep.get("ok"):
             self.notes.append("%s %s: %s" % (cmd, json.dumps(args), rep.get("error")))
@@ -510,11 +523,28 @@ class Run:
                     self.start_vmm(arg)
         except Frozen as e:
             self.frozen = str(e)
+            self.dump_threads()
             for _, _, what, arg in sorted(later):
                 if what == "cont":
                     self.cont(arg)
         self.finish()
         self.elapsed = now() - t_start
+
+    def dump_threads(self, what="frozen"):
+        """Every thread's stack of a vmmux that stopped answering (or, with
+        --dump-slow, whose operation is slow), for the diagnosis (gdb, when
+        installed): DIR/WHAT-threads.txt."""
+        path = os.path.join(self.dir, "%s-threads.txt" % what)
+        try:
+            with open(path, "wb") as f:
+                subprocess.run(["gdb", "-batch", "-nx", "-p", str(self.proc.pid),
+                                "-ex", "thread apply all bt"], stdout=f,
+                               stderr=subprocess.STDOUT, timeout=60)
+            if what == "frozen":
+                self.frozen += " (threads: %s)" % path
+        except (OSError, subprocess.SubprocessError) as e:
+            if what == "frozen":
+                self.frozen += " (no thread dump: %s)" % e
 
     def finish(self):
         """Stop the guest, read its report, then SIGTERM."""
@@ -775,6 +805,10 @@ def main():
                     ", ".join(o for o, _ in OPS))
     ap.add_argument("--json", help="write every run's figures to this file")
     ap.add_argument("--keep", action="store_true", help="keep each run's directory")
+    ap.add_argument("--dump-slow", type=float, default=0.0, metavar="SECONDS",
+                    help="dump vmmux's threads (gdb) once per run when an operation has "
+                    "not been answered after SECONDS (diagnosis; the dump pauses vmmux)")
+    ap.add_argument("--dump-ops", help="--dump-slow only for these operations (comma-separated)")
     o = ap.parse_args()
     o.vmmux = os.path.abspath(o.vmmux or os.environ.get("VMMUX") or
                               os.path.join(o.build, "vmmux"))
@@ -808,7 +842,8 @@ def main():
         finally:
             if getattr(r, "proc", None) is not None and r.proc.poll() is None:
                 r.proc.kill()
-        s["dir"] = d if o.keep else None
+        keep = o.keep or bool(s["failures"])  # a failed run's files stay for the diagnosis
+        s["dir"] = d if keep else None
         if s["failures"]:
             s["stderr_tail"] = r.err_text()[-3000:]
         print_run(s, sys.stdout)
@@ -818,7 +853,9 @@ def main():
                 print("    vmmux: %s" % line)
         sys.stdout.flush()
         runs.append(s)
-        if not o.keep:
+        if keep:
+            print("    files: %s" % d)
+        else:
             shutil.rmtree(d, ignore_errors=True)
     total = {"runs": len(runs), "seconds": round(now() - t0, 1), "ops": {}}
     for s in runs:
