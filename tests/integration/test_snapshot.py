@@ -100,17 +100,35 @@ class GuestKinds(SnapshotTest):
         self.assertSameRun(full, a, b)
         self.assertTrue(full.out.endswith("snapseq done\n"))
 
-    def test_elf64_cpl3(self):
-        full, a, b = self.snapshot_run(["--kernel", guest("snapseq.elf"), "--cpu-mode", "user"])
-        self.assertStatus(full, exit_device_status(0))
-        self.assertSameRun(full, a, b)
-
     def test_elf64_cpl3_guest_continues(self):
         # without --stop the guest goes on undisturbed, and the restored run
         # goes on from the snapshot's line
         full, a, b = self.snapshot_run(["--kernel", guest("snapseq.elf"), "--cpu-mode", "user"],
                                        stop=False)
         self.assertSameRun(full, a, b, stopped=False)
+
+    def test_elf64_cpl3_and_its_restored_run_again(self):
+        # then the restored run is snapshotted to the same file: that
+        # snapshot reads the pages of the file the run was restored from
+        # (mapped, untouched) and those the guest wrote since, and replaces
+        # that very file under the run that maps it
+        args = ["--kernel", guest("snapseq.elf"), "--cpu-mode", "user"]
+        full, a, b = self.snapshot_run(args)
+        self.assertStatus(full, exit_device_status(0))
+        self.assertSameRun(full, a, b)
+        snap = self.path("snap")
+        sock = self.path("api2.sock")
+        bg = self.start("run", "--restore", snap, "--api-sock", sock)
+        wait_for_socket(sock, bg)
+        wait_until("30 more lines", lambda: bg.out().count("\n") >= 30 or not bg.running(),
+                   timeout=60)
+        self.assertStatus(run_ctl(sock, "snapshot", snap, "--stop"), 0)
+        b2 = bg.finish(timeout=120)
+        self.assertStatus(b2, 0)
+        c = self.vmmux("run", "--restore", snap, timeout=120)
+        self.assertStatus(c, full.status)
+        self.assertGreater(len(c.out), 0)
+        self.assertEqual(a.out + b2.out + c.out, full.out)
 
     def test_smp_with_the_in_kernel_irqchip(self):
         full, a, b = self.snapshot_run(["--kernel", guest("snapseq.elf"), "--cpu-mode", "user",
