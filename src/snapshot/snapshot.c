@@ -871,10 +871,20 @@ static int check_host(const struct snap_view *v, struct errbuf *e)
 int snapshot_restore_open(const char *path, int *argc, char ***argv, const char **cwd,
 			  struct errbuf *e)
 {
-	R.t0 = now_ns();
-	R.fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (R.fd < 0)
+	uint64_t t0 = now_ns();
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return err_set(e, "%s: %s", path, strerror(errno));
+	int rc = snapshot_restore_open_fd(fd, path, argc, argv, cwd, e);
+	R.t0 = t0;
+	return rc;
+}
+
+int snapshot_restore_open_fd(int fd, const char *path, int *argc, char ***argv, const char **cwd,
+			     struct errbuf *e)
+{
+	R.t0 = now_ns();
+	R.fd = fd;
 	struct stat st;
 	if (fstat(R.fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return err_set(e, "%s: not a regular file", path);

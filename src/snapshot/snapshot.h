@@ -76,6 +76,11 @@ int snapshot_take(const char *path, bool stop, struct snapshot_result *r, struct
  */
 int snapshot_restore_open(const char *path, int *argc, char ***argv, const char **cwd,
 			  struct errbuf *e);
+/* The same from FD (a regular file or a memfd that can be mapped, offset
+ * 0; it is kept, and closed by nobody: guest memory maps it). PATH names it
+ * in messages. The entry point for a state handed over on a descriptor. */
+int snapshot_restore_open_fd(int fd, const char *path, int *argc, char ***argv, const char **cwd,
+			     struct errbuf *e);
 bool snapshot_restoring(void);
 /* Check the config rebuilt from the command line against the snapshot:
  * the same memory, vCPUs, irqchip, and every VMM it holds. */
