@@ -81,11 +81,18 @@ static bool unsupported(int err)
 	return err == EINVAL || err == ENOTTY || err == EOPNOTSUPP || err == ENOSYS;
 }
 
+/* Said once per run and ioctl (the names below, a fixed set). */
 static void note_unsupported(const char *what, int err)
 {
+	static const char *const names[] = {"KVM_GET_SREGS2",	 "KVM_GET_XSAVE",
+					    "KVM_GET_XCRS",	 "KVM_GET_MP_STATE",
+					    "KVM_GET_DEBUGREGS", "KVM_GET_CLOCK"};
 	static _Atomic uint32_t said;
-	uint32_t bit = 1u << (what[strlen(what) - 1] & 31);
-	if (!(atomic_fetch_or(&said, bit) & bit))
+	uint32_t bit = 0;
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(names[i], what) == 0)
+			bit = 1u << i;
+	if (bit == 0 || !(atomic_fetch_or(&said, bit) & bit))
 		log_info("snapshot: %s is not supported by this KVM (%s): its state is not "
 			 "saved",
 			 what, strerror(err));
