@@ -349,14 +349,17 @@ class Refusals(VmmuxTest):
                         "--api-sock", sock, "--vmm",
                         "uart=external,program=%s,output=stdout" % cls.prog)
         try:
-            wait_for_socket(sock)
+            wait_for_socket(sock, b)
             wait_until("a line", lambda: "snap 00001" in b.out() or not b.running())
             r = run_ctl(sock, "snapshot", cls.snap, "--stop")
             if r.status != 0:
                 raise AssertionError("snapshot failed: %s %s" % (r.out, r.err))
             b.finish()
-        finally:
+        except BaseException:
             b.kill()
+            cls._dir.cleanup()  # tearDownClass does not run
+            raise
+        b.kill()
         with open(cls.snap, "rb") as f:
             cls.data = f.read()
 
