@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "snapshot/snapshot.h"
 #include "cli/ctl.h"
 #include "cli/qemu.h"
 #include "cli/top.h"
@@ -188,6 +189,11 @@ static const char help_options[] =
     "                         the running VM (docs/control-api.md). PATH must not\n"
     "                         exist, unless it is a stale socket (nobody listens\n"
     "                         on it), which is replaced; it is removed at exit\n"
+    "  --restore PATH         resume the machine stored in the snapshot PATH\n"
+    "                         ('vmmux ctl snapshot'): run with the command line\n"
+    "                         it was started with, in its working directory,\n"
+    "                         followed by the other options given here\n"
+    "                         (docs/snapshot.md)\n"
     "  --log-level LEVEL      error, warn (the default), info or debug; the\n"
     "                         environment variable VMMUX_LOG sets it too, below the\n"
     "                         config file and this option\n"
@@ -407,12 +413,66 @@ static struct vmmux_config *parse_config(const char *cmd, int argc, char **argv,
 	return NULL;
 }
 
+/* --restore PATH (or --restore=PATH) among ARGV: its value and the index
+ * of the option (-1: none); *WIDTH is 1 or 2 arguments. */
+static const char *find_restore(int argc, char **argv, int *at, int *width)
+{
+	*at = -1;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--restore") == 0 && i + 1 < argc) {
+			*at = i;
+			*width = 2;
+			return argv[i + 1];
+		}
+		if (strncmp(argv[i], "--restore=", 10) == 0) {
+			*at = i;
+			*width = 1;
+			return argv[i] + 10;
+		}
+	}
+	return NULL;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	int status;
+	int at, width;
+	const char *restore = find_restore(argc, argv, &at, &width);
+	char **joined = NULL;
+	if (restore != NULL) {
+		/* The stored command line, then the options given here. */
+		int sargc;
+		char **sargv;
+		const char *cwd;
+		struct errbuf e;
+		if (snapshot_restore_open(restore, &sargc, &sargv, &cwd, &e) < 0) {
+			fprintf(stderr, "vmmux: restore refused: %s\n", e.msg);
+			snapshot_restore_close();
+			return EXIT_IMAGE;
+		}
+		joined = calloc((size_t)sargc + (size_t)argc + 1, sizeof(char *));
+		if (joined == NULL) {
+			snapshot_restore_close();
+			return EXIT_HOST;
+		}
+		int n = 0;
+		for (int i = 0; i < sargc; i++)
+			joined[n++] = sargv[i];
+		for (int i = 1; i < argc; i++)
+			if (i < at || i >= at + width)
+				joined[n++] = argv[i];
+		argc = n;
+		argv = joined;
+	}
+	snapshot_set_command_line(argc, argv);
 	struct vmmux_config *c = parse_config("run", argc, argv, &status, print_help_run);
-	if (c == NULL)
+	if (c == NULL) {
+		free(joined);
+		snapshot_restore_close();
 		return status;
+	}
 	struct errbuf e;
 	if (c->hvt.on) {
 		/* a Solo5 hvt guest (src/hvt/, docs/guests.md): its set-up adds its
@@ -426,6 +486,8 @@ static int cmd_run(int argc, char **argv)
 	}
 	config_free(c);
 	free(c);
+	free(joined);
+	snapshot_restore_close();
 	return status;
 }
 

@@ -87,6 +87,11 @@ static const char help_ctl[] =
     "                        poweroff, powerbtn or watchdog, with VALUE (decimal\n"
     "                        or 0x hex; default 0; for smi the APM command byte)\n"
     "                        [platform.raise]\n"
+    "  snapshot PATH [--stop]\n"
+    "                        store the whole machine in the file PATH (made\n"
+    "                        absolute here); the guest continues, or the run\n"
+    "                        ends with --stop; resume it with 'vmmux run\n"
+    "                        --restore PATH' (docs/snapshot.md) [snapshot]\n"
     "  stats                 the statistics, as 'vmmux run --stats-json' writes\n"
     "                        them at exit [stats.get]\n"
     "  metrics               the VMMs' resource usage and the statistics, with\n"
@@ -364,6 +369,28 @@ static int build_request(int n, char **w, struct request *r)
 		}
 		return set_args(r, "platform.raise", a);
 	}
+	if (strcmp(c, "snapshot") == 0) {
+		if ((rc = need(n, 2, 3, w, "snapshot PATH [--stop]")) != 0)
+			return rc;
+		bool stop = n == 3 && strcmp(w[2], "--stop") == 0;
+		if (n == 3 && !stop)
+			return usage("snapshot: unknown option '%s' (--stop)", w[2]);
+		if (w[1][0] == '\0')
+			return usage("snapshot: PATH is empty");
+		/* vmmux writes it from its own working directory */
+		char *abs = NULL;
+		if (w[1][0] != '/') {
+			char *cwd = getcwd(NULL, 0);
+			if (cwd == NULL || asprintf(&abs, "%s/%s", cwd, w[1]) < 0)
+				abs = NULL;
+			free(cwd);
+			if (abs == NULL)
+				return usage("snapshot: cannot make '%s' absolute", w[1]);
+		}
+		json_t *a = json_pack("{s:s, s:b}", "path", abs ? abs : w[1], "stop", stop);
+		free(abs);
+		return set_args(r, "snapshot", a);
+	}
 	if (strcmp(c, "call") == 0) {
 		if ((rc = need(n, 2, 3, w, "call CMD [ARGS-JSON]")) != 0)
 			return rc;
@@ -381,8 +408,8 @@ static int build_request(int n, char **w, struct request *r)
 		}
 		return set_args(r, w[1], a);
 	}
-	return usage("unknown command '%s' (ping, version, routes, vmms, vmm, raise, stats, "
-		     "metrics, call)",
+	return usage("unknown command '%s' (ping, version, routes, vmms, vmm, raise, snapshot, "
+		     "stats, metrics, call)",
 		     c);
 }
 
@@ -806,7 +833,8 @@ int cmd_ctl(int argc, char **argv)
 	bool options = true;
 	for (int i = 1; i < argc && status == 0; i++) {
 		const char *a = argv[i];
-		if (!options || a[0] != '-' || strcmp(a, "-") == 0) {
+		if (!options || a[0] != '-' || strcmp(a, "-") == 0 ||
+		    (n > 0 && strcmp(words[0], "snapshot") == 0 && strcmp(a, "--stop") == 0)) {
 			words[n++] = argv[i];
 			continue;
 		}

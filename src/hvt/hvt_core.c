@@ -126,7 +126,8 @@ static void do_poll(const struct vmmux_event *ev)
 		struct timespec to = {.tv_sec = (time_t)(left / 1000000000ull),
 				      .tv_nsec = (long)(left % 1000000000ull)};
 		r = ppoll(pfd, h->nnet, &to, NULL);
-		if (r >= 0 || errno != EINTR || machine_stopping() || machine_reset_pending()) {
+		if (r >= 0 || errno != EINTR || machine_stopping() || machine_reset_pending() ||
+		    machine_pause_pending()) {
 			if (r < 0)
 				r = 0;
 			break;

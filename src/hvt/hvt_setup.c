@@ -886,6 +886,8 @@ int hvt_run_config(struct vmmux_config *c, bool parallel)
 				status = atomic_load(&hvt_host.status);
 			else if (s > 128 && s < 160)
 				status = s; /* a signal (machine_run re-raises it) */
+			else if (s == 0)
+				status = 0; /* a power-off, a snapshot's --stop */
 		}
 	}
 	release();

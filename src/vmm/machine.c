@@ -38,6 +38,7 @@
 #include "event/event.h"
 #include "exit/vcpu.h"
 #include "route/router.h"
+#include "snapshot/snapshot.h"
 #include "stats/metrics.h"
 #include "stats/stats.h"
 #include "stats/trace.h"
@@ -71,6 +72,8 @@ static struct {
 	_Atomic bool stopping;
 	_Atomic bool reset_pending;
 	_Atomic bool any_halted;
+	_Atomic bool pause_pending; /* machine_pause: vCPUs and dispatcher hold */
+	unsigned paused;	    /* threads holding for it */
 	int status;
 	bool *halted; /* per vCPU: stopped for good (HLT, or waiting for SIPI) */
 	unsigned nhalted;
@@ -332,7 +335,8 @@ bool machine_vcpu_gate(unsigned index)
 {
 	if (!atomic_load_explicit(&M.reset_pending, memory_order_acquire) &&
 	    !atomic_load_explicit(&M.stopping, memory_order_acquire) &&
-	    !atomic_load_explicit(&M.any_halted, memory_order_acquire))
+	    !atomic_load_explicit(&M.any_halted, memory_order_acquire) &&
+	    !atomic_load_explicit(&M.pause_pending, memory_order_acquire))
 		return true;
 
 	/* This vCPU may wait here for long (halted, or for a reset): it must
@@ -369,6 +373,24 @@ bool machine_vcpu_gate(unsigned index)
 			flushed = false;
 			continue;
 		}
+		if (atomic_load(&M.pause_pending)) {
+			/* machine_pause: at an event boundary, its I/O completed */
+			if (!flushed) {
+				pthread_mutex_unlock(&M.lock);
+				vcpu_flush(index);
+				flushed = true;
+				pthread_mutex_lock(&M.lock);
+				continue;
+			}
+			M.paused++;
+			pthread_cond_broadcast(&M.cond);
+			while (atomic_load(&M.pause_pending) && !atomic_load(&M.stopping) &&
+			       !atomic_load(&M.reset_pending))
+				pthread_cond_wait(&M.cond, &M.lock);
+			M.paused--;
+			flushed = false;
+			continue;
+		}
 		if (M.halted[index]) {
 			pthread_cond_wait(&M.cond, &M.lock);
 			continue;
@@ -377,6 +399,133 @@ bool machine_vcpu_gate(unsigned index)
 		router_thread_online();
 		return true;
 	}
+}
+
+static void wake_dispatcher(void);
+
+bool machine_pause_pending(void)
+{
+	return atomic_load(&M.pause_pending);
+}
+
+/* Nothing in flight: no VMM handling an event, every parallel VMM's posted
+ * ring consumed, no doorbell count left unread. */
+static bool quiet(const char **who)
+{
+	for (size_t id = 0; id < vmm_count(); id++) {
+		struct vmm *v = vmm_get((uint16_t)id);
+		if (v == NULL)
+			continue;
+		*who = v->name;
+		if (atomic_load(&v->load.inflight) != 0 || !pvmm_drained(v) ||
+		    ioregion_doorbells_waiting(v))
+			return false;
+	}
+	return true;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int machine_pause(uint64_t timeout_ns, struct errbuf *e)
+{
+	uint64_t until = mono_ns() + timeout_ns;
+	pthread_mutex_lock(&M.lock);
+	if (atomic_load(&M.stopping) || atomic_load(&M.reset_pending) ||
+	    atomic_load(&M.pause_pending)) {
+		pthread_mutex_unlock(&M.lock);
+		return err_set(e, "the machine is %s",
+			       atomic_load(&M.stopping)	       ? "stopping"
+			       : atomic_load(&M.reset_pending) ? "being reset"
+							       : "paused already");
+	}
+	atomic_store(&M.pause_pending, true);
+	pthread_cond_broadcast(&M.cond); /* halted vCPUs wait on it */
+	pthread_mutex_unlock(&M.lock);
+	kick_all();
+	wake_dispatcher(); /* it holds at the top of its loop */
+	bool on = router_wait_begin();
+	unsigned want = M.vm.ncpus + 1;
+	int rc = 0;
+	pthread_mutex_lock(&M.lock);
+	while (M.paused < want && rc == 0) {
+		if (atomic_load(&M.stopping) || atomic_load(&M.reset_pending)) {
+			rc = err_set(e, "the machine began to %s meanwhile",
+				     atomic_load(&M.stopping) ? "stop" : "reset");
+			break;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000; /* re-check every 10 ms; kicked again */
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&M.cond, &M.lock, &ts);
+		if (M.paused < want && mono_ns() > until)
+			rc = err_set(e,
+				     "the vCPUs did not reach an event boundary within %llu ms (%u "
+				     "of %u threads held)",
+				     (unsigned long long)(timeout_ns / 1000000), M.paused, want);
+		else if (M.paused < want) {
+			pthread_mutex_unlock(&M.lock);
+			kick_all();
+			pthread_mutex_lock(&M.lock);
+		}
+	}
+	pthread_mutex_unlock(&M.lock);
+	/* What the routes compiled into KVM hold is delivered, and what is in
+	 * flight to the VMMs (posted rings, doorbells, a delivery of the
+	 * compiled-routes thread) finishes; stable over two looks. */
+	unsigned calm = 0;
+	while (rc == 0 && calm < 2) {
+		ioregion_drain();
+		const char *who = "";
+		if (quiet(&who)) {
+			calm++;
+		} else {
+			calm = 0;
+			if (mono_ns() > until)
+				rc = err_set(e,
+					     "vmm '%s' did not finish its events within %llu ms (a "
+					     "delivery, its posted ring or its doorbells)",
+					     who, (unsigned long long)(timeout_ns / 1000000));
+		}
+		struct timespec ts = {0, 200000};
+		nanosleep(&ts, NULL);
+	}
+	router_wait_end(on);
+	if (rc < 0)
+		machine_resume();
+	return rc;
+}
+
+void machine_resume(void)
+{
+	pthread_mutex_lock(&M.lock);
+	atomic_store(&M.pause_pending, false);
+	pthread_cond_broadcast(&M.cond);
+	pthread_mutex_unlock(&M.lock);
+}
+
+/* The dispatcher holds while the machine is paused (machine_pause). */
+static void dispatcher_hold(void)
+{
+	if (!atomic_load(&M.pause_pending))
+		return;
+	router_thread_offline();
+	pthread_mutex_lock(&M.lock);
+	M.paused++;
+	pthread_cond_broadcast(&M.cond);
+	while (atomic_load(&M.pause_pending) && !atomic_load(&M.stopping))
+		pthread_cond_wait(&M.cond, &M.lock);
+	M.paused--;
+	pthread_mutex_unlock(&M.lock);
+	router_thread_online();
 }
 
 static void raise_watchdog(void)
@@ -473,6 +622,15 @@ static uint64_t post(uint16_t src, const struct vmmux_event *ev)
 	return ticket;
 }
 
+static void wake_dispatcher(void)
+{
+	uint64_t one = 1;
+	if (H.efd >= 0) {
+		ssize_t w = write(H.efd, &one, sizeof(one));
+		(void)w;
+	}
+}
+
 static void host_queue_wake(void)
 {
 	pthread_mutex_lock(&H.lock);
@@ -537,6 +695,7 @@ static void *dispatch_main(void *arg)
 	pvmm_thread_slot = M.vm.ncpus; /* the host's request slot */
 	bool paused[VMM_MAX] = {false};
 	while (!machine_stopping()) {
+		dispatcher_hold();
 		struct poll_set ps = {.n = 0};
 		bool any_paused = false;
 		poll_add(&ps, M.stop_fd, POLL_WAKE, VMM_ID_NONE);
@@ -825,6 +984,10 @@ static int machine_setup(struct vmmux_config *c)
 {
 	struct errbuf e;
 	M.cfg = c;
+	if (snapshot_restoring() && snapshot_restore_check(c, &e) < 0) {
+		log_error("restore refused: %s", e.msg);
+		return EXIT_USAGE;
+	}
 
 	/* A statistics file that cannot be written is a bad command line, found
 	 * before the guest runs rather than after. */
@@ -850,8 +1013,20 @@ static int machine_setup(struct vmmux_config *c)
 	}
 	/* The table first (VMM ids are the config's order, as the registry
 	 * gives them): parallel VMMs are wired to KVM as the table says. */
-	struct route_table *t = route_table_build(c->routes, c->nroutes, config_vmm_resolve, c, &e);
+	const struct route_spec *specs = c->routes;
+	size_t nspecs = c->nroutes;
+	struct route_spec *restored = NULL;
+	uint64_t generation = 0;
+	if (snapshot_restoring()) { /* the route set the snapshot holds */
+		if (snapshot_restore_routes(&restored, &nspecs, &generation, &e) < 0) {
+			log_error("%s", e.msg);
+			return EXIT_USAGE;
+		}
+		specs = restored;
+	}
+	struct route_table *t = route_table_build(specs, nspecs, config_vmm_resolve, c, &e);
 	if (t == NULL) {
+		free(restored);
 		log_error("%s", e.msg);
 		return EXIT_USAGE;
 	}
@@ -862,7 +1037,11 @@ static int machine_setup(struct vmmux_config *c)
 		return EXIT_USAGE;
 	}
 	router_init(t);
-	if (live_init(c->routes, c->nroutes, &e) < 0) {
+	if (restored != NULL)
+		t->generation = generation; /* no reader yet */
+	int lrc = live_init(specs, nspecs, &e);
+	free(restored);
+	if (lrc < 0) {
 		log_error("%s", e.msg);
 		return EXIT_HOST;
 	}
@@ -882,6 +1061,16 @@ static int machine_setup(struct vmmux_config *c)
 		log_error("%s", e.msg);
 		return EXIT_IMAGE;
 	}
+	if (snapshot_restoring()) { /* memory, KVM state, vCPUs: the snapshot's */
+		if (snapshot_restore_machine(&M.vm, M.halted, &e) < 0) {
+			log_error("%s", e.msg);
+			return EXIT_HOST;
+		}
+		M.nhalted = 0;
+		for (unsigned i = 0; i < M.vm.ncpus; i++)
+			M.nhalted += M.halted[i];
+		atomic_store(&M.any_halted, M.nhalted > 0);
+	}
 	if (pvmm_global_init(M.vm.ncpus + 1, &e) < 0) {
 		log_error("%s", e.msg);
 		return EXIT_HOST;
@@ -889,6 +1078,10 @@ static int machine_setup(struct vmmux_config *c)
 	vmm_registry_set_memory(&M.vm.mem);
 	pvmm_thread_slot = M.vm.ncpus; /* the main thread's request slot */
 	if (vmm_registry_init(c->vmms, c->nvmms, &e) < 0) {
+		log_error("%s", e.msg);
+		return EXIT_USAGE;
+	}
+	if (snapshot_restoring() && snapshot_restore_vmms(&e) < 0) {
 		log_error("%s", e.msg);
 		return EXIT_USAGE;
 	}
@@ -993,6 +1186,7 @@ int machine_run(struct vmmux_config *c)
 		return EXIT_HOST;
 	}
 	vcpu_kick_signal_init();
+	snapshot_restore_done();
 	router_set_kick(kick_all); /* vCPUs stay online in KVM_RUN (vcpu.c) */
 	router_thread_register();
 	stats_start();

@@ -94,6 +94,21 @@ struct machine_boot_hook {
 };
 void machine_set_boot_hook(const struct machine_boot_hook *h);
 
+/*
+ * Pause the machine at an event boundary (a snapshot; the live-change
+ * worker): every vCPU leaves KVM_RUN, completes the I/O KVM left pending
+ * (vcpu_flush) and holds in its gate, the dispatcher holds at the top of its
+ * loop, the coalesced ring is drained, and every VMM's in-flight events,
+ * posted ring and doorbell counts are finished. Bounded by TIMEOUT_NS; a
+ * reset or the run's end meanwhile makes it fail. 0 (then call
+ * machine_resume), or -1 with a message (the machine runs on).
+ */
+int machine_pause(uint64_t timeout_ns, struct errbuf *e);
+void machine_resume(void);
+/* True while a pause is asked for or held (a long wait of a vCPU, such as
+ * the hvt poll, ends at a kick when it is). */
+bool machine_pause_pending(void);
+
 /* Number of resets so far. */
 unsigned machine_resets(void);
 

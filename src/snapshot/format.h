@@ -1,0 +1,186 @@
+/*
+ * format.h: the snapshot file format (docs/snapshot.md, byte by byte).
+ *
+ * A snapshot file is a 64-byte header, a sequence of sections (each a
+ * 24-byte section header, its payload, zero padding to 8 bytes), an END
+ * section, zero padding to the next 4 KiB boundary, and then guest memory:
+ * mem_size bytes at data_offset, byte gpa of RAM at data_offset + gpa,
+ * written only where a page is not zero (every other page is a hole of the
+ * sparse file, reads as zero, and lseek(SEEK_DATA) skips it). Restore maps
+ * that region MAP_PRIVATE, so memory the guest never touches is never read.
+ *
+ * Every integer is little-endian. Every section's payload is covered by a
+ * CRC-32 (IEEE 802.3, zlib's crc32) in its header, and the section header
+ * itself by another; the file header by a third. Guest memory is not
+ * checksummed (checking it would read all of it): the MEMORY section's
+ * extent list and sizes are.
+ *
+ * The writer (snap_buf_*, snap_section_*) builds sections in memory; the
+ * reader (snap_parse) is a pure function over a buffer: it checks the
+ * header, the version, every section's bounds, CRC and layout, and decodes
+ * the sections into a struct snap_view that points into the buffer. It
+ * never reads guest memory and never trusts a length it has not checked,
+ * so it is a fuzzing target (its only input is the buffer).
+ */
+#ifndef VMMUX_SNAPSHOT_FORMAT_H
+#define VMMUX_SNAPSHOT_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+#define SNAP_MAGIC	      "VMMUXSNP" /* 8 bytes, no NUL */
+#define SNAP_VERSION	      1u
+#define SNAP_HEADER_SIZE      64u
+#define SNAP_SECHDR_SIZE      24u
+#define SNAP_PAGE	      4096u
+#define SNAP_SECTIONS_MAX     512u
+#define SNAP_VCPUS_MAX	      64u
+#define SNAP_VMMS_MAX	      64u
+#define SNAP_ARGS_MAX	      1024u
+#define SNAP_ROUTES_MAX	      4096u
+#define SNAP_STRING_MAX	      4096u
+#define SNAP_EXTENTS_MAX      (1u << 22)
+#define SNAP_MEM_MAX	      (1ull << 40)
+#define SNAP_VCPU_RECORDS_MAX 32u
+
+/* Section types (the u32 "type" of a section header). */
+enum snap_section_type {
+	SNAP_SEC_MACHINE = 1, /* the machine and the command line of the run */
+	SNAP_SEC_VCPU = 2,    /* one per vCPU (index = the vCPU): records below */
+	SNAP_SEC_IRQCHIP = 3, /* PIC master, PIC slave, IOAPIC: 3 struct kvm_irqchip */
+	SNAP_SEC_PIT = 4,     /* struct kvm_pit_state2 */
+	SNAP_SEC_CLOCK = 5,   /* struct kvm_clock_data */
+	SNAP_SEC_ROUTES = 6,  /* the live route set and its table generation */
+	SNAP_SEC_VMM = 7,     /* one per VMM (index = its id) */
+	SNAP_SEC_DEVICES = 8, /* the machine's own guest-visible state */
+	SNAP_SEC_MEMORY = 9,  /* guest memory: its size, where it is, its extents */
+	SNAP_SEC_END = 10,    /* the last section, empty */
+};
+
+/* Records of a VCPU section: {u32 kind, u32 len, payload, pad to 8}. */
+enum snap_vcpu_record {
+	SNAP_VR_REGS = 1,      /* struct kvm_regs */
+	SNAP_VR_SREGS = 2,     /* struct kvm_sregs */
+	SNAP_VR_SREGS2 = 3,    /* struct kvm_sregs2 (instead of SREGS) */
+	SNAP_VR_FPU = 4,       /* struct kvm_fpu (when KVM has no XSAVE) */
+	SNAP_VR_XSAVE = 5,     /* the XSAVE area, 4096 bytes or more (KVM_GET_XSAVE2) */
+	SNAP_VR_XCRS = 6,      /* struct kvm_xcrs */
+	SNAP_VR_MSRS = 7,      /* u32 n, u32 0, n x {u32 index, u32 0, u64 data} */
+	SNAP_VR_LAPIC = 8,     /* struct kvm_lapic_state */
+	SNAP_VR_EVENTS = 9,    /* struct kvm_vcpu_events */
+	SNAP_VR_MP_STATE = 10, /* struct kvm_mp_state */
+	SNAP_VR_DEBUGREGS = 11 /* struct kvm_debugregs */
+};
+
+/* MACHINE flags. */
+#define SNAP_MF_IRQCHIP 0x1u
+#define SNAP_MF_HVT	0x2u
+
+/* VMM placement, as stored. */
+#define SNAP_VMM_IN_PROCESS 0u
+#define SNAP_VMM_PARALLEL   1u
+
+/* CRC-32 (IEEE, reflected, as zlib's crc32(crc, buf, len)). */
+uint32_t snap_crc32(uint32_t crc, const void *buf, size_t len);
+
+/* A growing buffer for building a section's payload; a failed allocation
+ * sets oom and makes every later call a no-op. */
+struct snap_buf {
+	uint8_t *p;
+	size_t len, cap;
+	bool oom;
+};
+void snap_buf_u16(struct snap_buf *b, uint16_t v);
+void snap_buf_u32(struct snap_buf *b, uint32_t v);
+void snap_buf_u64(struct snap_buf *b, uint64_t v);
+void snap_buf_bytes(struct snap_buf *b, const void *p, size_t n);
+/* u32 length, then the bytes (no NUL); NULL is stored as length 0. */
+void snap_buf_str(struct snap_buf *b, const char *s);
+/* Zero bytes up to a multiple of 8. */
+void snap_buf_pad8(struct snap_buf *b);
+/* A VCPU record: kind, length, payload, padding. */
+void snap_buf_record(struct snap_buf *b, uint32_t kind, const void *p, size_t n);
+void snap_buf_free(struct snap_buf *b);
+
+/* Fill the 24-byte section header OUT for a payload of LEN bytes. */
+void snap_sechdr(uint8_t out[SNAP_SECHDR_SIZE], uint32_t type, uint32_t index, const void *payload,
+		 uint64_t len);
+/* Fill the 64-byte file header OUT. VERSION_TEXT: vmmux's version, cut to 23
+ * bytes. */
+void snap_header(uint8_t out[SNAP_HEADER_SIZE], uint64_t file_size, uint64_t created_ns,
+		 uint32_t nsections, const char *version_text);
+
+/* A length-prefixed string inside the buffer (not NUL-terminated). */
+struct snap_str {
+	const char *p;
+	uint32_t len;
+};
+
+/* A decoded VMM section. */
+struct snap_vmm {
+	uint32_t id, placement;
+	struct snap_str name, role, program;
+	uint32_t ngrants;
+	const uint8_t *grants; /* ngrants strings, as stored */
+	const uint8_t *state;  /* its role's saved state, state_len bytes */
+	uint64_t state_len;
+	bool has_state; /* the role saved a state (0 bytes included) */
+};
+
+/* A decoded VCPU section: each record found (NULL: absent). */
+struct snap_vcpu {
+	const uint8_t *rec[SNAP_VCPU_RECORDS_MAX];
+	uint32_t len[SNAP_VCPU_RECORDS_MAX];
+};
+
+struct snap_view {
+	uint32_t version;
+	uint64_t file_size, created_ns;
+	char vmmux_version[24];
+	/* MACHINE */
+	uint64_t mem_size;
+	uint32_t cpus, mflags;
+	struct snap_str cwd;
+	uint32_t argc;
+	const uint8_t *argv; /* argc strings, as stored (snap_str_at) */
+	/* VCPU */
+	struct snap_vcpu vcpu[SNAP_VCPUS_MAX];
+	/* IRQCHIP, PIT, CLOCK (NULL: absent; their sizes are checked) */
+	const uint8_t *irqchip, *pit, *clock;
+	/* ROUTES */
+	uint64_t generation;
+	uint32_t nroutes;
+	const uint8_t *routes; /* nroutes strings */
+	/* VMM */
+	uint32_t nvmms;
+	struct snap_vmm vmm[SNAP_VMMS_MAX];
+	/* DEVICES */
+	uint32_t resets;
+	const uint8_t *halted; /* cpus bytes, 0 or 1 */
+	/* MEMORY */
+	uint64_t data_offset;
+	uint64_t nextents;
+	const uint8_t *extents; /* nextents x {u64 gpa, u64 len} */
+};
+
+/*
+ * Check and decode the snapshot in BUF (LEN bytes: the whole file, or at
+ * least up to data_offset when FILE_LEN gives the file's length; guest
+ * memory itself is never read). 0, or -1 with a message naming the section
+ * ("section 3 (VCPU 1): ...") and the reason: not a vmmux snapshot (magic),
+ * another format version, a truncated file, a CRC mismatch, a length or
+ * count out of bounds, a section missing, repeated or out of order.
+ */
+int snap_parse(const uint8_t *buf, size_t len, uint64_t file_len, struct snap_view *v,
+	       struct errbuf *e);
+
+/* The I-th string of a list of N strings at P (as checked by snap_parse). */
+struct snap_str snap_str_at(const uint8_t *p, uint32_t i);
+
+/* The name of a section type, for messages. */
+const char *snap_section_name(uint32_t type);
+
+#endif
