@@ -203,11 +203,14 @@ int sandbox_landlock_prepare(struct sandbox_landlock *ll, const char *program, s
 	ll->abi = sandbox_landlock_abi();
 	if (ll->abi <= 0)
 		return err_set(e, "Landlock is not available (kernel without it, or disabled)");
-	if (sandbox_landlock_add(ll, program, e) != 0)
-		return -1;
+	/* A program that cannot be started: the message of its exec. */
 	int fd = open(program, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return err_set(e, "%s: %s", program, strerror(errno));
+		return err_set(e, "cannot execute %s: %s", program, strerror(errno));
+	if (sandbox_landlock_add(ll, program, e) != 0) {
+		close(fd);
+		return -1;
+	}
 	char interp[256];
 	int elf = elf_interp(program, fd, interp, sizeof(interp), e);
 	close(fd);
