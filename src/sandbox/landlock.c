@@ -219,7 +219,8 @@ int sandbox_landlock_prepare(struct sandbox_landlock *ll, const char *program, s
 	if (elf == 0) {
 		/* A script: its interpreter may be anywhere in the system's
 		 * directories, with its libraries. */
-		static const char *const sys[] = {"/usr", "/bin", "/lib", "/lib64", "/etc/ld.so.cache"};
+		static const char *const sys[] = {"/usr", "/bin", "/lib", "/lib64",
+						  "/etc/ld.so.cache"};
 		for (size_t i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
 			if (access(sys[i], F_OK) == 0 && sandbox_landlock_add(ll, sys[i], e) != 0)
 				return -1;
@@ -291,7 +292,7 @@ int sandbox_landlock_ruleset(const struct sandbox_landlock *ll)
 		}
 	}
 	return rs;
-fail: {
+fail : {
 	int err = errno;
 	close(rs);
 	errno = err;

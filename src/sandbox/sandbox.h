@@ -124,8 +124,8 @@ int sandbox_filter_install(const struct sandbox_filter *f);
 struct sandbox_landlock {
 	int abi; /* the host's Landlock ABI version (>= 1) */
 	unsigned nfiles;
-	size_t used;			      /* bytes of names */
-	uint16_t at[SANDBOX_LL_FILES_MAX];    /* each file's name: names + at[i] */
+	size_t used;				 /* bytes of names */
+	uint16_t at[SANDBOX_LL_FILES_MAX];	 /* each file's name: names + at[i] */
 	unsigned char dir[SANDBOX_LL_FILES_MAX]; /* a directory (rules beneath it) */
 	char names[8192];
 };
@@ -158,7 +158,7 @@ int sandbox_landlock_restrict(int ruleset);
  * that systemd hands out to users, containers (up to 0x6fffffff) and
  * dynamic users, and below its foreign-uid range (0x7ffe0000).
  */
-#define SANDBOX_UID_BASE 0x70000000u
+#define SANDBOX_UID_BASE  0x70000000u
 #define SANDBOX_PID_LIMIT 0x400000u
 
 struct sandbox_spawn_req {
@@ -191,12 +191,11 @@ struct sandbox_spawn_req {
  * vmmux runs as root) is refused. With uid_per_pid the child's uid is unique
  * among the live processes of vmmux's PID namespace by construction (a pid
  * is not handed out again until its process is reaped; a VMM cannot fork),
- * across every vmmux instance, with nothing to allocate or release. With drop_uid false the program shares
- * the caller's uid, and stage 1 lets it open files read-only: the caller
- * is made non-dumpable (PR_SET_DUMPABLE 0), so that /proc/PID/mem and
- * /proc/PID/fd/N (guest memory) stay out of the program's reach. For the
- * same reason each VMM should make itself non-dumpable before it receives
- * its windows (stage 1 admits PR_SET_DUMPABLE).
+ * across every vmmux instance, with nothing to allocate or release. With drop_uid false the program
+ * shares the caller's uid, and stage 1 lets it open files read-only: the caller is made
+ * non-dumpable (PR_SET_DUMPABLE 0), so that /proc/PID/mem and /proc/PID/fd/N (guest memory) stay
+ * out of the program's reach. For the same reason each VMM should make itself non-dumpable before
+ * it receives its windows (stage 1 admits PR_SET_DUMPABLE).
  *
  * The child is the caller's to reap (waitid with P_PIDFD, or waitpid);
  * SIGCHLD must not be ignored (the child would be reaped behind the

@@ -310,8 +310,8 @@ static int check_req(const struct sandbox_spawn_req *req, struct errbuf *e)
 		return err_prefix(e, "%s", p);
 	if (req->uid_per_pid && !req->drop_uid)
 		return err_set(e, "%s: a uid per pid without a uid to drop to", p);
-	if (req->uid_per_pid &&
-	    (req->uid > UINT32_MAX - SANDBOX_PID_LIMIT - 1 || req->gid > UINT32_MAX - SANDBOX_PID_LIMIT - 1))
+	if (req->uid_per_pid && (req->uid > UINT32_MAX - SANDBOX_PID_LIMIT - 1 ||
+				 req->gid > UINT32_MAX - SANDBOX_PID_LIMIT - 1))
 		return err_set(e, "%s: uid %u or gid %u plus a pid would overflow", p,
 			       (unsigned)req->uid, (unsigned)req->gid);
 	if (req->landlock != NULL &&

@@ -218,8 +218,9 @@ static void warn_isolation(void)
 	if (geteuid() != 0)
 		log_warn("vmmux does not run as root: its parallel VMMs run under its own uid, "
 			 "not each under a uid of its own%s",
-			 G.landlock_abi ? " (each is kept from the others by its own Landlock domain)"
-					: "");
+			 G.landlock_abi
+			     ? " (each is kept from the others by its own Landlock domain)"
+			     : "");
 	else if (!in_initial_pid_ns())
 		log_warn("vmmux runs in a nested PID namespace: the uid of each parallel VMM "
 			 "(%u + its pid) is unique within that namespace only",
@@ -228,8 +229,7 @@ static void warn_isolation(void)
 
 /* PROGRAM's Landlock confinement (prepared at its first start), or NULL
  * when the host has no Landlock. */
-static const struct sandbox_landlock *confinement_of(const char *program, struct errbuf *e,
-						     int *rc)
+static const struct sandbox_landlock *confinement_of(const char *program, struct errbuf *e, int *rc)
 {
 	*rc = 0;
 	if (G.landlock_abi == 0)
