@@ -248,6 +248,9 @@ class HostileIdentity(VmmuxTest):
             self.assertEqual(res, "reached", (w, act, t, res))
         self.assertEqual(a.pid_of("vic"), vic)
         self.assertEqual(b.pid_of("twin"), twin)
+        # stopped before the end: a run does not end in the middle of a
+        # restart (the intruder dies at each start)
+        self.assertEqual(b.api.call("vmm.stop", {"name": "intr"})["state"], "stopped")
         a.power_off()
         b.power_off()
 
