@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,6 +126,7 @@ static struct {
 	pthread_mutex_t confine_lock;
 	struct confinement *confined; /* under confine_lock */
 	int landlock_abi;	      /* the host's (0: none); set at init */
+	bool nested_pid_ns;	      /* vmmux is not in the first PID namespace; at init */
 	atomic_flag warned;	      /* the start-up warnings are out */
 } G = {.confine_lock = PTHREAD_MUTEX_INITIALIZER, .warned = ATOMIC_FLAG_INIT};
 
@@ -138,6 +140,18 @@ static void set_state(struct pvmm *p, int st)
 static uint64_t now_ns(void)
 {
 	return tp_now_ns();
+}
+
+/* The inode number of the first PID namespace (the kernel's
+ * PROC_PID_INIT_INO, fixed). */
+#define PID_NS_INIT_INO 0xeffffffcu
+
+/* Whether vmmux runs in its host's first PID namespace (a namespace that
+ * cannot be told is taken for it). */
+static bool in_initial_pid_ns(void)
+{
+	struct stat st;
+	return stat("/proc/self/ns/pid", &st) != 0 || st.st_ino == PID_NS_INIT_INO;
 }
 
 int pvmm_global_init(unsigned nslots, struct errbuf *e)
@@ -155,6 +169,7 @@ int pvmm_global_init(unsigned nslots, struct errbuf *e)
 	G.have_filter = true;
 	G.envp = sandbox_env(&G.env);
 	G.landlock_abi = sandbox_landlock_abi();
+	G.nested_pid_ns = !in_initial_pid_ns();
 	return 0;
 }
 
@@ -171,28 +186,6 @@ void pvmm_global_fini(void)
 		free(c);
 	}
 	pthread_mutex_unlock(&G.confine_lock);
-}
-
-/* Whether vmmux runs in its host's first PID namespace ("NSpid:" in
- * /proc/self/status lists one pid per namespace level). */
-static bool in_initial_pid_ns(void)
-{
-	FILE *f = fopen("/proc/self/status", "re");
-	char line[256];
-	bool initial = true;
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-		if (strncmp(line, "NSpid:", 6) != 0)
-			continue;
-		unsigned n = 0;
-		char *save = NULL;
-		for (char *t = strtok_r(line + 6, " \t\n", &save); t != NULL;
-		     t = strtok_r(NULL, " \t\n", &save))
-			n++;
-		initial = n <= 1;
-	}
-	if (f != NULL)
-		fclose(f);
-	return initial;
 }
 
 /*
@@ -221,7 +214,7 @@ static void warn_isolation(void)
 			 G.landlock_abi
 			     ? " (each is kept from the others by its own Landlock domain)"
 			     : "");
-	else if (!in_initial_pid_ns())
+	else if (G.nested_pid_ns)
 		log_warn("vmmux runs in a nested PID namespace: the uid of each parallel VMM "
 			 "(%u + its pid) is unique within that namespace only",
 			 SANDBOX_UID_BASE);
