@@ -241,16 +241,24 @@ class HostileIdentity(VmmuxTest):
         for target in (twin, a.bg.pid, b.bg.pid):
             self.assertEqual(as_identity_of(vic, lambda: reach(target)),
                              "kill EPERM ptrace EPERM mem EACCES", target)
-        # the intruder reached its kill, never survived it: SIGSYS, restarted
-        wait_until("the intruder's death by SIGSYS", lambda: re.search(
-            r"vmm 'intr': parallel VMM died of signal Bad system call", b.bg.err()))
-        for w, act, t, res in attempts(b.bg.err(), "intr"):
-            self.assertEqual(res, "reached", (w, act, t, res))
+        # the same after set-up with ptrace and process_vm_readv, by VMMs
+        # added live (their set-up passes; they die at their attempt)
+        b.api.call("vmm.add", {"vmm": intruder("intr2", "late", "ptrace", vic, a.bg.pid)})
+        b.api.call("vmm.add", {"vmm": intruder("intr3", "late", "vmread", vic, a.bg.pid)})
+        # each reached its call, never survived it: SIGSYS, restarted
+        for name in ("intr", "intr2", "intr3"):
+            wait_until("the death of %s by SIGSYS" % name, lambda: (
+                "vmm '%s': parallel VMM died of signal Bad system call" % name) in b.bg.err())
+            self.assertTrue(attempts(b.bg.err(), name), name)
+            for w, act, t, res in attempts(b.bg.err(), name):
+                self.assertEqual(res, "reached", (name, w, act, t, res))
         self.assertEqual(a.pid_of("vic"), vic)
+        self.assertEqual(a.vmms()["vic"]["restarts"], 0)
         self.assertEqual(b.pid_of("twin"), twin)
         # stopped before the end: a run does not end in the middle of a
-        # restart (the intruder dies at each start)
-        self.assertEqual(b.api.call("vmm.stop", {"name": "intr"})["state"], "stopped")
+        # restart (the intruders die at each start)
+        for name in ("intr", "intr2", "intr3"):
+            self.assertEqual(b.api.call("vmm.stop", {"name": name})["state"], "stopped")
         a.power_off()
         b.power_off()
 
