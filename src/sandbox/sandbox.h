@@ -40,8 +40,10 @@
  * its uid. filter.c lists every admitted call and why.
  *
  * Stage 2 confines a VMM that was compromised while serving; a hostile
- * program simply does not install it. Stage 1 and the uid are what every
- * VMM program is held to.
+ * program simply does not install it. Stage 1, the Landlock domain (which
+ * refuses the paths stage 1 cannot see: every file but the loader's) and the
+ * uid are what every VMM program is held to, from its first instruction
+ * (docs/security.md, "Identity and isolation of parallel VMMs").
  *
  * Sanitizer builds (VMMUX_SANITIZED, defined by the build when b_sanitize
  * is set): the AddressSanitizer and UBSan runtimes' needs at start-up and
