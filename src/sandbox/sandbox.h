@@ -10,11 +10,16 @@
  *   - resets every signal to its default action, ignores SIGINT, SIGQUIT
  *     and SIGTSTP (the terminal's signals are the main VMM's to handle; it
  *     stops its VMMs itself), and unblocks every signal;
+ *   - with a Landlock confinement (req.landlock), builds its ruleset while
+ *     still privileged (the rules name files by path);
  *   - drops to an unprivileged uid and gid (setgroups(0), setresgid,
  *     setresuid), which clears every capability, and clears the ambient
- *     capabilities in any case;
+ *     capabilities in any case; with uid_per_pid, the uid and gid are the
+ *     request's plus the child's own pid, so that no two live processes
+ *     share them (see sandbox_spawn);
  *   - sets no_new_privs and PR_SET_PDEATHSIG(SIGKILL) (after the uid change,
  *     which would clear it), and exits if the parent is already gone;
+ *   - enters its own Landlock domain (landlock_restrict_self);
  *   - installs the stage-1 seccomp filter (prepared before fork as BPF);
  *   - executes the program; a failure is reported on a close-on-exec pipe.
  *
@@ -35,8 +40,10 @@
  * its uid. filter.c lists every admitted call and why.
  *
  * Stage 2 confines a VMM that was compromised while serving; a hostile
- * program simply does not install it. Stage 1 and the uid are what every
- * VMM program is held to.
+ * program simply does not install it. Stage 1, the Landlock domain (which
+ * refuses the paths stage 1 cannot see: every file but the loader's) and the
+ * uid are what every VMM program is held to, from its first instruction
+ * (docs/security.md, "Identity and isolation of parallel VMMs").
  *
  * Sanitizer builds (VMMUX_SANITIZED, defined by the build when b_sanitize
  * is set): the AddressSanitizer and UBSan runtimes' needs at start-up and
@@ -95,6 +102,67 @@ void sandbox_filter_free(struct sandbox_filter *f);
  */
 int sandbox_filter_install(const struct sandbox_filter *f);
 
+/*
+ * Landlock (landlock.c): the files a program may read and execute, from its
+ * execve to its exit, whatever it does. Each spawned child enters a Landlock
+ * domain of its own, in which the kernel refuses:
+ *   - every open of a path outside the listed files (and of a listed file
+ *     for writing), every file creation, removal, rename or link, every
+ *     truncate and device ioctl (as the host's ABI knows them);
+ *   - every ptrace-mode access to a process outside the domain: ptrace,
+ *     process_vm_readv/writev, /proc/PID/mem, maps, environ, fd (any ABI);
+ *   - with ABI 6 and later, every signal to a process outside the domain,
+ *     and every connection to an abstract unix socket outside it;
+ *   - with ABI 4 and later, every TCP bind and connect.
+ * The listed files are the program itself, the dynamic loader its PT_INTERP
+ * names, the objects that loader maps for it (asked of the loader:
+ * "ld.so --list PROGRAM") and /etc/ld.so.cache (and ld.so.preload, where it
+ * exists); a static program gets its own file only; a script gets the
+ * system's directories (/usr, /bin, /lib, /lib64) for its interpreter. In
+ * sanitized builds also /proc, for the runtimes (sandbox.h, top).
+ * Each file is read and executed, never written.
+ */
+#define SANDBOX_LL_FILES_MAX 48
+struct sandbox_landlock {
+	int abi; /* the host's Landlock ABI version (>= 1) */
+	unsigned nfiles;
+	size_t used;				 /* bytes of names */
+	uint16_t at[SANDBOX_LL_FILES_MAX];	 /* each file's name: names + at[i] */
+	unsigned char dir[SANDBOX_LL_FILES_MAX]; /* a directory (rules beneath it) */
+	char names[8192];
+};
+
+/* The host's Landlock ABI version, or 0 when it has none (or it is off). */
+int sandbox_landlock_abi(void);
+
+/*
+ * Fill LL with the files PROGRAM needs (above): runs its loader to list
+ * them. 0, or -1 with a message in e ("Landlock is not available ...",
+ * "/x/y: library libz.so.1 => not found", ...). Not async-signal-safe.
+ */
+int sandbox_landlock_prepare(struct sandbox_landlock *ll, const char *program, struct errbuf *e);
+
+/* Add one more file or directory (absolute PATH, which must exist) to LL. */
+int sandbox_landlock_add(struct sandbox_landlock *ll, const char *path, struct errbuf *e);
+
+/*
+ * In the child (async-signal-safe, raw system calls): create the ruleset of
+ * LL (its descriptor, close-on-exec, or -1 with errno), and enter it
+ * (landlock_restrict_self; needs no_new_privs or CAP_SYS_ADMIN; 0 or -1).
+ */
+int sandbox_landlock_ruleset(const struct sandbox_landlock *ll);
+int sandbox_landlock_restrict(int ruleset);
+
+/*
+ * The uids and gids of parallel VMMs run by a privileged vmmux: this base
+ * plus the VMM process's pid (uid_per_pid). pids are below 2^22
+ * (PID_MAX_LIMIT), so the range is 0x70000000-0x703fffff, above the ranges
+ * that systemd hands out to users, containers (up to 0x6fffffff) and
+ * dynamic users, and below its foreign-uid range (0x7ffe0000).
+ */
+#define SANDBOX_UID_BASE  0x70000000u
+#define SANDBOX_PID_LIMIT 0x400000u
+
 struct sandbox_spawn_req {
 	const char *path;  /* the program */
 	char *const *argv; /* NULL-terminated */
@@ -106,8 +174,13 @@ struct sandbox_spawn_req {
 	bool drop_uid;	/* false when vmmux does not run as root */
 	uid_t uid;	/* with drop_uid: neither 0 nor -1 */
 	gid_t gid;
+	/* with drop_uid: the uid and gid are uid + pid and gid + pid, pid the
+	 * child's own (each below uid + SANDBOX_PID_LIMIT) */
+	bool uid_per_pid;
 	int cpu; /* pin the program to this CPU (-1: where vmmux may run) */
 	const struct sandbox_filter *stage1;
+	/* the program's Landlock confinement (NULL: none) */
+	const struct sandbox_landlock *landlock;
 };
 
 /*
@@ -117,12 +190,14 @@ struct sandbox_spawn_req {
  * directory", "starting /x/y: setresuid(61001): Operation not permitted").
  *
  * A request that would run the program as root (drop_uid false while
- * vmmux runs as root) is refused. With drop_uid false the program shares
- * the caller's uid, and stage 1 lets it open files read-only: the caller
- * is made non-dumpable (PR_SET_DUMPABLE 0), so that /proc/PID/mem and
- * /proc/PID/fd/N (guest memory) stay out of the program's reach. For the
- * same reason each VMM should make itself non-dumpable before it receives
- * its windows (stage 1 admits PR_SET_DUMPABLE).
+ * vmmux runs as root) is refused. With uid_per_pid the child's uid is unique
+ * among the live processes of vmmux's PID namespace by construction (a pid
+ * is not handed out again until its process is reaped; a VMM cannot fork),
+ * across every vmmux instance, with nothing to allocate or release. With drop_uid false the program
+ * shares the caller's uid, and stage 1 lets it open files read-only: the caller is made
+ * non-dumpable (PR_SET_DUMPABLE 0), so that /proc/PID/mem and /proc/PID/fd/N (guest memory) stay
+ * out of the program's reach. For the same reason each VMM should make itself non-dumpable before
+ * it receives its windows (stage 1 admits PR_SET_DUMPABLE).
  *
  * The child is the caller's to reap (waitid with P_PIDFD, or waitpid);
  * SIGCHLD must not be ignored (the child would be reaped behind the

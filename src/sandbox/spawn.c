@@ -53,6 +53,8 @@ enum step {
 	STEP_AFFINITY,
 	STEP_SECCOMP,
 	STEP_EXEC,
+	STEP_LANDLOCK_RULES,
+	STEP_LANDLOCK,
 };
 
 struct child_report {
@@ -119,6 +121,14 @@ static void __attribute__((noreturn)) child_run(const struct child_args *a)
 	int exe = open(req->path, O_PATH | O_CLOEXEC);
 	if (exe < 0)
 		child_fail(errfd, STEP_EXEC, errno);
+	/* The Landlock rules name their files by path: built while the
+	 * process may still reach them all (entered after the uid drop). */
+	int ruleset = -1;
+	if (req->landlock != NULL) {
+		ruleset = sandbox_landlock_ruleset(req->landlock);
+		if (ruleset < 0)
+			child_fail(errfd, STEP_LANDLOCK_RULES, errno);
+	}
 
 	/* Signals: default actions (a handler of the parent must not run
 	 * here; exec keeps what is ignored), the terminal's three ignored. */
@@ -146,11 +156,18 @@ static void __attribute__((noreturn)) child_run(const struct child_args *a)
 	 * thread of the child, and libc's wrappers would try to reach the
 	 * parent's other threads. */
 	if (req->drop_uid) {
+		uid_t uid = req->uid;
+		gid_t gid = req->gid;
+		if (req->uid_per_pid) { /* this process's own, for as long as it lives */
+			pid_t self = (pid_t)syscall(SYS_getpid);
+			uid += (uid_t)self;
+			gid += (gid_t)self;
+		}
 		if (syscall(SYS_setgroups, 0, NULL) != 0)
 			child_fail(errfd, STEP_SETGROUPS, errno);
-		if (syscall(SYS_setresgid, req->gid, req->gid, req->gid) != 0)
+		if (syscall(SYS_setresgid, gid, gid, gid) != 0)
 			child_fail(errfd, STEP_SETRESGID, errno);
-		if (syscall(SYS_setresuid, req->uid, req->uid, req->uid) != 0)
+		if (syscall(SYS_setresuid, uid, uid, uid) != 0)
 			child_fail(errfd, STEP_SETRESUID, errno);
 	}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
@@ -173,6 +190,13 @@ static void __attribute__((noreturn)) child_run(const struct child_args *a)
 		CPU_SET(req->cpu, &set);
 		if (sched_setaffinity(0, sizeof(set), &set) != 0)
 			child_fail(errfd, STEP_AFFINITY, errno);
+	}
+	/* Its own Landlock domain (no_new_privs is set), from here through the
+	 * exec to its exit. */
+	if (ruleset >= 0) {
+		if (sandbox_landlock_restrict(ruleset) != 0)
+			child_fail(errfd, STEP_LANDLOCK, errno);
+		close(ruleset);
 	}
 	if (sandbox_filter_install(req->stage1) != 0)
 		child_fail(errfd, STEP_SECCOMP, errno);
@@ -219,6 +243,10 @@ static const char *step_name(enum step s)
 		return "pinning to its CPU";
 	case STEP_SECCOMP:
 		return "installing the stage-1 seccomp filter";
+	case STEP_LANDLOCK_RULES:
+		return "building its Landlock ruleset";
+	case STEP_LANDLOCK:
+		return "entering its Landlock domain";
 	case STEP_SETRESGID:
 	case STEP_SETRESUID:
 	case STEP_EXEC:
@@ -239,7 +267,8 @@ static void report_child_failure(const struct sandbox_spawn_req *req, const stru
 		err_set(e, "starting %s: setresgid(%u): %s", req->path, (unsigned)req->gid, why);
 		return;
 	case STEP_SETRESUID:
-		err_set(e, "starting %s: setresuid(%u): %s", req->path, (unsigned)req->uid, why);
+		err_set(e, "starting %s: setresuid(%u%s): %s", req->path, (unsigned)req->uid,
+			req->uid_per_pid ? " + pid" : "", why);
 		return;
 	default:
 		err_set(e, "starting %s: %s: %s", req->path, step_name((enum step)r->step), why);
@@ -279,6 +308,15 @@ static int check_req(const struct sandbox_spawn_req *req, struct errbuf *e)
 	    check_fd("standard error", req->stderr_fd, e) != 0 ||
 	    check_fd("setup socket", req->setup_sock, e) != 0)
 		return err_prefix(e, "%s", p);
+	if (req->uid_per_pid && !req->drop_uid)
+		return err_set(e, "%s: a uid per pid without a uid to drop to", p);
+	if (req->uid_per_pid && (req->uid > UINT32_MAX - SANDBOX_PID_LIMIT - 1 ||
+				 req->gid > UINT32_MAX - SANDBOX_PID_LIMIT - 1))
+		return err_set(e, "%s: uid %u or gid %u plus a pid would overflow", p,
+			       (unsigned)req->uid, (unsigned)req->gid);
+	if (req->landlock != NULL &&
+	    (req->landlock->abi <= 0 || req->landlock->nfiles > SANDBOX_LL_FILES_MAX))
+		return err_set(e, "%s: the Landlock confinement is not prepared", p);
 	if (req->drop_uid) {
 		if (req->uid == 0 || req->uid == (uid_t)-1)
 			return err_set(e, "%s: uid %ld is not an unprivileged uid", p,

@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,7 +40,6 @@
 #define HEALTHY_NS	   10000000000ull /* 10 s up: the backoff starts over */
 #define RESTARTS_WINDOW_NS 60000000000ull /* at most RESTARTS_MAX per minute */
 #define RESTARTS_MAX	   20
-#define UID_BASE	   61000 /* parallel VMM N runs as uid and gid UID_BASE + N */
 /*
  * The default spin budget of a parallel VMM's transport, chosen from
  * bench/transport (this host, round trip p50): a spin hand-off across CPUs
@@ -111,6 +111,13 @@ struct pvmm {
 	unsigned nirqs;
 };
 
+/* A program's Landlock confinement, prepared at its first start. */
+struct confinement {
+	struct confinement *next;
+	char *path;
+	struct sandbox_landlock ll;
+};
+
 static struct {
 	unsigned nslots;
 	char self[PATH_MAX];
@@ -118,7 +125,12 @@ static struct {
 	bool have_filter;
 	struct sandbox_env env;
 	char *const *envp;
-} G;
+	pthread_mutex_t confine_lock;
+	struct confinement *confined; /* under confine_lock */
+	int landlock_abi;	      /* the host's (0: none); set at init */
+	bool nested_pid_ns;	      /* vmmux is not in the first PID namespace; at init */
+	atomic_flag warned;	      /* the start-up warnings are out */
+} G = {.confine_lock = PTHREAD_MUTEX_INITIALIZER, .warned = ATOMIC_FLAG_INIT};
 
 /* The state, and the health that load-aware routing reads. */
 static void set_state(struct pvmm *p, int st)
@@ -130,6 +142,18 @@ static void set_state(struct pvmm *p, int st)
 static uint64_t now_ns(void)
 {
 	return tp_now_ns();
+}
+
+/* The inode number of the first PID namespace (the kernel's
+ * PROC_PID_INIT_INO, fixed). */
+#define PID_NS_INIT_INO 0xeffffffcu
+
+/* Whether vmmux runs in its host's first PID namespace (a namespace that
+ * cannot be told is taken for it). */
+static bool in_initial_pid_ns(void)
+{
+	struct stat st;
+	return stat("/proc/self/ns/pid", &st) != 0 || st.st_ino == PID_NS_INIT_INO;
 }
 
 int pvmm_global_init(unsigned nslots, struct errbuf *e)
@@ -146,6 +170,8 @@ int pvmm_global_init(unsigned nslots, struct errbuf *e)
 		return -1;
 	G.have_filter = true;
 	G.envp = sandbox_env(&G.env);
+	G.landlock_abi = sandbox_landlock_abi();
+	G.nested_pid_ns = !in_initial_pid_ns();
 	return 0;
 }
 
@@ -154,6 +180,79 @@ void pvmm_global_fini(void)
 	if (G.have_filter)
 		sandbox_filter_free(&G.stage1);
 	G.have_filter = false;
+	pthread_mutex_lock(&G.confine_lock);
+	while (G.confined != NULL) {
+		struct confinement *c = G.confined;
+		G.confined = c->next;
+		free(c->path);
+		free(c);
+	}
+	pthread_mutex_unlock(&G.confine_lock);
+}
+
+/*
+ * Once, at the first parallel VMM's start: say on stderr what isolation of
+ * the parallel VMMs this host cannot give (docs/security.md, "Identity and
+ * isolation of parallel VMMs").
+ */
+static void warn_isolation(void)
+{
+	if (atomic_flag_test_and_set(&G.warned))
+		return;
+	if (G.landlock_abi == 0)
+		log_warn("parallel VMMs are not confined by Landlock (this kernel has none, or it "
+			 "is disabled): each can open any file its uid may read (/etc/passwd, "
+			 "/proc entries) before its set-up%s",
+			 geteuid() == 0 ? ""
+					: ", and read the memory of the other parallel VMMs "
+					  "(they share vmmux's uid) through /proc/PID/mem");
+	else if (G.landlock_abi < 6)
+		log_warn("Landlock ABI %d (< 6): no signal scoping of parallel VMMs; only their "
+			 "seccomp filter keeps them from signalling processes of their uid",
+			 G.landlock_abi);
+	if (geteuid() != 0)
+		log_warn("vmmux does not run as root: its parallel VMMs run under its own uid, "
+			 "not each under a uid of its own%s",
+			 G.landlock_abi
+			     ? " (each is kept from the others by its own Landlock domain)"
+			     : "");
+	else if (G.nested_pid_ns)
+		log_warn("vmmux runs in a nested PID namespace: the uid of each parallel VMM "
+			 "(%u + its pid) is unique within that namespace only",
+			 SANDBOX_UID_BASE);
+}
+
+/* PROGRAM's Landlock confinement (prepared at its first start), or NULL
+ * when the host has no Landlock. */
+static const struct sandbox_landlock *confinement_of(const char *program, struct errbuf *e, int *rc)
+{
+	*rc = 0;
+	if (G.landlock_abi == 0)
+		return NULL;
+	pthread_mutex_lock(&G.confine_lock);
+	struct confinement *c = G.confined;
+	while (c != NULL && strcmp(c->path, program) != 0)
+		c = c->next;
+	if (c == NULL) {
+		c = calloc(1, sizeof(*c));
+		if (c == NULL || (c->path = strdup(program)) == NULL) {
+			free(c);
+			pthread_mutex_unlock(&G.confine_lock);
+			*rc = err_set(e, "%s: out of memory", program);
+			return NULL;
+		}
+		if (sandbox_landlock_prepare(&c->ll, program, e) != 0) {
+			free(c->path);
+			free(c);
+			pthread_mutex_unlock(&G.confine_lock);
+			*rc = -1;
+			return NULL;
+		}
+		c->next = G.confined;
+		G.confined = c;
+	}
+	pthread_mutex_unlock(&G.confine_lock);
+	return &c->ll; /* never freed before pvmm_global_fini */
 }
 
 /* How long V's transport spins before it sleeps (see SPIN_DEFAULT_NS). */
@@ -658,6 +757,18 @@ static int spawn_process(struct pvmm *p, struct errbuf *e)
 	if (fl >= 0)
 		fcntl(ep[0], F_SETFL, fl | O_NONBLOCK);
 
+	warn_isolation();
+	const char *path = v->cfg.program ? v->cfg.program : G.self;
+	int lrc;
+	const struct sandbox_landlock *ll = confinement_of(path, e, &lrc);
+	if (lrc != 0) {
+		close(sv[0]);
+		close(sv[1]);
+		close(ep[0]);
+		close(ep[1]);
+		return err_prefix(e, "vmm '%s'", v->name);
+	}
+
 	char *argv[VMM_PROGRAM_ARGS_MAX + 4];
 	size_t argc = 0;
 	if (v->cfg.program) {
@@ -672,18 +783,21 @@ static int spawn_process(struct pvmm *p, struct errbuf *e)
 	argv[argc] = NULL;
 
 	struct sandbox_spawn_req req = {
-	    .path = v->cfg.program ? v->cfg.program : G.self,
+	    .path = path,
 	    .argv = argv,
 	    .envp = G.envp,
 	    .stdin_fd = -1,
 	    .stdout_fd = -1,
 	    .stderr_fd = ep[1],
 	    .setup_sock = sv[1],
+	    /* as root: a uid and gid of its own (SANDBOX_UID_BASE + its pid) */
 	    .drop_uid = geteuid() == 0,
-	    .uid = (uid_t)(UID_BASE + v->id),
-	    .gid = (gid_t)(UID_BASE + v->id),
+	    .uid = SANDBOX_UID_BASE,
+	    .gid = SANDBOX_UID_BASE,
+	    .uid_per_pid = geteuid() == 0,
 	    .cpu = v->cfg.cpu_set ? (int)v->cfg.cpu : -1,
 	    .stage1 = &G.stage1,
+	    .landlock = ll,
 	};
 	int pidfd = -1;
 	pid_t pid = sandbox_spawn(&req, &pidfd, e);

@@ -497,8 +497,10 @@ int vmmlib_run(const struct vmmux_role *own, vmmlib_find_fn find)
 	static struct lib L;
 	struct errbuf e = {{0}};
 	/* Before any guest memory is mapped: a non-dumpable process's /proc
-	 * files belong to root, so no other process of this uid (another VMM)
-	 * can read its memory through /proc/PID/mem. */
+	 * files belong to root. A further layer only: from its execve, what
+	 * keeps the other VMMs out is vmmux's doing (a uid of its own, its own
+	 * Landlock domain: docs/security.md), since a program that bypasses
+	 * this library never gets here. */
 	prctl(PR_SET_DUMPABLE, 0);
 	int rc = set_up(&L, own, find, &e);
 	if (rc == -2) {

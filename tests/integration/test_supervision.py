@@ -55,11 +55,12 @@ def serving(pid):
 
 
 def confinement(pid):
-    """What confines process PID: uid, gid, effective capabilities,
+    """What confines process PID: uid and gid less its pid (each VMM
+    process has its own, 0x70000000 + its pid), effective capabilities,
     no_new_privs, seccomp mode, seccomp filters."""
     st = proc_status(pid)
-    return (st["Uid"].split()[0], st["Gid"].split()[0], st["CapEff"], st["NoNewPrivs"],
-            st["Seccomp"], st["Seccomp_filters"])
+    return (int(st["Uid"].split()[0]) - pid, int(st["Gid"].split()[0]) - pid, st["CapEff"],
+            st["NoNewPrivs"], st["Seccomp"], st["Seccomp_filters"])
 
 
 def repeats(out, expected):

@@ -8,6 +8,10 @@
  * RESULT being "refused (ERRNO)" or "SIGBUS" when the sandbox held, and
  * "ALLOWED" (or "no SIGBUS") when it did not:
  *
+ * (<vmmux> is vmmux's pid from /proc/self/status; where /proc is out of
+ * reach (Landlock), "parent pid: unknown (ERRNO)" is reported first and pid 1
+ * is probed instead, a process just as far out of reach)
+ *
  *   open parent mem             open("/proc/<vmmux>/mem", O_RDONLY)
  *   open parent maps            open("/proc/<vmmux>/maps", O_RDONLY)
  *   open parent fd              open("/proc/<vmmux>/fd", O_RDONLY | O_DIRECTORY)
@@ -182,6 +186,10 @@ int main(void)
 	}
 	char path[64];
 	long ppid = parent_pid();
+	if (ppid <= 0) {
+		report("parent pid", "unknown", errno);
+		ppid = 1;
+	}
 	snprintf(path, sizeof(path), "/proc/%ld/mem", ppid);
 	probe_open("open parent mem", path, O_RDONLY);
 	snprintf(path, sizeof(path), "/proc/%ld/maps", ppid);

@@ -31,6 +31,11 @@
  *   stage2-mmapfd stage 2, then mmap of a descriptor opened before
  *   stage2-exec   stage 2, then execve("/bin/true")
  *   stage2-wx     stage 2, then an executable anonymous mapping
+ *   confined PID  (no report: started in a Landlock domain, whose rules
+ *                 cover /proc in sanitized builds only) open /etc/passwd,
+ *                 /etc/hostname and /proc/PID/mem read-only, and
+ *                 /proc/self/status: "confined ok" (exit 0) when the first
+ *                 three are refused with EACCES; what each gave, in any case
  *   stage2-asan   stage 2, then a heap overflow (sanitized builds)
  *   stage2-ubsan  stage 2, then a signed overflow (sanitized builds)
  */
@@ -41,6 +46,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,6 +189,23 @@ static int serve(void)
 int main(int argc, char **argv)
 {
 	const char *a = argc > 1 ? argv[1] : "report";
+	if (strcmp(a, "confined") == 0) {
+		char mem[64];
+		snprintf(mem, sizeof(mem), "/proc/%s/mem", argc > 2 ? argv[2] : "1");
+		const char *paths[] = {"/etc/passwd", "/etc/hostname", mem, "/proc/self/status"};
+		bool held = true;
+		for (int i = 0; i < 4; i++) {
+			int fd = open(paths[i], O_RDONLY);
+			int err = errno;
+			out("confined %s: %s\n", paths[i], fd >= 0 ? "opened" : strerror(err));
+			if (i < 3 && (fd >= 0 || err != EACCES))
+				held = false;
+			if (fd >= 0)
+				close(fd);
+		}
+		out("confined %s\n", held ? "ok" : "NOT HELD");
+		return held ? 0 : 1;
+	}
 	report();
 
 	if (strcmp(a, "report") == 0)

@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +42,10 @@
 static const char *probe;
 static struct sandbox_filter stage1;
 static unsigned next_uid;
+/* What run_probe_with adds to its requests (the Landlock and uid tests). */
+static const struct sandbox_landlock *spawn_landlock;
+static bool spawn_uid_per_pid;
+static const char *spawn_arg; /* the probe's second argument */
 
 /* Is this the privileged case, where every spawn drops to its own uid? */
 static bool root(void)
@@ -140,7 +145,7 @@ static void run_probe_with(const char *action, struct result *r,
 
 	bool drop = root();
 	r->uid = drop ? fresh_uid() : getuid();
-	char *argv[] = {(char *)probe, (char *)action, NULL};
+	char *argv[] = {(char *)probe, (char *)action, (char *)spawn_arg, NULL};
 	struct sandbox_env env;
 	struct sandbox_spawn_req req = {
 	    .path = probe,
@@ -151,15 +156,19 @@ static void run_probe_with(const char *action, struct result *r,
 	    .stderr_fd = err[1],
 	    .setup_sock = sv[1],
 	    .drop_uid = drop,
-	    .uid = r->uid,
-	    .gid = r->uid,
+	    .uid = drop && spawn_uid_per_pid ? UID_BASE : r->uid,
+	    .gid = drop && spawn_uid_per_pid ? UID_BASE : r->uid,
+	    .uid_per_pid = drop && spawn_uid_per_pid,
 	    .stage1 = &stage1,
+	    .landlock = spawn_landlock,
 	};
 	struct errbuf e = {{0}};
 	int pidfd = -1;
 	pid_t pid = sandbox_spawn(&req, &pidfd, &e);
 	if (pid < 0)
 		fail_msg("sandbox_spawn(%s): %s", action, e.msg);
+	if (req.uid_per_pid)
+		r->uid = UID_BASE + (uid_t)pid;
 	assert_true(pidfd >= 0);
 	assert_true(fcntl(pidfd, F_GETFD) & FD_CLOEXEC);
 	close(stray);
@@ -1037,6 +1046,216 @@ static void test_env(void **state)
 #endif
 }
 
+/* ---- Landlock and the uid per process ----------------------------------- */
+
+static struct sandbox_landlock probe_ll;
+
+static bool has_file(const struct sandbox_landlock *ll, const char *path)
+{
+	for (unsigned i = 0; i < ll->nfiles; i++)
+		if (strcmp(ll->names + ll->at[i], path) == 0)
+			return true;
+	return false;
+}
+
+/* The probe's confinement lists the probe, its loader (PT_INTERP), libc
+ * and the loader's cache: what the loader maps, found by asking it. */
+static void test_landlock_prepare(void **state)
+{
+	(void)state;
+	if (sandbox_landlock_abi() == 0)
+		skip();
+	struct errbuf e = {{0}};
+	struct sandbox_landlock *ll = malloc(sizeof(*ll));
+	assert_non_null(ll);
+	if (sandbox_landlock_prepare(ll, probe, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_true(ll->abi >= 1);
+	assert_true(has_file(ll, probe));
+	assert_true(has_file(ll, "/lib64/ld-linux-x86-64.so.2"));
+	assert_true(has_file(ll, "/lib/x86_64-linux-gnu/libc.so.6") ||
+		    has_file(ll, "/usr/lib/x86_64-linux-gnu/libc.so.6"));
+	assert_true(has_file(ll, "/etc/ld.so.cache"));
+	assert_false(has_file(ll, "/etc/passwd"));
+#ifdef VMMUX_SANITIZED
+	assert_true(has_file(ll, "/proc"));
+#else
+	assert_false(has_file(ll, "/proc"));
+	assert_true(ll->nfiles <= 12); /* files, not directories */
+	for (unsigned i = 0; i < ll->nfiles; i++)
+		assert_false(ll->dir[i]);
+#endif
+	/* A program that cannot be started, and a script (its interpreter
+	 * may be anywhere in the system's directories). */
+	assert_int_equal(sandbox_landlock_prepare(ll, "/nonexistent/vmm", &e), -1);
+	assert_string_equal(e.msg, "cannot execute /nonexistent/vmm: No such file or directory");
+	char path[] = "/tmp/vmmux-ll-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "#!/bin/sh\n", 10), 10);
+	close(fd);
+	int rc = sandbox_landlock_prepare(ll, path, &e);
+	unlink(path);
+	assert_int_equal(rc, 0);
+	assert_true(has_file(ll, "/usr"));
+	/* Relative paths are refused. */
+	assert_int_equal(sandbox_landlock_add(ll, "etc/passwd", &e), -1);
+	assert_non_null(strstr(e.msg, "is not an absolute path"));
+	free(ll);
+}
+
+/* The ruleset entered in a child without any seccomp filter: only the
+ * kernel's Landlock rules stand between it and the rest. */
+static int landlocked(void)
+{
+	pid_t parent = getppid();
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return fprintf(stderr, "no_new_privs: %s\n", strerror(errno)), 1;
+	int rs = sandbox_landlock_ruleset(&probe_ll);
+	if (rs < 0)
+		return fprintf(stderr, "ruleset: %s\n", strerror(errno)), 1;
+	if (sandbox_landlock_restrict(rs) != 0)
+		return fprintf(stderr, "restrict: %s\n", strerror(errno)), 1;
+	close(rs);
+	int fd = open(probe, O_RDONLY);
+	if (fd < 0)
+		return fprintf(stderr, "a listed file: %s\n", strerror(errno)), 1;
+	close(fd);
+	char mem[64];
+	snprintf(mem, sizeof(mem), "/proc/%d/mem", (int)parent);
+	const char *refused[] = {"/etc/passwd", "/etc/hostname", mem};
+	for (int i = 0; i < 3; i++) {
+		fd = open(refused[i], O_RDONLY);
+		if (fd >= 0 || errno != EACCES)
+			return fprintf(stderr, "%s: %s\n", refused[i],
+				       fd >= 0 ? "opened" : strerror(errno)),
+			       1;
+	}
+	/* Written, even where the uid may write: refused. */
+	fd = open("/tmp/vmmux-ll-write", O_WRONLY | O_CREAT, 0600);
+	if (fd >= 0 || errno != EACCES)
+		return fprintf(stderr, "a file created in /tmp\n"), 1;
+	/* A process outside the domain: no signal (ABI 6), no ptrace-mode
+	 * access (ABI 1), whatever the uids. */
+	if (probe_ll.abi >= 6 && (kill(parent, 0) == 0 || errno != EPERM))
+		return fprintf(stderr, "signal to the parent: %s\n", strerror(errno)), 1;
+	char byte;
+	struct iovec here = {.iov_base = &byte, .iov_len = 1};
+	struct iovec there = {.iov_base = (void *)&byte, .iov_len = 1}; /* same layout: forked */
+	if (syscall(SYS_process_vm_readv, parent, &here, 1, &there, 1, 0) >= 0 || errno != EPERM)
+		return fprintf(stderr, "process_vm_readv of the parent: %s\n", strerror(errno)), 1;
+	return 0;
+}
+
+static void test_landlock_ruleset(void **state)
+{
+	(void)state;
+	if (sandbox_landlock_abi() == 0)
+		skip();
+	struct errbuf e = {{0}};
+	if (sandbox_landlock_prepare(&probe_ll, probe, &e) != 0)
+		fail_msg("%s", e.msg);
+	assert_int_equal(in_child(landlocked), 0);
+}
+
+/* The probe started in its Landlock domain: it runs (the loader found its
+ * files) and every other file, and its parent's memory, are out of reach. */
+static void test_landlock_spawn(void **state)
+{
+	(void)state;
+	if (sandbox_landlock_abi() == 0)
+		skip();
+	struct errbuf e = {{0}};
+	if (sandbox_landlock_prepare(&probe_ll, probe, &e) != 0)
+		fail_msg("%s", e.msg);
+	char parent[16];
+	snprintf(parent, sizeof(parent), "%d", (int)getpid());
+	struct result *r = malloc(sizeof(*r));
+	assert_non_null(r);
+	spawn_landlock = &probe_ll;
+	spawn_arg = parent;
+	run_probe("confined", r);
+	spawn_landlock = NULL;
+	spawn_arg = NULL;
+	if (r->code != CLD_EXITED || r->status != 0)
+		dump("confined", r);
+	assert_exit("confined", r, 0);
+	assert_non_null(strstr(r->out, "confined ok\n"));
+#ifndef VMMUX_SANITIZED
+	assert_non_null(strstr(r->out, "confined /proc/self/status: Permission denied\n"));
+#endif
+	/* Unprepared: refused before any fork. */
+	struct sandbox_landlock none;
+	memset(&none, 0, sizeof(none));
+	spawn_landlock = &none;
+	int pidfd;
+	char *argv[] = {(char *)probe, NULL};
+	struct sandbox_env env;
+	struct sandbox_spawn_req req = {.path = probe,
+					.argv = argv,
+					.envp = sandbox_env(&env),
+					.stdin_fd = -1,
+					.stdout_fd = -1,
+					.stderr_fd = -1,
+					.setup_sock = -1,
+					.drop_uid = root(),
+					.uid = fresh_uid(),
+					.gid = UID_BASE,
+					.stage1 = &stage1,
+					.landlock = &none};
+	assert_int_equal(sandbox_spawn(&req, &pidfd, &e), -1);
+	assert_non_null(strstr(e.msg, "the Landlock confinement is not prepared"));
+	spawn_landlock = NULL;
+	free(r);
+}
+
+/* As root with uid_per_pid: uid and gid are the base plus the child's pid,
+ * so two processes never share them; a request without a uid to drop to,
+ * or whose range would overflow, is refused. */
+static void test_uid_per_pid(void **state)
+{
+	(void)state;
+	if (!root())
+		skip();
+	struct result *r = malloc(sizeof(*r)), *r2 = malloc(sizeof(*r2));
+	assert_non_null(r);
+	assert_non_null(r2);
+	spawn_uid_per_pid = true;
+	run_probe("report", r);
+	run_probe("report", r2);
+	spawn_uid_per_pid = false;
+	assert_exit("report", r, 0);
+	assert_report("report", r); /* uid and gid: UID_BASE + its pid */
+	assert_report("report", r2);
+	assert_int_not_equal(r->uid, r2->uid);
+	assert_true(r->uid > UID_BASE);
+
+	struct errbuf e = {{0}};
+	int pidfd;
+	char *argv[] = {(char *)probe, NULL};
+	struct sandbox_env env;
+	struct sandbox_spawn_req req = {.path = probe,
+					.argv = argv,
+					.envp = sandbox_env(&env),
+					.stdin_fd = -1,
+					.stdout_fd = -1,
+					.stderr_fd = -1,
+					.setup_sock = -1,
+					.drop_uid = false,
+					.uid = UID_BASE,
+					.gid = UID_BASE,
+					.uid_per_pid = true,
+					.stage1 = &stage1};
+	assert_int_equal(sandbox_spawn(&req, &pidfd, &e), -1);
+	assert_non_null(strstr(e.msg, "a uid per pid without a uid to drop to"));
+	req.drop_uid = true;
+	req.uid = UINT32_MAX - 100;
+	assert_int_equal(sandbox_spawn(&req, &pidfd, &e), -1);
+	assert_non_null(strstr(e.msg, "plus a pid would overflow"));
+	free(r);
+	free(r2);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -1082,6 +1301,10 @@ int main(void)
 	    cmocka_unit_test(test_unprivileged_caller),
 	    cmocka_unit_test(test_threaded_caller),
 	    cmocka_unit_test(test_env),
+	    cmocka_unit_test(test_landlock_prepare),
+	    cmocka_unit_test(test_landlock_ruleset),
+	    cmocka_unit_test(test_landlock_spawn),
+	    cmocka_unit_test(test_uid_per_pid),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
