@@ -203,6 +203,10 @@ class CompiledRoutes(VmmuxTest):
         sock2 = self.path("api2.sock")
         bg = self.start("run", "--restore", self.path("snap"), "--api-sock", sock2)
         wait_for_socket(sock2, bg)
+        # the restored run has written (its output starts empty) before its
+        # loop is told to end
+        wait_until("events at mon after the restore",
+                   lambda: os.path.exists(log) and os.path.getsize(log) > 1024, timeout=30)
         self.assertStatus(run_ctl(sock2, "routes", "replace", "io:0x92=stop1"), 0)
         b = bg.finish(timeout=120)
         self.assertStatus(b, exit_device_status(0))
