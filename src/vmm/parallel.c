@@ -486,8 +486,10 @@ static void own_release(struct pvmm *p)
 	pthread_mutex_lock(&p->lock);
 	p->owner = OWN_NONE;
 	pthread_cond_broadcast(&p->cond);
-	pthread_mutex_unlock(&p->lock);
+	/* under the lock: once the teardown has taken P (own_wait), no worker
+	 * that released it still writes the wake descriptor it closes */
 	machine_wake_supervisor();
+	pthread_mutex_unlock(&p->lock);
 }
 
 /* Wait until P is free, then take it for the control thread (or the main
