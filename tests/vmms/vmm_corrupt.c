@@ -243,6 +243,7 @@ static const struct {
 	{                                                                                          \
 #n, n                                                                              \
 	}
+    E(async_entries), /* first: hdr_main_sleeping would silence the ring */
     E(hdr_magic),
     E(hdr_version),
     E(hdr_nslots),
@@ -263,7 +264,6 @@ static const struct {
     E(posted_head),
     E(posted_tail),
     E(posted_entries),
-    E(async_entries),
     E(async_tail),
     E(async_head),
     E(slot_seq),
