@@ -229,6 +229,34 @@ class Forward(HostileTest):
         self.assertEqual([e["value"] for e in self.read_log(mon)][:3],
                          ["0x12", "0x1234", "0x12345678"])
 
+    def test_posted_writes_are_not_handed_on(self):
+        # A parallel monitor serves the writes of a posted route outside any
+        # request: its library refuses to hand them on (logged once), it is
+        # not killed, and its reads (synchronous) are handed on. In process
+        # it is called for each write, which it hands on.
+        for placement in PLACEMENTS:
+            with self.subTest(placement=placement):
+                log1, log2 = self.path("p1-%s.jsonl" % placement), self.path(
+                    "p2-%s.jsonl" % placement)
+                r = self.io_run(
+                    "--vmm", "mon=monitor,placement=%s,read=0x5a,forward=yes,raise=forward,"
+                    "output=%s" % (placement, log1),
+                    "--vmm", "mon2=monitor,placement=main,output=%s" % log2,
+                    "--route", "io:0x80-0x81=mon;posted",
+                    "--route", "io:0x80-0x81=mon2;from=mon")
+                self.assertStatus(r, exit_device_status(0))
+                self.assertEqual(r.out, IO_OUTPUT)
+                self.assertNotIn("not granted", r.err)
+                copies = [(e["key"], e["write"], e["size"]) for e in self.read_log(log2)]
+                reads = [("0x80", False, n) for n in (1, 2, 4)]
+                if placement == "parallel":
+                    self.assertEqual(r.err.count("could not hand an event on (raise refused; "
+                                                 "logged once)"), 1, r)
+                    self.assertEqual([c for c in copies if c[1]], [], r)
+                    self.assertEqual(copies[:3], reads, r)
+                else:
+                    self.assertEqual(copies[:6], [("0x80", True, n) for n in (1, 2, 4)] + reads)
+
     def test_copies_never_loop(self):
         # mon hands on to mon2 (from=mon); mon2 hands on too, with no route
         # of its own: its copies go to the main VMM (dropped), never back to
