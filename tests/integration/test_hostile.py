@@ -9,8 +9,10 @@ where each item is tested (here unless another module is named):
                                           just outside; both placements where
                                           a built-in role can be narrowed),
                                           Forward (copies: every field off,
-                                          late, async; the exit port; an hvt
-                                          device VMM); unit: vmm/test_grants,
+                                          late, async; the exit port; hvt
+                                          block and net VMMs);
+                                          Attacks.test_forge_under_pings;
+                                          unit: vmm/test_grants,
                                           route/test_router
   raise events that route back to itself  Attacks.test_smi_back_to_itself_*,
                                           Forward.test_copies_never_loop;
@@ -51,10 +53,12 @@ this module runs once (suite kvm), and places its built-in roles itself.
 import json
 import os
 import re
+import shutil
+import subprocess
 import time
 
-from harness import (ApiClient, VmmuxTest, exit_device_status, guest, vmm_program,
-                     wait_for_socket, wait_until)
+from harness import (VMMUX, ApiClient, Result, VmmuxTest, exit_device_status, guest,
+                     vmm_program, wait_for_socket)
 
 IO_OUTPUT = "in 0x80: 5a 5a 5a\ninsb 0x81: %s\n" % " ".join(["5a"] * 8)  # io.elf, reads 0x5a
 FAULT_RE = r"vmmux: info: vmmux: fault of VMM '%s': [a-z ]+ \(reason %d\): restarting it"
@@ -296,7 +300,8 @@ class Forward(HostileTest):
         with open(disk, "wb") as f:
             f.truncate(1 << 20)
         doc = {"machine": {"mem": "16M"},
-               "guest": {"kernel": guest("hvt/hvt_blk.hvt"), "format": "hvt", "args": []},
+               "guest": {"kernel": os.path.abspath(guest("hvt/hvt_blk.hvt")), "format": "hvt",
+                         "args": []},
                "hvt": {"block": {"storage": {"path": disk}}},
                "vmms": [{"name": "evil", "role": "external", "placement": "parallel",
                          "program": vmm_program("vmm_forger"),
@@ -312,6 +317,46 @@ class Forward(HostileTest):
         self.assertStatus(r, 0)
         self.assertEqual(r.out, "storage: handle 1 capacity 1048576 block_size 512\n")
         self.assertIn(NOT_GRANTED + "VMM 'evil' (for vCPU 0): hypercall 4 argument 0x10; killed",
+                      r.err)
+
+
+    def test_hvt_net_vmm_cannot_be_reached_by_forgery(self):
+        # The same with a net device (a tap in a private network namespace):
+        # a made-up net write with an argument outside guest memory; before,
+        # the net VMM took it as the guest's and ended the run (status 1).
+        if os.geteuid() != 0 or shutil.which("ip") is None:
+            raise AssertionError("this test needs root and iproute2 (ip), as test_hvt.Net")
+        if not os.path.exists("/dev/net/tun"):
+            os.makedirs("/dev/net", exist_ok=True)
+            subprocess.run(["mknod", "/dev/net/tun", "c", "10", "200"], check=True)
+        ns = "vmmux-hostile-%d" % os.getpid()
+        nsenter = ["nsenter", "--net=/run/netns/" + ns]
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", ns])
+        for cmd in (["ip", "tuntap", "add", "tap0", "mode", "tap"],
+                    ["ip", "link", "set", "tap0", "up"]):
+            subprocess.run(nsenter + cmd, check=True)
+        doc = {"machine": {"mem": "16M"},
+               "guest": {"kernel": os.path.abspath(guest("hvt/hvt_net.hvt")), "format": "hvt",
+                         "args": ["info"]},
+               "hvt": {"net": {"service0": {"tap": "tap0", "mac": "02:00:5e:10:00:01"}}},
+               "vmms": [{"name": "evil", "role": "external", "placement": "parallel",
+                         "program": vmm_program("vmm_forger"),
+                         "raise": ["request:exit", "forward"],
+                         "args": {"once": "1", "copy": "exact", "forge": "hypercall:6:0x10:4:1"}}],
+               "routes": ["hypercall:2=evil", "hypercall:2=console;from=evil"]}
+        cfg = self.path("vm.json")
+        with open(cfg, "w") as f:
+            json.dump(doc, f)
+        p = subprocess.run(nsenter + [os.path.abspath(VMMUX), "run", "--config", cfg,
+                                      "--log-level", "info"],
+                           capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        r = Result([cfg], p.returncode, p.stdout.decode(errors="replace"),
+                   p.stderr.decode(errors="replace"))
+        self.assertNoCrash(r)
+        self.assertStatus(r, 0)
+        self.assertEqual(r.out, "service0: handle 1 mac 02:00:5e:10:00:01 mtu 1500\n")
+        self.assertIn(NOT_GRANTED + "VMM 'evil' (for vCPU 0): hypercall 6 argument 0x10; killed",
                       r.err)
 
 
@@ -335,8 +380,8 @@ class Copies(HostileTest):
                 r = self.hlt_run(placement)
                 self.assertStatus(r, exit_device_status(0x11))
                 self.assertEqual(r.out, "before hlt\nafter hlt\n")
-                self.assertIn("unrouted VMM 'mon' (for vCPU 0): hlt key 0x0 value 0x0: a copy handed on by a VMM "
-                              "with no from= route for it: dropped", r.err)
+                self.assertIn("unrouted VMM 'mon' (for vCPU 0): hlt key 0x0 value 0x0: a copy "
+                              "handed on by a VMM with no from= route for it: dropped", r.err)
 
     def test_hlt_copy_routed_to_main_stops_the_vcpu(self):
         for placement in PLACEMENTS:
