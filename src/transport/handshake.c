@@ -200,8 +200,6 @@ static bool name_ok(const char *s)
 	return true;
 }
 
-/* Check string field FIELD of message WHAT: terminated; when NAME, a valid
- * name (or empty, when EMPTY_OK). */
 /* Copy S (terminated) into OUT with every byte outside printable ASCII
  * replaced, so that a VMM's message cannot steer a terminal. */
 static void printable(char *out, size_t cap, const char *s)
@@ -212,6 +210,8 @@ static void printable(char *out, size_t cap, const char *s)
 	out[i] = '\0';
 }
 
+/* Check string field FIELD of message WHAT: terminated; when NAME, a valid
+ * name (or empty, when EMPTY_OK); a refused name is quoted printable. */
 static int check_str(const char *what, const char *field, const char *s, size_t cap, bool name,
 		     bool empty_ok, struct errbuf *e)
 {
