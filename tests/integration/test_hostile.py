@@ -541,4 +541,8 @@ class Attacks(HostileTest):
         self.assertEqual(done[-1][1], "saved_state_seq")
         self.assertNotIn("given up", r.err)
         self.assertIn("raised an event it was not granted: VMM 'x'", r.err)
+        # killed for: raises not granted (its async entries, two replies),
+        # two invalid actions, five malformed replies; and no answer
+        self.assertEqual([self.faults(r, "x", k) for k in (CRASH, TIMEOUT, PROTOCOL)],
+                         [0, 1, 10], r)
         self.assertEqual(done[0][1], "async_entries")
