@@ -216,8 +216,11 @@ VMMUX_API int vmmux_gm_write(struct vmmux_ctx *ctx, uint64_t gpa, const void *bu
 
 /*
  * Raise an event on behalf of this VMM: an interrupt request (VMMUX_EV_IRQ),
- * a platform event, a request, an exception the guest reported, or a device
- * event it hands on to another VMM (routes with from=VMM decide which).
+ * a platform event, a request, an exception the guest reported, or a copy
+ * of the device event its handle is serving, handed on from inside that
+ * handle call (grant "forward"; the routes with from=VMM, and only they,
+ * decide where it goes; a made-up device event, or a copy raised at any
+ * other time, is refused).
  * Fault events are refused (-1), and so is what the VMM's config does not
  * grant it (the host checks). The host sets the source, routes the event
  * through the routing table and delivers it after the current callback

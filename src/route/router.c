@@ -190,10 +190,35 @@ const struct route_table *router_current(void)
 struct route_target router_resolve(const struct route_table *t, struct vmmux_event *ev)
 {
 	uint16_t ri;
+	/* A device event a VMM raised is a copy of one it served (grants.h). */
+	bool handed_on = ev->src_kind == VMMUX_SRC_VMM && event_is_device(ev->type);
 	if (ev->src_kind == VMMUX_SRC_VMM && t->nsourced &&
 	    (ri = route_lookup_sourced(t, ev)) != ROUTE_NONE) {
 		const struct route *r = &t->routes[ri];
-		return (struct route_target){r->vmm, ri, t->generation, r, VMM_ID_NONE};
+		return (struct route_target){
+		    .vmm = r->vmm,
+		    .route = ri,
+		    .generation = t->generation,
+		    .r = r,
+		    /* a from= route's group never holds its source (spec.c); kept
+		     * for the policy all the same */
+		    .exclude =
+			handed_on && r->vmm == VMM_ID_GROUP ? ev->src_id : (uint16_t)VMM_ID_NONE,
+		};
+	}
+	if (handed_on) {
+		/* A copy travels only by the routes keyed by its source: without
+		 * one, the main VMM's built-in handling of copies (dropped), never
+		 * the device VMM that the routes without from= name. */
+		ri = t->type_route[ev->type];
+		ev->flags |= VMMUX_EVF_UNROUTED;
+		return (struct route_target){
+		    .vmm = VMM_ID_MAIN,
+		    .route = ri,
+		    .generation = t->generation,
+		    .r = &t->routes[ri],
+		    .exclude = VMM_ID_NONE,
+		};
 	}
 	if (ev->type == VMMUX_EV_IO) {
 		ri = ev->key <= 0xffff ? t->port[ev->key] : ROUTE_NONE;
@@ -220,20 +245,12 @@ struct route_target router_resolve(const struct route_table *t, struct vmmux_eve
 	}
 	const struct route *r = &t->routes[ri];
 	uint16_t vmm = ev->type < VMMUX_EV__COUNT ? r->vmm : (uint16_t)VMM_ID_MAIN;
-	/* An event a VMM hands on never comes back to it: without a from=
-	 * route for it, the main VMM's built-in default takes it; a group's
-	 * policy skips it. */
-	bool handed_on = ev->src_kind == VMMUX_SRC_VMM && event_is_device(ev->type);
-	if (handed_on && vmm == ev->src_id) {
-		vmm = VMM_ID_MAIN;
-		ev->flags |= VMMUX_EVF_UNROUTED;
-	}
 	struct route_target rt = {
 	    .vmm = vmm,
 	    .route = ri,
 	    .generation = t->generation,
 	    .r = r,
-	    .exclude = handed_on && vmm == VMM_ID_GROUP ? ev->src_id : (uint16_t)VMM_ID_NONE,
+	    .exclude = VMM_ID_NONE,
 	};
 	return rt;
 }

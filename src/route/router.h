@@ -71,12 +71,15 @@ const struct route_table *router_current(void);
  *     VMMUX_EVF_UNROUTED when that route is the implicit one (no route names
  *     the event at all).
  *   - an event a VMM raised is first looked up among the routes keyed by
- *     source (from=VMM, route_lookup_sourced); an event it hands on (a
- *     device type: io, mmio, msr, hlt, hypercall, shutdown) never returns
- *     to it: when the table would send it back, the main VMM's built-in
- *     default takes it (VMMUX_EVF_UNROUTED); when the route's VMM is a
- *     group, vmm is VMM_ID_GROUP and exclude names that VMM, which the
- *     group's policy then skips.
+ *     source (from=VMM, route_lookup_sourced; when the route's VMM is a
+ *     group, vmm is VMM_ID_GROUP and, for a copy, exclude names the
+ *     source); an event it hands on (a device type: io, mmio, msr, hlt,
+ *     hypercall, shutdown: a copy of one it served, grants.h) travels only
+ *     by those routes: without one it goes to the main VMM, flagged
+ *     VMMUX_EVF_UNROUTED, through its type's route (which the main VMM
+ *     drops: main_vmm.h), never to the VMM of a route without from=, and
+ *     so never back to the VMM that handed it on (from= never names its
+ *     own route's VMM, nor a member of its group: spec.h).
  * The result's r is never NULL.
  */
 struct route_target router_resolve(const struct route_table *t, struct vmmux_event *ev);

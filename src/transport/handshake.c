@@ -200,8 +200,18 @@ static bool name_ok(const char *s)
 	return true;
 }
 
+/* Copy S (terminated) into OUT with every byte outside printable ASCII
+ * replaced, so that a VMM's message cannot steer a terminal. */
+static void printable(char *out, size_t cap, const char *s)
+{
+	size_t i = 0;
+	for (; s[i] != '\0' && i + 1 < cap; i++)
+		out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	out[i] = '\0';
+}
+
 /* Check string field FIELD of message WHAT: terminated; when NAME, a valid
- * name (or empty, when EMPTY_OK). */
+ * name (or empty, when EMPTY_OK); a refused name is quoted printable. */
 static int check_str(const char *what, const char *field, const char *s, size_t cap, bool name,
 		     bool empty_ok, struct errbuf *e)
 {
@@ -212,8 +222,12 @@ static int check_str(const char *what, const char *field, const char *s, size_t 
 		return 0;
 	if (s[0] == '\0')
 		return err_set(e, "%s: %s is empty", what, field);
-	if (!name_ok(s))
-		return err_set(e, "%s: %s '%s' has a character outside [a-z0-9_-]", what, field, s);
+	if (!name_ok(s)) {
+		char shown[HS_MSG_MAX];
+		printable(shown, sizeof(shown), s); /* a VMM's bytes never steer a terminal */
+		return err_set(e, "%s: %s '%s' has a character outside [a-z0-9_-]", what, field,
+			       shown);
+	}
 	return 0;
 }
 
@@ -325,16 +339,6 @@ int hs_hello_check(const struct hs_hello *h, unsigned nfds, struct errbuf *e)
 		return err_set(e, "hello: %u descriptors came with it, its fields announce %u",
 			       nfds, want);
 	return 0;
-}
-
-/* Copy S (terminated) into OUT with every byte outside printable ASCII
- * replaced, so that a VMM's message cannot steer a terminal. */
-static void printable(char *out, size_t cap, const char *s)
-{
-	size_t i = 0;
-	for (; s[i] != '\0' && i + 1 < cap; i++)
-		out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	out[i] = '\0';
 }
 
 int hs_ready_check(const struct hs_ready *r, const struct hs_hello *h, struct errbuf *e)

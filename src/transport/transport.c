@@ -524,6 +524,19 @@ void tp_main_wake_all(struct tp_region *r)
 unsigned tp_main_recover(struct tp_region *r, unsigned *pending)
 {
 	unsigned busy = 0, npending = 0;
+	/* What the main side set at creation, as the dead VMM may have left
+	 * it: a successor's tp_region_attach checks these, and would refuse
+	 * the region for ever. */
+	struct tp_header *h = r->hdr;
+	h->magic = TP_MAGIC;
+	h->version = TP_VERSION;
+	h->nslots = r->nslots;
+	h->reserved = 0;
+	h->size = r->size;
+	atomic_store(&h->spin_ns, atomic_load(&r->spin_ns));
+	atomic_store(&h->main_sleeping, 1);
+	atomic_store(&h->main_cpu, TP_CPU_UNKNOWN);
+	atomic_store(&h->vmm_cpu, TP_CPU_UNKNOWN);
 	for (unsigned i = 0; i < r->nslots; i++) {
 		struct tp_slot *s = &r->slots[i];
 		struct tp_main_slot *m = &r->main[i];

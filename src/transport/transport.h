@@ -356,7 +356,10 @@ void tp_main_wake_all(struct tp_region *r);
 uint64_t tp_main_seq(const struct tp_region *r, unsigned slot);
 
 /*
- * After the VMM died and before its successor starts: count the slots left
+ * After the VMM died and before its successor starts: set the header's
+ * fields that the main side owns (magic, version, sizes, spin budget, sleep
+ * flag and CPU hints) back to its own values, whatever the dead VMM wrote
+ * there; count the slots left
  * BUSY (their handler may have run: the successor answers them from the
  * record when the handler's commit happened, else applies them) and set
  * them back to REQ with VMMUX_EVF_REDELIVERED in their event's flags and

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "event/event.h"
 #include "route/spec.h"
 #include "util/parse.h"
 
@@ -94,7 +95,22 @@ int grant_parse_list(const char *const *list, struct raise_grants *g, struct err
 	return 0;
 }
 
-bool grant_allows(const struct raise_grants *g, const struct vmmux_event *ev)
+/* Flags vmmux or the VMM library set on the way to a VMM, which a copy may
+ * carry or not: the routing decision's mark and the library's re-delivery
+ * mark. Every other flag is the guest's access and must be the same. */
+#define COPY_FLAGS_IGNORED (VMMUX_EVF_UNROUTED | VMMUX_EVF_REDELIVERED)
+
+bool grant_is_copy(const struct vmmux_event *ev, const struct vmmux_event *served)
+{
+	return served != NULL && event_is_device(served->type) && ev->type == served->type &&
+	       !(served->flags & VMMUX_EVF_STRING) && ev->key == served->key &&
+	       ev->size == served->size && ev->value == served->value &&
+	       ev->count == served->count && ev->vcpu == served->vcpu && ev->aux == served->aux &&
+	       (ev->flags & ~COPY_FLAGS_IGNORED) == (served->flags & ~COPY_FLAGS_IGNORED);
+}
+
+bool grant_allows(const struct raise_grants *g, const struct vmmux_event *ev,
+		  const struct vmmux_event *served)
 {
 	switch (ev->type) {
 	case VMMUX_EV_IRQ:
@@ -111,7 +127,7 @@ bool grant_allows(const struct raise_grants *g, const struct vmmux_event *ev)
 	case VMMUX_EV_HLT:
 	case VMMUX_EV_HYPERCALL:
 	case VMMUX_EV_SHUTDOWN:
-		return g->forward;
+		return g->forward && grant_is_copy(ev, served);
 	default:
 		return false;
 	}

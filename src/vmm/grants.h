@@ -20,10 +20,23 @@
  *   platform:NAME      smi, reset, poweroff, powerbtn or watchdog
  *   request:NAME       exit
  *   exception          guest-reported exceptions (any vector)
- *   forward            hand on the device events it receives (io, mmio, msr,
- *                      hlt, hypercall, shutdown): a copy goes where the
- *                      routes keyed by its source (from=VMM) send it; the
- *                      guest's reply is still the VMM's own
+ *   forward            hand on the device event it is serving (io, mmio,
+ *                      msr, hlt, hypercall, shutdown): a copy goes where the
+ *                      routes keyed by its source (from=VMM) send it, and
+ *                      nowhere else (router.h); the guest's reply is still
+ *                      the VMM's own
+ *
+ * forward is the only grant that depends on what the VMM is doing: it admits
+ * a copy of the request the VMM is serving (grant_is_copy: same type, key,
+ * size, value, count, vCPU, aux and flags), raised while serving it (with
+ * the reply of that request: a parallel VMM's reply slot, an in-process
+ * role's handle call), and nothing else: no made-up event, no copy raised
+ * later (with another request's reply, on the async ring, from an input
+ * callback), no copy of string I/O (its data lives in the request). A
+ * parallel VMM serves the writes of its posted ring and its doorbells
+ * outside any request (what it raises then goes on the async ring), so it
+ * cannot hand those on: its library refuses the raise (-1); an in-process
+ * VMM is called for them and may.
  */
 #ifndef VMMUX_VMM_GRANTS_H
 #define VMMUX_VMM_GRANTS_H
@@ -50,8 +63,20 @@ int grant_parse(const char *s, struct raise_grants *g, struct errbuf *e);
 /* Add every grant of a NULL-terminated list (a role's defaults). */
 int grant_parse_list(const char *const *list, struct raise_grants *g, struct errbuf *e);
 
-/* True when G allows EV (type, key) to be raised. */
-bool grant_allows(const struct raise_grants *g, const struct vmmux_event *ev);
+/*
+ * True when G allows EV to be raised. SERVED is the request the VMM is
+ * serving when EV comes with its reply (the event as vmmux delivered it), or
+ * NULL when EV was raised outside one (a parallel VMM's async ring, an
+ * in-process VMM's input callback); a device event is allowed only as a copy of SERVED under
+ * the grant forward. Every placement calls it the same way.
+ */
+bool grant_allows(const struct raise_grants *g, const struct vmmux_event *ev,
+		  const struct vmmux_event *served);
+
+/* True when EV is a copy of the device event SERVED (non-NULL, no string
+ * I/O): same type, key, size, value, count, vcpu, aux, and the same flags
+ * but for VMMUX_EVF_UNROUTED and VMMUX_EVF_REDELIVERED (set on the way). */
+bool grant_is_copy(const struct vmmux_event *ev, const struct vmmux_event *served);
 
 /* True when line LINE is granted; *wire: with an irqfd, *level: resampled. */
 bool grant_irq(const struct raise_grants *g, unsigned line, bool *wire, bool *level);

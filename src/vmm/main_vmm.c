@@ -23,6 +23,14 @@
  * An extension (main_vmm.h) installed for the run sees every event first
  * (copies handed on by VMMs aside) and may take it over: the Solo5 hvt host
  * handles its guest's walltime, poll and halt hypercalls this way.
+ *
+ * Copies a VMM handed on (grant forward, a device event raised by a VMM):
+ * one that a from= route sends here gets the built-in handling above, as the
+ * route asks (a HLT copy stops its vCPU, a shutdown copy ends the run, the
+ * others change nothing: the guest has the handing VMM's answer); one that
+ * no from= route takes (VMMUX_EVF_UNROUTED, router.h) is dropped and
+ * logged once per key: a VMM that hands events on for others to see
+ * never halts or ends the guest by doing so.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -189,16 +197,22 @@ static bool handed_on(const struct vmmux_event *ev)
 int main_vmm_handle(struct vmmux_event *ev, struct vmmux_reply *rep)
 {
 	char desc[256];
-	if (handed_on(ev)) {
-		/* Nothing to do with a copy: the VMM that handed it on answered the
-		 * guest, and a copy must not halt a vCPU or end the run. */
+	bool copy = handed_on(ev);
+	if (copy && (ev->flags & VMMUX_EVF_UNROUTED)) {
+		/* A copy no from= route takes: the VMM that handed it on answered
+		 * the guest, and a copy nobody asked for must not halt a vCPU or
+		 * end the run. Logged once per key. */
 		rep->action = VMMUX_ACT_DONE;
 		rep->value = 0;
-		log_unrouted(ev, "a copy handed on by a VMM with no route for it: dropped");
+		log_unrouted(ev, "a copy handed on by a VMM with no from= route for it: dropped");
 		return 0;
 	}
+	/* A copy that a from= route gives the main VMM on purpose gets the
+	 * built-in handling below (a HLT stops its vCPU, a shutdown ends the
+	 * run), never the extension's (it would answer the guest a second
+	 * time). */
 	const struct main_vmm_ext *x = main_vmm_ext_current();
-	if (x != NULL && x->handle(ev, rep))
+	if (!copy && x != NULL && x->handle(ev, rep))
 		return 0;
 	main_vmm_default(ev, rep);
 	if (ev->flags & VMMUX_EVF_UNROUTED)

@@ -1681,7 +1681,7 @@ unsigned pvmm_async_handoff(struct vmm *v)
 			raised[i].src_kind = VMMUX_SRC_VMM;
 			raised[i].src_id = v->id;
 			raised[i].data = NULL;
-			if (!grant_allows(&v->grants, &raised[i])) {
+			if (!grant_allows(&v->grants, &raised[i], NULL)) { /* async: no request */
 				char desc[256];
 				log_warn("vmm '%s' raised an event it was not granted: %s; dropped",
 					 v->name, event_describe(&raised[i], desc, sizeof(desc)));

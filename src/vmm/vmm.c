@@ -499,6 +499,12 @@ static void report_failure(struct vmm *v, const struct vmmux_event *ev, const ch
 		 v->name, what, event_describe(ev, desc, sizeof(desc)));
 }
 
+/* A device event a VMM handed on (grant forward): the guest has its answer. */
+static bool event_is_copy(const struct vmmux_event *ev)
+{
+	return ev->src_kind == VMMUX_SRC_VMM && event_is_device(ev->type);
+}
+
 /* Carry out what only the machine can do: reset, or end as a guest crash. */
 static void apply_machine_action(const char *who, const struct vmmux_event *ev,
 				 const struct vmmux_reply *rep)
@@ -530,21 +536,29 @@ static int deliver_in_process(struct vmm *v, struct vmmux_event *ev, struct vmmu
 }
 
 static void dispatch_raised_list(struct vmm *v, struct vmmux_event *raised, unsigned n,
-				 unsigned depth);
+				 unsigned depth, const struct vmmux_event *served);
 
 void vmm_dispatch_raised_from(struct vmm *v, struct vmmux_event *raised, unsigned n)
 {
-	dispatch_raised_list(v, raised, n, 0);
+	dispatch_raised_list(v, raised, n, 0, NULL); /* outside any request */
 }
 
-/* Route what V raised, each checked against V's grants. */
+/*
+ * Route what V raised, each checked against V's grants (grant_allows):
+ * SERVED is the request whose reply (or in-process handle call) carried
+ * them, NULL outside a request. Whatever the VMM wrote in the fields that
+ * only vmmux gives (source, data, generation) is replaced.
+ */
 static void dispatch_raised_list(struct vmm *v, struct vmmux_event *raised, unsigned n,
-				 unsigned depth)
+				 unsigned depth, const struct vmmux_event *served)
 {
 	for (unsigned i = 0; i < n; i++) {
 		raised[i].src_kind = VMMUX_SRC_VMM; /* for messages; routing sets it too */
 		raised[i].src_id = v->id;
-		if (!grant_allows(&v->grants, &raised[i])) {
+		raised[i].data = NULL;
+		raised[i].reserved = 0;
+		raised[i].generation = 0;
+		if (!grant_allows(&v->grants, &raised[i], served)) {
 			char desc[256], why[320];
 			event_describe(&raised[i], desc, sizeof(desc));
 			snprintf(why, sizeof(why), "raised an event it was not granted: %s", desc);
@@ -632,7 +646,8 @@ int vmm_deliver_route(uint16_t id, const struct route *route, struct vmmux_event
 		if (route && route->fallback != VMM_ID_NONE)
 			return deliver_fallback(route->fallback, ev, rep, depth + 1, handled_by);
 		main_vmm_default(ev, rep);
-		apply_machine_action("the built-in default (its VMM is stopped)", ev, rep);
+		if (!event_is_copy(ev)) /* a copy's default acts on nothing */
+			apply_machine_action("the built-in default (its VMM is stopped)", ev, rep);
 		return -1;
 	}
 	if (v->role == NULL && v->placement == VMM_IN_PROCESS) {
@@ -667,11 +682,13 @@ int vmm_deliver_route(uint16_t id, const struct route *route, struct vmmux_event
 		memset(rep, 0, sizeof(*rep));
 		main_vmm_default(ev, rep);
 	}
-	char who[VMMUX_NAME_MAX + 40];
+	char who[VMMUX_NAME_MAX + 48];
 	snprintf(who, sizeof(who),
 		 r < 0 ? "the built-in default, after vmm '%s' failed" : "vmm '%s'", v->name);
-	apply_machine_action(who, ev, rep);
-	dispatch_raised_list(v, raised, nraised, depth);
+	if (r >= 0 || !event_is_copy(ev)) /* a copy's default acts on nothing */
+		apply_machine_action(who, ev, rep);
+	/* what came with the reply to EV: copies of EV may be handed on */
+	dispatch_raised_list(v, raised, nraised, depth, ev);
 	return r < 0 ? -1 : 0;
 }
 
@@ -863,7 +880,7 @@ int vmm_input(uint16_t id)
 	if (r < 0)
 		v->input_eof = true;
 	pthread_mutex_unlock(&v->lock);
-	dispatch_raised_list(v, raised, nraised, 0);
+	dispatch_raised_list(v, raised, nraised, 0, NULL);
 	vmm_unref(v);
 	return r;
 }

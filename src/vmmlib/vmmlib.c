@@ -108,6 +108,14 @@ static int lib_raise(struct vmmux_ctx *ctx, const struct vmmux_event *ev)
 			L->asserted[i] = false; /* withdrawn by the main VMM */
 		}
 	}
+	/* A copy handed on (a device event) rides only on the reply of the
+	 * synchronous request it copies (src/vmm/grants.h); vmmux would take
+	 * one on the async ring, or with a posted entry's, as a fault. */
+	bool device = ev->type == VMMUX_EV_IO || ev->type == VMMUX_EV_MMIO ||
+		      ev->type == VMMUX_EV_MSR || ev->type == VMMUX_EV_HLT ||
+		      ev->type == VMMUX_EV_HYPERCALL || ev->type == VMMUX_EV_SHUTDOWN;
+	if (device && (!L->in_request || (tp_vmm_seq(&L->region) & TP_SEQ_POSTED)))
+		return -1;
 	if (L->in_request) {
 		if (*L->nraised >= TP_RAISE_MAX)
 			return -1;

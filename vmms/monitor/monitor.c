@@ -58,6 +58,7 @@ struct monitor {
 	uint64_t msr_read_value;
 	size_t msr_mode, exception_mode, shutdown_mode;
 	size_t forward; /* hand device events on (needs the "forward" grant) */
+	bool forward_refused_logged;
 	struct role_out out;
 	bool output_error_logged;
 };
@@ -90,8 +91,14 @@ static void monitor_forward(struct vmmux_ctx *ctx, const struct vmmux_event *ev)
 	if (ev->data != NULL)
 		return; /* string I/O is not handed on: its data lives in this call */
 	struct vmmux_event copy = *ev;
-	if (vmmux_raise(ctx, &copy) < 0)
-		vmmux_log(ctx, VMMUX_LOG_WARN, "could not hand an event on (raise refused)");
+	struct monitor *m = vmmux_priv(ctx);
+	if (vmmux_raise(ctx, &copy) < 0 && !m->forward_refused_logged) {
+		/* e.g. a posted write, which a parallel VMM serves outside any
+		 * request: nothing to hand a copy on with (src/vmm/grants.h) */
+		m->forward_refused_logged = true;
+		vmmux_log(ctx, VMMUX_LOG_WARN,
+			  "could not hand an event on (raise refused; logged once)");
+	}
 }
 
 static const char *const type_names[VMMUX_EV__COUNT] = VMMUX_EV_NAMES;

@@ -1,6 +1,7 @@
 /*
  * Unit tests of the router: the routing decision (hypercall retyping, type
- * defaults and type: routes), publishing (generations, statistics carried
+ * defaults and type: routes, routes keyed by source and the copies VMMs
+ * hand on, which travel only by those), publishing (generations, statistics carried
  * over), and concurrent readers against a writer that publishes a thousand
  * tables (no torn table, generations never go backwards; under ASan a table
  * freed too early shows as a use-after-free).
@@ -308,11 +309,41 @@ static void test_sourced_routes(void **state)
 	mm.key = 0x5000;
 	assert_int_equal(router_resolve(c, &mm).vmm, X);
 
-	/* handed on with no route of its source: never back to the sender */
+	/* handed on with no route of its source: a copy travels only by
+	 * from= routes, so not to the device VMM that the plain route names
+	 * (a copy made up to look like the guest's would reach it), but to
+	 * the main VMM, unrouted */
 	io = io_ev(0x3f8, 1, true, false);
 	io.src_kind = VMMUX_SRC_VMM;
 	io.src_id = MON;
-	assert_int_equal(router_resolve(c, &io).vmm, UART); /* mon -> uart: fine */
+	rt = router_resolve(c, &io);
+	assert_int_equal(rt.vmm, VMM_ID_MAIN);
+	assert_true(io.flags & VMMUX_EVF_UNROUTED);
+	assert_int_equal(rt.exclude, VMM_ID_NONE);
+	/* every device type alike; a hypercall port is not retyped */
+	for (unsigned ty = VMMUX_EV_IO; ty <= VMMUX_EV_SHUTDOWN; ty++) {
+		if (ty == VMMUX_EV_EXCEPTION)
+			continue;
+		struct vmmux_event d = {.type = (uint16_t)ty,
+					.key = ty == VMMUX_EV_IO ? 0x3f8 : 0x1800,
+					.size = 1,
+					.count = 1,
+					.src_kind = VMMUX_SRC_VMM,
+					.src_id = CONSOLE};
+		assert_int_equal(router_resolve(c, &d).vmm, VMM_ID_MAIN);
+		assert_true(d.flags & VMMUX_EVF_UNROUTED);
+	}
+	io = io_ev(0x502, 4, true, false);
+	io.src_kind = VMMUX_SRC_VMM;
+	io.src_id = MON;
+	assert_int_equal(router_resolve(c, &io).vmm, VMM_ID_MAIN);
+	assert_int_equal(io.type, VMMUX_EV_IO);
+	/* the same copy from uart, whose from= routes take it */
+	io = io_ev(0x3f9, 1, true, false);
+	io.src_kind = VMMUX_SRC_VMM;
+	io.src_id = UART;
+	assert_int_equal(router_resolve(c, &io).vmm, CONSOLE);
+	assert_int_equal(io.flags & VMMUX_EVF_UNROUTED, 0);
 	const char *loop[] = {"io:0x80=mon"};
 	struct route_table *t2 = build(loop, N(loop));
 	router_publish(t2);
@@ -358,14 +389,15 @@ static void test_group_routes(void **state)
 	assert_string_equal(rt.r->spec.text, "io:0x90-0x91=group(least-loaded:uart,mon,x)");
 	assert_int_equal(io.flags & VMMUX_EVF_UNROUTED, 0);
 
-	/* handed on by a member: that member is excluded, not the whole route */
+	/* handed on by a member: a copy does not travel by a route without
+	 * from=, the group's included: the main VMM, unrouted */
 	io = io_ev(0x91, 1, false, false);
 	io.src_kind = VMMUX_SRC_VMM;
 	io.src_id = MON;
 	rt = router_resolve(c, &io);
-	assert_int_equal(rt.vmm, VMM_ID_GROUP);
-	assert_int_equal(rt.exclude, MON);
-	assert_int_equal(io.flags & VMMUX_EVF_UNROUTED, 0);
+	assert_int_equal(rt.vmm, VMM_ID_MAIN);
+	assert_int_equal(rt.exclude, VMM_ID_NONE);
+	assert_true(io.flags & VMMUX_EVF_UNROUTED);
 
 	/* an interrupt request is not a device event: nothing excluded */
 	struct vmmux_event irq = {
@@ -388,6 +420,20 @@ static void test_group_routes(void **state)
 	rt = router_resolve(c, &ev);
 	assert_int_equal(rt.vmm, VMM_ID_MAIN);
 	assert_null(rt.r->group);
+
+	/* a copy on a from= route to a group: the group's policy picks, with
+	 * the source excluded (never one of its members: spec.c) */
+	const char *fwd[] = {"io:0x90-0x91=uart",
+			     "io:0x90-0x91=group(round-robin:mon,x);from=uart"};
+	router_publish(build(fwd, N(fwd)));
+	c = router_current();
+	io = io_ev(0x90, 1, true, false);
+	io.src_kind = VMMUX_SRC_VMM;
+	io.src_id = UART;
+	rt = router_resolve(c, &io);
+	assert_int_equal(rt.vmm, VMM_ID_GROUP);
+	assert_int_equal(rt.exclude, UART);
+	assert_int_equal(io.flags & VMMUX_EVF_UNROUTED, 0);
 }
 
 static void test_type_route_defaults(void **state)
