@@ -208,7 +208,13 @@ class Forward(HostileTest):
                                 "--route", "type:io=mon;from=f", "--route", "type:mmio=mon;from=f")
                 self.assertStatus(r, exit_device_status(0))
                 self.assertEqual(r.out, IO_OUTPUT)
-                self.assertIn(NOT_GRANTED, r.err)
+                if how == "async":
+                    # the async ring is read by the dispatcher, which may
+                    # come to it only after the guest's exit: then the copy
+                    # is refused unread; either way it never reaches mon
+                    self.assertEqual(self.read_log(mon), [], r)
+                else:
+                    self.assertIn(NOT_GRANTED, r.err)
                 # killed once: restarted, unless the main loop took the
                 # async copy only as the run was ending
                 faults = self.faults(r, "f", PROTOCOL)
