@@ -208,17 +208,23 @@ class Forward(HostileTest):
                                 "--route", "type:io=mon;from=f", "--route", "type:mmio=mon;from=f")
                 self.assertStatus(r, exit_device_status(0))
                 self.assertEqual(r.out, IO_OUTPUT)
-                if how == "async":
-                    # the async ring is read by the dispatcher, which may
-                    # come to it only after the guest's exit: then the copy
-                    # is refused unread; either way it never reaches mon
-                    self.assertEqual(self.read_log(mon), [], r)
+                if how == "async" and NOT_GRANTED not in r.err:
+                    # the guest's exit overtook the dispatcher's read of the
+                    # async ring: the forger's raise is then the last thing
+                    # it did before the exit (tests/unit/vmm/test_grants.c
+                    # refuses async copies whenever they are read)
+                    lines = r.err.splitlines()
+                    at = [i for i, l in enumerate(lines) if "vmm-forger: raised" in l]
+                    self.assertTrue(at, r.err)
+                    self.assertIn("exit status", lines[at[-1] + 1], r.err)
                 else:
                     self.assertIn(NOT_GRANTED, r.err)
-                # killed once: restarted, unless the main loop took the
-                # async copy only as the run was ending
+                # killed once: restarted (each instance forges once; an
+                # async copy is refused when the dispatcher reads it, which
+                # the run's end may overtake, and a successor may forge
+                # again before the end: one fault per refusal)
                 faults = self.faults(r, "f", PROTOCOL)
-                self.assertEqual(faults, 1 if how != "async" else min(faults, 1), r)
+                self.assertEqual(faults, 1 if how != "async" else r.err.count(NOT_GRANTED), r)
                 # what reached the monitor: exact copies only, from f
                 for e in self.read_log(mon):
                     self.assertEqual((e["type"], e["src"]), ("io", "vmm"), e)
