@@ -25,6 +25,20 @@
  */
 int api_open(const char *path, struct errbuf *e);
 
+/*
+ * Serve on FD, a listening socket at PATH inherited from the program that
+ * ran before this one (a live update, src/snapshot/update.h): nothing is
+ * bound, and connections queued meanwhile are accepted. -1 with a message.
+ */
+int api_adopt(int fd, const char *path, struct errbuf *e);
+
+/* The listening socket's descriptor, or -1 (for a live update). */
+int api_listen_fd(void);
+
+/* On the worker, inside api_job_run: the connection of the client whose
+ * change runs, or -1 (for a live update, which the new program answers). */
+int api_job_client_fd(void);
+
 /* Close every client and the socket, and remove its path. */
 void api_close(void);
 

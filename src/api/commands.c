@@ -13,6 +13,7 @@
  * command is a handler and a row. A handler sees arguments already checked
  * against its schema (present when required, of the declared JSON type).
  */
+#include "api/api.h"
 #include "api/commands.h"
 
 #include <errno.h>
@@ -26,6 +27,7 @@
 #include "config/config.h"
 #include "route/spec.h"
 #include "snapshot/snapshot.h"
+#include "snapshot/update.h"
 #include "stats/metrics.h"
 #include "stats/stats.h"
 #include "util/parse.h"
@@ -593,6 +595,24 @@ static json_t *cmd_snapshot(json_t *args, struct cmd_error *err)
 			 (json_int_t)r.pause_ns, "write_ns", (json_int_t)r.write_ns);
 }
 
+/* The request being run (its id, for a command answered elsewhere). */
+static _Thread_local json_t *current_id;
+
+/* Replace this vmmux by PROGRAM (or the same program) under the running
+ * guest (src/snapshot/update.h): on success this process image is gone and
+ * the new program answers; returns only on refusal. */
+static json_t *cmd_update(json_t *args, struct cmd_error *err)
+{
+	const char *program = json_string_value(json_object_get(args, "program"));
+	char *id = json_dumps(current_id, JSON_ENCODE_ANY | JSON_COMPACT);
+	if (id == NULL)
+		return fail(err, "internal", "out of memory");
+	struct errbuf e;
+	update_run(program, api_job_client_fd(), id, &e);
+	free(id);
+	return fail(err, "failed", "update refused: %s", e.msg);
+}
+
 /* The statistics document of --stats-json, as it is now. */
 static json_t *stats_document(struct cmd_error *err)
 {
@@ -650,6 +670,8 @@ static const struct arg_spec swap_args[] = {{"name", ARG_STRING, true},
 					    {NULL, ARG_STRING, false}};
 static const struct arg_spec snapshot_args[] = {
     {"path", ARG_STRING, true}, {"stop", ARG_BOOL, false}, {NULL, ARG_STRING, false}};
+static const struct arg_spec update_args[] = {{"program", ARG_STRING, false},
+					      {NULL, ARG_STRING, false}};
 static const struct arg_spec raise_args[] = {
     {"event", ARG_STRING, true}, {"value", ARG_NUMBER, false}, {NULL, ARG_STRING, false}};
 
@@ -669,6 +691,7 @@ static const struct command commands[] = {
     {"vmm.swap", cmd_vmm_swap, swap_args, true},
     {"platform.raise", cmd_platform_raise, raise_args, true},
     {"snapshot", cmd_snapshot, snapshot_args, true},
+    {"update", cmd_update, update_args, true},
     {"stats.get", cmd_stats_get, no_args, false},
     {"metrics.get", cmd_metrics_get, no_args, false},
 };
@@ -726,7 +749,9 @@ struct api_deferred {
 static json_t *run_command(const struct command *cmd, json_t *id, json_t *args)
 {
 	struct cmd_error err = {.code = NULL};
+	current_id = id;
 	json_t *result = cmd->run(args, &err);
+	current_id = NULL;
 	if (result != NULL)
 		return json_pack("{s:O, s:b, s:o}", "id", id, "ok", 1, "result", result);
 	return reply_error(id, err.code != NULL ? err.code : "internal",

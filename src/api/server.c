@@ -87,6 +87,7 @@ struct api_job {
 	struct api_deferred *req;
 	json_t *reply; /* set by the worker */
 	unsigned slot;
+	int fd;		 /* the client's connection, when it was queued */
 	uint32_t serial; /* the client's: it may have gone meanwhile */
 	struct api_job *next;
 };
@@ -272,6 +273,7 @@ static int client_defer(unsigned slot, struct api_deferred *d)
 	}
 	j->req = d;
 	j->slot = slot;
+	j->fd = cl->fd;
 	j->serial = cl->serial;
 	pthread_mutex_lock(&W.lock);
 	bool stopping = W.stopping;
@@ -460,9 +462,23 @@ struct api_job *api_job_next(void)
 	return j;
 }
 
+static _Thread_local int job_fd = -1;
+
+int api_job_client_fd(void)
+{
+	return job_fd;
+}
+
+int api_listen_fd(void)
+{
+	return S.lfd;
+}
+
 void api_job_run(struct api_job *j)
 {
+	job_fd = j->fd;
 	j->reply = api_deferred_run(j->req);
+	job_fd = -1;
 	j->req = NULL;
 	pthread_mutex_lock(&W.lock);
 	*W.done_tail = j;
@@ -834,6 +850,49 @@ out:
 	free(tmp);
 	free(dir);
 	return rc;
+}
+
+int api_adopt(int fd, const char *path, struct errbuf *e)
+{
+	if (S.lfd >= 0)
+		return err_set(e, "control socket %s: a control socket is open already", path);
+	int listening = 0;
+	socklen_t ol = sizeof(listening);
+	struct stat st;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ol) < 0 || !listening)
+		return err_set(e, "control socket %s: descriptor %d is not a listening socket",
+			       path, fd);
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+		return err_set(e, "control socket %s: fcntl: %s", path, strerror(errno));
+	int efd = epoll_create1(EPOLL_CLOEXEC);
+	int wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTEN};
+	struct epoll_event wev = {.events = EPOLLIN, .data.u64 = TAG_WORK};
+	if (efd < 0 || wfd < 0 || epoll_ctl(efd, EPOLL_CTL_ADD, fd, &ev) < 0 ||
+	    epoll_ctl(efd, EPOLL_CTL_ADD, wfd, &wev) < 0 || (S.path = strdup(path)) == NULL) {
+		err_set(e, "control socket %s: %s", path, strerror(errno ? errno : ENOMEM));
+		if (efd >= 0)
+			close(efd);
+		if (wfd >= 0)
+			close(wfd);
+		return -1;
+	}
+	/* the path is removed at the end only if it is still this socket */
+	if (lstat(path, &st) == 0) {
+		S.dev = st.st_dev;
+		S.ino = st.st_ino;
+	}
+	S.lfd = fd;
+	S.efd = efd;
+	S.work_fd = wfd;
+	S.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	S.accept_error_logged = false;
+	pthread_mutex_lock(&W.lock);
+	W.stopping = false;
+	pthread_mutex_unlock(&W.lock);
+	log_info("control socket %s taken over (descriptor %d)", path, fd);
+	return 0;
 }
 
 void api_close(void)

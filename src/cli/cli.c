@@ -6,13 +6,16 @@
  * errors go to stderr as "vmmux: message", followed for command-line errors
  * by a hint to the command's help, with exit status EXIT_USAGE.
  */
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "snapshot/snapshot.h"
+#include "snapshot/update.h"
 #include "cli/ctl.h"
 #include "cli/qemu.h"
 #include "cli/top.h"
@@ -413,33 +416,84 @@ static struct vmmux_config *parse_config(const char *cmd, int argc, char **argv,
 	return NULL;
 }
 
-/* --restore PATH (or --restore=PATH) among ARGV: its value and the index
- * of the option (-1: none); *WIDTH is 1 or 2 arguments. */
-static const char *find_restore(int argc, char **argv, int *at, int *width)
+/* NAME VALUE (or NAME=VALUE) among ARGV (NAME: --restore, or the internal
+ * --resume-from-fd and --update-check-fd of a live update): its value and
+ * the index of the option (-1: none); *WIDTH is 1 or 2 arguments. */
+static const char *find_opt(int argc, char **argv, const char *name, int *at, int *width)
 {
+	size_t nl = strlen(name);
 	*at = -1;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0)
 			break;
-		if (strcmp(argv[i], "--restore") == 0 && i + 1 < argc) {
+		if (strcmp(argv[i], name) == 0 && i + 1 < argc) {
 			*at = i;
 			*width = 2;
 			return argv[i + 1];
 		}
-		if (strncmp(argv[i], "--restore=", 10) == 0) {
+		if (strncmp(argv[i], name, nl) == 0 && argv[i][nl] == '=') {
 			*at = i;
 			*width = 1;
-			return argv[i] + 10;
+			return argv[i] + nl + 1;
 		}
 	}
 	return NULL;
+}
+
+/* A descriptor number given to an internal option, or -1. */
+static int fd_arg(const char *s)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	return errno == 0 && end != s && *end == '\0' && v >= 0 && v < INT_MAX ? (int)v : -1;
+}
+
+/* `vmmux run --update-check-fd FD` (src/snapshot/update.h): does this vmmux
+ * take the live update's state on FD? One line on stdout, which the old
+ * program reads. */
+static int update_check(const char *arg)
+{
+	int fd = fd_arg(arg), sargc, status;
+	char **sargv;
+	struct errbuf e;
+	if (fd < 0) {
+		printf("vmmux update-check: refused: '%s' is not a descriptor number\n", arg);
+		return EXIT_USAGE;
+	}
+	if (update_check_open(fd, &sargc, &sargv, &e) < 0) {
+		printf("vmmux update-check: refused: %s\n", e.msg);
+		snapshot_restore_close();
+		return EXIT_IMAGE;
+	}
+	struct vmmux_config *c = parse_config("run", sargc, sargv, &status, print_help_run);
+	if (c == NULL) {
+		printf("vmmux update-check: refused: the run's command line does not parse "
+		       "here (status %d)\n",
+		       status);
+		snapshot_restore_close();
+		return EXIT_USAGE;
+	}
+	int rc = !c->hvt.on && config_finish(c, &e) ? -1 : 0;
+	if (rc < 0)
+		printf("vmmux update-check: refused: the run's configuration: %s\n", e.msg);
+	else
+		printf("vmmux update-check: ok\n");
+	config_free(c);
+	free(c);
+	snapshot_restore_close();
+	return rc < 0 ? EXIT_USAGE : 0;
 }
 
 static int cmd_run(int argc, char **argv)
 {
 	int status;
 	int at, width;
-	const char *restore = find_restore(argc, argv, &at, &width);
+	const char *check = find_opt(argc, argv, "--update-check-fd", &at, &width);
+	if (check != NULL)
+		return update_check(check);
+	const char *resume = find_opt(argc, argv, "--resume-from-fd", &at, &width);
+	const char *restore = resume ? resume : find_opt(argc, argv, "--restore", &at, &width);
 	char **joined = NULL;
 	if (restore != NULL) {
 		/* The stored command line, then the options given here. */
@@ -447,8 +501,14 @@ static int cmd_run(int argc, char **argv)
 		char **sargv;
 		const char *cwd;
 		struct errbuf e;
-		if (snapshot_restore_open(restore, &sargc, &sargv, &cwd, &e) < 0) {
-			fprintf(stderr, "vmmux: restore refused: %s\n", e.msg);
+		int rc = resume == NULL ? snapshot_restore_open(restore, &sargc, &sargv, &cwd, &e)
+			 : fd_arg(resume) < 0
+			     ? err_set(&e, "--resume-from-fd %s: not a descriptor number", resume)
+			     : snapshot_restore_open_fd(fd_arg(resume), "the live update's state",
+							&sargc, &sargv, &cwd, &e);
+		if (rc < 0) {
+			fprintf(stderr, "vmmux: %s refused: %s\n",
+				resume ? "live update" : "restore", e.msg);
 			snapshot_restore_close();
 			return EXIT_IMAGE;
 		}

@@ -92,6 +92,12 @@ static const char help_ctl[] =
     "                        absolute here); the guest continues, or the run\n"
     "                        ends with --stop; resume it with 'vmmux run\n"
     "                        --restore PATH' (docs/snapshot.md) [snapshot]\n"
+    "  update [--program PATH]\n"
+    "                        replace the running vmmux by the program PATH (made\n"
+    "                        absolute here; default: the same program) under the\n"
+    "                        running guest, which sees no reset; the process id\n"
+    "                        stays; refused, the guest running on, when PATH does\n"
+    "                        not take the state (docs/snapshot.md) [update]\n"
     "  stats                 the statistics, as 'vmmux run --stats-json' writes\n"
     "                        them at exit [stats.get]\n"
     "  metrics               the VMMs' resource usage and the statistics, with\n"
@@ -391,6 +397,31 @@ static int build_request(int n, char **w, struct request *r)
 		free(abs);
 		return set_args(r, "snapshot", a);
 	}
+	if (strcmp(c, "update") == 0) {
+		const char *prog = NULL;
+		if (n == 3 && strcmp(w[1], "--program") == 0)
+			prog = w[2];
+		else if (n == 2 && strncmp(w[1], "--program=", 10) == 0)
+			prog = w[1] + 10;
+		else if (n != 1)
+			return usage("update: expected 'update [--program PATH]'");
+		if (prog == NULL)
+			return set_args(r, "update", json_object());
+		if (prog[0] == '\0')
+			return usage("update: PATH is empty");
+		char *abs = NULL;
+		if (prog[0] != '/') {
+			char *cwd = getcwd(NULL, 0);
+			if (cwd == NULL || asprintf(&abs, "%s/%s", cwd, prog) < 0)
+				abs = NULL;
+			free(cwd);
+			if (abs == NULL)
+				return usage("update: cannot make '%s' absolute", prog);
+		}
+		json_t *a = json_pack("{s:s}", "program", abs ? abs : prog);
+		free(abs);
+		return set_args(r, "update", a);
+	}
 	if (strcmp(c, "call") == 0) {
 		if ((rc = need(n, 2, 3, w, "call CMD [ARGS-JSON]")) != 0)
 			return rc;
@@ -408,9 +439,10 @@ static int build_request(int n, char **w, struct request *r)
 		}
 		return set_args(r, w[1], a);
 	}
-	return usage("unknown command '%s' (ping, version, routes, vmms, vmm, raise, snapshot, "
-		     "stats, metrics, call)",
-		     c);
+	return usage(
+	    "unknown command '%s' (ping, version, routes, vmms, vmm, raise, snapshot, update, "
+	    "stats, metrics, call)",
+	    c);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -834,7 +866,8 @@ int cmd_ctl(int argc, char **argv)
 	for (int i = 1; i < argc && status == 0; i++) {
 		const char *a = argv[i];
 		if (!options || a[0] != '-' || strcmp(a, "-") == 0 ||
-		    (n > 0 && strcmp(words[0], "snapshot") == 0 && strcmp(a, "--stop") == 0)) {
+		    (n > 0 && strcmp(words[0], "snapshot") == 0 && strcmp(a, "--stop") == 0) ||
+		    (n > 0 && strcmp(words[0], "update") == 0 && strncmp(a, "--program", 9) == 0)) {
 			words[n++] = argv[i];
 			continue;
 		}

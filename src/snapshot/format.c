@@ -5,6 +5,7 @@
 
 #include <linux/kvm.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------------- */
@@ -174,11 +175,12 @@ void snap_header(uint8_t out[SNAP_HEADER_SIZE], uint64_t file_size, uint64_t cre
 const char *snap_section_name(uint32_t type)
 {
 	static const char *const names[] = {
-	    [SNAP_SEC_MACHINE] = "MACHINE", [SNAP_SEC_VCPU] = "VCPU",
-	    [SNAP_SEC_IRQCHIP] = "IRQCHIP", [SNAP_SEC_PIT] = "PIT",
-	    [SNAP_SEC_CLOCK] = "CLOCK",	    [SNAP_SEC_ROUTES] = "ROUTES",
-	    [SNAP_SEC_VMM] = "VMM",	    [SNAP_SEC_DEVICES] = "DEVICES",
-	    [SNAP_SEC_MEMORY] = "MEMORY",   [SNAP_SEC_END] = "END",
+	    [SNAP_SEC_MACHINE] = "MACHINE",   [SNAP_SEC_VCPU] = "VCPU",
+	    [SNAP_SEC_IRQCHIP] = "IRQCHIP",   [SNAP_SEC_PIT] = "PIT",
+	    [SNAP_SEC_CLOCK] = "CLOCK",	      [SNAP_SEC_ROUTES] = "ROUTES",
+	    [SNAP_SEC_VMM] = "VMM",	      [SNAP_SEC_DEVICES] = "DEVICES",
+	    [SNAP_SEC_MEMORY] = "MEMORY",     [SNAP_SEC_END] = "END",
+	    [SNAP_SEC_HANDOVER] = "HANDOVER",
 	};
 	return type < sizeof(names) / sizeof(names[0]) && names[type] ? names[type] : "unknown";
 }
@@ -330,6 +332,46 @@ static const char *parse_vcpu(struct cur *c, struct snap_vcpu *out)
 	return NULL;
 }
 
+/* HANDOVER (format.h): the version first, so that another version is
+ * refused by name whatever follows it. */
+static const char *parse_handover(struct cur *c, struct snap_view *v)
+{
+	static _Thread_local char why[128];
+	uint32_t version = get32(c);
+	if (!c->bad && version != SNAP_HANDOVER_VERSION) {
+		snprintf(why, sizeof(why),
+			 "live-update state version %u; this vmmux reads version %u only", version,
+			 SNAP_HANDOVER_VERSION);
+		return why;
+	}
+	v->ho_npieces = get32(c);
+	v->ho_pause_ns = get64(c);
+	v->ho_api_fd = (int32_t)get32(c);
+	v->ho_client_fd = (int32_t)get32(c);
+	v->ho_reply_id = get_str(c);
+	if (c->bad)
+		return NULL;
+	if (v->ho_npieces == 0 || v->ho_npieces > 64)
+		return "a guest RAM piece count out of bounds (1 to 64)";
+	if (v->ho_api_fd < -1 || v->ho_client_fd < -1)
+		return "a descriptor number below -1";
+	v->ho_pieces = get_bytes(c, (uint64_t)v->ho_npieces * 24);
+	uint64_t end = 0;
+	for (uint32_t i = 0; v->ho_pieces && i < v->ho_npieces; i++) {
+		uint64_t g = rd64(v->ho_pieces + 24 * i), n = rd64(v->ho_pieces + 24 * i + 8);
+		int32_t fd = (int32_t)rd32(v->ho_pieces + 24 * i + 16);
+		if (g != end || n == 0 || n % SNAP_PAGE || n > v->mem_size - g || fd < 0)
+			return "guest RAM pieces that do not cover memory in order, or a "
+			       "negative descriptor";
+		end = g + n;
+	}
+	if (v->ho_pieces && end != v->mem_size)
+		return "guest RAM pieces that do not cover memory in order, or a negative "
+		       "descriptor";
+	v->handover = true;
+	return NULL;
+}
+
 static const char *parse_machine(struct cur *c, struct snap_view *v)
 {
 	v->mem_size = get64(c);
@@ -476,6 +518,7 @@ int snap_parse(const uint8_t *buf, size_t len, uint64_t file_len, struct snap_vi
 		case SNAP_SEC_ROUTES:
 		case SNAP_SEC_DEVICES:
 		case SNAP_SEC_MEMORY:
+		case SNAP_SEC_HANDOVER:
 			if (seen & (1u << type))
 				return bad(e, k, type, index, "repeated");
 			seen |= 1u << type;
@@ -558,6 +601,9 @@ int snap_parse(const uint8_t *buf, size_t len, uint64_t file_len, struct snap_vi
 			}
 			break;
 		}
+		case SNAP_SEC_HANDOVER:
+			why = parse_handover(&c, v);
+			break;
 		case SNAP_SEC_END:
 			end = true;
 			break;

@@ -58,7 +58,17 @@ enum snap_section_type {
 	SNAP_SEC_DEVICES = 8, /* the machine's own guest-visible state */
 	SNAP_SEC_MEMORY = 9,  /* guest memory: its size, where it is, its extents */
 	SNAP_SEC_END = 10,    /* the last section, empty */
+	/* A live update's state only (src/snapshot/update.h): the descriptors
+	 * the new program inherits, after MEMORY and before END. */
+	SNAP_SEC_HANDOVER = 11,
 };
+
+/* The HANDOVER section's own version (its first u32): a vmmux reads only
+ * its own. Payload: u32 version, u32 npieces, u64 pause_ns (CLOCK_MONOTONIC
+ * of the pause in the old program), i32 api_fd, i32 client_fd (-1: none),
+ * str reply_id (the update request's id, JSON text), then npieces x {u64
+ * gpa, u64 size, i32 memfd, u32 0}: guest RAM, not in the data region. */
+#define SNAP_HANDOVER_VERSION 1u
 
 /* Records of a VCPU section: {u32 kind, u32 len, payload, pad to 8}. */
 enum snap_vcpu_record {
@@ -164,6 +174,13 @@ struct snap_view {
 	uint64_t data_offset;
 	uint64_t nextents;
 	const uint8_t *extents; /* nextents x {u64 gpa, u64 len} */
+	/* HANDOVER (a live update's state; absent from a snapshot file) */
+	bool handover;
+	uint32_t ho_npieces;
+	uint64_t ho_pause_ns;
+	int32_t ho_api_fd, ho_client_fd;
+	struct snap_str ho_reply_id;
+	const uint8_t *ho_pieces; /* ho_npieces x {u64 gpa, u64 size, i32 fd, u32 0} */
 };
 
 /*

@@ -20,6 +20,7 @@
 
 #include "route/router.h"
 #include "snapshot/format.h"
+#include "snapshot/update.h"
 #include "stats/stats.h"
 #include "util/log.h"
 #include "vm/ioregion.h"
@@ -384,6 +385,9 @@ static int apply_vcpu(struct vm *vm, unsigned i, const struct snap_vcpu *s, stru
 /* Guest memory                                                             */
 /* ---------------------------------------------------------------------- */
 
+/* Set while snapshot_write_handover writes a live update's state. */
+static const struct snapshot_handover *handover;
+
 /* What restore mapped: the file a restored run's private pieces come from
  * (its untouched pages are that file's), or -1. */
 static struct {
@@ -650,6 +654,23 @@ static int build_sections(struct sections *l, const struct extents *x, struct er
 	snap_buf_u64(b, 0);
 	snap_buf_u64(b, x->n);
 	snap_buf_bytes(b, x->v, x->n * 16);
+	if (handover != NULL) { /* a live update's state: RAM by descriptor */
+		const struct snapshot_handover *h = handover;
+		if ((b = section_new(l, SNAP_SEC_HANDOVER, 0)) == NULL)
+			return err_set(e, "out of memory");
+		snap_buf_u32(b, SNAP_HANDOVER_VERSION);
+		snap_buf_u32(b, h->npieces);
+		snap_buf_u64(b, h->pause_ns);
+		snap_buf_u32(b, (uint32_t)h->api_fd);
+		snap_buf_u32(b, (uint32_t)h->client_fd);
+		snap_buf_str(b, h->reply_id);
+		for (unsigned k = 0; k < h->npieces; k++) {
+			snap_buf_u64(b, h->pieces[k].gpa);
+			snap_buf_u64(b, h->pieces[k].size);
+			snap_buf_u32(b, (uint32_t)h->pieces[k].fd);
+			snap_buf_u32(b, 0);
+		}
+	}
 	if (section_new(l, SNAP_SEC_END, 0) == NULL)
 		return err_set(e, "out of memory");
 	for (size_t i = 0; i < l->n; i++)
@@ -688,7 +709,7 @@ int snapshot_write_fd(int fd, struct snapshot_result *r, struct errbuf *e)
 	struct sections l = {0};
 	uint8_t *meta = NULL;
 	int rc = -1;
-	if (scan_memory(&vm->mem, &x, e) < 0 || build_sections(&l, &x, e) < 0)
+	if ((handover == NULL && scan_memory(&vm->mem, &x, e) < 0) || build_sections(&l, &x, e) < 0)
 		goto out;
 	uint64_t meta_len = SNAP_HEADER_SIZE;
 	for (size_t i = 0; i < l.n; i++)
@@ -742,6 +763,15 @@ out:
 	free(meta);
 	free(x.v);
 	sections_free(&l);
+	return rc;
+}
+
+int snapshot_write_handover(int fd, const struct snapshot_handover *h, struct snapshot_result *r,
+			    struct errbuf *e)
+{
+	handover = h;
+	int rc = snapshot_write_fd(fd, r, e);
+	handover = NULL;
 	return rc;
 }
 
@@ -1014,11 +1044,61 @@ static bool piece_shared(const struct gm_piece *pc)
 	return false;
 }
 
+/* A live update: every piece is mapped from the memfd the old program
+ * handed over (MAP_SHARED, nothing copied), which replaces the piece's own. */
+static int adopt_memory(struct vm *vm, struct errbuf *e)
+{
+	const struct snap_view *v = &R.v;
+	struct guest_mem *m = &vm->mem;
+	if (v->ho_npieces != m->npieces)
+		return err_set(e,
+			       "section HANDOVER: %u pieces of guest RAM handed over, this "
+			       "machine has %u",
+			       v->ho_npieces, m->npieces);
+	for (unsigned k = 0; k < m->npieces; k++) {
+		struct gm_piece *pc = &m->pieces[k];
+		const uint8_t *p = v->ho_pieces + 24 * k;
+		uint64_t gpa, size;
+		int32_t fd;
+		memcpy(&gpa, p, 8);
+		memcpy(&size, p + 8, 8);
+		memcpy(&fd, p + 16, 4);
+		struct stat st;
+		if (gpa != pc->gpa || size != pc->size)
+			return err_set(e,
+				       "section HANDOVER: piece %u is [0x%llx, +0x%llx), this "
+				       "machine's [0x%llx, +0x%llx)",
+				       k, (unsigned long long)gpa, (unsigned long long)size,
+				       (unsigned long long)pc->gpa, (unsigned long long)pc->size);
+		if (fstat(fd, &st) < 0)
+			return err_set(e, "section HANDOVER: piece %u: descriptor %d: %s", k, fd,
+				       strerror(errno));
+		if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+			return err_set(e,
+				       "section HANDOVER: piece %u: descriptor %d is not guest "
+				       "RAM of 0x%llx bytes",
+				       k, fd, (unsigned long long)size);
+		void *at = mmap(m->host + gpa, size, PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd, 0);
+		if (at == MAP_FAILED)
+			return err_set(e, "section HANDOVER: mapping guest RAM at 0x%llx: %s",
+				       (unsigned long long)gpa, strerror(errno));
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if (pc->memfd >= 0 && pc->memfd != fd)
+			close(pc->memfd);
+		pc->memfd = fd;
+	}
+	m->memfd = m->npieces == 1 ? m->pieces[0].memfd : -1;
+	return 0;
+}
+
 static int restore_memory(struct vm *vm, struct errbuf *e)
 {
 	const struct snap_view *v = &R.v;
 	struct guest_mem *m = &vm->mem;
 	uint64_t copied = 0, mapped = 0;
+	if (v->handover)
+		return adopt_memory(vm, e);
 	for (unsigned k = 0; k < m->npieces; k++) {
 		struct gm_piece *pc = &m->pieces[k];
 		if (piece_shared(pc)) {
@@ -1138,10 +1218,20 @@ int snapshot_restore_vmms(struct errbuf *e)
 	return 0;
 }
 
+bool snapshot_restore_handover(const struct snap_view **v)
+{
+	*v = &R.v;
+	return R.on && R.v.handover;
+}
+
 void snapshot_restore_done(void)
 {
 	if (!R.on)
 		return;
+	if (R.v.handover) {
+		update_resumed(&R.v);
+		return;
+	}
 	log_info("restore: the vCPUs start %llu us after the snapshot was opened",
 		 (unsigned long long)((now_ns() - R.t0) / 1000));
 }

@@ -21,9 +21,9 @@
  * irqchip, PIT, each vCPU), then, once the VMMs are up, their roles' state.
  * Any refusal happens before a vCPU runs.
  *
- * Live update reuses snapshot_write_fd and snapshot_restore_ functions over a
- * descriptor (the memory section then names the memfds instead of holding
- * the pages; not implemented here).
+ * Live update (update.h) reuses snapshot_write_fd and the snapshot_restore_
+ * functions over a memfd: its HANDOVER section names guest RAM's memfds
+ * (inherited across execve) instead of the data region holding the pages.
  */
 #ifndef VMMUX_SNAPSHOT_SNAPSHOT_H
 #define VMMUX_SNAPSHOT_SNAPSHOT_H
@@ -58,6 +58,22 @@ struct snapshot_result {
  * the write that failed.
  */
 int snapshot_write_fd(int fd, struct snapshot_result *r, struct errbuf *e);
+
+/* A live update's state (update.h): what the new program inherits. */
+struct snapshot_handover {
+	uint64_t pause_ns;    /* CLOCK_MONOTONIC of the pause */
+	int api_fd;	      /* the control socket's listening descriptor, or -1 */
+	int client_fd;	      /* the client that asked, answered by the new program */
+	const char *reply_id; /* its request's id, JSON text */
+	unsigned npieces;
+	struct {
+		uint64_t gpa, size;
+		int fd;
+	} pieces[64];
+};
+/* snapshot_write_fd with a HANDOVER section from H and no memory written. */
+int snapshot_write_handover(int fd, const struct snapshot_handover *h, struct snapshot_result *r,
+			    struct errbuf *e);
 
 /*
  * The control command: pause, write PATH (a file beside it renamed over
@@ -94,6 +110,9 @@ int snapshot_restore_routes(struct route_spec **specs, size_t *n, uint64_t *gene
 int snapshot_restore_machine(struct vm *vm, bool *halted, struct errbuf *e);
 /* The roles' state, into the VMMs of the registry (started). */
 int snapshot_restore_vmms(struct errbuf *e);
+/* Restoring a live update's state: true, *V its decoded view. */
+struct snap_view;
+bool snapshot_restore_handover(const struct snap_view **v);
 /* The vCPUs are about to start: the restore's time is logged (info). */
 void snapshot_restore_done(void);
 /* Release what the restore held (the file's mapping stays with guest

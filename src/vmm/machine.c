@@ -38,6 +38,7 @@
 #include "event/event.h"
 #include "exit/vcpu.h"
 #include "route/router.h"
+#include "snapshot/format.h"
 #include "snapshot/snapshot.h"
 #include "stats/metrics.h"
 #include "stats/stats.h"
@@ -1087,7 +1088,10 @@ static int machine_setup(struct vmmux_config *c)
 	}
 	/* The control socket, once there are VMMs to act on; a path that is
 	 * taken is a bad command line. */
-	if (c->api_sock != NULL && api_open(c->api_sock, &e) < 0) {
+	const struct snap_view *ho;
+	bool adopt = snapshot_restore_handover(&ho) && ho->ho_api_fd >= 0; /* live update */
+	if (c->api_sock != NULL &&
+	    (adopt ? api_adopt(ho->ho_api_fd, c->api_sock, &e) : api_open(c->api_sock, &e)) < 0) {
 		log_error("%s", e.msg);
 		return EXIT_USAGE;
 	}

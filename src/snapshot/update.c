@@ -1,0 +1,285 @@
+/*
+ * update.c: live update (update.h, docs/snapshot.md "Live update").
+ */
+#include "snapshot/update.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "snapshot/format.h"
+#include "snapshot/snapshot.h"
+#include "util/log.h"
+#include "vm/vm.h"
+#include "vmm/machine.h"
+#include "vmm/vmm.h"
+
+extern char **environ;
+
+#define UPDATE_PAUSE_NS 5000000000ull
+#define CHECK_OK	"vmmux update-check: ok"
+#define CHECK_REFUSED	"vmmux update-check: refused: "
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* What cannot be handed over yet: refused before anything changes. */
+static int refusable(struct errbuf *e)
+{
+	for (size_t id = 0; id < vmm_count(); id++) {
+		struct vmm *v = vmm_get((uint16_t)id);
+		if (v != NULL && v->placement == VMM_PARALLEL)
+			return err_set(e,
+				       "VMM '%s' is a parallel VMM: live update hands over "
+				       "in-process VMMs only",
+				       v->name);
+	}
+	const struct guest_mem *m = &machine_vm()->mem;
+	for (unsigned k = 0; k < m->npieces; k++)
+		if (m->pieces[k].memfd < 0)
+			return err_set(e,
+				       "guest RAM at 0x%llx is mapped copy-on-write from the "
+				       "snapshot this run was restored from, not a memfd that can "
+				       "be handed over",
+				       (unsigned long long)m->pieces[k].gpa);
+	const struct vmmux_config *c = machine_config();
+	for (size_t i = 0; c->hvt.on && i < c->hvt.ndev; i++)
+		if (c->hvt.dev[i].net)
+			return err_set(e,
+				       "the hvt net device '%s' holds the tap '%s', which a new "
+				       "program cannot open while this one has it",
+				       c->hvt.dev[i].name, c->hvt.dev[i].target);
+	return 0;
+}
+
+/*
+ * Run `PROGRAM run --update-check-fd 3` with STATE on descriptor 3 and its
+ * standard output on a pipe: 0 when it prints CHECK_OK, else -1 with what
+ * it said or did.
+ */
+static int run_check(const char *program, int state, struct errbuf *e)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return err_set(e, "pipe2: %s", strerror(errno));
+	int dup_state = fcntl(state, F_DUPFD_CLOEXEC, 10);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, dup_state, 3);
+	posix_spawnattr_t at;
+	posix_spawnattr_init(&at);
+	sigset_t none;
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+	char *argv[] = {(char *)program, "run", "--update-check-fd", "3", NULL};
+	pid_t pid = -1;
+	int rc = dup_state < 0 ? errno : posix_spawn(&pid, program, &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(p[1]);
+	if (dup_state >= 0)
+		close(dup_state);
+	if (rc != 0) {
+		close(p[0]);
+		return err_set(e, "%s: cannot start it: %s", program, strerror(rc));
+	}
+	char out[512];
+	size_t n = 0;
+	uint64_t deadline = mono_ns() + UPDATE_CHECK_NS;
+	bool timed_out = false;
+	for (;;) {
+		uint64_t now = mono_ns();
+		if (now >= deadline) {
+			timed_out = true;
+			break;
+		}
+		struct pollfd pf = {.fd = p[0], .events = POLLIN};
+		int r = poll(&pf, 1, (int)((deadline - now) / 1000000 + 1));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			continue;
+		ssize_t got = read(p[0], out + n, sizeof(out) - 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		n += (size_t)got;
+		if (n == sizeof(out) - 1)
+			break;
+	}
+	close(p[0]);
+	if (timed_out)
+		kill(pid, SIGKILL);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	out[n] = '\0';
+	char *nl = strchr(out, '\n');
+	if (nl != NULL)
+		*nl = '\0';
+	if (timed_out)
+		return err_set(e, "%s: its check of the state did not end within %llu s", program,
+			       UPDATE_CHECK_NS / 1000000000ull);
+	if (strncmp(out, CHECK_REFUSED, strlen(CHECK_REFUSED)) == 0)
+		return err_set(e, "%s refused the state: %s", program, out + strlen(CHECK_REFUSED));
+	if (strcmp(out, CHECK_OK) != 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return err_set(e,
+			       "%s is not a vmmux that takes a live update: `%s run "
+			       "--update-check-fd 3` printed '%.80s' and %s %d",
+			       program, program, out,
+			       WIFEXITED(status) ? "exited with status" : "was killed by signal",
+			       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	return 0;
+}
+
+static void set_cloexec(int fd, bool on)
+{
+	if (fd >= 0)
+		(void)fcntl(fd, F_SETFD, on ? FD_CLOEXEC : 0);
+}
+
+int update_run(const char *program, int client_fd, const char *reply_id, struct errbuf *e)
+{
+	char self[PATH_MAX];
+	if (program == NULL || program[0] == '\0') {
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n < 0)
+			return err_set(e, "/proc/self/exe: %s", strerror(errno));
+		self[n] = '\0';
+		if (n > 10 && strcmp(self + n - 10, " (deleted)") == 0)
+			return err_set(e,
+				       "the running program %s was removed or replaced on disk: "
+				       "name the new one with --program",
+				       self);
+		program = self;
+	}
+	if (program[0] != '/')
+		return err_set(e, "program '%s': not an absolute path", program);
+	if (access(program, X_OK) < 0)
+		return err_set(e, "program %s: %s", program, strerror(errno));
+	if (refusable(e) < 0)
+		return -1;
+	int state = memfd_create("vmmux-update-state", MFD_CLOEXEC);
+	if (state < 0)
+		return err_set(e, "memfd_create: %s", strerror(errno));
+
+	struct snapshot_handover h;
+	memset(&h, 0, sizeof(h));
+	h.pause_ns = mono_ns();
+	h.api_fd = api_listen_fd();
+	h.client_fd = client_fd;
+	h.reply_id = reply_id;
+	const struct guest_mem *m = &machine_vm()->mem;
+	h.npieces = m->npieces;
+	for (unsigned k = 0; k < m->npieces; k++) {
+		h.pieces[k].gpa = m->pieces[k].gpa;
+		h.pieces[k].size = m->pieces[k].size;
+		h.pieces[k].fd = m->pieces[k].memfd;
+	}
+	if (machine_pause(UPDATE_PAUSE_NS, e) < 0) {
+		close(state);
+		return err_prefix(e, "pausing the machine");
+	}
+	struct snapshot_result r;
+	uint64_t t_write = mono_ns();
+	int rc = snapshot_write_handover(state, &h, &r, e);
+	uint64_t t_check = mono_ns();
+	if (rc == 0)
+		rc = run_check(program, state, e);
+	if (rc < 0) {
+		machine_resume();
+		close(state);
+		log_warn("live update refused: %s (the guest runs on)", e->msg);
+		return -1;
+	}
+	log_info("live update: state written in %llu us (%llu bytes), %s checked it in %llu "
+		 "us; exec",
+		 (unsigned long long)((t_check - t_write) / 1000), (unsigned long long)r.file_bytes,
+		 program, (unsigned long long)((mono_ns() - t_check) / 1000));
+	char fdarg[16];
+	snprintf(fdarg, sizeof(fdarg), "%d", state);
+	char *argv[] = {(char *)program, "run", "--resume-from-fd", fdarg, NULL};
+	set_cloexec(state, false);
+	set_cloexec(h.api_fd, false);
+	set_cloexec(h.client_fd, false);
+	for (unsigned k = 0; k < h.npieces; k++)
+		set_cloexec(h.pieces[k].fd, false);
+	fflush(NULL);
+	execve(program, argv, environ);
+	int err = errno;
+	set_cloexec(state, true);
+	set_cloexec(h.api_fd, true);
+	set_cloexec(h.client_fd, true);
+	for (unsigned k = 0; k < h.npieces; k++)
+		set_cloexec(h.pieces[k].fd, true);
+	machine_resume();
+	close(state);
+	err_set(e, "execve %s: %s", program, strerror(err));
+	log_warn("live update refused: %s (the guest runs on)", e->msg);
+	return -1;
+}
+
+void update_resumed(const struct snap_view *v)
+{
+	uint64_t paused = mono_ns() - v->ho_pause_ns;
+	log_info("live update: the vCPUs resume %llu us after they were paused (pid %d)",
+		 (unsigned long long)(paused / 1000), (int)getpid());
+	if (v->ho_client_fd < 0)
+		return;
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[n > 0 ? n : 0] = '\0';
+	json_t *id = json_loadb(v->ho_reply_id.p, v->ho_reply_id.len, JSON_DECODE_ANY, NULL);
+	json_t *r = json_pack("{s:o, s:b, s:{s:s, s:i, s:I}}", "id", id ? id : json_null(), "ok", 1,
+			      "result", "program", self, "pid", (int)getpid(), "pause_ns",
+			      (json_int_t)paused);
+	char *reply = r ? json_dumps(r, JSON_COMPACT) : NULL;
+	json_decref(r);
+	size_t len = reply ? strlen(reply) : 0;
+	char *line = reply ? malloc(len + 2) : NULL;
+	if (line != NULL) {
+		memcpy(line, reply, len);
+		line[len] = '\n';
+		line[len + 1] = '\0';
+	}
+	if (line == NULL ||
+	    send(v->ho_client_fd, line, len + 1, MSG_NOSIGNAL) != (ssize_t)(len + 1))
+		log_warn("live update: the reply to the client that asked was not sent: %s",
+			 line ? strerror(errno) : "out of memory");
+	free(line);
+	free(reply);
+	close(v->ho_client_fd);
+}
+
+int update_check_open(int fd, int *argc, char ***argv, struct errbuf *e)
+{
+	const char *cwd;
+	if (snapshot_restore_open_fd(fd, "the live update's state", argc, argv, &cwd, e) < 0)
+		return -1;
+	const struct snap_view *v;
+	if (!snapshot_restore_handover(&v))
+		return err_set(e, "the live update's state: section HANDOVER: missing");
+	return 0;
+}
