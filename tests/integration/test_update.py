@@ -1,0 +1,164 @@
+"""Live update (docs/snapshot.md "Live update"): `vmmux ctl update
+[--program PATH]` replaces the running vmmux program under the running
+guest.
+
+A guest printing a numbered sequence of running checksums over its memory
+(snapseq_long.elf, at CPL3) is updated three times while it runs: it prints
+exactly what an uninterrupted run prints (no line lost, repeated or
+changed: its memory and vCPU state went across), with the same exit
+status; the process id never changes; the control socket answers after
+each update (the same listening socket, handed over). Then every refusal:
+a program that is missing, one that is not vmmux, a vmmux that refuses the
+state (another state version), a run with a parallel VMM: each named in the
+reply, and the guest runs on undisturbed in the old program.
+
+The placement of the VMMs is given by the tests (live update hands over
+in-process VMMs only), so the module is not run again under --parallel.
+"""
+import os
+import stat
+import struct
+import unittest
+import zlib
+
+import harness
+from harness import VmmuxTest, guest, run_ctl, wait_for_socket, wait_until
+
+HDR = 64
+SECHDR = 24
+SEC_HANDOVER = 11
+ARGS = ["--cpu-mode", "user"]
+
+
+def vmmux_path():
+    return os.path.abspath(harness.VMMUX) if os.sep in harness.VMMUX else harness.VMMUX
+
+
+# A program that gives vmmux's check a state of another HANDOVER version: it
+# reads the state on descriptor 3, sets that section's version to 2 (the
+# CRCs made right again, as another vmmux would write them), and runs the
+# real vmmux on it.
+BAD_VERSION = r'''#!/usr/bin/env python3
+import os, struct, sys, zlib
+data = bytearray(os.pread(3, os.fstat(3).st_size, 0))
+nsec = struct.unpack_from("<I", data, 32)[0]
+at = 64
+for _ in range(nsec):
+    typ, _crc, length, index = struct.unpack_from("<IIQI", data, at)
+    if typ == %d:
+        struct.pack_into("<I", data, at + 24, 2)
+        struct.pack_into("<I", data, at + 4, zlib.crc32(bytes(data[at + 24:at + 24 + length])))
+        struct.pack_into("<I", data, at + 20, zlib.crc32(bytes(data[at:at + 20])))
+    at += 24 + ((length + 7) & ~7)
+fd = os.memfd_create("state", 0)
+os.write(fd, bytes(data))
+os.dup2(fd, 3)
+os.execv(%r, [%r] + sys.argv[1:])
+'''
+
+
+class UpdateTest(VmmuxTest):
+    _reference = None
+
+    def reference(self):
+        """The uninterrupted run (once for the module)."""
+        if UpdateTest._reference is None:
+            UpdateTest._reference = self.vmmux("run", "--kernel", guest("snapseq_long.elf"), *ARGS,
+                                               timeout=240)
+            self.assertTrue(UpdateTest._reference.out.endswith("snapseq done\n"))
+        return UpdateTest._reference
+
+    def start_guest(self, *extra):
+        sock = self.path("api.sock")
+        bg = self.start("run", "--kernel", guest("snapseq_long.elf"), *ARGS, "--api-sock", sock,
+                        "--log-level", "info", *extra)
+        wait_for_socket(sock, bg)
+        return bg, sock
+
+    def wait_lines(self, bg, n):
+        wait_until("%d lines printed" % n,
+                   lambda: bg.out().count("\n") >= n or not bg.running(), timeout=120)
+        self.assertTrue(bg.running(), "the guest ended before line %d:\n%s" % (n, bg.err()))
+
+    def assertSameAsReference(self, bg):
+        ref = self.reference()
+        r = bg.finish(timeout=240)
+        self.assertEqual(r.status, ref.status, r.err)
+        lines = r.out.splitlines()
+        nums = [int(l.split()[1]) for l in lines if l.startswith("snap ")]
+        self.assertEqual(nums, list(range(6000)), "lines lost or repeated")
+        self.assertEqual(r.out, ref.out)
+        self.assertNotIn("went back", r.out)
+        return r
+
+    def assertRunsOn(self, bg, sock):
+        """The old program still runs and answers, with the same pid."""
+        self.assertTrue(bg.running(), bg.err())
+        p = run_ctl(sock, "ping")
+        self.assertStatus(p, 0)
+        self.assertEqual(harness.proc_cmdline(bg.pid)[1:3], ["run", "--kernel"])
+
+    def test_three_updates(self):
+        bg, sock = self.start_guest()
+        for k, (at, prog) in enumerate([(300, None), (1500, vmmux_path()), (3000, None)]):
+            self.wait_lines(bg, at)
+            c = run_ctl(sock, "update", *(["--program", prog] if prog else []))
+            self.assertStatus(c, 0)
+            self.assertIn("pid: %d" % bg.pid, c.out)
+            self.assertIn("pause_ns:", c.out)
+            self.assertTrue(bg.running())
+            # the same listening socket, served by the new program
+            p = run_ctl(sock, "ping")
+            self.assertStatus(p, 0)
+            self.assertIn("--resume-from-fd", " ".join(harness.proc_cmdline(bg.pid)))
+            self.assertEqual(bg.err().count("live update: the vCPUs resume"), k + 1)
+        r = self.assertSameAsReference(bg)
+        self.assertEqual(r.err.count("control socket %s taken over" % sock), 3)
+        # the socket's path is removed at the end, as by any run
+        self.assertFalse(os.path.exists(sock))
+
+    def refused(self, bg, sock, args, why):
+        c = run_ctl(sock, "update", *args)
+        self.assertNotEqual(c.status, 0, c.out)
+        self.assertIn("update refused: ", c.err)
+        self.assertIn(why, c.err)
+        self.assertRunsOn(bg, sock)
+        return c
+
+    def test_refusals_leave_the_old_program_running(self):
+        bg, sock = self.start_guest()
+        self.wait_lines(bg, 200)
+        self.refused(bg, sock, ["--program", self.path("missing")],
+                     "program %s: No such file or directory" % self.path("missing"))
+        self.refused(bg, sock, ["--program", "/bin/true"],
+                     "/bin/true is not a vmmux that takes a live update: "
+                     "`/bin/true run --update-check-fd 3` printed '' and exited with status 0")
+        self.refused(bg, sock, ["--program", "/bin/echo"],
+                     "/bin/echo is not a vmmux that takes a live update: `/bin/echo run "
+                     "--update-check-fd 3` printed 'run --update-check-fd 3'")
+        wrapper = self.path("vmmux-v2")
+        with open(wrapper, "w") as f:
+            f.write(BAD_VERSION % (SEC_HANDOVER, vmmux_path(), vmmux_path()))
+        os.chmod(wrapper, stat.S_IRWXU)
+        self.refused(bg, sock, ["--program", wrapper],
+                     "(HANDOVER): live-update state version 2; this vmmux reads version 1 only")
+        self.assertNotIn("live update: the vCPUs resume", bg.err())
+        # and after the refusals, an update that is taken
+        c = run_ctl(sock, "update")
+        self.assertStatus(c, 0)
+        self.assertIn("pid: %d" % bg.pid, c.out)
+        self.assertSameAsReference(bg)
+
+    def test_parallel_vmm_refused(self):
+        bg, sock = self.start_guest("--parallel")
+        self.wait_lines(bg, 200)
+        kids = harness.child_pids(bg.pid)
+        self.assertGreater(len(kids), 0)
+        self.refused(bg, sock, [], "is a parallel VMM: live update hands over in-process "
+                     "VMMs only")
+        self.assertEqual(harness.child_pids(bg.pid), kids)
+        self.assertSameAsReference(bg)
+
+
+if __name__ == "__main__":
+    unittest.main()
