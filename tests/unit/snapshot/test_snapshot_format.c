@@ -29,6 +29,10 @@ struct spec {
 	uint32_t regs_len; /* 0: sizeof(struct kvm_regs) */
 	uint64_t extent_gpa, extent_len;
 	uint32_t version;
+	/* a live update's HANDOVER section: its version (0: none), and a
+	 * piece size other than all of memory (a hole at the end) */
+	uint32_t handover;
+	uint64_t ho_piece;
 };
 
 struct file {
@@ -127,6 +131,24 @@ static struct file build(const struct spec *s)
 		snap_buf_u64(&b, s->extent_len ? s->extent_gpa : SNAP_PAGE);
 		snap_buf_u64(&b, s->extent_len ? s->extent_len : 2 * SNAP_PAGE);
 		add_section(&f, SNAP_SEC_MEMORY, 0, &b);
+	}
+	if (s->handover) {
+		uint64_t piece = s->ho_piece ? s->ho_piece : MEM / 2;
+		snap_buf_u32(&b, s->handover);
+		snap_buf_u32(&b, 2);
+		snap_buf_u64(&b, 12345);
+		snap_buf_u32(&b, 7);
+		snap_buf_u32(&b, (uint32_t)-1);
+		snap_buf_str(&b, "\"req-1\"");
+		snap_buf_u64(&b, 0);
+		snap_buf_u64(&b, MEM / 2);
+		snap_buf_u32(&b, 20);
+		snap_buf_u32(&b, 0);
+		snap_buf_u64(&b, MEM / 2);
+		snap_buf_u64(&b, piece);
+		snap_buf_u32(&b, 21);
+		snap_buf_u32(&b, 0);
+		add_section(&f, SNAP_SEC_HANDOVER, 0, &b);
 	}
 	if (!s->skip_end)
 		add_section(&f, SNAP_SEC_END, 0, &b);
@@ -326,6 +348,45 @@ static void test_layout_refusals(void **state)
 	free(f.p);
 }
 
+/* A live update's HANDOVER section: decoded; another version refused by
+ * name; pieces that do not cover memory refused; absent from a snapshot. */
+static void test_handover(void **state)
+{
+	(void)state;
+	struct snap_view v;
+	struct file f = build(&base);
+	memset(&v, 0, sizeof(v));
+	parses(&f, &v);
+	assert_false(v.handover);
+	free(f.p);
+
+	struct spec s = base;
+	s.handover = SNAP_HANDOVER_VERSION;
+	f = build(&s);
+	memset(&v, 0, sizeof(v));
+	parses(&f, &v);
+	assert_true(v.handover);
+	assert_int_equal(v.ho_npieces, 2);
+	assert_int_equal(v.ho_pause_ns, 12345);
+	assert_int_equal(v.ho_api_fd, 7);
+	assert_int_equal(v.ho_client_fd, -1);
+	assert_int_equal(v.ho_reply_id.len, 7);
+	assert_memory_equal(v.ho_reply_id.p, "\"req-1\"", 7);
+	free(f.p);
+
+	s.handover = SNAP_HANDOVER_VERSION + 1;
+	f = build(&s);
+	refused(&f, f.len,
+		"(HANDOVER): live-update state version 2; this vmmux reads version 1 only");
+	free(f.p);
+
+	s.handover = SNAP_HANDOVER_VERSION;
+	s.ho_piece = MEM / 2 - SNAP_PAGE;
+	f = build(&s);
+	refused(&f, f.len, "(HANDOVER): guest RAM pieces that do not cover memory");
+	free(f.p);
+}
+
 /* Change bytes of a section's payload and recompute its CRCs, so that the
  * decoding behind them sees the change: refused or accepted, never a crash
  * or a read outside the buffer (run under ASan). */
@@ -376,6 +437,7 @@ int main(void)
 	    cmocka_unit_test(test_truncated_at_every_length),
 	    cmocka_unit_test(test_corrupted_section_is_named),
 	    cmocka_unit_test(test_layout_refusals),
+	    cmocka_unit_test(test_handover),
 	    cmocka_unit_test(test_mutations_never_crash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
