@@ -474,7 +474,9 @@ static int update_check(const char *arg)
 		snapshot_restore_close();
 		return EXIT_USAGE;
 	}
-	int rc = !c->hvt.on && config_finish(c, &e) ? -1 : 0;
+	/* the configuration against the state, as the run will check it (a VMM
+	 * added or swapped at run time is not in the command line) */
+	int rc = !c->hvt.on && (config_finish(c, &e) || snapshot_restore_check(c, &e) < 0) ? -1 : 0;
 	if (rc < 0)
 		printf("vmmux update-check: refused: the run's configuration: %s\n", e.msg);
 	else

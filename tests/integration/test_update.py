@@ -9,7 +9,8 @@ changed: its memory and vCPU state went across), with the same exit
 status; the process id never changes; the control socket answers after
 each update (the same listening socket, handed over). Then every refusal:
 a program that is missing, one that is not vmmux, a vmmux that refuses the
-state (another state version), a run with a parallel VMM: each named in the
+state (another state version, a VMM added at run time that its command
+line lacks), a run with a parallel VMM: each named in the
 reply, and the guest runs on undisturbed in the old program.
 
 The placement of the VMMs is given by the tests (live update hands over
@@ -147,6 +148,17 @@ class UpdateTest(VmmuxTest):
         c = run_ctl(sock, "update")
         self.assertStatus(c, 0)
         self.assertIn("pid: %d" % bg.pid, c.out)
+        self.assertSameAsReference(bg)
+
+    def test_vmm_added_at_run_time_refused(self):
+        # the new program runs the command line, which does not have it: its
+        # check says so before the exec
+        bg, sock = self.start_guest()
+        self.wait_lines(bg, 200)
+        self.assertStatus(run_ctl(sock, "vmm", "add", "mon=monitor,output=%s" %
+                                  self.path("mon.jsonl")), 0)
+        self.refused(bg, sock, [], "('mon'): no VMM of that name in the run's "
+                     "configuration")
         self.assertSameAsReference(bg)
 
     def test_parallel_vmm_refused(self):
