@@ -198,18 +198,32 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 		h.pieces[k].size = m->pieces[k].size;
 		h.pieces[k].fd = m->pieces[k].memfd;
 	}
+	/* First the new program checks a state written in a short pause, the
+	 * guest running meanwhile; then the state is written again in the
+	 * pause that lasts until the new program resumes the vCPUs. Live
+	 * changes (this worker's) cannot come in between: the configuration
+	 * the check saw is the one handed over. */
+	struct snapshot_result r;
+	uint64_t t_write = mono_ns();
 	if (machine_pause(UPDATE_PAUSE_NS, e) < 0) {
 		close(state);
 		return err_prefix(e, "pausing the machine");
 	}
-	struct snapshot_result r;
-	uint64_t t_write = mono_ns();
 	int rc = snapshot_write_handover(state, &h, &r, e);
+	machine_resume();
 	uint64_t t_check = mono_ns();
 	if (rc == 0)
 		rc = run_check(program, state, e);
+	uint64_t t_checked = mono_ns();
+	if (rc == 0) {
+		h.pause_ns = mono_ns();
+		rc = machine_pause(UPDATE_PAUSE_NS, e);
+		if (rc < 0)
+			err_prefix(e, "pausing the machine");
+		else if ((rc = snapshot_write_handover(state, &h, &r, e)) < 0)
+			machine_resume();
+	}
 	if (rc < 0) {
-		machine_resume();
 		close(state);
 		log_warn("live update refused: %s (the guest runs on)", e->msg);
 		return -1;
@@ -217,7 +231,7 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	log_info("live update: state written in %llu us (%llu bytes), %s checked it in %llu "
 		 "us; exec",
 		 (unsigned long long)((t_check - t_write) / 1000), (unsigned long long)r.file_bytes,
-		 program, (unsigned long long)((mono_ns() - t_check) / 1000));
+		 program, (unsigned long long)((t_checked - t_check) / 1000));
 	char fdarg[16];
 	snprintf(fdarg, sizeof(fdarg), "%d", state);
 	char *argv[] = {(char *)program, "run", "--resume-from-fd", fdarg, NULL};

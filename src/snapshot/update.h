@@ -13,13 +13,15 @@
  *      (format.h) naming the descriptors the new program inherits: guest
  *      RAM's memfds (guest memory is not copied), the control socket's
  *      listening socket, the connection of the client that asked;
- *   3. runs `PROGRAM run --update-check-fd 3` with the state on descriptor
- *      3: the new program decodes the state and parses its command line
- *      and must print `vmmux update-check: ok` (else its reason) within
- *      UPDATE_CHECK_NS; anything else refuses the update and the guest
- *      resumes here, the reason in the reply;
- *   4. clears FD_CLOEXEC on the inherited descriptors and execve's
- *      `PROGRAM run --resume-from-fd N`: the process id stays; every other
+ *   3. resumes the guest and runs `PROGRAM run --update-check-fd 3` with
+ *      the state on descriptor 3: the new program decodes the state, parses
+ *      its command line and checks it against the state, and must print
+ *      `vmmux update-check: ok` (else its reason) within UPDATE_CHECK_NS;
+ *      anything else refuses the update, the reason in the reply;
+ *   4. pauses again and writes the state again (live changes, which run on
+ *      this same worker, cannot come in between), clears FD_CLOEXEC on the
+ *      inherited descriptors and execve's `PROGRAM run --resume-from-fd N`:
+ *      the process id stays; every other
  *      descriptor (the KVM VM and vCPUs among them) closes. An execve that
  *      fails leaves everything as it was and the guest resumes.
  * The new program restores the state (snapshot.h) into a new VM, maps guest
