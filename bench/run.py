@@ -93,6 +93,14 @@ def cmd_snapshot(o):
     return args
 
 
+def cmd_update(o):
+    args = [sys.executable, os.path.join(HERE, "update/update_bench.py"), "--build",
+            o.build, "--rounds", str(o.rounds)]
+    if o.smoke:
+        args += ["--smoke"]
+    return args
+
+
 # (name, command, markdown?, heading for plain-text output, in smoke mode?)
 BENCHES = [
     ("route", cmd_route, True, None, True),
@@ -101,6 +109,7 @@ BENCHES = [
     ("footprint", cmd_footprint, True, None, True),
     ("hvt", cmd_hvt, True, None, True),
     ("snapshot", cmd_snapshot, True, None, True),
+    ("update", cmd_update, True, None, True),
     ("transport", cmd_transport, False, "Transport alone (transport_bench)", True),
     ("transition", cmd_transition, False,
      "Transition as vmmux's statistics see it (transition_bench.py)", False),

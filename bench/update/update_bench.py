@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""update_bench: the guest's pause during a live update of vmmux.
+
+For guests of 64 MiB and 1 GiB of RAM, snapseq_long.elf (CPL3, 1 vCPU)
+runs with a control socket and is updated ROUNDS times in a row with
+`update` (the same program): each update's pause as the new program
+reports it (`pause_ns`: from the pause request in the old program to the
+vCPUs' start in the new one, the longest time a vCPU could not run; the
+first, short pause for the new program's check is not in it) and the
+control command's round trip. Runs with parallel VMMs are refused by live
+update (not handed over yet), so only 0 parallel VMMs is measured. Prints
+the median, minimum and maximum (ms) as a markdown section.
+
+    python3 bench/update/update_bench.py --build build [--rounds 5] [--smoke]
+
+A program, not a test: its figures depend on the host's load.
+"""
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def call(sock_path, cmd, **args):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(120)
+    s.connect(sock_path)
+    s.sendall(json.dumps({"id": 1, "cmd": cmd, "args": args}).encode() + b"\n")
+    buf = b""
+    while b"\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise RuntimeError("control socket closed")
+        buf += chunk
+    s.close()
+    rep = json.loads(buf.split(b"\n", 1)[0])
+    if not rep.get("ok"):
+        raise RuntimeError("%s: %r" % (cmd, rep.get("error")))
+    return rep["result"]
+
+
+def wait_for(pred, timeout=60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def one_case(o, tmp, mem, rounds):
+    sock = os.path.join(tmp, "api.sock")
+    out = os.path.join(tmp, "out")
+    args = [o.vmmux, "run", "--kernel", os.path.join(o.build, "guest", "snapseq_long.elf"),
+            "--cpu-mode", "user", "--mem", mem, "--api-sock", sock]
+    with open(out, "wb") as f:
+        p = subprocess.Popen(args, stdout=f, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL)
+    got = []
+    try:
+        if not wait_for(lambda: os.path.exists(sock) and open(out, "rb").read().count(b"\n")
+                        >= 20):
+            raise RuntimeError("the guest did not print 20 lines")
+        for _ in range(rounds):
+            t0 = time.monotonic()
+            r = call(sock, "update")
+            rtt = time.monotonic() - t0
+            if r["pid"] != p.pid:
+                raise RuntimeError("the pid changed: %d, was %d" % (r["pid"], p.pid))
+            got.append({"pause": r["pause_ns"] / 1e6, "ctl": rtt * 1e3})
+            time.sleep(0.05)
+    finally:
+        p.kill()
+        p.wait()
+    return got
+
+
+def fmt(xs):
+    return "%.2f / %.2f / %.2f" % (statistics.median(xs), min(xs), max(xs))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--smoke", action="store_true")
+    o = ap.parse_args()
+    o.build = os.path.abspath(o.build)
+    o.vmmux = os.path.join(o.build, "vmmux")
+    rounds = 1 if o.smoke else max(o.rounds, 3)
+    cases = ["64M"] if o.smoke else ["64M", "1G"]
+    rows = []
+    failed = False
+    for mem in cases:
+        with tempfile.TemporaryDirectory(prefix="vmmux-updbench-") as tmp:
+            try:
+                got = one_case(o, tmp, mem, rounds)
+            except Exception as e:  # noqa: BLE001 - reported in the table
+                print("update_bench: %s: %s" % (mem, e), file=sys.stderr)
+                got = []
+        if not got:
+            failed = True
+            rows.append("| %s | 0 | failed | |" % mem)
+            continue
+        rows.append("| %s | 0 | %s | %s |" % (mem, fmt([g["pause"] for g in got]),
+                                              fmt([g["ctl"] for g in got])))
+    for mem in cases:
+        rows.append("| %s | 3 | refused (parallel VMMs are not handed over) | |" % mem)
+    print("## Live update (update_bench.py)\n")
+    print("snapseq_long.elf at CPL3, 1 vCPU, updated %d time(s) in a row while it runs "
+          "(`vmmux ctl update`, the same program). Times in ms, median / minimum / maximum. "
+          "*pause*: from the pause request in the old program to the vCPUs' start in the "
+          "new one (`pause_ns`), the longest time a vCPU could not run; *ctl*: the control "
+          "command's round trip (the new program's check of the state, while the guest "
+          "runs, included).\n" % rounds)
+    print("| RAM | parallel VMMs | pause | ctl |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(r)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
