@@ -241,8 +241,10 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	for (unsigned k = 0; k < h.npieces; k++)
 		set_cloexec(h.pieces[k].fd, false);
 	fflush(NULL);
+	vmm_tty_handover(false);
 	execve(program, argv, environ);
 	int err = errno;
+	vmm_tty_handover(true);
 	set_cloexec(state, true);
 	set_cloexec(h.api_fd, true);
 	set_cloexec(h.client_fd, true);

@@ -82,6 +82,18 @@ static void tty_restore(void)
 	}
 }
 
+void vmm_tty_handover(bool back)
+{
+	static struct termios raw;
+	static bool was_raw;
+	if (!back) {
+		was_raw = tty_raw && tcgetattr(STDIN_FILENO, &raw) == 0;
+		tty_restore();
+	} else if (was_raw && tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0) {
+		tty_raw = true;
+	}
+}
+
 /*
  * Standard input serves as a VMM's input when it is a terminal or a pipe (or
  * a socket); a terminal is switched to non-canonical mode without echo, so

@@ -175,6 +175,12 @@ int vmm_config_check(const struct vmm_config *c, struct errbuf *e);
 int vmm_registry_init(const struct vmm_config *cfgs, size_t n, struct errbuf *e);
 void vmm_registry_fini(void);
 
+/* A live update (src/snapshot/update.h) around its execve: !BACK puts the
+ * terminal on standard input back as it was before vmmux made it raw (the
+ * new program saves it and makes it raw again); BACK (the execve failed)
+ * makes it raw again. */
+void vmm_tty_handover(bool back);
+
 size_t vmm_count(void);
 struct vmm *vmm_get(uint16_t id);
 uint16_t vmm_lookup(const char *name); /* VMM_ID_NONE when unknown */

@@ -18,7 +18,9 @@ The placement of the VMMs is given by the tests (live update hands over
 in-process VMMs only), so the module is not run again under --parallel.
 """
 import os
+import pty
 import stat
+import termios
 import struct
 import unittest
 import zlib
@@ -130,6 +132,25 @@ class UpdateTest(VmmuxTest):
             self.wait_lines(bg, at)
             self.assertStatus(run_ctl(sock, "update"), 0)
         self.assertSameAsReference(bg, smp)
+
+    def test_terminal_left_as_it_was(self):
+        # the console's input is a terminal, which vmmux makes raw: across
+        # an update, the new program must not take the raw mode for the
+        # user's own, and the end of the run gives the user's settings back
+        master, slave = pty.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        before = termios.tcgetattr(slave)
+        self.assertTrue(before[3] & termios.ECHO)
+        sock = self.path("api.sock")
+        bg = self.start("run", "--kernel", guest("snapseq_long.elf"), *ARGS, "--api-sock", sock,
+                        stdin=slave)
+        wait_for_socket(sock, bg)
+        self.wait_lines(bg, 300)
+        self.assertFalse(termios.tcgetattr(slave)[3] & termios.ECHO)  # raw while it runs
+        self.assertStatus(run_ctl(sock, "update"), 0)
+        self.assertSameAsReference(bg)
+        self.assertEqual(termios.tcgetattr(slave), before)
 
     def refused(self, bg, sock, args, why):
         c = run_ctl(sock, "update", *args)
