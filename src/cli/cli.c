@@ -7,6 +7,7 @@
  * by a hint to the command's help, with exit status EXIT_USAGE.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -506,6 +507,8 @@ static int cmd_run(int argc, char **argv)
 		int rc = resume == NULL ? snapshot_restore_open(restore, &sargc, &sargv, &cwd, &e)
 			 : fd_arg(resume) < 0
 			     ? err_set(&e, "--resume-from-fd %s: not a descriptor number", resume)
+			 : fcntl(fd_arg(resume), F_SETFD, FD_CLOEXEC) < 0
+			     ? err_set(&e, "--resume-from-fd %s: %s", resume, strerror(errno))
 			     : snapshot_restore_open_fd(fd_arg(resume), "the live update's state",
 							&sargc, &sargv, &cwd, &e);
 		if (rc < 0) {

@@ -118,6 +118,12 @@ class UpdateTest(VmmuxTest):
             self.assertStatus(p, 0)
             self.assertIn("--resume-from-fd", " ".join(harness.proc_cmdline(bg.pid)))
             self.assertEqual(bg.err().count("live update: the vCPUs resume"), k + 1)
+            # nothing is left behind by an update (no descriptor leaks into
+            # the next program)
+            fds = len(os.listdir("/proc/%d/fd" % bg.pid))
+            if k == 0:
+                first = fds
+            self.assertEqual(fds, first)
         r = self.assertSameAsReference(bg)
         self.assertEqual(r.err.count("control socket %s taken over" % sock), 3)
         # the socket's path is removed at the end, as by any run
