@@ -486,6 +486,58 @@ static int scan_memory(const struct guest_mem *m, struct extents *x, struct errb
 	return 0;
 }
 
+static int write_all(int fd, const void *p, size_t n, uint64_t off, struct errbuf *e);
+
+int snapshot_memory_to_memfds(struct guest_mem *m, struct errbuf *e)
+{
+	for (unsigned k = 0; k < m->npieces; k++) {
+		struct gm_piece *pc = &m->pieces[k];
+		if (pc->memfd >= 0)
+			continue;
+		uint64_t npages = pc->size / SNAP_PAGE;
+		uint8_t *cand = calloc(npages ? npages : 1, 1);
+		int fd = memfd_create("vmmux-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (cand == NULL || fd < 0 || ftruncate(fd, (off_t)pc->size) < 0 ||
+		    mincore(m->host + pc->gpa, pc->size, cand) < 0) {
+			err_set(e, "guest RAM at 0x%llx: a memfd for it: %s",
+				(unsigned long long)pc->gpa,
+				cand ? strerror(errno) : "out of memory");
+			free(cand);
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		/* the pages that can hold data, as a snapshot finds them */
+		for (uint64_t p = 0; p < npages; p++)
+			cand[p] &= 1;
+		if (source.fd >= 0)
+			mark_data(source.fd, source.data_offset + pc->gpa, pc->size, cand);
+		for (uint64_t p = 0; p < npages; p++) {
+			const uint8_t *at = m->host + pc->gpa + p * SNAP_PAGE;
+			if (cand[p] && !page_zero(at) &&
+			    write_all(fd, at, SNAP_PAGE, p * SNAP_PAGE, e) < 0) {
+				free(cand);
+				close(fd);
+				return err_prefix(e, "guest RAM at 0x%llx",
+						  (unsigned long long)pc->gpa);
+			}
+		}
+		free(cand);
+		void *map = mmap(m->host + pc->gpa, pc->size, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd, 0);
+		if (map == MAP_FAILED) {
+			/* MAP_FIXED failed: the old mapping is still there */
+			close(fd);
+			return err_set(e, "guest RAM at 0x%llx: mapping its memfd: %s",
+				       (unsigned long long)pc->gpa, strerror(errno));
+		}
+		(void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+		pc->memfd = fd;
+	}
+	m->memfd = m->npieces == 1 ? m->pieces[0].memfd : -1;
+	return 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Writing a snapshot                                                       */
 /* ---------------------------------------------------------------------- */

@@ -71,6 +71,14 @@ struct snapshot_handover {
 		int fd;
 	} pieces[64];
 };
+/* A live update of a run restored from a snapshot, the machine paused:
+ * every piece of guest RAM mapped copy-on-write from the snapshot file
+ * becomes a memfd of its own (its pages that can hold data copied in:
+ * those the guest touched and those the file holds), mapped shared at the
+ * same address, so that it can be handed over. 0, or -1 with a message
+ * (the pieces done so far stay memfds, with the same contents). */
+struct guest_mem;
+int snapshot_memory_to_memfds(struct guest_mem *m, struct errbuf *e);
 /* snapshot_write_fd with a HANDOVER section from H and no memory written. */
 int snapshot_write_handover(int fd, const struct snapshot_handover *h, struct snapshot_result *r,
 			    struct errbuf *e);

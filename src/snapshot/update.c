@@ -52,14 +52,6 @@ static int refusable(struct errbuf *e)
 				       "in-process VMMs only",
 				       v->name);
 	}
-	const struct guest_mem *m = &machine_vm()->mem;
-	for (unsigned k = 0; k < m->npieces; k++)
-		if (m->pieces[k].memfd < 0)
-			return err_set(e,
-				       "guest RAM at 0x%llx is mapped copy-on-write from the "
-				       "snapshot this run was restored from, not a memfd that can "
-				       "be handed over",
-				       (unsigned long long)m->pieces[k].gpa);
 	const struct vmmux_config *c = machine_config();
 	for (size_t i = 0; c->hvt.on && i < c->hvt.ndev; i++)
 		if (c->hvt.dev[i].net)
@@ -191,13 +183,6 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	h.api_fd = api_listen_fd();
 	h.client_fd = client_fd;
 	h.reply_id = reply_id;
-	const struct guest_mem *m = &machine_vm()->mem;
-	h.npieces = m->npieces;
-	for (unsigned k = 0; k < m->npieces; k++) {
-		h.pieces[k].gpa = m->pieces[k].gpa;
-		h.pieces[k].size = m->pieces[k].size;
-		h.pieces[k].fd = m->pieces[k].memfd;
-	}
 	/* First the new program checks a state written in a short pause, the
 	 * guest running meanwhile; then the state is written again in the
 	 * pause that lasts until the new program resumes the vCPUs. Live
@@ -209,7 +194,17 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 		close(state);
 		return err_prefix(e, "pausing the machine");
 	}
-	int rc = snapshot_write_handover(state, &h, &r, e);
+	/* a run restored from a snapshot: its RAM becomes memfds first */
+	struct guest_mem *m = &machine_vm()->mem;
+	int rc = snapshot_memory_to_memfds(m, e);
+	h.npieces = m->npieces;
+	for (unsigned k = 0; k < m->npieces; k++) {
+		h.pieces[k].gpa = m->pieces[k].gpa;
+		h.pieces[k].size = m->pieces[k].size;
+		h.pieces[k].fd = m->pieces[k].memfd;
+	}
+	if (rc == 0)
+		rc = snapshot_write_handover(state, &h, &r, e);
 	machine_resume();
 	uint64_t t_check = mono_ns();
 	if (rc == 0)

@@ -158,6 +158,29 @@ class UpdateTest(VmmuxTest):
         self.assertSameAsReference(bg)
         self.assertEqual(termios.tcgetattr(slave), before)
 
+    def test_a_restored_run(self):
+        # a run restored from a snapshot maps guest RAM from the file
+        # copy-on-write: the first update makes it memfds (the pages the
+        # guest touched and those the file holds copied in), then hands
+        # them over
+        bg, sock = self.start_guest()
+        self.wait_lines(bg, 500)
+        snap = self.path("snap")
+        self.assertStatus(run_ctl(sock, "snapshot", snap, "--stop"), 0)
+        a = bg.finish(timeout=120)
+        sock2 = self.path("api2.sock")
+        b = self.start("run", "--restore", snap, "--api-sock", sock2)
+        wait_for_socket(sock2, b)
+        for at in (300, 1500):
+            self.wait_lines(b, at)
+            c = run_ctl(sock2, "update")
+            self.assertStatus(c, 0)
+            self.assertIn("pid: %d" % b.pid, c.out)
+        r = b.finish(timeout=240)
+        ref = self.reference()
+        self.assertEqual(r.status, ref.status, r.err)
+        self.assertEqual(a.out + r.out, ref.out)
+
     def refused(self, bg, sock, args, why):
         c = run_ctl(sock, "update", *args)
         self.assertNotEqual(c.status, 0, c.out)
