@@ -21,7 +21,7 @@ NOBODY = 65534
 
 COMMANDS = ["ping", "version", "routes.list", "routes.add", "routes.delete", "routes.replace",
             "routes.batch", "vmms.list", "vmm.add", "vmm.start", "vmm.stop", "vmm.restart",
-            "vmm.swap", "platform.raise", "snapshot", "stats.get", "metrics.get"]
+            "vmm.swap", "platform.raise", "snapshot", "update", "stats.get", "metrics.get"]
 DEFAULT_VMMS = ["main", "uart", "exit", "chipset", "smm", "fault"]
 
 
