@@ -32,11 +32,15 @@
 #include "sandbox/sandbox.h"
 
 /* Roles, as bits. */
-#define VCPU  (1u << SELF_VCPU)
-#define SUP   (1u << SELF_SUPERVISOR)
-#define DISP  (1u << SELF_DISPATCHER)
-#define CTL   (1u << SELF_CONTROL)
-#define WORK  (1u << SELF_WORKER)
+#define VCPU (1u << SELF_VCPU)
+#define SUP  (1u << SELF_SUPERVISOR)
+#define DISP (1u << SELF_DISPATCHER)
+#define CTL  (1u << SELF_CONTROL)
+/* The live-change worker forks VMMs as the supervisor does: its list is
+ * the supervisor's, and it runs under the supervisor's filter, which it
+ * inherits (one more of the same would only be evaluated twice, and would
+ * add one to the filters every VMM it forks inherits). */
+#define WORK  SUP
 #define SETUP (1u << SELF_SETUP)
 #define IOR   (1u << SELF_IOREGION)
 #define GDB   (1u << SELF_GDBSTUB)
@@ -385,6 +389,11 @@ static const struct rule rules[] = {
 
 /* clang-format on */
 
+static unsigned role_bit(enum self_role role)
+{
+	return role == SELF_WORKER ? SUP : 1u << role;
+}
+
 static const char *const role_names[SELF_NROLES] = {
     [SELF_VCPU] = "vcpu",
     [SELF_SUPERVISOR] = "supervisor",
@@ -409,6 +418,7 @@ const char *self_filter_role_name(enum self_role role)
 
 static struct {
 	bool enabled;
+	bool supervisor_on; /* the supervisor's filter is on the main thread */
 	struct sandbox_filter f[SELF_NROLES];
 	char *names[NAMES_MAX];
 } S;
@@ -495,7 +505,7 @@ static size_t role_calls(enum self_role role, int *nrs, size_t cap)
 {
 	int all[sizeof(rules) / sizeof(rules[0]) + 256];
 	size_t n = 0;
-	unsigned bit = 1u << role;
+	unsigned bit = role_bit(role);
 	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
 		if ((rules[i].roles & bit) && rules[i].err == 0)
 			all[n++] = rules[i].nr;
@@ -613,7 +623,7 @@ static int build(enum self_role role, struct sandbox_filter *f, struct errbuf *e
 		return err_set(e, "%s filter: setting the foreign-ABI action: %s", what,
 			       strerror(-rc));
 	}
-	unsigned bit = 1u << role;
+	unsigned bit = role_bit(role);
 	/* A row without conditions admits every call; libseccomp refuses
 	 * conditional rows after it (and they would add nothing). */
 	bool plain[NAMES_MAX] = {false};
@@ -743,7 +753,14 @@ int self_filter_enter(enum self_role role)
 		prctl(PR_SET_NAME, role_names[role], 0, 0, 0);
 	if (!S.enabled)
 		return 0;
-	return install(&S.f[role]);
+	/* The worker's filter is the supervisor's: inherited when the
+	 * supervisor installed it before starting the worker. */
+	if (role == SELF_WORKER && S.supervisor_on)
+		return 0;
+	int rc = install(&S.f[role]);
+	if (rc == 0 && role == SELF_SUPERVISOR)
+		S.supervisor_on = true;
+	return rc;
 }
 
 int self_filter_install_role(enum self_role role, bool trap_handler, struct errbuf *e)

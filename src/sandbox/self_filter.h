@@ -10,21 +10,25 @@
  *     name for it. With ENABLED false (vmmux run --no-seccomp) it does
  *     nothing and self_filter_enter only names the thread.
  *   - self_filter_enter(ROLE), by each thread itself, first thing in its
- *     start routine (the supervisor: the main thread, once every other
- *     thread of the run has started, before its loop): names the thread
+ *     start routine (the supervisor: the main thread, during set-up, before
+ *     it forks the first parallel VMM or starts a thread): names the thread
  *     (PR_SET_NAME, the role's short name; not the main thread, whose name
  *     is the process's) and installs ROLE's filter on the calling thread
  *     only. No SECCOMP_FILTER_FLAG_TSYNC: roles differ.
  *
  * Filters stack, and a thread created by a filtered thread inherits its
  * creator's filter before it installs its own: what a thread may do is the
- * intersection of its role's list and its creators'. So every role that
- * creates threads admits what they install (seccomp(SET_MODE_FILTER),
- * PR_SET_NO_NEW_PRIVS), and the roles that fork parallel VMMs (supervisor,
- * live-change worker) admit everything their children do until execve and
- * everything the VMM's own stages admit afterwards (sandbox_filter_calls),
- * plus the calls that give a child its own identity (clone, unshare,
- * setns, mount, pivot_root, landlock_*, uid and gid changes).
+ * intersection of its role's list and its creators'. The supervisor's
+ * filter goes on first, before the main thread forks the first parallel
+ * VMM; every other thread of the run starts after it and stacks its role's
+ * on it (self_filter_check verifies that the supervisor's admits every
+ * row), so every VMM process inherits exactly one filter of vmmux's. The
+ * live-change worker's list is the supervisor's and it runs under the one
+ * it inherits. The roles that fork parallel VMMs admit everything their
+ * children do until execve and everything the VMM's own stages admit
+ * afterwards (sandbox_filter_calls), plus the calls that give a child its
+ * own identity (clone, unshare, setns, mount, pivot_root, landlock_*, uid
+ * and gid changes).
  *
  * A forbidden system call is trapped (SECCOMP_RET_TRAP): the SIGSYS handler
  * writes one line, "vmmux: seccomp: the ROLE thread made a forbidden

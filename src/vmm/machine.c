@@ -857,9 +857,17 @@ static int machine_setup(struct vmmux_config *c)
 		log_error("%s", e.msg);
 		return EXIT_HOST;
 	}
-	if (!c->no_seccomp)
+	{
+		/* liburcu's thread starts now if it is not running yet: with
+		 * every signal blocked, so that the run's signals go to the
+		 * supervisor's signalfd, never to it. */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
 		router_reclaimer_run(reclaimer_enter);
-	else
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	if (c->no_seccomp)
 		log_warn("--no-seccomp: vmmux's own threads run without their seccomp filters");
 
 	/* A statistics file that cannot be written is a bad command line, found
