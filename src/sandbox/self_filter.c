@@ -374,6 +374,7 @@ static const struct rule rules[] = {
 	R1(open, SAN(ALL), MASKED(1, OPEN_WRITE_FLAGS, O_RDONLY)),
 	R(readlink, SAN(ALL)),
 	R(getdents64, SAN(ALL)),
+	R(getdents, SAN(ALL)), /* the sanitizer runtimes' internal_getdents */
 	R(mmap, SAN(ALL)),
 	R(mprotect, SAN(ALL)),
 	R(madvise, SAN(ALL)),
