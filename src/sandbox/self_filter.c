@@ -320,6 +320,25 @@ static const struct rule rules[] = {
 	R(landlock_create_ruleset, FORK),
 	R(landlock_add_rule, FORK),
 	R(landlock_restrict_self, FORK),
+	/* ... and what building a private root and /proc for it may take:
+	 * the new mount API, device nodes, links, ownership, file system
+	 * queries, the identity read back. */
+	R(open_tree, FORK),
+	R(move_mount, FORK),
+	R(fsopen, FORK),
+	R(fsconfig, FORK),
+	R(fsmount, FORK),
+	R(mount_setattr, FORK),
+	R(mknodat, FORK),
+	R(symlinkat, FORK),
+	R(fchown, FORK),
+	R(fchownat, FORK),
+	R(statfs, FORK),
+	R(fstatfs, FORK),
+	R(setdomainname, FORK),
+	R(getgroups, FORK),
+	R(getresuid, FORK),
+	R(getresgid, FORK),
 	/* Memory and descriptors for a VMM: its transport region and windows
 	 * (memfds, sealed), the set-up socket, stderr's pipe. */
 	R(memfd_create, FORK),
