@@ -1561,6 +1561,7 @@ static void *setup_main(void *arg)
 {
 	struct pvmm *p = arg;
 	struct errbuf e;
+	machine_thread_enter(SELF_SETUP);
 	if (setup_process(p, &e) == 0) {
 		bring_up(p);
 		pthread_mutex_lock(&p->lock);
