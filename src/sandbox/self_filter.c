@@ -370,6 +370,11 @@ static const struct rule rules[] = {
 	R(unlinkat, FORK),
 	R(rename, FORK),
 	R(getdents64, FORK),
+	/* snapshot (src/snapshot/, the live-change worker): which pages of a
+	 * restored run's file mapping are in memory; restore (main thread,
+	 * before the vCPUs): the snapshot's working directory */
+	R(mincore, FORK),
+	R(getcwd, FORK),
 	R(socket, FORK),
 	R(bind, FORK),
 	R(listen, FORK),
