@@ -174,6 +174,8 @@ static const char help_options[] =
     "                         see docs/debugging.md\n"
     "  --gdb-wait             with --gdb: hold the guest before its first\n"
     "                         instruction until the debugger continues it\n"
+    "  --no-seccomp           debugging only: run vmmux's own threads without\n"
+    "                         their seccomp filters (docs/security.md)\n"
     "  --watchdog DURATION    end the run as a guest crash when it lasts longer than\n"
     "                         DURATION: a number with ns, us, ms or s (for example\n"
     "                         5s); default: no watchdog\n"

@@ -49,6 +49,7 @@ enum {
 	OPT_NO_FW_CFG,
 	OPT_GDB,
 	OPT_GDB_WAIT,
+	OPT_NO_SECCOMP,
 	OPT_HELP = 'h',
 };
 
@@ -86,6 +87,7 @@ static const struct option run_options[] = {
     {"no-fw-cfg", no_argument, NULL, OPT_NO_FW_CFG},
     {"gdb", required_argument, NULL, OPT_GDB},
     {"gdb-wait", no_argument, NULL, OPT_GDB_WAIT},
+    {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -261,6 +263,9 @@ static int apply(struct vmmux_config *c, int opt, const char *arg, struct errbuf
 		return 0;
 	case OPT_GDB:
 		return set_string(&c->gdb, name, arg, e);
+	case OPT_NO_SECCOMP:
+		c->no_seccomp = true;
+		return 0;
 	case OPT_GDB_WAIT:
 		c->gdb_wait = true;
 		return 0;

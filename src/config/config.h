@@ -136,6 +136,7 @@ struct vmmux_config {
 	uint32_t trace_events; /* trace records per track (vCPU, main loop); 0: default */
 	int log_level;
 	bool log_timestamps; /* log lines start with seconds since start (log.h) */
+	bool no_seccomp;     /* --no-seccomp: vmmux's threads run without their filters */
 };
 
 /* Defaults: 64 MiB, 1 vCPU, irqchip and fw_cfg not given (config_finish

@@ -130,6 +130,7 @@ void *vcpu_thread_main(void *arg)
 	struct vm *vm = machine_vm();
 	struct vm_vcpu *v = &vm->vcpus[index];
 
+	machine_thread_enter(SELF_VCPU);
 	threads[index] = pthread_self();
 	atomic_store(&started[index], true);
 	router_thread_register();

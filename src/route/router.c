@@ -170,6 +170,32 @@ void router_publish(struct route_table *t)
 	writer_leave(how);
 }
 
+struct reclaimer_job {
+	struct rcu_head head;
+	void (*fn)(void);
+};
+
+static void reclaimer_job_run(struct rcu_head *h)
+{
+	struct reclaimer_job *j = caa_container_of(h, struct reclaimer_job, head);
+	j->fn();
+}
+
+void router_reclaimer_run(void (*fn)(void))
+{
+	static struct reclaimer_job job;
+	job.fn = fn;
+	int how = writer_enter();
+	call_rcu(&job.head, reclaimer_job_run);
+	writer_leave(how);
+	bool online = registered && rcu_read_ongoing();
+	if (online)
+		rcu_thread_offline();
+	rcu_barrier(); /* JOB has run */
+	if (online)
+		rcu_thread_online();
+}
+
 void router_fini(void)
 {
 	/* the tables retired so far are freed first (no reader runs any more) */

@@ -56,6 +56,14 @@ void router_publish(struct route_table *t);
 /* Free the last table at exit (no reader may run any more). */
 void router_fini(void);
 
+/*
+ * Run FN once on liburcu's reclamation thread (call_rcu's, created now if
+ * it does not exist yet), after a grace period, and return when it has
+ * run. The caller is unregistered or registered (online or offline), and
+ * holds no read-side section that FN's grace period would wait for.
+ */
+void router_reclaimer_run(void (*fn)(void));
+
 /* The current table; only inside an online read-side period. */
 const struct route_table *router_current(void);
 

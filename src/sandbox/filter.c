@@ -397,6 +397,24 @@ int sandbox_filter_stage2(struct sandbox_filter *f, struct errbuf *e)
 	return build(f, S2, e);
 }
 
+size_t sandbox_filter_calls(int *nrs, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		if (rules[i].stages == 0)
+			continue;
+		bool seen = false;
+		for (size_t k = 0; k < n && k < cap; k++)
+			seen = seen || nrs[k] == rules[i].nr;
+		if (seen)
+			continue;
+		if (n < cap)
+			nrs[n] = rules[i].nr;
+		n++;
+	}
+	return n;
+}
+
 void sandbox_filter_free(struct sandbox_filter *f)
 {
 	if (f == NULL)

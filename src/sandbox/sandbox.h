@@ -93,6 +93,14 @@ int sandbox_filter_stage2(struct sandbox_filter *f, struct errbuf *e);
 void sandbox_filter_free(struct sandbox_filter *f);
 
 /*
+ * The system calls either stage admits in this build (with or without
+ * argument conditions), by number: the calls a forked VMM may make under
+ * the filter of the thread that forked it (sandbox/self_filter.h). Fills
+ * NRS up to CAP, distinct, and returns how many there are.
+ */
+size_t sandbox_filter_calls(int *nrs, size_t cap);
+
+/*
  * Install F on the calling thread and its future children (and set
  * no_new_privs first). The self-only rules (tgkill) are bound to the
  * calling process: its pid is written into F's program (F->insns is the

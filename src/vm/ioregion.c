@@ -754,6 +754,7 @@ static bool vmm_down_for_good(const struct vmm *v)
 static void *thread_main(void *arg)
 {
 	(void)arg;
+	machine_thread_enter(SELF_IOREGION);
 	router_thread_register();
 	pvmm_thread_slot = I.slot;
 	int period = DRAIN_MIN_MS;

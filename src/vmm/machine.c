@@ -34,6 +34,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "api/api.h"
 #include "event/event.h"
 #include "exit/vcpu.h"
@@ -692,6 +694,7 @@ static void host_events(void)
 static void *dispatch_main(void *arg)
 {
 	(void)arg;
+	machine_thread_enter(SELF_DISPATCHER);
 	router_thread_register();
 	pvmm_thread_slot = M.vm.ncpus; /* the host's request slot */
 	bool paused[VMM_MAX] = {false};
@@ -820,6 +823,7 @@ static void control_release(void)
 static void *control_main(void *arg)
 {
 	(void)arg;
+	machine_thread_enter(SELF_CONTROL);
 	router_thread_register();
 	pvmm_thread_slot = M.vm.ncpus;
 	while (!machine_stopping()) {
@@ -850,6 +854,7 @@ static void *control_main(void *arg)
 static void *worker_main(void *arg)
 {
 	(void)arg;
+	machine_thread_enter(SELF_WORKER);
 	router_thread_register();
 	pvmm_thread_slot = M.vm.ncpus; /* a swapped-in VMM's state restore */
 	for (;;) {
@@ -980,6 +985,21 @@ static void write_stats(const struct vmmux_config *c)
 	}
 }
 
+void machine_thread_enter(enum self_role role)
+{
+	if (self_filter_enter(role) < 0)
+		machine_stop(EXIT_HOST, "the %s thread: cannot install its seccomp filter: %s",
+			     self_filter_role_name(role), strerror(errno));
+}
+
+/* On liburcu's call_rcu thread (router_reclaimer_run). */
+static void reclaimer_enter(void)
+{
+	if (self_filter_enter(SELF_RECLAIM) < 0)
+		log_error("the %s thread: cannot install its seccomp filter: %s",
+			  self_filter_role_name(SELF_RECLAIM), strerror(errno));
+}
+
 /* Build everything; returns 0 or an exit status with the error logged. */
 static int machine_setup(struct vmmux_config *c)
 {
@@ -989,6 +1009,30 @@ static int machine_setup(struct vmmux_config *c)
 		log_error("restore refused: %s", e.msg);
 		return EXIT_USAGE;
 	}
+
+	/* vmmux's own filters, built before any thread of the run starts;
+	 * each thread installs its role's (machine_thread_enter). The
+	 * reclamation thread is liburcu's: it installs its filter from a
+	 * callback, now. */
+	/* jansson seeds its hash function from /dev/urandom with its first
+	 * object: now, not on a filtered thread (the control socket's). */
+	json_object_seed(0);
+	if (self_filter_init(!c->no_seccomp, &e) < 0) {
+		log_error("%s", e.msg);
+		return EXIT_HOST;
+	}
+	{
+		/* liburcu's thread starts now if it is not running yet: with
+		 * every signal blocked, so that the run's signals go to the
+		 * supervisor's signalfd, never to it. */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		router_reclaimer_run(reclaimer_enter);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	if (c->no_seccomp)
+		log_warn("--no-seccomp: vmmux's own threads run without their seccomp filters");
 
 	/* A statistics file that cannot be written is a bad command line, found
 	 * before the guest runs rather than after. */
@@ -1074,6 +1118,16 @@ static int machine_setup(struct vmmux_config *c)
 	}
 	if (pvmm_global_init(M.vm.ncpus + 1, &e) < 0) {
 		log_error("%s", e.msg);
+		return EXIT_HOST;
+	}
+	/* The main thread's own filter, from before the first parallel VMM
+	 * is forked to the end of the process: every VMM process inherits
+	 * the filter of the thread that forks it (this one, or the
+	 * live-change worker, whose filter stacks on this one), and every
+	 * thread of the run stacks its role's on this one. */
+	if (self_filter_enter(SELF_SUPERVISOR) < 0) {
+		log_error("the supervisor thread: cannot install its seccomp filter: %s",
+			  strerror(errno));
 		return EXIT_HOST;
 	}
 	vmm_registry_set_memory(&M.vm.mem);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "sandbox/self_filter.h"
 
 /*
  * Exit statuses. A guest's own ending is 0 (power-off) or odd (the exit
@@ -42,6 +43,14 @@ void machine_reset(const char *why);
 
 /* True once the run is ending; true while a reset is pending. */
 bool machine_stopping(void);
+
+/*
+ * First thing in every thread of the run (the supervisor: before its loop):
+ * install ROLE's seccomp filter on the calling thread
+ * (sandbox/self_filter.h). A filter that cannot be installed stops the run
+ * (EXIT_HOST).
+ */
+void machine_thread_enter(enum self_role role);
 bool machine_reset_pending(void);
 
 /*

@@ -1411,6 +1411,17 @@ int pvmm_deliver(struct vmm *v, unsigned slot, const struct route *r, struct vmm
 	return rc;
 }
 
+void pvmm_stop_announce(struct vmm *v)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	if (p->sock >= 0)
+		shutdown(p->sock, SHUT_RDWR); /* the library sees the end and returns */
+	pthread_mutex_unlock(&p->lock);
+}
+
 int pvmm_sync(struct vmm *v)
 {
 	return control_request(v, pvmm_thread_slot, TP_CTL_SYNC) == 0 ? 0 : -1;
@@ -1550,6 +1561,7 @@ static void *setup_main(void *arg)
 {
 	struct pvmm *p = arg;
 	struct errbuf e;
+	machine_thread_enter(SELF_SETUP);
 	if (setup_process(p, &e) == 0) {
 		bring_up(p);
 		pthread_mutex_lock(&p->lock);

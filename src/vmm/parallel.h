@@ -106,6 +106,11 @@ int pvmm_restart(struct vmm *v, struct errbuf *e);
  * applied and its state saved when this returns 0. */
 int pvmm_sync(struct vmm *v);
 
+/* The run is ending: tell V's process now (its set-up socket is shut
+ * down), so that all parallel VMMs end at once, not one grace period after
+ * another when they are then stopped one by one (pvmm_stop). Any thread. */
+void pvmm_stop_announce(struct vmm *v);
+
 /* The role state V saved last (see tp_state_load), and giving a state to V's
  * role (stored in its region, then a control request makes it restore). */
 long pvmm_state_save(struct vmm *v, void *buf, size_t cap);

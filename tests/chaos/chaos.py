@@ -547,6 +547,9 @@ class Run:
                     except OSError:
                         continue
                     f.write(b"== kernel stack of thread %s (%s)\n%s" % (tid.encode(), name, stack))
+                    if b"kvm_deassign_ioeventfd" in stack and what == "frozen":
+                        self.frozen += (" (a live change inside KVM_IOEVENTFD's deassign: the "
+                                        "kernel's SRCU grace period)")
                 f.flush()
                 subprocess.run(["gdb", "-batch", "-nx", "-p", str(self.proc.pid),
                                 "-ex", "thread apply all bt"], stdout=f,

@@ -351,6 +351,12 @@ def proc_cmdline(pid):
     return [a.decode(errors="replace") for a in raw.split(b"\0")[:-1]]
 
 
+# The seccomp filters a parallel VMM inherits from the vmmux thread that
+# forks it (the supervisor's, stacked under the live-change worker's when
+# the worker forks): its own stages come on top (docs/security.md).
+VMM_INHERITED_FILTERS = 1
+
+
 def proc_status(pid):
     """/proc/PID/status as a dict of field name to text."""
     with open("/proc/%d/status" % pid) as f:

@@ -43,7 +43,7 @@ import threading
 import time
 import unittest
 
-from harness import VmmuxTest, guest, start_vmmux, vmm_pids, vmm_program, wait_until, proc_status
+from harness import VMM_INHERITED_FILTERS, VmmuxTest, guest, start_vmmux, vmm_pids, vmm_program, wait_until, proc_status
 
 ANSWER = 10.0        # s: a control-socket answer (a frozen socket fails at this bound)
 SIGTERM_WAIT = 5.0   # s: vmmux ending after SIGTERM
@@ -146,7 +146,7 @@ class Pinger:
 
 def serving(pid):
     try:
-        return proc_status(pid).get("Seccomp_filters") == "2"
+        return proc_status(pid).get("Seccomp_filters") == str(2 + VMM_INHERITED_FILTERS)
     except OSError:
         return False
 

@@ -13,7 +13,7 @@ import re
 import signal
 import time
 
-from harness import (ApiClient, VmmuxTest, exit_device_status, guest, proc_cmdline, proc_status,
+from harness import (VMM_INHERITED_FILTERS, ApiClient, VmmuxTest, exit_device_status, guest, proc_cmdline, proc_status,
                      start_vmmux, vmm_pids, wait_for_socket, wait_until)
 
 TIMEOUT_MS = 1000  # the doorbell VMM's timeout
@@ -23,9 +23,9 @@ HUNG = ("vmm 'db': parallel VMM took none of its waiting posted writes or doorbe
 
 def serving(pid):
     """True when parallel VMM PID has finished its set-up (the library's
-    stage-2 seccomp filter is installed: filters stack, 2)."""
+    stage-2 seccomp filter is installed: filters stack: 2 on those it inherits)."""
     try:
-        return proc_status(pid).get("Seccomp_filters") == "2"
+        return proc_status(pid).get("Seccomp_filters") == str(2 + VMM_INHERITED_FILTERS)
     except OSError:
         return False
 

@@ -10,6 +10,7 @@ The block and net VMMs run in vmmux's process in suite kvm
 (VMMUX_TEST_PARALLEL=1: --placement=parallel, vmmux hvt's default).
 """
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -519,7 +520,10 @@ class Net(HvtTest):
                 peer.kill()
                 peer.wait()
         self.assertStatus(r, 0)
-        self.assertIn("echo done %d" % n, r.out)
+        # the guest counts what it echoed: the peer resends a frame whose
+        # echo is 200 ms late (a loaded host), so more than N may come
+        m = re.search(r"echo done (\d+)\n", r.out)
+        self.assertTrue(m and int(m.group(1)) >= n, r.out)
         self.assertEqual(peer.returncode, 0, (out, err))
         self.assertIn(b"echoed %d of %d" % (n, n), out)
 
@@ -557,7 +561,10 @@ class Net(HvtTest):
                 peer.kill()
                 peer.wait()
         self.assertStatus(r, 0)
-        self.assertIn("echo done %d" % n, r.out)
+        # the guest counts what it echoed: the peer resends a frame whose
+        # echo is 200 ms late (a loaded host), so more than N may come
+        m = re.search(r"echo done (\d+)\n", r.out)
+        self.assertTrue(m and int(m.group(1)) >= n, r.out)
         self.assertEqual(peer.returncode, 0, (out, err))
         self.assertIn(b"echoed %d of %d" % (n, n), out)
 

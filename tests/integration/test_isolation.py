@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 
-from harness import (EXIT_GUEST_CRASH, EXIT_USAGE, VMMUX, VmmuxTest, exit_device_status, guest,
+from harness import (VMM_INHERITED_FILTERS, EXIT_GUEST_CRASH, EXIT_USAGE, VMMUX, VmmuxTest, exit_device_status, guest,
                      proc_cmdline, proc_status, vmm_pids, vmm_program, wait_until)
 
 UID_BASE = 0x70000000                  # a parallel VMM runs as uid/gid UID_BASE + its pid
@@ -125,9 +125,10 @@ class Confinement(VmmuxTest):
                 self.assertEqual(st[cap], NO_CAPS, (n, cap))
             self.assertEqual(st["NoNewPrivs"], "1", n)
             self.assertEqual(st["Seccomp"], "2", n)
-            # stage 1 from vmmux, stage 2 from the library once set up; the
-            # bypass program never installs stage 2
-            self.assertEqual(st["Seccomp_filters"], "1" if n == "byp" else "2", n)
+            # vmmux's forking thread's, stage 1 from vmmux, stage 2 from the
+            # library once set up; the bypass program never installs stage 2
+            self.assertEqual(st["Seccomp_filters"],
+                             str(VMM_INHERITED_FILTERS + (1 if n == "byp" else 2)), n)
             uids[n] = uid
 
             links = fd_links(pid[n])

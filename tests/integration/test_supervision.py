@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from harness import (SRC, VmmuxTest, exit_device_status, guest, proc_cmdline, proc_status,
+from harness import (VMM_INHERITED_FILTERS, SRC, VmmuxTest, exit_device_status, guest, proc_cmdline, proc_status,
                      vmm_pids, vmm_program, wait_until)
 
 # seq.elf prints "seq 00000\n" .. "seq NNNNN\n"; its count is a constant of
@@ -47,9 +47,9 @@ def seeded(test):
 
 def serving(pid):
     """True when parallel VMM PID has finished its set-up: the VMM library
-    installs the stage-2 seccomp filter then (filters stack: 2)."""
+    installs the stage-2 seccomp filter then (filters stack: 2 on those it inherits)."""
     try:
-        return proc_status(pid).get("Seccomp_filters") == "2"
+        return proc_status(pid).get("Seccomp_filters") == str(2 + VMM_INHERITED_FILTERS)
     except OSError:
         return False
 

@@ -1018,6 +1018,7 @@ static int client_input(struct gdbstub *g)
 static void *stub_thread(void *arg)
 {
 	struct gdbstub *g = arg;
+	machine_thread_enter(SELF_GDBSTUB);
 	for (;;) {
 		struct pollfd p[2] = {
 		    {.fd = g->wake_fd, .events = POLLIN},
