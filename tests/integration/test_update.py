@@ -118,12 +118,21 @@ class UpdateTest(VmmuxTest):
             self.assertStatus(p, 0)
             self.assertIn("--resume-from-fd", " ".join(harness.proc_cmdline(bg.pid)))
             self.assertEqual(bg.err().count("live update: the vCPUs resume"), k + 1)
-            # nothing is left behind by an update (no descriptor leaks into
-            # the next program)
-            fds = len(os.listdir("/proc/%d/fd" % bg.pid))
+            # nothing is left behind by an update: the state the program was
+            # given is its only one (none leaks into the next program), and
+            # guest RAM is the same memfds
+            links = []
+            for fd in os.listdir("/proc/%d/fd" % bg.pid):
+                try:
+                    links.append(os.readlink("/proc/%d/fd/%s" % (bg.pid, fd)))
+                except OSError:
+                    pass
+            self.assertEqual(links.count("/memfd:vmmux-update-state (deleted)") +
+                             links.count("/memfd:vmmux-update-state"), 1, links)
+            ram = sorted(l for l in links if l.startswith("/memfd:") and "update" not in l)
             if k == 0:
-                first = fds
-            self.assertEqual(fds, first)
+                first = ram
+            self.assertEqual(ram, first)
         r = self.assertSameAsReference(bg)
         self.assertEqual(r.err.count("control socket %s taken over" % sock), 3)
         # the socket's path is removed at the end, as by any run
