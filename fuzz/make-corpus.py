@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""fuzz/make-corpus.py: the seed corpus of fuzz/corpus/<harness>/, made the
+way real inputs are made.
+
+    python3 fuzz/make-corpus.py BUILD      (BUILD: a built tree, e.g. build)
+
+Seeds come from what the project builds and documents:
+  fuzz_loader     the test guests of guest/ as `make` builds them (multiboot
+                  ELF32 and a.out, ELF64, raw 16- and 64-bit), each behind
+                  the harness's option bytes (fuzz_loader.c), with modules
+  fuzz_hvt_elf    the Solo5 hvt unikernels of guest/hvt (built as the Solo5
+                  toolchain lays them out: ABI1 and MFT1 notes)
+  fuzz_initrd     --initrd / --module values of docs/guests.md and the tests
+  fuzz_route      every route spec written in docs/, configs/ and the
+                  integration tests, a few to a file
+  fuzz_config     configs/*.json and the configs the integration tests write
+  fuzz_api        requests of docs/control-api.md, one command each
+  fuzz_api_socket the same requests, several to a connection
+  fuzz_transport  call/reply/recover sequences of the main side
+  fuzz_roles      exits to each built-in role's ports, as the test guests
+                  make them
+Seeds are named seed-*; entries kept by `make fuzz` (libFuzzer's hashes) and
+crash-* regression inputs are left as they are.
+"""
+import glob
+import json
+import os
+import re
+import struct
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, 'fuzz', 'corpus')
+
+
+def put(harness, name, data):
+    d = os.path.join(OUT, harness)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, 'seed-' + name), 'wb') as f:
+        f.write(data)
+
+
+def loader(build):
+    g = os.path.join(build, 'guest')
+    # option byte: bit 0 raw, bits 1-3 mode (0 default, 1 real, 2 protected,
+    # 3 long, 4 user), bit 4 entry given, bit 5 command line; then the RAM
+    # size index, the load address index, the modules byte
+    seeds = [
+        ('mb_hello.mb', [0x20, 0, 0, 0]),
+        ('mb_hello.mb', [0x20, 0, 0, 3 | (1 << 2) | (2 << 4) | (3 << 6)]),
+        ('mb_aout.mb', [0x20, 0, 0, 1 | (2 << 2)]),
+        ('mb_meminfo.mb', [0, 1, 0, 0]),
+        ('mb_smp.mb', [0, 0, 0, 2 | (3 << 2)]),
+        ('hello.elf', [0, 0, 0, 0]),
+        ('user.elf', [4 << 1, 0, 0, 0]),
+        ('smp.elf', [0, 3, 0, 0]),
+        ('raw16.bin', [1 | (1 << 1), 0, 3, 0]),
+        ('raw64.bin', [1 | (3 << 1) | 0x10, 0, 0, 0, 0]),
+    ]
+    for name, opts in seeds:
+        p = os.path.join(g, name)
+        if os.path.exists(p):
+            with open(p, 'rb') as f:
+                put('fuzz_loader', name + '-' + ''.join('%02x' % b for b in opts),
+                    bytes(opts) + f.read())
+
+
+def hvt(build):
+    for p in sorted(glob.glob(os.path.join(build, 'guest', 'hvt', '*.hvt'))):
+        with open(p, 'rb') as f:
+            put('fuzz_hvt_elf', os.path.basename(p), b'\0' + f.read())
+
+
+def initrd():
+    vals = ['m1.txt arg1,m2.txt\nm3.txt a b\n', 'initrd.img\n',
+            'a,,b c,d\nfile with spaces\n', 'mod0 x=1,mod1 y=2,mod2\n']
+    for i, v in enumerate(vals):
+        put('fuzz_initrd', str(i), v.encode() + struct.pack('<QQQQ', 0x101000, 64 << 20,
+                                                           4096, 0x200000))
+
+
+ROUTE_RE = re.compile(r'\b(?:io|mmio|msr|hypercall|exception|platform|request|type)'
+                      r':[0-9a-zA-Z_+\-]+=[a-z0-9_\-]+(?:\([^)\s"\'`]*\))?(?:;[^\s"\'`,]*)?')
+
+
+def routes():
+    found = []
+    files = glob.glob(os.path.join(ROOT, 'docs', '*.md')) + \
+        glob.glob(os.path.join(ROOT, 'configs', '*.json')) + \
+        glob.glob(os.path.join(ROOT, 'tests', 'integration', '*.py')) + \
+        [os.path.join(ROOT, 'src', 'route', 'spec.h')]
+    for p in sorted(files):
+        with open(p, errors='replace') as f:
+            for m in ROUTE_RE.findall(f.read()):
+                if m not in found and len(m) < 200:
+                    found.append(m)
+    for i in range(0, len(found), 6):
+        put('fuzz_route', '%03d' % (i // 6), '\n'.join(found[i:i + 6]) + '\n')
+    return found
+
+
+def configs():
+    for p in sorted(glob.glob(os.path.join(ROOT, 'configs', '*.json'))):
+        with open(p, 'rb') as f:
+            data = f.read()
+        put('fuzz_config', os.path.basename(p), b'\0' + data)
+        put('fuzz_config', 'nokernel-' + os.path.basename(p), b'\x02' + data)
+    # configs written by the integration tests: each json.dumps of a dict
+    # literal is not recoverable statically; a few shapes they use
+    extra = [
+        {"machine": {"mem": "16M", "cpus": 2}, "guest": {"kernel": "k.elf"},
+         "vmms": [{"name": "sink", "role": "sink"}], "routes": ["io:0x80=sink"]},
+        {"guest": {"kernel": "k.mb", "initrd": "m1 a,m2", "modules": ["m3 x"],
+                   "cmdline": "console=ttyS0"}, "defaults": True},
+        {"guest": {"kernel": "k.bin", "format": "raw", "load_addr": "0x7c00", "mode": "real"},
+         "stats_json": "s.json", "api_sock": "a.sock", "log_level": "debug"},
+        {"hvt": {"unikernel": "u.hvt", "block": {"storage": {"path": "d.img"}}},
+         "machine": {"mem": "32M"}},
+        {"vmms": [{"name": "g", "role": "sink", "placement": "parallel", "memory": ["0x0+0x1000"],
+                   "raise": ["irq:4"], "timeout": "5ms"}],
+         "routes": ["io:0x80-0x8f=group(weighted:g*2,main);timeout=1ms"]},
+    ]
+    for i, c in enumerate(extra):
+        put('fuzz_config', 'shape%d.json' % i, b'\x02' + json.dumps(c).encode())
+
+
+def api(found_routes):
+    reqs = [
+        {"id": 1, "cmd": "ping"},
+        {"id": "v", "cmd": "version"},
+        {"id": 2, "cmd": "routes.list"},
+        {"id": 3, "cmd": "vmms.list"},
+        {"id": 4, "cmd": "stats.get"},
+        {"id": 5, "cmd": "metrics.get"},
+        {"id": 6, "cmd": "routes.add", "args": {"spec": "io:0x81=sink"}},
+        {"id": 7, "cmd": "routes.delete", "args": {"spec": "io:0x80"}},
+        {"id": 8, "cmd": "routes.replace", "args": {"spec": "io:0x80=mon"}},
+        {"id": 9, "cmd": "routes.batch", "args": {"changes": [
+            {"op": "delete", "spec": "io:0x80"}, {"op": "add", "spec": "io:0x80-0x8f=sink"},
+            {"op": "add", "spec": "msr:0x40002000=mon"}]}},
+        {"id": 10, "cmd": "vmm.add", "args": {"spec": "s2=sink"}},
+        {"id": 11, "cmd": "vmm.add", "args": {"vmm": {"name": "m2", "role": "monitor",
+                                                      "args": {"read": "0x1"}}}},
+        {"id": 12, "cmd": "vmm.stop", "args": {"name": "sink"}},
+        {"id": 13, "cmd": "vmm.swap", "args": {"name": "mon", "spec": "mon=monitor"}},
+        {"id": 14, "cmd": "platform.raise", "args": {"event": "smi", "value": "0x42"}},
+        {"id": None, "cmd": "routes.add", "args": {"spec": "io:0x3f8=mon"}},
+        {"id": 15, "cmd": "routes.add", "args": {"spec": "mmio:0xe0000000+0x10=mon;coalesced"}},
+        {"id": 16, "cmd": "routes.add", "args": {"spec": "io:0x90=sink;doorbell=0x1"}},
+    ]
+    lines = [json.dumps(r) for r in reqs]
+    lines += [json.dumps({"id": 100 + i, "cmd": "routes.add", "args": {"spec": s}})
+              for i, s in enumerate(found_routes[:12])]
+    for i, l in enumerate(lines):
+        put('fuzz_api', '%02d' % i, l + '\n')
+    put('fuzz_api', 'bad', '\n'.join(['{', '[]', '{"id": [1]}', '{"id": 1}',
+                                      '{"id": 1, "cmd": "nope"}', '   ',
+                                      '{"id": 1, "cmd": "ping", "x": 1}']) + '\n')
+    for i in range(0, len(lines), 5):
+        put('fuzz_api_socket', '%02d' % (i // 5),
+            bytes([16, 0]) + ('\n'.join(lines[i:i + 5]) + '\n').encode())
+    put('fuzz_api_socket', 'split', bytes([0, 0]) + b'{"id": 1, "cmd": "ping"}\n\n \n')
+    put('fuzz_api_socket', 'long', bytes([255, 1]) + b'{"id": 1, "cmd": "ping", "args": {}}')
+    put('fuzz_api_socket', 'noread', bytes([8, 4]) + ('{"id": 1, "cmd": "stats.get"}\n' * 40).encode())
+
+
+def transport():
+    # opcodes of fuzz_transport.c: 2 call, 1 VMM reply, 4 wait, 5 async pop,
+    # 6 VMM async, 7 recover, 8 cancel, 9 state load, 10 VMM saved state,
+    # 11 post, 12 VMM posted ring, 13 heartbeat, 14 ready, 15 async sleep
+    ev = bytes([0, 1, 0, 1, 0, 0, 0, 0, 1]) + struct.pack('<QQ', 0x3f8, 0x41)
+    reply = bytes([1, 0, 0]) + struct.pack('<I', 0) + bytes([2, 0]) + struct.pack('<Q', 7)
+    seqs = {
+        'call-reply-wait': bytes([2, 0]) + ev + reply + bytes([4, 0]) + ev,
+        'call-recover': bytes([2, 1]) + ev + bytes([7, 8, 1]),
+        'async': bytes([6, 0, 5]) + ev * 4 + bytes([5, 15]),
+        'state': bytes([10, 0]) + struct.pack('<H', 16) + bytes(16) + bytes([9, 0, 0x20]),
+        'posted': bytes([11]) + ev + bytes([11]) + ev + bytes([12, 1]) + struct.pack('<Q', 1) +
+                  bytes([3]) + struct.pack('<Q', 0) + bytes([13, 1]) + bytes(8),
+        'ready': bytes([14, 3]) + struct.pack('<H', 0) + struct.pack('<IIIi', 0x6f6c6568, 1, 1, 0),
+    }
+    for k, v in seqs.items():
+        put('fuzz_transport', k, v)
+
+
+def roles():
+    # events of fuzz_roles.c: who (0 vCPU), b (size index, 4 write, 8 64-bit
+    # value), type, key selector (index into its keys, + 19 * offset), value
+    def io(key_index, off, value, write=True, size=0):
+        return bytes([0, size | (4 if write else 0), 0, key_index + 19 * off, value & 0xff])
+    seqs = {
+        'uart': io(0, 0, 0x48) + io(0, 0, 0x69) + io(0, 5, 0, False) + io(0, 3, 0x80) +
+                io(0, 0, 1) + io(0, 3, 3) + io(0, 1, 0x0f),
+        'exit': io(1, 0, 0x10),
+        'chipset': io(2, 0, 0xfe) + io(3, 0, 0x06) + io(4, 0, 0x20, size=1),
+        'smm': io(5, 0, 0x01) + bytes([3, 0, 7, 0, 1]),
+        'fault': io(6, 0, 0x00, size=2),
+        'monitor': bytes([0, 2, 1, 7, 0]) + bytes([0, 6, 1, 7, 0x55]) + bytes([0, 3, 2, 8, 0]) +
+                   bytes([0, 0, 4, 9, 0]) + bytes([0, 0, 5, 10, 0]) + bytes([0, 0, 6, 17, 0]),
+        'sink': io(11, 0, 1) + bytes([0, 6, 1, 12, 7]),
+        'fwcfg': io(13, 0, 0x00, size=1) + io(13, 1, 0, False) + io(13, 1, 0, False) +
+                 io(13, 0, 0x19, size=1) + io(13, 1, 0, False),
+        'raised': bytes([2 | (4 << 2), 4, 8, 17, 1]) + bytes([3, 0, 7, 0, 2]),
+    }
+    for k, v in seqs.items():
+        put('fuzz_roles', k, v)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    build = sys.argv[1]
+    loader(build)
+    hvt(build)
+    initrd()
+    found = routes()
+    configs()
+    api(found)
+    transport()
+    roles()
+
+
+if __name__ == '__main__':
+    main()
