@@ -46,7 +46,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	fz_quiet();
-	fzr_up(config_json);
+	fzr_up(config_json, NULL);
 	return 0;
 }
 

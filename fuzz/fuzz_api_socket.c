@@ -53,7 +53,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	snprintf(sock_path, sizeof(sock_path), "%s/api.sock", tmpdir);
 	atexit(cleanup);
-	fzr_up(config_json);
+	fzr_up(config_json, NULL);
 	return 0;
 }
 

@@ -18,7 +18,8 @@ Seeds come from what the project builds and documents:
   fuzz_api_socket the same requests, several to a connection
   fuzz_transport  call/reply/recover sequences of the main side
   fuzz_roles      exits to each built-in role's ports, as the test guests
-                  make them
+                  make them, and the hvt hypercalls with their argument
+                  structs in guest RAM, as guest/hvt's unikernels make them
 Seeds are named seed-*; entries kept by `make fuzz` (libFuzzer's hashes) and
 crash-* regression inputs are left as they are.
 """
@@ -202,8 +203,26 @@ def roles():
         'sink': io(11, 0, 1) + bytes([0, 6, 1, 12, 7]),
         'fwcfg': io(13, 0, 0x00, size=1) + io(13, 1, 0, False) + io(13, 1, 0, False) +
                  io(13, 0, 0x19, size=1) + io(13, 1, 0, False),
-        'raised': bytes([2 | (4 << 2), 4, 8, 17, 1]) + bytes([3, 0, 7, 0, 2]),
+        'raised': bytes([2 + 6 * 3, 4, 8, 17, 1]) + bytes([3, 0, 7, 0, 2]),
     }
+
+    # the guest writes its RAM (who 5: GPA, length - 1, bytes), then makes
+    # an hvt hypercall (type 4; key selector 9 + 19 * (nr - 1) gives nr) whose
+    # value (b bit 3: 8 bytes) is the argument struct's GPA
+    def ram(gpa, data):
+        return bytes([5]) + struct.pack('<I', gpa) + bytes([len(data) - 1]) + data
+
+    def hc(nr, arg):
+        return bytes([0, 8, 4, 9 + 19 * (nr - 1)]) + struct.pack('<Q', arg)
+    seqs['hvt-puts'] = ram(0x3000, b'hello\n') + ram(0x2000, struct.pack('<QQ', 0x3000, 6)) + \
+        hc(2, 0x2000)
+    blk = struct.pack('<QQQQq', 1, 512, 0x3000, 512, 0)
+    seqs['hvt-block'] = ram(0x3000, b'sector 1') + ram(0x2100, blk) + hc(4, 0x2100) + \
+        ram(0x2100, blk) + hc(5, 0x2100)
+    seqs['hvt-net'] = ram(0x3000, bytes(range(48))) + \
+        ram(0x2200, struct.pack('<QQQq', 2, 0x3000, 60, 0)) + hc(6, 0x2200) + \
+        bytes([4, 0, 0, 0, 64]) + ram(0x2300, struct.pack('<QQQq', 2, 0x4000, 1514, 0)) + \
+        hc(7, 0x2300)
     for k, v in seqs.items():
         put('fuzz_roles', k, v)
 

@@ -7,7 +7,10 @@
  * control API's read-only commands and the event path (vmm_route_deliver,
  * the main VMM, the built-in roles) read is then the product's own.
  *
- * fzr_up(JSON) builds it (aborts on a config the harness got wrong),
+ * fzr_up(JSON, EXTRA) builds it (aborts on a config the harness got
+ * wrong); EXTRA, when not NULL, is called on the loaded config before it
+ * is finished (to add what a JSON file may not say, such as the "fd:N"
+ * descriptors vmmux hands its hvt VMMs);
  * fzr_down() takes it down again; the calling thread is a registered,
  * online router reader in between.
  */
@@ -42,12 +45,15 @@ static inline void fzr_fail(const char *what, const struct errbuf *e)
 	abort();
 }
 
-static inline void fzr_up(const char *json)
+static inline void fzr_up(const char *json, void (*extra)(struct vmmux_config *c))
 {
 	struct errbuf e;
 	config_init(&fzr_config);
-	if (config_load_json_string(&fzr_config, "harness.json", json, NULL, &e) < 0 ||
-	    config_finish_flags(&fzr_config, CONFIG_FINISH_NO_KERNEL, &e) < 0)
+	if (config_load_json_string(&fzr_config, "harness.json", json, NULL, &e) < 0)
+		fzr_fail("config", &e);
+	if (extra != NULL)
+		extra(&fzr_config);
+	if (config_finish_flags(&fzr_config, CONFIG_FINISH_NO_KERNEL, &e) < 0)
 		fzr_fail("config", &e);
 	fz_quiet();
 	struct route_table *t = route_table_build(fzr_config.routes, fzr_config.nroutes,
