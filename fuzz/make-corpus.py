@@ -13,7 +13,8 @@ Seeds come from what the project builds and documents:
   fuzz_initrd     --initrd / --module values of docs/guests.md and the tests
   fuzz_route      every route spec written in docs/, configs/ and the
                   integration tests, a few to a file
-  fuzz_config     configs/*.json and the configs the integration tests write
+  fuzz_config     configs/*.json and the shapes of config the docs describe
+  fuzz_cli        the `vmmux run` command lines of docs/ and the README
   fuzz_api        requests of docs/control-api.md, one command each
   fuzz_api_socket the same requests, several to a connection
   fuzz_transport  call/reply/recover sequences of the main side
@@ -227,6 +228,27 @@ def roles():
         put('fuzz_roles', k, v)
 
 
+def cli():
+    """`vmmux run` command lines written in docs/ and the README."""
+    import shlex
+    lines = []
+    for p in sorted(glob.glob(os.path.join(ROOT, 'docs', '*.md'))) + [os.path.join(ROOT, 'README.md')]:
+        with open(p, errors='replace') as f:
+            text = f.read().replace('\\\n', ' ')
+        for m in re.findall(r'vmmux run ([^`|&\n]*)', text):
+            try:
+                args = shlex.split(m)
+            except ValueError:
+                continue
+            if args and args not in lines:
+                lines.append(args)
+    lines.append(['--kernel', 'k.mb', '--initrd', 'm1 a,,b,m2', '--module', 'm3 x', '--mem', '128M',
+                  '--cpus', '2', '--route', 'io:0x80=s', '--vmm', 's=sink', '--break', '0x100000',
+                  '--log-level', 'debug', '--parallel', '--spin', '20us'])
+    for i, args in enumerate(lines):
+        put('fuzz_cli', '%02d' % i, '\0'.join(args))
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -239,6 +261,7 @@ def main():
     api(found)
     transport()
     roles()
+    cli()
 
 
 if __name__ == '__main__':
