@@ -114,15 +114,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fcntl(c, F_SETFL, O_NONBLOCK);
 	serve(); /* accepted */
 	size_t rlen = 0;
-	bool closed = false;
-	for (unsigned r = 0; r < repeat && !closed; r++) {
-		for (size_t off = 0; off < f.n && !closed;) {
+	bool closed = false, stop = false;
+	unsigned stalls = 0;
+	for (unsigned r = 0; r < repeat && !closed && !stop; r++) {
+		for (size_t off = 0; off < f.n && !closed && !stop;) {
 			size_t k = f.n - off < chunk ? f.n - off : chunk;
 			ssize_t w = send(c, f.p + off, k, MSG_NOSIGNAL | MSG_DONTWAIT);
-			if (w < 0 && errno != EAGAIN)
+			int err = errno;
+			if (w < 0 && err != EAGAIN && err != EWOULDBLOCK)
 				closed = true; /* the server dropped the client */
-			if (w > 0)
+			if (w > 0) {
 				off += (size_t)w;
+				stalls = 0;
+			} else if (w < 0 && ++stalls > 8) {
+				/* the server does not read this client now (a live
+				 * change waits for the worker, or its replies are not
+				 * read): the client gives up sending */
+				stop = true;
+			}
 			serve();
 			if (reading && rlen < sizeof(rbuf)) {
 				ssize_t n = recv(c, rbuf + rlen, sizeof(rbuf) - rlen, MSG_DONTWAIT);
@@ -133,8 +142,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					replies(rbuf, &rlen);
 				}
 			}
-			if (w < 0 && errno == EAGAIN && !reading)
-				break; /* the server no longer reads a client that does not */
 		}
 		if (early_close && r == 0)
 			break;
