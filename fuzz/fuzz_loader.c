@@ -7,14 +7,16 @@
  * entry, RAM size, how many modules and which, a command line), then the
  * image. The modules are real files made at start-up in a private temporary
  * directory (empty, one byte, a page and a bit, 64 KiB), since the loader
- * reads them by name. Guest RAM is its own allocation of exactly the RAM
- * size, so that AddressSanitizer sees any write outside it. On success the
- * image the loader describes must lie inside RAM.
+ * reads them by name. Guest RAM is mapped once per RAM size, between two
+ * inaccessible guard pages, so that a write outside it faults (a fresh
+ * allocation per input would cost more than the load: ASan fills large
+ * blocks). On success the image the loader describes must lie inside RAM.
  */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "fuzz.h"
@@ -31,6 +33,11 @@ static void cleanup(void)
 		unlink(modpath[i]);
 	rmdir(tmpdir);
 }
+
+static const uint64_t mem_sizes[] = {2ull << 20, 4ull << 20, 1ull << 20, 8ull << 20, 0x11000};
+#define NSIZES (sizeof(mem_sizes) / sizeof(mem_sizes[0]))
+#define GUARD  0x1000u
+static uint8_t *ram[NSIZES];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -49,10 +56,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		fclose(f);
 	}
 	atexit(cleanup);
+	for (unsigned i = 0; i < NSIZES; i++) {
+		uint8_t *p = mmap(NULL, mem_sizes[i] + 2 * GUARD, PROT_NONE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED ||
+		    mprotect(p + GUARD, mem_sizes[i], PROT_READ | PROT_WRITE) < 0)
+			abort();
+		ram[i] = p + GUARD;
+	}
 	return 0;
 }
 
-static const uint64_t mem_sizes[] = {2ull << 20, 4ull << 20, 1ull << 20, 8ull << 20, 0x11000};
 static const uint64_t addrs[] = {0x100000, 0x10000,    0,	   0x7c00,  0xfff,
 				 0x1ff000, 0xffffffff, UINT64_MAX, 0x9fc00, 0x200000};
 
@@ -65,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.mode = (enum cpu_mode)((b >> 1) % 5);
 	o.has_entry = (b >> 4) & 1;
 	bool cmdline = (b >> 5) & 1;
-	uint64_t mem_size = mem_sizes[fz_u8(&f) % (sizeof(mem_sizes) / sizeof(mem_sizes[0]))];
+	unsigned mi = fz_u8(&f) % NSIZES;
 	o.load_addr = fz_pick(&f, addrs, sizeof(addrs) / sizeof(addrs[0]));
 	if (o.has_entry)
 		o.entry = fz_pick(&f, addrs, sizeof(addrs) / sizeof(addrs[0]));
@@ -88,10 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (img == NULL)
 		abort();
 	memcpy(img, f.p, f.n);
-	struct guest_mem mem = {.size = mem_size, .memfd = -1};
-	mem.host = malloc(mem_size);
-	if (mem.host == NULL)
-		abort();
+	struct guest_mem mem = {.host = ram[mi], .size = mem_sizes[mi], .memfd = -1};
 	struct boot_image bi;
 	struct errbuf e;
 	if (loader_load("fuzz.img", img, f.n, &o, &mem, &bi, &e) == 0) {
@@ -100,7 +111,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (strncmp(e.msg, "fuzz.img", 8) != 0 && strstr(e.msg, tmpdir) == NULL) {
 		abort(); /* every error names the file it is about */
 	}
-	free(mem.host);
 	free(img);
 	return 0;
 }
