@@ -8,17 +8,22 @@
  * with its in-process roles, the KVM VM).
  *
  * Read-only commands (ping, version, routes.list, vmms.list, stats.get,
- * metrics.get) and route changes (routes.add, delete, replace, batch: the
- * new table is built, checked against the machine and published, and
- * KVM's MSR filter and compiled routes follow it) run. The other live
- * changes (vmm.add/start/stop/restart/swap, platform.raise) are checked
- * (JSON, shape, arguments) and dropped unrun: they start and stop
- * processes or end the run, which a fuzzer's process cannot survive;
- * fuzz_roles drives the event path they lead to.
+ * metrics.get), route changes (routes.add, delete, replace, batch: the new
+ * table is built, checked against the machine and published, and KVM's
+ * MSR filter and compiled routes follow it) and the VMM changes of
+ * in-process VMMs (vmm.add, start, stop, restart, swap: roles created,
+ * initialised, stopped, their state saved into a new instance) run. Not
+ * run, only checked (JSON, shape, arguments): a VMM change whose arguments
+ * say parallel, program or external (a process would be started), gdbstub
+ * (a debugger's listener), input or output (files the fuzzer names would
+ * be opened or created), and platform.raise (it waits for the machine's
+ * dispatcher thread, which machine_run starts); fuzz_roles drives the
+ * event path those lead to.
  *
- * Input: request lines. The state is built once per process, and the
- * config's routes are put back before each input (fzr_reset_routes), so
- * that an input's replies do not depend on the inputs before it.
+ * Input: request lines. The state is built once per process; before each
+ * input the config's routes are put back (fzr_reset_routes) and, after an
+ * input that changed VMMs, the registry is built again, so that an input's
+ * replies do not depend on the inputs before it.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -50,12 +55,28 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* Whether LINE is a route change (its "cmd" begins with "routes."). */
-static bool route_change(const char *line, size_t len)
+static bool vmms_changed;
+
+/* Whether the live change on LINE runs here (see above). */
+static bool runnable(const char *line, size_t len)
 {
 	json_t *req = json_loadb(line, len, JSON_DECODE_ANY, NULL);
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
-	bool r = cmd != NULL && strncmp(cmd, "routes.", 7) == 0;
+	bool r = false;
+	if (cmd != NULL && strncmp(cmd, "routes.", 7) == 0) {
+		r = true;
+	} else if (cmd != NULL && strncmp(cmd, "vmm.", 4) == 0) {
+		/* the decoded text: an escape cannot hide a word */
+		char *a = json_dumps(json_object_get(req, "args"), JSON_COMPACT);
+		static const char *const refused[] = {"parallel", "program", "external",
+						      "gdbstub",  "input",   "output"};
+		r = true;
+		for (size_t i = 0; a != NULL && i < sizeof(refused) / sizeof(refused[0]); i++)
+			if (strstr(a, refused[i]) != NULL)
+				r = false;
+		free(a);
+		vmms_changed |= r;
+	}
 	json_decref(req);
 	return r;
 }
@@ -86,6 +107,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fz f = {data, size};
 	char *line;
 	size_t len;
+	if (vmms_changed) {
+		fzr_down();
+		fzr_up(config_json, NULL);
+		vmms_changed = false;
+	}
 	fzr_reset_routes();
 	for (unsigned k = 0; k < 64 && (line = fz_line(&f, &len)) != NULL; k++) {
 		struct api_deferred *d = NULL;
@@ -93,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (d != NULL) {
 			if (r != NULL)
 				abort(); /* a deferred request has no reply yet */
-			if (route_change(line, len))
+			if (runnable(line, len))
 				r = api_deferred_run(d);
 			else
 				api_deferred_free(d);

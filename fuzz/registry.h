@@ -37,6 +37,7 @@
 #define FZR_MEM (4u << 20) /* without KVM */
 
 static struct vmmux_config fzr_config;
+static uint64_t fzr_generation; /* of the table fzr_reset_routes last published */
 static struct guest_mem fzr_mem;
 
 static inline void fzr_fail(const char *what, const struct errbuf *e)
@@ -87,6 +88,7 @@ static inline void fzr_up(const char *json, void (*extra)(struct vmmux_config *c
 	if (vmm_registry_init(fzr_config.vmms, fzr_config.nvmms, &e) < 0)
 		fzr_fail("registry", &e);
 	router_thread_register();
+	fzr_generation = router_current()->generation;
 }
 
 /*
@@ -97,8 +99,6 @@ static inline void fzr_up(const char *json, void (*extra)(struct vmmux_config *c
  * thread, some milliseconds later: an input that changed the routes ends
  * with more mallocs than frees, and libFuzzer checks it for leaks).
  */
-static uint64_t fzr_generation;
-
 static inline void fzr_reset_routes(void)
 {
 	struct errbuf e;
@@ -118,7 +118,7 @@ static inline void fzr_reset_routes(void)
 	fzr_generation = router_current()->generation;
 }
 
-static inline __attribute__((unused)) void fzr_down(void)
+static inline void fzr_down(void)
 {
 	router_thread_unregister();
 	vmm_registry_fini();
