@@ -15,6 +15,7 @@ Seeds come from what the project builds and documents:
                   integration tests, a few to a file
   fuzz_config     configs/*.json and the shapes of config the docs describe
   fuzz_cli        the `vmmux run` command lines of docs/ and the README
+  fuzz_gdb_rsp    the packets GDB sends to attach, read and write, step
   fuzz_api        requests of docs/control-api.md, one command each
   fuzz_api_socket the same requests, several to a connection
   fuzz_transport  call/reply/recover sequences of the main side
@@ -249,6 +250,28 @@ def cli():
         put('fuzz_cli', '%02d' % i, '\0'.join(args))
 
 
+def gdb():
+    """What GDB sends when it attaches, reads and writes memory, sets a
+    breakpoint and steps (its own packets, as gdb 13 frames them)."""
+    def pkt(p):
+        b = p.encode('latin-1')
+        return b'$' + b + b'#' + ('%02x' % (sum(b) % 256)).encode()
+    sessions = {
+        'attach': ['qSupported:multiprocess+;swbreak+;hwbreak+;qRelocInsn+;fork-events+;'
+                   'vfork-events+;exec-events+;vContSupported+;QThreadEvents+;no-resumed+',
+                   'vMustReplyEmpty', 'QStartNoAckMode', 'Hgp0.0',
+                   'qXfer:features:read:target.xml:0,ffb', 'qTStatus', '?', 'qfThreadInfo',
+                   'qsThreadInfo', 'qAttached', 'Hc-1', 'qOffsets', 'g'],
+        'memory': ['m100000,40', 'M100000,4:deadbeef', 'p10', 'P10=0010000000000000',
+                   'X100010,4:}\x03}\x04ab'],
+        'break': ['Z0,100000,1', 'Z1,100004,1', 'vCont?', 'vCont;s:1', 'z0,100000,1', 'c',
+                  'D'],
+    }
+    for k, v in sessions.items():
+        put('fuzz_gdb_rsp', k, b'+'.join(pkt(x) for x in v) + b'+')
+    put('fuzz_gdb_rsp', 'interrupt-rle', b'+\x03' + pkt('0* ') + b'-' + pkt('g'))
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -262,6 +285,7 @@ def main():
     transport()
     roles()
     cli()
+    gdb()
 
 
 if __name__ == '__main__':

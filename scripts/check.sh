@@ -29,7 +29,7 @@
 #      committed corpus fuzz/corpus/<harness>/ (seeds, kept inputs and the
 #      crash-* inputs of every bug fuzzing found), then fuzzes for
 #      FUZZ_CHECK_SECONDS (5) without writing the corpus. About a minute
-#      for the ten harnesses. Skipped (and said) when FUZZ is not given.
+#      for the eleven harnesses. Skipped (and said) when FUZZ is not given.
 #
 # No two suites run at the same time: the KVM integration tests share the
 # machine's two cores with the guests' vCPUs and the parallel VMMs, and the
