@@ -74,6 +74,16 @@ def hvt(build):
     for p in sorted(glob.glob(os.path.join(build, 'guest', 'hvt', '*.hvt'))):
         with open(p, 'rb') as f:
             put('fuzz_hvt_elf', os.path.basename(p), b'\0' + f.read())
+    # the UBSan finding: manifest entry 1's attached byte set to 2 (a bool
+    # read from the file); hvt_image_parse must refuse it, defined
+    p = os.path.join(build, 'guest', 'hvt', 'hvt_blk.hvt')
+    if os.path.exists(p):
+        with open(p, 'rb') as f:
+            img = bytearray(f.read())
+        at = img.find(b'storage\0') + 96  # offsetof(struct hvt_mft_entry, attached)
+        img[at] = 2
+        with open(os.path.join(OUT, 'fuzz_hvt_elf', 'crash-mft-attached-bool-2'), 'wb') as f:
+            f.write(b'\0' + bytes(img))
 
 
 def initrd():
