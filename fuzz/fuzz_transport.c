@@ -7,7 +7,9 @@
  * (tp_main_call, tp_main_wait, tp_main_async_pop, tp_main_recover,
  * tp_main_cancel, tp_state_load, tp_main_post, tp_main_posted_empty,
  * tp_main_progress_stalled, the async sleep flags), and the VMM's ready
- * message of the set-up handshake (hs_ready_check).
+ * message of the set-up handshake, as bytes checked (hs_ready_check) and
+ * as a message received on a set-up socket (hs_recv: any size, with or
+ * without a descriptor the main side did not ask for, then checked).
  *
  * Input: a sequence of operations, each an opcode byte and its operands:
  * the "VMM" writes raw bytes anywhere in the region, or a reply, an async
@@ -20,6 +22,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "fuzz.h"
 #include "transport/handshake.h"
@@ -27,11 +31,15 @@
 
 #define NSLOTS 3
 
+static int setup_sock[2] = {-1, -1}; /* main's end, the VMM's end */
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	fz_quiet();
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, setup_sock) < 0)
+		abort();
 	return 0;
 }
 
@@ -154,6 +162,44 @@ static void ready_check(struct fz *f)
 	hs_ready_check(&rd, &h, &e);
 }
 
+/* The "VMM" sends a message of fuzzed size (and a descriptor) on its set-up
+ * socket; the main side receives a ready from it and checks it. */
+static void ready_recv(struct fz *f)
+{
+	uint8_t b = fz_u8(f);
+	size_t n = fz_u16(f) % (sizeof(struct hs_ready) + 64);
+	if (n > f->n)
+		n = f->n;
+	int fd = (b & 1) ? dup(2) : -1;
+	if (n > 0 && hs_send(setup_sock[1], f->p, n, fd >= 0 ? &fd : NULL, fd >= 0) < 0)
+		abort();
+	if (fd >= 0)
+		close(fd);
+	f->p += n;
+	f->n -= n;
+	if (b & 2)
+		shutdown(setup_sock[1], SHUT_WR); /* the VMM went away */
+	struct hs_ready rd;
+	unsigned nfds = 9;
+	struct errbuf e;
+	if (hs_recv(setup_sock[0], &rd, sizeof(rd), NULL, 0, &nfds, 0, &e) == 0) {
+		if (nfds != 0)
+			abort();
+		struct hs_hello h = {.magic = HS_MAGIC,
+				     .version_min = HS_VERSION_MIN,
+				     .version_max = HS_VERSION_MAX,
+				     .features = HS_F_POSTED,
+				     .nslots = NSLOTS};
+		hs_ready_check(&rd, &h, &e);
+	}
+	if (b & 2) { /* a new socket pair for the next one */
+		close(setup_sock[0]);
+		close(setup_sock[1]);
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, setup_sock) < 0)
+			abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz f = {data, size};
@@ -162,7 +208,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	uint8_t state[TP_STATE_MAX + 64];
 	for (unsigned k = 0; k < 128 && f.n > 0; k++) {
-		switch (fz_u8(&f) % 16) {
+		switch (fz_u8(&f) % 17) {
 		case 0: { /* raw bytes anywhere in the region */
 			size_t off = fz_u32(&f) % r.size, len = 1 + fz_u8(&f);
 			if (len > r.size - off)
@@ -236,6 +282,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				tp_main_async_awake(&r);
 			else
 				tp_main_async_awake(&r);
+			break;
+		case 16:
+			ready_recv(&f);
 			break;
 		}
 	}

@@ -182,7 +182,8 @@ def api(found_routes):
 def transport():
     # opcodes of fuzz_transport.c: 2 call, 1 VMM reply, 4 wait, 5 async pop,
     # 6 VMM async, 7 recover, 8 cancel, 9 state load, 10 VMM saved state,
-    # 11 post, 12 VMM posted ring, 13 heartbeat, 14 ready, 15 async sleep
+    # 11 post, 12 VMM posted ring, 13 heartbeat, 14 ready, 15 async sleep,
+    # 16 ready received
     ev = bytes([0, 1, 0, 1, 0, 0, 0, 0, 1]) + struct.pack('<QQ', 0x3f8, 0x41)
     reply = bytes([1, 0, 0]) + struct.pack('<I', 0) + bytes([2, 0]) + struct.pack('<Q', 7)
     seqs = {
@@ -193,6 +194,12 @@ def transport():
         'posted': bytes([11]) + ev + bytes([11]) + ev + bytes([12, 1]) + struct.pack('<Q', 1) +
                   bytes([3]) + struct.pack('<Q', 0) + bytes([13, 1]) + bytes(8),
         'ready': bytes([14, 3]) + struct.pack('<H', 0) + struct.pack('<IIIi', 0x6f6c6568, 1, 1, 0),
+        # 16: a ready received on the set-up socket (struct hs_ready, 304 bytes)
+        'ready-recv': bytes([16, 0]) + struct.pack('<H', 304) +
+                      struct.pack('<IIIi', 0x6f6c6568, 1, 1, 0) + b'sink'.ljust(32, b'\0') +
+                      bytes(256) + bytes([16, 1]) + struct.pack('<H', 304) +
+                      struct.pack('<IIIi', 0x6f6c6568, 1, 1, -22) + b'sink'.ljust(32, b'\0') +
+                      b'bad role argument'.ljust(256, b'\0'),
     }
     for k, v in seqs.items():
         put('fuzz_transport', k, v)
