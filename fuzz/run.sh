@@ -9,6 +9,10 @@
 #   fuzz/run.sh BUILD fuzz         fuzz each harness for FUZZ_SECONDS (default
 #                                  300) and merge what it found that adds
 #                                  coverage into fuzz/corpus/<harness>/
+#   fuzz/run.sh BUILD minimize     shrink fuzz/corpus/<harness>/ to a smallest
+#                                  set with the same coverage (libFuzzer's
+#                                  merge into an empty directory); seed-* and
+#                                  crash-* entries always stay
 #
 # FUZZ_HARNESSES="fuzz_route fuzz_api" limits the run to those. Each run's
 # libFuzzer log is BUILD/fuzz-logs/<harness>.log; its last lines (executions,
@@ -28,6 +32,7 @@ harnesses=${FUZZ_HARNESSES:-$all}
 case $mode in
 check) seconds=${FUZZ_CHECK_SECONDS:-5} ;;
 fuzz) seconds=${FUZZ_SECONDS:-300} ;;
+minimize) seconds=0 ;;
 *)
 	echo "fuzz/run.sh: unknown mode '$mode' (check or fuzz)" >&2
 	exit 2
@@ -50,6 +55,28 @@ for h in $harnesses; do
 	fi
 	mkdir -p "$corpus"
 	new=$(mktemp -d "${TMPDIR:-/tmp}/vmmux-fuzz-$h.XXXXXX")
+	if [ "$mode" = minimize ]; then
+		before=$(ls "$corpus" | wc -l)
+		if "$bin" -merge=1 -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2560 "$new" \
+			"$corpus" >"$logs/$h.minimize.log" 2>&1; then
+			# the kept entries are named by their SHA-1; the named ones
+			# stay whatever the merge chose, and are not kept twice
+			named=$(for f in "$corpus"/seed-* "$corpus"/crash-*; do
+				[ -e "$f" ] && sha1sum <"$f" | cut -c1-40
+			done)
+			find "$corpus" -type f ! -name 'seed-*' ! -name 'crash-*' -delete
+			for f in "$new"/*; do
+				[ -e "$f" ] || continue
+				echo "$named" | grep -qx "$(basename "$f")" || cp "$f" "$corpus/"
+			done
+			echo "fuzz: $h: corpus $before -> $(ls "$corpus" | wc -l) entries"
+		else
+			echo "fuzz: $h: minimize failed: see $logs/$h.minimize.log"
+			status=1
+		fi
+		rm -rf "$new"
+		continue
+	fi
 	# New inputs go to the first directory (a scratch one); the committed
 	# corpus is read, replayed first, and not written.
 	"$bin" -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2560 \
