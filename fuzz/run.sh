@@ -17,7 +17,8 @@
 # FUZZ_HARNESSES="fuzz_route fuzz_api" limits the run to those. Each run's
 # libFuzzer log is BUILD/fuzz-logs/<harness>.log; its last lines (executions,
 # cov: edges and ft: features, corpus) are printed per harness. A crash,
-# leak, UBSan report, timeout (FUZZ_TIMEOUT s for one input, default 10) or
+# leak, UBSan report, timeout (FUZZ_TIMEOUT s for one input, default 25: this
+# machine stalls for seconds under load, a hang does not end) or
 # out-of-memory fails the harness: libFuzzer saves the input as
 # BUILD/fuzz-artifacts/<harness>-crash-... (reproduce with
 # `BUILD/fuzz/<harness> FILE`; VMMUX_FUZZ_LOG=debug shows vmmux's log).
@@ -57,7 +58,7 @@ for h in $harnesses; do
 	new=$(mktemp -d "${TMPDIR:-/tmp}/vmmux-fuzz-$h.XXXXXX")
 	if [ "$mode" = minimize ]; then
 		before=$(ls "$corpus" | wc -l)
-		if "$bin" -merge=1 -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2560 "$new" \
+		if "$bin" -merge=1 -timeout="${FUZZ_TIMEOUT:-25}" -rss_limit_mb=2560 "$new" \
 			"$corpus" >"$logs/$h.minimize.log" 2>&1; then
 			# the kept entries are named by their SHA-1; the named ones
 			# stay whatever the merge chose, and are not kept twice
@@ -79,7 +80,7 @@ for h in $harnesses; do
 	fi
 	# New inputs go to the first directory (a scratch one); the committed
 	# corpus is read, replayed first, and not written.
-	"$bin" -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2560 \
+	"$bin" -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-25}" -rss_limit_mb=2560 \
 		-print_final_stats=1 -artifact_prefix="$arts/$h-" "$new" "$corpus" \
 		>"$logs/$h.log" 2>&1
 	rc=$?
@@ -96,7 +97,7 @@ for h in $harnesses; do
 	if [ "$mode" = fuzz ] && [ $rc -eq 0 ]; then
 		# keep what adds coverage to the committed corpus
 		before=$(ls "$corpus" | wc -l)
-		"$bin" -merge=1 -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2560 "$corpus" "$new" \
+		"$bin" -merge=1 -timeout="${FUZZ_TIMEOUT:-25}" -rss_limit_mb=2560 "$corpus" "$new" \
 			>"$logs/$h.merge.log" 2>&1 || {
 			echo "fuzz: $h: merge failed: see $logs/$h.merge.log"
 			status=1
