@@ -22,6 +22,10 @@ Seeds come from what the project builds and documents:
   fuzz_roles      exits to each built-in role's ports, as the test guests
                   make them, and the hvt hypercalls with their argument
                   structs in guest RAM, as guest/hvt's unikernels make them
+  fuzz_snapshot   snapshots that vmmux itself writes (`vmmux ctl snapshot`)
+                  of the test guests, one vCPU and two with the irqchip and
+                  a parallel VMM: the part before guest memory (needs
+                  /dev/kvm; skipped without it)
 Seeds are named seed-*; entries kept by `make fuzz` (libFuzzer's hashes) and
 crash-* regression inputs are left as they are.
 """
@@ -30,7 +34,10 @@ import json
 import os
 import re
 import struct
+import subprocess
 import sys
+import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, 'fuzz', 'corpus')
@@ -289,6 +296,50 @@ def gdb():
     put('fuzz_gdb_rsp', 'interrupt-rle', b'+\x03' + pkt('0* ') + b'-' + pkt('g'))
 
 
+def snapshots(build):
+    if not os.path.exists('/dev/kvm'):
+        print('make-corpus: no /dev/kvm: no fuzz_snapshot seeds made', file=sys.stderr)
+        return
+    vmmux = os.path.join(build, 'vmmux')
+    g = os.path.join(build, 'guest', 'snapseq.elf')
+    runs = [('cpl3', ['--cpu-mode', 'user']),
+            ('smp-parallel-uart', ['--cpu-mode', 'user', '--cpus', '2', '--irqchip',
+                                   '--vmm', 'uart=uart16550,placement=parallel,output=stdout',
+                                   '--route', 'io:0x3f8-0x3ff=uart'])]
+    for name, args in runs:
+        with tempfile.TemporaryDirectory() as d:
+            sock, snap = os.path.join(d, 'api'), os.path.join(d, 'snap')
+            p = subprocess.Popen([vmmux, 'run', '--kernel', g, '--api-sock', sock] + args,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(200):
+                if os.path.exists(sock):
+                    break
+                time.sleep(0.05)
+            time.sleep(0.3)
+            subprocess.run([vmmux, 'ctl', '--api-sock', sock, 'snapshot', snap, '--stop'],
+                           stdout=subprocess.DEVNULL, check=True)
+            p.wait(timeout=30)
+            with open(snap, 'rb') as f:
+                data = f.read(1 << 20)
+            size = os.path.getsize(snap)
+            # the sections, up to END (type 10); guest memory starts at the
+            # next 4 KiB boundary (docs/snapshot.md)
+            at = 64
+            while at + 24 <= len(data):
+                typ, = struct.unpack_from('<I', data, at)
+                slen, = struct.unpack_from('<Q', data, at + 8)
+                at += 24 + ((slen + 7) & ~7)
+                if typ == 10:
+                    break
+            head = data[:min((at + 4095) & ~4095, len(data))]
+            # flags 0 (the CRCs as written), then the file's length beyond
+            # the bytes given
+            put('fuzz_snapshot', name, bytes([0]) + struct.pack('<I', min(size - len(head),
+                                                                         0xffffffff)) + head)
+            put('fuzz_snapshot', name + '-fixcrc',
+                bytes([1]) + struct.pack('<I', min(size - len(head), 0xffffffff)) + head)
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -303,6 +354,7 @@ def main():
     roles()
     cli()
     gdb()
+    snapshots(build)
 
 
 if __name__ == '__main__':

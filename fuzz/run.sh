@@ -28,7 +28,7 @@ set -u
 build=${1:?usage: fuzz/run.sh BUILD check|fuzz}
 mode=${2:?usage: fuzz/run.sh BUILD check|fuzz}
 src=$(cd "$(dirname "$0")" && pwd)
-all="fuzz_loader fuzz_initrd fuzz_hvt_elf fuzz_route fuzz_config fuzz_cli fuzz_gdb_rsp fuzz_api fuzz_api_socket fuzz_transport fuzz_roles"
+all="fuzz_loader fuzz_initrd fuzz_hvt_elf fuzz_route fuzz_config fuzz_cli fuzz_gdb_rsp fuzz_api fuzz_api_socket fuzz_transport fuzz_roles fuzz_snapshot"
 harnesses=${FUZZ_HARNESSES:-$all}
 case $mode in
 check) seconds=${FUZZ_CHECK_SECONDS:-5} ;;
