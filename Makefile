@@ -1,8 +1,9 @@
 # vmmux: top-level wrapper around Meson/Ninja.
 #
 #   make demo    install what is missing, build, run the built-in demo
-#   make check   install what is missing, build (normal, ASan+UBSan and
-#                ThreadSanitizer), run every test (scripts/check.sh)
+#   make check   install what is missing, build (normal, ASan+UBSan,
+#                ThreadSanitizer and the fuzz harnesses), run every test and
+#                the fuzz corpus (scripts/check.sh)
 #   make chaos   install what is missing, build, run the chaos harness's long
 #                seed set (tests/chaos/chaos.py; CHAOS_SEEDS, CHAOS_DURATION)
 #   make build   build only (build/)
@@ -14,6 +15,11 @@
 #   make bench   install what is missing, build, run the benchmarks and write
 #                bench/RESULTS.md (ROUNDS=N rounds, default 5; QUICK=1 for a
 #                shorter run)
+#   make fuzz    install what is missing, build the libFuzzer harnesses of
+#                fuzz/ (build-fuzz/, clang), run each for FUZZ_SECONDS
+#                (default 300) and merge the new inputs that add coverage
+#                into fuzz/corpus/ (fuzz/run.sh; FUZZ_HARNESSES="fuzz_route
+#                ..." for some of them)
 #
 # Debian packages are installed with apt-get when missing (run as root on a
 # fresh Debian 12 machine). Set VMMUX_NO_APT=1 to skip that step.
@@ -21,15 +27,19 @@
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
+BUILD_FUZZ ?= build-fuzz
 MESON      ?= meson
 NINJA      ?= ninja
 
 # What building and testing need from Debian.
 DEB_BUILD := gcc libc6-dev binutils make meson ninja-build pkg-config \
 	libjansson-dev liburcu-dev libseccomp-dev libcmocka-dev python3
-DEB_CHECK := $(DEB_BUILD) qemu-system-x86 iproute2 gdb libtsan2
+# The fuzz tree (fuzz/): clang with its libFuzzer and sanitizer runtimes.
+DEB_FUZZ := clang-14 libclang-rt-14-dev
+DEB_CHECK := $(DEB_BUILD) qemu-system-x86 iproute2 gdb libtsan2 $(DEB_FUZZ)
 
-.PHONY: all build build-asan build-tsan demo check chaos unit deps deps-check format clean bench mutate
+.PHONY: all build build-asan build-tsan build-fuzz demo check chaos unit deps deps-check deps-fuzz \
+	format clean bench mutate fuzz
 
 all: build
 
@@ -38,6 +48,9 @@ deps:
 
 deps-check:
 	@./scripts/install-deps.sh $(DEB_CHECK)
+
+deps-fuzz:
+	@./scripts/install-deps.sh $(DEB_BUILD) $(DEB_FUZZ)
 
 $(BUILD)/build.ninja:
 	$(MESON) setup $(BUILD) --buildtype=debugoptimized
@@ -60,6 +73,20 @@ $(BUILD_TSAN)/build.ninja:
 build-tsan: deps $(BUILD_TSAN)/build.ninja
 	$(NINJA) -C $(BUILD_TSAN)
 
+# The libFuzzer harnesses (fuzz/meson.build): clang, ASan+UBSan+libFuzzer;
+# only the harnesses are built (the alias target fuzz).
+$(BUILD_FUZZ)/build.ninja:
+	CC=clang-14 $(MESON) setup $(BUILD_FUZZ) --buildtype=debugoptimized -Dfuzz=true -Dtests=false
+
+build-fuzz: deps-fuzz $(BUILD_FUZZ)/build.ninja
+	$(NINJA) -C $(BUILD_FUZZ) fuzz
+
+# Each harness for FUZZ_SECONDS, keeping what adds coverage (fuzz/run.sh).
+FUZZ_SECONDS   ?= 300
+FUZZ_HARNESSES ?=
+fuzz: build-fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_HARNESSES="$(FUZZ_HARNESSES)" ./fuzz/run.sh $(BUILD_FUZZ) fuzz
+
 demo: build
 	./$(BUILD)/vmmux run --config configs/demo.json --kernel $(BUILD)/guest/demo.elf --stats
 
@@ -67,8 +94,8 @@ demo: build
 # on the sanitizer builds (scripts/check.sh says which). KVM tests run one at
 # a time.
 check: deps-check
-	$(MAKE) --no-print-directory build build-asan build-tsan
-	./scripts/check.sh $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+	$(MAKE) --no-print-directory build build-asan build-tsan build-fuzz
+	./scripts/check.sh $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ)
 
 # The chaos harness (tests/chaos/chaos.py) over a long seed set: kills,
 # stops, route changes, swaps, restarts, stop/start and SMIs against a
@@ -109,4 +136,4 @@ format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) build-mutate
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ) build-mutate

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The whole test suite, as `make check` runs it, on three builds: BUILD
-# (normal), ASAN (AddressSanitizer + UBSan) and TSAN (ThreadSanitizer):
+# (normal), ASAN (AddressSanitizer + UBSan) and TSAN (ThreadSanitizer), and
+# the libFuzzer harnesses of FUZZ (fuzz/, clang):
 #
 #   1. the unit tests of the three builds (cmocka, no KVM; the transport's
 #      tests bound the time a call takes, so a suite runs alone)
@@ -24,6 +25,11 @@
 #      build's vmmux, VMMUX_TSAN), and the supervision, live and group
 #      integration tests of the TSan build. VMMUX_CHECK_CONTROL_PLANE=0
 #      leaves them out (for a quick local run only: CI runs them).
+#   5. the fuzz harnesses (fuzz/run.sh BUILD check): each replays its
+#      committed corpus fuzz/corpus/<harness>/ (seeds, kept inputs and the
+#      crash-* inputs of every bug fuzzing found), then fuzzes for
+#      FUZZ_CHECK_SECONDS (5) without writing the corpus. About a minute
+#      for the eleven harnesses. Skipped (and said) when FUZZ is not given.
 #
 # No two suites run at the same time: the KVM integration tests share the
 # machine's two cores with the guests' vCPUs and the parallel VMMs, and the
@@ -46,6 +52,7 @@ set -eu
 build=${1:-build}
 asan=${2:-build-asan}
 tsan=${3:-build-tsan}
+fuzz=${4:-}
 control_plane=${VMMUX_CHECK_CONTROL_PLANE:-1}
 skips="$PWD/$build/host-limit-skips.txt"
 : > "$skips"
@@ -111,6 +118,15 @@ if [ "$control_plane" = 1 ]; then
 	end "integration, TSan"
 else
 	echo "vmmux: *** control-plane checks skipped (VMMUX_CHECK_CONTROL_PLANE=0) ***"
+fi
+
+# 5. the fuzz harnesses
+if [ -n "$fuzz" ]; then
+	begin "fuzz harnesses: corpus replay and ${FUZZ_CHECK_SECONDS:-5} s of fuzzing each"
+	./fuzz/run.sh "$fuzz" check || status=1
+	end "fuzz"
+else
+	echo "vmmux: *** fuzz harnesses skipped (no fuzz build given) ***"
 fi
 
 echo "vmmux: time per step:$times"

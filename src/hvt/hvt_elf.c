@@ -3,6 +3,8 @@
  * untrusted: every offset, size and sum is checked before it is used.
  */
 #include <elf.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,9 +50,17 @@ static int check_entry(const char *name, const struct hvt_mft *m, uint32_t i, st
 	const struct hvt_mft_entry *en = &m->e[i];
 	if (memchr(en->name, '\0', sizeof(en->name)) == NULL)
 		return err_set(e, "%s: manifest entry %u: name is not NUL-terminated", name, i);
-	if (en->attached)
-		return err_set(e, "%s: manifest entry %u ('%s') is marked attached in the file",
-			       name, i, en->name);
+	/* attached is a C bool in the ABI, but the file is untrusted: its byte
+	 * is read as a byte (a bool holding anything but 0 or 1 is undefined
+	 * behaviour to read). Solo5's tender refuses an entry whose attached
+	 * is not false; so does vmmux, for every byte other than 0. */
+	uint8_t attached;
+	memcpy(&attached, (const uint8_t *)en + offsetof(struct hvt_mft_entry, attached), 1);
+	if (attached != 0)
+		return err_set(e,
+			       "%s: manifest entry %u ('%s') is marked attached in the file "
+			       "(byte 0x%02x; it must be 0, false)",
+			       name, i, en->name, attached);
 	bool first = en->type == HVT_MFT_RESERVED_FIRST;
 	if (i == 0 && !first)
 		return err_set(e, "%s: manifest entry 0 is not the reserved first entry", name);

@@ -224,6 +224,14 @@ static void test_notes(void **state)
 	build(&m);
 	m.mft.m.e[1].attached = true;
 	expect_error(&m, "marked attached");
+	/* any byte but 0 is refused, not only a C true (1): a bool holding 2
+	 * is what a file may say, and reading it as a bool is undefined */
+	build(&m);
+	((uint8_t *)&m.mft.m.e[1])[offsetof(struct hvt_mft_entry, attached)] = 2;
+	expect_error(&m, "manifest entry 1 ('disk') is marked attached in the file (byte 0x02");
+	build(&m);
+	((uint8_t *)&m.mft.m.e[1])[offsetof(struct hvt_mft_entry, attached)] = 0x80;
+	expect_error(&m, "(byte 0x80");
 	build(&m);
 	m.mft.m.e[0].type = HVT_MFT_DEV_NET_BASIC;
 	expect_error(&m, "not the reserved first");
