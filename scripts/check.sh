@@ -28,8 +28,8 @@
 #   5. the fuzz harnesses (fuzz/run.sh BUILD check): each replays its
 #      committed corpus fuzz/corpus/<harness>/ (seeds, kept inputs and the
 #      crash-* inputs of every bug fuzzing found), then fuzzes for
-#      FUZZ_CHECK_SECONDS (5) without writing the corpus. About a minute
-#      for the eleven harnesses. Skipped (and said) when FUZZ is not given.
+#      FUZZ_CHECK_SECONDS (2) without writing the corpus. About 40 s
+#      for the twelve harnesses. Skipped (and said) when FUZZ is not given.
 #
 # No two suites run at the same time: the KVM integration tests share the
 # machine's two cores with the guests' vCPUs and the parallel VMMs, and the
@@ -122,7 +122,7 @@ fi
 
 # 5. the fuzz harnesses
 if [ -n "$fuzz" ]; then
-	begin "fuzz harnesses: corpus replay and ${FUZZ_CHECK_SECONDS:-5} s of fuzzing each"
+	begin "fuzz harnesses: corpus replay and ${FUZZ_CHECK_SECONDS:-2} s of fuzzing each"
 	./fuzz/run.sh "$fuzz" check || status=1
 	end "fuzz"
 else

@@ -9,7 +9,8 @@ the run printed before the snapshot and what the restored run prints make
 exactly what an uninterrupted run prints, with the same exit status (the
 guests also check that their TSC or clock never goes back). The VMMs run in
 the main VMM's process in suite kvm, as parallel VMM processes in suite
-kvm-parallel (vmmux run --parallel), and one test mixes the placements.
+kvm-parallel (vmmux run --parallel; the refusals, which come before any
+VMM exists, only in suite kvm), and one test mixes the placements.
 Then every refusal: another format version, a truncated file, a corrupted
 section, a machine that does not fit this host, a VMM program that is gone,
 a command line that contradicts the snapshot: each named, and nothing runs.
@@ -470,3 +471,16 @@ class Refusals(VmmuxTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def load_tests(loader, tests, pattern):
+    """Every class in suite kvm; in kvm-parallel (the VMMs as parallel VMM
+    processes) all but Refusals, whose checks of the file and the command
+    line come before any VMM exists and do not depend on the placement."""
+    classes = [GuestKinds, CompiledRoutes, HvtWithBlockAndNet]
+    if not PARALLEL:
+        classes.append(Refusals)
+    suite = unittest.TestSuite()
+    for c in classes:
+        suite.addTests(loader.loadTestsFromTestCase(c))
+    return suite
