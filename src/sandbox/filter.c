@@ -244,8 +244,7 @@ static const struct rule rules[] = {
  * truncated program, so one more byte is written after it: when that byte
  * fits, the program before it is complete.
  */
-static int export_bpf(scmp_filter_ctx ctx, struct sandbox_filter *f, const char *what,
-		      struct errbuf *e)
+int sandbox_filter_export(void *ctx, struct sandbox_filter *f, const char *what, struct errbuf *e)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
@@ -376,7 +375,7 @@ static int build(struct sandbox_filter *f, unsigned stage, struct errbuf *e)
 	for (size_t i = 0; i < sizeof(hot) / sizeof(hot[0]); i++)
 		seccomp_syscall_priority(ctx, hot[i], (uint8_t)(255 - i));
 
-	rc = export_bpf(ctx, f, what, e);
+	rc = sandbox_filter_export(ctx, f, what, e);
 	seccomp_release(ctx);
 	if (rc != 0)
 		return -1;

@@ -101,6 +101,14 @@ void sandbox_filter_free(struct sandbox_filter *f);
 size_t sandbox_filter_calls(int *nrs, size_t cap);
 
 /*
+ * The BPF program of libseccomp filter context CTX (a scmp_filter_ctx) into
+ * F (F->insns allocated, F->prog set; F->nself left as it is), read back
+ * through a pipe: one byte written after the program proves it whole. 0, or
+ * -1 with a message naming WHAT ("stage 1", a thread role).
+ */
+int sandbox_filter_export(void *ctx, struct sandbox_filter *f, const char *what, struct errbuf *e);
+
+/*
  * Install F on the calling thread and its future children (and set
  * no_new_privs first). The self-only rules (tgkill) are bound to the
  * calling process: its pid is written into F's program (F->insns is the

@@ -555,62 +555,6 @@ size_t self_filter_role_calls(enum self_role role, int *nrs, size_t cap)
 	return role_calls(role, nrs, cap);
 }
 
-/* Read back the BPF libseccomp exports into a pipe (as filter.c does: one
- * more byte after it proves the program is whole). */
-static int export_bpf(scmp_filter_ctx ctx, struct sandbox_filter *f, const char *what,
-		      struct errbuf *e)
-{
-	int p[2];
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
-		return err_set(e, "%s filter: pipe: %s", what, strerror(errno));
-	int rc = seccomp_export_bpf(ctx, p[1]);
-	if (rc == 0 && write(p[1], "", 1) != 1)
-		rc = errno == EAGAIN ? -E2BIG : -errno;
-	close(p[1]);
-	if (rc != 0) {
-		close(p[0]);
-		return err_set(e, "%s filter: exporting the BPF: %s", what,
-			       rc == -E2BIG ? "program larger than a pipe holds" : strerror(-rc));
-	}
-	size_t cap = BPF_MAX_INSNS * sizeof(struct sock_filter) + 1;
-	unsigned char *buf = malloc(cap + 1);
-	if (buf == NULL) {
-		close(p[0]);
-		return err_set(e, "%s filter: out of memory", what);
-	}
-	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(p[0], buf + len, cap + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		if (len > cap)
-			break;
-	}
-	close(p[0]);
-	if (len < 1 + sizeof(struct sock_filter) || len > cap || buf[len - 1] != '\0' ||
-	    (len - 1) % sizeof(struct sock_filter) != 0) {
-		free(buf);
-		return err_set(e, "%s filter: exported BPF has a bad size (%zu bytes)", what,
-			       len > 0 ? len - 1 : 0);
-	}
-	size_t n = (len - 1) / sizeof(struct sock_filter);
-	f->insns = malloc(n * sizeof(struct sock_filter));
-	if (f->insns == NULL) {
-		free(buf);
-		return err_set(e, "%s filter: out of memory", what);
-	}
-	memcpy(f->insns, buf, n * sizeof(struct sock_filter));
-	free(buf);
-	f->prog.len = (unsigned short)n;
-	f->prog.filter = f->insns;
-	f->nself = 0;
-	return 0;
-}
-
-/* Put vmmux's pid where a row compares with SANDBOX_SELF_PID. */
 static void bind_self(struct sandbox_filter *f)
 {
 	uint32_t self = (uint32_t)getpid();
@@ -682,7 +626,8 @@ static int build(enum self_role role, struct sandbox_filter *f, struct errbuf *e
 				  SCMP_SYS(write), SCMP_SYS(ppoll), SCMP_SYS(poll)};
 	for (size_t i = 0; i < sizeof(hot) / sizeof(hot[0]); i++)
 		seccomp_syscall_priority(ctx, hot[i], (uint8_t)(255 - i));
-	rc = export_bpf(ctx, f, what, e);
+	rc = sandbox_filter_export(ctx, f, what, e);
+	f->nself = 0;
 	seccomp_release(ctx);
 	if (rc != 0)
 		return -1;
