@@ -4,7 +4,7 @@
 #   fuzz/run.sh BUILD check        replay fuzz/corpus/<harness>/ (the seeds,
 #                                  what `make fuzz` kept, and every crash-*
 #                                  regression input), then fuzz each harness
-#                                  for FUZZ_CHECK_SECONDS (default 2) without
+#                                  for FUZZ_CHECK_SECONDS (default 1) without
 #                                  touching the committed corpus
 #   fuzz/run.sh BUILD fuzz         fuzz each harness for FUZZ_SECONDS (default
 #                                  300) and merge what it found that adds
@@ -31,7 +31,7 @@ src=$(cd "$(dirname "$0")" && pwd)
 all="fuzz_loader fuzz_initrd fuzz_hvt_elf fuzz_route fuzz_config fuzz_cli fuzz_gdb_rsp fuzz_api fuzz_api_socket fuzz_transport fuzz_roles fuzz_snapshot"
 harnesses=${FUZZ_HARNESSES:-$all}
 case $mode in
-check) seconds=${FUZZ_CHECK_SECONDS:-2} ;;
+check) seconds=${FUZZ_CHECK_SECONDS:-1} ;;
 fuzz) seconds=${FUZZ_SECONDS:-300} ;;
 minimize) seconds=0 ;;
 *)

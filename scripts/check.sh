@@ -28,9 +28,12 @@
 #   5. the fuzz harnesses (fuzz/run.sh BUILD check): each replays its
 #      committed corpus fuzz/corpus/<harness>/ (seeds, kept inputs and the
 #      crash-* inputs of every bug fuzzing found), then fuzzes for
-#      FUZZ_CHECK_SECONDS (2) without writing the corpus. About 40 s
+#      FUZZ_CHECK_SECONDS (1) without writing the corpus. About 25 s
 #      for the twelve harnesses. Skipped (and said) when FUZZ is not given.
 #
+# The comparisons with QEMU (their time is QEMU's emulation) may run two at
+# a time in the normal build's step; every other integration test runs
+# alone (is_parallel: false in tests/integration/meson.build).
 # No two suites run at the same time: the KVM integration tests share the
 # machine's two cores with the guests' vCPUs and the parallel VMMs, and the
 # transport's unit tests bound how late a call may return; a second suite
@@ -88,7 +91,7 @@ end() {
 # 1. unit tests of the three builds
 begin "unit tests (normal, ASan+UBSan, TSan)"
 meson test -C "$build" --suite unit --print-errorlogs --num-processes 2 || status=1
-asan_env meson test -C "$asan" --suite unit --print-errorlogs --num-processes 1 \
+asan_env meson test -C "$asan" --suite unit --print-errorlogs --num-processes 2 \
 	--timeout-multiplier 3 || status=1
 tsan_env meson test -C "$tsan" --suite unit --print-errorlogs --num-processes 2 \
 	--timeout-multiplier 5 || status=1
@@ -97,7 +100,7 @@ end "unit tests"
 # 2. the normal build's integration tests, alone
 begin "integration tests, normal build"
 meson test -C "$build" --suite kvm --suite kvm-parallel --suite kvm-spin --print-errorlogs \
-	--num-processes 1 || status=1
+	--num-processes 2 || status=1
 end "integration, normal"
 
 # 3. the ASan+UBSan build's integration tests
@@ -122,7 +125,7 @@ fi
 
 # 5. the fuzz harnesses
 if [ -n "$fuzz" ]; then
-	begin "fuzz harnesses: corpus replay and ${FUZZ_CHECK_SECONDS:-2} s of fuzzing each"
+	begin "fuzz harnesses: corpus replay and ${FUZZ_CHECK_SECONDS:-1} s of fuzzing each"
 	./fuzz/run.sh "$fuzz" check || status=1
 	end "fuzz"
 else

@@ -8,9 +8,10 @@ numbered sequence of running checksums over its memory, and restored: what
 the run printed before the snapshot and what the restored run prints make
 exactly what an uninterrupted run prints, with the same exit status (the
 guests also check that their TSC or clock never goes back). The VMMs run in
-the main VMM's process in suite kvm, as parallel VMM processes in suite
-kvm-parallel (vmmux run --parallel; the refusals, which come before any
-VMM exists, only in suite kvm), and one test mixes the placements.
+the main VMM's process, except where a test places them itself as parallel
+VMM processes: the UART's state (one test mixes the placements), a monitor
+whose saved state counts every write, the hvt unikernel's VMMs (vmmux hvt
+places them by its own rule); the module has no separate parallel run.
 Then every refusal: another format version, a truncated file, a corrupted
 section, a machine that does not fit this host, a VMM program that is gone,
 a command line that contradicts the snapshot: each named, and nothing runs.
@@ -472,15 +473,3 @@ class Refusals(VmmuxTest):
 if __name__ == "__main__":
     unittest.main()
 
-
-def load_tests(loader, tests, pattern):
-    """Every class in suite kvm; in kvm-parallel (the VMMs as parallel VMM
-    processes) all but Refusals, whose checks of the file and the command
-    line come before any VMM exists and do not depend on the placement."""
-    classes = [GuestKinds, CompiledRoutes, HvtWithBlockAndNet]
-    if not PARALLEL:
-        classes.append(Refusals)
-    suite = unittest.TestSuite()
-    for c in classes:
-        suite.addTests(loader.loadTestsFromTestCase(c))
-    return suite
