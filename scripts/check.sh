@@ -91,7 +91,7 @@ end() {
 # 1. unit tests of the three builds
 begin "unit tests (normal, ASan+UBSan, TSan)"
 meson test -C "$build" --suite unit --print-errorlogs --num-processes 2 || status=1
-asan_env meson test -C "$asan" --suite unit --print-errorlogs --num-processes 2 \
+asan_env meson test -C "$asan" --suite unit --print-errorlogs --num-processes 1 \
 	--timeout-multiplier 3 || status=1
 tsan_env meson test -C "$tsan" --suite unit --print-errorlogs --num-processes 2 \
 	--timeout-multiplier 5 || status=1
