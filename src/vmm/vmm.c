@@ -456,7 +456,7 @@ int vmm_registry_init(const struct vmm_config *cfgs, size_t n, struct errbuf *e)
 
 void vmm_registry_fini(void)
 {
-	ioregion_fini(); /* first: its thread delivers to the VMMs */
+	ioregion_fini();		       /* first: its thread delivers to the VMMs */
 	for (size_t i = 0; i < nregistry; i++) /* every process told first: they end together */
 		if (registry[i] != NULL && registry[i]->placement == VMM_PARALLEL)
 			pvmm_stop_announce(registry[i]);
