@@ -130,17 +130,20 @@ static inline int role_arg_choice(struct vmmux_ctx *ctx, const char *key,
 }
 
 /*
- * Write LEN bytes of BUF to FD. One write(2) in the normal case; a call
- * interrupted by a signal is retried, and a short write continues with the
- * rest. Returns 0, or -1 with errno set (EAGAIN on a full non-blocking
- * descriptor) when the bytes could not all be written.
+ * Write LEN bytes of BUF to FD: with OFF NULL by write(2) at the file's
+ * offset, else by pwrite(2) at *OFF, which advances with the bytes written
+ * (and stays where it was when the call fails). One system call in the
+ * normal case; a call interrupted by a signal is retried, and a short write
+ * continues with the rest. Returns 0, or -1 with errno set (EAGAIN on a
+ * full non-blocking descriptor) when the bytes could not all be written.
  */
-static inline int role_write_all(int fd, const void *buf, size_t len)
+static inline int role_write_loop(int fd, const void *buf, size_t len, uint64_t *off)
 {
 	const uint8_t *p = buf;
+	uint64_t at = off != NULL ? *off : 0;
 
 	while (len > 0) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = off != NULL ? pwrite(fd, p, len, (off_t)at) : write(fd, p, len);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -153,8 +156,17 @@ static inline int role_write_all(int fd, const void *buf, size_t len)
 		}
 		p += n;
 		len -= (size_t)n;
+		at += (uint64_t)n;
 	}
+	if (off != NULL)
+		*off = at;
 	return 0;
+}
+
+/* Write LEN bytes of BUF to FD at its file offset (role_write_loop). */
+static inline int role_write_all(int fd, const void *buf, size_t len)
+{
+	return role_write_loop(fd, buf, len, NULL);
 }
 
 /*
@@ -233,34 +245,16 @@ static inline void role_out_init(struct vmmux_ctx *ctx, struct role_out *o)
 static inline int role_out_write(struct vmmux_ctx *ctx, struct role_out *o, const void *buf,
 				 size_t len)
 {
-	const uint8_t *p = buf;
 	int fd = vmmux_output_fd(ctx);
-	uint64_t off;
 
 	if (fd < 0)
 		return 0;
 	if (!o->positioned || fd != o->fd)
 		return role_write_all(fd, buf, len);
-	off = o->off;
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	o->off = off;
-	if (off > o->end)
-		o->end = off;
+	if (role_write_loop(fd, buf, len, &o->off) < 0)
+		return -1;
+	if (o->off > o->end)
+		o->end = o->off;
 	return 0;
 }
 
