@@ -238,6 +238,28 @@ static const struct rule rules[] = {
 /* The largest BPF program the kernel accepts. */
 #define BPF_MAX_INSNS 4096u
 
+void *sandbox_filter_ctx(uint32_t def_action, const char *what, struct errbuf *e)
+{
+	if (seccomp_arch_native() != SCMP_ARCH_X86_64) {
+		err_set(e, "%s filter: only x86-64 is supported", what);
+		return NULL;
+	}
+	scmp_filter_ctx ctx = seccomp_init(def_action);
+	if (ctx == NULL) {
+		err_set(e, "%s filter: libseccomp cannot create a filter", what);
+		return NULL;
+	}
+	/* Only the native ABI: a system call from another one (int 0x80, x32)
+	 * kills the process like a forbidden call. */
+	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	if (rc != 0) {
+		seccomp_release(ctx);
+		err_set(e, "%s filter: setting the foreign-ABI action: %s", what, strerror(-rc));
+		return NULL;
+	}
+	return ctx;
+}
+
 /*
  * Read back the BPF that libseccomp exports. It writes the whole program
  * with write(2) into a non-blocking pipe; a pipe that filled up would hold a
@@ -341,19 +363,10 @@ static int build(struct sandbox_filter *f, unsigned stage, struct errbuf *e)
 {
 	const char *what = stage == S1 ? "stage-1" : "stage-2";
 	memset(f, 0, sizeof(*f));
-	if (seccomp_arch_native() != SCMP_ARCH_X86_64)
-		return err_set(e, "%s filter: only x86-64 is supported", what);
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	scmp_filter_ctx ctx = sandbox_filter_ctx(SCMP_ACT_KILL_PROCESS, what, e);
 	if (ctx == NULL)
-		return err_set(e, "%s filter: libseccomp cannot create a filter", what);
-	/* Only the native ABI: a system call from another one (int 0x80, x32)
-	 * kills the process like a forbidden call. */
-	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-	if (rc != 0) {
-		seccomp_release(ctx);
-		return err_set(e, "%s filter: setting the foreign-ABI action: %s", what,
-			       strerror(-rc));
-	}
+		return -1;
+	int rc;
 	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
 		const struct rule *r = &rules[i];
 		if (!(r->stages & stage))

@@ -101,6 +101,13 @@ void sandbox_filter_free(struct sandbox_filter *f);
 size_t sandbox_filter_calls(int *nrs, size_t cap);
 
 /*
+ * A new libseccomp filter context (a scmp_filter_ctx) whose default action
+ * is DEF_ACTION (an SCMP_ACT_*), for x86-64 only; a call from another ABI
+ * kills the process. NULL with a message naming WHAT when it cannot be made.
+ */
+void *sandbox_filter_ctx(uint32_t def_action, const char *what, struct errbuf *e);
+
+/*
  * The BPF program of libseccomp filter context CTX (a scmp_filter_ctx) into
  * F (F->insns allocated, F->prog set; F->nself left as it is), read back
  * through a pipe: one byte written after the program proves it whole. 0, or

@@ -581,17 +581,10 @@ static int build(enum self_role role, struct sandbox_filter *f, struct errbuf *e
 {
 	const char *what = role_names[role];
 	memset(f, 0, sizeof(*f));
-	if (seccomp_arch_native() != SCMP_ARCH_X86_64)
-		return err_set(e, "%s filter: only x86-64 is supported", what);
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
+	scmp_filter_ctx ctx = sandbox_filter_ctx(SCMP_ACT_TRAP, what, e);
 	if (ctx == NULL)
-		return err_set(e, "%s filter: libseccomp cannot create a filter", what);
-	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-	if (rc != 0) {
-		seccomp_release(ctx);
-		return err_set(e, "%s filter: setting the foreign-ABI action: %s", what,
-			       strerror(-rc));
-	}
+		return -1;
+	int rc;
 	unsigned bit = role_bit(role);
 	/* A row without conditions admits every call; libseccomp refuses
 	 * conditional rows after it (and they would add nothing). */
