@@ -1071,15 +1071,21 @@ long pvmm_state_save(struct vmm *v, void *buf, size_t cap)
 	return v->p ? tp_state_load(&v->p->region, buf, cap) : -1;
 }
 
-/* Send the control request TYPE (TP_CTL_*) to V through SLOT and wait for
- * its answer; pvmm_deliver's result (0: answered). */
+/* The event that carries control request TYPE (TP_CTL_*). */
+static void control_event(struct vmmux_event *ev, uint16_t type)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->type = type;
+	ev->count = 1;
+	ev->vcpu = VMMUX_NO_VCPU;
+}
+
+/* Send the control request TYPE to V through SLOT and wait for its answer;
+ * pvmm_deliver's result (0: answered). */
 static int control_request(struct vmm *v, unsigned slot, uint16_t type)
 {
 	struct vmmux_event ev;
-	memset(&ev, 0, sizeof(ev));
-	ev.type = type;
-	ev.count = 1;
-	ev.vcpu = VMMUX_NO_VCPU;
+	control_event(&ev, type);
 	struct vmmux_reply rep;
 	struct vmmux_event raised[VMM_RAISE_MAX];
 	unsigned n;
@@ -1106,10 +1112,7 @@ int pvmm_state_restore(struct vmm *v, const void *buf, size_t len, struct errbuf
 	 * One try, bounded by its timeout; on failure its process is killed and
 	 * reaped here, and the caller keeps the old instance. */
 	struct vmmux_event ev;
-	memset(&ev, 0, sizeof(ev));
-	ev.type = TP_CTL_RESTORE;
-	ev.count = 1;
-	ev.vcpu = VMMUX_NO_VCPU;
+	control_event(&ev, TP_CTL_RESTORE);
 	struct vmmux_reply rep;
 	struct vmmux_event raised[VMM_RAISE_MAX];
 	uint32_t n = 0;
