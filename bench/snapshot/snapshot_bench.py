@@ -24,42 +24,17 @@ A program, not a test: its figures depend on the host's load.
 import argparse
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import json
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import benchlib as bl  # noqa: E402
 
 RESTORED = re.compile(rb"restore: the vCPUs start (\d+) us after the snapshot was opened")
 
-
-def call(sock_path, cmd, **args):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(120)
-    s.connect(sock_path)
-    s.sendall(json.dumps({"id": 1, "cmd": cmd, "args": args}).encode() + b"\n")
-    buf = b""
-    while b"\n" not in buf:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise RuntimeError("control socket closed")
-        buf += chunk
-    s.close()
-    rep = json.loads(buf.split(b"\n", 1)[0])
-    if not rep.get("ok"):
-        raise RuntimeError("%s: %r" % (cmd, rep.get("error")))
-    return rep["result"]
-
-
-def wait_for(pred, timeout=60):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.005)
-    return False
 
 
 def one_round(o, tmp, mem, nparallel):
@@ -74,11 +49,11 @@ def one_round(o, tmp, mem, nparallel):
         p = subprocess.Popen(args, stdout=f, stderr=subprocess.DEVNULL,
                              stdin=subprocess.DEVNULL)
     try:
-        if not wait_for(lambda: os.path.exists(sock) and open(out, "rb").read().count(b"\n")
+        if not bl.wait_for(lambda: os.path.exists(sock) and open(out, "rb").read().count(b"\n")
                         >= 20):
             raise RuntimeError("the guest did not print 20 lines")
         t0 = time.monotonic()
-        r = call(sock, "snapshot", path=snap)
+        r = bl.ctl_call(sock, "snapshot", path=snap)
         rtt = time.monotonic() - t0
     finally:
         p.kill()

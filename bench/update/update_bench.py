@@ -16,41 +16,16 @@ the median, minimum and maximum (ms) as a markdown section.
 A program, not a test: its figures depend on the host's load.
 """
 import argparse
-import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import benchlib as bl  # noqa: E402
 
-def call(sock_path, cmd, **args):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(120)
-    s.connect(sock_path)
-    s.sendall(json.dumps({"id": 1, "cmd": cmd, "args": args}).encode() + b"\n")
-    buf = b""
-    while b"\n" not in buf:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise RuntimeError("control socket closed")
-        buf += chunk
-    s.close()
-    rep = json.loads(buf.split(b"\n", 1)[0])
-    if not rep.get("ok"):
-        raise RuntimeError("%s: %r" % (cmd, rep.get("error")))
-    return rep["result"]
-
-
-def wait_for(pred, timeout=60):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.005)
-    return False
 
 
 def one_case(o, tmp, mem, rounds):
@@ -63,12 +38,12 @@ def one_case(o, tmp, mem, rounds):
                              stdin=subprocess.DEVNULL)
     got = []
     try:
-        if not wait_for(lambda: os.path.exists(sock) and open(out, "rb").read().count(b"\n")
+        if not bl.wait_for(lambda: os.path.exists(sock) and open(out, "rb").read().count(b"\n")
                         >= 20):
             raise RuntimeError("the guest did not print 20 lines")
         for _ in range(rounds):
             t0 = time.monotonic()
-            r = call(sock, "update")
+            r = bl.ctl_call(sock, "update")
             rtt = time.monotonic() - t0
             if r["pid"] != p.pid:
                 raise RuntimeError("the pid changed: %d, was %d" % (r["pid"], p.pid))
