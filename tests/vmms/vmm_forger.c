@@ -77,8 +77,9 @@ struct forger {
 	bool async;
 	uint64_t flood;
 	int on;
-	bool armed; /* this instance misbehaves */
-	bool told;  /* "raised" printed */
+	bool armed;  /* this instance misbehaves */
+	bool marked; /* the region carries the mark */
+	bool told;   /* "raised" printed */
 	bool have_prev;
 	struct vmmux_event prev; /* the previous request (copy=late) */
 	uint64_t read;
@@ -137,12 +138,23 @@ static bool triggers(const struct forger *F, const struct vmmux_event *ev)
 	return F->on == ON_ALL || (F->on == ON_WRITE) == write;
 }
 
+/* Marks the region before the first misbehaviour can reach vmmux: a
+ * VMM killed for it must already have left the mark, or its successor
+ * misbehaves too (once=1). */
+static void mark_first(struct forger *F, struct raw_vmm *R)
+{
+	if (!F->marked) {
+		F->marked = true;
+		raw_mark(R);
+	}
+}
+
 static void tell(struct forger *F, struct raw_vmm *R, uint64_t n)
 {
+	mark_first(F, R);
 	F->raised += n;
 	if (!F->told) {
 		F->told = true;
-		raw_mark(R);
 		fprintf(stderr, PROG ": raised %llu\n", (unsigned long long)n);
 	}
 }
@@ -234,10 +246,12 @@ static void handle(struct raw_vmm *R, struct tp_slot *s, const struct vmmux_even
 	raw_publish(s, TP_DONE);
 	/* after the reply: what goes on the async ring */
 	if (copy_async) {
+		mark_first(F, R);
 		(void)tp_vmm_async_push(&R->region, ev);
 		tell(F, R, 1);
 	}
 	if (F->armed && F->async) {
+		mark_first(F, R);
 		uint64_t pushed = 0;
 		for (uint64_t k = 0; k < (flood ? flood : 1); k++)
 			for (unsigned i = 0; i < (F->nspec ? F->nspec : 1); i++) {
