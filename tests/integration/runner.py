@@ -7,10 +7,26 @@ missing and VMMUX_ALLOW_NO_KVM=1.
 import importlib
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+
+
+class TimedResult(unittest.TextTestResult):
+    """Records each test's wall time: the slowest are printed at the end,
+    for keeping the suite within its time budget (scripts/check.sh)."""
+
+    def startTest(self, test):
+        self._t0 = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        self.durations.append((time.monotonic() - self._t0, test.id()))
+
+    durations = None
 
 
 def main():
@@ -23,7 +39,12 @@ def main():
         return 77 if os.environ.get("VMMUX_ALLOW_NO_KVM") == "1" else 1
     module = importlib.import_module(sys.argv[1])
     suite = unittest.defaultTestLoader.loadTestsFromModule(module)
-    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+    TimedResult.durations = []
+    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout,
+                                     resultclass=TimedResult).run(suite)
+    slow = sorted(result.durations, reverse=True)[:5]
+    print("slowest: " + ", ".join("%s %.1f s" % (t.rsplit(".", 2)[-2] + "." + t.rsplit(".", 1)[-1], d)
+                                  for d, t in slow))
     bad_skips = [(t, why) for t, why in result.skipped
                  if not why.startswith(harness.HOST_LIMIT_PREFIX)]
     for t, why in bad_skips:

@@ -12,7 +12,7 @@ raced. One test per scenario, named after it:
      not cover the restart backoff; pending writes are withdrawn (lost)
   5. a parallel VMM that never reads its set-up socket: sends to it block
      the main thread (doorbell route changes)
-  6. a slow set-up (hello answered after 4.8 s) runs on the main loop
+  6. a slow set-up (hello answered after 2.4 s) runs on the main loop
   7. swap while deliveries that hold no reference (fallback) reach the VMM
   8. a swap takes the old VMM's state before its doorbells are deassigned:
      rings in between are lost from the state
@@ -433,12 +433,13 @@ class ControlPlane(VmmuxTest):
         self.sigterm()
 
     def test_06_slow_setup_does_not_hold_the_main_loop(self):
-        """A VMM whose set-up takes 4.8 s is killed three times: its
-        restarts' set-ups must not hold the control socket."""
-        self.launch("--vmm", "slow=external,program=%s,hello_delay=4800" %
+        """A VMM whose set-up takes 2.4 s is killed three times: its
+        restarts' set-ups must not hold the control socket (a main loop
+        that ran them would hold a ping for up to 2.4 s)."""
+        self.launch("--vmm", "slow=external,program=%s,hello_delay=2400" %
                     self.program("slow", "vmm_hostile"), "--route", "io:0x98=slow")
         # a program on the raw protocol keeps stage 1 of the sandbox only: it
-        # is found by its process, and its set-up takes 4.8 s
+        # is found by its process, and its set-up takes 2.4 s
         def new_pid(old):
             def find():
                 if not self.vm.running():
@@ -447,16 +448,16 @@ class ControlPlane(VmmuxTest):
                 return pid if pid and pid != old else None
             return wait_until("a new slow VMM process", find, timeout=30)
         pid = new_pid(None)
-        time.sleep(5.5)
+        time.sleep(2.9)
         pinger = Pinger(self.sock)
         try:
             for _ in range(3):
                 os.kill(pid, signal.SIGKILL)
                 pid = new_pid(pid)
-                time.sleep(5.5)
+                time.sleep(2.9)
         finally:
             pinger.stop()
-        self.assertLess(pinger.worst, 2.0,
+        self.assertLess(pinger.worst, 1.0,
                         "a ping waited %.1f s while the slow VMM was set up again" % pinger.worst)
         self.report()
         self.sigterm()
