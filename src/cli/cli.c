@@ -513,6 +513,8 @@ static int cmd_run(int argc, char **argv)
 			     ? err_set(&e, "--resume-from-fd %s: %s", resume, strerror(errno))
 			     : snapshot_restore_open_fd(fd_arg(resume), "the live update's state",
 							&sargc, &sargv, &cwd, &e);
+		if (rc == 0 && resume != NULL)
+			rc = snapshot_restore_claim_fds(&e);
 		if (rc < 0) {
 			fprintf(stderr, "vmmux: %s refused: %s\n",
 				resume ? "live update" : "restore", e.msg);

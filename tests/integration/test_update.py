@@ -17,8 +17,13 @@ reply, and the guest runs on undisturbed in the old program.
 The placement of the VMMs is given by the tests (live update hands over
 in-process VMMs only), so the module is not run again under --parallel.
 """
+import fcntl
+import gzip
+import json
 import os
 import pty
+import socket
+import subprocess
 import stat
 import termios
 import struct
@@ -59,6 +64,165 @@ os.write(fd, bytes(data))
 os.dup2(fd, 3)
 os.execv(%r, [%r] + sys.argv[1:])
 '''
+
+
+FIXTURES = os.path.join(harness.SRC, "tests", "fixtures")
+
+
+def handover(state):
+    """The HANDOVER section of a state's bytes: (version, pieces as [(gpa,
+    size, fd)], api_fd, client_fd)."""
+    nsec = struct.unpack_from("<I", state, 32)[0]
+    at = HDR
+    for _ in range(nsec):
+        typ, _crc, length, _index = struct.unpack_from("<IIQI", state, at)
+        if typ == SEC_HANDOVER:
+            p = at + SECHDR
+            version = struct.unpack_from("<I", state, p)[0]
+            if version != 1:
+                raise AssertionError("HANDOVER version %d: teach handover() its layout "
+                                     "(docs/snapshot.md)" % version)
+            _v, npieces, _pause, api_fd, client_fd = struct.unpack_from("<IIQii", state, p)
+            p += 24
+            p += 4 + struct.unpack_from("<I", state, p)[0]
+            pieces = [struct.unpack_from("<QQi", state, p + 24 * k) for k in range(npieces)]
+            return version, pieces, api_fd, client_fd
+        at += SECHDR + ((length + 7) & ~7)
+    raise AssertionError("no HANDOVER section")
+
+
+class OlderVmmux(VmmuxTest):
+    """Live-update states that an older vmmux wrote (tests/fixtures/,
+    docs/snapshot.md "Versions"), each update-vF-hH.state.gz with the guest
+    RAM its memfds held: the check `run --update-check-fd 3` says ok (the
+    descriptors the state names are not the check's to see: it is not given
+    them); `run --resume-from-fd N` given the descriptors at the numbers the
+    state names (memfds holding that RAM, a listening control socket, the
+    asking client's connection) answers the client and its guest prints
+    exactly what the uninterrupted run printed after the update; without
+    them it is refused naming the section and the descriptor, and nothing
+    runs."""
+
+    def fixtures(self):
+        import glob
+        names = sorted(glob.glob(os.path.join(FIXTURES, "update-v*-h*.state.gz")))
+        self.assertGreater(len(names), 0, FIXTURES)
+        for gz in names:
+            base = gz[:-len(".state.gz")]
+            state = self.path(os.path.basename(base) + ".state")
+            with gzip.open(gz, "rb") as f:
+                data = f.read()
+            with open(state, "wb") as f:
+                f.write(data)
+            with gzip.open(base + ".ram.gz", "rb") as f:
+                ram = f.read()
+            with open(base + ".json") as f:
+                want = json.load(f)
+            yield os.path.basename(base), state, data, ram, want
+
+    def resume(self, state, fds, *extra):
+        """`vmmux run --resume-from-fd N` with STATE on N and FDS ({number in
+        the new program: descriptor here}) at their numbers, nothing else
+        open; (Popen, stdout path, stderr path)."""
+        n = max([3] + list(fds)) + 1
+        return self.spawn(["--resume-from-fd", str(n), *extra], fds, state, n)
+
+    def spawn(self, args, fds, state, n):
+        """`vmmux run ARGS` with STATE on N and FDS at their numbers."""
+        fds = dict(fds)
+        fds[n] = os.open(state, os.O_RDONLY)
+        high = {}
+        for t, src in fds.items():
+            high[t] = fcntl.fcntl(src, fcntl.F_DUPFD, 300)
+
+        def place():
+            for t, h in high.items():
+                os.dup2(h, t)
+            keep = sorted(high)
+            os.closerange(3, keep[0])
+            for a, b in zip(keep, keep[1:] + [65536]):
+                os.closerange(a + 1, b)
+
+        out, err = self.path("resumed.out"), self.path("resumed.err")
+        with open(out, "w") as o, open(err, "w") as e:
+            p = subprocess.Popen([os.path.abspath(harness.VMMUX), "run", *args],
+                                 stdin=subprocess.DEVNULL, stdout=o, stderr=e,
+                                 close_fds=False, preexec_fn=place, cwd=self.tmp)
+        for h in high.values():
+            os.close(h)
+        os.close(fds[n])
+        return p, out, err
+
+    def test_check_says_ok(self):
+        for name, state, _data, _ram, _want in self.fixtures():
+            with self.subTest(fixture=name):
+                p, out, err = self.spawn(["--update-check-fd", "3"], {}, state, 3)
+                status = p.wait(timeout=60)
+                with open(out) as f, open(err) as g:
+                    printed, errs = f.read(), g.read()
+                self.assertEqual(printed, "vmmux update-check: ok\n", errs)
+                self.assertEqual(status, 0, errs)
+
+    def test_resumed_with_its_descriptors(self):
+        for name, state, data, ram, want in self.fixtures():
+            with self.subTest(fixture=name):
+                _v, pieces, api_fd, client_fd = handover(data)
+                fds, keep, off = {}, [], 0
+                for _gpa, size, fd in pieces:
+                    m = os.memfd_create("guest-ram", 0)
+                    os.pwrite(m, ram[off:off + size], 0)
+                    os.ftruncate(m, size)
+                    off += size
+                    fds[fd] = m
+                    keep.append(m)
+                self.assertEqual(off, len(ram))
+                sock = self.path("api.sock")
+                if api_fd >= 0:
+                    lsn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    lsn.bind(sock)
+                    lsn.listen(8)
+                    fds[api_fd] = lsn.fileno()
+                    keep.append(lsn)
+                mine = None
+                if client_fd >= 0:
+                    mine, theirs = socket.socketpair()
+                    fds[client_fd] = theirs.fileno()
+                    keep.append(theirs)
+                p, out, err = self.resume(state, fds, "--kernel", guest("snapseq.elf"),
+                                          "--api-sock", sock)
+                for k in keep:
+                    k.close() if hasattr(k, "close") else os.close(k)
+                status = p.wait(timeout=120)
+                with open(out) as f:
+                    printed = f.read()
+                with open(err) as f:
+                    errs = f.read()
+                self.assertEqual(status, want["status"], errs)
+                self.assertEqual(printed, want["after"], errs)
+                if mine is not None:
+                    mine.settimeout(10)
+                    reply = json.loads(mine.makefile().readline())
+                    mine.close()
+                    self.assertTrue(reply["ok"], reply)
+                    self.assertEqual(reply["result"]["pid"], p.pid)
+                if os.path.exists(sock):
+                    os.unlink(sock)
+
+    def test_resume_without_its_descriptors_refused(self):
+        for name, state, data, _ram, _want in self.fixtures():
+            with self.subTest(fixture=name):
+                _v, pieces, _api, _client = handover(data)
+                p, out, err = self.resume(state, {}, "--kernel", guest("snapseq.elf"),
+                                          "--api-sock", self.path("api.sock"))
+                self.assertEqual(p.wait(timeout=60), harness.EXIT_IMAGE)
+                with open(err) as f:
+                    errs = f.read()
+                # refused before the new program opens anything of its own:
+                # a number left free is never taken for one of its own
+                self.assertEqual("vmmux: live update refused: section HANDOVER: piece 0: "
+                                 "descriptor %d: Bad file descriptor\n" % pieces[0][2], errs)
+                with open(out) as f:
+                    self.assertEqual(f.read(), "")
 
 
 class UpdateTest(VmmuxTest):
