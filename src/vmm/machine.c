@@ -1034,7 +1034,11 @@ static int machine_setup(struct vmmux_config *c)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	if (c->no_seccomp)
-		log_warn("--no-seccomp: vmmux's own threads run without their seccomp filters");
+		log_warn("--no-seccomp: vmmux's own threads run without their seccomp filters%s",
+			 self_filter_base_found()
+			     ? " (the base layer a live update inherited stays: it cannot be "
+			       "removed)"
+			     : ", and without the base layer under them");
 
 	/* A statistics file that cannot be written is a bad command line, found
 	 * before the guest runs rather than after. */
