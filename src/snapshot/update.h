@@ -17,7 +17,8 @@
  *      base seccomp layer only, so that neither the check nor the new
  *      program inherits a role filter), runs `PROGRAM run --update-check-fd 3` with
  *      the state on descriptor 3: the new program decodes the state, parses
- *      its command line and checks it against the state, and must print
+ *      its command line and checks it against the state and that the
+ *      guest image and modules it names can be read, and must print
  *      `vmmux update-check: ok` (else its reason) within UPDATE_CHECK_NS;
  *      anything else refuses the update, the reason in the reply;
  *   4. pauses again and writes the state again (live changes, which run on

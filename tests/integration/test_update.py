@@ -67,6 +67,8 @@ os.execv(%r, [%r] + sys.argv[1:])
 
 
 FIXTURES = os.path.join(harness.SRC, "tests", "fixtures")
+# The guest image the fixtures' command lines name (tests/fixtures/generate.py).
+FIXTURE_GUEST = "/tmp/vmmux-fixtures/snapseq.elf"
 
 
 def handover(state):
@@ -96,7 +98,8 @@ class OlderVmmux(VmmuxTest):
     docs/snapshot.md "Versions"), each update-vF-hH.state.gz with the guest
     RAM its memfds held: the check `run --update-check-fd 3` says ok (the
     descriptors the state names are not the check's to see: it is not given
-    them); `run --resume-from-fd N` given the descriptors at the numbers the
+    them), given the guest image at the path the state's command line names
+    (in a mount namespace of its own), and refuses naming it without; `run --resume-from-fd N` given the descriptors at the numbers the
     state names (memfds holding that RAM, a listening control socket, the
     asking client's connection) answers the client and its guest prints
     exactly what the uninterrupted run printed after the update; without
@@ -127,8 +130,9 @@ class OlderVmmux(VmmuxTest):
         n = max([3] + list(fds)) + 1
         return self.spawn(["--resume-from-fd", str(n), *extra], fds, state, n)
 
-    def spawn(self, args, fds, state, n):
-        """`vmmux run ARGS` with STATE on N and FDS at their numbers."""
+    def spawn(self, args, fds, state, n, program=None):
+        """`vmmux run ARGS` (or PROGRAM ARGS) with STATE on N and FDS at
+        their numbers."""
         fds = dict(fds)
         fds[n] = os.open(state, os.O_RDONLY)
         high = {}
@@ -145,7 +149,7 @@ class OlderVmmux(VmmuxTest):
 
         out, err = self.path("resumed.out"), self.path("resumed.err")
         with open(out, "w") as o, open(err, "w") as e:
-            p = subprocess.Popen([os.path.abspath(harness.VMMUX), "run", *args],
+            p = subprocess.Popen((program or [os.path.abspath(harness.VMMUX), "run"]) + args,
                                  stdin=subprocess.DEVNULL, stdout=o, stderr=e,
                                  close_fds=False, preexec_fn=place, cwd=self.tmp)
         for h in high.values():
@@ -153,15 +157,36 @@ class OlderVmmux(VmmuxTest):
         os.close(fds[n])
         return p, out, err
 
+    def check(self, state, guest_there):
+        """`vmmux run --update-check-fd 3` on STATE in a mount namespace of
+        its own with a private /tmp, where the fixture's guest image
+        (FIXTURE_GUEST, generate.py) is put when GUEST_THERE; (status,
+        stdout, stderr)."""
+        put = ("mkdir -p %s && cp %s %s && " % (os.path.dirname(FIXTURE_GUEST),
+                                                 guest("snapseq.elf"), FIXTURE_GUEST)
+               if guest_there else "")
+        script = "mount -t tmpfs tmpfs /tmp && %sexec %s run --update-check-fd 3" % (
+            put, os.path.abspath(harness.VMMUX))
+        userns = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+        p, out, err = self.spawn(["sh", "-c", script], {}, state, 3,
+                                 program=["unshare", *userns, "--mount",
+                                          "--propagation", "private"])
+        status = p.wait(timeout=60)
+        with open(out) as f, open(err) as g:
+            return status, f.read(), g.read()
+
     def test_check_says_ok(self):
         for name, state, _data, _ram, _want in self.fixtures():
             with self.subTest(fixture=name):
-                p, out, err = self.spawn(["--update-check-fd", "3"], {}, state, 3)
-                status = p.wait(timeout=60)
-                with open(out) as f, open(err) as g:
-                    printed, errs = f.read(), g.read()
+                status, printed, errs = self.check(state, True)
                 self.assertEqual(printed, "vmmux update-check: ok\n", errs)
                 self.assertEqual(status, 0, errs)
+                # and the guest image gone: refused, naming it
+                status, printed, errs = self.check(state, False)
+                self.assertEqual(printed, "vmmux update-check: refused: the guest image "
+                                 "%s: No such file or directory (the new program reads "
+                                 "it as it starts)\n" % FIXTURE_GUEST, errs)
+                self.assertNotEqual(status, 0)
 
     def test_resumed_with_its_descriptors(self):
         for name, state, data, ram, want in self.fixtures():
@@ -384,6 +409,22 @@ class UpdateTest(VmmuxTest):
         c = run_ctl(sock, "update")
         self.assertStatus(c, 0)
         self.assertIn("pid: %d" % bg.pid, c.out)
+        self.assertSameAsReference(bg)
+
+    def test_guest_image_gone_refused(self):
+        # the new program reads the guest image again as it starts: one
+        # removed since the run started is refused by the check, before the
+        # exec, and the guest runs on
+        kernel = self.path("guest.elf")
+        with open(guest("snapseq_mid.elf"), "rb") as f, open(kernel, "wb") as g:
+            g.write(f.read())
+        sock = self.path("api.sock")
+        bg = self.start("run", "--kernel", kernel, *ARGS, "--api-sock", sock)
+        wait_for_socket(sock, bg)
+        self.wait_lines(bg, 70)
+        os.unlink(kernel)
+        self.refused(bg, sock, [], "refused the state: the guest image %s: No such file or "
+                     "directory (the new program reads it as it starts)" % kernel)
         self.assertSameAsReference(bg)
 
     def test_vmm_added_at_run_time_refused(self):
