@@ -38,7 +38,7 @@ DEB_BUILD := gcc libc6-dev binutils make meson ninja-build pkg-config \
 DEB_FUZZ := clang-14 libclang-rt-14-dev
 DEB_CHECK := $(DEB_BUILD) qemu-system-x86 iproute2 gdb libtsan2 $(DEB_FUZZ)
 
-.PHONY: all build build-asan build-tsan build-fuzz demo check chaos unit deps deps-check deps-fuzz \
+.PHONY: all build build-asan build-tsan build-fuzz demo check chaos fixtures unit deps deps-check deps-fuzz \
 	format clean bench mutate fuzz
 
 all: build
@@ -128,6 +128,11 @@ bench: deps-check
 ONLY ?=
 mutate: deps-check
 	python3 scripts/mutate.py $(if $(ONLY),--only $(ONLY))
+
+# Compatibility fixtures of a new snapshot or HANDOVER version (never a
+# rewrite of committed ones: tests/fixtures/README.md).
+fixtures: build
+	python3 tests/fixtures/generate.py --build $(BUILD)
 
 unit: build
 	$(MESON) test -C $(BUILD) --suite unit --print-errorlogs

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "snapshot/snapshot.h"
@@ -452,6 +453,29 @@ static int fd_arg(const char *s)
 	return errno == 0 && end != s && *end == '\0' && v >= 0 && v < INT_MAX ? (int)v : -1;
 }
 
+/* The files the new program reads again as it starts (and at each guest
+ * reset): the guest image and the multiboot modules, by the run's paths.
+ * One that is gone since the run started would end the guest after the
+ * exec, where nothing can go back. 0, or -1 naming the file. */
+static int guest_files_readable(const struct vmmux_config *c, struct errbuf *e)
+{
+	if (c->kernel != NULL && access(c->kernel, R_OK) < 0)
+		return err_set(e, "the guest image %s: %s", c->kernel, strerror(errno));
+	for (size_t i = 0; i < c->load.nmodules; i++) {
+		const char *m = c->load.modules[i];
+		size_t n = strcspn(m, " ");
+		char *file = strndup(m, n);
+		int rc = file != NULL && access(file, R_OK) == 0 ? 0 : -1;
+		int err = file != NULL ? errno : ENOMEM;
+		if (rc < 0)
+			err_set(e, "the multiboot module %.*s: %s", (int)n, m, strerror(err));
+		free(file);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* `vmmux run --update-check-fd FD` (src/snapshot/update.h): does this vmmux
  * take the live update's state on FD? One line on stdout, which the old
  * program reads. */
@@ -482,6 +506,10 @@ static int update_check(const char *arg)
 	int rc = !c->hvt.on && (config_finish(c, &e) || snapshot_restore_check(c, &e) < 0) ? -1 : 0;
 	if (rc < 0)
 		printf("vmmux update-check: refused: the run's configuration: %s\n", e.msg);
+	else if ((rc = guest_files_readable(c, &e)) < 0)
+		printf("vmmux update-check: refused: %s (the new program reads it as it "
+		       "starts)\n",
+		       e.msg);
 	else
 		printf("vmmux update-check: ok\n");
 	config_free(c);
@@ -513,6 +541,8 @@ static int cmd_run(int argc, char **argv)
 			     ? err_set(&e, "--resume-from-fd %s: %s", resume, strerror(errno))
 			     : snapshot_restore_open_fd(fd_arg(resume), "the live update's state",
 							&sargc, &sargv, &cwd, &e);
+		if (rc == 0 && resume != NULL)
+			rc = snapshot_restore_claim_fds(&e);
 		if (rc < 0) {
 			fprintf(stderr, "vmmux: %s refused: %s\n",
 				resume ? "live update" : "restore", e.msg);

@@ -60,11 +60,13 @@
 
 /* Sanitized builds only: the runtimes' own needs (see the rows). */
 #ifdef VMMUX_SANITIZED
-#define SAN(roles)   (roles)
-#define NOSAN(roles) 0u
+#define SAN(roles)    (roles)
+#define NOSAN(roles)  0u
+#define NOSAN_NR(sys) (-1)
 #else
-#define SAN(roles)   0u
-#define NOSAN(roles) (roles)
+#define SAN(roles)    0u
+#define NOSAN(roles)  (roles)
+#define NOSAN_NR(sys) SCMP_SYS(sys)
 #endif
 
 /* The flags that make an open write, create or truncate (O_TMPFILE: its
@@ -265,10 +267,13 @@ static const struct rule rules[] = {
 	/* fork (clone with SIGCHLD; namespaces' flags too), the child's steps
 	 * before execve (sandbox/spawn.c: descriptors, signals, identity,
 	 * no_new_privs, death signal, CPU, stage 1), the pidfd, and whatever
-	 * gives a VMM an identity of its own (user, PID and mount namespaces,
-	 * a private /proc, Landlock). What the program does after execve is
-	 * bounded by its own stages, whose calls are added from
-	 * sandbox_filter_calls (filter.c) when the filters are built. */
+	 * gives a VMM an identity of its own (user and PID namespaces,
+	 * Landlock). What the program does after execve is bounded by its own
+	 * stages, whose calls are added from sandbox_filter_calls (filter.c)
+	 * when the filters are built. execve is here for the forked child
+	 * only (seccomp cannot tell which program a path names): vmmux's own
+	 * execve, a live update's, and its check's spawn are the exec
+	 * thread's (self_exec.h), which has no role filter. */
 	R(clone, FORK),
 	R(fork, FORK),
 	R(vfork, FORK),
@@ -308,10 +313,6 @@ static const struct rule rules[] = {
 	R(setpgid, FORK),
 	R(unshare, FORK),
 	R(setns, FORK),
-	R(mount, FORK),
-	R(umount2, FORK),
-	R(pivot_root, FORK),
-	R(chroot, FORK),
 	R(chdir, FORK),
 	R(fchdir, FORK),
 	R(mkdir, FORK),
@@ -320,15 +321,9 @@ static const struct rule rules[] = {
 	R(landlock_create_ruleset, FORK),
 	R(landlock_add_rule, FORK),
 	R(landlock_restrict_self, FORK),
-	/* ... and what building a private root and /proc for it may take:
-	 * the new mount API, device nodes, links, ownership, file system
-	 * queries, the identity read back. */
-	R(open_tree, FORK),
-	R(move_mount, FORK),
-	R(fsopen, FORK),
-	R(fsconfig, FORK),
-	R(fsmount, FORK),
-	R(mount_setattr, FORK),
+	/* ... and device nodes, links, ownership, file system queries, the
+	 * identity read back. No mount of any kind: vmmux never mounts (the
+	 * base layer refuses it, below). */
 	R(mknodat, FORK),
 	R(symlinkat, FORK),
 	R(fchown, FORK),
@@ -412,7 +407,96 @@ static const struct rule rules[] = {
 	R(prlimit64, SAN(ALL)),
 };
 
+/*
+ * The base layer (self_filter.h): the calls no vmmux makes, in any version,
+ * on any thread, nor any process it starts before that process's own
+ * filters. Everything else is left to the role filters above it. The list
+ * may only grow, and only with calls that no version makes: the layer stays
+ * on the process across live updates, and a newer vmmux lives under the
+ * layer of the oldest one in its process's history.
+ */
+static const int base_denied[] = {
+	/* Reading and changing other processes (LSan's leak check in
+	 * sanitized builds ptraces vmmux's own threads). */
+	NOSAN_NR(ptrace),
+	SCMP_SYS(process_vm_readv),
+	SCMP_SYS(process_vm_writev),
+	/* The kernel itself: modules, kexec, BPF programs, the kernel log,
+	 * performance counters, port I/O, reboot. */
+	SCMP_SYS(init_module),
+	SCMP_SYS(finit_module),
+	SCMP_SYS(delete_module),
+	SCMP_SYS(kexec_load),
+	SCMP_SYS(kexec_file_load),
+	SCMP_SYS(bpf),
+	SCMP_SYS(syslog),
+	SCMP_SYS(perf_event_open),
+	SCMP_SYS(iopl),
+	SCMP_SYS(ioperm),
+	SCMP_SYS(reboot),
+	/* Mounts and the root, old and new API. */
+	SCMP_SYS(mount),
+	SCMP_SYS(umount2),
+	SCMP_SYS(pivot_root),
+	SCMP_SYS(chroot),
+	SCMP_SYS(open_tree),
+	SCMP_SYS(move_mount),
+	SCMP_SYS(fsopen),
+	SCMP_SYS(fsconfig),
+	SCMP_SYS(fsmount),
+	SCMP_SYS(fspick),
+	SCMP_SYS(mount_setattr),
+	/* Files by handle (outside any path check), swap, accounting, quotas. */
+	SCMP_SYS(open_by_handle_at),
+	SCMP_SYS(name_to_handle_at),
+	SCMP_SYS(swapon),
+	SCMP_SYS(swapoff),
+	SCMP_SYS(acct),
+	SCMP_SYS(quotactl),
+	SCMP_SYS(quotactl_fd),
+	/* The kernel's key rings. */
+	SCMP_SYS(keyctl),
+	SCMP_SYS(add_key),
+	SCMP_SYS(request_key),
+	/* The system's clocks (the guest's clock is KVM's). */
+	SCMP_SYS(settimeofday),
+	SCMP_SYS(clock_settime),
+	SCMP_SYS(adjtimex),
+	SCMP_SYS(clock_adjtime),
+	/* Interfaces with a long record of kernel bugs that vmmux does
+	 * without: userfaultfd, io_uring, the execution domain (sanitized
+	 * builds: the runtimes may read it at start). */
+	SCMP_SYS(userfaultfd),
+	SCMP_SYS(io_uring_setup),
+	SCMP_SYS(io_uring_enter),
+	SCMP_SYS(io_uring_register),
+	NOSAN_NR(personality),
+	SCMP_SYS(vhangup),
+	SCMP_SYS(uselib),
+};
+
 /* clang-format on */
+
+static bool base_denies(int nr)
+{
+	for (size_t i = 0; i < sizeof(base_denied) / sizeof(base_denied[0]); i++)
+		if (base_denied[i] == nr && nr >= 0)
+			return true;
+	return false;
+}
+
+size_t self_filter_base_calls(int *nrs, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(base_denied) / sizeof(base_denied[0]); i++) {
+		if (base_denied[i] < 0)
+			continue;
+		if (n < cap)
+			nrs[n] = base_denied[i];
+		n++;
+	}
+	return n;
+}
 
 static unsigned role_bit(enum self_role role)
 {
@@ -449,6 +533,8 @@ static struct {
 } S;
 
 static _Thread_local enum self_role thread_role = SELF_NROLES;
+/* A thread without a role filter that names itself (self_filter_name). */
+static _Thread_local const char *thread_label;
 
 /* ---- the SIGSYS handler ------------------------------------------------ */
 
@@ -483,7 +569,9 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 	char buf[256];
 	size_t n = 0, cap = sizeof(buf) - 1;
 	enum self_role r = thread_role;
-	const char *role = (unsigned)r < SELF_NROLES ? role_names[r] : "unfiltered";
+	const char *role = (unsigned)r < SELF_NROLES ? role_names[r]
+			   : thread_label != NULL    ? thread_label
+						     : "unfiltered";
 	int nr = si->si_syscall;
 	const char *name = nr >= 0 && nr < NAMES_MAX && S.names[nr] ? S.names[nr] : "?";
 	n = put(buf, n, cap, "vmmux: seccomp: the ");
@@ -654,6 +742,21 @@ static bool admitted_by(unsigned mask, const struct rule *r)
 
 int self_filter_check(struct errbuf *e)
 {
+	/* No role, and no forked VMM's stage, admits what the base layer
+	 * refuses. */
+	for (int r = 0; r < SELF_NROLES; r++) {
+		int nrs[NAMES_MAX];
+		size_t n = role_calls((enum self_role)r, nrs, NAMES_MAX);
+		for (size_t i = 0; i < n && i < NAMES_MAX; i++) {
+			if (!base_denies(nrs[i]))
+				continue;
+			char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nrs[i]);
+			err_set(e, "seccomp: the %s filter admits %s, which the base layer refuses",
+				role_names[r], name != NULL ? name : "?");
+			free(name);
+			return -1;
+		}
+	}
 	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
 		const struct rule *r = &rules[i];
 		/* Every thread stacks its filter on the supervisor's; the
@@ -682,6 +785,81 @@ static int install(const struct sandbox_filter *f)
 	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
 }
 
+/* ---- the base layer ----------------------------------------------------- */
+
+static int build_base(struct sandbox_filter *f, struct errbuf *e)
+{
+	memset(f, 0, sizeof(*f));
+	scmp_filter_ctx ctx = sandbox_filter_ctx(SCMP_ACT_ALLOW, "base", e);
+	if (ctx == NULL)
+		return -1;
+	/* Every call that passes is compared with the list: a binary tree
+	 * keeps that to a handful of comparisons. */
+	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+	for (size_t i = 0; rc == 0 && i < sizeof(base_denied) / sizeof(base_denied[0]); i++)
+		if (base_denied[i] >= 0)
+			rc = seccomp_rule_add(ctx, SCMP_ACT_TRAP, base_denied[i], 0);
+	/* The mark: prctl(SELF_BASE_PROBE) fails with SELF_BASE_ERRNO +
+	 * SELF_BASE_VERSION (the kernel itself: EINVAL). */
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(SELF_BASE_ERRNO + SELF_BASE_VERSION),
+				      SCMP_SYS(prctl), 1,
+				      SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, SELF_BASE_PROBE));
+	if (rc != 0) {
+		seccomp_release(ctx);
+		return err_set(e, "base filter: %s", strerror(-rc));
+	}
+	rc = sandbox_filter_export(ctx, f, "base", e);
+	seccomp_release(ctx);
+	return rc;
+}
+
+unsigned self_filter_base_found(void)
+{
+	errno = 0;
+	if (prctl(SELF_BASE_PROBE, 0, 0, 0, 0) != -1)
+		return 0;
+	int err = errno;
+	return err > SELF_BASE_ERRNO && err <= SELF_BASE_ERRNO + 255
+		   ? (unsigned)(err - SELF_BASE_ERRNO)
+		   : 0;
+}
+
+int self_filter_base(struct errbuf *e)
+{
+	unsigned found = self_filter_base_found();
+	if (found >= SELF_BASE_VERSION)
+		return 0;
+	struct sandbox_filter f;
+	if (build_base(&f, e) != 0)
+		return -1;
+	long rc = -1;
+	int err = 0;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+		err = errno;
+	} else {
+		struct sock_fprog prog = f.prog;
+		rc =
+		    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+		err = errno;
+	}
+	sandbox_filter_free(&f);
+	if (rc > 0)
+		return err_set(e,
+			       "seccomp: the base layer: thread %ld has a filter of its own "
+			       "(started before it)",
+			       rc);
+	if (rc != 0)
+		return err_set(e, "seccomp: installing the base layer: %s", strerror(err));
+	return 0;
+}
+
+void self_filter_name(const char *name)
+{
+	thread_label = name;
+	prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
 int self_filter_init(bool enabled, struct errbuf *e)
 {
 	S.enabled = false;
@@ -695,6 +873,8 @@ int self_filter_init(bool enabled, struct errbuf *e)
 			return -1;
 	}
 	if (install_handler(e) != 0)
+		return -1;
+	if (self_filter_base(e) != 0)
 		return -1;
 	S.enabled = true;
 	return 0;

@@ -2,13 +2,33 @@
  * self_filter.h: vmmux's own threads under seccomp, one filter per thread
  * role (as Firecracker does).
  *
+ * Two layers. The base layer, one per process whatever the number of live
+ * updates it went through: a deny-list of the calls no vmmux makes in any
+ * version (ptrace, process_vm_*, modules, kexec, mounts, bpf,
+ * perf_event_open, key rings, swap, reboot, the system clocks, acct,
+ * quotas, userfaultfd, io_uring, personality, ...), everything else
+ * allowed; installed by the main thread with SECCOMP_FILTER_FLAG_TSYNC
+ * before any role filter, so every thread and every process vmmux starts
+ * has it. Seccomp filters survive execve and cannot be removed: a process
+ * started by a live update finds the layer already on (a mark: the layer
+ * makes prctl(SELF_BASE_PROBE) fail with SELF_BASE_ERRNO + its version,
+ * where the kernel says EINVAL) and does not install it again. Above it,
+ * the role filters (allow-lists), one per thread, except on the exec
+ * thread (self_exec.h), which runs a live update's check and execve under
+ * the base layer alone: the new program starts with the base layer and
+ * nothing else of the old one's, so the filters of a process are the same
+ * after any number of updates, and a newer vmmux is bound only by the
+ * base layer until its own filters go on.
+ *
  * Life cycle:
  *   - self_filter_init, once, on the main thread during set-up and before
  *     any thread of the run starts: builds every role's BPF program with
  *     libseccomp (and keeps it: installing needs no allocation), installs
  *     the process-wide SIGSYS handler and resolves every system call's
- *     name for it. With ENABLED false (vmmux run --no-seccomp) it does
- *     nothing and self_filter_enter only names the thread.
+ *     name for it, then installs the base layer (self_filter_base). With
+ *     ENABLED false (vmmux run --no-seccomp) it does nothing (no base
+ *     layer either; one that a live update inherited stays) and
+ *     self_filter_enter only names the thread.
  *   - self_filter_enter(ROLE), by each thread itself, first thing in its
  *     start routine (the supervisor: the main thread, during set-up, before
  *     it forks the first parallel VMM or starts a thread): names the thread
@@ -19,10 +39,12 @@
  * Filters stack, and a thread created by a filtered thread inherits its
  * creator's filter before it installs its own: what a thread may do is the
  * intersection of its role's list and its creators'. The supervisor's
- * filter goes on first, before the main thread forks the first parallel
- * VMM; every other thread of the run starts after it and stacks its role's
- * on it (self_filter_check verifies that the supervisor's admits every
- * row), so every VMM process inherits exactly one filter of vmmux's. The
+ * filter goes on first (above the base layer), before the main thread forks
+ * the first parallel VMM; every other thread of the run starts after it
+ * and stacks its role's on it (self_filter_check verifies that the
+ * supervisor's admits every row, and that no row admits a call the base
+ * layer refuses), so every VMM process inherits exactly two filters of
+ * vmmux's, the base layer and the supervisor's. The
  * live-change worker's list is the supervisor's and it runs under the one
  * it inherits. The roles that fork parallel VMMs admit everything their
  * children do until execve and everything the VMM's own stages admit
@@ -68,12 +90,41 @@ enum self_role {
  * statuses are odd; see README "Exit status"). */
 #define SELF_FILTER_EXIT 10
 
+/* The base layer's mark: prctl(SELF_BASE_PROBE, 0, 0, 0, 0), an option no
+ * kernel defines, fails with errno SELF_BASE_ERRNO + the layer's version
+ * under the layer (EINVAL without). A version adds calls to the list; a
+ * process that has an older layer gets the newer one on top, once. */
+#define SELF_BASE_PROBE	  0x766d6d78u /* "vmmx" */
+#define SELF_BASE_ERRNO	  3840
+#define SELF_BASE_VERSION 1u
+
 /*
  * Build every role's filter and install the SIGSYS handler (ENABLED), or
  * remember that filters are off. Call once, single-threaded, before any
  * self_filter_enter. 0, or -1 with a message in e.
  */
 int self_filter_init(bool enabled, struct errbuf *e);
+
+/*
+ * Install the base layer on every thread of the process (TSYNC), unless
+ * the process has it already (a live update's new program): call on the
+ * main thread before any thread installs a filter of its own. 0, or -1
+ * with a message in e. self_filter_init calls it.
+ */
+int self_filter_base(struct errbuf *e);
+
+/* The version of the base layer the calling thread runs under; 0: none.
+ * Call only where prctl passes the thread's filters (the base layer alone,
+ * or none). */
+unsigned self_filter_base_found(void);
+
+/* The calls the base layer refuses in this build (sanitized builds: fewer),
+ * by number: fills NRS up to CAP, returns how many there are. */
+size_t self_filter_base_calls(int *nrs, size_t cap);
+
+/* Name a thread that has no role filter (PR_SET_NAME; the SIGSYS handler's
+ * line names it too). */
+void self_filter_name(const char *name);
 
 /* Whether self_filter_init installed filters. */
 bool self_filter_enabled(void);

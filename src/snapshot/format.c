@@ -332,18 +332,30 @@ static const char *parse_vcpu(struct cur *c, struct snap_vcpu *out)
 	return NULL;
 }
 
+/* "version 1 only" or "versions 1 to 3": the versions this vmmux reads. */
+static const char *versions_read(char *buf, size_t n, uint32_t min, uint32_t max)
+{
+	if (min == max)
+		snprintf(buf, n, "version %u only", max);
+	else
+		snprintf(buf, n, "versions %u to %u", min, max);
+	return buf;
+}
+
 /* HANDOVER (format.h): the version first, so that another version is
  * refused by name whatever follows it. */
 static const char *parse_handover(struct cur *c, struct snap_view *v)
 {
 	static _Thread_local char why[128];
 	uint32_t version = get32(c);
-	if (!c->bad && version != SNAP_HANDOVER_VERSION) {
-		snprintf(why, sizeof(why),
-			 "live-update state version %u; this vmmux reads version %u only", version,
-			 SNAP_HANDOVER_VERSION);
+	if (!c->bad && (version < SNAP_HANDOVER_VERSION_MIN || version > SNAP_HANDOVER_VERSION)) {
+		char r[48];
+		snprintf(
+		    why, sizeof(why), "live-update state version %u; this vmmux reads %s", version,
+		    versions_read(r, sizeof(r), SNAP_HANDOVER_VERSION_MIN, SNAP_HANDOVER_VERSION));
 		return why;
 	}
+	v->ho_version = version;
 	v->ho_npieces = get32(c);
 	v->ho_pause_ns = get64(c);
 	v->ho_api_fd = (int32_t)get32(c);
@@ -453,11 +465,12 @@ int snap_parse(const uint8_t *buf, size_t len, uint64_t file_len, struct snap_vi
 	if (memcmp(buf, SNAP_MAGIC, 8) != 0)
 		return err_set(e, "header: not a vmmux snapshot (bad magic)");
 	v->version = rd32(buf + 8);
-	if (v->version != SNAP_VERSION)
-		return err_set(e,
-			       "header: snapshot format version %u; this vmmux reads version %u "
-			       "only",
-			       v->version, SNAP_VERSION);
+	if (v->version < SNAP_VERSION_MIN || v->version > SNAP_VERSION) {
+		char r[48];
+		return err_set(e, "header: snapshot format version %u; this vmmux reads %s",
+			       v->version,
+			       versions_read(r, sizeof(r), SNAP_VERSION_MIN, SNAP_VERSION));
+	}
 	uint8_t h[SNAP_HEADER_SIZE];
 	memcpy(h, buf, SNAP_HEADER_SIZE);
 	memset(h + 36, 0, 4);

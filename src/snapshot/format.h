@@ -31,8 +31,18 @@
 
 #include "util/err.h"
 
-#define SNAP_MAGIC	      "VMMUXSNP" /* 8 bytes, no NUL */
+#define SNAP_MAGIC "VMMUXSNP" /* 8 bytes, no NUL */
+/*
+ * Versions (docs/snapshot.md "Versions"). The reader takes every format
+ * version from SNAP_VERSION_MIN to SNAP_VERSION (the one the writer
+ * writes), and every HANDOVER version from SNAP_HANDOVER_VERSION_MIN to
+ * SNAP_HANDOVER_VERSION: a snapshot or live-update state that an older
+ * vmmux wrote is accepted by a newer one. Raising a _MIN drops a promise:
+ * its fixtures (tests/fixtures/) go with it, and docs/snapshot.md says so.
+ * Any other version is refused, naming the section and the versions read.
+ */
 #define SNAP_VERSION	      1u
+#define SNAP_VERSION_MIN      1u
 #define SNAP_HEADER_SIZE      64u
 #define SNAP_SECHDR_SIZE      24u
 #define SNAP_PAGE	      4096u
@@ -63,12 +73,13 @@ enum snap_section_type {
 	SNAP_SEC_HANDOVER = 11,
 };
 
-/* The HANDOVER section's own version (its first u32): a vmmux reads only
- * its own. Payload: u32 version, u32 npieces, u64 pause_ns (CLOCK_MONOTONIC
- * of the pause in the old program), i32 api_fd, i32 client_fd (-1: none),
- * str reply_id (the update request's id, JSON text), then npieces x {u64
- * gpa, u64 size, i32 memfd, u32 0}: guest RAM, not in the data region. */
-#define SNAP_HANDOVER_VERSION 1u
+/* The HANDOVER section's own version (its first u32): a vmmux reads
+ * SNAP_HANDOVER_VERSION_MIN to SNAP_HANDOVER_VERSION (above). Payload: u32 version, u32 npieces,
+ * u64 pause_ns (CLOCK_MONOTONIC of the pause in the old program), i32 api_fd, i32 client_fd (-1:
+ * none), str reply_id (the update request's id, JSON text), then npieces x {u64 gpa, u64 size, i32
+ * memfd, u32 0}: guest RAM, not in the data region. */
+#define SNAP_HANDOVER_VERSION	  1u
+#define SNAP_HANDOVER_VERSION_MIN 1u
 
 /* Records of a VCPU section: {u32 kind, u32 len, payload, pad to 8}. */
 enum snap_vcpu_record {
@@ -176,6 +187,7 @@ struct snap_view {
 	const uint8_t *extents; /* nextents x {u64 gpa, u64 len} */
 	/* HANDOVER (a live update's state; absent from a snapshot file) */
 	bool handover;
+	uint32_t ho_version; /* its own version, within the range read */
 	uint32_t ho_npieces;
 	uint64_t ho_pause_ns;
 	int32_t ho_api_fd, ho_client_fd;

@@ -1012,6 +1012,38 @@ int snapshot_restore_open_fd(int fd, const char *path, int *argc, char ***argv, 
 	return 0;
 }
 
+/* FD is open (an inherited descriptor): made close-on-exec. */
+static int claim(int fd)
+{
+	if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
+		if (fd < 0)
+			errno = EBADF;
+		return -1;
+	}
+	return fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+int snapshot_restore_claim_fds(struct errbuf *e)
+{
+	const struct snap_view *v = &R.v;
+	if (!R.on || !v->handover)
+		return 0;
+	for (uint32_t k = 0; k < v->ho_npieces; k++) {
+		int32_t fd;
+		memcpy(&fd, v->ho_pieces + 24 * k + 16, 4);
+		if (claim(fd) < 0)
+			return err_set(e, "section HANDOVER: piece %u: descriptor %d: %s", k, fd,
+				       strerror(errno));
+	}
+	if (v->ho_api_fd >= 0 && claim(v->ho_api_fd) < 0)
+		return err_set(e, "section HANDOVER: the control socket: descriptor %d: %s",
+			       v->ho_api_fd, strerror(errno));
+	if (v->ho_client_fd >= 0 && claim(v->ho_client_fd) < 0)
+		return err_set(e, "section HANDOVER: the asking client: descriptor %d: %s",
+			       v->ho_client_fd, strerror(errno));
+	return 0;
+}
+
 int snapshot_restore_check(const struct vmmux_config *c, struct errbuf *e)
 {
 	const struct snap_view *v = &R.v;

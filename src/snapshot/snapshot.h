@@ -121,6 +121,14 @@ int snapshot_restore_vmms(struct errbuf *e);
 /* Restoring a live update's state: true, *V its decoded view. */
 struct snap_view;
 bool snapshot_restore_handover(const struct snap_view **v);
+/* A live update's new program, first thing after the state is read, before
+ * it opens anything itself: every descriptor the HANDOVER section names
+ * (guest RAM's memfds, the control socket, the asking client's connection)
+ * must be open, inherited (a number left free would be taken by the new
+ * program's own descriptors, and then be one of those); each is made
+ * close-on-exec. 0 (nothing to do for a snapshot file), or -1 with
+ * "section HANDOVER: piece K: descriptor N: REASON". */
+int snapshot_restore_claim_fds(struct errbuf *e);
 /* The vCPUs are about to start: the restore's time is logged (info). */
 void snapshot_restore_done(void);
 /* Release what the restore held (the file's mapping stays with guest

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "sandbox/self_exec.h"
 #include "snapshot/format.h"
 #include "snapshot/snapshot.h"
 #include "util/log.h"
@@ -146,6 +147,38 @@ static int run_check(const char *program, int state, struct errbuf *e)
 	return 0;
 }
 
+/* The check and the execve run on the exec thread (self_exec.h): under the
+ * base layer alone, never under this thread's role filter. */
+struct exec_job {
+	const char *program;
+	char **argv;
+	int state;
+	struct errbuf *e;
+	int err; /* the execve's errno */
+};
+
+static int check_job(void *arg)
+{
+	struct exec_job *j = arg;
+	return run_check(j->program, j->state, j->e);
+}
+
+static int execve_job(void *arg)
+{
+	struct exec_job *j = arg;
+	execve(j->program, j->argv, environ);
+	j->err = errno;
+	return -1;
+}
+
+static int on_exec_thread(int (*fn)(void *), struct exec_job *j)
+{
+	int rc = self_exec_call(fn, j);
+	if (rc < 0 && errno == ESRCH && !self_exec_running())
+		return err_set(j->e, "the exec thread does not run");
+	return rc;
+}
+
 static void set_cloexec(int fd, bool on)
 {
 	if (fd >= 0)
@@ -207,8 +240,9 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 		rc = snapshot_write_handover(state, &h, &r, e);
 	machine_resume();
 	uint64_t t_check = mono_ns();
+	struct exec_job job = {.program = program, .state = state, .e = e};
 	if (rc == 0)
-		rc = run_check(program, state, e);
+		rc = on_exec_thread(check_job, &job);
 	uint64_t t_checked = mono_ns();
 	if (rc == 0) {
 		h.pause_ns = mono_ns();
@@ -237,8 +271,9 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 		set_cloexec(h.pieces[k].fd, false);
 	fflush(NULL);
 	vmm_tty_handover(false);
-	execve(program, argv, environ);
-	int err = errno;
+	job.argv = argv;
+	job.err = 0;
+	int err = on_exec_thread(execve_job, &job) < 0 && job.err == 0 ? ESRCH : job.err;
 	vmm_tty_handover(true);
 	set_cloexec(state, true);
 	set_cloexec(h.api_fd, true);

@@ -13,14 +13,18 @@
  *      (format.h) naming the descriptors the new program inherits: guest
  *      RAM's memfds (guest memory is not copied), the control socket's
  *      listening socket, the connection of the client that asked;
- *   3. resumes the guest and runs `PROGRAM run --update-check-fd 3` with
+ *   3. resumes the guest and, on the exec thread (self_exec.h: under the
+ *      base seccomp layer only, so that neither the check nor the new
+ *      program inherits a role filter), runs `PROGRAM run --update-check-fd 3` with
  *      the state on descriptor 3: the new program decodes the state, parses
- *      its command line and checks it against the state, and must print
+ *      its command line and checks it against the state and that the
+ *      guest image and modules it names can be read, and must print
  *      `vmmux update-check: ok` (else its reason) within UPDATE_CHECK_NS;
  *      anything else refuses the update, the reason in the reply;
  *   4. pauses again and writes the state again (live changes, which run on
  *      this same worker, cannot come in between), clears FD_CLOEXEC on the
- *      inherited descriptors and execve's `PROGRAM run --resume-from-fd N`:
+ *      inherited descriptors and, on the exec thread, execve's `PROGRAM
+ *      run --resume-from-fd N` (with this thread's signal mask):
  *      the process id stays; every other
  *      descriptor (the KVM VM and vCPUs among them) closes. An execve that
  *      fails leaves everything as it was and the guest resumes.
@@ -30,9 +34,10 @@
  * (update_resumed) and logs how long the vCPUs were paused.
  *
  * System calls on the old program's path besides the pause and the
- * snapshot writer's: memfd_create, ftruncate, pwrite, readlink, access,
- * fcntl(F_DUPFD_CLOEXEC, F_SETFD), pipe2, posix_spawn (clone/vfork, dup2,
- * execve in the child), poll, read, kill, wait4, execve.
+ * snapshot writer's: on the worker, memfd_create, ftruncate, pwrite,
+ * readlink, access, fcntl(F_SETFD), futex (the exec thread's call); on the
+ * exec thread, fcntl(F_DUPFD_CLOEXEC), pipe2, posix_spawn (clone/vfork,
+ * dup2, execve in the child), poll, read, kill, wait4, execve.
  */
 #ifndef VMMUX_SNAPSHOT_UPDATE_H
 #define VMMUX_SNAPSHOT_UPDATE_H

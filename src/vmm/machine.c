@@ -40,6 +40,7 @@
 #include "event/event.h"
 #include "exit/vcpu.h"
 #include "route/router.h"
+#include "sandbox/self_exec.h"
 #include "snapshot/format.h"
 #include "snapshot/snapshot.h"
 #include "stats/metrics.h"
@@ -1010,14 +1011,15 @@ static int machine_setup(struct vmmux_config *c)
 		return EXIT_USAGE;
 	}
 
-	/* vmmux's own filters, built before any thread of the run starts;
-	 * each thread installs its role's (machine_thread_enter). The
-	 * reclamation thread is liburcu's: it installs its filter from a
-	 * callback, now. */
+	/* vmmux's own filters, built before any thread of the run starts, and
+	 * the base layer under them all (self_filter.h); each thread installs
+	 * its role's (machine_thread_enter). Then the exec thread, which has
+	 * none (self_exec.h). The reclamation thread is liburcu's: it installs
+	 * its filter from a callback, now. */
 	/* jansson seeds its hash function from /dev/urandom with its first
 	 * object: now, not on a filtered thread (the control socket's). */
 	json_object_seed(0);
-	if (self_filter_init(!c->no_seccomp, &e) < 0) {
+	if (self_filter_init(!c->no_seccomp, &e) < 0 || self_exec_start(&e) < 0) {
 		log_error("%s", e.msg);
 		return EXIT_HOST;
 	}
@@ -1032,7 +1034,11 @@ static int machine_setup(struct vmmux_config *c)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	if (c->no_seccomp)
-		log_warn("--no-seccomp: vmmux's own threads run without their seccomp filters");
+		log_warn("--no-seccomp: vmmux's own threads run without their seccomp filters%s",
+			 self_filter_base_found()
+			     ? " (the base layer a live update inherited stays: it cannot be "
+			       "removed)"
+			     : ", and without the base layer under them");
 
 	/* A statistics file that cannot be written is a bad command line, found
 	 * before the guest runs rather than after. */

@@ -177,6 +177,37 @@ class GuestKinds(SnapshotTest):
             self.assertIn('"generation": 3', lst.out)
 
 
+FIXTURES = os.path.join(harness.SRC, "tests", "fixtures")
+
+
+class OlderVmmux(VmmuxTest):
+    """Snapshots that an older vmmux wrote (tests/fixtures/, docs/snapshot.md
+    "Versions"): each committed snapshot-vN.snap.gz restores and its guest
+    prints exactly what the uninterrupted run printed after the snapshot,
+    with the same status. The stored command line names the writer's guest
+    and control socket; the restored run is given this tree's (later
+    options win)."""
+
+    def test_every_committed_snapshot_restores(self):
+        import glob
+        import gzip
+        names = sorted(glob.glob(os.path.join(FIXTURES, "snapshot-v*.snap.gz")))
+        self.assertGreater(len(names), 0, FIXTURES)
+        for gz in names:
+            with self.subTest(fixture=os.path.basename(gz)):
+                snap = self.path(os.path.basename(gz)[:-3])
+                with gzip.open(gz, "rb") as f, open(snap, "wb") as g:
+                    shutil.copyfileobj(f, g)
+                with open(gz[:-len(".snap.gz")] + ".json") as f:
+                    want = json.load(f)
+                r = self.vmmux("run", "--restore", snap, "--kernel", guest("snapseq.elf"),
+                               "--api-sock", self.path("api.sock"), timeout=120)
+                self.assertEqual(r.status, want["status"], r.err)
+                self.assertEqual(r.out, want["after"], r.err)
+                self.assertTrue(want["after"].endswith("snapseq done\n"))
+                self.assertNotIn("went back", r.out)
+
+
 class CompiledRoutes(VmmuxTest):
     """The routes compiled into KVM (the coalesced ring, doorbell counts)
     across a snapshot: when `snapshot` answers, every value the guest wrote

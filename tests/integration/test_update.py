@@ -17,8 +17,13 @@ reply, and the guest runs on undisturbed in the old program.
 The placement of the VMMs is given by the tests (live update hands over
 in-process VMMs only), so the module is not run again under --parallel.
 """
+import fcntl
+import gzip
+import json
 import os
 import pty
+import socket
+import subprocess
 import stat
 import termios
 import struct
@@ -59,6 +64,190 @@ os.write(fd, bytes(data))
 os.dup2(fd, 3)
 os.execv(%r, [%r] + sys.argv[1:])
 '''
+
+
+FIXTURES = os.path.join(harness.SRC, "tests", "fixtures")
+# The guest image the fixtures' command lines name (tests/fixtures/generate.py).
+FIXTURE_GUEST = "/tmp/vmmux-fixtures/snapseq.elf"
+
+
+def handover(state):
+    """The HANDOVER section of a state's bytes: (version, pieces as [(gpa,
+    size, fd)], api_fd, client_fd)."""
+    nsec = struct.unpack_from("<I", state, 32)[0]
+    at = HDR
+    for _ in range(nsec):
+        typ, _crc, length, _index = struct.unpack_from("<IIQI", state, at)
+        if typ == SEC_HANDOVER:
+            p = at + SECHDR
+            version = struct.unpack_from("<I", state, p)[0]
+            if version != 1:
+                raise AssertionError("HANDOVER version %d: teach handover() its layout "
+                                     "(docs/snapshot.md)" % version)
+            _v, npieces, _pause, api_fd, client_fd = struct.unpack_from("<IIQii", state, p)
+            p += 24
+            p += 4 + struct.unpack_from("<I", state, p)[0]
+            pieces = [struct.unpack_from("<QQi", state, p + 24 * k) for k in range(npieces)]
+            return version, pieces, api_fd, client_fd
+        at += SECHDR + ((length + 7) & ~7)
+    raise AssertionError("no HANDOVER section")
+
+
+class OlderVmmux(VmmuxTest):
+    """Live-update states that an older vmmux wrote (tests/fixtures/,
+    docs/snapshot.md "Versions"), each update-vF-hH.state.gz with the guest
+    RAM its memfds held: the check `run --update-check-fd 3` says ok (the
+    descriptors the state names are not the check's to see: it is not given
+    them), given the guest image at the path the state's command line names
+    (in a mount namespace of its own), and refuses naming it without; `run --resume-from-fd N` given the descriptors at the numbers the
+    state names (memfds holding that RAM, a listening control socket, the
+    asking client's connection) answers the client and its guest prints
+    exactly what the uninterrupted run printed after the update; without
+    them it is refused naming the section and the descriptor, and nothing
+    runs."""
+
+    def fixtures(self):
+        import glob
+        names = sorted(glob.glob(os.path.join(FIXTURES, "update-v*-h*.state.gz")))
+        self.assertGreater(len(names), 0, FIXTURES)
+        for gz in names:
+            base = gz[:-len(".state.gz")]
+            state = self.path(os.path.basename(base) + ".state")
+            with gzip.open(gz, "rb") as f:
+                data = f.read()
+            with open(state, "wb") as f:
+                f.write(data)
+            with gzip.open(base + ".ram.gz", "rb") as f:
+                ram = f.read()
+            with open(base + ".json") as f:
+                want = json.load(f)
+            yield os.path.basename(base), state, data, ram, want
+
+    def resume(self, state, fds, *extra):
+        """`vmmux run --resume-from-fd N` with STATE on N and FDS ({number in
+        the new program: descriptor here}) at their numbers, nothing else
+        open; (Popen, stdout path, stderr path)."""
+        n = max([3] + list(fds)) + 1
+        return self.spawn(["--resume-from-fd", str(n), *extra], fds, state, n)
+
+    def spawn(self, args, fds, state, n, program=None):
+        """`vmmux run ARGS` (or PROGRAM ARGS) with STATE on N and FDS at
+        their numbers."""
+        fds = dict(fds)
+        fds[n] = os.open(state, os.O_RDONLY)
+        high = {}
+        for t, src in fds.items():
+            high[t] = fcntl.fcntl(src, fcntl.F_DUPFD, 300)
+
+        def place():
+            for t, h in high.items():
+                os.dup2(h, t)
+            keep = sorted(high)
+            os.closerange(3, keep[0])
+            for a, b in zip(keep, keep[1:] + [65536]):
+                os.closerange(a + 1, b)
+
+        out, err = self.path("resumed.out"), self.path("resumed.err")
+        with open(out, "w") as o, open(err, "w") as e:
+            p = subprocess.Popen((program or [os.path.abspath(harness.VMMUX), "run"]) + args,
+                                 stdin=subprocess.DEVNULL, stdout=o, stderr=e,
+                                 close_fds=False, preexec_fn=place, cwd=self.tmp)
+        for h in high.values():
+            os.close(h)
+        os.close(fds[n])
+        return p, out, err
+
+    def check(self, state, guest_there):
+        """`vmmux run --update-check-fd 3` on STATE in a mount namespace of
+        its own with a private /tmp, where the fixture's guest image
+        (FIXTURE_GUEST, generate.py) is put when GUEST_THERE; (status,
+        stdout, stderr)."""
+        put = ("mkdir -p %s && cp %s %s && " % (os.path.dirname(FIXTURE_GUEST),
+                                                 guest("snapseq.elf"), FIXTURE_GUEST)
+               if guest_there else "")
+        script = "mount -t tmpfs tmpfs /tmp && %sexec %s run --update-check-fd 3" % (
+            put, os.path.abspath(harness.VMMUX))
+        userns = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+        p, out, err = self.spawn(["sh", "-c", script], {}, state, 3,
+                                 program=["unshare", *userns, "--mount",
+                                          "--propagation", "private"])
+        status = p.wait(timeout=60)
+        with open(out) as f, open(err) as g:
+            return status, f.read(), g.read()
+
+    def test_check_says_ok(self):
+        for name, state, _data, _ram, _want in self.fixtures():
+            with self.subTest(fixture=name):
+                status, printed, errs = self.check(state, True)
+                self.assertEqual(printed, "vmmux update-check: ok\n", errs)
+                self.assertEqual(status, 0, errs)
+                # and the guest image gone: refused, naming it
+                status, printed, errs = self.check(state, False)
+                self.assertEqual(printed, "vmmux update-check: refused: the guest image "
+                                 "%s: No such file or directory (the new program reads "
+                                 "it as it starts)\n" % FIXTURE_GUEST, errs)
+                self.assertNotEqual(status, 0)
+
+    def test_resumed_with_its_descriptors(self):
+        for name, state, data, ram, want in self.fixtures():
+            with self.subTest(fixture=name):
+                _v, pieces, api_fd, client_fd = handover(data)
+                fds, keep, off = {}, [], 0
+                for _gpa, size, fd in pieces:
+                    m = os.memfd_create("guest-ram", 0)
+                    os.pwrite(m, ram[off:off + size], 0)
+                    os.ftruncate(m, size)
+                    off += size
+                    fds[fd] = m
+                    keep.append(m)
+                self.assertEqual(off, len(ram))
+                sock = self.path("api.sock")
+                if api_fd >= 0:
+                    lsn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    lsn.bind(sock)
+                    lsn.listen(8)
+                    fds[api_fd] = lsn.fileno()
+                    keep.append(lsn)
+                mine = None
+                if client_fd >= 0:
+                    mine, theirs = socket.socketpair()
+                    fds[client_fd] = theirs.fileno()
+                    keep.append(theirs)
+                p, out, err = self.resume(state, fds, "--kernel", guest("snapseq.elf"),
+                                          "--api-sock", sock)
+                for k in keep:
+                    k.close() if hasattr(k, "close") else os.close(k)
+                status = p.wait(timeout=120)
+                with open(out) as f:
+                    printed = f.read()
+                with open(err) as f:
+                    errs = f.read()
+                self.assertEqual(status, want["status"], errs)
+                self.assertEqual(printed, want["after"], errs)
+                if mine is not None:
+                    mine.settimeout(10)
+                    reply = json.loads(mine.makefile().readline())
+                    mine.close()
+                    self.assertTrue(reply["ok"], reply)
+                    self.assertEqual(reply["result"]["pid"], p.pid)
+                if os.path.exists(sock):
+                    os.unlink(sock)
+
+    def test_resume_without_its_descriptors_refused(self):
+        for name, state, data, _ram, _want in self.fixtures():
+            with self.subTest(fixture=name):
+                _v, pieces, _api, _client = handover(data)
+                p, out, err = self.resume(state, {}, "--kernel", guest("snapseq.elf"),
+                                          "--api-sock", self.path("api.sock"))
+                self.assertEqual(p.wait(timeout=60), harness.EXIT_IMAGE)
+                with open(err) as f:
+                    errs = f.read()
+                # refused before the new program opens anything of its own:
+                # a number left free is never taken for one of its own
+                self.assertEqual("vmmux: live update refused: section HANDOVER: piece 0: "
+                                 "descriptor %d: Bad file descriptor\n" % pieces[0][2], errs)
+                with open(out) as f:
+                    self.assertEqual(f.read(), "")
 
 
 class UpdateTest(VmmuxTest):
@@ -220,6 +409,22 @@ class UpdateTest(VmmuxTest):
         c = run_ctl(sock, "update")
         self.assertStatus(c, 0)
         self.assertIn("pid: %d" % bg.pid, c.out)
+        self.assertSameAsReference(bg)
+
+    def test_guest_image_gone_refused(self):
+        # the new program reads the guest image again as it starts: one
+        # removed since the run started is refused by the check, before the
+        # exec, and the guest runs on
+        kernel = self.path("guest.elf")
+        with open(guest("snapseq_mid.elf"), "rb") as f, open(kernel, "wb") as g:
+            g.write(f.read())
+        sock = self.path("api.sock")
+        bg = self.start("run", "--kernel", kernel, *ARGS, "--api-sock", sock)
+        wait_for_socket(sock, bg)
+        self.wait_lines(bg, 70)
+        os.unlink(kernel)
+        self.refused(bg, sock, [], "refused the state: the guest image %s: No such file or "
+                     "directory (the new program reads it as it starts)" % kernel)
         self.assertSameAsReference(bg)
 
     def test_vmm_added_at_run_time_refused(self):

@@ -504,6 +504,161 @@ static void test_tables(void **state)
 	assert_null(self_filter_role_name(SELF_NROLES));
 }
 
+/* ---- the base layer ------------------------------------------------------ */
+
+/* Fork; the child (in a session of its own: no terminal to hang up) starts
+ * a thread, then self_filter_init installs the base layer, and BODY runs
+ * under it, its result the child's status. Its stderr is captured. */
+static void *idle_thread(void *arg)
+{
+	(void)arg;
+	pause();
+	return NULL;
+}
+
+static pid_t idle_tid;
+
+static void *tell_tid(void *arg)
+{
+	idle_tid = (pid_t)syscall(SYS_gettid);
+	return idle_thread(arg);
+}
+
+static struct outcome in_base(body_fn body, void *arg)
+{
+	struct outcome o;
+	memset(&o, 0, sizeof(o));
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	fflush(NULL);
+	parent_pid = getpid();
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		dup2(p[1], STDERR_FILENO);
+		close(p[1]);
+		setsid();
+		pthread_t t;
+		if (pthread_create(&t, NULL, tell_tid, NULL) != 0)
+			_exit(91);
+		while (__atomic_load_n(&idle_tid, __ATOMIC_SEQ_CST) == 0)
+			sched_yield();
+		struct errbuf e;
+		if (self_filter_init(true, &e) != 0) {
+			dprintf(STDERR_FILENO, "%s\n", e.msg);
+			_exit(90);
+		}
+		_exit(body(arg));
+	}
+	close(p[1]);
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(p[0], o.err + len, sizeof(o.err) - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof(o.err) - 1)
+			break;
+	}
+	close(p[0]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	o.code = WIFEXITED(st) ? CLD_EXITED : CLD_KILLED;
+	o.status = WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st);
+	return o;
+}
+
+/* The Seccomp_filters line of /proc/self/task/TID/status (TID 0: the
+ * process's). */
+static int filters_of(pid_t tid)
+{
+	char path[64], line[256];
+	if (tid == 0)
+		snprintf(path, sizeof(path), "/proc/self/status");
+	else
+		snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+	FILE *f = fopen(path, "r");
+	int n = -1;
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "Seccomp_filters: %d", &n) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+static int call_nr(void *arg)
+{
+	int nr = *(int *)arg;
+	/* arguments that make each call fail at once should it ever pass */
+	syscall(nr, -1L, -1L, -1L, -1L, -1L, -1L);
+	return 0; /* not reached */
+}
+
+/* Every call of the list ends the process through the handler. */
+static void test_base_refuses(void **state)
+{
+	(void)state;
+	int nrs[128];
+	size_t n = self_filter_base_calls(nrs, 128);
+	assert_true(n >= 40 && n <= 128);
+	for (size_t i = 0; i < n; i++) {
+		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nrs[i]);
+		assert_non_null(name);
+		struct outcome o = in_base(call_nr, &nrs[i]);
+		char want[128];
+		snprintf(want, sizeof(want),
+			 "the unfiltered thread made a forbidden system call: %s (%d)", name,
+			 nrs[i]);
+		if (o.code != CLD_EXITED || o.status != SELF_FILTER_EXIT ||
+		    strstr(o.err, want) == NULL)
+			fail_msg("base layer, %s: code %d status %d, stderr: %s", name, o.code,
+				 o.status, o.err);
+		free(name);
+	}
+	printf("seccomp: base layer refuses %zu system calls\n", n);
+}
+
+/* The layer is on every thread (TSYNC), carries its mark, goes on once
+ * (a second self_filter_base finds it), and lets everything else pass. */
+static int base_once(void *arg)
+{
+	(void)arg;
+	if (filters_of(0) != 1 || filters_of(idle_tid) != 1)
+		return 10 + filters_of(0);
+	if (self_filter_base_found() != SELF_BASE_VERSION)
+		return 20;
+	struct errbuf e;
+	if (self_filter_base(&e) != 0 || filters_of(0) != 1)
+		return 30;
+	/* what the role filters decide on: untouched */
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || close(fd) != 0)
+		return 40;
+	if (prctl(PR_SET_NAME, "base", 0, 0, 0) != 0)
+		return 41;
+	errno = 0;
+	if (prctl(0x7fffffff, 0, 0, 0, 0) != -1 || errno != EINVAL)
+		return 42;
+	pid_t c = fork();
+	if (c == 0)
+		_exit(self_filter_base_found() == SELF_BASE_VERSION && filters_of(0) == 1 ? 0 : 1);
+	int st;
+	if (c < 0 || waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return 43;
+	return 0;
+}
+
+static void test_base_once_everywhere(void **state)
+{
+	(void)state;
+	assert_int_equal(self_filter_base_found(), 0);
+	struct outcome o = in_base(base_once, NULL);
+	if (o.code != CLD_EXITED || o.status != 0)
+		fail_msg("base layer: code %d status %d, stderr: %s", o.code, o.status, o.err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -513,6 +668,8 @@ int main(void)
 	    cmocka_unit_test(test_vcpu_kvm),
 	    cmocka_unit_test(test_control_socket),
 	    cmocka_unit_test(test_forking_roles),
+	    cmocka_unit_test(test_base_refuses),
+	    cmocka_unit_test(test_base_once_everywhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
