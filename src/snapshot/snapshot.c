@@ -611,6 +611,42 @@ static int build_vmm(struct snap_buf *b, struct vmm *v, uint8_t *state, struct e
 	return 0;
 }
 
+/* HANDOVER, version 2: the parallel VMMs (format.h). */
+static void build_ho_pvmms(struct snap_buf *b, const struct snapshot_handover *h)
+{
+	snap_buf_u32(b, h->npvmm);
+	for (unsigned i = 0; i < h->npvmm; i++) {
+		const struct pvmm_handover *p = &h->pvmm[i];
+		snap_buf_str(b, p->name);
+		snap_buf_u32(b, p->tp.nslots);
+		snap_buf_u32(b, p->nirqs);
+		snap_buf_u32(b, (uint32_t)p->pid);
+		const int fd[SNAP_HO_FDS] = {p->pidfd,	   p->sock,  p->memfd, p->vmm_efd,
+					     p->async_efd, p->errfd, p->in_fd, p->out_fd};
+		for (unsigned k = 0; k < SNAP_HO_FDS; k++)
+			snap_buf_u32(b, (uint32_t)fd[k]);
+		snap_buf_u64(b, p->tp.xseq_next);
+		snap_buf_u64(b, p->tp.async_tail);
+		snap_buf_u64(b, p->generation);
+		snap_buf_u64(b, p->window_start_ns);
+		snap_buf_u64(b, p->up_since_ns);
+		snap_buf_u64(b, p->backoff_ns);
+		snap_buf_u64(b, p->maybe_duplicated);
+		snap_buf_u64(b, p->redelivered);
+		snap_buf_u32(b, p->restarts);
+		snap_buf_u32(b, p->recent_restarts);
+		for (unsigned k = 0; k < p->tp.nslots; k++)
+			snap_buf_u32(b, p->tp.seq[k]);
+		for (unsigned k = 0; k < p->nirqs; k++) {
+			snap_buf_u32(b, p->irqs[k].line);
+			snap_buf_u32(b,
+				     (p->irqs[k].level ? 1u : 0u) | (p->irqs[k].wired ? 2u : 0u));
+			snap_buf_u32(b, (uint32_t)p->irqfd[k]);
+			snap_buf_u32(b, (uint32_t)p->resamplefd[k]);
+		}
+	}
+}
+
 static int build_sections(struct sections *l, const struct extents *x, struct errbuf *e)
 {
 	struct vm *vm = machine_vm();
@@ -710,7 +746,9 @@ static int build_sections(struct sections *l, const struct extents *x, struct er
 		const struct snapshot_handover *h = handover;
 		if ((b = section_new(l, SNAP_SEC_HANDOVER, 0)) == NULL)
 			return err_set(e, "out of memory");
-		snap_buf_u32(b, SNAP_HANDOVER_VERSION);
+		/* the oldest version that holds the state: one without parallel
+		 * VMMs stays readable by a vmmux of version 1 */
+		snap_buf_u32(b, h->npvmm ? 2u : 1u);
 		snap_buf_u32(b, h->npieces);
 		snap_buf_u64(b, h->pause_ns);
 		snap_buf_u32(b, (uint32_t)h->api_fd);
@@ -722,6 +760,8 @@ static int build_sections(struct sections *l, const struct extents *x, struct er
 			snap_buf_u32(b, (uint32_t)h->pieces[k].fd);
 			snap_buf_u32(b, 0);
 		}
+		if (h->npvmm)
+			build_ho_pvmms(b, h);
 	}
 	if (section_new(l, SNAP_SEC_END, 0) == NULL)
 		return err_set(e, "out of memory");
@@ -1250,6 +1290,8 @@ int snapshot_restore_vmms(struct errbuf *e)
 		if (vm == NULL)
 			return err_set(e, "section VMM %u ('%s'): not in the registry", i, name);
 		if (vm->placement == VMM_PARALLEL) {
+			if (pvmm_adopted(vm))
+				continue; /* its process kept its state (live update) */
 			if (pvmm_state_restore(vm, m->state, (size_t)m->state_len, e) < 0)
 				return err_prefix(e, "section VMM %u ('%s')", i, name);
 			continue;
@@ -1268,6 +1310,72 @@ int snapshot_restore_vmms(struct errbuf *e)
 			    i, name, vm->role->name);
 	}
 	return 0;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int snapshot_restore_pvmms(struct errbuf *e)
+{
+	const struct snap_view *v = &R.v;
+	if (!R.on || !v->handover || v->ho_npvmm == 0)
+		return 0;
+	struct pvmm_handover *h = calloc(v->ho_npvmm, sizeof(*h));
+	if (h == NULL)
+		return err_set(e, "out of memory");
+	for (uint32_t i = 0; i < v->ho_npvmm; i++) {
+		const struct snap_ho_pvmm *m = &v->ho_pvmm[i];
+		struct pvmm_handover *p = &h[i];
+		snprintf(p->name, sizeof(p->name), "%.*s", (int)m->name.len, m->name.p);
+		bool known = false;
+		for (uint32_t k = 1; k < v->nvmms && !known; k++)
+			known = v->vmm[k].placement == SNAP_VMM_PARALLEL &&
+				v->vmm[k].name.len == m->name.len &&
+				memcmp(v->vmm[k].name.p, m->name.p, m->name.len) == 0;
+		if (!known) {
+			free(h);
+			return err_set(e,
+				       "section HANDOVER: parallel VMM %u ('%s') is not a parallel "
+				       "VMM of the VMM sections",
+				       i, p->name);
+		}
+		p->pid = m->pid;
+		p->pidfd = m->fd[0];
+		p->sock = m->fd[1];
+		p->memfd = m->fd[2];
+		p->vmm_efd = m->fd[3];
+		p->async_efd = m->fd[4];
+		p->errfd = m->fd[5];
+		p->in_fd = m->fd[6];
+		p->out_fd = m->fd[7];
+		p->tp.nslots = m->nslots;
+		p->tp.xseq_next = m->xseq_next;
+		p->tp.async_tail = m->async_tail;
+		for (uint32_t k = 0; k < m->nslots; k++)
+			p->tp.seq[k] = le32(m->seq + 4 * k);
+		p->generation = m->generation;
+		p->window_start_ns = m->window_start_ns;
+		p->up_since_ns = m->up_since_ns;
+		p->backoff_ns = m->backoff_ns;
+		p->maybe_duplicated = m->maybe_duplicated;
+		p->redelivered = m->redelivered;
+		p->restarts = m->restarts;
+		p->recent_restarts = m->recent_restarts;
+		p->nirqs = m->nirqs;
+		for (uint32_t k = 0; k < m->nirqs; k++) {
+			const uint8_t *q = m->irqs + 16 * k;
+			p->irqs[k].line = le32(q);
+			p->irqs[k].level = le32(q + 4) & 1u;
+			p->irqs[k].wired = (le32(q + 4) >> 1) & 1u;
+			p->irqfd[k] = (int32_t)le32(q + 8);
+			p->resamplefd[k] = (int32_t)le32(q + 12);
+		}
+	}
+	int rc = pvmm_adopt_set(h, v->ho_npvmm, e);
+	free(h);
+	return rc;
 }
 
 bool snapshot_restore_handover(const struct snap_view **v)

@@ -26,6 +26,7 @@
 #include "util/log.h"
 #include "vm/vm.h"
 #include "vmm/machine.h"
+#include "vmm/parallel.h"
 #include "vmm/vmm.h"
 
 extern char **environ;
@@ -41,16 +42,68 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* ---- parallel VMMs handed over (their processes keep running) ---- */
+
+static void pvmms_release(struct snapshot_handover *h)
+{
+	for (unsigned k = 0; k < h->npvmm; k++)
+		pvmm_handover_release(vmm_get(vmm_lookup(h->pvmm[k].name)));
+	h->npvmm = 0;
+}
+
+/* Take every parallel VMM from the supervisor's watch into H (the machine
+ * paused); on refusal the ones taken are given back. */
+static int pvmms_take(struct snapshot_handover *h, struct errbuf *e)
+{
+	h->npvmm = 0;
+	for (size_t id = 1; id < vmm_count(); id++) {
+		struct vmm *v = vmm_get((uint16_t)id);
+		if (v == NULL || v->placement != VMM_PARALLEL)
+			continue;
+		bool full = h->npvmm == SNAP_HO_PVMMS_MAX;
+		if (full || pvmm_handover_take(v, &h->pvmm[h->npvmm], e) < 0) {
+			pvmms_release(h);
+			return full ? err_set(e, "more than %u parallel VMMs", SNAP_HO_PVMMS_MAX)
+				    : -1;
+		}
+		h->npvmm++;
+	}
+	return 0;
+}
+
+/* FD_CLOEXEC on (ON) or off every descriptor of the parallel VMMs in H. */
+static void pvmms_cloexec(const struct snapshot_handover *h, bool on)
+{
+	for (unsigned k = 0; k < h->npvmm; k++) {
+		int fds[PVMM_HANDOVER_FDS];
+		unsigned n = pvmm_handover_fds(&h->pvmm[k], fds);
+		for (unsigned i = 0; i < n; i++)
+			(void)fcntl(fds[i], F_SETFD, on ? FD_CLOEXEC : 0);
+	}
+}
+
+/* The execve, made by the main thread (machine_on_main): the parallel VMMs
+ * are its children, and their PR_SET_PDEATHSIG would fire if the thread
+ * that forked them ended in the execve. Returns only on failure: errno. */
+struct exec_call {
+	const char *program;
+	char **argv;
+};
+
+static int exec_on_main(void *arg)
+{
+	struct exec_call *c = arg;
+	execve(c->program, c->argv, environ);
+	return errno;
+}
+
 /* What cannot be handed over yet: refused before anything changes. */
 static int refusable(struct errbuf *e)
 {
-	for (size_t id = 0; id < vmm_count(); id++) {
+	for (size_t id = 1; id < vmm_count(); id++) {
 		struct vmm *v = vmm_get((uint16_t)id);
-		if (v != NULL && v->placement == VMM_PARALLEL)
-			return err_set(e,
-				       "VMM '%s' is a parallel VMM: live update hands over "
-				       "in-process VMMs only",
-				       v->name);
+		if (v != NULL && v->placement == VMM_PARALLEL && pvmm_handover_refusal(v, e) < 0)
+			return -1;
 	}
 	const struct vmmux_config *c = machine_config();
 	for (size_t i = 0; c->hvt.on && i < c->hvt.ndev; i++)
@@ -177,7 +230,7 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	if (state < 0)
 		return err_set(e, "memfd_create: %s", strerror(errno));
 
-	struct snapshot_handover h;
+	static struct snapshot_handover h; /* large: one update at a time (the worker) */
 	memset(&h, 0, sizeof(h));
 	h.pause_ns = mono_ns();
 	h.api_fd = api_listen_fd();
@@ -203,8 +256,10 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 		h.pieces[k].size = m->pieces[k].size;
 		h.pieces[k].fd = m->pieces[k].memfd;
 	}
-	if (rc == 0)
+	if (rc == 0 && (rc = pvmms_take(&h, e)) == 0) {
 		rc = snapshot_write_handover(state, &h, &r, e);
+		pvmms_release(&h);
+	}
 	machine_resume();
 	uint64_t t_check = mono_ns();
 	if (rc == 0)
@@ -213,10 +268,14 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	if (rc == 0) {
 		h.pause_ns = mono_ns();
 		rc = machine_pause(UPDATE_PAUSE_NS, e);
-		if (rc < 0)
+		if (rc < 0) {
 			err_prefix(e, "pausing the machine");
-		else if ((rc = snapshot_write_handover(state, &h, &r, e)) < 0)
+		} else if ((rc = pvmms_take(&h, e)) < 0) {
 			machine_resume();
+		} else if ((rc = snapshot_write_handover(state, &h, &r, e)) < 0) {
+			pvmms_release(&h);
+			machine_resume();
+		}
 	}
 	if (rc < 0) {
 		close(state);
@@ -235,11 +294,16 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	set_cloexec(h.client_fd, false);
 	for (unsigned k = 0; k < h.npieces; k++)
 		set_cloexec(h.pieces[k].fd, false);
+	pvmms_cloexec(&h, false);
 	fflush(NULL);
 	vmm_tty_handover(false);
-	execve(program, argv, environ);
-	int err = errno;
+	struct exec_call xc = {program, argv};
+	int err = machine_on_main(exec_on_main, &xc);
+	if (err == MACHINE_ON_MAIN_CLOSED)
+		err = ESHUTDOWN;
 	vmm_tty_handover(true);
+	pvmms_cloexec(&h, true);
+	pvmms_release(&h);
 	set_cloexec(state, true);
 	set_cloexec(h.api_fd, true);
 	set_cloexec(h.client_fd, true);

@@ -141,6 +141,73 @@ void machine_wake_supervisor(void)
 	}
 }
 
+/* machine_on_main: a call handed to the main thread. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t main;
+	bool have_main;
+	bool closed;	      /* the supervisor left its loop */
+	int (*fn)(void *arg); /* the call waiting (NULL: none) */
+	void *arg;
+	bool done;
+	int rc;
+} MC = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+int machine_on_main(int (*fn)(void *arg), void *arg)
+{
+	if (!MC.have_main || pthread_equal(pthread_self(), MC.main))
+		return fn(arg);
+	bool on = router_wait_begin();
+	pthread_mutex_lock(&MC.lock);
+	while (MC.fn != NULL && !MC.closed) /* another caller's turn */
+		pthread_cond_wait(&MC.cond, &MC.lock);
+	int rc = MACHINE_ON_MAIN_CLOSED;
+	if (!MC.closed) {
+		MC.fn = fn;
+		MC.arg = arg;
+		MC.done = false;
+		machine_wake_supervisor();
+		while (!MC.done && !MC.closed)
+			pthread_cond_wait(&MC.cond, &MC.lock);
+		if (MC.done)
+			rc = MC.rc;
+		MC.fn = NULL;
+		MC.done = false;
+		pthread_cond_broadcast(&MC.cond);
+	}
+	pthread_mutex_unlock(&MC.lock);
+	router_wait_end(on);
+	return rc;
+}
+
+/* The supervisor: run the call handed to it, if any (never waits but for
+ * the call itself). */
+static void main_calls_run(void)
+{
+	pthread_mutex_lock(&MC.lock);
+	int (*fn)(void *) = MC.done ? NULL : MC.fn;
+	void *arg = MC.arg;
+	pthread_mutex_unlock(&MC.lock);
+	if (fn == NULL)
+		return;
+	int rc = fn(arg);
+	pthread_mutex_lock(&MC.lock);
+	MC.rc = rc;
+	MC.done = true;
+	pthread_cond_broadcast(&MC.cond);
+	pthread_mutex_unlock(&MC.lock);
+}
+
+/* The supervisor leaves its loop: no more calls are served. */
+static void main_calls_close(void)
+{
+	pthread_mutex_lock(&MC.lock);
+	MC.closed = true;
+	pthread_cond_broadcast(&MC.cond);
+	pthread_mutex_unlock(&MC.lock);
+}
+
 static void wake_main_loop(void)
 {
 	machine_wake_supervisor();
@@ -879,8 +946,10 @@ static void *worker_main(void *arg)
 static void supervise(int sig_fd, int timer_fd)
 {
 	while (!machine_stopping()) {
-		/* Restarts first: a restarted VMM's new pidfd must be in this
+		/* A call handed to the main thread (a VMM's spawn, a live
+		 * update's execve), then restarts: a new pidfd must be in this
 		 * round's poll set. */
+		main_calls_run();
 		int timeout = pvmm_tick();
 		struct poll_set ps = {.n = 0};
 		poll_add(&ps, M.wake_fd, POLL_WAKE, VMM_ID_NONE);
@@ -1005,6 +1074,9 @@ static int machine_setup(struct vmmux_config *c)
 {
 	struct errbuf e;
 	M.cfg = c;
+	MC.main = pthread_self(); /* the thread that forks parallel VMMs and execs */
+	MC.have_main = true;
+	MC.closed = false;
 	if (snapshot_restoring() && snapshot_restore_check(c, &e) < 0) {
 		log_error("restore refused: %s", e.msg);
 		return EXIT_USAGE;
@@ -1132,6 +1204,10 @@ static int machine_setup(struct vmmux_config *c)
 	}
 	vmm_registry_set_memory(&M.vm.mem);
 	pvmm_thread_slot = M.vm.ncpus; /* the main thread's request slot */
+	if (snapshot_restoring() && snapshot_restore_pvmms(&e) < 0) { /* live update */
+		log_error("%s", e.msg);
+		return EXIT_USAGE;
+	}
 	if (vmm_registry_init(c->vmms, c->nvmms, &e) < 0) {
 		log_error("%s", e.msg);
 		return EXIT_USAGE;
@@ -1285,6 +1361,7 @@ int machine_run(struct vmmux_config *c)
 		pvmm_thread_slot = UINT_MAX;
 		router_thread_offline();
 		supervise(sig_fd, timer_fd);
+		main_calls_close();
 		router_thread_online();
 	}
 

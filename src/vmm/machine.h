@@ -74,6 +74,20 @@ bool machine_wait_event(uint64_t ticket, uint64_t timeout_ns);
  * process was handed back to it). Any thread; never waits. */
 void machine_wake_supervisor(void);
 
+/*
+ * Run FN(ARG) on the main thread (the supervisor, between two rounds of its
+ * poll) and return what it returns; at once when the caller is the main
+ * thread. The main thread forks every parallel VMM (PR_SET_PDEATHSIG is
+ * tied to the thread that forks) and makes a live update's execve (the one
+ * thread that survives it), so that the VMMs outlive the old program's
+ * threads. The caller waits offline for the router; the supervisor waits
+ * for nobody, so the wait is one round of its loop plus FN.
+ * MACHINE_ON_MAIN_CLOSED when the supervisor has left its loop (the run is
+ * ending) before it ran FN. One call at a time is served; others queue.
+ */
+#define MACHINE_ON_MAIN_CLOSED (-2)
+int machine_on_main(int (*fn)(void *arg), void *arg);
+
 /* The status the run ends with (meaningful once machine_stopping()). */
 int machine_exit_status(void);
 

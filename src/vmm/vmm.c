@@ -355,10 +355,19 @@ struct vmm *vmm_create(const struct vmm_config *c, uint16_t id, struct errbuf *e
 			rc = err_set(e, "out of memory");
 	}
 	v->ctx.priv = v->priv;
-	if (rc == 0 && (v->in_fd = open_input(c, e)) == -2)
-		rc = -1;
-	if (rc == 0 && (v->out_fd = open_output(c, e)) == -2)
-		rc = -1;
+	int ho_in, ho_out;
+	if (rc == 0 && v->placement == VMM_PARALLEL && pvmm_adopted_fds(c->name, &ho_in, &ho_out)) {
+		/* a parallel VMM taken over by a live update: the descriptors
+		 * its process has (an output file is not opened, and truncated,
+		 * again) */
+		v->in_fd = ho_in;
+		v->out_fd = ho_out;
+	} else {
+		if (rc == 0 && (v->in_fd = open_input(c, e)) == -2)
+			rc = -1;
+		if (rc == 0 && (v->out_fd = open_output(c, e)) == -2)
+			rc = -1;
+	}
 	for (size_t i = 0; rc == 0 && i < c->nfds && i < VMM_FDS_MAX; i++) {
 		int fd = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 3);
 		if (fd < 0)
