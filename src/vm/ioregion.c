@@ -641,18 +641,6 @@ void ioregion_vmm_started(struct vmm *v)
 	free(o);
 }
 
-unsigned ioregion_vmm_doorbells(struct vmm *v)
-{
-	if (!I.on)
-		return 0;
-	unsigned n = 0;
-	pthread_mutex_lock(&I.lock);
-	for (size_t k = 0; k < IOREGION_DOORBELLS_MAX; k++)
-		n += I.db[k].state == DB_ACTIVE && I.db[k].parallel && I.db[k].v == v;
-	pthread_mutex_unlock(&I.lock);
-	return n;
-}
-
 bool ioregion_doorbells_waiting(struct vmm *v)
 {
 	if (!I.on || pthread_mutex_trylock(&I.lock) != 0)

@@ -105,10 +105,6 @@ void ioregion_vmm_unquiesce(struct vmm *v);
 /* V's process (re)started: give it the eventfds of its doorbells again. */
 void ioregion_vmm_started(struct vmm *v);
 
-/* The active doorbells of parallel VMM V: a live update does
- * not hand them over yet. */
-unsigned ioregion_vmm_doorbells(struct vmm *v);
-
 /* Whether an eventfd of a doorbell given to V's process counts rings that
  * the process has not read (poll, no wait; the heartbeat of
  * tp_main_progress_stalled). False when the doorbell list is being changed

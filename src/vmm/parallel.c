@@ -1009,11 +1009,6 @@ int pvmm_handover_refusal(struct vmm *v, struct errbuf *e)
 			       "parallel VMM '%s' is %s: a live update hands over parallel VMMs "
 			       "whose process is up (try again once it is up)",
 			       v->name, pvmm_state_name(v));
-	if (ioregion_vmm_doorbells(v) > 0)
-		return err_set(e,
-			       "parallel VMM '%s' has doorbells compiled into KVM (a doorbell "
-			       "route): a live update does not hand doorbells over yet",
-			       v->name);
 	return 0;
 }
 

@@ -210,7 +210,10 @@ unsigned pvmm_handover_fds(const struct pvmm_handover *h, int *fds);
 /*
  * Old program, live-change worker: why V cannot be handed over now (0: it
  * can), said in E: a process that is not up (down, restarting, starting,
- * stopped, given up), or doorbells compiled into KVM for it.
+ * stopped, given up). Its doorbells are not handed over: the new program
+ * compiles the routes into its new VM with new eventfds and gives them to
+ * the process on its set-up socket (HS_DB_ADD, which replaces the one of
+ * the same number), as to a successor; the pause leaves no ring unread.
  */
 int pvmm_handover_refusal(struct vmm *v, struct errbuf *e);
 
