@@ -422,9 +422,21 @@ static const char *parse_handover(struct cur *c, struct snap_view *v)
 				return why;
 			}
 		}
+		uint32_t nio = get32(c);
+		if (!c->bad && nio > SNAP_HO_PVMMS_MAX)
+			return "an in-process VMM count out of bounds";
+		for (uint32_t i = 0; i < nio && !c->bad; i++) {
+			v->ho_io[i].name = get_str(c);
+			v->ho_io[i].in_fd = (int32_t)get32(c);
+			v->ho_io[i].out_fd = (int32_t)get32(c);
+			if (!c->bad && (v->ho_io[i].name.len == 0 || v->ho_io[i].name.len >= 32 ||
+					v->ho_io[i].in_fd < -1 || v->ho_io[i].out_fd < -1))
+				return "an in-process VMM's name or descriptors out of range";
+		}
 		if (c->bad)
 			return NULL;
 		v->ho_npvmm = n;
+		v->ho_nio = nio;
 	}
 	v->handover = true;
 	return NULL;

@@ -80,7 +80,9 @@ enum snap_section_type {
  * up_since_ns, u64 backoff_ns, u64 maybe_duplicated, u64 redelivered, u32
  * restarts, u32 recent_restarts, nslots x u32 (each slot's request number),
  * nirqs x {u32 line (< 256), u32 flags (bit 0 level, bit 1 wired), i32
- * irqfd, i32 resamplefd}. */
+ * irqfd, i32 resamplefd}; then u32 nio and nio in-process VMMs'
+ * descriptors, each: str name (1 to 31 bytes), i32 input, i32 output (-1:
+ * none). */
 #define SNAP_HANDOVER_VERSION	  2u
 #define SNAP_HANDOVER_VERSION_MIN 1u
 #define SNAP_HO_PVMMS_MAX	  64u
@@ -215,6 +217,11 @@ struct snap_view {
 	uint32_t ho_version;
 	uint32_t ho_npvmm; /* version 2: the parallel VMMs handed over */
 	struct snap_ho_pvmm ho_pvmm[SNAP_HO_PVMMS_MAX];
+	uint32_t ho_nio; /* version 2: in-process VMMs' input and output */
+	struct {
+		struct snap_str name;
+		int32_t in_fd, out_fd;
+	} ho_io[SNAP_HO_PVMMS_MAX];
 };
 
 /*

@@ -645,6 +645,12 @@ static void build_ho_pvmms(struct snap_buf *b, const struct snapshot_handover *h
 			snap_buf_u32(b, (uint32_t)p->resamplefd[k]);
 		}
 	}
+	snap_buf_u32(b, h->nio);
+	for (unsigned i = 0; i < h->nio; i++) {
+		snap_buf_str(b, h->io[i].name);
+		snap_buf_u32(b, (uint32_t)h->io[i].in_fd);
+		snap_buf_u32(b, (uint32_t)h->io[i].out_fd);
+	}
 }
 
 static int build_sections(struct sections *l, const struct extents *x, struct errbuf *e)
@@ -748,7 +754,7 @@ static int build_sections(struct sections *l, const struct extents *x, struct er
 			return err_set(e, "out of memory");
 		/* the oldest version that holds the state: one without parallel
 		 * VMMs stays readable by a vmmux of version 1 */
-		snap_buf_u32(b, h->npvmm ? 2u : 1u);
+		snap_buf_u32(b, h->npvmm || h->nio ? 2u : 1u);
 		snap_buf_u32(b, h->npieces);
 		snap_buf_u64(b, h->pause_ns);
 		snap_buf_u32(b, (uint32_t)h->api_fd);
@@ -760,7 +766,7 @@ static int build_sections(struct sections *l, const struct extents *x, struct er
 			snap_buf_u32(b, (uint32_t)h->pieces[k].fd);
 			snap_buf_u32(b, 0);
 		}
-		if (h->npvmm)
+		if (h->npvmm || h->nio)
 			build_ho_pvmms(b, h);
 	}
 	if (section_new(l, SNAP_SEC_END, 0) == NULL)
@@ -1320,7 +1326,18 @@ static uint32_t le32(const uint8_t *p)
 int snapshot_restore_pvmms(struct errbuf *e)
 {
 	const struct snap_view *v = &R.v;
-	if (!R.on || !v->handover || v->ho_npvmm == 0)
+	if (!R.on || !v->handover)
+		return 0;
+	struct vmm_io_handover io[SNAP_HO_PVMMS_MAX];
+	for (uint32_t i = 0; i < v->ho_nio; i++) {
+		snprintf(io[i].name, sizeof(io[i].name), "%.*s", (int)v->ho_io[i].name.len,
+			 v->ho_io[i].name.p);
+		io[i].in_fd = v->ho_io[i].in_fd;
+		io[i].out_fd = v->ho_io[i].out_fd;
+	}
+	if (vmm_io_adopt_set(io, v->ho_nio) < 0)
+		return err_set(e, "out of memory");
+	if (v->ho_npvmm == 0)
 		return 0;
 	struct pvmm_handover *h = calloc(v->ho_npvmm, sizeof(*h));
 	if (h == NULL)

@@ -75,6 +75,9 @@ struct snapshot_handover {
 	/* the parallel VMMs, their processes running on (parallel.h) */
 	unsigned npvmm;
 	struct pvmm_handover pvmm[SNAP_HO_PVMMS_MAX];
+	/* the in-process VMMs' input and output (vmm.h) */
+	unsigned nio;
+	struct vmm_io_handover io[SNAP_HO_PVMMS_MAX];
 };
 /* A live update of a run restored from a snapshot, the machine paused:
  * every piece of guest RAM mapped copy-on-write from the snapshot file

@@ -68,6 +68,17 @@ static int pvmms_take(struct snapshot_handover *h, struct errbuf *e)
 		}
 		h->npvmm++;
 	}
+	/* the in-process VMMs' input and output, taken as they are */
+	h->nio = 0;
+	for (size_t id = 1; id < vmm_count() && h->nio < SNAP_HO_PVMMS_MAX; id++) {
+		struct vmm *v = vmm_get((uint16_t)id);
+		if (v == NULL || v->placement == VMM_PARALLEL || (v->in_fd < 0 && v->out_fd < 0))
+			continue;
+		snprintf(h->io[h->nio].name, sizeof(h->io[h->nio].name), "%s", v->name);
+		h->io[h->nio].in_fd = v->in_fd;
+		h->io[h->nio].out_fd = v->out_fd;
+		h->nio++;
+	}
 	return 0;
 }
 
@@ -79,6 +90,12 @@ static void pvmms_cloexec(const struct snapshot_handover *h, bool on)
 		unsigned n = pvmm_handover_fds(&h->pvmm[k], fds);
 		for (unsigned i = 0; i < n; i++)
 			(void)fcntl(fds[i], F_SETFD, on ? FD_CLOEXEC : 0);
+	}
+	for (unsigned k = 0; k < h->nio; k++) {
+		if (h->io[k].in_fd > STDERR_FILENO)
+			(void)fcntl(h->io[k].in_fd, F_SETFD, on ? FD_CLOEXEC : 0);
+		if (h->io[k].out_fd > STDERR_FILENO)
+			(void)fcntl(h->io[k].out_fd, F_SETFD, on ? FD_CLOEXEC : 0);
 	}
 }
 

@@ -984,7 +984,7 @@ unsigned pvmm_handover_fds(const struct pvmm_handover *h, int *fds)
 	const int one[] = {h->pidfd,   h->sock,	     h->errfd, h->memfd,
 			   h->vmm_efd, h->async_efd, h->in_fd, h->out_fd};
 	for (unsigned i = 0; i < sizeof(one) / sizeof(one[0]); i++)
-		if (one[i] >= 0)
+		if (one[i] > STDERR_FILENO) /* vmmux's own standard ones stay as they are */
 			fds[n++] = one[i];
 	for (unsigned i = 0; i < h->nirqs && i < HS_IRQS_MAX; i++) {
 		if (h->irqfd[i] >= 0)
