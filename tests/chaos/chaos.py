@@ -307,9 +307,10 @@ class Run:
     def prober(self):
         """Ping every PING_PERIOD; a ping unanswered at the end counts with
         the time it waited."""
+        updates = self.updates  # the updates before this connection was last used
         while not self.ending and self.frozen is None:
             t0 = now()
-            updates = self.updates
+            pre = (self.updating, self.updates)
             try:
                 _, dt = self.probe_api.call("ping", timeout=3600)
             except Frozen:
@@ -317,6 +318,7 @@ class Run:
                     # a live update: the program that had this connection
                     # is gone (only the asking client's is handed over);
                     # the same socket path answers from the new program
+                    updates = self.updates
                     self.probe_api = self.reconnect()
                     continue
                 # never answered: it counts with the time it waited
@@ -326,6 +328,8 @@ class Run:
                 return
             self.pings.append(dt)
             self.ping_worst = max(self.ping_worst, dt)
+            if not pre[0]:
+                updates = pre[1]  # this connection's program came after those
             time.sleep(max(0.0, PING_PERIOD - dt))
 
     def watcher(self):
