@@ -491,7 +491,8 @@ static bool quiet(const char **who)
 		    ioregion_doorbells_waiting(v))
 			return false;
 	}
-	return true;
+	*who = "(the compiled routes' thread)";
+	return ioregion_quiet();
 }
 
 static uint64_t mono_ns(void)
