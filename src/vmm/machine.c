@@ -842,13 +842,12 @@ static void *dispatch_main(void *arg)
  * the new instance, which no other thread reaches yet, through the host's
  * slot).
  *
- * The worker forks the parallel VMMs that live changes start (it is their
- * parent for PR_SET_PDEATHSIG, which fires when that thread ends), so it
- * outlives them: after its loop it parks until the teardown has stopped
- * every VMM (control_release), and only then ends. Otherwise a VMM started
- * by vmm.swap or vmm.start would be killed at the run's end without its
- * graceful stop (its fini, the flush of what it holds). The control thread
- * parks likewise, so that the run's end knows both have left their loops.
+ * The parallel VMMs that live changes start are forked by the main thread
+ * (machine_on_main: their parent for PR_SET_PDEATHSIG, which fires when
+ * that thread ends, and the thread that outlives a live update's execve).
+ * After its loop the worker parks until the teardown has stopped every VMM
+ * (control_release), and only then ends; the control thread parks
+ * likewise, so that the run's end knows both have left their loops.
  */
 static pthread_mutex_t control_park_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t control_park_cond = PTHREAD_COND_INITIALIZER;

@@ -30,8 +30,10 @@
  * control thread starts, stops, resumes and swaps (pvmm_start, pvmm_halt,
  * pvmm_resume, pvmm_retire; bounded waits). One thread at a time manages a
  * process (spawn, set-up, stop, reap): the others leave it alone. Processes
- * are spawned only by the supervisor and the control thread, which live as
- * long as the run (PR_SET_PDEATHSIG is tied to the thread that forked).
+ * are forked only by the main thread (the supervisor; the live-change
+ * worker hands its spawns to it, machine_on_main): PR_SET_PDEATHSIG is tied
+ * to the thread that forked, and the main thread is the one that outlives
+ * a live update's execve (it makes it).
  * pvmm_deliver runs on any delivering thread, which passes its slot index;
  * it waits offline for the router, with the route's fields copied.
  */
