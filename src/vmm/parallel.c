@@ -1891,6 +1891,7 @@ void pvmm_sup_ready(struct vmm *v, int fd)
 	pthread_mutex_lock(&p->lock);
 	if (p->owner == OWN_SUPER)
 		p->owner = OWN_NONE;
+	pthread_cond_broadcast(&p->cond); /* own_wait: at once, not at its next slice */
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -2043,6 +2044,7 @@ int pvmm_tick(void)
 				pthread_mutex_lock(&p->lock);
 				if (p->owner == OWN_SUPER)
 					p->owner = OWN_NONE;
+				pthread_cond_broadcast(&p->cond);
 				pthread_mutex_unlock(&p->lock);
 			} else if (next < 0 || next > 10) {
 				next = 10;

@@ -275,7 +275,7 @@ class UpdateTest(VmmuxTest):
         uart_pid = before["uart"][0]
         os.kill(uart_pid, signal.SIGKILL)
         wait_until("the uart restarted",
-                   lambda: not bg.running() or self.parallel_vmms(sock)["uart"][1] == 1)
+                   lambda: not bg.running() or self.parallel_vmms(sock)["uart"][1:] == (1, "up"))
         after = self.parallel_vmms(sock)
         self.assertEqual(after["uart"][2], "up")
         self.assertNotEqual(after["uart"][0], uart_pid)
