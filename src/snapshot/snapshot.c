@@ -1058,6 +1058,33 @@ int snapshot_restore_open_fd(int fd, const char *path, int *argc, char ***argv, 
 	return 0;
 }
 
+/* A live update's parallel VMMs: each a parallel VMM of the configuration
+ * the new program runs, its region of as many slots as this machine uses
+ * (its vCPUs, the host's, the compiled routes'). */
+static int check_handover_pvmms(const struct vmmux_config *c, struct errbuf *e)
+{
+	const struct snap_view *v = &R.v;
+	for (uint32_t i = 0; v->handover && i < v->ho_npvmm; i++) {
+		const struct snap_ho_pvmm *m = &v->ho_pvmm[i];
+		const struct vmm_config *vc = NULL;
+		for (size_t k = 0; k < c->nvmms && vc == NULL; k++)
+			if (str_eq(m->name, c->vmms[k].name))
+				vc = &c->vmms[k];
+		if (vc == NULL || (vc->placement != VMM_PARALLEL && vc->program == NULL))
+			return err_set(
+			    e,
+			    "section HANDOVER: parallel VMM %u ('%.*s') is not a parallel "
+			    "VMM of the run's configuration",
+			    i, (int)m->name.len, m->name.p);
+		if (m->nslots != c->cpus + 2)
+			return err_set(e,
+				       "section HANDOVER: parallel VMM %u ('%.*s'): a region of %u "
+				       "request slots, this machine uses %u",
+				       i, (int)m->name.len, m->name.p, m->nslots, c->cpus + 2);
+	}
+	return 0;
+}
+
 int snapshot_restore_check(const struct vmmux_config *c, struct errbuf *e)
 {
 	const struct snap_view *v = &R.v;
@@ -1095,7 +1122,7 @@ int snapshot_restore_check(const struct vmmux_config *c, struct errbuf *e)
 				       i, (int)m->name.len, m->name.p, (int)m->role.len, m->role.p,
 				       ext ? vc->program : vc->role);
 	}
-	return 0;
+	return check_handover_pvmms(c, e);
 }
 
 int snapshot_restore_routes(struct route_spec **specs, size_t *n, uint64_t *generation,
