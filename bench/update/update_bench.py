@@ -7,9 +7,11 @@ runs with a control socket and is updated ROUNDS times in a row with
 reports it (`pause_ns`: from the pause request in the old program to the
 vCPUs' start in the new one, the longest time a vCPU could not run; the
 first, short pause for the new program's check is not in it) and the
-control command's round trip. Runs with parallel VMMs are refused by live
-update (not handed over yet), so only 0 parallel VMMs is measured. Prints
-the median, minimum and maximum (ms) as a markdown section.
+control command's round trip; with 0 parallel VMMs, and with 3 (the UART
+the guest prints to, the exit device and the chipset, each in its own
+process, handed over running: their pids are checked unchanged after each
+update). Prints the median, minimum and maximum (ms) as a markdown
+section.
 
     python3 bench/update/update_bench.py --build build [--rounds 5] [--smoke]
 
@@ -28,11 +30,23 @@ import benchlib as bl  # noqa: E402
 
 
 
-def one_case(o, tmp, mem, rounds):
+# 3 of the default VMMs placed in processes of their own
+PARALLEL3 = ["--vmm", "uart=uart16550,placement=parallel,output=stdout",
+             "--vmm", "exit=debug-exit,placement=parallel",
+             "--vmm", "chipset=chipset,placement=parallel"]
+
+
+def pvmm_pids(sock):
+    return sorted(v["pid"] for v in bl.ctl_call(sock, "vmms.list")["vmms"]
+                  if v["placement"] == "parallel")
+
+
+def one_case(o, tmp, mem, rounds, npar):
     sock = os.path.join(tmp, "api.sock")
     out = os.path.join(tmp, "out")
     args = [o.vmmux, "run", "--kernel", os.path.join(o.build, "guest", "snapseq_long.elf"),
-            "--cpu-mode", "user", "--mem", mem, "--api-sock", sock]
+            "--cpu-mode", "user", "--mem", mem, "--api-sock", sock] + \
+        (PARALLEL3 if npar else [])
     with open(out, "wb") as f:
         p = subprocess.Popen(args, stdout=f, stderr=subprocess.DEVNULL,
                              stdin=subprocess.DEVNULL)
@@ -41,6 +55,9 @@ def one_case(o, tmp, mem, rounds):
         if not bl.wait_for(lambda: os.path.exists(sock) and open(out, "rb").read().count(b"\n")
                         >= 20):
             raise RuntimeError("the guest did not print 20 lines")
+        pids = pvmm_pids(sock)
+        if len(pids) != npar:
+            raise RuntimeError("%d parallel VMMs, not %d" % (len(pids), npar))
         for _ in range(rounds):
             t0 = time.monotonic()
             r = bl.ctl_call(sock, "update")
@@ -48,6 +65,9 @@ def one_case(o, tmp, mem, rounds):
             if r["pid"] != p.pid:
                 raise RuntimeError("the pid changed: %d, was %d" % (r["pid"], p.pid))
             got.append({"pause": r["pause_ns"] / 1e6, "ctl": rtt * 1e3})
+            if pvmm_pids(sock) != pids:
+                raise RuntimeError("the parallel VMMs' pids changed: %s, were %s" % (
+                    pvmm_pids(sock), pids))
             time.sleep(0.05)
     finally:
         p.kill()
@@ -71,21 +91,21 @@ def main():
     cases = ["64M"] if o.smoke else ["64M", "1G"]
     rows = []
     failed = False
-    for mem in cases:
-        with tempfile.TemporaryDirectory(prefix="vmmux-updbench-") as tmp:
-            try:
-                got = one_case(o, tmp, mem, rounds)
-            except Exception as e:  # noqa: BLE001 - reported in the table
-                print("update_bench: %s: %s" % (mem, e), file=sys.stderr)
-                got = []
-        if not got:
-            failed = True
-            rows.append("| %s | 0 | failed | |" % mem)
-            continue
-        rows.append("| %s | 0 | %s | %s |" % (mem, fmt([g["pause"] for g in got]),
-                                              fmt([g["ctl"] for g in got])))
-    for mem in cases:
-        rows.append("| %s | 3 | refused (parallel VMMs are not handed over) | |" % mem)
+    for npar in (0, 3):
+        for mem in cases:
+            with tempfile.TemporaryDirectory(prefix="vmmux-updbench-") as tmp:
+                try:
+                    got = one_case(o, tmp, mem, rounds, npar)
+                except Exception as e:  # noqa: BLE001 - reported in the table
+                    print("update_bench: %s, %d parallel VMMs: %s" % (mem, npar, e),
+                          file=sys.stderr)
+                    got = []
+            if not got:
+                failed = True
+                rows.append("| %s | %d | failed | |" % (mem, npar))
+                continue
+            rows.append("| %s | %d | %s | %s |" % (mem, npar, fmt([g["pause"] for g in got]),
+                                                   fmt([g["ctl"] for g in got])))
     print("## Live update (update_bench.py)\n")
     print("snapseq_long.elf at CPL3, 1 vCPU, updated %d time(s) in a row while it runs "
           "(`vmmux ctl update`, the same program). Times in ms, median / minimum / maximum. "

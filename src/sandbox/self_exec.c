@@ -15,7 +15,10 @@ static struct {
 	pthread_mutex_t call; /* one caller at a time */
 	pthread_mutex_t lock; /* the fields below */
 	pthread_cond_t cond;
-	bool running;
+	bool running;	/* the exec thread serves calls */
+	pthread_t self; /* the exec thread */
+	bool body_done; /* the run's thread has ended */
+	int body_result;
 	bool pending, done; /* a request is posted / its result is there */
 	int (*fn)(void *);
 	void *arg;
@@ -36,52 +39,69 @@ static void waiting_mask(sigset_t *s)
 		sigdelset(s, faults[i]);
 }
 
-static void *exec_main(void *unused)
+struct body {
+	int (*fn)(void *);
+	void *arg;
+};
+
+static void *body_main(void *p)
 {
-	(void)unused;
-	self_filter_name(SELF_EXEC_NAME);
-	sigset_t all;
+	struct body *b = p;
+	int rc = b->fn(b->arg);
+	pthread_mutex_lock(&X.lock);
+	X.body_result = rc;
+	X.body_done = true;
+	pthread_cond_broadcast(&X.cond);
+	pthread_mutex_unlock(&X.lock);
+	return NULL;
+}
+
+int self_exec_serve(int (*body)(void *), void *arg, struct errbuf *e)
+{
+	self_filter_label(SELF_EXEC_NAME);
+	static struct body b;
+	b.fn = body;
+	b.arg = arg;
+	X.self = pthread_self();
+	X.body_done = false;
+	X.running = true;
+	pthread_t t;
+	int rc = pthread_create(&t, NULL, body_main, &b); /* the caller's mask */
+	if (rc != 0) {
+		X.running = false;
+		return err_set(e, "cannot start the run's thread: %s", strerror(rc));
+	}
+	sigset_t all, old;
 	waiting_mask(&all);
-	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_mutex_lock(&X.lock);
 	for (;;) {
-		while (!X.pending)
+		while (!X.pending && !X.body_done)
 			pthread_cond_wait(&X.cond, &X.lock);
+		if (!X.pending)
+			break; /* the run ended: nothing can call any more */
 		X.pending = false;
 		int (*fn)(void *) = X.fn;
-		void *arg = X.arg;
+		void *fn_arg = X.arg;
 		sigset_t mask = X.mask;
 		pthread_mutex_unlock(&X.lock);
 		/* the caller's mask, which an execve hands on */
 		pthread_sigmask(SIG_SETMASK, &mask, NULL);
 		errno = 0;
-		int rc = fn(arg);
+		int r = fn(fn_arg);
 		int err = errno;
 		pthread_sigmask(SIG_SETMASK, &all, NULL);
 		pthread_mutex_lock(&X.lock);
-		X.result = rc;
+		X.result = r;
 		X.err = err;
 		X.done = true;
 		pthread_cond_broadcast(&X.cond);
 	}
-	return NULL;
-}
-
-int self_exec_start(struct errbuf *e)
-{
-	if (X.running)
-		return 0;
-	sigset_t all, old;
-	waiting_mask(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	pthread_t t;
-	int rc = pthread_create(&t, NULL, exec_main, NULL);
+	X.running = false;
+	pthread_mutex_unlock(&X.lock);
+	pthread_join(t, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
-		return err_set(e, "cannot start the exec thread: %s", strerror(rc));
-	pthread_detach(t);
-	X.running = true;
-	return 0;
+	return X.body_result;
 }
 
 bool self_exec_running(void)
@@ -91,6 +111,8 @@ bool self_exec_running(void)
 
 int self_exec_call(int (*fn)(void *), void *arg)
 {
+	if (X.running && pthread_equal(pthread_self(), X.self))
+		return fn(arg);
 	if (!X.running) {
 		errno = ESRCH;
 		return -1;

@@ -854,9 +854,14 @@ int self_filter_base(struct errbuf *e)
 	return 0;
 }
 
-void self_filter_name(const char *name)
+void self_filter_label(const char *name)
 {
 	thread_label = name;
+}
+
+void self_filter_name(const char *name)
+{
+	self_filter_label(name);
 	prctl(PR_SET_NAME, name, 0, 0, 0);
 }
 
@@ -892,8 +897,7 @@ int self_filter_enter(enum self_role role)
 		return -1;
 	}
 	thread_role = role;
-	if (role != SELF_SUPERVISOR)
-		prctl(PR_SET_NAME, role_names[role], 0, 0, 0);
+	prctl(PR_SET_NAME, role_names[role], 0, 0, 0);
 	if (!S.enabled)
 		return 0;
 	/* The worker's filter is the supervisor's: inherited when the

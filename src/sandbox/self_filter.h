@@ -125,6 +125,10 @@ size_t self_filter_base_calls(int *nrs, size_t cap);
 /* Name a thread that has no role filter (PR_SET_NAME; the SIGSYS handler's
  * line names it too). */
 void self_filter_name(const char *name);
+/* What the SIGSYS handler's line calls the calling thread, which has no
+ * role filter, without renaming it (the main thread keeps the process's
+ * name). */
+void self_filter_label(const char *name);
 
 /* Whether self_filter_init installed filters. */
 bool self_filter_enabled(void);

@@ -342,6 +342,47 @@ static const char *versions_read(char *buf, size_t n, uint32_t min, uint32_t max
 	return buf;
 }
 
+/* One parallel VMM of a HANDOVER section (format.h). */
+static const char *parse_ho_pvmm(struct cur *c, struct snap_ho_pvmm *m)
+{
+	m->name = get_str(c);
+	m->nslots = get32(c);
+	m->nirqs = get32(c);
+	m->pid = (int32_t)get32(c);
+	for (unsigned k = 0; k < SNAP_HO_FDS; k++)
+		m->fd[k] = (int32_t)get32(c);
+	m->xseq_next = get64(c);
+	m->async_tail = get64(c);
+	m->generation = get64(c);
+	m->window_start_ns = get64(c);
+	m->up_since_ns = get64(c);
+	m->backoff_ns = get64(c);
+	m->maybe_duplicated = get64(c);
+	m->redelivered = get64(c);
+	m->restarts = get32(c);
+	m->recent_restarts = get32(c);
+	if (c->bad)
+		return NULL;
+	if (m->name.len == 0 || m->name.len >= 32)
+		return "a name of 0 or more than 31 bytes";
+	if (m->nslots == 0 || m->nslots > SNAP_HO_SLOTS_MAX || m->nirqs > SNAP_HO_IRQS_MAX)
+		return "a slot or IRQ line count out of bounds";
+	if (m->pid <= 0)
+		return "a process id that is not positive";
+	for (unsigned k = 0; k < SNAP_HO_FDS; k++)
+		if (m->fd[k] < (k < 5 ? 0 : -1))
+			return "a descriptor out of range";
+	m->seq = get_bytes(c, (uint64_t)m->nslots * 4);
+	m->irqs = get_bytes(c, (uint64_t)m->nirqs * 16);
+	for (uint32_t i = 0; m->irqs != NULL && i < m->nirqs; i++) {
+		const uint8_t *q = m->irqs + 16 * i;
+		if (rd32(q) > 255 || rd32(q + 4) > 3 || (int32_t)rd32(q + 8) < -1 ||
+		    (int32_t)rd32(q + 12) < -1)
+			return "an IRQ line out of range";
+	}
+	return NULL;
+}
+
 /* HANDOVER (format.h): the version first, so that another version is
  * refused by name whatever follows it. */
 static const char *parse_handover(struct cur *c, struct snap_view *v)
@@ -380,6 +421,34 @@ static const char *parse_handover(struct cur *c, struct snap_view *v)
 	if (v->ho_pieces && end != v->mem_size)
 		return "guest RAM pieces that do not cover memory in order, or a negative "
 		       "descriptor";
+	v->ho_npvmm = 0;
+	if (version >= 2) {
+		uint32_t n = get32(c);
+		if (!c->bad && n > SNAP_HO_PVMMS_MAX)
+			return "a parallel VMM count out of bounds";
+		for (uint32_t i = 0; i < n && !c->bad; i++) {
+			const char *w = parse_ho_pvmm(c, &v->ho_pvmm[i]);
+			if (w != NULL) {
+				snprintf(why, sizeof(why), "parallel VMM %u: %s", i, w);
+				return why;
+			}
+		}
+		uint32_t nio = get32(c);
+		if (!c->bad && nio > SNAP_HO_PVMMS_MAX)
+			return "an in-process VMM count out of bounds";
+		for (uint32_t i = 0; i < nio && !c->bad; i++) {
+			v->ho_io[i].name = get_str(c);
+			v->ho_io[i].in_fd = (int32_t)get32(c);
+			v->ho_io[i].out_fd = (int32_t)get32(c);
+			if (!c->bad && (v->ho_io[i].name.len == 0 || v->ho_io[i].name.len >= 32 ||
+					v->ho_io[i].in_fd < -1 || v->ho_io[i].out_fd < -1))
+				return "an in-process VMM's name or descriptors out of range";
+		}
+		if (c->bad)
+			return NULL;
+		v->ho_npvmm = n;
+		v->ho_nio = nio;
+	}
 	v->handover = true;
 	return NULL;
 }

@@ -73,13 +73,32 @@ enum snap_section_type {
 	SNAP_SEC_HANDOVER = 11,
 };
 
-/* The HANDOVER section's own version (its first u32): a vmmux reads
- * SNAP_HANDOVER_VERSION_MIN to SNAP_HANDOVER_VERSION (above). Payload: u32 version, u32 npieces,
- * u64 pause_ns (CLOCK_MONOTONIC of the pause in the old program), i32 api_fd, i32 client_fd (-1:
- * none), str reply_id (the update request's id, JSON text), then npieces x {u64 gpa, u64 size, i32
- * memfd, u32 0}: guest RAM, not in the data region. */
-#define SNAP_HANDOVER_VERSION	  1u
+/* The HANDOVER section's own version (its first u32): a vmmux reads the
+ * versions from SNAP_HANDOVER_VERSION_MIN to its own, and writes the oldest
+ * one that holds the state (version 1 when there is no parallel VMM).
+ * Payload, version 1: u32 version, u32 npieces, u64 pause_ns
+ * (CLOCK_MONOTONIC of the pause in the old program), i32 api_fd, i32
+ * client_fd (-1: none), str reply_id (the update request's id, JSON text),
+ * then npieces x {u64 gpa, u64 size, i32 memfd, u32 0}: guest RAM, not in
+ * the data region. Version 2 adds, after the pieces, u32 npvmm and npvmm
+ * parallel VMMs whose processes run on (src/vmm/parallel.h, struct
+ * pvmm_handover), each: str name (1 to 31 bytes), u32 nslots (1 to
+ * SNAP_HO_SLOTS_MAX), u32 nirqs (<= SNAP_HO_IRQS_MAX), i32 pid (> 0), 8 x
+ * i32 descriptors (pidfd, set-up socket, region memfd, doorbell eventfd,
+ * async eventfd, stderr pipe, input, output; -1: none; the first 5 required),
+ * u64 xseq_next, u64 async_tail, u64 generation, u64 window_start_ns, u64
+ * up_since_ns, u64 backoff_ns, u64 maybe_duplicated, u64 redelivered, u32
+ * restarts, u32 recent_restarts, nslots x u32 (each slot's request number),
+ * nirqs x {u32 line (< 256), u32 flags (bit 0 level, bit 1 wired), i32
+ * irqfd, i32 resamplefd}; then u32 nio and nio in-process VMMs'
+ * descriptors, each: str name (1 to 31 bytes), i32 input, i32 output (-1:
+ * none). */
+#define SNAP_HANDOVER_VERSION	  2u
 #define SNAP_HANDOVER_VERSION_MIN 1u
+#define SNAP_HO_PVMMS_MAX	  64u
+#define SNAP_HO_SLOTS_MAX	  66u /* = TP_SLOTS_MAX */
+#define SNAP_HO_IRQS_MAX	  8u  /* = HS_IRQS_MAX */
+#define SNAP_HO_FDS		  8u
 
 /* Records of a VCPU section: {u32 kind, u32 len, payload, pad to 8}. */
 enum snap_vcpu_record {
@@ -140,6 +159,19 @@ struct snap_str {
 	uint32_t len;
 };
 
+/* A parallel VMM of a HANDOVER section, as stored (checked by snap_parse). */
+struct snap_ho_pvmm {
+	struct snap_str name;
+	uint32_t nslots, nirqs;
+	int32_t pid;
+	int32_t fd[SNAP_HO_FDS];
+	uint64_t xseq_next, async_tail, generation, window_start_ns, up_since_ns, backoff_ns,
+	    maybe_duplicated, redelivered;
+	uint32_t restarts, recent_restarts;
+	const uint8_t *seq;  /* nslots x u32 */
+	const uint8_t *irqs; /* nirqs x {u32 line, u32 flags, i32 irqfd, i32 resamplefd} */
+};
+
 /* A decoded VMM section. */
 struct snap_vmm {
 	uint32_t id, placement;
@@ -193,6 +225,13 @@ struct snap_view {
 	int32_t ho_api_fd, ho_client_fd;
 	struct snap_str ho_reply_id;
 	const uint8_t *ho_pieces; /* ho_npieces x {u64 gpa, u64 size, i32 fd, u32 0} */
+	uint32_t ho_npvmm;	  /* version 2: the parallel VMMs handed over */
+	struct snap_ho_pvmm ho_pvmm[SNAP_HO_PVMMS_MAX];
+	uint32_t ho_nio; /* version 2: in-process VMMs' input and output */
+	struct {
+		struct snap_str name;
+		int32_t in_fd, out_fd;
+	} ho_io[SNAP_HO_PVMMS_MAX];
 };
 
 /*

@@ -611,6 +611,48 @@ static int build_vmm(struct snap_buf *b, struct vmm *v, uint8_t *state, struct e
 	return 0;
 }
 
+/* HANDOVER, version 2: the parallel VMMs (format.h). */
+static void build_ho_pvmms(struct snap_buf *b, const struct snapshot_handover *h)
+{
+	snap_buf_u32(b, h->npvmm);
+	for (unsigned i = 0; i < h->npvmm; i++) {
+		const struct pvmm_handover *p = &h->pvmm[i];
+		snap_buf_str(b, p->name);
+		snap_buf_u32(b, p->tp.nslots);
+		snap_buf_u32(b, p->nirqs);
+		snap_buf_u32(b, (uint32_t)p->pid);
+		const int fd[SNAP_HO_FDS] = {p->pidfd,	   p->sock,  p->memfd, p->vmm_efd,
+					     p->async_efd, p->errfd, p->in_fd, p->out_fd};
+		for (unsigned k = 0; k < SNAP_HO_FDS; k++)
+			snap_buf_u32(b, (uint32_t)fd[k]);
+		snap_buf_u64(b, p->tp.xseq_next);
+		snap_buf_u64(b, p->tp.async_tail);
+		snap_buf_u64(b, p->generation);
+		snap_buf_u64(b, p->window_start_ns);
+		snap_buf_u64(b, p->up_since_ns);
+		snap_buf_u64(b, p->backoff_ns);
+		snap_buf_u64(b, p->maybe_duplicated);
+		snap_buf_u64(b, p->redelivered);
+		snap_buf_u32(b, p->restarts);
+		snap_buf_u32(b, p->recent_restarts);
+		for (unsigned k = 0; k < p->tp.nslots; k++)
+			snap_buf_u32(b, p->tp.seq[k]);
+		for (unsigned k = 0; k < p->nirqs; k++) {
+			snap_buf_u32(b, p->irqs[k].line);
+			snap_buf_u32(b,
+				     (p->irqs[k].level ? 1u : 0u) | (p->irqs[k].wired ? 2u : 0u));
+			snap_buf_u32(b, (uint32_t)p->irqfd[k]);
+			snap_buf_u32(b, (uint32_t)p->resamplefd[k]);
+		}
+	}
+	snap_buf_u32(b, h->nio);
+	for (unsigned i = 0; i < h->nio; i++) {
+		snap_buf_str(b, h->io[i].name);
+		snap_buf_u32(b, (uint32_t)h->io[i].in_fd);
+		snap_buf_u32(b, (uint32_t)h->io[i].out_fd);
+	}
+}
+
 static int build_sections(struct sections *l, const struct extents *x, struct errbuf *e)
 {
 	struct vm *vm = machine_vm();
@@ -710,7 +752,9 @@ static int build_sections(struct sections *l, const struct extents *x, struct er
 		const struct snapshot_handover *h = handover;
 		if ((b = section_new(l, SNAP_SEC_HANDOVER, 0)) == NULL)
 			return err_set(e, "out of memory");
-		snap_buf_u32(b, SNAP_HANDOVER_VERSION);
+		/* the oldest version that holds the state: one without parallel
+		 * VMMs stays readable by a vmmux of version 1 */
+		snap_buf_u32(b, h->npvmm || h->nio ? 2u : 1u);
 		snap_buf_u32(b, h->npieces);
 		snap_buf_u64(b, h->pause_ns);
 		snap_buf_u32(b, (uint32_t)h->api_fd);
@@ -722,6 +766,8 @@ static int build_sections(struct sections *l, const struct extents *x, struct er
 			snap_buf_u32(b, (uint32_t)h->pieces[k].fd);
 			snap_buf_u32(b, 0);
 		}
+		if (h->npvmm || h->nio)
+			build_ho_pvmms(b, h);
 	}
 	if (section_new(l, SNAP_SEC_END, 0) == NULL)
 		return err_set(e, "out of memory");
@@ -1041,6 +1087,65 @@ int snapshot_restore_claim_fds(struct errbuf *e)
 	if (v->ho_client_fd >= 0 && claim(v->ho_client_fd) < 0)
 		return err_set(e, "section HANDOVER: the asking client: descriptor %d: %s",
 			       v->ho_client_fd, strerror(errno));
+	/* version 2: the parallel VMMs' descriptors and IRQ lines, the
+	 * in-process VMMs' input and output */
+	for (uint32_t i = 0; i < v->ho_npvmm; i++) {
+		const struct snap_ho_pvmm *m = &v->ho_pvmm[i];
+		for (unsigned k = 0; k < SNAP_HO_FDS; k++)
+			if (m->fd[k] >= 0 && claim(m->fd[k]) < 0)
+				return err_set(
+				    e,
+				    "section HANDOVER: parallel VMM '%.*s': descriptor %d: "
+				    "%s",
+				    (int)m->name.len, m->name.p, m->fd[k], strerror(errno));
+		for (uint32_t k = 0; m->irqs != NULL && k < m->nirqs; k++)
+			for (unsigned j = 0; j < 2; j++) {
+				int32_t fd;
+				memcpy(&fd, m->irqs + 16 * k + 8 + 4 * j, 4);
+				if (fd >= 0 && claim(fd) < 0)
+					return err_set(e,
+						       "section HANDOVER: parallel VMM '%.*s': IRQ "
+						       "descriptor %d: %s",
+						       (int)m->name.len, m->name.p, fd,
+						       strerror(errno));
+			}
+	}
+	for (uint32_t i = 0; i < v->ho_nio; i++)
+		for (unsigned j = 0; j < 2; j++) {
+			int32_t fd = j ? v->ho_io[i].out_fd : v->ho_io[i].in_fd;
+			if (fd >= 0 && claim(fd) < 0)
+				return err_set(
+				    e, "section HANDOVER: VMM '%.*s': its %s: descriptor %d: %s",
+				    (int)v->ho_io[i].name.len, v->ho_io[i].name.p,
+				    j ? "output" : "input", fd, strerror(errno));
+		}
+	return 0;
+}
+
+/* A live update's parallel VMMs: each a parallel VMM of the configuration
+ * the new program runs, its region of as many slots as this machine uses
+ * (its vCPUs, the host's, the compiled routes'). */
+static int check_handover_pvmms(const struct vmmux_config *c, struct errbuf *e)
+{
+	const struct snap_view *v = &R.v;
+	for (uint32_t i = 0; v->handover && i < v->ho_npvmm; i++) {
+		const struct snap_ho_pvmm *m = &v->ho_pvmm[i];
+		const struct vmm_config *vc = NULL;
+		for (size_t k = 0; k < c->nvmms && vc == NULL; k++)
+			if (str_eq(m->name, c->vmms[k].name))
+				vc = &c->vmms[k];
+		if (vc == NULL || (vc->placement != VMM_PARALLEL && vc->program == NULL))
+			return err_set(
+			    e,
+			    "section HANDOVER: parallel VMM %u ('%.*s') is not a parallel "
+			    "VMM of the run's configuration",
+			    i, (int)m->name.len, m->name.p);
+		if (m->nslots != c->cpus + 2)
+			return err_set(e,
+				       "section HANDOVER: parallel VMM %u ('%.*s'): a region of %u "
+				       "request slots, this machine uses %u",
+				       i, (int)m->name.len, m->name.p, m->nslots, c->cpus + 2);
+	}
 	return 0;
 }
 
@@ -1081,7 +1186,7 @@ int snapshot_restore_check(const struct vmmux_config *c, struct errbuf *e)
 				       i, (int)m->name.len, m->name.p, (int)m->role.len, m->role.p,
 				       ext ? vc->program : vc->role);
 	}
-	return 0;
+	return check_handover_pvmms(c, e);
 }
 
 int snapshot_restore_routes(struct route_spec **specs, size_t *n, uint64_t *generation,
@@ -1282,6 +1387,8 @@ int snapshot_restore_vmms(struct errbuf *e)
 		if (vm == NULL)
 			return err_set(e, "section VMM %u ('%s'): not in the registry", i, name);
 		if (vm->placement == VMM_PARALLEL) {
+			if (pvmm_adopted(vm))
+				continue; /* its process kept its state (live update) */
 			if (pvmm_state_restore(vm, m->state, (size_t)m->state_len, e) < 0)
 				return err_prefix(e, "section VMM %u ('%s')", i, name);
 			continue;
@@ -1300,6 +1407,83 @@ int snapshot_restore_vmms(struct errbuf *e)
 			    i, name, vm->role->name);
 	}
 	return 0;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int snapshot_restore_pvmms(struct errbuf *e)
+{
+	const struct snap_view *v = &R.v;
+	if (!R.on || !v->handover)
+		return 0;
+	struct vmm_io_handover io[SNAP_HO_PVMMS_MAX];
+	for (uint32_t i = 0; i < v->ho_nio; i++) {
+		snprintf(io[i].name, sizeof(io[i].name), "%.*s", (int)v->ho_io[i].name.len,
+			 v->ho_io[i].name.p);
+		io[i].in_fd = v->ho_io[i].in_fd;
+		io[i].out_fd = v->ho_io[i].out_fd;
+	}
+	if (vmm_io_adopt_set(io, v->ho_nio) < 0)
+		return err_set(e, "out of memory");
+	if (v->ho_npvmm == 0)
+		return 0;
+	struct pvmm_handover *h = calloc(v->ho_npvmm, sizeof(*h));
+	if (h == NULL)
+		return err_set(e, "out of memory");
+	for (uint32_t i = 0; i < v->ho_npvmm; i++) {
+		const struct snap_ho_pvmm *m = &v->ho_pvmm[i];
+		struct pvmm_handover *p = &h[i];
+		snprintf(p->name, sizeof(p->name), "%.*s", (int)m->name.len, m->name.p);
+		bool known = false;
+		for (uint32_t k = 1; k < v->nvmms && !known; k++)
+			known = v->vmm[k].placement == SNAP_VMM_PARALLEL &&
+				v->vmm[k].name.len == m->name.len &&
+				memcmp(v->vmm[k].name.p, m->name.p, m->name.len) == 0;
+		if (!known) {
+			free(h);
+			return err_set(e,
+				       "section HANDOVER: parallel VMM %u ('%s') is not a parallel "
+				       "VMM of the VMM sections",
+				       i, p->name);
+		}
+		p->pid = m->pid;
+		p->pidfd = m->fd[0];
+		p->sock = m->fd[1];
+		p->memfd = m->fd[2];
+		p->vmm_efd = m->fd[3];
+		p->async_efd = m->fd[4];
+		p->errfd = m->fd[5];
+		p->in_fd = m->fd[6];
+		p->out_fd = m->fd[7];
+		p->tp.nslots = m->nslots;
+		p->tp.xseq_next = m->xseq_next;
+		p->tp.async_tail = m->async_tail;
+		for (uint32_t k = 0; k < m->nslots; k++)
+			p->tp.seq[k] = le32(m->seq + 4 * k);
+		p->generation = m->generation;
+		p->window_start_ns = m->window_start_ns;
+		p->up_since_ns = m->up_since_ns;
+		p->backoff_ns = m->backoff_ns;
+		p->maybe_duplicated = m->maybe_duplicated;
+		p->redelivered = m->redelivered;
+		p->restarts = m->restarts;
+		p->recent_restarts = m->recent_restarts;
+		p->nirqs = m->nirqs;
+		for (uint32_t k = 0; k < m->nirqs; k++) {
+			const uint8_t *q = m->irqs + 16 * k;
+			p->irqs[k].line = le32(q);
+			p->irqs[k].level = le32(q + 4) & 1u;
+			p->irqs[k].wired = (le32(q + 4) >> 1) & 1u;
+			p->irqfd[k] = (int32_t)le32(q + 8);
+			p->resamplefd[k] = (int32_t)le32(q + 12);
+		}
+	}
+	int rc = pvmm_adopt_set(h, v->ho_npvmm, e);
+	free(h);
+	return rc;
 }
 
 bool snapshot_restore_handover(const struct snap_view **v)

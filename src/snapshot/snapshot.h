@@ -34,6 +34,8 @@
 #include "config/config.h"
 #include "route/spec.h"
 #include "util/err.h"
+#include "snapshot/format.h"
+#include "vmm/parallel.h"
 
 struct vm;
 
@@ -70,6 +72,12 @@ struct snapshot_handover {
 		uint64_t gpa, size;
 		int fd;
 	} pieces[64];
+	/* the parallel VMMs, their processes running on (parallel.h) */
+	unsigned npvmm;
+	struct pvmm_handover pvmm[SNAP_HO_PVMMS_MAX];
+	/* the in-process VMMs' input and output (vmm.h) */
+	unsigned nio;
+	struct vmm_io_handover io[SNAP_HO_PVMMS_MAX];
 };
 /* A live update of a run restored from a snapshot, the machine paused:
  * every piece of guest RAM mapped copy-on-write from the snapshot file
@@ -116,7 +124,12 @@ int snapshot_restore_routes(struct route_spec **specs, size_t *n, uint64_t *gene
 /* Guest memory, the KVM clock, irqchip and PIT, every vCPU, and which vCPUs
  * are halted (HALTED: one bool per vCPU). Before any vCPU runs. */
 int snapshot_restore_machine(struct vm *vm, bool *halted, struct errbuf *e);
-/* The roles' state, into the VMMs of the registry (started). */
+/* A live update's state: the parallel VMMs handed over, given to
+ * pvmm_adopt_set (before the registry starts its VMMs), checked against the
+ * VMM sections. 0 also when there are none. */
+int snapshot_restore_pvmms(struct errbuf *e);
+/* The roles' state, into the VMMs of the registry (started); a parallel
+ * VMM taken over by a live update kept its own. */
 int snapshot_restore_vmms(struct errbuf *e);
 /* Restoring a live update's state: true, *V its decoded view. */
 struct snap_view;

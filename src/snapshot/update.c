@@ -27,6 +27,7 @@
 #include "util/log.h"
 #include "vm/vm.h"
 #include "vmm/machine.h"
+#include "vmm/parallel.h"
 #include "vmm/vmm.h"
 
 extern char **environ;
@@ -42,16 +43,70 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* ---- parallel VMMs handed over (their processes keep running) ---- */
+
+static void pvmms_release(struct snapshot_handover *h)
+{
+	for (unsigned k = 0; k < h->npvmm; k++)
+		pvmm_handover_release(vmm_get(vmm_lookup(h->pvmm[k].name)));
+	h->npvmm = 0;
+}
+
+/* Take every parallel VMM from the supervisor's watch into H (the machine
+ * paused); on refusal the ones taken are given back. */
+static int pvmms_take(struct snapshot_handover *h, struct errbuf *e)
+{
+	h->npvmm = 0;
+	for (size_t id = 1; id < vmm_count(); id++) {
+		struct vmm *v = vmm_get((uint16_t)id);
+		if (v == NULL || v->placement != VMM_PARALLEL)
+			continue;
+		bool full = h->npvmm == SNAP_HO_PVMMS_MAX;
+		if (full || pvmm_handover_take(v, &h->pvmm[h->npvmm], e) < 0) {
+			pvmms_release(h);
+			return full ? err_set(e, "more than %u parallel VMMs", SNAP_HO_PVMMS_MAX)
+				    : -1;
+		}
+		h->npvmm++;
+	}
+	/* the in-process VMMs' input and output, taken as they are */
+	h->nio = 0;
+	for (size_t id = 1; id < vmm_count() && h->nio < SNAP_HO_PVMMS_MAX; id++) {
+		struct vmm *v = vmm_get((uint16_t)id);
+		if (v == NULL || v->placement == VMM_PARALLEL || (v->in_fd < 0 && v->out_fd < 0))
+			continue;
+		snprintf(h->io[h->nio].name, sizeof(h->io[h->nio].name), "%s", v->name);
+		h->io[h->nio].in_fd = v->in_fd;
+		h->io[h->nio].out_fd = v->out_fd;
+		h->nio++;
+	}
+	return 0;
+}
+
+/* FD_CLOEXEC on (ON) or off every descriptor of the parallel VMMs in H. */
+static void pvmms_cloexec(const struct snapshot_handover *h, bool on)
+{
+	for (unsigned k = 0; k < h->npvmm; k++) {
+		int fds[PVMM_HANDOVER_FDS];
+		unsigned n = pvmm_handover_fds(&h->pvmm[k], fds);
+		for (unsigned i = 0; i < n; i++)
+			(void)fcntl(fds[i], F_SETFD, on ? FD_CLOEXEC : 0);
+	}
+	for (unsigned k = 0; k < h->nio; k++) {
+		if (h->io[k].in_fd > STDERR_FILENO)
+			(void)fcntl(h->io[k].in_fd, F_SETFD, on ? FD_CLOEXEC : 0);
+		if (h->io[k].out_fd > STDERR_FILENO)
+			(void)fcntl(h->io[k].out_fd, F_SETFD, on ? FD_CLOEXEC : 0);
+	}
+}
+
 /* What cannot be handed over yet: refused before anything changes. */
 static int refusable(struct errbuf *e)
 {
-	for (size_t id = 0; id < vmm_count(); id++) {
+	for (size_t id = 1; id < vmm_count(); id++) {
 		struct vmm *v = vmm_get((uint16_t)id);
-		if (v != NULL && v->placement == VMM_PARALLEL)
-			return err_set(e,
-				       "VMM '%s' is a parallel VMM: live update hands over "
-				       "in-process VMMs only",
-				       v->name);
+		if (v != NULL && v->placement == VMM_PARALLEL && pvmm_handover_refusal(v, e) < 0)
+			return -1;
 	}
 	const struct vmmux_config *c = machine_config();
 	for (size_t i = 0; c->hvt.on && i < c->hvt.ndev; i++)
@@ -64,15 +119,32 @@ static int refusable(struct errbuf *e)
 }
 
 /*
- * Run `PROGRAM run --update-check-fd 3` with STATE on descriptor 3 and its
- * standard output on a pipe: 0 when it prints CHECK_OK, else -1 with what
- * it said or did.
+ * The check: `PROGRAM run --update-check-fd 3` with STATE on descriptor 3
+ * and its standard output on a pipe, spawned on the exec thread
+ * (spawn_check), its answer read on the caller's (finish_check).
  */
-static int run_check(const char *program, int state, struct errbuf *e)
+struct check {
+	const char *program;
+	int state;
+	pid_t pid;   /* the check's process */
+	int out;     /* the read end of its standard output */
+	int spawned; /* posix_spawn's result */
+};
+
+/* The spawn of the check (on the exec thread: the check inherits its
+ * filters, the base layer only); 0, or -1 with C->spawned set. */
+static int spawn_check(void *arg)
 {
+	struct check *c = arg;
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return err_set(e, "pipe2: %s", strerror(errno));
+	c->pid = -1;
+	c->out = -1;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		c->spawned = errno;
+		return -1;
+	}
+	const char *program = c->program;
+	int state = c->state;
 	int dup_state = fcntl(state, F_DUPFD_CLOEXEC, 10);
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
@@ -93,10 +165,24 @@ static int run_check(const char *program, int state, struct errbuf *e)
 	close(p[1]);
 	if (dup_state >= 0)
 		close(dup_state);
+	c->spawned = rc;
+	c->pid = pid;
 	if (rc != 0) {
 		close(p[0]);
-		return err_set(e, "%s: cannot start it: %s", program, strerror(rc));
+		return -1;
 	}
+	c->out = p[0];
+	return 0;
+}
+
+/* The check's answer, read on the calling thread (the exec thread waits for
+ * nobody): 0 when it printed CHECK_OK and exited 0, else -1 with what it
+ * said or did. */
+static int finish_check(struct check *c, struct errbuf *e)
+{
+	const char *program = c->program;
+	pid_t pid = c->pid;
+	int p[2] = {c->out, -1};
 	char out[512];
 	size_t n = 0;
 	uint64_t deadline = mono_ns() + UPDATE_CHECK_NS;
@@ -147,21 +233,15 @@ static int run_check(const char *program, int state, struct errbuf *e)
 	return 0;
 }
 
-/* The check and the execve run on the exec thread (self_exec.h): under the
- * base layer alone, never under this thread's role filter. */
+/* The check's spawn and the execve run on the exec thread (self_exec.h):
+ * under the base layer alone, never under this thread's role filter, and
+ * the execve from the thread that forked the parallel VMMs. */
 struct exec_job {
 	const char *program;
 	char **argv;
-	int state;
 	struct errbuf *e;
 	int err; /* the execve's errno */
 };
-
-static int check_job(void *arg)
-{
-	struct exec_job *j = arg;
-	return run_check(j->program, j->state, j->e);
-}
 
 static int execve_job(void *arg)
 {
@@ -171,12 +251,17 @@ static int execve_job(void *arg)
 	return -1;
 }
 
-static int on_exec_thread(int (*fn)(void *), struct exec_job *j)
+/* Run `PROGRAM run --update-check-fd 3` on STATE: 0 when it answers
+ * CHECK_OK, else -1 with what it said or did. */
+static int run_check(const char *program, int state, struct errbuf *e)
 {
-	int rc = self_exec_call(fn, j);
-	if (rc < 0 && errno == ESRCH && !self_exec_running())
-		return err_set(j->e, "the exec thread does not run");
-	return rc;
+	struct check c = {.program = program, .state = state, .spawned = 0};
+	if (self_exec_call(spawn_check, &c) < 0) {
+		if (c.spawned == 0)
+			return err_set(e, "the exec thread does not run");
+		return err_set(e, "%s: cannot start it: %s", program, strerror(c.spawned));
+	}
+	return finish_check(&c, e);
 }
 
 static void set_cloexec(int fd, bool on)
@@ -210,7 +295,7 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	if (state < 0)
 		return err_set(e, "memfd_create: %s", strerror(errno));
 
-	struct snapshot_handover h;
+	static struct snapshot_handover h; /* large: one update at a time (the worker) */
 	memset(&h, 0, sizeof(h));
 	h.pause_ns = mono_ns();
 	h.api_fd = api_listen_fd();
@@ -236,21 +321,26 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 		h.pieces[k].size = m->pieces[k].size;
 		h.pieces[k].fd = m->pieces[k].memfd;
 	}
-	if (rc == 0)
+	if (rc == 0 && (rc = pvmms_take(&h, e)) == 0) {
 		rc = snapshot_write_handover(state, &h, &r, e);
+		pvmms_release(&h);
+	}
 	machine_resume();
 	uint64_t t_check = mono_ns();
-	struct exec_job job = {.program = program, .state = state, .e = e};
 	if (rc == 0)
-		rc = on_exec_thread(check_job, &job);
+		rc = run_check(program, state, e);
 	uint64_t t_checked = mono_ns();
 	if (rc == 0) {
 		h.pause_ns = mono_ns();
 		rc = machine_pause(UPDATE_PAUSE_NS, e);
-		if (rc < 0)
+		if (rc < 0) {
 			err_prefix(e, "pausing the machine");
-		else if ((rc = snapshot_write_handover(state, &h, &r, e)) < 0)
+		} else if ((rc = pvmms_take(&h, e)) < 0) {
 			machine_resume();
+		} else if ((rc = snapshot_write_handover(state, &h, &r, e)) < 0) {
+			pvmms_release(&h);
+			machine_resume();
+		}
 	}
 	if (rc < 0) {
 		close(state);
@@ -269,12 +359,14 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	set_cloexec(h.client_fd, false);
 	for (unsigned k = 0; k < h.npieces; k++)
 		set_cloexec(h.pieces[k].fd, false);
+	pvmms_cloexec(&h, false);
 	fflush(NULL);
 	vmm_tty_handover(false);
-	job.argv = argv;
-	job.err = 0;
-	int err = on_exec_thread(execve_job, &job) < 0 && job.err == 0 ? ESRCH : job.err;
+	struct exec_job job = {.program = program, .argv = argv, .e = e, .err = 0};
+	int err = machine_on_main(execve_job, &job) < 0 && job.err != 0 ? job.err : ESRCH;
 	vmm_tty_handover(true);
+	pvmms_cloexec(&h, true);
+	pvmms_release(&h);
 	set_cloexec(state, true);
 	set_cloexec(h.api_fd, true);
 	set_cloexec(h.client_fd, true);

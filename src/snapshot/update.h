@@ -5,17 +5,20 @@
  *
  * On the live-change worker of the old program, update_run:
  *   1. refuses, with nothing changed, what it cannot hand over: a parallel
- *      VMM (not handed over yet), guest RAM that is not all memfds (a run
- *      restored from a snapshot maps the file copy-on-write), an hvt net
+ *      VMM whose process is not up (pvmm_handover_refusal), an hvt net
  *      device (its tap cannot be opened twice), a program that is missing;
  *   2. pauses the machine at an event boundary (machine_pause) and writes
  *      its state in the snapshot format to a memfd, with a HANDOVER section
  *      (format.h) naming the descriptors the new program inherits: guest
  *      RAM's memfds (guest memory is not copied), the control socket's
- *      listening socket, the connection of the client that asked;
- *   3. resumes the guest and, on the exec thread (self_exec.h: under the
- *      base seccomp layer only, so that neither the check nor the new
- *      program inherits a role filter), runs `PROGRAM run --update-check-fd 3` with
+ *      listening socket, the connection of the client that asked, each
+ *      parallel VMM's (taken from the supervisor's watch for the pause:
+ *      pvmm_handover_take; its process runs on) and the in-process VMMs'
+ *      input and output;
+ *   3. resumes the guest and, on the exec thread (self_exec.h: the
+ *      process's main thread, under the base seccomp layer only, so that
+ *      neither the check nor the new program inherits a role filter), runs
+ *      `PROGRAM run --update-check-fd 3` with
  *      the state on descriptor 3: the new program decodes the state, parses
  *      its command line and checks it against the state and that the
  *      guest image and modules it names can be read, and must print
@@ -23,14 +26,17 @@
  *      anything else refuses the update, the reason in the reply;
  *   4. pauses again and writes the state again (live changes, which run on
  *      this same worker, cannot come in between), clears FD_CLOEXEC on the
- *      inherited descriptors and, on the exec thread, execve's `PROGRAM
- *      run --resume-from-fd N` (with this thread's signal mask):
+ *      inherited descriptors and execve's `PROGRAM run --resume-from-fd N`
+ *      on the exec thread (with this thread's signal mask; the parent of
+ *      every parallel VMM for PR_SET_PDEATHSIG, and the one thread an
+ *      execve keeps):
  *      the process id stays; every other
  *      descriptor (the KVM VM and vCPUs among them) closes. An execve that
  *      fails leaves everything as it was and the guest resumes.
  * The new program restores the state (snapshot.h) into a new VM, maps guest
  * RAM from the inherited memfds (MAP_SHARED), adopts the listening socket
- * (api_adopt), and when its vCPUs are about to start answers the client
+ * (api_adopt) and the parallel VMMs (pvmm_adopt_set: not restarted, no
+ * state restore), and when its vCPUs are about to start answers the client
  * (update_resumed) and logs how long the vCPUs were paused.
  *
  * System calls on the old program's path besides the pause and the

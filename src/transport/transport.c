@@ -595,6 +595,68 @@ void tp_main_cancel(struct tp_region *r, unsigned slot)
 	atomic_store(&r->slots[slot].state, TP_IDLE);
 }
 
+/* ---- main side: live update ------------------------------------------------- */
+
+int tp_main_save(const struct tp_region *r, struct tp_main_saved *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->nslots = r->nslots;
+	s->xseq_next = atomic_load(&r->xseq_next);
+	s->async_tail = r->async_tail;
+	for (unsigned i = 0; i < r->nslots; i++) {
+		if (atomic_load(&r->main[i].pending)) {
+			errno = EBUSY;
+			return -1;
+		}
+		s->seq[i] = atomic_load(&r->main[i].seq);
+	}
+	return 0;
+}
+
+int tp_region_adopt(struct tp_region *r, int memfd, int vmm_efd, int async_efd,
+		    const struct tp_main_saved *s, uint64_t spin_ns)
+{
+	region_clear(r);
+	if (s->nslots == 0 || s->nslots > TP_SLOTS_MAX || spin_ns > TP_SPIN_NS_MAX || memfd < 0 ||
+	    vmm_efd < 0 || async_efd < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	size_t size = tp_region_size(s->nslots);
+	struct stat st;
+	if (fstat(memfd, &st) != 0)
+		return -1;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
+		errno = EPROTO;
+		return -1;
+	}
+	void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (base == MAP_FAILED)
+		return -1;
+	r->size = size;
+	region_pointers(r, base, s->nslots);
+	r->memfd = memfd;
+	r->vmm_efd = vmm_efd;
+	r->async_efd = async_efd;
+	struct tp_header *h = r->hdr;
+	h->magic = TP_MAGIC;
+	h->version = TP_VERSION;
+	h->nslots = s->nslots;
+	h->reserved = 0;
+	h->size = size;
+	atomic_store(&h->spin_ns, spin_ns);
+	atomic_store(&r->spin_ns, spin_ns);
+	atomic_store(&r->xseq_next, s->xseq_next);
+	r->async_tail = s->async_tail;
+	for (unsigned i = 0; i < s->nslots; i++) {
+		atomic_store(&r->main[i].seq, s->seq[i]);
+		atomic_store(&r->main[i].armed, s->seq[i]);
+		atomic_store(&r->main[i].pending, 0);
+	}
+	atomic_thread_fence(memory_order_seq_cst);
+	return 0;
+}
+
 /* ---- main side: async ring -------------------------------------------------- */
 
 bool tp_main_async_pop(struct tp_region *r, struct vmmux_event *ev)

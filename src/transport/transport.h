@@ -436,6 +436,40 @@ long tp_state_load(const struct tp_region *r, void *buf, size_t cap);
 bool tp_main_progress_stalled(struct tp_region *r, bool doorbell_pending, uint64_t now_ns,
 			      uint64_t timeout_ns);
 
+/*
+ * Live update (docs/snapshot.md "Live update"): what the main side keeps to
+ * itself about a region, for a new vmmux program that takes the region over
+ * with its process still serving it. Taken with nothing pending (no
+ * delivery in flight: the machine paused): the exactly-once counter (a new
+ * program that started it again would hand out numbers the VMM's committed
+ * record may hold, and be answered from the record), the async ring's tail,
+ * and each slot's request number.
+ */
+struct tp_main_saved {
+	uint32_t nslots;
+	uint64_t xseq_next;
+	uint64_t async_tail;
+	uint32_t seq[TP_SLOTS_MAX];
+};
+
+/* Fill S from R. 0, or -1 (EBUSY) when a request is pending on a slot. */
+int tp_main_save(const struct tp_region *r, struct tp_main_saved *s);
+
+/*
+ * The new program's side: map the region MEMFD that a previous program
+ * created (its size must be tp_region_size(S->nslots)), take MEMFD, VMM_EFD
+ * and ASYNC_EFD as R's own (the VMM holds the same eventfds), and continue
+ * from S: no request pending, the numbers and the async tail where the
+ * previous program left them. The header's fields the main side owns
+ * (magic, version, sizes, spin budget) are set to its values, as
+ * tp_main_recover does; the rings and slots are left as they are (the VMM
+ * keeps serving them). 0, or -1 with errno (EINVAL: S out of range; EPROTO:
+ * the memfd is not such a region); on failure the descriptors stay the
+ * caller's.
+ */
+int tp_region_adopt(struct tp_region *r, int memfd, int vmm_efd, int async_efd,
+		    const struct tp_main_saved *s, uint64_t spin_ns);
+
 /* ---- VMM side ----------------------------------------------------------- */
 
 /*

@@ -90,6 +90,9 @@ static struct {
 	bool thread_started;
 	int wake_fd;
 	_Atomic bool quit;
+	/* the thread holds rings it read and has not delivered yet
+	 * (ioregion_quiet) */
+	_Atomic unsigned busy;
 	unsigned slot; /* the thread's request slot in parallel VMMs */
 } I = {
     .drain_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -658,6 +661,32 @@ bool ioregion_doorbells_waiting(struct vmm *v)
 }
 
 static uint64_t read_count(int fd);
+static bool vmm_down_for_good(const struct vmm *v);
+
+bool ioregion_quiet(void)
+{
+	if (!I.on)
+		return true;
+	/* the descriptors first, then the thread's count: a count the thread
+	 * reads after the look at its descriptor is read with busy raised */
+	struct pollfd p[IOREGION_DOORBELLS_MAX];
+	unsigned n = 0;
+	bool retired = false;
+	pthread_mutex_lock(&I.lock);
+	for (size_t k = 0; k < IOREGION_DOORBELLS_MAX; k++) {
+		const struct doorbell *d = &I.db[k];
+		retired |= d->state == DB_RETIRED;
+		if (d->state == DB_ACTIVE && (!d->parallel || vmm_down_for_good(d->v)))
+			p[n++] = (struct pollfd){.fd = d->fd, .events = POLLIN};
+	}
+	bool waiting = n != 0 && poll(p, n, 0) > 0;
+	pthread_mutex_unlock(&I.lock);
+	if (retired || waiting) {
+		wake_thread();
+		return false;
+	}
+	return atomic_load(&I.busy) == 0;
+}
 
 void ioregion_vmm_quiesce(struct vmm *v)
 {
@@ -771,6 +800,7 @@ static void *thread_main(void *arg)
 			if (d->state == DB_RETIRED) {
 				/* deassigned: what it still counts goes out, then it is closed */
 				struct doorbell c = *d;
+				atomic_fetch_add(&I.busy, 1); /* before it leaves the table */
 				d->state = DB_FREE;
 				d->fd = -1;
 				d->held = 0;
@@ -778,6 +808,7 @@ static void *thread_main(void *arg)
 				deliver_rings(&c, read_count(c.fd) + c.held);
 				close(c.fd);
 				pthread_mutex_lock(&I.lock);
+				atomic_fetch_sub(&I.busy, 1);
 				continue;
 			}
 			if (d->state != DB_ACTIVE)
@@ -820,9 +851,11 @@ static void *thread_main(void *arg)
 		}
 		if (r > 0 && (pf[0].revents & POLLIN))
 			read_count(I.wake_fd);
+		atomic_fetch_add(&I.busy, 1); /* before a count is read */
 		for (nfds_t i = 1; r > 0 && i < n; i++)
 			if (pf[i].revents & POLLIN)
 				deliver_rings(&copy[i], read_count(copy[i].fd));
+		atomic_fetch_sub(&I.busy, 1);
 		period = ioregion_drain() ? DRAIN_MIN_MS
 					  : (period * 2 > DRAIN_MAX_MS ? DRAIN_MAX_MS : period * 2);
 	}

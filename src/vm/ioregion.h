@@ -105,6 +105,13 @@ void ioregion_vmm_unquiesce(struct vmm *v);
 /* V's process (re)started: give it the eventfds of its doorbells again. */
 void ioregion_vmm_started(struct vmm *v);
 
+/* Nothing of the compiled routes' thread on its way (machine_pause, before
+ * a snapshot or a live update, whose execve ends the thread): no retired
+ * doorbell left to deliver, no count waiting on a doorbell the thread
+ * reads (in-process VMMs', given-up or stopped VMMs'), no ring it read and
+ * has not delivered. A look, not a wait: false wakes the thread. */
+bool ioregion_quiet(void);
+
 /* Whether an eventfd of a doorbell given to V's process counts rings that
  * the process has not read (poll, no wait; the heartbeat of
  * tp_main_progress_stalled). False when the doorbell list is being changed

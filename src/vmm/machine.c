@@ -142,6 +142,16 @@ void machine_wake_supervisor(void)
 	}
 }
 
+int machine_on_main(int (*fn)(void *arg), void *arg)
+{
+	bool on = router_wait_begin();
+	int rc = self_exec_call(fn, arg);
+	if (rc < 0 && errno == ESRCH && !self_exec_running())
+		rc = MACHINE_ON_MAIN_CLOSED;
+	router_wait_end(on);
+	return rc;
+}
+
 static void wake_main_loop(void)
 {
 	machine_wake_supervisor();
@@ -425,7 +435,8 @@ static bool quiet(const char **who)
 		    ioregion_doorbells_waiting(v))
 			return false;
 	}
-	return true;
+	*who = "(the compiled routes' thread)";
+	return ioregion_quiet();
 }
 
 static uint64_t mono_ns(void)
@@ -775,13 +786,12 @@ static void *dispatch_main(void *arg)
  * the new instance, which no other thread reaches yet, through the host's
  * slot).
  *
- * The worker forks the parallel VMMs that live changes start (it is their
- * parent for PR_SET_PDEATHSIG, which fires when that thread ends), so it
- * outlives them: after its loop it parks until the teardown has stopped
- * every VMM (control_release), and only then ends. Otherwise a VMM started
- * by vmm.swap or vmm.start would be killed at the run's end without its
- * graceful stop (its fini, the flush of what it holds). The control thread
- * parks likewise, so that the run's end knows both have left their loops.
+ * The parallel VMMs that live changes start are forked by the main thread
+ * (machine_on_main: their parent for PR_SET_PDEATHSIG, which fires when
+ * that thread ends, and the thread that outlives a live update's execve).
+ * After its loop the worker parks until the teardown has stopped every VMM
+ * (control_release), and only then ends; the control thread parks
+ * likewise, so that the run's end knows both have left their loops.
  */
 static pthread_mutex_t control_park_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t control_park_cond = PTHREAD_COND_INITIALIZER;
@@ -1013,13 +1023,13 @@ static int machine_setup(struct vmmux_config *c)
 
 	/* vmmux's own filters, built before any thread of the run starts, and
 	 * the base layer under them all (self_filter.h); each thread installs
-	 * its role's (machine_thread_enter). Then the exec thread, which has
-	 * none (self_exec.h). The reclamation thread is liburcu's: it installs
-	 * its filter from a callback, now. */
+	 * its role's (machine_thread_enter); the exec thread (the main thread,
+	 * self_exec.h) has none. The reclamation thread is liburcu's: it
+	 * installs its filter from a callback, now. */
 	/* jansson seeds its hash function from /dev/urandom with its first
 	 * object: now, not on a filtered thread (the control socket's). */
 	json_object_seed(0);
-	if (self_filter_init(!c->no_seccomp, &e) < 0 || self_exec_start(&e) < 0) {
+	if (self_filter_init(!c->no_seccomp, &e) < 0) {
 		log_error("%s", e.msg);
 		return EXIT_HOST;
 	}
@@ -1138,6 +1148,10 @@ static int machine_setup(struct vmmux_config *c)
 	}
 	vmm_registry_set_memory(&M.vm.mem);
 	pvmm_thread_slot = M.vm.ncpus; /* the main thread's request slot */
+	if (snapshot_restoring() && snapshot_restore_pvmms(&e) < 0) { /* live update */
+		log_error("%s", e.msg);
+		return EXIT_USAGE;
+	}
 	if (vmm_registry_init(c->vmms, c->nvmms, &e) < 0) {
 		log_error("%s", e.msg);
 		return EXIT_USAGE;
@@ -1225,8 +1239,11 @@ static void machine_teardown(void)
 	M.wake_fd = -1;
 }
 
-int machine_run(struct vmmux_config *c)
+/* The run, on its own thread (machine_run): set-up, the vCPUs and the other
+ * threads, the supervisor's loop, the end. */
+static int run_body(void *arg)
 {
+	struct vmmux_config *c = arg;
 	int status = machine_setup(c);
 	if (status != 0) {
 		machine_teardown();
@@ -1323,6 +1340,21 @@ int machine_run(struct vmmux_config *c)
 		signal(sig, SIG_DFL);
 		pthread_sigmask(SIG_UNBLOCK, &stop_sigs, NULL);
 		raise(sig);
+	}
+	return status;
+}
+
+int machine_run(struct vmmux_config *c)
+{
+	/* The main thread becomes the exec thread (self_exec.h): it forks the
+	 * parallel VMMs and makes a live update's execve, so that the VMMs stay
+	 * its children in this program and the next; the run has a thread of
+	 * its own. */
+	struct errbuf e;
+	int status = self_exec_serve(run_body, c, &e);
+	if (status < 0) {
+		log_error("%s", e.msg);
+		return EXIT_HOST;
 	}
 	return status;
 }

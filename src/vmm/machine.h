@@ -27,7 +27,10 @@
 #define EXIT_HOST	 6 /* host or KVM failure, unmodelled exit */
 #define EXIT_GUEST_CRASH 8 /* triple fault, unhandled guest exception, dead halt, watchdog */
 
-/* Run the machine C describes; returns the exit status. */
+/* Run the machine C describes; returns the exit status. Call it on the
+ * main thread, once: the main thread becomes the exec thread
+ * (sandbox/self_exec.h) and the run gets a thread of its own, which sets
+ * everything up and then runs the supervisor's loop. */
 int machine_run(struct vmmux_config *c);
 
 /*
@@ -73,6 +76,19 @@ bool machine_wait_event(uint64_t ticket, uint64_t timeout_ns);
 /* Make the supervisor build its poll set again (a restart was scheduled, a
  * process was handed back to it). Any thread; never waits. */
 void machine_wake_supervisor(void);
+
+/*
+ * Run FN(ARG) on the exec thread (sandbox/self_exec.h: the process's main
+ * thread) and return what it returns. The exec thread forks every parallel
+ * VMM (PR_SET_PDEATHSIG is tied to the thread that forks) and makes a live
+ * update's execve (the one thread that survives it), so that the VMMs
+ * outlive the old program's threads and stay the new one's children. The
+ * caller waits offline for the router; the exec thread waits for nobody, so
+ * the wait is FN's (a fork) and the calls queued before it.
+ * MACHINE_ON_MAIN_CLOSED when the run has ended (FN not called).
+ */
+#define MACHINE_ON_MAIN_CLOSED (-2)
+int machine_on_main(int (*fn)(void *arg), void *arg);
 
 /* The status the run ends with (meaningful once machine_stopping()). */
 int machine_exit_status(void);

@@ -109,6 +109,7 @@ struct pvmm {
 	int irqfd[HS_IRQS_MAX], resamplefd[HS_IRQS_MAX];
 	struct hs_irq irqs[HS_IRQS_MAX];
 	unsigned nirqs;
+	bool adopted; /* taken over from a previous program (live update) */
 };
 
 /* A program's Landlock confinement, prepared at its first start. */
@@ -733,9 +734,8 @@ static void setup_abandon(struct pvmm *p)
 	close_fd(&p->errfd);
 }
 
-/* Spawn the process (the calling thread is its parent for PDEATHSIG: the
- * supervisor or the control thread, which live as long as the run). */
-static int spawn_process(struct pvmm *p, struct errbuf *e)
+/* Spawn the process, on the main thread (spawn_process). */
+static int spawn_here(struct pvmm *p, struct errbuf *e)
 {
 	struct vmm *v = p->v;
 	int sv[2];
@@ -821,6 +821,34 @@ static int spawn_process(struct pvmm *p, struct errbuf *e)
 	return 0;
 }
 
+struct spawn_call {
+	struct pvmm *p;
+	struct errbuf *e;
+};
+
+static int spawn_call(void *arg)
+{
+	struct spawn_call *c = arg;
+	return spawn_here(c->p, c->e);
+}
+
+/*
+ * Spawn P's process on the main thread (machine_on_main; at once when the
+ * caller is the main thread: the set-up, or the supervisor's restarts). The
+ * thread that forks is the process's parent for PR_SET_PDEATHSIG, which
+ * fires when that thread ends: every parallel VMM is a child of the main
+ * thread, which a live update's execve keeps (it is the thread that
+ * execs), so that the VMMs outlive the old program's other threads.
+ */
+static int spawn_process(struct pvmm *p, struct errbuf *e)
+{
+	struct spawn_call c = {p, e};
+	int rc = machine_on_main(spawn_call, &c);
+	if (rc == MACHINE_ON_MAIN_CLOSED)
+		return err_set(e, "vmm '%s': not started: the run is ending", p->v->name);
+	return rc;
+}
+
 /* The hello and its answer (up to SETUP_TIMEOUT_MS); on failure the process
  * is killed and reaped. Runs on the thread that owns P. */
 static int setup_process(struct pvmm *p, struct errbuf *e)
@@ -897,6 +925,201 @@ static void bring_up(struct pvmm *p)
 	ioregion_vmm_started(p->v); /* its doorbells, to the new process */
 }
 
+/* ---------------------------------------------------------------------- */
+/* Live update                                                              */
+/* ---------------------------------------------------------------------- */
+
+/* New program: the parallel VMMs handed over (pvmm_adopt_set), by name. */
+static struct {
+	struct pvmm_handover *h;
+	unsigned n;
+	bool *taken; /* adopted by pvmm_start */
+} A;
+
+static const struct pvmm_handover *adoption_of(const char *name)
+{
+	for (unsigned i = 0; i < A.n; i++)
+		if (!A.taken[i] && strcmp(A.h[i].name, name) == 0)
+			return &A.h[i];
+	return NULL;
+}
+
+int pvmm_adopt_set(const struct pvmm_handover *h, unsigned n, struct errbuf *e)
+{
+	A.h = calloc(n ? n : 1, sizeof(*h));
+	A.taken = calloc(n ? n : 1, sizeof(bool));
+	if (A.h == NULL || A.taken == NULL)
+		return err_set(e, "out of memory");
+	memcpy(A.h, h, n * sizeof(*h));
+	A.n = n;
+	/* the descriptors are this program's now: not passed on to what it
+	 * starts (FD_CLOEXEC, as they were in the previous program) */
+	for (unsigned i = 0; i < n; i++) {
+		int fds[PVMM_HANDOVER_FDS];
+		unsigned k = pvmm_handover_fds(&A.h[i], fds);
+		while (k-- > 0)
+			(void)fcntl(fds[k], F_SETFD, FD_CLOEXEC);
+	}
+	return 0;
+}
+
+bool pvmm_adopted_fds(const char *name, int *in_fd, int *out_fd)
+{
+	const struct pvmm_handover *h = adoption_of(name);
+	if (h == NULL)
+		return false;
+	*in_fd = h->in_fd;
+	*out_fd = h->out_fd;
+	return true;
+}
+
+bool pvmm_adopted(const struct vmm *v)
+{
+	return v->p != NULL && v->p->adopted;
+}
+
+unsigned pvmm_handover_fds(const struct pvmm_handover *h, int *fds)
+{
+	unsigned n = 0;
+	const int one[] = {h->pidfd,   h->sock,	     h->errfd, h->memfd,
+			   h->vmm_efd, h->async_efd, h->in_fd, h->out_fd};
+	for (unsigned i = 0; i < sizeof(one) / sizeof(one[0]); i++)
+		if (one[i] > STDERR_FILENO) /* vmmux's own standard ones stay as they are */
+			fds[n++] = one[i];
+	for (unsigned i = 0; i < h->nirqs && i < HS_IRQS_MAX; i++) {
+		if (h->irqfd[i] >= 0)
+			fds[n++] = h->irqfd[i];
+		if (h->resamplefd[i] >= 0)
+			fds[n++] = h->resamplefd[i];
+	}
+	return n;
+}
+
+int pvmm_handover_refusal(struct vmm *v, struct errbuf *e)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL)
+		return err_set(e,
+			       "parallel VMM '%s' is stopped: a live update hands over parallel "
+			       "VMMs whose process is up (start it, or remove it, first)",
+			       v->name);
+	int st = atomic_load(&p->state);
+	if (st != PV_UP)
+		return err_set(e,
+			       "parallel VMM '%s' is %s: a live update hands over parallel VMMs "
+			       "whose process is up (try again once it is up)",
+			       v->name, pvmm_state_name(v));
+	return 0;
+}
+
+int pvmm_handover_take(struct vmm *v, struct pvmm_handover *h, struct errbuf *e)
+{
+	struct pvmm *p = v->p;
+	if (pvmm_handover_refusal(v, e) < 0)
+		return -1;
+	own_wait(p, false); /* the supervisor's short step, at most */
+	if (pvmm_handover_refusal(v, e) < 0) {
+		own_release(p);
+		return -1;
+	}
+	memset(h, 0, sizeof(*h));
+	pthread_mutex_lock(&p->lock);
+	snprintf(h->name, sizeof(h->name), "%s", v->name);
+	h->pid = (int32_t)p->pid;
+	h->pidfd = p->pidfd;
+	h->sock = p->sock;
+	h->errfd = p->errfd;
+	h->memfd = p->region.memfd;
+	h->vmm_efd = p->region.vmm_efd;
+	h->async_efd = p->region.async_efd;
+	h->in_fd = v->in_fd;
+	h->out_fd = v->out_fd;
+	int rc = tp_main_save(&p->region, &h->tp);
+	h->generation = atomic_load(&p->generation);
+	h->restarts = atomic_load(&p->restarts);
+	h->recent_restarts = p->recent_restarts;
+	h->window_start_ns = p->window_start_ns;
+	h->up_since_ns = p->up_since_ns;
+	h->backoff_ns = p->backoff_ns;
+	h->maybe_duplicated = atomic_load(&p->maybe_duplicated);
+	h->redelivered = atomic_load(&p->redelivered);
+	h->nirqs = p->nirqs;
+	for (unsigned i = 0; i < p->nirqs; i++) {
+		h->irqs[i] = p->irqs[i];
+		h->irqfd[i] = p->irqfd[i];
+		h->resamplefd[i] = p->resamplefd[i];
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (rc < 0 || h->pid <= 0 || h->pidfd < 0 || h->sock < 0) {
+		own_release(p);
+		return err_set(e, "parallel VMM '%s': %s", v->name,
+			       rc < 0 ? "a request to it is pending" : "its process went away");
+	}
+	return 0;
+}
+
+void pvmm_handover_release(struct vmm *v)
+{
+	if (v != NULL && v->p != NULL)
+		own_release(v->p);
+}
+
+/* Take over the process H describes into P (pvmm_start, new program). */
+static int adopt(struct pvmm *p, const struct pvmm_handover *h, struct errbuf *e)
+{
+	struct vmm *v = p->v;
+	if (h->tp.nslots != G.nslots)
+		return err_set(e,
+			       "parallel VMM '%s': its region has %u request slots, this machine "
+			       "uses %u",
+			       v->name, h->tp.nslots, G.nslots);
+	if (h->nirqs > HS_IRQS_MAX)
+		return err_set(e, "parallel VMM '%s': %u IRQ lines handed over", v->name, h->nirqs);
+	if (tp_region_adopt(&p->region, h->memfd, h->vmm_efd, h->async_efd, &h->tp, spin_of(v)) < 0)
+		return err_set(e, "parallel VMM '%s': its transport region (descriptor %d): %s",
+			       v->name, h->memfd, strerror(errno));
+	/* its IRQ lines, wired to this program's VM with the same eventfds
+	 * (the process writes its copies) */
+	struct vm *vm = machine_vm();
+	p->nirqs = h->nirqs;
+	for (unsigned i = 0; i < h->nirqs; i++) {
+		p->irqs[i] = h->irqs[i];
+		p->irqfd[i] = h->irqfd[i];
+		p->resamplefd[i] = h->resamplefd[i];
+		if (!h->irqs[i].wired || h->irqfd[i] < 0)
+			continue;
+		struct kvm_irqfd req = {
+		    .fd = (uint32_t)h->irqfd[i],
+		    .gsi = h->irqs[i].line,
+		    .flags = h->irqs[i].level ? KVM_IRQFD_FLAG_RESAMPLE : 0,
+		    .resamplefd = (uint32_t)h->resamplefd[i],
+		};
+		if (ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0)
+			return err_set(e, "parallel VMM '%s': wiring IRQ %u (KVM_IRQFD): %s",
+				       v->name, h->irqs[i].line, strerror(errno));
+	}
+	pthread_mutex_lock(&p->lock);
+	p->pid = h->pid;
+	p->pidfd = h->pidfd;
+	p->sock = h->sock;
+	p->errfd = h->errfd;
+	atomic_store(&p->generation, h->generation);
+	atomic_store(&p->restarts, h->restarts);
+	p->recent_restarts = h->recent_restarts;
+	p->window_start_ns = h->window_start_ns;
+	p->up_since_ns = h->up_since_ns;
+	p->backoff_ns = h->backoff_ns;
+	atomic_store(&p->maybe_duplicated, h->maybe_duplicated);
+	atomic_store(&p->redelivered, h->redelivered);
+	p->adopted = true;
+	set_state(p, PV_UP);
+	pthread_mutex_unlock(&p->lock);
+	A.taken[h - A.h] = true;
+	log_info("vmm '%s': parallel VMM pid %d taken over (%u restarts so far)", v->name,
+		 (int)h->pid, h->restarts);
+	return 0;
+}
+
 int pvmm_start(struct vmm *v, struct errbuf *e)
 {
 	struct pvmm *p = calloc(1, sizeof(*p));
@@ -907,12 +1130,24 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->async_lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
-	if (tp_region_create(&p->region, G.nslots, spin_of(v)) < 0) {
+	if (adoption_of(v->name) == NULL &&
+	    tp_region_create(&p->region, G.nslots, spin_of(v)) < 0) {
 		free(p);
 		return err_set(e, "vmm '%s': transport: %s", v->name, strerror(errno));
 	}
 	p->owner = OWN_CONTROL; /* the supervisor leaves it alone until it is up */
 	v->p = p;
+	const struct pvmm_handover *h = adoption_of(v->name);
+	if (h != NULL) {
+		if (adopt(p, h, e) < 0) {
+			tp_region_destroy(&p->region);
+			free(p);
+			v->p = NULL;
+			return -1;
+		}
+		own_release(p);
+		return 0;
+	}
 	wire_irqs(p);
 	set_state(p, PV_STARTING);
 	if (start_process(p, e) < 0) {
@@ -1656,6 +1891,7 @@ void pvmm_sup_ready(struct vmm *v, int fd)
 	pthread_mutex_lock(&p->lock);
 	if (p->owner == OWN_SUPER)
 		p->owner = OWN_NONE;
+	pthread_cond_broadcast(&p->cond); /* own_wait: at once, not at its next slice */
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -1808,6 +2044,7 @@ int pvmm_tick(void)
 				pthread_mutex_lock(&p->lock);
 				if (p->owner == OWN_SUPER)
 					p->owner = OWN_NONE;
+				pthread_cond_broadcast(&p->cond);
 				pthread_mutex_unlock(&p->lock);
 			} else if (next < 0 || next > 10) {
 				next = 10;

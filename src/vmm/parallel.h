@@ -30,8 +30,10 @@
  * control thread starts, stops, resumes and swaps (pvmm_start, pvmm_halt,
  * pvmm_resume, pvmm_retire; bounded waits). One thread at a time manages a
  * process (spawn, set-up, stop, reap): the others leave it alone. Processes
- * are spawned only by the supervisor and the control thread, which live as
- * long as the run (PR_SET_PDEATHSIG is tied to the thread that forked).
+ * are forked only by the main thread (the supervisor; the live-change
+ * worker hands its spawns to it, machine_on_main): PR_SET_PDEATHSIG is tied
+ * to the thread that forked, and the main thread is the one that outlives
+ * a live update's execve (it makes it).
  * pvmm_deliver runs on any delivering thread, which passes its slot index;
  * it waits offline for the router, with the route's fields copied.
  */
@@ -175,5 +177,70 @@ extern __thread unsigned pvmm_thread_slot;
  */
 int pvmm_send(struct vmm *v, const void *msg, size_t len, int fd);
 uint64_t pvmm_doorbell_rings(const struct vmm *v, unsigned index);
+
+/* ---- live update (src/snapshot/update.h, docs/snapshot.md) ---------------- */
+
+#include "transport/handshake.h"
+#include "transport/transport.h"
+
+/*
+ * A parallel VMM handed over to a new vmmux program with its process still
+ * running: the descriptors the new program inherits (-1: none) and the
+ * state vmmux keeps on its side of the VMM that is not in the shared
+ * region. Times are CLOCK_MONOTONIC, which execve does not change.
+ */
+struct pvmm_handover {
+	char name[VMMUX_NAME_MAX];
+	int32_t pid;
+	int pidfd, sock, errfd;	       /* pidfd, set-up socket, stderr pipe's read end */
+	int memfd, vmm_efd, async_efd; /* the transport region and its two eventfds */
+	int in_fd, out_fd;	       /* the role's input and output (vmmux's copies) */
+	struct tp_main_saved tp;       /* the region's main side (numbers, async tail) */
+	uint64_t generation;	       /* processes reaped so far */
+	uint32_t restarts, recent_restarts;
+	uint64_t window_start_ns, up_since_ns, backoff_ns;
+	uint64_t maybe_duplicated, redelivered;
+	uint32_t nirqs;
+	struct hs_irq irqs[HS_IRQS_MAX];
+	int irqfd[HS_IRQS_MAX], resamplefd[HS_IRQS_MAX];
+};
+
+/* Every descriptor of H (at most PVMM_HANDOVER_FDS), for FD_CLOEXEC. */
+#define PVMM_HANDOVER_FDS (9 + 2 * HS_IRQS_MAX)
+unsigned pvmm_handover_fds(const struct pvmm_handover *h, int *fds);
+
+/*
+ * Old program, live-change worker: why V cannot be handed over now (0: it
+ * can), said in E: a process that is not up (down, restarting, starting,
+ * stopped, given up). Its doorbells are not handed over: the new program
+ * compiles the routes into its new VM with new eventfds and gives them to
+ * the process on its set-up socket (HS_DB_ADD, which replaces the one of
+ * the same number), as to a successor; the pause leaves no ring unread.
+ */
+int pvmm_handover_refusal(struct vmm *v, struct errbuf *e);
+
+/*
+ * Old program, the machine paused (machine_pause: nothing in flight): take
+ * V's process away from the supervisor's watch (its reaps and restarts
+ * wait) and describe it in H. 0, or -1 with the reason (pvmm_handover_
+ * refusal's, or a request pending), V then back under the supervisor.
+ * pvmm_handover_release gives a taken V back (the update was refused).
+ */
+int pvmm_handover_take(struct vmm *v, struct pvmm_handover *h, struct errbuf *e);
+void pvmm_handover_release(struct vmm *v);
+
+/*
+ * New program, before the registry starts its VMMs: the parallel VMMs
+ * handed over (N of them, copied). pvmm_start then adopts a VMM of that
+ * name instead of starting a process: the region mapped from its memfd,
+ * its pidfd, socket and stderr taken, its irqfds wired to the new VM, its
+ * counters continued, marked up; no hello, no state restore (its process
+ * kept its state). pvmm_adopted tells whether V was adopted;
+ * pvmm_adopted_fds gives the input and output descriptors handed over for
+ * the VMM NAME (false: none handed over, open them as usual).
+ */
+int pvmm_adopt_set(const struct pvmm_handover *h, unsigned n, struct errbuf *e);
+bool pvmm_adopted(const struct vmm *v);
+bool pvmm_adopted_fds(const char *name, int *in_fd, int *out_fd);
 
 #endif

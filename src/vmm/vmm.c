@@ -33,6 +33,41 @@ static struct termios saved_tty;
 static bool tty_raw;
 static const struct guest_mem *granted_mem;
 
+/* The new program of a live update: in-process VMMs' descriptors. */
+static struct vmm_io_handover *io_adopt;
+static unsigned nio_adopt;
+
+int vmm_io_adopt_set(const struct vmm_io_handover *h, unsigned n)
+{
+	io_adopt = calloc(n ? n : 1, sizeof(*h));
+	if (io_adopt == NULL)
+		return -1;
+	memcpy(io_adopt, h, n * sizeof(*h));
+	nio_adopt = n;
+	for (unsigned i = 0; i < n; i++) {
+		if (h[i].in_fd > STDERR_FILENO)
+			(void)fcntl(h[i].in_fd, F_SETFD, FD_CLOEXEC);
+		if (h[i].out_fd > STDERR_FILENO)
+			(void)fcntl(h[i].out_fd, F_SETFD, FD_CLOEXEC);
+	}
+	return 0;
+}
+
+/* The descriptors handed over for VMM NAME (false: none). */
+static bool io_adopted(const struct vmm_config *c, int *in_fd, int *out_fd)
+{
+	if (c->placement == VMM_PARALLEL || c->program != NULL)
+		return pvmm_adopted_fds(c->name, in_fd, out_fd);
+	for (unsigned i = 0; i < nio_adopt; i++)
+		if (strcmp(io_adopt[i].name, c->name) == 0) {
+			*in_fd = io_adopt[i].in_fd;
+			*out_fd = io_adopt[i].out_fd;
+			io_adopt[i].name[0] = '\0'; /* taken once */
+			return true;
+		}
+	return false;
+}
+
 void vmm_registry_set_memory(const struct guest_mem *m)
 {
 	granted_mem = m;
@@ -355,10 +390,18 @@ struct vmm *vmm_create(const struct vmm_config *c, uint16_t id, struct errbuf *e
 			rc = err_set(e, "out of memory");
 	}
 	v->ctx.priv = v->priv;
-	if (rc == 0 && (v->in_fd = open_input(c, e)) == -2)
-		rc = -1;
-	if (rc == 0 && (v->out_fd = open_output(c, e)) == -2)
-		rc = -1;
+	int ho_in, ho_out;
+	if (rc == 0 && io_adopted(c, &ho_in, &ho_out)) {
+		/* a live update's new program: the descriptors the VMM had (an
+		 * output file is not opened, and truncated, again) */
+		v->in_fd = ho_in;
+		v->out_fd = ho_out;
+	} else {
+		if (rc == 0 && (v->in_fd = open_input(c, e)) == -2)
+			rc = -1;
+		if (rc == 0 && (v->out_fd = open_output(c, e)) == -2)
+			rc = -1;
+	}
 	for (size_t i = 0; rc == 0 && i < c->nfds && i < VMM_FDS_MAX; i++) {
 		int fd = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 3);
 		if (fd < 0)

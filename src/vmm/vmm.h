@@ -173,6 +173,20 @@ int vmm_config_check(const struct vmm_config *c, struct errbuf *e);
  * nothing is left open or running.
  */
 int vmm_registry_init(const struct vmm_config *cfgs, size_t n, struct errbuf *e);
+
+/*
+ * Live update (src/snapshot/update.h): the input and output descriptors of
+ * the in-process VMMs, handed to the new program, which takes them instead
+ * of opening the configured files again (an output file would be opened
+ * with O_TRUNC, and what the role wrote lost). vmm_io_adopt_set, in the new
+ * program before vmm_registry_init: N entries, copied (FD_CLOEXEC set on
+ * them again). A parallel VMM's go with the VMM (pvmm_adopted_fds).
+ */
+struct vmm_io_handover {
+	char name[VMMUX_NAME_MAX];
+	int in_fd, out_fd; /* -1: none */
+};
+int vmm_io_adopt_set(const struct vmm_io_handover *h, unsigned n);
 void vmm_registry_fini(void);
 
 /* A live update (src/snapshot/update.h) around its execve: !BACK puts the

@@ -27,7 +27,11 @@ and read-backs) and these VMMs:
 and, from the seed, a schedule of: SIGKILL of a VMM process, SIGSTOP of one
 (SIGCONT later), routes.replace (the sync, posted and doorbell routes
 moved; the deaf VMM's doorbell flipped), vmm.swap (a new instance with a new
-output file), vmm.restart, vmm.stop then vmm.start, platform.raise smi. At
+output file), vmm.restart, vmm.stop then vmm.start, platform.raise smi, and
+live updates of vmmux itself (`update`: the parallel VMMs' processes are
+handed over running; one not up at that moment refuses it, counted as
+update-refused; the probe reconnects, since only the asking connection is
+handed over). At
 most 12 disruptions (kill, stop, restart) of one VMM per minute, under
 vmmux's limit of 20 restarts a minute before it gives a VMM up.
 
@@ -88,7 +92,7 @@ SWAPPABLE = ["uart", "mon_s", "mon_s2", "mon_p", "mon_p2", "mon_d", "ext"]
 
 # (operation, weight)
 OPS = [("kill", 40), ("stop", 6), ("replace", 14), ("doorbell-flip", 4), ("swap", 3),
-       ("restart", 4), ("stop-start", 3), ("raise-smi", 6)]
+       ("restart", 4), ("stop-start", 3), ("raise-smi", 6), ("update", 3)]
 
 LINE_RE = re.compile(rb'"key":"(0x[0-9a-f]+)".*?"value":"(0x[0-9a-f]+)".*?"gen":(\d+)')
 UART_RE = re.compile(rb"u (\d{7})\n")
@@ -214,6 +218,8 @@ class Run:
         self.ending = False
         self.lock = threading.Lock()
         self.watch = {}           # pid -> (kind, t0): "kill" or "stop"
+        self.updating = False     # a live update under way (the probe reconnects)
+        self.updates = 0
 
     # ---- vmmux ---------------------------------------------------------
 
@@ -301,11 +307,20 @@ class Run:
     def prober(self):
         """Ping every PING_PERIOD; a ping unanswered at the end counts with
         the time it waited."""
+        updates = self.updates  # the updates before this connection was last used
         while not self.ending and self.frozen is None:
             t0 = now()
+            pre = (self.updating, self.updates)
             try:
                 _, dt = self.probe_api.call("ping", timeout=3600)
             except Frozen:
+                if self.updating or self.updates != updates:
+                    # a live update: the program that had this connection
+                    # is gone (only the asking client's is handed over);
+                    # the same socket path answers from the new program
+                    updates = self.updates
+                    self.probe_api = self.reconnect()
+                    continue
                 # never answered: it counts with the time it waited
                 dt = now() - t0
                 self.pings.append(dt)
@@ -313,6 +328,8 @@ class Run:
                 return
             self.pings.append(dt)
             self.ping_worst = max(self.ping_worst, dt)
+            if not pre[0]:
+                updates = pre[1]  # this connection's program came after those
             time.sleep(max(0.0, PING_PERIOD - dt))
 
     def watcher(self):
@@ -474,6 +491,34 @@ class Run:
     def start_vmm(self, name):
         self.call("vmm.start", "vmm.start", {"name": name})
         self.stopped_by_api.discard(name)
+
+    def reconnect(self):
+        end = now() + OP_TIMEOUT
+        while True:
+            try:
+                return Api(self.api_path, OP_TIMEOUT)
+            except OSError:
+                if now() > end:
+                    raise Frozen("no new connection within %gs after an update" % OP_TIMEOUT)
+                time.sleep(0.005)
+
+    def op_update(self, sched):
+        """A live update of vmmux itself (the same program): the VMMs'
+        processes are handed over running; one that is not up (stopped,
+        restarting) refuses it, said in the reply (a note)."""
+        self.updating = True
+        try:
+            rep = self.call("update", "update", {})
+        finally:
+            self.updates += 1
+            self.updating = False
+        if rep.get("ok"):
+            # the new program answered, then closed the connection
+            self.api.close()
+            self.api = self.reconnect()
+            self.count("update")
+        else:
+            self.count("update-refused")
 
     def op_raise_smi(self, sched):
         self.call("raise-smi", "platform.raise", {"event": "smi",

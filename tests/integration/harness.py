@@ -352,9 +352,9 @@ def proc_cmdline(pid):
 
 
 # The seccomp filters a parallel VMM inherits from the vmmux thread that
-# forks it (the base layer and the supervisor's, which the live-change
-# worker runs under too): its own stages come on top (docs/security.md).
-VMM_INHERITED_FILTERS = 2
+# forks it, the exec thread (the base layer alone): its own stages come on
+# top (docs/security.md).
+VMM_INHERITED_FILTERS = 1
 
 
 def proc_status(pid):

@@ -1,6 +1,7 @@
 """vmmux's own threads under seccomp (docs/security.md, "vmmux under
 seccomp"): every thread of a running vmmux is in seccomp mode 2 with the
-base layer and its role's filter (the exec thread: the base layer alone),
+base layer and its role's filter (the exec thread, which is the main
+thread: the base layer alone),
 after live changes (a parallel VMM added, started, swapped and restarted by
 the live-change worker, routes published), and the run still ends cleanly
 under the filters (the supervisor's teardown, the statistics). Across 20
@@ -25,8 +26,9 @@ import harness
 from harness import (VMM_INHERITED_FILTERS, ApiClient, VmmuxTest, guest, proc_status,
                      run_ctl, vmm_pids, wait_for_socket, wait_until)
 
-# Thread names (PR_SET_NAME) by role; the main thread keeps the process's.
-ROLES = {"vcpu", "dispatcher", "control", "live-worker", "rcu-reclaim", "exec"}
+# Thread names (PR_SET_NAME) by role; the main thread, the exec thread
+# (src/sandbox/self_exec.h), keeps the process's.
+ROLES = {"vcpu", "dispatcher", "control", "live-worker", "rcu-reclaim", "supervisor"}
 
 # The status and line of a forbidden call (src/sandbox/self_filter.h).
 SELF_FILTER_EXIT = 10
@@ -76,9 +78,9 @@ def all_started(pid):
 
 def expected_filters(main, name):
     """How many filters the thread NAME (MAIN: the main thread) has."""
-    if name == "exec":
-        return 1  # the base layer alone
-    if main or name in ("live-worker", "rcu-reclaim"):
+    if main:
+        return 1  # the exec thread: the base layer alone
+    if name in ("supervisor", "live-worker", "rcu-reclaim"):
         # the base layer and the supervisor's (the worker inherits it), or
         # liburcu's thread's own (it starts before the supervisor's)
         return 2
@@ -189,8 +191,8 @@ class AcrossUpdates(VmmuxTest):
         first = wait_until("every thread named", lambda: (lambda fc: fc if len(
             fc.get("vcpu", [])) == 2 and "vmmux" not in fc else None)(
                 filter_counts(self.bg.pid)), timeout=30)
-        self.assertEqual(first["exec"], [("2", "1")], first)
-        self.assertEqual(first["main"], [("2", "2")], first)
+        self.assertEqual(first["main"], [("2", "1")], first)
+        self.assertEqual(first["supervisor"], [("2", "2")], first)
         self.assertEqual(first["vcpu"], [("2", "3"), ("2", "3")], first)
         # the check and the new program, as they start: the base layer alone
         rec = self.path("recorded")
@@ -219,7 +221,8 @@ class AcrossUpdates(VmmuxTest):
     def forbidden_call(self, thread, nr):
         """Make the thread named THREAD of the running vmmux call system call
         NR (gdb, an inferior call of syscall(3)); the run's Result."""
-        tid = [t for t, (n, _, _) in threads(self.bg.pid).items() if n == thread][0]
+        tid = self.bg.pid if thread == "main" else [
+            t for t, (n, _, _) in threads(self.bg.pid).items() if n == thread][0]
         g = subprocess.run(["gdb", "-p", str(tid), "-batch", "-nx",
                             "-ex", "handle SIGSYS nostop noprint pass",
                             "-ex", "call (long)syscall(%dL, 0L, 0L, 0L, 0L)" % nr],
@@ -241,7 +244,7 @@ class AcrossUpdates(VmmuxTest):
         self.start_guest()
         self.update()
         self.update()
-        r = self.forbidden_call("exec", 321)  # bpf (ptrace: not in sanitized builds)
+        r = self.forbidden_call("main", 321)  # bpf (ptrace: not in sanitized builds)
         self.assertEqual(r.status, SELF_FILTER_EXIT, r)
         self.assertIn("vmmux: seccomp: the exec thread made a forbidden system call: "
                       "bpf (321); exiting with status 10", r.err)

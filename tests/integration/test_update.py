@@ -11,17 +11,24 @@ status; the process id never changes; the control socket answers after
 each update (the same listening socket, handed over). Then every refusal:
 a program that is missing, one that is not vmmux, a vmmux that refuses the
 state (another state version, a VMM added at run time that its command
-line lacks), a run with a parallel VMM: each named in the
-reply, and the guest runs on undisturbed in the old program.
+line lacks, a program that says no), a parallel VMM that is not up: each
+named in the reply, and the guest runs on undisturbed in the old program,
+its parallel VMMs with the same pids.
 
-The placement of the VMMs is given by the tests (live update hands over
-in-process VMMs only), so the module is not run again under --parallel.
+With every VMM in its own process (--parallel), each update hands the
+processes over running: the same pids and restart counts after each, the
+output the uninterrupted run's, and a VMM killed after the updates is
+restarted by the new program.
+
+The placement of the VMMs is given by the tests, so the module is not run
+again under --parallel.
 """
 import fcntl
 import gzip
 import json
 import os
 import pty
+import signal
 import socket
 import subprocess
 import stat
@@ -44,7 +51,7 @@ def vmmux_path():
 
 
 # A program that gives vmmux's check a state of another HANDOVER version: it
-# reads the state on descriptor 3, sets that section's version to 2 (the
+# reads the state on descriptor 3, sets that section's version to 3 (the
 # CRCs made right again, as another vmmux would write them), and runs the
 # real vmmux on it.
 BAD_VERSION = r'''#!/usr/bin/env python3
@@ -55,7 +62,7 @@ at = 64
 for _ in range(nsec):
     typ, _crc, length, index = struct.unpack_from("<IIQI", data, at)
     if typ == %d:
-        struct.pack_into("<I", data, at + 24, 2)
+        struct.pack_into("<I", data, at + 24, 3)
         struct.pack_into("<I", data, at + 4, zlib.crc32(bytes(data[at + 24:at + 24 + length])))
         struct.pack_into("<I", data, at + 20, zlib.crc32(bytes(data[at:at + 20])))
     at += 24 + ((length + 7) & ~7)
@@ -403,7 +410,7 @@ class UpdateTest(VmmuxTest):
             f.write(BAD_VERSION % (SEC_HANDOVER, vmmux_path(), vmmux_path()))
         os.chmod(wrapper, stat.S_IRWXU)
         self.refused(bg, sock, ["--program", wrapper],
-                     "(HANDOVER): live-update state version 2; this vmmux reads version 1 only")
+                     "(HANDOVER): live-update state version 3; this vmmux reads versions 1 to 2")
         self.assertNotIn("live update: the vCPUs resume", bg.err())
         # and after the refusals, an update that is taken
         c = run_ctl(sock, "update")
@@ -438,16 +445,76 @@ class UpdateTest(VmmuxTest):
                      "configuration")
         self.assertSameAsReference(bg)
 
-    def test_parallel_vmm_refused(self):
+    def parallel_vmms(self, sock):
+        """{name: (pid, restarts, state)} of the parallel VMMs, from vmms.list."""
+        c = run_ctl(sock, "--json", "vmms")
+        self.assertStatus(c, 0)
+        return {v["name"]: (v["pid"], v["restarts"], v["state"])
+                for v in json.loads(c.out)["vmms"] if v["placement"] == "parallel"}
+
+    def test_parallel_vmms_taken_over_running(self):
+        # every VMM in its own process (5 of them: the uart the guest writes
+        # its numbered lines to, the exit device, chipset, smm, fault
+        # report): each update hands them over running, with the same pid,
+        # restart count and transport region; the output is the
+        # uninterrupted run's; a VMM killed after the updates is restarted
+        # by the new program, and loses nothing either
+        bg, sock = self.start_guest("--parallel")
+        self.wait_lines(bg, 20)
+        before = self.parallel_vmms(sock)
+        self.assertGreaterEqual(len(before), 3, before)
+        self.assertTrue(all(st == "up" and pid > 0 for pid, _, st in before.values()), before)
+        self.assertEqual(sorted(p for p, _, _ in before.values()), harness.child_pids(bg.pid))
+        for k, at in enumerate((100, 500, 900)):
+            self.wait_lines(bg, at)
+            c = run_ctl(sock, "update")
+            self.assertStatus(c, 0)
+            self.assertIn("pid: %d" % bg.pid, c.out)
+            self.assertEqual(self.parallel_vmms(sock), before)
+            self.assertEqual(harness.child_pids(bg.pid), sorted(p for p, _, _ in before.values()))
+            self.assertEqual(bg.err().count("taken over (0 restarts so far)"),
+                             len(before) * (k + 1))
+        self.assertNotIn("parallel VMM started", bg.err().split("live update")[1])
+        # a VMM killed under the new program: its supervisor restarts it
+        uart_pid = before["uart"][0]
+        os.kill(uart_pid, signal.SIGKILL)
+        wait_until("the uart restarted",
+                   lambda: not bg.running() or self.parallel_vmms(sock)["uart"][1:] == (1, "up"))
+        after = self.parallel_vmms(sock)
+        self.assertEqual(after["uart"][2], "up")
+        self.assertNotEqual(after["uart"][0], uart_pid)
+        self.assertEqual({n: v for n, v in after.items() if n != "uart"},
+                         {n: v for n, v in before.items() if n != "uart"})
+        # and an update after the restart hands the successor over
+        self.assertStatus(run_ctl(sock, "update"), 0)
+        self.assertEqual(self.parallel_vmms(sock), after)
+        self.assertSameAsReference(bg, ("--parallel",))
+
+    def test_refused_update_leaves_parallel_vmms_running(self):
+        # a new program that refuses the state: the old program carries on
+        # with the same VMM processes, says why, and a later update is taken
         bg, sock = self.start_guest("--parallel")
         self.wait_lines(bg, 70)
+        before = self.parallel_vmms(sock)
         kids = harness.child_pids(bg.pid)
-        self.assertGreater(len(kids), 0)
-        self.refused(bg, sock, [], "is a parallel VMM: live update hands over in-process "
-                     "VMMs only")
+        refuser = self.path("vmmux-refuses")
+        with open(refuser, "w") as f:
+            f.write("#!/bin/sh\necho 'vmmux update-check: refused: not today'\nexit 1\n")
+        os.chmod(refuser, stat.S_IRWXU)
+        self.refused(bg, sock, ["--program", refuser], "%s refused the state: not today" % refuser)
+        self.assertEqual(self.parallel_vmms(sock), before)
         self.assertEqual(harness.child_pids(bg.pid), kids)
-        self.assertSameAsReference(bg)
-
+        # a parallel VMM that is not up is not handed over: refused, named
+        self.assertStatus(run_ctl(sock, "vmm", "stop", "smm"), 0)
+        self.refused(bg, sock, [], "parallel VMM 'smm' is stopped: a live update hands over "
+                     "parallel VMMs whose process is up")
+        self.assertStatus(run_ctl(sock, "vmm", "start", "smm"), 0)
+        self.assertNotIn("live update: the vCPUs resume", bg.err())
+        now = self.parallel_vmms(sock)
+        c = run_ctl(sock, "update")
+        self.assertStatus(c, 0)
+        self.assertEqual(self.parallel_vmms(sock), now)
+        self.assertSameAsReference(bg, ("--parallel",))
 
 if __name__ == "__main__":
     unittest.main()

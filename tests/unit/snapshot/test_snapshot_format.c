@@ -34,6 +34,10 @@ struct spec {
 	 * piece size other than all of memory (a hole at the end) */
 	uint32_t handover;
 	uint64_t ho_piece;
+	/* version 2: one parallel VMM (ho_pid its pid: 0 for 4242) and one
+	 * in-process VMM's descriptors */
+	int32_t ho_pid;
+	uint32_t ho_nslots; /* 0: 3 */
 };
 
 struct file {
@@ -149,6 +153,32 @@ static struct file build(const struct spec *s)
 		snap_buf_u64(&b, piece);
 		snap_buf_u32(&b, 21);
 		snap_buf_u32(&b, 0);
+		if (s->handover >= 2) {
+			uint32_t nslots = s->ho_nslots ? s->ho_nslots : 3;
+			snap_buf_u32(&b, 1);
+			snap_buf_str(&b, "uart");
+			snap_buf_u32(&b, nslots);
+			snap_buf_u32(&b, 1);					    /* nirqs */
+			snap_buf_u32(&b, (uint32_t)(s->ho_pid ? s->ho_pid : 4242)); /* pid */
+			for (int32_t fd = 30; fd < 36; fd++) /* pidfd .. stderr */
+				snap_buf_u32(&b, (uint32_t)fd);
+			snap_buf_u32(&b, (uint32_t)-1);	  /* input */
+			snap_buf_u32(&b, 1);		  /* output */
+			for (uint64_t k = 1; k <= 8; k++) /* xseq_next .. redelivered */
+				snap_buf_u64(&b, 1000 + k);
+			snap_buf_u32(&b, 2); /* restarts */
+			snap_buf_u32(&b, 1);
+			for (uint32_t k = 0; k < nslots; k++)
+				snap_buf_u32(&b, 10 + k);
+			snap_buf_u32(&b, 4); /* line */
+			snap_buf_u32(&b, 3); /* level, wired */
+			snap_buf_u32(&b, 40);
+			snap_buf_u32(&b, 41);
+			snap_buf_u32(&b, 1);
+			snap_buf_str(&b, "mon");
+			snap_buf_u32(&b, (uint32_t)-1);
+			snap_buf_u32(&b, 42);
+		}
 		add_section(&f, SNAP_SEC_HANDOVER, 0, &b);
 	}
 	if (!s->skip_end)
@@ -399,10 +429,61 @@ static void test_handover(void **state)
 	assert_memory_equal(v.ho_reply_id.p, "\"req-1\"", 7);
 	free(f.p);
 
+	/* version 1 (a state without parallel VMMs) is still read */
+	s.handover = 1;
+	f = build(&s);
+	memset(&v, 0, sizeof(v));
+	parses(&f, &v);
+	assert_true(v.handover);
+	assert_int_equal(v.ho_version, 1);
+	assert_int_equal(v.ho_npvmm, 0);
+	assert_int_equal(v.ho_nio, 0);
+	free(f.p);
+
+	/* version 2: the parallel VMMs and the in-process VMMs' descriptors */
+	s.handover = 2;
+	f = build(&s);
+	memset(&v, 0, sizeof(v));
+	parses(&f, &v);
+	assert_int_equal(v.ho_version, 2);
+	assert_int_equal(v.ho_npvmm, 1);
+	const struct snap_ho_pvmm *m = &v.ho_pvmm[0];
+	assert_int_equal(m->name.len, 4);
+	assert_memory_equal(m->name.p, "uart", 4);
+	assert_int_equal(m->pid, 4242);
+	assert_int_equal(m->nslots, 3);
+	assert_int_equal(m->fd[0], 30);
+	assert_int_equal(m->fd[5], 35);
+	assert_int_equal(m->fd[6], -1);
+	assert_int_equal(m->fd[7], 1);
+	assert_int_equal(m->xseq_next, 1001);
+	assert_int_equal(m->redelivered, 1008);
+	assert_int_equal(m->restarts, 2);
+	assert_int_equal(m->recent_restarts, 1);
+	assert_int_equal(m->nirqs, 1);
+	assert_int_equal(m->seq[8], 12); /* slot 2's number, little-endian */
+	assert_int_equal(m->irqs[0], 4);
+	assert_int_equal(v.ho_nio, 1);
+	assert_int_equal(v.ho_io[0].name.len, 3);
+	assert_int_equal(v.ho_io[0].in_fd, -1);
+	assert_int_equal(v.ho_io[0].out_fd, 42);
+	free(f.p);
+
+	s.ho_pid = -5;
+	f = build(&s);
+	refused(&f, f.len, "(HANDOVER): parallel VMM 0: a process id that is not positive");
+	free(f.p);
+	s.ho_pid = 0;
+	s.ho_nslots = SNAP_HO_SLOTS_MAX + 1;
+	f = build(&s);
+	refused(&f, f.len, "(HANDOVER): parallel VMM 0: a slot or IRQ line count out of bounds");
+	free(f.p);
+	s.ho_nslots = 0;
+
 	s.handover = SNAP_HANDOVER_VERSION + 1;
 	f = build(&s);
 	refused(&f, f.len,
-		"(HANDOVER): live-update state version 2; this vmmux reads version 1 only");
+		"(HANDOVER): live-update state version 3; this vmmux reads versions 1 to 2");
 	free(f.p);
 
 	/* every version from the oldest read to the current one parses */

@@ -2511,6 +2511,60 @@ static void test_recover_races_call(void **state)
 	tp_region_destroy(&r);
 }
 
+/* A live update: the main side's own numbers saved, and a new main side
+ * taking the region over from its memfd and eventfds (as a new program
+ * does after execve) continues them; a pending request refuses the save; a
+ * memfd of another size is not taken. */
+static void test_region_adopt(void **state)
+{
+	(void)state;
+	struct tp_region r;
+	assert_int_equal(tp_region_create(&r, 3, 1000), 0);
+	atomic_store(&r.xseq_next, 77);
+	r.async_tail = 5;
+	atomic_store(&r.main[1].seq, 9);
+	struct tp_main_saved sv;
+	assert_int_equal(tp_main_save(&r, &sv), 0);
+	assert_int_equal(sv.nslots, 3);
+	assert_int_equal(sv.xseq_next, 77);
+	assert_int_equal(sv.async_tail, 5);
+	assert_int_equal(sv.seq[1], 9);
+	atomic_store(&r.main[2].pending, 1);
+	struct tp_main_saved busy;
+	assert_int_equal(tp_main_save(&r, &busy), -1);
+	assert_int_equal(errno, EBUSY);
+	atomic_store(&r.main[2].pending, 0);
+
+	/* the VMM scribbled on what the main side owns in the header */
+	r.hdr->magic = 0;
+	r.hdr->nslots = 60;
+	struct tp_region n;
+	int memfd = dup(r.memfd), efd = dup(r.vmm_efd), afd = dup(r.async_efd);
+	assert_int_equal(tp_region_adopt(&n, memfd, efd, afd, &sv, 2000), 0);
+	assert_int_equal(n.nslots, 3);
+	assert_int_equal(n.hdr->magic, TP_MAGIC);
+	assert_int_equal(n.hdr->nslots, 3);
+	assert_int_equal(atomic_load(&n.hdr->spin_ns), 2000);
+	assert_int_equal(atomic_load(&n.xseq_next), 77);
+	assert_int_equal(n.async_tail, 5);
+	assert_int_equal(atomic_load(&n.main[1].seq), 9);
+	assert_int_equal(atomic_load(&n.main[1].armed), 9);
+	assert_false(tp_main_pending(&n, 1));
+	/* the same shared memory: what one side writes, the other reads */
+	atomic_store(&r.async->head, 6);
+	assert_true(tp_main_async_sleep(&n));
+	tp_region_destroy(&n);
+
+	/* a region of another slot count: refused, descriptors left alone */
+	sv.nslots = 4;
+	memfd = dup(r.memfd);
+	assert_int_equal(tp_region_adopt(&n, memfd, r.vmm_efd, r.async_efd, &sv, 0), -1);
+	assert_int_equal(errno, EPROTO);
+	assert_true(fcntl(memfd, F_GETFD) >= 0); /* still open: the caller's */
+	close(memfd);
+	tp_region_destroy(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2559,6 +2613,7 @@ int main(void)
 	    cmocka_unit_test(test_doorbell_batches),
 	    cmocka_unit_test(test_heartbeat),
 	    cmocka_unit_test(test_heartbeat_stopped_process),
+	    cmocka_unit_test(test_region_adopt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
