@@ -1443,11 +1443,12 @@ int snapshot_restore_pvmms(struct errbuf *e)
 				v->vmm[k].name.len == m->name.len &&
 				memcmp(v->vmm[k].name.p, m->name.p, m->name.len) == 0;
 		if (!known) {
+			err_set(e,
+				"section HANDOVER: parallel VMM %u ('%s') is not a parallel VMM of "
+				"the VMM sections",
+				i, p->name);
 			free(h);
-			return err_set(e,
-				       "section HANDOVER: parallel VMM %u ('%s') is not a parallel "
-				       "VMM of the VMM sections",
-				       i, p->name);
+			return -1;
 		}
 		p->pid = m->pid;
 		p->pidfd = m->fd[0];
