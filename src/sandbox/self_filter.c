@@ -527,7 +527,7 @@ const char *self_filter_role_name(enum self_role role)
 
 static struct {
 	bool enabled;
-	bool supervisor_on; /* the supervisor's filter is on the main thread */
+	bool supervisor_on; /* the supervisor's filter is on the run's thread */
 	struct sandbox_filter f[SELF_NROLES];
 	char *names[NAMES_MAX];
 } S;

@@ -7,22 +7,21 @@
  * version (ptrace, process_vm_*, modules, kexec, mounts, bpf,
  * perf_event_open, key rings, swap, reboot, the system clocks, acct,
  * quotas, userfaultfd, io_uring, personality, ...), everything else
- * allowed; installed by the main thread with SECCOMP_FILTER_FLAG_TSYNC
+ * allowed; installed by the run's thread with SECCOMP_FILTER_FLAG_TSYNC
  * before any role filter, so every thread and every process vmmux starts
  * has it. Seccomp filters survive execve and cannot be removed: a process
  * started by a live update finds the layer already on (a mark: the layer
  * makes prctl(SELF_BASE_PROBE) fail with SELF_BASE_ERRNO + its version,
  * where the kernel says EINVAL) and does not install it again. Above it,
  * the role filters (allow-lists), one per thread, except on the exec
- * thread (self_exec.h), which runs a live update's check and execve under
- * the base layer alone: the new program starts with the base layer and
- * nothing else of the old one's, so the filters of a process are the same
- * after any number of updates, and a newer vmmux is bound only by the
- * base layer until its own filters go on.
+ * thread (self_exec.h: the main thread), which forks the parallel VMMs and
+ * runs a live update's check and execve under the base layer alone: the new program starts with the
+ * base layer and nothing else of the old one's, so the filters of a process are the same after any
+ * number of updates, and a newer vmmux is bound only by the base layer until its own filters go on.
  *
  * Life cycle:
- *   - self_filter_init, once, on the main thread during set-up and before
- *     any thread of the run starts: builds every role's BPF program with
+ *   - self_filter_init, once, on the run's thread during set-up and before
+ *     any other thread of the run starts: builds every role's BPF program with
  *     libseccomp (and keeps it: installing needs no allocation), installs
  *     the process-wide SIGSYS handler and resolves every system call's
  *     name for it, then installs the base layer (self_filter_base). With
@@ -30,21 +29,20 @@
  *     layer either; one that a live update inherited stays) and
  *     self_filter_enter only names the thread.
  *   - self_filter_enter(ROLE), by each thread itself, first thing in its
- *     start routine (the supervisor: the main thread, during set-up, before
- *     it forks the first parallel VMM or starts a thread): names the thread
- *     (PR_SET_NAME, the role's short name; not the main thread, whose name
- *     is the process's) and installs ROLE's filter on the calling thread
- *     only. No SECCOMP_FILTER_FLAG_TSYNC: roles differ.
+ *     start routine (the supervisor: the run's thread, during set-up,
+ *     before the first parallel VMM starts or a thread starts): names the
+ *     thread (PR_SET_NAME, the role's short name) and installs ROLE's
+ *     filter on the calling thread only. No SECCOMP_FILTER_FLAG_TSYNC: roles differ.
  *
  * Filters stack, and a thread created by a filtered thread inherits its
  * creator's filter before it installs its own: what a thread may do is the
  * intersection of its role's list and its creators'. The supervisor's
- * filter goes on first (above the base layer), before the main thread forks
- * the first parallel VMM; every other thread of the run starts after it
- * and stacks its role's on it (self_filter_check verifies that the
- * supervisor's admits every row, and that no row admits a call the base
- * layer refuses), so every VMM process inherits exactly two filters of
- * vmmux's, the base layer and the supervisor's. The
+ * filter goes on first (above the base layer), before the first parallel
+ * VMM starts; every other thread of the run starts after it and stacks its
+ * role's on it (self_filter_check verifies that the supervisor's admits
+ * every row, and that no row admits a call the base layer refuses). Every
+ * VMM process is forked by the exec thread and inherits exactly one filter
+ * of vmmux's, the base layer. The
  * live-change worker's list is the supervisor's and it runs under the one
  * it inherits. The roles that fork parallel VMMs admit everything their
  * children do until execve and everything the VMM's own stages admit
@@ -75,7 +73,7 @@
 
 enum self_role {
 	SELF_VCPU,	 /* vCPU threads (KVM_RUN, deliveries, hvt hypercalls) */
-	SELF_SUPERVISOR, /* the main thread: supervise, then the teardown */
+	SELF_SUPERVISOR, /* the run's thread: set-up, supervise, the teardown */
 	SELF_DISPATCHER, /* host deliveries, async rings, in-process input */
 	SELF_CONTROL,	 /* the API socket */
 	SELF_WORKER,	 /* live changes: starts, swaps, route publication */

@@ -734,7 +734,7 @@ static void setup_abandon(struct pvmm *p)
 	close_fd(&p->errfd);
 }
 
-/* Spawn the process, on the main thread (spawn_process). */
+/* Spawn the process, on the exec thread (spawn_process). */
 static int spawn_here(struct pvmm *p, struct errbuf *e)
 {
 	struct vmm *v = p->v;
@@ -833,8 +833,8 @@ static int spawn_call(void *arg)
 }
 
 /*
- * Spawn P's process on the main thread (machine_on_main; at once when the
- * caller is the main thread: the set-up, or the supervisor's restarts). The
+ * Spawn P's process on the exec thread, the main thread (machine_on_main,
+ * for the set-up, the supervisor's restarts and the worker's starts). The
  * thread that forks is the process's parent for PR_SET_PDEATHSIG, which
  * fires when that thread ends: every parallel VMM is a child of the main
  * thread, which a live update's execve keeps (it is the thread that

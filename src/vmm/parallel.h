@@ -30,10 +30,11 @@
  * control thread starts, stops, resumes and swaps (pvmm_start, pvmm_halt,
  * pvmm_resume, pvmm_retire; bounded waits). One thread at a time manages a
  * process (spawn, set-up, stop, reap): the others leave it alone. Processes
- * are forked only by the main thread (the supervisor; the live-change
- * worker hands its spawns to it, machine_on_main): PR_SET_PDEATHSIG is tied
- * to the thread that forked, and the main thread is the one that outlives
- * a live update's execve (it makes it).
+ * are forked only by the exec thread, the main thread (the set-up, the
+ * supervisor and the live-change worker hand their spawns to it,
+ * machine_on_main): PR_SET_PDEATHSIG is tied to the thread that forked, and
+ * the main thread is the one that outlives a live update's execve (it makes
+ * it).
  * pvmm_deliver runs on any delivering thread, which passes its slot index;
  * it waits offline for the router, with the route's fields copied.
  */
@@ -53,7 +54,8 @@
 int pvmm_global_init(unsigned nslots, struct errbuf *e);
 void pvmm_global_fini(void);
 
-/* Start V's process and set it up (main thread). -1 with a message. */
+/* Start V's process (forked by the exec thread) and set it up. -1 with a
+ * message. */
 int pvmm_start(struct vmm *v, struct errbuf *e);
 
 /* Stop V's process (close its socket, wait briefly, kill) and free its
@@ -94,7 +96,7 @@ void pvmm_reset(struct vmm *v, unsigned slot);
  * waiting (its event gets the built-in default). Any thread. */
 void pvmm_abort_waits(void);
 
-/* Live operations (main thread): stop V's process and keep it stopped;
+/* Live operations (the live-change worker): stop V's process and keep it stopped;
  * start it again (its pending requests and saved state carried over). */
 int pvmm_halt(struct vmm *v, struct errbuf *e);
 int pvmm_resume(struct vmm *v, struct errbuf *e);

@@ -520,7 +520,7 @@ static pid_t idle_tid;
 
 static void *tell_tid(void *arg)
 {
-	idle_tid = (pid_t)syscall(SYS_gettid);
+	__atomic_store_n(&idle_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
 	return idle_thread(arg);
 }
 
