@@ -1058,7 +1058,10 @@ int snapshot_restore_open_fd(int fd, const char *path, int *argc, char ***argv, 
 	return 0;
 }
 
-/* FD is open (an inherited descriptor): made close-on-exec. */
+/* FD is open (an inherited descriptor): made close-on-exec, but for the
+ * standard streams, which every program keeps across its execve (a VMM's
+ * input=stdin is descriptor 0: made close-on-exec, a second update would
+ * lose it). */
 static int claim(int fd)
 {
 	if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
@@ -1066,7 +1069,7 @@ static int claim(int fd)
 			errno = EBADF;
 		return -1;
 	}
-	return fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return fd <= STDERR_FILENO ? 0 : fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
 int snapshot_restore_claim_fds(struct errbuf *e)
