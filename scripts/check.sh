@@ -37,9 +37,11 @@
 #      FUZZ_CHECK_SECONDS (1) without writing the corpus. About 25 s
 #      for the twelve harnesses. Skipped (and said) when FUZZ is not given.
 #
-# The comparisons with QEMU (their time is QEMU's emulation) may run two at
-# a time in the normal build's step; every other integration test runs
-# alone (is_parallel: false in tests/integration/meson.build).
+# The comparisons with QEMU (their time is QEMU's emulation) and the
+# snapshot and live-update modules (they compare outputs and time nothing)
+# may run two at a time in the normal build's step; every other
+# integration test runs alone (is_parallel: false in
+# tests/integration/meson.build).
 # No two suites run at the same time: the KVM integration tests share the
 # machine's two cores with the guests' vCPUs and the parallel VMMs, and the
 # transport's unit tests bound how late a call may return; a second suite
