@@ -50,12 +50,33 @@ typedef int (*body_fn)(void *arg);
 /* The test's own pid, for the calls that aim at another process. */
 static pid_t parent_pid;
 
+/* The outcome of child PID, its stderr read from ERR (closed) until it
+ * ends. */
+static struct outcome collect(pid_t pid, int err)
+{
+	struct outcome o;
+	memset(&o, 0, sizeof(o));
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(err, o.err + len, sizeof(o.err) - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof(o.err) - 1)
+			break;
+	}
+	close(err);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	o.code = WIFEXITED(st) ? CLD_EXITED : CLD_KILLED;
+	o.status = WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st);
+	return o;
+}
+
 /* Fork; the child installs ROLE's filter and runs BODY, exiting with its
  * result (0: every needed call worked). Its stderr is captured. */
 static struct outcome in_role(enum self_role role, body_fn body, void *arg)
 {
-	struct outcome o;
-	memset(&o, 0, sizeof(o));
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	fflush(NULL);
@@ -74,26 +95,7 @@ static struct outcome in_role(enum self_role role, body_fn body, void *arg)
 		_exit(body(arg));
 	}
 	close(p[1]);
-	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(p[0], o.err + len, sizeof(o.err) - 1 - len);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		if (len == sizeof(o.err) - 1)
-			break;
-	}
-	close(p[0]);
-	int st;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	if (WIFEXITED(st)) {
-		o.code = CLD_EXITED;
-		o.status = WEXITSTATUS(st);
-	} else {
-		o.code = CLD_KILLED;
-		o.status = WTERMSIG(st);
-	}
-	return o;
+	return collect(pid, p[0]);
 }
 
 /* What a forbidden call must do: the handler's line, then the status. */
@@ -526,8 +528,6 @@ static void *tell_tid(void *arg)
 
 static struct outcome in_base(body_fn body, void *arg)
 {
-	struct outcome o;
-	memset(&o, 0, sizeof(o));
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	fflush(NULL);
@@ -552,21 +552,7 @@ static struct outcome in_base(body_fn body, void *arg)
 		_exit(body(arg));
 	}
 	close(p[1]);
-	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(p[0], o.err + len, sizeof(o.err) - 1 - len);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		if (len == sizeof(o.err) - 1)
-			break;
-	}
-	close(p[0]);
-	int st;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	o.code = WIFEXITED(st) ? CLD_EXITED : CLD_KILLED;
-	o.status = WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st);
-	return o;
+	return collect(pid, p[0]);
 }
 
 /* The Seccomp_filters line of /proc/self/task/TID/status (TID 0: the
