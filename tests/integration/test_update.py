@@ -166,14 +166,14 @@ class OlderVmmux(VmmuxTest):
 
     def check(self, state, guest_there):
         """`vmmux run --update-check-fd 3` on STATE in a mount namespace of
-        its own with a private /tmp, where the fixture's guest image
-        (FIXTURE_GUEST, generate.py) is put when GUEST_THERE; (status,
-        stdout, stderr)."""
-        put = ("mkdir -p %s && cp %s %s && " % (os.path.dirname(FIXTURE_GUEST),
-                                                 guest("snapseq.elf"), FIXTURE_GUEST)
-               if guest_there else "")
-        script = "mount -t tmpfs tmpfs /tmp && %sexec %s run --update-check-fd 3" % (
-            put, os.path.abspath(harness.VMMUX))
+        its own with a private directory for the fixture's guest image
+        (FIXTURE_GUEST, generate.py), which is put there when GUEST_THERE;
+        (status, stdout, stderr). Only that directory is private: the tree
+        (the build's vmmux and guests) may live under /tmp itself."""
+        where = os.path.dirname(FIXTURE_GUEST)
+        put = ("cp %s %s && " % (guest("snapseq.elf"), FIXTURE_GUEST) if guest_there else "")
+        script = ("mkdir -p %s && mount -t tmpfs tmpfs %s && %sexec %s run "
+                  "--update-check-fd 3" % (where, where, put, os.path.abspath(harness.VMMUX)))
         userns = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
         p, out, err = self.spawn(["sh", "-c", script], {}, state, 3,
                                  program=["unshare", *userns, "--mount",
