@@ -87,10 +87,18 @@ struct api_job {
 	struct api_deferred *req;
 	json_t *reply; /* set by the worker */
 	unsigned slot;
-	int fd;		 /* the client's connection, when it was queued */
+	int fd;		 /* a copy of the client's connection (-1: none), the job's own: the
+			  * control thread may close the client's while the job runs */
 	uint32_t serial; /* the client's: it may have gone meanwhile */
 	struct api_job *next;
 };
+
+static void job_free(struct api_job *j)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	free(j);
+}
 
 /* The two queues between the control thread and the worker (FIFO). */
 static struct {
@@ -273,7 +281,7 @@ static int client_defer(unsigned slot, struct api_deferred *d)
 	}
 	j->req = d;
 	j->slot = slot;
-	j->fd = cl->fd;
+	j->fd = fcntl(cl->fd, F_DUPFD_CLOEXEC, 3);
 	j->serial = cl->serial;
 	pthread_mutex_lock(&W.lock);
 	bool stopping = W.stopping;
@@ -285,7 +293,7 @@ static int client_defer(unsigned slot, struct api_deferred *d)
 	pthread_mutex_unlock(&W.lock);
 	if (stopping) {
 		api_deferred_free(d);
-		free(j);
+		job_free(j);
 		client_close(slot);
 		return -1;
 	}
@@ -424,7 +432,7 @@ static void clients_replies(void)
 		} else {
 			json_decref(j->reply);
 		}
-		free(j);
+		job_free(j);
 		j = next;
 	}
 }
@@ -906,12 +914,12 @@ void api_close(void)
 	for (struct api_job *j = W.todo, *next; j != NULL; j = next) {
 		next = j->next;
 		api_deferred_free(j->req);
-		free(j);
+		job_free(j);
 	}
 	for (struct api_job *j = W.done, *next; j != NULL; j = next) {
 		next = j->next;
 		json_decref(j->reply);
-		free(j);
+		job_free(j);
 	}
 	W.todo = W.done = NULL;
 	W.todo_tail = &W.todo;

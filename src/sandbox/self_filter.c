@@ -225,9 +225,11 @@ static const struct rule rules[] = {
 	R(sendto, DELIVER | SETUP | CTL | GDB),
 	R(recvfrom, DELIVER | SETUP | CTL | GDB),
 	R(shutdown, DELIVER | SETUP | CTL | GDB),
-	/* Descriptors held across a restart or a swap. */
+	/* Descriptors held across a restart or a swap; the control thread's
+	 * copy of a client's connection for the live change it asked (a live
+	 * update answers on it). */
 	R(dup, DELIVER | SETUP),
-	R1(fcntl, DELIVER | SETUP, EQ32(1, F_DUPFD_CLOEXEC)),
+	R1(fcntl, DELIVER | SETUP | CTL, EQ32(1, F_DUPFD_CLOEXEC)),
 
 	/* epoll: the control socket's set of clients; the net role's input
 	 * (an epoll descriptor of its taps). */

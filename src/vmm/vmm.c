@@ -396,6 +396,11 @@ struct vmm *vmm_create(const struct vmm_config *c, uint16_t id, struct errbuf *e
 		 * output file is not opened, and truncated, again) */
 		v->in_fd = ho_in;
 		v->out_fd = ho_out;
+		/* a terminal on standard input: raw again, the user's settings
+		 * (given back by the old program before its execve) saved for
+		 * the end of the run */
+		if (ho_in == STDIN_FILENO)
+			(void)open_stdin(c->name);
 	} else {
 		if (rc == 0 && (v->in_fd = open_input(c, e)) == -2)
 			rc = -1;

@@ -38,7 +38,7 @@ import unittest
 import zlib
 
 import harness
-from harness import VmmuxTest, guest, run_ctl, wait_for_socket, wait_until
+from harness import ApiClient, VmmuxTest, guest, run_ctl, wait_for_socket, wait_until
 
 HDR = 64
 SECHDR = 24
@@ -359,9 +359,34 @@ class UpdateTest(VmmuxTest):
         wait_for_socket(sock, bg)
         self.wait_lines(bg, 100)
         self.assertFalse(termios.tcgetattr(slave)[3] & termios.ECHO)  # raw while it runs
-        self.assertStatus(run_ctl(sock, "update"), 0)
+        # two updates: raw again in each new program (it saves the user's
+        # settings, given back before the execve), and the terminal, its
+        # standard input, still there for the second
+        for at in (100, 300):
+            self.wait_lines(bg, at)
+            self.assertStatus(run_ctl(sock, "update"), 0)
+            self.assertTrue(bg.running(), bg.err())
+            self.assertFalse(termios.tcgetattr(slave)[3] & termios.ECHO, "cooked after an update")
         self.assertSameAsReference(bg)
         self.assertEqual(termios.tcgetattr(slave), before)
+
+    def test_client_hangs_up_during_the_update(self):
+        # the client that asked goes away at once: the update goes on (its
+        # reply has nobody to read it) and the guest with it, in the new
+        # program; a descriptor number of the old program's would be closed
+        # and refused, or reused for another connection
+        bg, sock = self.start_guest()
+        for k, at in enumerate((100, 400)):
+            self.wait_lines(bg, at)
+            c = ApiClient(sock)
+            c.send(json.dumps({"id": 1, "cmd": "update"}) + "\n")
+            c.sock.close()
+            wait_until("update %d done" % (k + 1), lambda: bg.err().count(
+                "live update: the vCPUs resume") > k or not bg.running(), timeout=30)
+            self.assertTrue(bg.running(), bg.err())
+            p = run_ctl(sock, "ping")
+            self.assertStatus(p, 0)
+        self.assertSameAsReference(bg)
 
     def test_a_restored_run(self):
         # a run restored from a snapshot maps guest RAM from the file
