@@ -186,15 +186,20 @@ static int finish_check(struct check *c, struct errbuf *e)
 	char out[512];
 	size_t n = 0;
 	uint64_t deadline = mono_ns() + UPDATE_CHECK_NS;
-	bool timed_out = false;
+	bool timed_out = false, ending = false;
 	for (;;) {
 		uint64_t now = mono_ns();
 		if (now >= deadline) {
 			timed_out = true;
 			break;
 		}
+		if (machine_stopping()) { /* the run ends: no need to wait */
+			ending = true;
+			break;
+		}
+		uint64_t slice = deadline - now < 100000000ull ? deadline - now : 100000000ull;
 		struct pollfd pf = {.fd = p[0], .events = POLLIN};
-		int r = poll(&pf, 1, (int)((deadline - now) / 1000000 + 1));
+		int r = poll(&pf, 1, (int)(slice / 1000000 + 1));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -209,7 +214,7 @@ static int finish_check(struct check *c, struct errbuf *e)
 			break;
 	}
 	close(p[0]);
-	if (timed_out)
+	if (timed_out || ending)
 		kill(pid, SIGKILL);
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -218,6 +223,8 @@ static int finish_check(struct check *c, struct errbuf *e)
 	char *nl = strchr(out, '\n');
 	if (nl != NULL)
 		*nl = '\0';
+	if (ending)
+		return err_set(e, "the run is ending");
 	if (timed_out)
 		return err_set(e, "%s: its check of the state did not end within %llu s", program,
 			       UPDATE_CHECK_NS / 1000000000ull);
@@ -347,6 +354,18 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 		log_warn("live update refused: %s (the guest runs on)", e->msg);
 		return -1;
 	}
+	/* From here to the execve the run's signals stay pending, for the new
+	 * program; one the supervisor read already ends the run instead. */
+	machine_signals_hold(true);
+	if (machine_stopping()) {
+		machine_signals_hold(false);
+		pvmms_release(&h);
+		machine_resume();
+		close(state);
+		err_set(e, "the run is ending");
+		log_warn("live update refused: %s", e->msg);
+		return -1;
+	}
 	log_info("live update: state written in %llu us (%llu bytes), %s checked it in %llu "
 		 "us; exec",
 		 (unsigned long long)((t_check - t_write) / 1000), (unsigned long long)r.file_bytes,
@@ -364,6 +383,7 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	vmm_tty_handover(false);
 	struct exec_job job = {.program = program, .argv = argv, .e = e, .err = 0};
 	int err = machine_on_main(execve_job, &job) < 0 && job.err != 0 ? job.err : ESRCH;
+	machine_signals_hold(false);
 	vmm_tty_handover(true);
 	pvmms_cloexec(&h, true);
 	pvmms_release(&h);

@@ -887,6 +887,36 @@ static void *worker_main(void *arg)
  * waits for nothing but its poll: fault and watchdog events go to the
  * dispatcher, restarts' set-up to workers.
  */
+/* machine_signals_hold: the supervisor leaves the run's signals pending. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool want; /* asked for */
+	bool held; /* the supervisor's poll set has no signalfd */
+} SH = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+void machine_signals_hold(bool on)
+{
+	pthread_mutex_lock(&SH.lock);
+	SH.want = on;
+	pthread_mutex_unlock(&SH.lock);
+	machine_wake_supervisor();
+	if (!on)
+		return;
+	pthread_mutex_lock(&SH.lock);
+	while (!SH.held && !machine_stopping()) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 10000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&SH.cond, &SH.lock, &until);
+	}
+	pthread_mutex_unlock(&SH.lock);
+}
+
 static void supervise(int sig_fd, int timer_fd)
 {
 	while (!machine_stopping()) {
@@ -895,7 +925,15 @@ static void supervise(int sig_fd, int timer_fd)
 		int timeout = pvmm_tick();
 		struct poll_set ps = {.n = 0};
 		poll_add(&ps, M.wake_fd, POLL_WAKE, VMM_ID_NONE);
-		poll_add(&ps, sig_fd, POLL_SIGNAL, VMM_ID_NONE);
+		/* the run's signals, unless a live update's execve is at hand:
+		 * then they stay pending, for the new program */
+		pthread_mutex_lock(&SH.lock);
+		bool hold = SH.want;
+		SH.held = hold;
+		pthread_cond_broadcast(&SH.cond);
+		pthread_mutex_unlock(&SH.lock);
+		if (!hold)
+			poll_add(&ps, sig_fd, POLL_SIGNAL, VMM_ID_NONE);
 		if (timer_fd >= 0)
 			poll_add(&ps, timer_fd, POLL_TIMER, VMM_ID_NONE);
 		for (size_t id = 1; id < vmm_count(); id++) {

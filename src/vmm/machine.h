@@ -87,6 +87,16 @@ void machine_wake_supervisor(void);
  * the wait is FN's (a fork) and the calls queued before it.
  * MACHINE_ON_MAIN_CLOSED when the run has ended (FN not called).
  */
+/*
+ * ON: the supervisor stops reading the run's signals (SIGINT, SIGTERM,
+ * SIGHUP) and returns once its poll set no longer has them (one round of
+ * its loop; at once when the run is stopping): they stay pending, blocked,
+ * and a live update's execve hands them to the new program, which reads
+ * them. OFF: it reads them again. The live-change worker, around the
+ * execve; check machine_stopping() after holding.
+ */
+void machine_signals_hold(bool on);
+
 #define MACHINE_ON_MAIN_CLOSED (-2)
 int machine_on_main(int (*fn)(void *arg), void *arg);
 

@@ -1127,6 +1127,9 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 		return err_set(e, "out of memory");
 	p->v = v;
 	p->pidfd = p->sock = p->errfd = -1;
+	/* no region's descriptors yet (an adoption refused before it takes
+	 * them must not close descriptor 0) */
+	p->region.memfd = p->region.vmm_efd = p->region.async_efd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->async_lock, NULL);
 	pthread_cond_init(&p->cond, NULL);

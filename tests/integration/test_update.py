@@ -419,6 +419,35 @@ class UpdateTest(VmmuxTest):
         self.assertRunsOn(bg, sock)
         return c
 
+    def test_sigterm_during_the_check_ends_the_run(self):
+        # a SIGTERM while the new program checks the state: the update is
+        # given up at once (the check's wait ends with the run), not after
+        # the check, and the run ends by the signal
+        prog = self.path("slow-check")
+        with open(prog, "w") as f:
+            f.write('#!/bin/sh\n[ "$2" = --update-check-fd ] && sleep 3\nexec %s "$@"\n'
+                    % vmmux_path())
+        os.chmod(prog, stat.S_IRWXU)
+        bg, sock = self.start_guest()
+        self.wait_lines(bg, 100)
+        c = ApiClient(sock)
+        c.send(json.dumps({"id": 1, "cmd": "update", "args": {"program": prog}}) + "\n")
+        wait_until("the check started", lambda: any(
+            "slow-check" in " ".join(harness.proc_cmdline(int(p)))
+            for p in os.listdir("/proc") if p.isdigit() and self._is_child(int(p), bg.pid)))
+        bg.proc.send_signal(signal.SIGTERM)
+        r = bg.finish(timeout=60)
+        self.assertEqual(r.status, -signal.SIGTERM, r)
+        self.assertIn("live update refused: the run is ending", r.err)
+
+    @staticmethod
+    def _is_child(pid, parent):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return int(f.read().rsplit(")", 1)[1].split()[1]) == parent
+        except (OSError, ValueError, IndexError):
+            return False
+
     def test_refusals_leave_the_old_program_running(self):
         bg, sock = self.start_guest()
         self.wait_lines(bg, 70)
