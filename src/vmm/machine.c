@@ -1174,11 +1174,11 @@ static int machine_setup(struct vmmux_config *c)
 		log_error("%s", e.msg);
 		return EXIT_HOST;
 	}
-	/* The main thread's own filter, from before the first parallel VMM
-	 * is forked to the end of the process: every VMM process inherits
-	 * the filter of the thread that forks it (this one, or the
-	 * live-change worker, whose filter stacks on this one), and every
-	 * thread of the run stacks its role's on this one. */
+	/* The run's thread's own filter (the supervisor's), from before the
+	 * first parallel VMM starts to the end of the run: every thread of
+	 * the run stacks its role's on this one. The VMM processes are forked
+	 * by the exec thread (the main thread, base layer only) and inherit
+	 * only the base layer. */
 	if (self_filter_enter(SELF_SUPERVISOR) < 0) {
 		log_error("the supervisor thread: cannot install its seccomp filter: %s",
 			  strerror(errno));

@@ -734,8 +734,9 @@ static void setup_abandon(struct pvmm *p)
 	close_fd(&p->errfd);
 }
 
-/* Spawn the process, on the exec thread (spawn_process). */
-static int spawn_here(struct pvmm *p, struct errbuf *e)
+/* Spawn the process, on the exec thread (spawn_process), confined by LL
+ * (prepared by the caller). */
+static int spawn_here(struct pvmm *p, const struct sandbox_landlock *ll, struct errbuf *e)
 {
 	struct vmm *v = p->v;
 	int sv[2];
@@ -761,15 +762,6 @@ static int spawn_here(struct pvmm *p, struct errbuf *e)
 
 	warn_isolation();
 	const char *path = v->cfg.program ? v->cfg.program : G.self;
-	int lrc;
-	const struct sandbox_landlock *ll = confinement_of(path, e, &lrc);
-	if (lrc != 0) {
-		close(sv[0]);
-		close(sv[1]);
-		close(ep[0]);
-		close(ep[1]);
-		return err_prefix(e, "vmm '%s'", v->name);
-	}
 
 	char *argv[VMM_PROGRAM_ARGS_MAX + 4];
 	size_t argc = 0;
@@ -823,13 +815,14 @@ static int spawn_here(struct pvmm *p, struct errbuf *e)
 
 struct spawn_call {
 	struct pvmm *p;
+	const struct sandbox_landlock *ll;
 	struct errbuf *e;
 };
 
 static int spawn_call(void *arg)
 {
 	struct spawn_call *c = arg;
-	return spawn_here(c->p, c->e);
+	return spawn_here(c->p, c->ll, c->e);
 }
 
 /*
@@ -842,7 +835,15 @@ static int spawn_call(void *arg)
  */
 static int spawn_process(struct pvmm *p, struct errbuf *e)
 {
-	struct spawn_call c = {p, e};
+	/* The program's confinement is prepared here, on the caller's thread
+	 * (its loader lists what it loads: a child process waited for), so
+	 * that the exec thread waits for nobody. */
+	const char *path = p->v->cfg.program ? p->v->cfg.program : G.self;
+	int lrc;
+	const struct sandbox_landlock *ll = confinement_of(path, e, &lrc);
+	if (lrc != 0)
+		return err_prefix(e, "vmm '%s'", p->v->name);
+	struct spawn_call c = {p, ll, e};
 	int rc = machine_on_main(spawn_call, &c);
 	if (rc == MACHINE_ON_MAIN_CLOSED)
 		return err_set(e, "vmm '%s': not started: the run is ending", p->v->name);
