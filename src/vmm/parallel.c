@@ -1098,6 +1098,16 @@ static int adopt(struct pvmm *p, const struct pvmm_handover *h, struct errbuf *e
 		if (ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0)
 			return err_set(e, "parallel VMM '%s': wiring IRQ %u (KVM_IRQFD): %s",
 				       v->name, h->irqs[i].line, strerror(errno));
+		/* A level line the process asserted while the old program paused
+		 * may have reached the old VM only: a resample makes the process
+		 * assert it again if its line is still high (an acknowledged one
+		 * would otherwise wait for an end of interrupt that never comes). An
+		 * edge pulse in that window is lost (docs/snapshot.md). */
+		if (h->irqs[i].level && h->resamplefd[i] >= 0) {
+			uint64_t one = 1;
+			ssize_t w = write(h->resamplefd[i], &one, sizeof(one));
+			(void)w;
+		}
 	}
 	pthread_mutex_lock(&p->lock);
 	p->pid = h->pid;
