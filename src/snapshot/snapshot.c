@@ -22,6 +22,7 @@
 #include "snapshot/format.h"
 #include "snapshot/update.h"
 #include "stats/stats.h"
+#include "transport/transport.h"
 #include "util/log.h"
 #include "vm/ioregion.h"
 #include "vm/vm.h"
@@ -32,13 +33,6 @@
 #define STATE_MAX     (1u << 20) /* a role's saved state */
 #define PAUSE_NS      5000000000ull
 #define SNAP_MSRS_MAX 1024u
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---------------------------------------------------------------------- */
 /* The command line of the run                                              */
@@ -796,7 +790,7 @@ static int write_all(int fd, const void *p, size_t n, uint64_t off, struct errbu
 
 int snapshot_write_fd(int fd, struct snapshot_result *r, struct errbuf *e)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = tp_now_ns();
 	struct vm *vm = machine_vm();
 	if (cmdline.argc == 0)
 		return err_set(e, "this run was not started by `vmmux run`: a snapshot needs its "
@@ -854,7 +848,7 @@ int snapshot_write_fd(int fd, struct snapshot_result *r, struct errbuf *e)
 		r->file_bytes = file_size;
 		r->data_bytes = data;
 		r->sections = (uint32_t)l.n;
-		r->write_ns = now_ns() - t0;
+		r->write_ns = tp_now_ns() - t0;
 	}
 	rc = 0;
 out:
@@ -891,7 +885,7 @@ int snapshot_take(const char *path, bool stop, struct snapshot_result *r, struct
 		free(tmp);
 		return -1;
 	}
-	uint64_t t0 = now_ns();
+	uint64_t t0 = tp_now_ns();
 	int rc = machine_pause(PAUSE_NS, e);
 	if (rc == 0) {
 		rc = snapshot_write_fd(fd, r, e);
@@ -905,7 +899,7 @@ int snapshot_take(const char *path, bool stop, struct snapshot_result *r, struct
 		if (rc == 0 && stop)
 			machine_stop(EXIT_POWEROFF,
 				     "snapshot written to %s; the run stops (--stop)", path);
-		r->pause_ns = now_ns() - t0;
+		r->pause_ns = tp_now_ns() - t0;
 		machine_resume();
 	}
 	close(fd);
@@ -1006,7 +1000,7 @@ static int check_host(const struct snap_view *v, struct errbuf *e)
 int snapshot_restore_open(const char *path, int *argc, char ***argv, const char **cwd,
 			  struct errbuf *e)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = tp_now_ns();
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(e, "%s: %s", path, strerror(errno));
@@ -1018,7 +1012,7 @@ int snapshot_restore_open(const char *path, int *argc, char ***argv, const char 
 int snapshot_restore_open_fd(int fd, const char *path, int *argc, char ***argv, const char **cwd,
 			     struct errbuf *e)
 {
-	R.t0 = now_ns();
+	R.t0 = tp_now_ns();
 	R.fd = fd;
 	struct stat st;
 	if (fstat(R.fd, &st) < 0 || !S_ISREG(st.st_mode))
@@ -1505,7 +1499,7 @@ void snapshot_restore_done(void)
 		return;
 	}
 	log_info("restore: the vCPUs start %llu us after the snapshot was opened",
-		 (unsigned long long)((now_ns() - R.t0) / 1000));
+		 (unsigned long long)((tp_now_ns() - R.t0) / 1000));
 }
 
 void snapshot_restore_close(void)

@@ -24,6 +24,7 @@
 #include "sandbox/self_exec.h"
 #include "snapshot/format.h"
 #include "snapshot/snapshot.h"
+#include "transport/transport.h"
 #include "util/log.h"
 #include "vm/vm.h"
 #include "vmm/machine.h"
@@ -35,13 +36,6 @@ extern char **environ;
 #define UPDATE_PAUSE_NS 5000000000ull
 #define CHECK_OK	"vmmux update-check: ok"
 #define CHECK_REFUSED	"vmmux update-check: refused: "
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- parallel VMMs handed over (their processes keep running) ---- */
 
@@ -185,10 +179,10 @@ static int finish_check(struct check *c, struct errbuf *e)
 	int p[2] = {c->out, -1};
 	char out[512];
 	size_t n = 0;
-	uint64_t deadline = mono_ns() + UPDATE_CHECK_NS;
+	uint64_t deadline = tp_now_ns() + UPDATE_CHECK_NS;
 	bool timed_out = false, ending = false;
 	for (;;) {
-		uint64_t now = mono_ns();
+		uint64_t now = tp_now_ns();
 		if (now >= deadline) {
 			timed_out = true;
 			break;
@@ -304,7 +298,7 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 
 	static struct snapshot_handover h; /* large: one update at a time (the worker) */
 	memset(&h, 0, sizeof(h));
-	h.pause_ns = mono_ns();
+	h.pause_ns = tp_now_ns();
 	h.api_fd = api_listen_fd();
 	h.client_fd = client_fd;
 	h.reply_id = reply_id;
@@ -314,7 +308,7 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	 * changes (this worker's) cannot come in between: the configuration
 	 * the check saw is the one handed over. */
 	struct snapshot_result r;
-	uint64_t t_write = mono_ns();
+	uint64_t t_write = tp_now_ns();
 	if (machine_pause(UPDATE_PAUSE_NS, e) < 0) {
 		close(state);
 		return err_prefix(e, "pausing the machine");
@@ -333,12 +327,12 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 		pvmms_release(&h);
 	}
 	machine_resume();
-	uint64_t t_check = mono_ns();
+	uint64_t t_check = tp_now_ns();
 	if (rc == 0)
 		rc = run_check(program, state, e);
-	uint64_t t_checked = mono_ns();
+	uint64_t t_checked = tp_now_ns();
 	if (rc == 0) {
-		h.pause_ns = mono_ns();
+		h.pause_ns = tp_now_ns();
 		rc = machine_pause(UPDATE_PAUSE_NS, e);
 		if (rc < 0) {
 			err_prefix(e, "pausing the machine");
@@ -401,7 +395,7 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 
 void update_resumed(const struct snap_view *v)
 {
-	uint64_t paused = mono_ns() - v->ho_pause_ns;
+	uint64_t paused = tp_now_ns() - v->ho_pause_ns;
 	log_info("live update: the vCPUs resume %llu us after they were paused (pid %d)",
 		 (unsigned long long)(paused / 1000), (int)getpid());
 	if (v->ho_client_fd < 0)

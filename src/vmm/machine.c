@@ -46,6 +46,7 @@
 #include "stats/metrics.h"
 #include "stats/stats.h"
 #include "stats/trace.h"
+#include "transport/transport.h"
 #include "util/log.h"
 #include "vm/cpu_setup.h"
 #include "vm/vm.h"
@@ -439,16 +440,9 @@ static bool quiet(const char **who)
 	return ioregion_quiet();
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 int machine_pause(uint64_t timeout_ns, struct errbuf *e)
 {
-	uint64_t until = mono_ns() + timeout_ns;
+	uint64_t until = tp_now_ns() + timeout_ns;
 	pthread_mutex_lock(&M.lock);
 	if (atomic_load(&M.stopping) || atomic_load(&M.reset_pending) ||
 	    atomic_load(&M.pause_pending)) {
@@ -481,7 +475,7 @@ int machine_pause(uint64_t timeout_ns, struct errbuf *e)
 			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&M.cond, &M.lock, &ts);
-		if (M.paused < want && mono_ns() > until)
+		if (M.paused < want && tp_now_ns() > until)
 			rc = err_set(e,
 				     "the vCPUs did not reach an event boundary within %llu ms (%u "
 				     "of %u threads held)",
@@ -504,7 +498,7 @@ int machine_pause(uint64_t timeout_ns, struct errbuf *e)
 			calm++;
 		} else {
 			calm = 0;
-			if (mono_ns() > until)
+			if (tp_now_ns() > until)
 				rc = err_set(e,
 					     "vmm '%s' did not finish its events within %llu ms (a "
 					     "delivery, its posted ring or its doorbells)",
