@@ -77,23 +77,6 @@ static int pvmms_take(struct snapshot_handover *h, struct errbuf *e)
 	return 0;
 }
 
-/* FD_CLOEXEC on (ON) or off every descriptor of the parallel VMMs in H. */
-static void pvmms_cloexec(const struct snapshot_handover *h, bool on)
-{
-	for (unsigned k = 0; k < h->npvmm; k++) {
-		int fds[PVMM_HANDOVER_FDS];
-		unsigned n = pvmm_handover_fds(&h->pvmm[k], fds);
-		for (unsigned i = 0; i < n; i++)
-			(void)fcntl(fds[i], F_SETFD, on ? FD_CLOEXEC : 0);
-	}
-	for (unsigned k = 0; k < h->nio; k++) {
-		if (h->io[k].in_fd > STDERR_FILENO)
-			(void)fcntl(h->io[k].in_fd, F_SETFD, on ? FD_CLOEXEC : 0);
-		if (h->io[k].out_fd > STDERR_FILENO)
-			(void)fcntl(h->io[k].out_fd, F_SETFD, on ? FD_CLOEXEC : 0);
-	}
-}
-
 /* What cannot be handed over yet: refused before anything changes. */
 static int refusable(struct errbuf *e)
 {
@@ -176,7 +159,6 @@ static int finish_check(struct check *c, struct errbuf *e)
 {
 	const char *program = c->program;
 	pid_t pid = c->pid;
-	int p[2] = {c->out, -1};
 	char out[512];
 	size_t n = 0;
 	uint64_t deadline = tp_now_ns() + UPDATE_CHECK_NS;
@@ -192,13 +174,13 @@ static int finish_check(struct check *c, struct errbuf *e)
 			break;
 		}
 		uint64_t slice = deadline - now < 100000000ull ? deadline - now : 100000000ull;
-		struct pollfd pf = {.fd = p[0], .events = POLLIN};
+		struct pollfd pf = {.fd = c->out, .events = POLLIN};
 		int r = poll(&pf, 1, (int)(slice / 1000000 + 1));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			continue;
-		ssize_t got = read(p[0], out + n, sizeof(out) - 1 - n);
+		ssize_t got = read(c->out, out + n, sizeof(out) - 1 - n);
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got <= 0)
@@ -207,7 +189,7 @@ static int finish_check(struct check *c, struct errbuf *e)
 		if (n == sizeof(out) - 1)
 			break;
 	}
-	close(p[0]);
+	close(c->out);
 	if (timed_out || ending)
 		kill(pid, SIGKILL);
 	int status = 0;
@@ -240,7 +222,6 @@ static int finish_check(struct check *c, struct errbuf *e)
 struct exec_job {
 	const char *program;
 	char **argv;
-	struct errbuf *e;
 	int err; /* the execve's errno */
 };
 
@@ -269,6 +250,31 @@ static void set_cloexec(int fd, bool on)
 {
 	if (fd >= 0)
 		(void)fcntl(fd, F_SETFD, on ? FD_CLOEXEC : 0);
+}
+
+/* INHERITED: every descriptor H names, and STATE, kept across the execve
+ * (FD_CLOEXEC off), else closed by it again (on). The standard streams
+ * are left as they are. */
+static void set_inherited(const struct snapshot_handover *h, int state, bool inherited)
+{
+	bool cloexec = !inherited;
+	set_cloexec(state, cloexec);
+	set_cloexec(h->api_fd, cloexec);
+	set_cloexec(h->client_fd, cloexec);
+	for (unsigned k = 0; k < h->npieces; k++)
+		set_cloexec(h->pieces[k].fd, cloexec);
+	for (unsigned k = 0; k < h->npvmm; k++) {
+		int fds[PVMM_HANDOVER_FDS];
+		unsigned n = pvmm_handover_fds(&h->pvmm[k], fds);
+		for (unsigned i = 0; i < n; i++)
+			set_cloexec(fds[i], cloexec);
+	}
+	for (unsigned k = 0; k < h->nio; k++) {
+		if (h->io[k].in_fd > STDERR_FILENO)
+			set_cloexec(h->io[k].in_fd, cloexec);
+		if (h->io[k].out_fd > STDERR_FILENO)
+			set_cloexec(h->io[k].out_fd, cloexec);
+	}
 }
 
 int update_run(const char *program, int client_fd, const char *reply_id, struct errbuf *e)
@@ -367,25 +373,15 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	char fdarg[16];
 	snprintf(fdarg, sizeof(fdarg), "%d", state);
 	char *argv[] = {(char *)program, "run", "--resume-from-fd", fdarg, NULL};
-	set_cloexec(state, false);
-	set_cloexec(h.api_fd, false);
-	set_cloexec(h.client_fd, false);
-	for (unsigned k = 0; k < h.npieces; k++)
-		set_cloexec(h.pieces[k].fd, false);
-	pvmms_cloexec(&h, false);
+	set_inherited(&h, state, true);
 	fflush(NULL);
 	vmm_tty_handover(false);
-	struct exec_job job = {.program = program, .argv = argv, .e = e, .err = 0};
+	struct exec_job job = {.program = program, .argv = argv, .err = 0};
 	int err = machine_on_main(execve_job, &job) < 0 && job.err != 0 ? job.err : ESRCH;
 	machine_signals_hold(false);
 	vmm_tty_handover(true);
-	pvmms_cloexec(&h, true);
+	set_inherited(&h, state, false);
 	pvmms_release(&h);
-	set_cloexec(state, true);
-	set_cloexec(h.api_fd, true);
-	set_cloexec(h.client_fd, true);
-	for (unsigned k = 0; k < h.npieces; k++)
-		set_cloexec(h.pieces[k].fd, true);
 	machine_resume();
 	close(state);
 	err_set(e, "execve %s: %s", program, strerror(err));
