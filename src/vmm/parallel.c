@@ -953,14 +953,9 @@ int pvmm_adopt_set(const struct pvmm_handover *h, unsigned n, struct errbuf *e)
 		return err_set(e, "out of memory");
 	memcpy(A.h, h, n * sizeof(*h));
 	A.n = n;
-	/* the descriptors are this program's now: not passed on to what it
-	 * starts (FD_CLOEXEC, as they were in the previous program) */
-	for (unsigned i = 0; i < n; i++) {
-		int fds[PVMM_HANDOVER_FDS];
-		unsigned k = pvmm_handover_fds(&A.h[i], fds);
-		while (k-- > 0)
-			(void)fcntl(fds[k], F_SETFD, FD_CLOEXEC);
-	}
+	/* (the descriptors were made close-on-exec again, as in the previous
+	 * program, by snapshot_restore_claim_fds, before this program opened
+	 * anything) */
 	return 0;
 }
 

@@ -44,12 +44,7 @@ int vmm_io_adopt_set(const struct vmm_io_handover *h, unsigned n)
 		return -1;
 	memcpy(io_adopt, h, n * sizeof(*h));
 	nio_adopt = n;
-	for (unsigned i = 0; i < n; i++) {
-		if (h[i].in_fd > STDERR_FILENO)
-			(void)fcntl(h[i].in_fd, F_SETFD, FD_CLOEXEC);
-		if (h[i].out_fd > STDERR_FILENO)
-			(void)fcntl(h[i].out_fd, F_SETFD, FD_CLOEXEC);
-	}
+	/* (made close-on-exec again by snapshot_restore_claim_fds) */
 	return 0;
 }
 
