@@ -18,6 +18,7 @@
 
 #include "exit/vcpu.h"
 #include "route/router.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "vm/vm.h"
 #include "vmm/machine.h"
@@ -90,13 +91,7 @@ bool debug_is_held(unsigned index)
 
 static void wait_a_little(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += 20 * 1000 * 1000;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = clock_deadline_in(20000000ull);
 	pthread_cond_timedwait(&D.cond, &D.lock, &ts);
 }
 

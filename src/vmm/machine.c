@@ -47,6 +47,7 @@
 #include "stats/stats.h"
 #include "stats/trace.h"
 #include "transport/transport.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "vm/cpu_setup.h"
 #include "vm/vm.h"
@@ -467,13 +468,8 @@ int machine_pause(uint64_t timeout_ns, struct errbuf *e)
 				     atomic_load(&M.stopping) ? "stop" : "reset");
 			break;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10000000; /* re-check every 10 ms; kicked again */
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		/* re-check every 10 ms; kicked again */
+		struct timespec ts = clock_deadline_in(10000000ull);
 		pthread_cond_timedwait(&M.cond, &M.lock, &ts);
 		if (M.paused < want && tp_now_ns() > until)
 			rc = err_set(e,
@@ -652,14 +648,7 @@ bool machine_wait_event(uint64_t ticket, uint64_t timeout_ns)
 	if (ticket == 0)
 		return false;
 	bool on = router_wait_begin();
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(timeout_ns / 1000000000ull);
-	ts.tv_nsec += (long)(timeout_ns % 1000000000ull);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = clock_deadline_in(timeout_ns);
 	pthread_mutex_lock(&H.lock);
 	int rc = 0;
 	while (H.done < ticket && rc == 0 && !machine_stopping())
@@ -899,13 +888,7 @@ void machine_signals_hold(bool on)
 		return;
 	pthread_mutex_lock(&SH.lock);
 	while (!SH.held && !machine_stopping()) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 10000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
+		struct timespec until = clock_deadline_in(10000000ull);
 		pthread_cond_timedwait(&SH.cond, &SH.lock, &until);
 	}
 	pthread_mutex_unlock(&SH.lock);

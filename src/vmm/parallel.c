@@ -27,6 +27,7 @@
 #include "transport/handshake.h"
 #include "transport/transport.h"
 #include "route/router.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "vm/ioregion.h"
 #include "vm/vm.h"
@@ -505,13 +506,7 @@ static void own_wait(struct pvmm *p, bool kill_setup)
 	while (p->owner != OWN_NONE) {
 		if (kill_setup && p->owner == OWN_WORKER && p->pidfd >= 0)
 			syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = clock_deadline_in(10000000ull);
 		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 	}
 	p->owner = OWN_CONTROL;
@@ -1477,20 +1472,6 @@ static uint64_t timeout_for(const struct vmm *v, const struct route *r)
 	return t ? t : VMM_TIMEOUT_DEFAULT_NS;
 }
 
-/* CLOCK_REALTIME in SLICE_NS, for a condition variable's timed wait. */
-static struct timespec slice_from_now(uint64_t slice_ns)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(slice_ns / 1000000000ull);
-	ts.tv_nsec += (long)(slice_ns % 1000000000ull);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 /*
  * Wait (p->lock held, the caller offline) until the VMM is up; true when
  * it is. A request waits while a successor is on its way (a restart is
@@ -1514,7 +1495,7 @@ static bool wait_up(struct pvmm *p, uint64_t timeout_ns)
 		if (now >= deadline)
 			return false;
 		uint64_t left = deadline - now;
-		struct timespec ts = slice_from_now(left < 50000000ull ? left : 50000000ull);
+		struct timespec ts = clock_deadline_in(left < 50000000ull ? left : 50000000ull);
 		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 	}
 }
@@ -1530,7 +1511,7 @@ static void wait_replaced(struct pvmm *p, uint64_t gen)
 		int st = atomic_load(&p->state);
 		if ((st == PV_STOPPED && !p->restarting) || st == PV_FAILED)
 			break;
-		struct timespec ts = slice_from_now(10000000ull);
+		struct timespec ts = clock_deadline_in(10000000ull);
 		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 	}
 	pthread_mutex_unlock(&p->lock);

@@ -16,6 +16,7 @@
 #include "event/event.h"
 #include "route/router.h"
 #include "stats/trace.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "vm/guest_mem.h"
 #include "vm/ioregion.h"
@@ -770,13 +771,7 @@ int vmm_swap_begin(struct vmm *v, uint64_t timeout_ns)
 			rc = -1;
 			break;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = clock_deadline_in(1000000ull);
 		pthread_cond_timedwait(&swap_cond, &swap_lock, &ts);
 	}
 	pthread_mutex_unlock(&swap_lock);
