@@ -37,8 +37,10 @@
  *                         region: raw_mark); a restarted one answers plainly
  *                         and hands on exact copies when copy= is given
  *
- * It prints "vmm-forger: raised N" on its stderr once per instance, at its
- * first misbehaviour, so that a test can count instances that tried.
+ * It prints "vmm-forger: raised N" (N events raised or about to be pushed)
+ * on its stderr once per instance, before its first misbehaviour can reach
+ * vmmux (a VMM killed for it has printed it), so that a test can count
+ * instances that tried.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -246,13 +248,11 @@ static void handle(struct raw_vmm *R, struct tp_slot *s, const struct vmmux_even
 	raw_publish(s, TP_DONE);
 	/* after the reply: what goes on the async ring */
 	if (copy_async) {
-		mark_first(F, R);
-		(void)tp_vmm_async_push(&R->region, ev);
 		tell(F, R, 1);
+		(void)tp_vmm_async_push(&R->region, ev);
 	}
 	if (F->armed && F->async) {
-		mark_first(F, R);
-		uint64_t pushed = 0;
+		tell(F, R, (flood ? flood : 1) * (F->nspec ? F->nspec : 1));
 		for (uint64_t k = 0; k < (flood ? flood : 1); k++)
 			for (unsigned i = 0; i < (F->nspec ? F->nspec : 1); i++) {
 				struct vmmux_event e =
@@ -261,9 +261,8 @@ static void handle(struct raw_vmm *R, struct tp_slot *s, const struct vmmux_even
 								    .key = VMMUX_PLAT_SMI,
 								    .count = 1};
 				e.vcpu = VMMUX_NO_VCPU;
-				pushed += tp_vmm_async_push(&R->region, &e) == 0;
+				(void)tp_vmm_async_push(&R->region, &e);
 			}
-		tell(F, R, pushed);
 	}
 }
 
