@@ -210,21 +210,22 @@ class Forward(HostileTest):
                 self.assertEqual(r.out, IO_OUTPUT)
                 if how == "async" and NOT_GRANTED not in r.err:
                     # the guest's exit overtook the dispatcher's read of the
-                    # async ring: the forger's raise is then the last thing
-                    # it did before the exit (tests/unit/vmm/test_grants.c
-                    # refuses async copies whenever they are read)
-                    lines = r.err.splitlines()
-                    at = [i for i, l in enumerate(lines) if "vmm-forger: raised" in l]
-                    self.assertTrue(at, r.err)
-                    self.assertIn("exit status", lines[at[-1] + 1], r.err)
+                    # async ring (tests/unit/vmm/test_grants.c refuses async
+                    # copies whenever they are read): the forger tried
+                    self.assertIn("vmm-forger: raised", r.err)
                 else:
                     self.assertIn(NOT_GRANTED, r.err)
                 # killed once: restarted (each instance forges once; an
                 # async copy is refused when the dispatcher reads it, which
-                # the run's end may overtake, and a successor may forge
-                # again before the end: one fault per refusal)
+                # the run's end may overtake, before or after the
+                # supervisor reaps the VMM it killed: at most one fault per
+                # refusal, and a successor may forge again before the end)
                 faults = self.faults(r, "f", PROTOCOL)
-                self.assertEqual(faults, 1 if how != "async" else r.err.count(NOT_GRANTED), r)
+                if how != "async":
+                    self.assertEqual(faults, 1, r)
+                else:
+                    self.assertLessEqual(faults, r.err.count(NOT_GRANTED), r)
+                    self.assertNotIn("given up", r.err)
                 # what reached the monitor: exact copies only, from f
                 for e in self.read_log(mon):
                     self.assertEqual((e["type"], e["src"]), ("io", "vmm"), e)
@@ -544,8 +545,8 @@ class Attacks(HostileTest):
 
     def test_corrupt_every_field(self):
         # vmm_corrupt: one field a request, every field it can write; a
-        # posted route so that the posted ring is in use; 300 ms for a reply
-        r = self.attack("x=external,program=%s,timeout=300ms,raise=platform:smi" %
+        # posted route so that the posted ring is in use; 1 s for a reply
+        r = self.attack("x=external,program=%s,timeout=1s,raise=platform:smi" %
                         vmm_program("vmm_corrupt"),
                         "--vmm", "s=sink,placement=main",
                         "--route", "platform:smi=s;from=x",

@@ -208,7 +208,7 @@ class Supervision(VmmuxTest):
         r = b.finish(RUN_TIMEOUT)
         for c in costs:
             self.assertGreaterEqual(c, STALL_TIMEOUT, costs)
-            self.assertLess(c, STALL_TIMEOUT + 1.0, costs)
+            self.assertLess(c, STALL_TIMEOUT + 3.0, costs)  # not much later (ASan, TSan, load)
         self.check_seq_run(r, "seq.out", STALLS,
                            "did not answer within %d ms; killed" % (STALL_TIMEOUT * 1000),
                            "stats.json")
