@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <vmmux/vmmux.h>
+
 /* ---------------------------------------------------------------------- */
 /* CRC-32                                                                   */
 /* ---------------------------------------------------------------------- */
@@ -40,6 +42,11 @@ uint32_t snap_crc32(uint32_t crc, const void *buf, size_t len)
 /* ---------------------------------------------------------------------- */
 /* Little-endian access                                                     */
 /* ---------------------------------------------------------------------- */
+
+static uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
 
 static uint32_t rd32(const uint8_t *p)
 {
@@ -119,6 +126,39 @@ void snap_buf_str(struct snap_buf *b, const char *s)
 	size_t n = s ? strlen(s) : 0;
 	snap_buf_u32(b, (uint32_t)n);
 	snap_buf_bytes(b, s, n);
+}
+
+void snap_buf_event(struct snap_buf *b, uint16_t src, const struct vmmux_event *ev)
+{
+	snap_buf_u16(b, src);
+	snap_buf_u16(b, ev->type);
+	snap_buf_u16(b, ev->flags);
+	snap_buf_bytes(b, &ev->size, 1);
+	snap_buf_bytes(b, &ev->src_kind, 1);
+	snap_buf_u16(b, ev->src_id);
+	snap_buf_u16(b, ev->vcpu);
+	snap_buf_u32(b, ev->count);
+	snap_buf_u64(b, ev->key);
+	snap_buf_u64(b, ev->value);
+	snap_buf_u64(b, ev->aux);
+	snap_buf_u64(b, ev->generation);
+}
+
+void snap_event_decode(const uint8_t *p, uint16_t *src, struct vmmux_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	*src = rd16(p);
+	ev->type = rd16(p + 2);
+	ev->flags = rd16(p + 4);
+	ev->size = p[6];
+	ev->src_kind = p[7];
+	ev->src_id = rd16(p + 8);
+	ev->vcpu = rd16(p + 10);
+	ev->count = rd32(p + 12);
+	ev->key = rd64(p + 16);
+	ev->value = rd64(p + 24);
+	ev->aux = rd64(p + 32);
+	ev->generation = rd64(p + 40);
 }
 
 void snap_buf_pad8(struct snap_buf *b)
@@ -448,6 +488,23 @@ static const char *parse_handover(struct cur *c, struct snap_view *v)
 			return NULL;
 		v->ho_npvmm = n;
 		v->ho_nio = nio;
+	}
+	v->ho_nhost = 0;
+	v->ho_host = NULL;
+	v->ho_watchdog_at = 0;
+	if (version >= 3) {
+		v->ho_watchdog_at = get64(c);
+		uint32_t n = get32(c);
+		if (!c->bad && n > SNAP_HO_HOSTQ_MAX)
+			return "a count of the dispatcher's events out of bounds";
+		const uint8_t *q = get_bytes(c, (uint64_t)n * SNAP_HO_EVENT_SIZE);
+		if (c->bad)
+			return NULL;
+		for (uint32_t i = 0; i < n; i++)
+			if (rd16(q + SNAP_HO_EVENT_SIZE * i + 2) >= VMMUX_EV__COUNT)
+				return "a dispatcher's event of an unknown type";
+		v->ho_nhost = n;
+		v->ho_host = n ? q : NULL;
 	}
 	v->handover = true;
 	return NULL;

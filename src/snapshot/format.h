@@ -92,13 +92,22 @@ enum snap_section_type {
  * nirqs x {u32 line (< 256), u32 flags (bit 0 level, bit 1 wired), i32
  * irqfd, i32 resamplefd}; then u32 nio and nio in-process VMMs'
  * descriptors, each: str name (1 to 31 bytes), i32 input, i32 output (-1:
- * none). */
-#define SNAP_HANDOVER_VERSION	  2u
+ * none). Version 3 adds, after those, u64 watchdog_at (when the run's
+ * watchdog expires, CLOCK_MONOTONIC ns: the new program keeps it; 0: none
+ * to come) and u32 nhost and nhost events the dispatcher had not taken
+ * from its queue (src/vmm/machine.h machine_host_queue_copy), each 48
+ * bytes: u16 src (the VMM that raised
+ * it, or 0xffff: the host), u16 type (< VMMUX_EV__COUNT), u16 flags, u8
+ * size, u8 src_kind, u16 src_id, u16 vcpu, u32 count, u64 key, u64 value,
+ * u64 aux, u64 generation. */
+#define SNAP_HANDOVER_VERSION	  3u
 #define SNAP_HANDOVER_VERSION_MIN 1u
 #define SNAP_HO_PVMMS_MAX	  64u
 #define SNAP_HO_SLOTS_MAX	  66u /* = TP_SLOTS_MAX */
 #define SNAP_HO_IRQS_MAX	  8u  /* = HS_IRQS_MAX */
 #define SNAP_HO_FDS		  8u
+#define SNAP_HO_HOSTQ_MAX	  256u /* = the dispatcher's queue */
+#define SNAP_HO_EVENT_SIZE	  48u
 
 /* Records of a VCPU section: {u32 kind, u32 len, payload, pad to 8}. */
 enum snap_vcpu_record {
@@ -139,6 +148,12 @@ void snap_buf_u64(struct snap_buf *b, uint64_t v);
 void snap_buf_bytes(struct snap_buf *b, const void *p, size_t n);
 /* u32 length, then the bytes (no NUL); NULL is stored as length 0. */
 void snap_buf_str(struct snap_buf *b, const char *s);
+/* An event of the dispatcher's queue, SNAP_HO_EVENT_SIZE bytes (HANDOVER
+ * version 3): SRC (the VMM that raised it, or 0xffff) and EV without its
+ * data pointer. snap_event_decode reads one back (EV's data NULL). */
+struct vmmux_event;
+void snap_buf_event(struct snap_buf *b, uint16_t src, const struct vmmux_event *ev);
+void snap_event_decode(const uint8_t *p, uint16_t *src, struct vmmux_event *ev);
 /* Zero bytes up to a multiple of 8. */
 void snap_buf_pad8(struct snap_buf *b);
 /* A VCPU record: kind, length, payload, padding. */
@@ -227,7 +242,10 @@ struct snap_view {
 	const uint8_t *ho_pieces; /* ho_npieces x {u64 gpa, u64 size, i32 fd, u32 0} */
 	uint32_t ho_npvmm;	  /* version 2: the parallel VMMs handed over */
 	struct snap_ho_pvmm ho_pvmm[SNAP_HO_PVMMS_MAX];
-	uint32_t ho_nio; /* version 2: in-process VMMs' input and output */
+	uint64_t ho_watchdog_at; /* version 3: the watchdog's expiry, or 0 */
+	uint32_t ho_nhost;	 /* version 3: events of the dispatcher's queue */
+	const uint8_t *ho_host;	 /* ... ho_nhost x SNAP_HO_EVENT_SIZE bytes, checked */
+	uint32_t ho_nio;	 /* version 2: in-process VMMs' input and output */
 	struct {
 		struct snap_str name;
 		int32_t in_fd, out_fd;

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "event/event.h"
 #include "route/router.h"
 #include "snapshot/format.h"
 #include "snapshot/update.h"
@@ -747,8 +748,10 @@ static int build_sections(struct sections *l, const struct extents *x, struct er
 		if ((b = section_new(l, SNAP_SEC_HANDOVER, 0)) == NULL)
 			return err_set(e, "out of memory");
 		/* the oldest version that holds the state: one without parallel
-		 * VMMs stays readable by a vmmux of version 1 */
-		snap_buf_u32(b, h->npvmm || h->nio ? 2u : 1u);
+		 * VMMs stays readable by a vmmux of version 1, one without events
+		 * waiting for the dispatcher by a vmmux of version 2 */
+		uint32_t version = h->nhost || h->watchdog_at ? 3u : h->npvmm || h->nio ? 2u : 1u;
+		snap_buf_u32(b, version);
 		snap_buf_u32(b, h->npieces);
 		snap_buf_u64(b, h->pause_ns);
 		snap_buf_u32(b, (uint32_t)h->api_fd);
@@ -760,8 +763,14 @@ static int build_sections(struct sections *l, const struct extents *x, struct er
 			snap_buf_u32(b, (uint32_t)h->pieces[k].fd);
 			snap_buf_u32(b, 0);
 		}
-		if (h->npvmm || h->nio)
+		if (version >= 2)
 			build_ho_pvmms(b, h);
+		if (version >= 3) {
+			snap_buf_u64(b, h->watchdog_at);
+			snap_buf_u32(b, h->nhost);
+			for (unsigned k = 0; k < h->nhost; k++)
+				snap_buf_event(b, h->host_src[k], &h->host[k]);
+		}
 	}
 	if (section_new(l, SNAP_SEC_END, 0) == NULL)
 		return err_set(e, "out of memory");
@@ -1488,6 +1497,39 @@ bool snapshot_restore_handover(const struct snap_view **v)
 {
 	*v = &R.v;
 	return R.on && R.v.handover;
+}
+
+bool snapshot_restore_watchdog(uint64_t *at)
+{
+	if (!R.on || !R.v.handover || R.v.ho_version < 3)
+		return false;
+	*at = R.v.ho_watchdog_at;
+	return true;
+}
+
+unsigned snapshot_restore_host_queue(void)
+{
+	const struct snap_view *v = &R.v;
+	if (!R.on || !v->handover)
+		return 0;
+	for (uint32_t i = 0; i < v->ho_nhost; i++) {
+		struct vmmux_event ev;
+		uint16_t src;
+		snap_event_decode(v->ho_host + (size_t)i * SNAP_HO_EVENT_SIZE, &src, &ev);
+		if (src != VMM_ID_NONE && vmm_get(src) == NULL) {
+			char desc[256];
+			log_error("live update: %s, raised by VMM %u, which this program does not "
+				  "have: dropped",
+				  event_describe(&ev, desc, sizeof(desc)), (unsigned)src);
+			continue;
+		}
+		machine_post_raised(src, &ev);
+	}
+	if (v->ho_nhost)
+		log_info("live update: %u event(s) the old program's dispatcher had queued, queued "
+			 "again",
+			 v->ho_nhost);
+	return v->ho_nhost;
 }
 
 void snapshot_restore_done(void)

@@ -31,6 +31,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <vmmux/vmmux.h>
+
 #include "config/config.h"
 #include "route/spec.h"
 #include "util/err.h"
@@ -78,6 +80,12 @@ struct snapshot_handover {
 	/* the in-process VMMs' input and output (vmm.h) */
 	unsigned nio;
 	struct vmm_io_handover io[SNAP_HO_PVMMS_MAX];
+	/* the watchdog's expiry (machine_watchdog_at) and the events the
+	 * dispatcher had not taken (machine_host_queue_copy) */
+	uint64_t watchdog_at;
+	unsigned nhost;
+	struct vmmux_event host[SNAP_HO_HOSTQ_MAX];
+	uint16_t host_src[SNAP_HO_HOSTQ_MAX];
 };
 /* A live update of a run restored from a snapshot, the machine paused:
  * every piece of guest RAM mapped copy-on-write from the snapshot file
@@ -142,6 +150,14 @@ bool snapshot_restore_handover(const struct snap_view **v);
  * close-on-exec. 0 (nothing to do for a snapshot file), or -1 with
  * "section HANDOVER: piece K: descriptor N: REASON". */
 int snapshot_restore_claim_fds(struct errbuf *e);
+/* A live update's state: the events the old program's dispatcher had not
+ * taken, posted to this program's dispatcher queue in their order (once
+ * the queue exists, before any thread that posts starts). The number. */
+unsigned snapshot_restore_host_queue(void);
+/* A live update's state of HANDOVER version 3 or later: true, *AT the
+ * old program's watchdog expiry (0: none to come). False otherwise: a
+ * snapshot's restore, or an older state, starts the watchdog anew. */
+bool snapshot_restore_watchdog(uint64_t *at);
 /* The vCPUs are about to start: the restore's time is logged (info). */
 void snapshot_restore_done(void);
 /* Release what the restore held (the file's mapping stays with guest

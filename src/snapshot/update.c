@@ -39,15 +39,33 @@ extern char **environ;
 
 /* ---- parallel VMMs handed over (their processes keep running) ---- */
 
+/* Every parallel VMM given back (pvmm_handover_release). */
 static void pvmms_release(struct snapshot_handover *h)
 {
-	for (unsigned k = 0; k < h->npvmm; k++)
-		pvmm_handover_release(vmm_get(vmm_lookup(h->pvmm[k].name)));
+	for (size_t id = 1; id < vmm_count(); id++) {
+		struct vmm *v = vmm_get((uint16_t)id);
+		if (v != NULL && v->placement == VMM_PARALLEL)
+			pvmm_handover_release(v);
+	}
 	h->npvmm = 0;
 }
 
-/* Take every parallel VMM from the supervisor's watch into H (the machine
- * paused); on refusal the ones taken are given back. */
+/* Every parallel VMM's irqfds detached (pvmm_irqs_detach), before the
+ * pause that ends in the execve. */
+static int pvmms_detach(struct errbuf *e)
+{
+	for (size_t id = 1; id < vmm_count(); id++) {
+		struct vmm *v = vmm_get((uint16_t)id);
+		if (v != NULL && v->placement == VMM_PARALLEL && pvmm_irqs_detach(v, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Take every parallel VMM from the supervisor's watch and describe it in
+ * H, and the in-process VMMs' descriptors and the dispatcher's queue (the
+ * machine paused); -1 with the reason (the caller releases them:
+ * pvmms_release). */
 static int pvmms_take(struct snapshot_handover *h, struct errbuf *e)
 {
 	h->npvmm = 0;
@@ -55,12 +73,10 @@ static int pvmms_take(struct snapshot_handover *h, struct errbuf *e)
 		struct vmm *v = vmm_get((uint16_t)id);
 		if (v == NULL || v->placement != VMM_PARALLEL)
 			continue;
-		bool full = h->npvmm == SNAP_HO_PVMMS_MAX;
-		if (full || pvmm_handover_take(v, &h->pvmm[h->npvmm], e) < 0) {
-			pvmms_release(h);
-			return full ? err_set(e, "more than %u parallel VMMs", SNAP_HO_PVMMS_MAX)
-				    : -1;
-		}
+		if (h->npvmm == SNAP_HO_PVMMS_MAX)
+			return err_set(e, "more than %u parallel VMMs", SNAP_HO_PVMMS_MAX);
+		if (pvmm_handover_take(v, &h->pvmm[h->npvmm], e) < 0)
+			return -1;
 		h->npvmm++;
 	}
 	/* the in-process VMMs' input and output, taken as they are */
@@ -74,6 +90,10 @@ static int pvmms_take(struct snapshot_handover *h, struct errbuf *e)
 		h->io[h->nio].out_fd = v->out_fd;
 		h->nio++;
 	}
+	/* and the events its dispatcher, holding for the pause, has not taken,
+	 * and when the watchdog expires */
+	h->nhost = machine_host_queue_copy(h->host, h->host_src, SNAP_HO_HOSTQ_MAX);
+	h->watchdog_at = machine_watchdog_at();
 	return 0;
 }
 
@@ -328,23 +348,24 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 		h.pieces[k].size = m->pieces[k].size;
 		h.pieces[k].fd = m->pieces[k].memfd;
 	}
-	if (rc == 0 && (rc = pvmms_take(&h, e)) == 0) {
+	if (rc == 0 && (rc = pvmms_take(&h, e)) == 0)
 		rc = snapshot_write_handover(state, &h, &r, e);
-		pvmms_release(&h);
-	}
+	pvmms_release(&h);
 	machine_resume();
 	uint64_t t_check = tp_now_ns();
 	if (rc == 0)
 		rc = run_check(program, state, e);
 	uint64_t t_checked = tp_now_ns();
+	if (rc == 0 && (rc = pvmms_detach(e)) < 0)
+		pvmms_release(&h);
 	if (rc == 0) {
 		h.pause_ns = tp_now_ns();
 		rc = machine_pause(UPDATE_PAUSE_NS, e);
 		if (rc < 0) {
 			err_prefix(e, "pausing the machine");
-		} else if ((rc = pvmms_take(&h, e)) < 0) {
-			machine_resume();
-		} else if ((rc = snapshot_write_handover(state, &h, &r, e)) < 0) {
+			pvmms_release(&h);
+		} else if ((rc = pvmms_take(&h, e)) < 0 ||
+			   (rc = snapshot_write_handover(state, &h, &r, e)) < 0) {
 			pvmms_release(&h);
 			machine_resume();
 		}

@@ -533,8 +533,19 @@ static void dispatcher_hold(void)
 	router_thread_online();
 }
 
+/* The watchdog's expiry, CLOCK_MONOTONIC ns (tp_now_ns); 0: none to come
+ * (no watchdog, or it expired). Written by the supervisor, read by a live
+ * update's worker. */
+static _Atomic uint64_t watchdog_at;
+
+uint64_t machine_watchdog_at(void)
+{
+	return atomic_load(&watchdog_at);
+}
+
 static void raise_watchdog(void)
 {
+	atomic_store(&watchdog_at, 0);
 	struct vmmux_event ev;
 	memset(&ev, 0, sizeof(ev));
 	ev.type = VMMUX_EV_PLATFORM;
@@ -625,6 +636,19 @@ static uint64_t post(uint16_t src, const struct vmmux_event *ev)
 	ssize_t w = write(H.efd, &one, sizeof(one));
 	(void)w;
 	return ticket;
+}
+
+unsigned machine_host_queue_copy(struct vmmux_event *ev, uint16_t *src, unsigned max)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&H.lock);
+	for (uint64_t t = H.taken; t < H.posted && n < max; t++, n++) {
+		ev[n] = H.q[t % HOSTQ_MAX];
+		ev[n].data = NULL;
+		src[n] = H.src[t % HOSTQ_MAX];
+	}
+	pthread_mutex_unlock(&H.lock);
+	return n;
 }
 
 static void wake_dispatcher(void)
@@ -968,18 +992,24 @@ static void supervise(int sig_fd, int timer_fd)
 	}
 }
 
-static int start_watchdog(uint64_t ns, struct errbuf *e)
+/* The watchdog's timer, expiring NS from now, or at AT (CLOCK_MONOTONIC,
+ * when not 0: a live update's, which keeps the old program's expiry; in the
+ * past, it expires at once). -1 without one, -2 and E on error. */
+static int start_watchdog(uint64_t ns, uint64_t at, struct errbuf *e)
 {
-	if (ns == 0)
+	if (ns == 0 && at == 0)
 		return -1;
 	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 	if (fd < 0)
 		return err_set(e, "timerfd_create: %s", strerror(errno)), -2;
+	if (at == 0)
+		at = tp_now_ns() + ns;
 	struct itimerspec its = {
-	    .it_value = {.tv_sec = (time_t)(ns / 1000000000ull),
-			 .tv_nsec = (long)(ns % 1000000000ull)},
+	    .it_value = {.tv_sec = (time_t)(at / 1000000000ull),
+			 .tv_nsec = (long)(at % 1000000000ull)},
 	};
-	if (timerfd_settime(fd, 0, &its, NULL) < 0) {
+	atomic_store(&watchdog_at, at);
+	if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
 		close(fd);
 		return err_set(e, "timerfd_settime: %s", strerror(errno)), -2;
 	}
@@ -1195,6 +1225,8 @@ static int machine_setup(struct vmmux_config *c)
 		log_error("eventfd: %s", strerror(errno));
 		return EXIT_HOST;
 	}
+	if (snapshot_restoring()) /* a live update: what its dispatcher had queued */
+		(void)snapshot_restore_host_queue();
 	return 0;
 }
 
@@ -1275,7 +1307,11 @@ static int run_body(void *arg)
 	pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
 	int sig_fd = signalfd(-1, &stop_sigs, SFD_CLOEXEC);
 	struct errbuf e;
-	int timer_fd = start_watchdog(c->watchdog_ns, &e);
+	/* a live update keeps the old program's expiry (or its having expired) */
+	uint64_t wd_ns = c->watchdog_ns, wd_at = 0;
+	if (snapshot_restore_watchdog(&wd_at) && wd_at == 0)
+		wd_ns = 0;
+	int timer_fd = start_watchdog(wd_ns, wd_at, &e);
 	if (sig_fd < 0 || timer_fd == -2) {
 		log_error("%s", sig_fd < 0 ? strerror(errno) : e.msg);
 		machine_teardown();

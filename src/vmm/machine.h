@@ -71,6 +71,16 @@ uint64_t machine_post_event(const struct vmmux_event *ev);
 /* The same for an event VMM SRC raised (checked against its grants
  * already): routed with SRC as its source. */
 uint64_t machine_post_raised(uint16_t src, const struct vmmux_event *ev);
+/* A live update, the machine paused (the dispatcher holds): copies of the
+ * events the dispatcher has not taken yet, oldest first, at most MAX, into
+ * EV and their sources (machine_post_raised's SRC, VMM_ID_NONE for the
+ * host's) into SRC; they stay queued (for this program, if the update is
+ * refused). The number copied. */
+unsigned machine_host_queue_copy(struct vmmux_event *ev, uint16_t *src, unsigned max);
+/* When the run's watchdog expires (CLOCK_MONOTONIC ns, tp_now_ns's clock,
+ * which a new program of a live update shares); 0 when none is to come
+ * (no --watchdog, or it expired already). */
+uint64_t machine_watchdog_at(void);
 bool machine_wait_event(uint64_t ticket, uint64_t timeout_ns);
 
 /* Make the supervisor build its poll set again (a restart was scheduled, a

@@ -110,7 +110,9 @@ struct pvmm {
 	int irqfd[HS_IRQS_MAX], resamplefd[HS_IRQS_MAX];
 	struct hs_irq irqs[HS_IRQS_MAX];
 	unsigned nirqs;
-	bool adopted; /* taken over from a previous program (live update) */
+	bool adopted;  /* taken over from a previous program (live update) */
+	bool held;     /* taken for a live update (pvmm_handover_take) */
+	bool detached; /* its irqfds detached from the VM (pvmm_irqs_detach) */
 };
 
 /* A program's Landlock confinement, prepared at its first start. */
@@ -299,8 +301,11 @@ static void wire_irqs(struct pvmm *p)
 			    .flags = level ? KVM_IRQFD_FLAG_RESAMPLE : 0,
 			    .resamplefd = (uint32_t)rfd,
 			};
+			/* a successor started while a live update has its
+			 * predecessor's lines detached: its own stay detached
+			 * too, until pvmm_handover_release or the new program */
 			if (fd >= 0 && (!level || rfd >= 0) &&
-			    ioctl(vm->vm_fd, KVM_IRQFD, &req) == 0) {
+			    (p->detached || ioctl(vm->vm_fd, KVM_IRQFD, &req) == 0)) {
 				q->wired = 1;
 				p->irqfd[p->nirqs] = fd;
 				p->resamplefd[p->nirqs] = rfd;
@@ -317,6 +322,55 @@ static void wire_irqs(struct pvmm *p)
 		}
 		p->nirqs++;
 	}
+}
+
+/*
+ * Attach (ON) or detach the irqfds of a VMM's wired IRQ lines (N lines:
+ * IRQS, their irqfds FD and resample fds RFD) to VM. Detached, a pulse
+ * the process makes stays counted in its eventfd, and KVM injects an
+ * eventfd already signalled when it is attached: a live update detaches
+ * them from the old VM before taking its irqchip's state, and the new
+ * program (or this one, if the update is refused) attaches them, so no
+ * edge is lost. Detaching the last irqfd of a resampled line lowers it;
+ * attached again, the line is resampled, so the process asserts it again
+ * if it is still high (one acknowledged in between would otherwise wait
+ * for an end of interrupt that never comes). Returns N, or the index of
+ * the first line that failed: with E, the reason in E and the lines after
+ * it untouched; without, every failure logged and the others done.
+ */
+static unsigned irqs_attach(struct vm *vm, const char *name, const struct hs_irq *irqs,
+			    const int *fd, const int *rfd, unsigned n, bool on, struct errbuf *e)
+{
+	unsigned first = n;
+	for (unsigned i = 0; i < n; i++) {
+		if (!irqs[i].wired || fd[i] < 0)
+			continue;
+		bool level = irqs[i].level && rfd[i] >= 0;
+		struct kvm_irqfd req = {
+		    .fd = (uint32_t)fd[i],
+		    .gsi = irqs[i].line,
+		    .flags = !on     ? KVM_IRQFD_FLAG_DEASSIGN
+			     : level ? KVM_IRQFD_FLAG_RESAMPLE
+				     : 0,
+		    .resamplefd = on && level ? (uint32_t)rfd[i] : 0,
+		};
+		if (ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0) {
+			struct errbuf local;
+			err_set(e ? e : &local, "parallel VMM '%s': %s IRQ %u (KVM_IRQFD): %s",
+				name, on ? "wiring" : "detaching", irqs[i].line, strerror(errno));
+			if (e != NULL)
+				return i;
+			log_error("%s", local.msg);
+			first = first < n ? first : i;
+			continue;
+		}
+		if (on && level) {
+			uint64_t one = 1;
+			ssize_t w = write(rfd[i], &one, sizeof(one));
+			(void)w;
+		}
+	}
+	return first;
 }
 
 int pvmm_irq_withdraw(uint16_t id, unsigned line)
@@ -1003,6 +1057,23 @@ int pvmm_handover_refusal(struct vmm *v, struct errbuf *e)
 	return 0;
 }
 
+int pvmm_irqs_detach(struct vmm *v, struct errbuf *e)
+{
+	struct pvmm *p = v->p;
+	if (p == NULL)
+		return 0;
+	own_wait(p, false); /* the supervisor's short step, at most */
+	unsigned k = irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, p->nirqs,
+				 false, e);
+	if (k < p->nirqs)
+		(void)irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, k, true,
+				  NULL);
+	else
+		p->detached = true;
+	own_release(p);
+	return k < p->nirqs ? -1 : 0;
+}
+
 int pvmm_handover_take(struct vmm *v, struct pvmm_handover *h, struct errbuf *e)
 {
 	struct pvmm *p = v->p;
@@ -1013,6 +1084,7 @@ int pvmm_handover_take(struct vmm *v, struct pvmm_handover *h, struct errbuf *e)
 		own_release(p);
 		return -1;
 	}
+	p->held = true;
 	memset(h, 0, sizeof(*h));
 	pthread_mutex_lock(&p->lock);
 	snprintf(h->name, sizeof(h->name), "%s", v->name);
@@ -1041,18 +1113,24 @@ int pvmm_handover_take(struct vmm *v, struct pvmm_handover *h, struct errbuf *e)
 		h->resamplefd[i] = p->resamplefd[i];
 	}
 	pthread_mutex_unlock(&p->lock);
-	if (rc < 0 || h->pid <= 0 || h->pidfd < 0 || h->sock < 0) {
-		own_release(p);
+	if (rc < 0 || h->pid <= 0 || h->pidfd < 0 || h->sock < 0)
 		return err_set(e, "parallel VMM '%s': %s", v->name,
 			       rc < 0 ? "a request to it is pending" : "its process went away");
-	}
 	return 0;
 }
 
 void pvmm_handover_release(struct vmm *v)
 {
-	if (v != NULL && v->p != NULL)
-		own_release(v->p);
+	struct pvmm *p = v != NULL ? v->p : NULL;
+	if (p == NULL || (!p->held && !p->detached))
+		return;
+	if (!p->held)
+		own_wait(p, false);
+	if (p->detached)
+		(void)irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, p->nirqs,
+				  true, NULL);
+	p->held = p->detached = false;
+	own_release(p);
 }
 
 /* Take over the process H describes into P (pvmm_start, new program). */
@@ -1071,34 +1149,15 @@ static int adopt(struct pvmm *p, const struct pvmm_handover *h, struct errbuf *e
 			       v->name, h->memfd, strerror(errno));
 	/* its IRQ lines, wired to this program's VM with the same eventfds
 	 * (the process writes its copies) */
-	struct vm *vm = machine_vm();
 	p->nirqs = h->nirqs;
 	for (unsigned i = 0; i < h->nirqs; i++) {
 		p->irqs[i] = h->irqs[i];
 		p->irqfd[i] = h->irqfd[i];
 		p->resamplefd[i] = h->resamplefd[i];
-		if (!h->irqs[i].wired || h->irqfd[i] < 0)
-			continue;
-		struct kvm_irqfd req = {
-		    .fd = (uint32_t)h->irqfd[i],
-		    .gsi = h->irqs[i].line,
-		    .flags = h->irqs[i].level ? KVM_IRQFD_FLAG_RESAMPLE : 0,
-		    .resamplefd = (uint32_t)h->resamplefd[i],
-		};
-		if (ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0)
-			return err_set(e, "parallel VMM '%s': wiring IRQ %u (KVM_IRQFD): %s",
-				       v->name, h->irqs[i].line, strerror(errno));
-		/* A level line the process asserted while the old program paused
-		 * may have reached the old VM only: a resample makes the process
-		 * assert it again if its line is still high (an acknowledged one
-		 * would otherwise wait for an end of interrupt that never comes). An
-		 * edge pulse in that window is lost (docs/snapshot.md). */
-		if (h->irqs[i].level && h->resamplefd[i] >= 0) {
-			uint64_t one = 1;
-			ssize_t w = write(h->resamplefd[i], &one, sizeof(one));
-			(void)w;
-		}
 	}
+	if (irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, p->nirqs, true,
+			e) < p->nirqs)
+		return -1;
 	pthread_mutex_lock(&p->lock);
 	p->pid = h->pid;
 	p->pidfd = h->pidfd;

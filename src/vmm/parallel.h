@@ -222,12 +222,28 @@ unsigned pvmm_handover_fds(const struct pvmm_handover *h, int *fds);
 int pvmm_handover_refusal(struct vmm *v, struct errbuf *e);
 
 /*
- * Old program, the machine paused (machine_pause: nothing in flight): take
- * V's process away from the supervisor's watch (its reaps and restarts
- * wait) and describe it in H. 0, or -1 with the reason (pvmm_handover_
- * refusal's, or a request pending), V then back under the supervisor.
- * pvmm_handover_release gives a taken V back (the update was refused).
+ * Old program, live-change worker, before the pause that ends in the
+ * execve: detach V's irqfds from the VM (a successor the supervisor starts
+ * meanwhile keeps its own detached), so that an edge the process pulses
+ * between the capture of the irqchip and the execve is not lost with the
+ * old VM: it waits in its eventfd for the new program's VM, into which
+ * KVM_IRQFD injects an eventfd already signalled when it attaches it (or
+ * for this VM again, if the update is refused). Before the pause, because
+ * a detach waits for KVM's interrupt-routing grace period (milliseconds),
+ * which the guest then spends running: its interrupts from V wait. 0, or
+ * -1 with KVM's reason (V's lines attached again).
+ *
+ * pvmm_handover_take, the machine paused (machine_pause: nothing in
+ * flight): take V's process away from the supervisor's watch (its reaps
+ * and restarts wait) and describe it in H. -1 with the reason
+ * (pvmm_handover_refusal's, a request pending, the process gone).
+ *
+ * pvmm_handover_release (the update refused, or the state for its check
+ * written): V's irqfds attached again if they were detached (a pulse made
+ * meanwhile is injected then; a level line is resampled), and V given back
+ * to the supervisor if it was taken. For every parallel VMM, taken or not.
  */
+int pvmm_irqs_detach(struct vmm *v, struct errbuf *e);
 int pvmm_handover_take(struct vmm *v, struct pvmm_handover *h, struct errbuf *e);
 void pvmm_handover_release(struct vmm *v);
 

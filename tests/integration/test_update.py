@@ -28,11 +28,14 @@ import gzip
 import json
 import os
 import pty
+import random
 import signal
 import socket
 import subprocess
 import stat
 import termios
+import threading
+import time
 import struct
 import unittest
 import zlib
@@ -51,7 +54,7 @@ def vmmux_path():
 
 
 # A program that gives vmmux's check a state of another HANDOVER version: it
-# reads the state on descriptor 3, sets that section's version to 3 (the
+# reads the state on descriptor 3, sets that section's version to 99 (the
 # CRCs made right again, as another vmmux would write them), and runs the
 # real vmmux on it.
 BAD_VERSION = r'''#!/usr/bin/env python3
@@ -62,7 +65,7 @@ at = 64
 for _ in range(nsec):
     typ, _crc, length, index = struct.unpack_from("<IIQI", data, at)
     if typ == %d:
-        struct.pack_into("<I", data, at + 24, 3)
+        struct.pack_into("<I", data, at + 24, 99)
         struct.pack_into("<I", data, at + 4, zlib.crc32(bytes(data[at + 24:at + 24 + length])))
         struct.pack_into("<I", data, at + 20, zlib.crc32(bytes(data[at:at + 20])))
     at += 24 + ((length + 7) & ~7)
@@ -344,6 +347,130 @@ class UpdateTest(VmmuxTest):
             self.assertStatus(run_ctl(sock, "update"), 0)
         self.assertSameAsReference(bg, smp)
 
+    def test_edges_of_a_parallel_vmm_during_updates(self):
+        # irqecho.elf (CPL0) echoes the parallel UART's input from its
+        # receive interrupt: IRQ 4, edge-triggered, which the UART pulses
+        # through its irqfd when its receive buffer stops being empty, and
+        # only then, so one edge lost stops the echo for good. Bytes come at
+        # random moments (the UART pulses whenever one arrives, the guest
+        # paused or not, the old VM's state taken or not) while vmmux is
+        # updated 8 times: every byte echoed, in order.
+        sock = self.path("api.sock")
+        bg = self.start("run", "--kernel", guest("irqecho.elf"), "--irqchip", "--api-sock", sock,
+                        "--log-level", "info", "--vmm",
+                        "uart=uart16550,placement=parallel,input=stdin,output=stdout,"
+                        "raise=irq:4:edge", stdin=subprocess.PIPE)
+        wait_for_socket(sock, bg)
+        wait_until("ready", lambda: "ready\n" in bg.out() or not bg.running())
+        sent = []
+        stop = threading.Event()
+        seed = random.randrange(1 << 32)
+        rng = random.Random(seed)
+
+        def feed():
+            while not stop.is_set():
+                c = "abcdefghijklmnoprstuvwxyz"[len(sent) % 25]  # no q
+                bg.proc.stdin.write(c.encode())
+                bg.proc.stdin.flush()
+                sent.append(c)
+                time.sleep(rng.uniform(0, 0.008))
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        try:
+            for _ in range(8):
+                c = run_ctl(sock, "update")
+                self.assertEqual(c.status, 0, "%r\n%s" % (c, bg.err()))
+        finally:
+            stop.set()
+            feeder.join()
+        want = "ready\n" + "".join(sent)
+        wait_until("every byte echoed (seed %d)" % seed,
+                   lambda: bg.out().startswith(want) or not bg.running(), timeout=20)
+        bg.proc.stdin.write(b"q")
+        r = bg.finish(timeout=30)
+        self.assertEqual(r.out, want + "\nirqecho: %d bytes\n" % len(sent), "seed %d" % seed)
+        self.assertStatus(r, 1)
+        self.assertEqual(r.err.count("live update: the vCPUs resume"), 8, r.err)
+
+    def test_host_event_queued_during_the_pause(self):
+        # The watchdog's expiry routed to a parallel monitor goes through
+        # the dispatcher, which holds while the machine is paused: one that
+        # comes during the update's last pause waits in its queue, is
+        # handed over (HANDOVER version 3) and delivered by the new
+        # program. The timing is made so: the new program's check sleeps 1 s
+        # (a wrapper); the monitor, which takes the guest's port writes, is
+        # stopped (SIGSTOP) meanwhile, so that the vCPU's write to it holds
+        # the last pause until the monitor is continued, after the expiry.
+        log = self.path("mon.jsonl")
+        prog = self.path("slow-check")
+        with open(prog, "w") as f:
+            f.write('#!/bin/sh\n[ "$2" = --update-check-fd ] && sleep 1\nexec %s "$@"\n'
+                    % vmmux_path())
+        os.chmod(prog, stat.S_IRWXU)
+        sock = self.path("api.sock")
+        t0 = time.monotonic()
+        bg = self.start("run", "--kernel", guest("portseq.elf"), "--api-sock", sock,
+                        "--log-level", "info", "--watchdog", "3s",
+                        "--vmm", "mon=monitor,placement=parallel,timeout=30s,output=%s" % log,
+                        "--vmm", "gate=sink,placement=main",
+                        "--route", "io:0x80-0x87=mon", "--route", "io:0x88=gate",
+                        "--route", "platform:watchdog=mon")
+        wait_for_socket(sock, bg)
+        mon = self.parallel_vmms(sock)["mon"][0]
+
+        def at(t):
+            time.sleep(max(0.0, t0 + t - time.monotonic()))
+        done = {}
+        at(0.8)
+        update = threading.Thread(
+            target=lambda: done.setdefault("c", run_ctl(sock, "update", "--program", prog)))
+        update.start()
+        try:
+            at(1.3)  # the check sleeps (until about 1.85 s)
+            os.kill(mon, signal.SIGSTOP)
+            at(4.0)  # the last pause waits for the monitor; the expiry came at about 3 s
+        finally:
+            os.kill(mon, signal.SIGCONT)
+            update.join(60)
+        self.assertStatus(done["c"], 0)
+        wait_until("the watchdog's event at the monitor",
+                   lambda: any(e["type"] == "platform" for e in self.read_log(log)), timeout=10)
+        api = ApiClient(sock)
+        api.call("routes.replace", {"spec": "io:0x88=main"})
+        api.close()
+        r = bg.finish(timeout=30)
+        self.assertStatus(r, harness.exit_device_status(0))
+        self.assertIn("live update: 1 event(s) the old program's dispatcher had queued, queued "
+                      "again", r.err)
+        self.assertEqual(r.err.count("live update: the vCPUs resume"), 1, r.err)
+        log = self.read_log(log)
+        plat = [e for e in log if e["type"] == "platform"]
+        self.assertEqual([(e["key"], e["src"]) for e in plat], [(4, "host")], plat)
+        # and the guest's writes reached the monitor once each, in order
+        values = [int(e["value"], 16) for e in log if e["type"] == "io"]
+        self.assertEqual(values, list(range(len(values))))
+        self.assertEqual(r.out, "portseq %d\n" % len(values))
+
+    def test_watchdog_keeps_its_expiry(self):
+        # --watchdog 2s, its expiry routed to the main VMM (the run ends as
+        # a guest crash): updated every 0.4 s, the run still ends at its
+        # expiry (a new program that started the watchdog again would
+        # never let it expire while the updates go on)
+        bg, sock = self.start_guest("--watchdog", "2s")
+        updates = 0
+        end = time.monotonic() + 15
+        while bg.running() and time.monotonic() < end:
+            c = run_ctl(sock, "update")
+            if c.status == 0:
+                updates += 1
+            elif bg.running():
+                self.assertIn("update refused: the run is ending", c.err)
+            time.sleep(0.4)
+        r = bg.finish(timeout=10)
+        self.assertStatus(r, 8)
+        self.assertIn("watchdog", r.err)
+        self.assertGreaterEqual(updates, 2, r.err)
+
     def test_terminal_left_as_it_was(self):
         # the console's input is a terminal, which vmmux makes raw: across
         # an update, the new program must not take the raw mode for the
@@ -464,7 +591,7 @@ class UpdateTest(VmmuxTest):
             f.write(BAD_VERSION % (SEC_HANDOVER, vmmux_path(), vmmux_path()))
         os.chmod(wrapper, stat.S_IRWXU)
         self.refused(bg, sock, ["--program", wrapper],
-                     "(HANDOVER): live-update state version 3; this vmmux reads versions 1 to 2")
+                     "(HANDOVER): live-update state version 99; this vmmux reads versions 1 to 3")
         self.assertNotIn("live update: the vCPUs resume", bg.err())
         # and after the refusals, an update that is taken
         c = run_ctl(sock, "update")

@@ -17,6 +17,8 @@
 #include <cmocka.h>
 #include <linux/kvm.h>
 
+#include <vmmux/vmmux.h>
+
 #include "snapshot/format.h"
 
 #define DATA_OFFSET 0x4000u
@@ -38,7 +40,27 @@ struct spec {
 	 * in-process VMM's descriptors */
 	int32_t ho_pid;
 	uint32_t ho_nslots; /* 0: 3 */
+	/* version 3: the dispatcher's events (ho_nhost: 0 for 2; ho_type: the
+	 * second one's type) */
+	uint32_t ho_nhost;
+	uint16_t ho_type;
 };
+
+/* The dispatcher's events of a version 3 HANDOVER section: event K. */
+static struct vmmux_event host_event(uint32_t k)
+{
+	return (struct vmmux_event){.type = VMMUX_EV_PLATFORM,
+				    .flags = 0x1,
+				    .size = 4,
+				    .src_kind = VMMUX_SRC_VMM,
+				    .src_id = 3,
+				    .count = 1,
+				    .vcpu = VMMUX_NO_VCPU,
+				    .key = 0x100 + k,
+				    .value = 0x1122334455667788ull + k,
+				    .aux = 9,
+				    .generation = 77};
+}
 
 struct file {
 	uint8_t *p;
@@ -178,6 +200,17 @@ static struct file build(const struct spec *s)
 			snap_buf_str(&b, "mon");
 			snap_buf_u32(&b, (uint32_t)-1);
 			snap_buf_u32(&b, 42);
+		}
+		if (s->handover >= 3) {
+			uint32_t n = s->ho_nhost ? s->ho_nhost : 2;
+			snap_buf_u64(&b, 987654321); /* watchdog_at */
+			snap_buf_u32(&b, n);
+			for (uint32_t k = 0; k < n && k < 2; k++) { /* 2 at most */
+				struct vmmux_event ev = host_event(k);
+				if (k == 1 && s->ho_type)
+					ev.type = s->ho_type;
+				snap_buf_event(&b, k == 0 ? 0xffff : 3, &ev);
+			}
 		}
 		add_section(&f, SNAP_SEC_HANDOVER, 0, &b);
 	}
@@ -469,6 +502,44 @@ static void test_handover(void **state)
 	assert_int_equal(v.ho_io[0].out_fd, 42);
 	free(f.p);
 
+	/* version 3: the dispatcher's events, each 48 bytes, decoded back */
+	s.handover = 3;
+	f = build(&s);
+	memset(&v, 0, sizeof(v));
+	parses(&f, &v);
+	assert_int_equal(v.ho_version, 3);
+	assert_int_equal(v.ho_npvmm, 1);
+	assert_int_equal(v.ho_nhost, 2);
+	assert_int_equal(v.ho_watchdog_at, 987654321);
+	for (uint32_t k = 0; k < 2; k++) {
+		struct vmmux_event ev, want = host_event(k);
+		uint16_t src;
+		snap_event_decode(v.ho_host + k * SNAP_HO_EVENT_SIZE, &src, &ev);
+		assert_int_equal(src, k == 0 ? 0xffff : 3);
+		assert_memory_equal(&ev, &want, sizeof(ev));
+	}
+	free(f.p);
+	struct snap_buf one = {0};
+	struct vmmux_event ev0 = host_event(0);
+	snap_buf_event(&one, 1, &ev0);
+	assert_int_equal(one.len, SNAP_HO_EVENT_SIZE);
+	snap_buf_free(&one);
+	s.ho_type = VMMUX_EV__COUNT;
+	f = build(&s);
+	refused(&f, f.len, "(HANDOVER): a dispatcher's event of an unknown type");
+	free(f.p);
+	s.ho_type = 0;
+	s.ho_nhost = SNAP_HO_HOSTQ_MAX + 1;
+	f = build(&s);
+	refused(&f, f.len, "(HANDOVER): a count of the dispatcher's events out of bounds");
+	free(f.p);
+	s.ho_nhost = 3; /* more than the section holds */
+	f = build(&s);
+	refused(&f, f.len, "(HANDOVER)");
+	free(f.p);
+	s.ho_nhost = 0;
+	s.handover = 2;
+
 	s.ho_pid = -5;
 	f = build(&s);
 	refused(&f, f.len, "(HANDOVER): parallel VMM 0: a process id that is not positive");
@@ -483,7 +554,7 @@ static void test_handover(void **state)
 	s.handover = SNAP_HANDOVER_VERSION + 1;
 	f = build(&s);
 	refused(&f, f.len,
-		"(HANDOVER): live-update state version 3; this vmmux reads versions 1 to 2");
+		"(HANDOVER): live-update state version 4; this vmmux reads versions 1 to 3");
 	free(f.p);
 
 	/* every version from the oldest read to the current one parses */
