@@ -28,7 +28,8 @@
 #      tests/integration/test_control_plane.py, one regression test per known
 #      way to freeze vmmux or lose an event; its kick test runs the TSan
 #      build's vmmux, VMMUX_TSAN), and the supervision and live
-#      integration tests of the TSan build (the group policies' shared
+#      integration tests of the TSan build (30 kills in the supervision
+#      kill test, not 100: TSan is ten times slower; the group policies' shared
 #      counters are TSan's in unit_policy and unit_stats, step 1). VMMUX_CHECK_CONTROL_PLANE=0
 #      leaves them out (for a quick local run only: CI runs them).
 #   5. the fuzz harnesses (fuzz/run.sh BUILD check): each replays its
@@ -101,7 +102,7 @@ end() {
 # 1. unit tests of the three builds (TSan: those that start threads)
 begin "unit tests (normal, ASan+UBSan; TSan: unit-threads)"
 meson test -C "$build" --suite unit --print-errorlogs --num-processes 2 || status=1
-asan_env meson test -C "$asan" --suite unit --print-errorlogs --num-processes 1 \
+asan_env meson test -C "$asan" --suite unit --print-errorlogs --num-processes 2 \
 	--timeout-multiplier 3 || status=1
 tsan_env meson test -C "$tsan" --suite unit-threads --print-errorlogs --num-processes 2 \
 	--timeout-multiplier 5 || status=1
@@ -126,8 +127,8 @@ if [ "$control_plane" = 1 ]; then
 		--print-errorlogs --num-processes 1 || status=1
 	end "control plane, normal"
 	begin "supervision and live integration tests, TSan build"
-	tsan_env meson test -C "$tsan" --suite kvm --print-errorlogs --num-processes 1 \
-		--timeout-multiplier 5 test_supervision test_live || status=1
+	tsan_env env VMMUX_TEST_KILLS=30 meson test -C "$tsan" --suite kvm --print-errorlogs \
+		--num-processes 1 --timeout-multiplier 5 test_supervision test_live || status=1
 	end "integration, TSan"
 else
 	echo "vmmux: *** control-plane checks skipped (VMMUX_CHECK_CONTROL_PLANE=0) ***"

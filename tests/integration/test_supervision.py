@@ -26,7 +26,9 @@ with open(os.path.join(SRC, "guest", "tests", "seq.c")) as _f:
     SEQ_COUNT = int(re.search(r"#define SEQ_COUNT (\d+)", _f.read()).group(1))
 SEQ_TEXT = b"".join(b"seq %05d\n" % i for i in range(SEQ_COUNT))
 
-KILLS = 100           # SIGKILLs of the UART's VMM in the kill test, each a restart
+# SIGKILLs of the UART's VMM in the kill test, each a restart (fewer in the
+# ThreadSanitizer run of scripts/check.sh, ten times slower: VMMUX_TEST_KILLS)
+KILLS = int(os.environ.get("VMMUX_TEST_KILLS", "100"))
 KILLS_PER_RUN = 5     # at most, in one run (their restarts' backoff adds up to 150 ms)
 STALLS = 3            # SIGSTOPs of the UART's VMM in one run
 STALL_TIMEOUT = 0.3   # the UART VMM's timeout in the stall test (s)
