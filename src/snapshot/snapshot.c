@@ -750,7 +750,7 @@ static int build_sections(struct sections *l, const struct extents *x, struct er
 		/* the oldest version that holds the state: one without parallel
 		 * VMMs stays readable by a vmmux of version 1, one without events
 		 * waiting for the dispatcher by a vmmux of version 2 */
-		uint32_t version = h->nhost || h->watchdog_at ? 3u : h->npvmm || h->nio ? 2u : 1u;
+		uint32_t version = h->nhost || h->watchdog ? 3u : h->npvmm || h->nio ? 2u : 1u;
 		snap_buf_u32(b, version);
 		snap_buf_u32(b, h->npieces);
 		snap_buf_u64(b, h->pause_ns);

@@ -80,9 +80,10 @@ struct snapshot_handover {
 	/* the in-process VMMs' input and output (vmm.h) */
 	unsigned nio;
 	struct vmm_io_handover io[SNAP_HO_PVMMS_MAX];
-	/* the watchdog's expiry (machine_watchdog_at) and the events the
-	 * dispatcher had not taken (machine_host_queue_copy) */
-	uint64_t watchdog_at;
+	/* the watchdog and the events the dispatcher had not taken, at one
+	 * instant (machine_host_queue_copy) */
+	bool watchdog;	      /* the run has one */
+	uint64_t watchdog_at; /* ... when it expires, 0: not to come */
 	unsigned nhost;
 	struct vmmux_event host[SNAP_HO_HOSTQ_MAX];
 	uint16_t host_src[SNAP_HO_HOSTQ_MAX];

@@ -92,8 +92,8 @@ static int pvmms_take(struct snapshot_handover *h, struct errbuf *e)
 	}
 	/* and the events its dispatcher, holding for the pause, has not taken,
 	 * and when the watchdog expires */
-	h->nhost = machine_host_queue_copy(h->host, h->host_src, SNAP_HO_HOSTQ_MAX);
-	h->watchdog_at = machine_watchdog_at();
+	h->nhost = machine_host_queue_copy(h->host, h->host_src, SNAP_HO_HOSTQ_MAX, &h->watchdog,
+					   &h->watchdog_at);
 	return 0;
 }
 
@@ -350,8 +350,8 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	}
 	if (rc == 0 && (rc = pvmms_take(&h, e)) == 0)
 		rc = snapshot_write_handover(state, &h, &r, e);
+	machine_resume(); /* the guest runs on while the VMMs are given back */
 	pvmms_release(&h);
-	machine_resume();
 	uint64_t t_check = tp_now_ns();
 	if (rc == 0)
 		rc = run_check(program, state, e);
@@ -366,8 +366,8 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 			pvmms_release(&h);
 		} else if ((rc = pvmms_take(&h, e)) < 0 ||
 			   (rc = snapshot_write_handover(state, &h, &r, e)) < 0) {
-			pvmms_release(&h);
 			machine_resume();
+			pvmms_release(&h);
 		}
 	}
 	if (rc < 0) {
@@ -380,8 +380,8 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	machine_signals_hold(true);
 	if (machine_stopping()) {
 		machine_signals_hold(false);
-		pvmms_release(&h);
 		machine_resume();
+		pvmms_release(&h);
 		close(state);
 		err_set(e, "the run is ending");
 		log_warn("live update refused: %s", e->msg);
@@ -402,8 +402,8 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 	machine_signals_hold(false);
 	vmm_tty_handover(true);
 	set_inherited(&h, state, false);
-	pvmms_release(&h);
 	machine_resume();
+	pvmms_release(&h);
 	close(state);
 	err_set(e, "execve %s: %s", program, strerror(err));
 	log_warn("live update refused: %s (the guest runs on)", e->msg);

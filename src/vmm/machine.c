@@ -534,18 +534,17 @@ static void dispatcher_hold(void)
 }
 
 /* The watchdog's expiry, CLOCK_MONOTONIC ns (tp_now_ns); 0: none to come
- * (no watchdog, or it expired). Written by the supervisor, read by a live
- * update's worker. */
+ * (no watchdog, or it expired). Written by the supervisor: when the event
+ * goes to the dispatcher's queue, under the queue's lock with the event
+ * (post), so that a live update's copy of both (machine_host_queue_copy)
+ * has the event or the expiry to come, never neither nor both. */
 static _Atomic uint64_t watchdog_at;
+static bool watchdog_on; /* the run has one, expired or not (set before the threads start) */
 
-uint64_t machine_watchdog_at(void)
-{
-	return atomic_load(&watchdog_at);
-}
+static uint64_t post(uint16_t src, const struct vmmux_event *ev, bool watchdog);
 
 static void raise_watchdog(void)
 {
-	atomic_store(&watchdog_at, 0);
 	struct vmmux_event ev;
 	memset(&ev, 0, sizeof(ev));
 	ev.type = VMMUX_EV_PLATFORM;
@@ -559,7 +558,9 @@ static void raise_watchdog(void)
 	int r = vmm_host_deliver_main(&ev);
 	router_thread_offline();
 	if (r == 1)
-		machine_post_event(&ev);
+		post(VMM_ID_NONE, &ev, true);
+	else
+		atomic_store(&watchdog_at, 0);
 }
 
 #define POLL_MAX       (3 * VMM_MAX + 4)
@@ -601,23 +602,28 @@ static struct {
     .efd = -1,
 };
 
-static uint64_t post(uint16_t src, const struct vmmux_event *ev);
-
 uint64_t machine_post_event(const struct vmmux_event *ev)
 {
-	return post(VMM_ID_NONE, ev);
+	return post(VMM_ID_NONE, ev, false);
 }
 
 uint64_t machine_post_raised(uint16_t src, const struct vmmux_event *ev)
 {
-	return post(src, ev);
+	return post(src, ev, false);
 }
 
-static uint64_t post(uint16_t src, const struct vmmux_event *ev)
+/* WATCHDOG: EV is the watchdog's expiry, which is then no longer to come
+ * (watchdog_at cleared with the event queued, under the lock). */
+static uint64_t post(uint16_t src, const struct vmmux_event *ev, bool watchdog)
 {
-	if (machine_stopping())
+	if (machine_stopping()) {
+		if (watchdog)
+			atomic_store(&watchdog_at, 0);
 		return 0;
+	}
 	pthread_mutex_lock(&H.lock);
+	if (watchdog)
+		atomic_store(&watchdog_at, 0);
 	if (H.posted - H.taken >= HOSTQ_MAX || H.efd < 0) {
 		uint64_t d = ++H.dropped;
 		pthread_mutex_unlock(&H.lock);
@@ -638,10 +644,13 @@ static uint64_t post(uint16_t src, const struct vmmux_event *ev)
 	return ticket;
 }
 
-unsigned machine_host_queue_copy(struct vmmux_event *ev, uint16_t *src, unsigned max)
+unsigned machine_host_queue_copy(struct vmmux_event *ev, uint16_t *src, unsigned max,
+				 bool *watchdog, uint64_t *watchdog_expiry)
 {
 	unsigned n = 0;
 	pthread_mutex_lock(&H.lock);
+	*watchdog = watchdog_on;
+	*watchdog_expiry = atomic_load(&watchdog_at);
 	for (uint64_t t = H.taken; t < H.posted && n < max; t++, n++) {
 		ev[n] = H.q[t % HOSTQ_MAX];
 		ev[n].data = NULL;
@@ -1308,6 +1317,7 @@ static int run_body(void *arg)
 	int sig_fd = signalfd(-1, &stop_sigs, SFD_CLOEXEC);
 	struct errbuf e;
 	/* a live update keeps the old program's expiry (or its having expired) */
+	watchdog_on = c->watchdog_ns != 0;
 	uint64_t wd_ns = c->watchdog_ns, wd_at = 0;
 	if (snapshot_restore_watchdog(&wd_at) && wd_at == 0)
 		wd_ns = 0;

@@ -75,12 +75,12 @@ uint64_t machine_post_raised(uint16_t src, const struct vmmux_event *ev);
  * events the dispatcher has not taken yet, oldest first, at most MAX, into
  * EV and their sources (machine_post_raised's SRC, VMM_ID_NONE for the
  * host's) into SRC; they stay queued (for this program, if the update is
- * refused). The number copied. */
-unsigned machine_host_queue_copy(struct vmmux_event *ev, uint16_t *src, unsigned max);
-/* When the run's watchdog expires (CLOCK_MONOTONIC ns, tp_now_ns's clock,
- * which a new program of a live update shares); 0 when none is to come
- * (no --watchdog, or it expired already). */
-uint64_t machine_watchdog_at(void);
+ * refused). The number copied. With them, at the same instant: *WATCHDOG,
+ * whether the run has a watchdog, and *WATCHDOG_EXPIRY, when it expires
+ * (CLOCK_MONOTONIC ns, tp_now_ns's clock, which a new program of a live
+ * update shares; 0: none to come, or its expiry is one of the events). */
+unsigned machine_host_queue_copy(struct vmmux_event *ev, uint16_t *src, unsigned max,
+				 bool *watchdog, uint64_t *watchdog_expiry);
 bool machine_wait_event(uint64_t ticket, uint64_t timeout_ns);
 
 /* Make the supervisor build its poll set again (a restart was scheduled, a

@@ -110,9 +110,14 @@ struct pvmm {
 	int irqfd[HS_IRQS_MAX], resamplefd[HS_IRQS_MAX];
 	struct hs_irq irqs[HS_IRQS_MAX];
 	unsigned nirqs;
-	bool adopted;  /* taken over from a previous program (live update) */
-	bool held;     /* taken for a live update (pvmm_handover_take) */
-	bool detached; /* its irqfds detached from the VM (pvmm_irqs_detach) */
+	bool adopted; /* taken over from a previous program (live update) */
+	bool held;    /* taken for a live update (pvmm_handover_take; the worker's) */
+	/* The irqfds' attachment to the VM: pvmm_irqs_detach and
+	 * pvmm_handover_release (the live-change worker) and pvmm_irq_withdraw
+	 * (a delivering thread) change it under irq_lock (held across KVM's
+	 * grace period: milliseconds). detached: written under it. */
+	pthread_mutex_t irq_lock;
+	bool detached;
 };
 
 /* A program's Landlock confinement, prepared at its first start. */
@@ -301,11 +306,8 @@ static void wire_irqs(struct pvmm *p)
 			    .flags = level ? KVM_IRQFD_FLAG_RESAMPLE : 0,
 			    .resamplefd = (uint32_t)rfd,
 			};
-			/* a successor started while a live update has its
-			 * predecessor's lines detached: its own stay detached
-			 * too, until pvmm_handover_release or the new program */
 			if (fd >= 0 && (!level || rfd >= 0) &&
-			    (p->detached || ioctl(vm->vm_fd, KVM_IRQFD, &req) == 0)) {
+			    ioctl(vm->vm_fd, KVM_IRQFD, &req) == 0) {
 				q->wired = 1;
 				p->irqfd[p->nirqs] = fd;
 				p->resamplefd[p->nirqs] = rfd;
@@ -383,6 +385,17 @@ int pvmm_irq_withdraw(uint16_t id, unsigned line)
 	for (unsigned i = 0; i < p->nirqs; i++) {
 		if (p->irqs[i].line != line || !p->irqs[i].wired || !p->irqs[i].level)
 			continue;
+		int rc = 0;
+		pthread_mutex_lock(&p->irq_lock);
+		if (p->detached) {
+			/* a live update detached it (which lowered the line): an
+			 * assertion made since waits in the eventfd; taken back */
+			uint64_t n;
+			ssize_t r = read(p->irqfd[i], &n, sizeof(n));
+			(void)r;
+			pthread_mutex_unlock(&p->irq_lock);
+			return 0;
+		}
 		/* Detaching the last irqfd of a resampled line lowers it; then it
 		 * is attached again, idle, for the next assertion. */
 		struct kvm_irqfd req = {
@@ -390,15 +403,19 @@ int pvmm_irq_withdraw(uint16_t id, unsigned line)
 		    .gsi = line,
 		    .flags = KVM_IRQFD_FLAG_DEASSIGN,
 		};
-		if (ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0)
-			return -1;
-		req.flags = KVM_IRQFD_FLAG_RESAMPLE;
-		req.resamplefd = (uint32_t)p->resamplefd[i];
 		if (ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0) {
-			log_error("vmm '%s': re-wiring IRQ %u: %s", v->name, line, strerror(errno));
-			return -1;
+			rc = -1;
+		} else {
+			req.flags = KVM_IRQFD_FLAG_RESAMPLE;
+			req.resamplefd = (uint32_t)p->resamplefd[i];
+			if (ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0) {
+				log_error("vmm '%s': re-wiring IRQ %u: %s", v->name, line,
+					  strerror(errno));
+				rc = -1;
+			}
 		}
-		return 0;
+		pthread_mutex_unlock(&p->irq_lock);
+		return rc;
 	}
 	return -1;
 }
@@ -1060,9 +1077,14 @@ int pvmm_handover_refusal(struct vmm *v, struct errbuf *e)
 int pvmm_irqs_detach(struct vmm *v, struct errbuf *e)
 {
 	struct pvmm *p = v->p;
-	if (p == NULL)
-		return 0;
-	own_wait(p, false); /* the supervisor's short step, at most */
+	/* not up (being set up: a worker may own it for seconds): the update
+	 * is refused now rather than in the pause */
+	if (pvmm_handover_refusal(v, e) < 0)
+		return -1;
+	/* Its irqfds are its process's for its whole life (a successor gets the
+	 * same ones: wire_irqs runs only at pvmm_start, on this worker), so
+	 * only a delivering thread's pvmm_irq_withdraw can change them now. */
+	pthread_mutex_lock(&p->irq_lock);
 	unsigned k = irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, p->nirqs,
 				 false, e);
 	if (k < p->nirqs)
@@ -1070,7 +1092,7 @@ int pvmm_irqs_detach(struct vmm *v, struct errbuf *e)
 				  NULL);
 	else
 		p->detached = true;
-	own_release(p);
+	pthread_mutex_unlock(&p->irq_lock);
 	return k < p->nirqs ? -1 : 0;
 }
 
@@ -1122,15 +1144,18 @@ int pvmm_handover_take(struct vmm *v, struct pvmm_handover *h, struct errbuf *e)
 void pvmm_handover_release(struct vmm *v)
 {
 	struct pvmm *p = v != NULL ? v->p : NULL;
-	if (p == NULL || (!p->held && !p->detached))
+	if (p == NULL)
 		return;
-	if (!p->held)
-		own_wait(p, false);
+	pthread_mutex_lock(&p->irq_lock);
 	if (p->detached)
 		(void)irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, p->nirqs,
 				  true, NULL);
-	p->held = p->detached = false;
-	own_release(p);
+	p->detached = false;
+	pthread_mutex_unlock(&p->irq_lock);
+	if (p->held) {
+		p->held = false;
+		own_release(p);
+	}
 }
 
 /* Take over the process H describes into P (pvmm_start, new program). */
@@ -1155,9 +1180,13 @@ static int adopt(struct pvmm *p, const struct pvmm_handover *h, struct errbuf *e
 		p->irqfd[i] = h->irqfd[i];
 		p->resamplefd[i] = h->resamplefd[i];
 	}
-	if (irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, p->nirqs, true,
-			e) < p->nirqs)
+	unsigned k =
+	    irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, p->nirqs, true, e);
+	if (k < p->nirqs) {
+		(void)irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, k, false,
+				  NULL);
 		return -1;
+	}
 	pthread_mutex_lock(&p->lock);
 	p->pid = h->pid;
 	p->pidfd = h->pidfd;
@@ -1192,6 +1221,7 @@ int pvmm_start(struct vmm *v, struct errbuf *e)
 	p->region.memfd = p->region.vmm_efd = p->region.async_efd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->async_lock, NULL);
+	pthread_mutex_init(&p->irq_lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	if (adoption_of(v->name) == NULL &&
 	    tp_region_create(&p->region, G.nslots, spin_of(v)) < 0) {
@@ -1471,6 +1501,7 @@ void pvmm_stop(struct vmm *v)
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	pthread_mutex_destroy(&p->async_lock);
+	pthread_mutex_destroy(&p->irq_lock);
 	free(p);
 	v->p = NULL;
 }

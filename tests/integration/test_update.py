@@ -471,6 +471,32 @@ class UpdateTest(VmmuxTest):
         self.assertIn("watchdog", r.err)
         self.assertGreaterEqual(updates, 2, r.err)
 
+    def test_expired_watchdog_stays_expired(self):
+        # --watchdog 1s routed to a monitor (the run goes on): once it has
+        # expired, updates do not arm it again (it would expire again 1 s
+        # after each)
+        log = self.path("mon.jsonl")
+        sock = self.path("api.sock")
+        bg = self.start("run", "--kernel", guest("portseq.elf"), "--api-sock", sock,
+                        "--log-level", "info", "--watchdog", "1s",
+                        "--vmm", "mon=monitor,output=%s" % log, "--vmm", "s=sink",
+                        "--vmm", "gate=sink,placement=main", "--route", "io:0x80-0x87=s",
+                        "--route", "io:0x88=gate", "--route", "platform:watchdog=mon")
+        wait_for_socket(sock, bg)
+
+        def expiries():
+            return [e for e in self.read_log(log) if e["type"] == "platform"]
+        wait_until("the watchdog's expiry at the monitor", expiries, timeout=10)
+        for _ in range(2):
+            self.assertStatus(run_ctl(sock, "update"), 0)
+        time.sleep(1.5)
+        api = ApiClient(sock)
+        api.call("routes.replace", {"spec": "io:0x88=main"})
+        api.close()
+        r = bg.finish(timeout=30)
+        self.assertStatus(r, harness.exit_device_status(0))
+        self.assertEqual(len(expiries()), 1, r.err)
+
     def test_terminal_left_as_it_was(self):
         # the console's input is a terminal, which vmmux makes raw: across
         # an update, the new program must not take the raw mode for the
