@@ -279,6 +279,17 @@ unsigned rt_cpu_index(void);
  */
 typedef void (*rt_irq_handler_fn)(unsigned vector);
 int rt_irq_set_handler(unsigned vector, rt_irq_handler_fn fn);
+
+/*
+ * The 8259 PIC pair (CPL0, I/O ports 0x20-0x21, 0xa0-0xa1, ELCR 0x4d0-0x4d1):
+ * rt_pic_init programs both (ICW1-ICW4: vectors BASE to BASE + 15, the
+ * slave cascaded on IRQ 2, 8086 mode), masks the master's lines by
+ * MASTER_IMR and every slave line, and makes every line edge-triggered
+ * (ELCR 0). rt_pic_eoi sends a non-specific EOI for VECTOR of a PIC
+ * initialised with BASE: to the slave too when the vector is one of its.
+ */
+void rt_pic_init(unsigned base, uint8_t master_imr);
+void rt_pic_eoi(unsigned base, unsigned vector);
 #endif
 
 /* ---------------------------------------------------------------------- */

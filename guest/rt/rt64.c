@@ -108,6 +108,29 @@ void rt_init_boot(void)
 	}
 }
 
+void rt_pic_init(unsigned base, uint8_t master_imr)
+{
+	outb(0x20, 0x11); /* ICW1: cascade, ICW4 follows (edge: ELCR decides) */
+	outb(0xa0, 0x11);
+	outb(0x21, (uint8_t)base); /* ICW2: vector base */
+	outb(0xa1, (uint8_t)(base + 8u));
+	outb(0x21, 0x04); /* ICW3: slave on IRQ 2 */
+	outb(0xa1, 0x02); /* ... its cascade identity */
+	outb(0x21, 0x01); /* ICW4: 8086 mode, normal EOI */
+	outb(0xa1, 0x01);
+	outb(0x21, master_imr); /* OCW1 */
+	outb(0xa1, 0xff);
+	outb(0x4d0, 0); /* every line edge-triggered */
+	outb(0x4d1, 0);
+}
+
+void rt_pic_eoi(unsigned base, unsigned vector)
+{
+	if (vector >= base + 8u)
+		outb(0xa0, 0x20);
+	outb(0x20, 0x20);
+}
+
 int rt_irq_set_handler(unsigned vector, rt_irq_handler_fn fn)
 {
 	if (vector < RT_EXC_VECTORS || vector >= RT_VECTORS || cpl() != 0)

@@ -47,10 +47,7 @@
 /* 8259 PIC pair and its edge/level control registers */
 #define PIC1_CMD  0x20u
 #define PIC1_DATA 0x21u
-#define PIC2_CMD  0xa0u
-#define PIC2_DATA 0xa1u
 #define ELCR1	  0x4d0u
-#define ELCR2	  0x4d1u
 #define PIC_EOI	  0x20u /* OCW2: non-specific EOI */
 #define OCW3_IRR  0x0au /* OCW3: the next read of the command port gives IRR */
 #define OCW3_ISR  0x0bu /* ... gives ISR */
@@ -164,25 +161,7 @@ static void uart_irq_handler(unsigned vector)
 static void other_irq_handler(unsigned vector)
 {
 	n_other++;
-	if (vector >= VEC_BASE + 8u)
-		outb(PIC2_CMD, PIC_EOI);
-	outb(PIC1_CMD, PIC_EOI);
-}
-
-static void pic_init(void)
-{
-	outb(PIC1_CMD, 0x11); /* ICW1: edge (ELCR decides), cascade, ICW4 */
-	outb(PIC2_CMD, 0x11);
-	outb(PIC1_DATA, VEC_BASE); /* ICW2: vector base */
-	outb(PIC2_DATA, VEC_BASE + 8u);
-	outb(PIC1_DATA, 0x04); /* ICW3: slave on IRQ 2 */
-	outb(PIC2_DATA, 0x02); /* ... its cascade identity */
-	outb(PIC1_DATA, 0x01); /* ICW4: 8086 mode, normal EOI */
-	outb(PIC2_DATA, 0x01);
-	outb(PIC1_DATA, IMR_ONLY4); /* OCW1: only IRQ 4 */
-	outb(PIC2_DATA, 0xff);
-	outb(ELCR1, 0); /* every line edge-triggered */
-	outb(ELCR2, 0);
+	rt_pic_eoi(VEC_BASE, vector);
 }
 
 static void reset_counts(enum mode m)
@@ -372,7 +351,7 @@ int main(unsigned cpu, unsigned ncpus)
 		park();
 	for (unsigned v = VEC_BASE; v < VEC_BASE + 16u; v++)
 		rt_irq_set_handler(v, v == UART_VEC ? uart_irq_handler : other_irq_handler);
-	pic_init();
+	rt_pic_init(VEC_BASE, IMR_ONLY4); /* only IRQ 4 */
 	probe();
 	unsigned r = test();
 	if (r == IRQ_NONE)

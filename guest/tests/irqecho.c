@@ -19,13 +19,6 @@
  */
 #include "rt.h"
 
-#define PIC1_CMD  0x20u
-#define PIC1_DATA 0x21u
-#define PIC2_CMD  0xa0u
-#define PIC2_DATA 0xa1u
-#define ELCR1	  0x4d0u
-#define ELCR2	  0x4d1u
-#define PIC_EOI	  0x20u
 #define VEC_BASE  0x20u
 #define UART_LINE 4u
 #define UART_VEC  (VEC_BASE + UART_LINE)
@@ -53,15 +46,13 @@ static void rx_handler(unsigned vector)
 			outb(THR, c);
 		}
 	}
-	outb(PIC1_CMD, PIC_EOI);
+	rt_pic_eoi(VEC_BASE, UART_VEC);
 }
 
 static void other_handler(unsigned vector)
 {
 	n_other++;
-	if (vector >= VEC_BASE + 8u)
-		outb(PIC2_CMD, PIC_EOI);
-	outb(PIC1_CMD, PIC_EOI);
+	rt_pic_eoi(VEC_BASE, vector);
 }
 
 int main(unsigned cpu, unsigned ncpus)
@@ -71,18 +62,7 @@ int main(unsigned cpu, unsigned ncpus)
 		park();
 	for (unsigned v = VEC_BASE; v < VEC_BASE + 16u; v++)
 		rt_irq_set_handler(v, v == UART_VEC ? rx_handler : other_handler);
-	outb(PIC1_CMD, 0x11); /* ICW1: cascade, ICW4 follows */
-	outb(PIC2_CMD, 0x11);
-	outb(PIC1_DATA, VEC_BASE); /* ICW2 */
-	outb(PIC2_DATA, VEC_BASE + 8u);
-	outb(PIC1_DATA, 0x04); /* ICW3: slave on IRQ 2 */
-	outb(PIC2_DATA, 0x02);
-	outb(PIC1_DATA, 0x01); /* ICW4: 8086 mode */
-	outb(PIC2_DATA, 0x01);
-	outb(PIC1_DATA, (uint8_t)~(1u << UART_LINE)); /* only IRQ 4 */
-	outb(PIC2_DATA, 0xff);
-	outb(ELCR1, 0); /* every line edge-triggered */
-	outb(ELCR2, 0);
+	rt_pic_init(VEC_BASE, (uint8_t) ~(1u << UART_LINE)); /* only IRQ 4 */
 	puts("ready\n");
 	outb(IER, IER_RDI);
 	while (!quit)
