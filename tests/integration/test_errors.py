@@ -477,6 +477,24 @@ class Messages(VmmuxTest):
                                  "before it answered its set-up (is it a vmmux VMM "
                                  "program?)" % (path, status))
 
+    def test_failing_program_among_parallel_vmms(self):
+        # One of three parallel VMMs fails its set-up, first, in the middle
+        # or last: it is named, the others (started or not yet) are
+        # stopped, and the run ends at once without its guest.
+        false = shutil.which("false")
+        mon = "placement=parallel,output=/dev/null"
+        for at in range(3):
+            vmms = ["m%d=monitor,%s" % (i, mon) for i in range(3)]
+            vmms[at] = "echo=external,program=" + false
+            args = [a for v in vmms for a in ("--vmm", v)]
+            r = self.run_guest("io.elf", *args, "--route", "io:0x80-0x81=echo", timeout=30)
+            self.assertStatus(r, EXIT_USAGE)
+            self.assertNoCrash(r)
+            self.assertEqual(r.out, "")
+            self.assertEqual(r.err.strip().splitlines()[-1],
+                             "vmmux: error: vmm 'echo': %s exited with status 1 before it "
+                             "answered its set-up (is it a vmmux VMM program?)" % false)
+
     def test_program_killed_at_once(self):
         # The same for a program that dies of a signal (here its own
         # SIGKILL, or the sandbox's SIGSYS first): the signal is named.
