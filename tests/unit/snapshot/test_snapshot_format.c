@@ -247,6 +247,14 @@ static void refused(const struct file *f, size_t len, const char *what)
 		fail_msg("message '%s' does not say '%s'", e.msg, what);
 }
 
+/* The file SPEC builds is refused, saying WHAT. */
+static void spec_refused(const struct spec *spec, const char *what)
+{
+	struct file f = build(spec);
+	refused(&f, f.len, what);
+	free(f.p);
+}
+
 static void test_crc32_is_zlibs(void **state)
 {
 	(void)state;
@@ -312,9 +320,7 @@ static void test_magic_version_and_header_crc(void **state)
 
 	struct spec s = base;
 	s.version = 2;
-	f = build(&s);
-	refused(&f, f.len, "header: snapshot format version 2; this vmmux reads version 1");
-	free(f.p);
+	spec_refused(&s, "header: snapshot format version 2; this vmmux reads version 1");
 
 	f = build(&base);
 	f.p[24] ^= 1; /* the creation time */
@@ -391,41 +397,29 @@ static void test_layout_refusals(void **state)
 
 	s = base;
 	s.skip_end = true;
-	f = build(&s);
-	refused(&f, f.len, "section END: missing");
-	free(f.p);
+	spec_refused(&s, "section END: missing");
 
 	s = base;
 	s.skip_memory = true;
-	f = build(&s);
-	refused(&f, f.len, "section MEMORY: missing");
-	free(f.p);
+	spec_refused(&s, "section MEMORY: missing");
 
 	s = base;
 	s.dup_routes = true;
-	f = build(&s);
-	refused(&f, f.len, "(ROUTES): repeated");
-	free(f.p);
+	spec_refused(&s, "(ROUTES): repeated");
 
 	s = base;
 	s.regs_len = sizeof(struct kvm_regs) - 8;
-	f = build(&s);
-	refused(&f, f.len, "(VCPU 0): a record of the wrong size");
-	free(f.p);
+	spec_refused(&s, "(VCPU 0): a record of the wrong size");
 
 	s = base;
 	s.extent_gpa = MEM - SNAP_PAGE;
 	s.extent_len = 2 * SNAP_PAGE; /* past the end of guest memory */
-	f = build(&s);
-	refused(&f, f.len, "(MEMORY): an extent that is not page-aligned");
-	free(f.p);
+	spec_refused(&s, "(MEMORY): an extent that is not page-aligned");
 
 	s = base;
 	s.extent_gpa = 100; /* not page aligned */
 	s.extent_len = SNAP_PAGE;
-	f = build(&s);
-	refused(&f, f.len, "(MEMORY): an extent");
-	free(f.p);
+	spec_refused(&s, "(MEMORY): an extent");
 
 	/* the file shorter than the header says: guest memory cut off */
 	f = build(&base);
@@ -525,37 +519,25 @@ static void test_handover(void **state)
 	assert_int_equal(one.len, SNAP_HO_EVENT_SIZE);
 	snap_buf_free(&one);
 	s.ho_type = VMMUX_EV__COUNT;
-	f = build(&s);
-	refused(&f, f.len, "(HANDOVER): a dispatcher's event of an unknown type");
-	free(f.p);
+	spec_refused(&s, "(HANDOVER): a dispatcher's event of an unknown type");
 	s.ho_type = 0;
 	s.ho_nhost = SNAP_HO_HOSTQ_MAX + 1;
-	f = build(&s);
-	refused(&f, f.len, "(HANDOVER): a count of the dispatcher's events out of bounds");
-	free(f.p);
+	spec_refused(&s, "(HANDOVER): a count of the dispatcher's events out of bounds");
 	s.ho_nhost = 3; /* more than the section holds */
-	f = build(&s);
-	refused(&f, f.len, "(HANDOVER)");
-	free(f.p);
+	spec_refused(&s, "(HANDOVER)");
 	s.ho_nhost = 0;
 	s.handover = 2;
 
 	s.ho_pid = -5;
-	f = build(&s);
-	refused(&f, f.len, "(HANDOVER): parallel VMM 0: a process id that is not positive");
-	free(f.p);
+	spec_refused(&s, "(HANDOVER): parallel VMM 0: a process id that is not positive");
 	s.ho_pid = 0;
 	s.ho_nslots = SNAP_HO_SLOTS_MAX + 1;
-	f = build(&s);
-	refused(&f, f.len, "(HANDOVER): parallel VMM 0: a slot or IRQ line count out of bounds");
-	free(f.p);
+	spec_refused(&s, "(HANDOVER): parallel VMM 0: a slot or IRQ line count out of bounds");
 	s.ho_nslots = 0;
 
 	s.handover = SNAP_HANDOVER_VERSION + 1;
-	f = build(&s);
-	refused(&f, f.len,
-		"(HANDOVER): live-update state version 4; this vmmux reads versions 1 to 3");
-	free(f.p);
+	spec_refused(&s,
+		     "(HANDOVER): live-update state version 4; this vmmux reads versions 1 to 3");
 
 	/* every version from the oldest read to the current one parses */
 	for (uint32_t ver = SNAP_HANDOVER_VERSION_MIN; ver <= SNAP_HANDOVER_VERSION; ver++) {
@@ -575,9 +557,7 @@ static void test_handover(void **state)
 
 	s.handover = SNAP_HANDOVER_VERSION;
 	s.ho_piece = MEM / 2 - SNAP_PAGE;
-	f = build(&s);
-	refused(&f, f.len, "(HANDOVER): guest RAM pieces that do not cover memory");
-	free(f.p);
+	spec_refused(&s, "(HANDOVER): guest RAM pieces that do not cover memory");
 }
 
 /* Change bytes of a section's payload and recompute its CRCs, so that the
