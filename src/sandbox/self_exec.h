@@ -25,7 +25,8 @@
  *     thread with the caller's signal mask, and the caller waits for its
  *     result; at once when the caller is the exec thread. One call at a
  *     time (callers queue on a mutex). FN must not wait for another thread
- *     (the exec thread waits for nobody). An FN that execve's succeeds by
+ *     (the exec thread waits for no thread; a child process of its own,
+ *     such as the loader listing a program's libraries, it may). An FN that execve's succeeds by
  *     never returning: the kernel ends every other thread, the caller
  *     included, and the process goes on as the new program with the exec
  *     thread's credentials, filters (the base layer only) and signal

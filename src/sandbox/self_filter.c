@@ -36,17 +36,21 @@
 #define SUP  (1u << SELF_SUPERVISOR)
 #define DISP (1u << SELF_DISPATCHER)
 #define CTL  (1u << SELF_CONTROL)
-/* The live-change worker forks VMMs as the supervisor does: its list is
- * the supervisor's, and it runs under the supervisor's filter, which it
- * inherits (one more of the same would only be evaluated twice, and would
- * add one to the filters every VMM it forks inherits). */
+/* The live-change worker starts, stops and watches VMMs as the supervisor
+ * does: its list is the supervisor's, and it runs under the supervisor's
+ * filter, which it inherits (one more of the same would only be evaluated
+ * twice). */
 #define WORK  SUP
 #define SETUP (1u << SELF_SETUP)
 #define IOR   (1u << SELF_IOREGION)
 #define GDB   (1u << SELF_GDBSTUB)
 #define RCLM  (1u << SELF_RECLAIM)
 #define ALL   ((1u << SELF_NROLES) - 1)
-/* The roles that fork parallel VMMs. */
+/* The roles that manage parallel VMMs and the run's files: the supervisor
+ * and the live-change worker. Neither forks nor executes anything: every
+ * process vmmux starts (parallel VMMs, the loader's listing of a VMM
+ * program, a live update's check and its execve) is started by the exec
+ * thread, the main thread, which has no role filter (self_exec.h). */
 #define FORK (SUP | WORK)
 /* The roles that deliver events: to in-process VMMs (their callbacks run on
  * the delivering thread) and to parallel VMMs (kill a late one). The
@@ -106,6 +110,7 @@ struct rule {
 #define R1(name, roles, a)       {SCMP_SYS(name), (roles), 0, 1, {a}}
 #define R2(name, roles, a, b)    {SCMP_SYS(name), (roles), 0, 2, {a, b}}
 #define R3(name, roles, a, b, c) {SCMP_SYS(name), (roles), 0, 3, {a, b, c}}
+#define FAIL0(name, roles, e)    {SCMP_SYS(name), (roles), (e), 0, {{0}}}
 #define FAIL1(name, roles, e, a) {SCMP_SYS(name), (roles), (e), 1, {a}}
 
 static const struct rule rules[] = {
@@ -252,37 +257,29 @@ static const struct rule rules[] = {
 
 	/* ---- threads ---------------------------------------------------- */
 
-	/* pthread_create: the stack (mmap, above), the thread (clone3 with
-	 * CLONE_THREAD; glibc falls back to clone), its kernel bookkeeping.
-	 * The new thread names itself and installs its own filter under its
-	 * creator's: the creating roles admit that; once a thread's own
-	 * filter is on it needs none of it. */
-	R(clone3, SPAWNS),
+	/* pthread_create: the stack (mmap, above), the thread, its kernel
+	 * bookkeeping. clone3 fails with ENOSYS (its flags are in memory,
+	 * where a filter cannot look), so that glibc falls back to clone,
+	 * whose flags are an argument: a thread (CLONE_THREAD) only, never a
+	 * process. The new thread names itself and installs its own filter
+	 * under its creator's: the creating roles admit that; once a thread's
+	 * own filter is on it needs none of it. */
+	FAIL0(clone3, SPAWNS, ENOSYS),
+	R1(clone, SPAWNS, MASKED(0, CLONE_THREAD, CLONE_THREAD)),
 	R(set_robust_list, ALL),
 	R(rseq, ALL),
 	R2(seccomp, SPAWNS, EQ32(0, SECCOMP_SET_MODE_FILTER), EQ(1, 0)),
 	R1(prctl, SPAWNS, EQ32(0, PR_SET_NO_NEW_PRIVS)),
 	R1(prctl, SPAWNS, EQ32(0, PR_SET_NAME)),
 
-	/* ---- forking and starting parallel VMMs (supervisor, worker) ---- */
+	/* ---- watching parallel VMMs (supervisor, worker) ---------------- */
 
-	/* fork (clone with SIGCHLD; namespaces' flags too), the child's steps
-	 * before execve (sandbox/spawn.c: descriptors, signals, identity,
-	 * no_new_privs, death signal, CPU, stage 1), the pidfd, and whatever
-	 * gives a VMM an identity of its own (user and PID namespaces,
-	 * Landlock). What the program does after execve is bounded by its own
-	 * stages, whose calls are added from sandbox_filter_calls (filter.c)
-	 * when the filters are built. execve is here for the forked child
-	 * only (seccomp cannot tell which program a path names): vmmux's own
-	 * execve, a live update's, and its check's spawn are the exec
-	 * thread's (self_exec.h), which has no role filter. */
-	R(clone, FORK),
-	R(fork, FORK),
-	R(vfork, FORK),
-	R(execve, FORK),
-	R(execveat, FORK),
+	/* A VMM's process is forked, confined and executed by the exec
+	 * thread (above): here are only what its watchers do with it and with
+	 * their own descriptors, its pidfd, its signals (kill and tgkill for
+	 * a thread's abort()), its reaping, the identity read back. */
 	R(kill, FORK),
-	R(tgkill, FORK), /* a forked VMM's abort() and raise() */
+	R(tgkill, FORK), /* abort() and raise() */
 	R(pidfd_open, FORK),
 	R(pidfd_send_signal, FORK),
 	R(pidfd_getfd, FORK),
@@ -296,53 +293,24 @@ static const struct rule rules[] = {
 	R(socketpair, FORK),
 	R(rt_sigaction, FORK),
 	R(getppid, FORK),
-	R(setgroups, FORK),
-	R(setresuid, FORK),
-	R(setresgid, FORK),
-	R(setuid, FORK),
-	R(setgid, FORK),
 	R(getuid, FORK),
 	R(geteuid, FORK),
 	R(getgid, FORK),
 	R(getegid, FORK),
 	R(capget, FORK),
-	R(capset, FORK),
-	R(prctl, FORK),
-	R(seccomp, FORK),
-	R(sched_setaffinity, FORK),
 	R(prlimit64, FORK),
-	R(setsid, FORK),
-	R(setpgid, FORK),
-	R(unshare, FORK),
-	R(setns, FORK),
-	R(chdir, FORK),
-	R(fchdir, FORK),
-	R(mkdir, FORK),
-	R(mkdirat, FORK),
-	R(sethostname, FORK),
-	R(landlock_create_ruleset, FORK),
-	R(landlock_add_rule, FORK),
-	R(landlock_restrict_self, FORK),
-	/* ... and device nodes, links, ownership, file system queries, the
-	 * identity read back. No mount of any kind: vmmux never mounts (the
-	 * base layer refuses it, below). */
-	R(mknodat, FORK),
-	R(symlinkat, FORK),
-	R(fchown, FORK),
-	R(fchownat, FORK),
 	R(statfs, FORK),
 	R(fstatfs, FORK),
-	R(setdomainname, FORK),
 	R(getgroups, FORK),
 	R(getresuid, FORK),
 	R(getresgid, FORK),
 	/* Memory and descriptors for a VMM: its transport region and windows
-	 * (memfds, sealed), the set-up socket, stderr's pipe. */
+	 * (memfds, sealed), the set-up socket, stderr's pipe. Never memory
+	 * that executes (no thread of vmmux loads code after its start). */
 	R(memfd_create, FORK),
 	R(ftruncate, FORK),
 	R(fallocate, FORK),
-	R(mmap, FORK),
-	R(mprotect, FORK),
+	R1(mmap, FORK, MASKED(2, PROT_EXEC, 0)),
 	R(madvise, FORK),
 
 	/* ---- files and devices (supervisor, worker) --------------------- */
@@ -353,6 +321,8 @@ static const struct rule rules[] = {
 	 * and stops the VMMs. */
 	R(openat, FORK),
 	R(open, FORK),
+	R(mkdir, FORK), /* the control socket's private directory (mkdtemp) */
+	R(mkdirat, FORK),
 	R(readlink, FORK),
 	R(access, FORK),
 	R(faccessat2, FORK),
@@ -614,18 +584,15 @@ static int cmp_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* The distinct calls of ROLE's rows (and, for the forking roles, of the
- * parallel VMM's stages), sorted; returns the count. */
+/* The distinct calls that ROLE's rows admit, sorted; returns the count. */
 static size_t role_calls(enum self_role role, int *nrs, size_t cap)
 {
-	int all[sizeof(rules) / sizeof(rules[0]) + 256];
+	int all[sizeof(rules) / sizeof(rules[0])];
 	size_t n = 0;
 	unsigned bit = role_bit(role);
 	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
 		if ((rules[i].roles & bit) && rules[i].err == 0)
 			all[n++] = rules[i].nr;
-	if (bit & FORK)
-		n += sandbox_filter_calls(all + n, 256);
 	qsort(all, n, sizeof(all[0]), cmp_int);
 	size_t d = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -683,23 +650,12 @@ static int build(enum self_role role, struct sandbox_filter *f, struct errbuf *e
 		if ((rules[i].roles & bit) && rules[i].ncmp == 0 && rules[i].err == 0 &&
 		    rules[i].nr < NAMES_MAX)
 			plain[rules[i].nr] = true;
-	/* A forked VMM's calls that no row of the role names: admitted
-	 * without conditions (its own stages hold the conditions). */
-	bool named[NAMES_MAX] = {false};
-	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
-		if ((rules[i].roles & bit) && rules[i].nr < NAMES_MAX)
-			named[rules[i].nr] = true;
-	int extra[256];
-	size_t nextra = (bit & FORK) ? sandbox_filter_calls(extra, 256) : 0;
-	for (size_t i = 0; i < nextra && i < 256; i++)
-		if (extra[i] >= 0 && extra[i] < NAMES_MAX && !named[extra[i]])
-			plain[extra[i]] = true;
 	for (int nr = 0; nr < NAMES_MAX; nr++)
 		if (plain[nr] && add(ctx, nr, 0, 0, NULL, what, e) != 0)
 			goto fail;
 	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
 		const struct rule *r = &rules[i];
-		if (!(r->roles & bit) || r->ncmp == 0 || plain[r->nr])
+		if (!(r->roles & bit) || (r->ncmp == 0 && r->err == 0) || plain[r->nr])
 			continue;
 		if (add(ctx, r->nr, r->err, r->ncmp, r->cmp, what, e) != 0)
 			goto fail;
@@ -744,8 +700,21 @@ static bool admitted_by(unsigned mask, const struct rule *r)
 
 int self_filter_check(struct errbuf *e)
 {
-	/* No role, and no forked VMM's stage, admits what the base layer
-	 * refuses. */
+	/* No parallel VMM's stage (whose process inherits the base layer from
+	 * the exec thread) admits what the base layer refuses. */
+	int vmm[256];
+	size_t nvmm = sandbox_filter_calls(vmm, 256);
+	for (size_t i = 0; i < nvmm && i < 256; i++) {
+		if (!base_denies(vmm[i]))
+			continue;
+		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, vmm[i]);
+		err_set(e,
+			"seccomp: a parallel VMM's stage admits %s, which the base layer refuses",
+			name != NULL ? name : "?");
+		free(name);
+		return -1;
+	}
+	/* Nor does any role. */
 	for (int r = 0; r < SELF_NROLES; r++) {
 		int nrs[NAMES_MAX];
 		size_t n = role_calls((enum self_role)r, nrs, NAMES_MAX);

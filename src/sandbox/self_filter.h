@@ -42,13 +42,14 @@
  * role's on it (self_filter_check verifies that the supervisor's admits
  * every row, and that no row admits a call the base layer refuses). Every
  * VMM process is forked by the exec thread and inherits exactly one filter
- * of vmmux's, the base layer. The
- * live-change worker's list is the supervisor's and it runs under the one
- * it inherits. The roles that fork parallel VMMs admit everything their
- * children do until execve and everything the VMM's own stages admit
- * afterwards (sandbox_filter_calls), plus the calls that give a child its
- * own identity (clone, unshare, setns, mount, pivot_root, landlock_*, uid
- * and gid changes).
+ * of vmmux's, the base layer (whose list no VMM stage admits either:
+ * self_filter_check). The live-change worker's list is the supervisor's
+ * and it runs under the one it inherits. No role starts a process: the
+ * exec thread alone forks, builds Landlock rulesets, changes identities and
+ * executes (VMMs, the loader's listing of a VMM program, a live update's
+ * check and execve); the roles that create threads get clone with
+ * CLONE_THREAD only, clone3 failing with ENOSYS (glibc then uses clone),
+ * and no role maps executable memory or calls execve.
  *
  * A forbidden system call is trapped (SECCOMP_RET_TRAP): the SIGSYS handler
  * writes one line, "vmmux: seccomp: the ROLE thread made a forbidden

@@ -93,8 +93,9 @@ void machine_wake_supervisor(void);
  * VMM (PR_SET_PDEATHSIG is tied to the thread that forks) and makes a live
  * update's execve (the one thread that survives it), so that the VMMs
  * outlive the old program's threads and stay the new one's children. The
- * caller waits offline for the router; the exec thread waits for nobody, so
- * the wait is FN's (a fork) and the calls queued before it.
+ * caller waits offline for the router; the exec thread waits for no thread,
+ * so the wait is FN's (a fork; once per VMM program, the loader's listing
+ * of its libraries) and the calls queued before it.
  * MACHINE_ON_MAIN_CLOSED when the run has ended (FN not called).
  */
 /*

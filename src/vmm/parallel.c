@@ -231,8 +231,23 @@ static void warn_isolation(void)
 			 SANDBOX_UID_BASE);
 }
 
+struct prepare_call {
+	struct sandbox_landlock *ll;
+	const char *program;
+	struct errbuf *e;
+};
+
+static int prepare_call(void *arg)
+{
+	struct prepare_call *c = arg;
+	return sandbox_landlock_prepare(c->ll, c->program, c->e);
+}
+
 /* PROGRAM's Landlock confinement (prepared at its first start), or NULL
- * when the host has no Landlock. */
+ * when the host has no Landlock. It is prepared on the exec thread
+ * (machine_on_main), the one thread that may start a process (the
+ * loader's listing of what the program loads: sandbox/landlock.c) and
+ * build a Landlock ruleset: no role filter admits either. */
 static const struct sandbox_landlock *confinement_of(const char *program, struct errbuf *e, int *rc)
 {
 	*rc = 0;
@@ -250,7 +265,11 @@ static const struct sandbox_landlock *confinement_of(const char *program, struct
 			*rc = err_set(e, "%s: out of memory", program);
 			return NULL;
 		}
-		if (sandbox_landlock_prepare(&c->ll, program, e) != 0) {
+		struct prepare_call pc = {&c->ll, program, e};
+		int prc = machine_on_main(prepare_call, &pc);
+		if (prc == MACHINE_ON_MAIN_CLOSED)
+			err_set(e, "%s: not prepared: the run is ending", program);
+		if (prc != 0) {
 			free(c->path);
 			free(c);
 			pthread_mutex_unlock(&G.confine_lock);
@@ -901,9 +920,7 @@ static int spawn_call(void *arg)
  */
 static int spawn_process(struct pvmm *p, struct errbuf *e)
 {
-	/* The program's confinement is prepared here, on the caller's thread
-	 * (its loader lists what it loads: a child process waited for), so
-	 * that the exec thread waits for nobody. */
+	/* its confinement, then the process: both on the exec thread */
 	const char *path = p->v->cfg.program ? p->v->cfg.program : G.self;
 	int lrc;
 	const struct sandbox_landlock *ll = confinement_of(path, e, &lrc);
