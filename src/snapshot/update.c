@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <sched.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -245,11 +247,122 @@ struct exec_job {
 	int err; /* the execve's errno */
 };
 
+/*
+ * The old address space, held past the execve. An execve tears the old
+ * address space down before the new program starts, and with guest RAM
+ * mapped (its page tables' entries to clear) that took 6 to 12 ms here,
+ * inside the pause. A child that shares the address space (CLONE_VM, not a
+ * thread: the execve does not end it) keeps it alive, so that the execve
+ * only drops a reference; the child waits for the end of a close-on-exec
+ * pipe, which the execve closes, and exits: the address space is torn
+ * down in its exit, on the other CPU, while the new program starts. The
+ * new program reaps it: its pid is in UPDATE_REAP_ENV (update_reap_take),
+ * which an older vmmux ignores (the child then stays a zombie until that
+ * program's end). The child makes raw system calls only (it shares the
+ * exec thread's thread-local storage, errno included), and is not made
+ * in sanitized builds (whose runtimes would see a task they do not know).
+ */
+#define UPDATE_REAP_ENV	  "VMMUX_UPDATE_REAP"
+#define HOLDER_STACK_SIZE 16384
+
+static int holder_fd[2]; /* read end, write end (the child closes its copy of the latter) */
+
+static long raw_syscall3(long nr, long a, long b, long c)
+{
+	long ret;
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static int holder_main(void *arg)
+{
+	(void)arg;
+	char c;
+	raw_syscall3(SYS_close, holder_fd[1], 0, 0);
+	while (raw_syscall3(SYS_read, holder_fd[0], (long)&c, 1) > 0)
+		;
+	raw_syscall3(SYS_exit_group, 0, 0, 0);
+	return 0;
+}
+
+struct holder {
+	pid_t pid; /* -1: none */
+	void *stack;
+	char **envp; /* environ with UPDATE_REAP_ENV=pid added */
+};
+
+/* Start the holder (exec thread); on failure none, and the execve tears
+ * the address space down itself, as without. */
+static void holder_start(struct holder *h)
+{
+	h->pid = -1;
+	h->stack = NULL;
+	h->envp = environ;
+#ifndef VMMUX_SANITIZED
+	size_t n = 0;
+	while (environ[n] != NULL)
+		n++;
+	char **envp = calloc(n + 2, sizeof(char *));
+	void *stack = malloc(HOLDER_STACK_SIZE);
+	if (envp == NULL || stack == NULL || pipe2(holder_fd, O_CLOEXEC) < 0) {
+		free(envp);
+		free(stack);
+		return;
+	}
+	pid_t pid = clone(holder_main, (char *)stack + HOLDER_STACK_SIZE, CLONE_VM | SIGCHLD, NULL);
+	static char entry[48];
+	if (pid < 0) {
+		close(holder_fd[0]);
+		close(holder_fd[1]);
+		free(envp);
+		free(stack);
+		return;
+	}
+	snprintf(entry, sizeof(entry), "%s=%d", UPDATE_REAP_ENV, (int)pid);
+	memcpy(envp, environ, n * sizeof(char *));
+	envp[n] = entry;
+	h->pid = pid;
+	h->stack = stack;
+	h->envp = envp;
+#endif
+}
+
+/* The execve failed: the holder ends (its pipe's end closed) and is
+ * reaped. */
+static void holder_end(struct holder *h)
+{
+	if (h->pid < 0)
+		return;
+	close(holder_fd[1]);
+	while (waitpid(h->pid, NULL, __WALL) < 0 && errno == EINTR)
+		;
+	close(holder_fd[0]);
+	free(h->stack);
+	free(h->envp);
+	h->pid = -1;
+}
+
+pid_t update_reap_take(void)
+{
+	const char *s = getenv(UPDATE_REAP_ENV);
+	char *end = NULL;
+	long pid = s != NULL ? strtol(s, &end, 10) : 0;
+	unsetenv(UPDATE_REAP_ENV);
+	return s != NULL && end != s && *end == '\0' && pid > 0 && pid <= INT32_MAX ? (pid_t)pid
+										    : -1;
+}
+
 static int execve_job(void *arg)
 {
 	struct exec_job *j = arg;
-	execve(j->program, j->argv, environ);
+	struct holder h;
+	holder_start(&h);
+	execve(j->program, j->argv, h.envp);
 	j->err = errno;
+	holder_end(&h);
 	return -1;
 }
 

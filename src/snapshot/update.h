@@ -48,6 +48,8 @@
 #ifndef VMMUX_SNAPSHOT_UPDATE_H
 #define VMMUX_SNAPSHOT_UPDATE_H
 
+#include <sys/types.h>
+
 #include "util/err.h"
 
 struct snap_view;
@@ -66,6 +68,13 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 /* In the new program, the vCPUs about to start: log the pause, answer the
  * client that asked. */
 void update_resumed(const struct snap_view *v);
+
+/* New program, single-threaded (vmmux run --resume-from-fd, first thing):
+ * the pid of the old program's address-space holder (a child that exits
+ * once the execve is done, update.c), taken from the environment and
+ * removed from it; -1 when there is none. The caller has it reaped
+ * (machine_reap_later). */
+pid_t update_reap_take(void);
 
 /* `vmmux run --update-check-fd FD`: print to stdout whether this vmmux takes
  * the state on FD (the first check of update_run). ARGC/ARGV are the

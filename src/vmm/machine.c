@@ -31,7 +31,9 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -567,7 +569,37 @@ static void raise_watchdog(void)
 #define INPUT_RETRY_MS 10
 #define HOSTQ_MAX      256 /* host events waiting for the dispatcher */
 
-enum poll_kind { POLL_WAKE, POLL_SIGNAL, POLL_TIMER, POLL_INPUT, POLL_PARALLEL, POLL_API };
+enum poll_kind {
+	POLL_WAKE,
+	POLL_SIGNAL,
+	POLL_TIMER,
+	POLL_INPUT,
+	POLL_PARALLEL,
+	POLL_API,
+	POLL_LEFTOVER
+};
+
+/* A child of the previous program to reap (a live update's address-space
+ * holder, src/snapshot/update.c): its pid (machine_reap_later, before the
+ * run), then its pidfd (set-up), which the supervisor polls. */
+static pid_t leftover_pid = -1;
+static int leftover_pidfd = -1;
+
+void machine_reap_later(pid_t pid)
+{
+	leftover_pid = pid;
+}
+
+/* The supervisor: the leftover child has exited (or the run ends). */
+static void reap_leftover(void)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PIDFD, (id_t)leftover_pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0)
+		return; /* not yet */
+	close(leftover_pidfd);
+	leftover_pidfd = -1;
+}
 
 struct poll_set {
 	struct pollfd fds[POLL_MAX];
@@ -946,6 +978,8 @@ static void supervise(int sig_fd, int timer_fd)
 			poll_add(&ps, sig_fd, POLL_SIGNAL, VMM_ID_NONE);
 		if (timer_fd >= 0)
 			poll_add(&ps, timer_fd, POLL_TIMER, VMM_ID_NONE);
+		if (leftover_pidfd >= 0)
+			poll_add(&ps, leftover_pidfd, POLL_LEFTOVER, VMM_ID_NONE);
 		for (size_t id = 1; id < vmm_count(); id++) {
 			struct vmm *v = vmm_get((uint16_t)id);
 			int pf[2];
@@ -994,6 +1028,9 @@ static void supervise(int sig_fd, int timer_fd)
 					pvmm_sup_ready(vm, ps.fds[i].fd);
 				break;
 			}
+			case POLL_LEFTOVER:
+				reap_leftover();
+				break;
 			default:
 				break;
 			}
@@ -1236,6 +1273,8 @@ static int machine_setup(struct vmmux_config *c)
 	}
 	if (snapshot_restoring()) /* a live update: what its dispatcher had queued */
 		(void)snapshot_restore_host_queue();
+	if (leftover_pid > 0) /* our child: its pid stays its own until we reap it */
+		leftover_pidfd = (int)syscall(SYS_pidfd_open, leftover_pid, 0);
 	return 0;
 }
 

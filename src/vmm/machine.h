@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config/config.h"
 #include "sandbox/self_filter.h"
@@ -71,6 +72,10 @@ uint64_t machine_post_event(const struct vmmux_event *ev);
 /* The same for an event VMM SRC raised (checked against its grants
  * already): routed with SRC as its source. */
 uint64_t machine_post_raised(uint16_t src, const struct vmmux_event *ev);
+/* Before the run: PID, a child this process inherited from the program it
+ * replaced (a live update's address-space holder), is reaped by the
+ * supervisor once it exits. */
+void machine_reap_later(pid_t pid);
 /* A live update, the machine paused (the dispatcher holds): copies of the
  * events the dispatcher has not taken yet, oldest first, at most MAX, into
  * EV and their sources (machine_post_raised's SRC, VMM_ID_NONE for the

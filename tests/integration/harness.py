@@ -323,8 +323,9 @@ def start_vmmux(tmpdir, *args, stdin=subprocess.DEVNULL, env=None):
     return Background(args, tmpdir, stdin, env)
 
 
-def child_pids(pid):
-    """The live (not zombie) processes whose parent is PID, sorted."""
+def child_pids(pid, zombies=False):
+    """The live (not zombie, unless ZOMBIES) processes whose parent is PID,
+    sorted."""
     kids = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -336,7 +337,7 @@ def child_pids(pid):
             continue
         # "pid (comm) state ppid ...": comm may hold spaces and parentheses
         fields = st[st.rindex(")") + 2:].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
+        if int(fields[1]) == pid and (zombies or fields[0] != "Z"):
             kids.append(int(d))
     return sorted(kids)
 

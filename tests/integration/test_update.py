@@ -619,6 +619,15 @@ class UpdateTest(VmmuxTest):
         os.chmod(wrapper, stat.S_IRWXU)
         self.refused(bg, sock, ["--program", wrapper],
                      "(HANDOVER): live-update state version 99; this vmmux reads versions 1 to 3")
+        # a program that passes the check and is gone by the execve: the
+        # execve fails after the last pause, the old program carries on,
+        # and its address-space holder (update.c) is ended and reaped
+        gone = self.path("vmmux-gone")
+        with open(gone, "w") as f:
+            f.write('#!/bin/sh\n%s "$@"; s=$?; rm -f "$0"; exit $s\n' % vmmux_path())
+        os.chmod(gone, stat.S_IRWXU)
+        self.refused(bg, sock, ["--program", gone], "update refused: execve %s: " % gone)
+        self.assertEqual(harness.child_pids(bg.pid, zombies=True), [])
         self.assertNotIn("live update: the vCPUs resume", bg.err())
         # and after the refusals, an update that is taken
         c = run_ctl(sock, "update")
@@ -679,7 +688,11 @@ class UpdateTest(VmmuxTest):
             self.assertStatus(c, 0)
             self.assertIn("pid: %d" % bg.pid, c.out)
             self.assertEqual(self.parallel_vmms(sock), before)
-            self.assertEqual(harness.child_pids(bg.pid), sorted(p for p, _, _ in before.values()))
+            # the VMMs, and nothing else once the old program's
+            # address-space holder (update.c) has exited and been reaped
+            vmm_pids = sorted(p for p, _, _ in before.values())
+            wait_until("the old address space's holder reaped",
+                       lambda: harness.child_pids(bg.pid, zombies=True) == vmm_pids, timeout=10)
             self.assertEqual(bg.err().count("taken over (0 restarts so far)"),
                              len(before) * (k + 1))
         self.assertNotIn("parallel VMM started", bg.err().split("live update")[1])
