@@ -541,8 +541,12 @@ static int cmd_run(int argc, char **argv)
 			     ? err_set(&e, "--resume-from-fd %s: %s", resume, strerror(errno))
 			     : snapshot_restore_open_fd(fd_arg(resume), "the live update's state",
 							&sargc, &sargv, &cwd, &e);
-		if (resume != NULL) /* the old program's address-space holder, reaped later */
-			machine_reap_later(update_reap_take());
+		if (resume != NULL) { /* the old program's address-space holders, reaped later */
+			pid_t reap[8];
+			unsigned nreap = update_reap_take(reap, 8);
+			for (unsigned i = 0; i < nreap; i++)
+				machine_reap_later(reap[i]);
+		}
 		if (rc == 0 && resume != NULL)
 			rc = snapshot_restore_claim_fds(&e);
 		if (rc < 0) {

@@ -253,19 +253,35 @@ struct exec_job {
  * mapped (its page tables' entries to clear) that took 6 to 12 ms here,
  * inside the pause. A child that shares the address space (CLONE_VM, not a
  * thread: the execve does not end it) keeps it alive, so that the execve
- * only drops a reference; the child waits for the end of a close-on-exec
- * pipe, which the execve closes, and exits: the address space is torn
- * down in its exit, on the other CPU, while the new program starts. The
- * new program reaps it: its pid is in UPDATE_REAP_ENV (update_reap_take),
- * which an older vmmux ignores (the child then stays a zombie until that
- * program's end). The child makes raw system calls only (it shares the
- * exec thread's thread-local storage, errno included), and is not made
- * in sanitized builds (whose runtimes would see a task they do not know).
+ * only drops a reference; the child keeps the old VM's descriptors too
+ * (its teardown is as costly) and closes every other one at once (a
+ * socket the new program binds again, a gdb stub's, must be gone, and a
+ * peer waiting for an end of file must get it as before); it waits for
+ * the end of a close-on-exec pipe, which the execve closes, and exits
+ * (the execve waits until it has closed the others):
+ * both are torn down in its exit, on the other CPU, while the new program
+ * starts. It has no exit signal (no SIGCHLD to interrupt the new program's
+ * system calls). The new program reaps it, and the holders of earlier
+ * updates not reaped yet: their pids are in UPDATE_REAP_ENV
+ * (update_reap_take), which an older vmmux ignores (they then stay
+ * zombies until that program's end). The child makes raw system calls
+ * only (it shares the exec thread's thread-local storage, errno
+ * included), and is not made in sanitized builds (whose runtimes would
+ * see a task they do not know).
  */
-#define UPDATE_REAP_ENV	  "VMMUX_UPDATE_REAP"
-#define HOLDER_STACK_SIZE 16384
+#define UPDATE_REAP_ENV "VMMUX_UPDATE_REAP"
+#define REAP_MAX	8
 
-static int holder_fd[2]; /* read end, write end (the child closes its copy of the latter) */
+#ifndef VMMUX_SANITIZED
+#define HOLDER_STACK_SIZE 16384
+#define HOLDER_KEEP_MAX	  (SNAP_VCPUS_MAX + 2)
+
+/* What the child keeps: the pipe's read end, the VM and its vCPUs, in
+ * increasing order (set before the clone, read by the child). */
+static int holder_keep[HOLDER_KEEP_MAX];
+static unsigned holder_nkeep;
+static int holder_fd[2];  /* the execve closes [1]; the child reads [0] */
+static int holder_ack[2]; /* the child says on [1] it has closed the rest */
 
 static long raw_syscall3(long nr, long a, long b, long c)
 {
@@ -280,18 +296,33 @@ static long raw_syscall3(long nr, long a, long b, long c)
 static int holder_main(void *arg)
 {
 	(void)arg;
-	char c;
-	raw_syscall3(SYS_close, holder_fd[1], 0, 0);
+	/* every descriptor but those kept: the ranges between them */
+	long from = 0;
+	for (unsigned i = 0; i < holder_nkeep; i++) {
+		if (holder_keep[i] > from)
+			raw_syscall3(SYS_close_range, from, holder_keep[i] - 1, 0);
+		from = holder_keep[i] + 1;
+	}
+	raw_syscall3(SYS_close_range, from, ~0u, 0);
+	char c = 'x';
+	raw_syscall3(SYS_write, holder_ack[1], (long)&c, 1);
+	raw_syscall3(SYS_close, holder_ack[1], 0, 0);
 	while (raw_syscall3(SYS_read, holder_fd[0], (long)&c, 1) > 0)
 		;
 	raw_syscall3(SYS_exit_group, 0, 0, 0);
 	return 0;
 }
 
+static int cmp_fd(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+#endif
+
 struct holder {
 	pid_t pid; /* -1: none */
 	void *stack;
-	char **envp; /* environ with UPDATE_REAP_ENV=pid added */
+	char **envp; /* environ with UPDATE_REAP_ENV=pids, or environ */
 };
 
 /* Start the holder (exec thread); on failure none, and the execve tears
@@ -302,18 +333,44 @@ static void holder_start(struct holder *h)
 	h->stack = NULL;
 	h->envp = environ;
 #ifndef VMMUX_SANITIZED
+	struct vm *vm = machine_vm();
 	size_t n = 0;
 	while (environ[n] != NULL)
 		n++;
 	char **envp = calloc(n + 2, sizeof(char *));
 	void *stack = malloc(HOLDER_STACK_SIZE);
-	if (envp == NULL || stack == NULL || pipe2(holder_fd, O_CLOEXEC) < 0) {
+	if (envp == NULL || stack == NULL || vm->ncpus + 3 > HOLDER_KEEP_MAX ||
+	    pipe2(holder_fd, O_CLOEXEC) < 0) {
 		free(envp);
 		free(stack);
 		return;
 	}
-	pid_t pid = clone(holder_main, (char *)stack + HOLDER_STACK_SIZE, CLONE_VM | SIGCHLD, NULL);
-	static char entry[48];
+	if (pipe2(holder_ack, O_CLOEXEC) < 0) {
+		close(holder_fd[0]);
+		close(holder_fd[1]);
+		free(envp);
+		free(stack);
+		return;
+	}
+	holder_nkeep = 0;
+	holder_keep[holder_nkeep++] = holder_fd[0];
+	holder_keep[holder_nkeep++] = holder_ack[1];
+	holder_keep[holder_nkeep++] = vm->vm_fd;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (vm->vcpus[i].fd >= 0)
+			holder_keep[holder_nkeep++] = vm->vcpus[i].fd;
+	qsort(holder_keep, holder_nkeep, sizeof(int), cmp_fd);
+	pid_t pid = clone(holder_main, (char *)stack + HOLDER_STACK_SIZE, CLONE_VM, NULL);
+	/* Its other descriptors are closed before the execve, not after: a
+	 * socket the new program binds again must be gone by then (a wait of
+	 * a context switch; an end of file if the child died). */
+	close(holder_ack[1]);
+	if (pid >= 0) {
+		char c;
+		while (read(holder_ack[0], &c, 1) < 0 && errno == EINTR)
+			;
+	}
+	close(holder_ack[0]);
 	if (pid < 0) {
 		close(holder_fd[0]);
 		close(holder_fd[1]);
@@ -321,38 +378,58 @@ static void holder_start(struct holder *h)
 		free(stack);
 		return;
 	}
-	snprintf(entry, sizeof(entry), "%s=%d", UPDATE_REAP_ENV, (int)pid);
-	memcpy(envp, environ, n * sizeof(char *));
-	envp[n] = entry;
+	/* this holder and the earlier ones not reaped yet */
+	pid_t reap[REAP_MAX];
+	unsigned nreap = machine_leftovers(reap, REAP_MAX - 1);
+	reap[nreap++] = pid;
+	static char entry[sizeof(UPDATE_REAP_ENV) + REAP_MAX * 12];
+	size_t at = (size_t)snprintf(entry, sizeof(entry), "%s=", UPDATE_REAP_ENV);
+	for (unsigned i = 0; i < nreap && at < sizeof(entry); i++)
+		at += (size_t)snprintf(entry + at, sizeof(entry) - at, "%s%d", i ? "," : "",
+				       (int)reap[i]);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) /* (one inherited is stale: dropped) */
+		if (strncmp(environ[i], UPDATE_REAP_ENV "=", sizeof(UPDATE_REAP_ENV)) != 0)
+			envp[k++] = environ[i];
+	envp[k] = entry;
 	h->pid = pid;
 	h->stack = stack;
 	h->envp = envp;
 #endif
 }
 
-/* The execve failed: the holder ends (its pipe's end closed) and is
+/* The execve failed: the holder ends (killed: whatever stopped it) and is
  * reaped. */
 static void holder_end(struct holder *h)
 {
 	if (h->pid < 0)
 		return;
-	close(holder_fd[1]);
+	kill(h->pid, SIGKILL);
 	while (waitpid(h->pid, NULL, __WALL) < 0 && errno == EINTR)
 		;
+#ifndef VMMUX_SANITIZED
 	close(holder_fd[0]);
+	close(holder_fd[1]);
+#endif
 	free(h->stack);
 	free(h->envp);
 	h->pid = -1;
 }
 
-pid_t update_reap_take(void)
+unsigned update_reap_take(pid_t *pids, unsigned max)
 {
 	const char *s = getenv(UPDATE_REAP_ENV);
-	char *end = NULL;
-	long pid = s != NULL ? strtol(s, &end, 10) : 0;
+	unsigned n = 0;
+	while (s != NULL && *s != '\0' && n < max) {
+		char *end = NULL;
+		long pid = strtol(s, &end, 10);
+		if (end == s || pid <= 0 || pid > INT32_MAX || (*end != ',' && *end != '\0'))
+			break;
+		pids[n++] = (pid_t)pid;
+		s = *end == ',' ? end + 1 : end;
+	}
 	unsetenv(UPDATE_REAP_ENV);
-	return s != NULL && end != s && *end == '\0' && pid > 0 && pid <= INT32_MAX ? (pid_t)pid
-										    : -1;
+	return n;
 }
 
 static int execve_job(void *arg)

@@ -70,11 +70,11 @@ int update_run(const char *program, int client_fd, const char *reply_id, struct 
 void update_resumed(const struct snap_view *v);
 
 /* New program, single-threaded (vmmux run --resume-from-fd, first thing):
- * the pid of the old program's address-space holder (a child that exits
- * once the execve is done, update.c), taken from the environment and
- * removed from it; -1 when there is none. The caller has it reaped
- * (machine_reap_later). */
-pid_t update_reap_take(void);
+ * the pids of the old program's address-space holders (children that exit
+ * once the execve is done, update.c), at most MAX into PIDS, taken from
+ * the environment and removed from it; the number. The caller has them
+ * reaped (machine_reap_later). */
+unsigned update_reap_take(pid_t *pids, unsigned max);
 
 /* `vmmux run --update-check-fd FD`: print to stdout whether this vmmux takes
  * the state on FD (the first check of update_run). ARGC/ARGV are the

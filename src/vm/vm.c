@@ -235,7 +235,11 @@ int vm_create(struct vm *vm, const struct vmmux_config *c, struct errbuf *e)
 	if (api != KVM_API_VERSION)
 		return err_set(e, "/dev/kvm speaks KVM API version %d, vmmux needs %d", api,
 			       KVM_API_VERSION);
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	/* (KVM_CREATE_VM fails with EINTR when a signal is pending; the run's
+	 * signals are blocked here, but a child's SIGCHLD may come) */
+	do
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	while (vm->vm_fd < 0 && errno == EINTR);
 	if (vm->vm_fd < 0)
 		return err_set(e, "KVM_CREATE_VM: %s", strerror(errno));
 	int sz = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);

@@ -19,6 +19,7 @@
 #include "vm/ioregion.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -579,26 +580,67 @@ enum poll_kind {
 	POLL_LEFTOVER
 };
 
-/* A child of the previous program to reap (a live update's address-space
- * holder, src/snapshot/update.c): its pid (machine_reap_later, before the
- * run), then its pidfd (set-up), which the supervisor polls. */
-static pid_t leftover_pid = -1;
-static int leftover_pidfd = -1;
+/* Children of the previous programs to reap (live updates' address-space
+ * holders, src/snapshot/update.c): their pids (machine_reap_later, before
+ * the run), then their pidfds (set-up), which the supervisor polls; a
+ * live update's holder_start asks which are left (machine_leftovers). */
+#define LEFTOVERS_MAX 8
+static struct {
+	pthread_mutex_t lock;
+	pid_t pid[LEFTOVERS_MAX];
+	int pidfd[LEFTOVERS_MAX]; /* -1: reaped, or not ours */
+	unsigned n;
+} L = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 void machine_reap_later(pid_t pid)
 {
-	leftover_pid = pid;
+	if (L.n < LEFTOVERS_MAX) {
+		L.pid[L.n] = pid;
+		L.pidfd[L.n++] = -1;
+	}
 }
 
-/* The supervisor: the leftover child has exited (or the run ends). */
-static void reap_leftover(void)
+unsigned machine_leftovers(pid_t *pids, unsigned max)
+{
+	unsigned k = 0;
+	pthread_mutex_lock(&L.lock);
+	for (unsigned i = 0; i < L.n && k < max; i++)
+		if (L.pidfd[i] >= 0)
+			pids[k++] = L.pid[i];
+	pthread_mutex_unlock(&L.lock);
+	return k;
+}
+
+/* Whether PID is a child of this process (its parent in /proc/PID/stat):
+ * a pid named in the environment is trusted only then. */
+static bool is_our_child(pid_t pid)
+{
+	char path[40], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')'); /* "pid (comm) state ppid ..." */
+	int ppid = 0;
+	return p != NULL && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == (int)getpid();
+}
+
+/* The supervisor: leftover I's pidfd is readable (it exited). */
+static void reap_leftover(unsigned i)
 {
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
-	if (waitid(P_PIDFD, (id_t)leftover_pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0)
+	if (waitid(P_PIDFD, (id_t)L.pidfd[i], &si, WEXITED | WNOHANG | __WALL) == 0 &&
+	    si.si_pid == 0)
 		return; /* not yet */
-	close(leftover_pidfd);
-	leftover_pidfd = -1;
+	pthread_mutex_lock(&L.lock);
+	close(L.pidfd[i]);
+	L.pidfd[i] = -1;
+	pthread_mutex_unlock(&L.lock);
 }
 
 struct poll_set {
@@ -978,8 +1020,9 @@ static void supervise(int sig_fd, int timer_fd)
 			poll_add(&ps, sig_fd, POLL_SIGNAL, VMM_ID_NONE);
 		if (timer_fd >= 0)
 			poll_add(&ps, timer_fd, POLL_TIMER, VMM_ID_NONE);
-		if (leftover_pidfd >= 0)
-			poll_add(&ps, leftover_pidfd, POLL_LEFTOVER, VMM_ID_NONE);
+		for (unsigned i = 0; i < L.n; i++)
+			if (L.pidfd[i] >= 0)
+				poll_add(&ps, L.pidfd[i], POLL_LEFTOVER, (uint16_t)i);
 		for (size_t id = 1; id < vmm_count(); id++) {
 			struct vmm *v = vmm_get((uint16_t)id);
 			int pf[2];
@@ -1029,7 +1072,7 @@ static void supervise(int sig_fd, int timer_fd)
 				break;
 			}
 			case POLL_LEFTOVER:
-				reap_leftover();
+				reap_leftover(ps.owner[i]);
 				break;
 			default:
 				break;
@@ -1273,8 +1316,10 @@ static int machine_setup(struct vmmux_config *c)
 	}
 	if (snapshot_restoring()) /* a live update: what its dispatcher had queued */
 		(void)snapshot_restore_host_queue();
-	if (leftover_pid > 0) /* our child: its pid stays its own until we reap it */
-		leftover_pidfd = (int)syscall(SYS_pidfd_open, leftover_pid, 0);
+	/* our children: their pids stay theirs until we reap them */
+	for (unsigned i = 0; i < L.n; i++)
+		if (is_our_child(L.pid[i]))
+			L.pidfd[i] = (int)syscall(SYS_pidfd_open, L.pid[i], 0);
 	return 0;
 }
 

@@ -76,6 +76,9 @@ uint64_t machine_post_raised(uint16_t src, const struct vmmux_event *ev);
  * replaced (a live update's address-space holder), is reaped by the
  * supervisor once it exits. */
 void machine_reap_later(pid_t pid);
+/* Those not reaped yet, at most MAX into PIDS (a live update's next
+ * program reaps them); the number. */
+unsigned machine_leftovers(pid_t *pids, unsigned max);
 /* A live update, the machine paused (the dispatcher holds): copies of the
  * events the dispatcher has not taken yet, oldest first, at most MAX, into
  * EV and their sources (machine_post_raised's SRC, VMM_ID_NONE for the

@@ -498,6 +498,26 @@ class UpdateTest(VmmuxTest):
         self.assertStatus(r, harness.exit_device_status(0))
         self.assertEqual(len(expiries()), 1, r.err)
 
+    def test_gdb_stub_listens_again(self):
+        # --gdb tcp::PORT: the new program binds the same port again, so
+        # the old program's listening socket must be closed by the
+        # execve (the address-space holder that outlives it keeps none of
+        # its descriptors but the VM's); three updates in a row, then a
+        # connection reaches the new program's stub
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        bg, sock = self.start_guest("--gdb", "tcp::%d" % port)
+        for _ in range(3):
+            c = run_ctl(sock, "update")
+            self.assertEqual(c.status, 0, "%r\n%s" % (c, bg.err()))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"$?#3f")  # the stop reason: the stub answers (an ack, a packet)
+            self.assertTrue(conn.recv(64))
+        self.assertTrue(bg.running(), bg.err())
+        bg.kill()
+
     def test_terminal_left_as_it_was(self):
         # the console's input is a terminal, which vmmux makes raw: across
         # an update, the new program must not take the raw mode for the
