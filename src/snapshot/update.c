@@ -339,19 +339,10 @@ static void holder_start(struct holder *h)
 		n++;
 	char **envp = calloc(n + 2, sizeof(char *));
 	void *stack = malloc(HOLDER_STACK_SIZE);
+	holder_fd[0] = holder_fd[1] = -1;
 	if (envp == NULL || stack == NULL || vm->ncpus + 3 > HOLDER_KEEP_MAX ||
-	    pipe2(holder_fd, O_CLOEXEC) < 0) {
-		free(envp);
-		free(stack);
-		return;
-	}
-	if (pipe2(holder_ack, O_CLOEXEC) < 0) {
-		close(holder_fd[0]);
-		close(holder_fd[1]);
-		free(envp);
-		free(stack);
-		return;
-	}
+	    pipe2(holder_fd, O_CLOEXEC) < 0 || pipe2(holder_ack, O_CLOEXEC) < 0)
+		goto fail;
 	holder_nkeep = 0;
 	holder_keep[holder_nkeep++] = holder_fd[0];
 	holder_keep[holder_nkeep++] = holder_ack[1];
@@ -371,13 +362,8 @@ static void holder_start(struct holder *h)
 			;
 	}
 	close(holder_ack[0]);
-	if (pid < 0) {
-		close(holder_fd[0]);
-		close(holder_fd[1]);
-		free(envp);
-		free(stack);
-		return;
-	}
+	if (pid < 0)
+		goto fail;
 	/* this holder and the earlier ones not reaped yet */
 	pid_t reap[REAP_MAX];
 	unsigned nreap = machine_leftovers(reap, REAP_MAX - 1);
@@ -395,6 +381,14 @@ static void holder_start(struct holder *h)
 	h->pid = pid;
 	h->stack = stack;
 	h->envp = envp;
+	return;
+fail:
+	if (holder_fd[0] >= 0) {
+		close(holder_fd[0]);
+		close(holder_fd[1]);
+	}
+	free(envp);
+	free(stack);
 #endif
 }
 

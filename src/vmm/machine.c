@@ -19,7 +19,6 @@
 #include "vm/ioregion.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -52,6 +51,7 @@
 #include "transport/transport.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/proc.h"
 #include "vm/cpu_setup.h"
 #include "vm/vm.h"
 #include "vmm/live.h"
@@ -615,18 +615,10 @@ unsigned machine_leftovers(pid_t *pids, unsigned max)
  * a pid named in the environment is trusted only then. */
 static bool is_our_child(pid_t pid)
 {
-	char path[40], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')'); /* "pid (comm) state ppid ..." */
+	char buf[512];
+	const char *p = proc_stat_fields(pid, buf, sizeof(buf)); /* state ppid ... */
 	int ppid = 0;
-	return p != NULL && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == (int)getpid();
+	return p != NULL && sscanf(p, " %*c %d", &ppid) == 1 && ppid == (int)getpid();
 }
 
 /* The supervisor: leftover I's pidfd is readable (it exited). */

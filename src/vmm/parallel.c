@@ -29,6 +29,7 @@
 #include "route/router.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/proc.h"
 #include "vm/ioregion.h"
 #include "vm/vm.h"
 #include "vmm/machine.h"
@@ -346,22 +347,24 @@ static void wire_irqs(struct pvmm *p)
 }
 
 /*
- * Attach (ON) or detach the irqfds of a VMM's wired IRQ lines (N lines:
- * IRQS, their irqfds FD and resample fds RFD) to VM. Detached, a pulse
- * the process makes stays counted in its eventfd, and KVM injects an
- * eventfd already signalled when it is attached: a live update detaches
- * them from the old VM before taking its irqchip's state, and the new
- * program (or this one, if the update is refused) attaches them, so no
- * edge is lost. Detaching the last irqfd of a resampled line lowers it;
- * attached again, the line is resampled, so the process asserts it again
- * if it is still high (one acknowledged in between would otherwise wait
- * for an end of interrupt that never comes). Returns N, or the index of
- * the first line that failed: with E, the reason in E and the lines after
- * it untouched; without, every failure logged and the others done.
+ * Attach (ON) or detach the irqfds of P's first N wired IRQ lines to this
+ * program's VM. Detached, a pulse the process makes stays counted in its
+ * eventfd, and KVM injects an eventfd already signalled when it is
+ * attached: a live update detaches them from the old VM before taking its
+ * irqchip's state, and the new program (or this one, if the update is
+ * refused) attaches them, so no edge is lost. Detaching the last irqfd of
+ * a resampled line lowers it; attached again, the line is resampled, so
+ * the process asserts it again if it is still high (one acknowledged in
+ * between would otherwise wait for an end of interrupt that never comes).
+ * Returns N, or the index of the first line that failed: with E, the
+ * reason in E and the lines after it untouched; without, every failure
+ * logged and the others done.
  */
-static unsigned irqs_attach(struct vm *vm, const char *name, const struct hs_irq *irqs,
-			    const int *fd, const int *rfd, unsigned n, bool on, struct errbuf *e)
+static unsigned irqs_attach(struct pvmm *p, unsigned n, bool on, struct errbuf *e)
 {
+	struct vm *vm = machine_vm();
+	const struct hs_irq *irqs = p->irqs;
+	const int *fd = p->irqfd, *rfd = p->resamplefd;
 	unsigned first = n;
 	for (unsigned i = 0; i < n; i++) {
 		if (!irqs[i].wired || fd[i] < 0)
@@ -378,7 +381,8 @@ static unsigned irqs_attach(struct vm *vm, const char *name, const struct hs_irq
 		if (ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0) {
 			struct errbuf local;
 			err_set(e ? e : &local, "parallel VMM '%s': %s IRQ %u (KVM_IRQFD): %s",
-				name, on ? "wiring" : "detaching", irqs[i].line, strerror(errno));
+				p->v->name, on ? "wiring" : "detaching", irqs[i].line,
+				strerror(errno));
 			if (e != NULL)
 				return i;
 			log_error("%s", local.msg);
@@ -1102,11 +1106,9 @@ int pvmm_irqs_detach(struct vmm *v, struct errbuf *e)
 	 * same ones: wire_irqs runs only at pvmm_start, on this worker), so
 	 * only a delivering thread's pvmm_irq_withdraw can change them now. */
 	pthread_mutex_lock(&p->irq_lock);
-	unsigned k = irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, p->nirqs,
-				 false, e);
+	unsigned k = irqs_attach(p, p->nirqs, false, e);
 	if (k < p->nirqs)
-		(void)irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, k, true,
-				  NULL);
+		(void)irqs_attach(p, k, true, NULL);
 	else
 		p->detached = true;
 	pthread_mutex_unlock(&p->irq_lock);
@@ -1165,8 +1167,7 @@ void pvmm_handover_release(struct vmm *v)
 		return;
 	pthread_mutex_lock(&p->irq_lock);
 	if (p->detached)
-		(void)irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, p->nirqs,
-				  true, NULL);
+		(void)irqs_attach(p, p->nirqs, true, NULL);
 	p->detached = false;
 	pthread_mutex_unlock(&p->irq_lock);
 	if (p->held) {
@@ -1197,11 +1198,9 @@ static int adopt(struct pvmm *p, const struct pvmm_handover *h, struct errbuf *e
 		p->irqfd[i] = h->irqfd[i];
 		p->resamplefd[i] = h->resamplefd[i];
 	}
-	unsigned k =
-	    irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, p->nirqs, true, e);
+	unsigned k = irqs_attach(p, p->nirqs, true, e);
 	if (k < p->nirqs) {
-		(void)irqs_attach(machine_vm(), v->name, p->irqs, p->irqfd, p->resamplefd, k, false,
-				  NULL);
+		(void)irqs_attach(p, k, false, NULL);
 		return -1;
 	}
 	pthread_mutex_lock(&p->lock);
@@ -2049,24 +2048,15 @@ unsigned pvmm_async_handoff(struct vmm *v)
  * (/proc/PID/stat fields 14 and 15, in clock ticks), in ns; 0 on error. */
 static uint64_t process_cpu_ns(pid_t pid)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')'); /* the command may hold spaces */
+	char buf[1024];
+	const char *p = proc_stat_fields(pid, buf, sizeof(buf));
 	if (p == NULL)
 		return 0;
 	unsigned long long utime = 0, stime = 0;
-	/* after ")": state ppid pgrp session tty tpgid flags minflt cminflt
-	 * majflt cmajflt utime stime */
-	if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-		   &stime) != 2)
+	/* state ppid pgrp session tty tpgid flags minflt cminflt majflt
+	 * cmajflt utime stime */
+	if (sscanf(p, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) !=
+	    2)
 		return 0;
 	long hz = sysconf(_SC_CLK_TCK);
 	return (utime + stime) * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
