@@ -274,10 +274,11 @@ struct exec_job {
 
 #ifndef VMMUX_SANITIZED
 #define HOLDER_STACK_SIZE 16384
-#define HOLDER_KEEP_MAX	  (SNAP_VCPUS_MAX + 2)
+#define HOLDER_KEEP_MAX	  (SNAP_VCPUS_MAX + 3) /* the two pipes, the VM, its vCPUs */
 
-/* What the child keeps: the pipe's read end, the VM and its vCPUs, in
- * increasing order (set before the clone, read by the child). */
+/* What the child keeps: the hold pipe's read end, the ack pipe's write
+ * end, the VM and its vCPUs, in increasing order (set before the clone,
+ * read by the child). */
 static int holder_keep[HOLDER_KEEP_MAX];
 static unsigned holder_nkeep;
 static int holder_fd[2];  /* the execve closes [1]; the child reads [0] */
